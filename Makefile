@@ -1,0 +1,37 @@
+# make run: set up and run the main job on the embedded default data.
+# make test: set up and run ruff and every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+.PHONY: run test lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+$(DEV): pyproject.toml $(RUNTIME)
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+run: $(RUNTIME)
+	$(VENV)/bin/tradegap run
+
+lint: $(DEV)
+	$(VENV)/bin/ruff check .
+
+test: $(DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+bench: $(DEV)
+	$(PY) bench/engine_vs_vectorbt.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,42 @@
+"""`run_backtest`: prices and target weights in, validated result tables out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from engine.config import BacktestConfig
+from engine.loading import load_prices, load_weights
+from engine.loop import simulate
+from engine.market import Market
+from engine.results import BacktestResult
+from engine.strategy import Strategy, TargetWeights
+
+Source = str | Path | pl.DataFrame
+
+
+def run_backtest(
+    prices: Source, weights: Source, config: BacktestConfig | None = None
+) -> BacktestResult:
+    """Backtest target weights on prices; both are frames or Parquet/CSV paths.
+
+    `prices` has `timestamp, asset, open, high, low, close, volume`; `weights` has
+    `timestamp, asset, weight`, each timestamp's rows being a decision at its close.
+    Bad input raises `engine.errors.InputError` with a one-line message.
+    """
+    config = config or BacktestConfig()
+    bars = load_prices(prices)
+    targets = load_weights(
+        weights, bars, allow_short=config.allow_short, allow_leverage=config.allow_leverage
+    )
+    return run_strategy(bars, TargetWeights(targets), config)
+
+
+def run_strategy(
+    prices: Source, strategy: Strategy, config: BacktestConfig | None = None
+) -> BacktestResult:
+    """Run any `Strategy` (a batch callback per timestamp) on prices."""
+    config = config or BacktestConfig()
+    market = Market.from_bars(load_prices(prices))
+    return BacktestResult(simulate(market, strategy, config))

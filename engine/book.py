@@ -1,0 +1,142 @@
+"""The order book: the one owner of orders, open and closed.
+
+Each asset has at most one open order, held column-wise in slot arrays over the asset
+index: an optional target (shares, value or percent) plus delta amounts that accumulate.
+A target replaces the open order; a delta folds into it (see docs/semantics.md). Every
+order ever placed keeps a record, indexed by order id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SHARES, VALUE, PERCENT, TARGET_SHARES, TARGET_VALUE, TARGET_PERCENT = range(6)
+KIND_NAMES = ("shares", "value", "percent", "target_shares", "target_value", "target_percent")
+
+FILLED, REJECTED, NOOP, REPLACED, MERGED, OPEN = range(6)
+STATUS_NAMES = ("filled", "rejected", "noop", "replaced", "merged", "open")
+
+NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED = range(5)
+REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None)
+
+_RECORD_FIELDS = {
+    "created_bar": np.int64,
+    "asset": np.int64,
+    "kind": np.int8,
+    "amount": np.float64,
+    "status": np.int8,
+    "reason": np.int8,
+    "superseded_by": np.int64,
+    "filled_bar": np.int64,
+    "filled_quantity": np.float64,
+}
+
+
+class OrderBook:
+    """Open orders by asset and the record of every order."""
+
+    def __init__(self, n_assets: int, capacity: int = 1024) -> None:
+        self.open_id = np.full(n_assets, -1, dtype=np.int64)
+        self.due_bar = np.zeros(n_assets, dtype=np.int64)
+        self.target_kind = np.full(n_assets, -1, dtype=np.int8)
+        self.target_amount = np.zeros(n_assets)
+        self.add_shares = np.zeros(n_assets)
+        self.add_value = np.zeros(n_assets)
+        self.add_percent = np.zeros(n_assets)
+        self.n_open = 0
+        self._n = 0
+        self._records = {name: np.empty(capacity, dtype=t) for name, t in _RECORD_FIELDS.items()}
+
+    @property
+    def n_orders(self) -> int:
+        return self._n
+
+    def record(self, name: str) -> np.ndarray:
+        """One field of every order placed so far, indexed by order id (read-only)."""
+        view = self._records[name][: self._n]
+        view.flags.writeable = False
+        return view
+
+    def submit(self, bar: int, due_bar: int, assets: np.ndarray, kind: int, amounts) -> np.ndarray:
+        """Place one order of `kind` per asset (assets unique); returns the new order ids."""
+        assets = np.asarray(assets, dtype=np.int64)
+        amounts = np.broadcast_to(np.asarray(amounts, dtype=np.float64), assets.shape)
+        n = len(assets)
+        ids = np.arange(self._n, self._n + n, dtype=np.int64)
+        self._grow(self._n + n)
+        rec = self._records
+        sl = slice(self._n, self._n + n)
+        rec["created_bar"][sl] = bar
+        rec["asset"][sl] = assets
+        rec["kind"][sl] = kind
+        rec["amount"][sl] = amounts
+        rec["status"][sl] = OPEN
+        rec["reason"][sl] = NO_REASON
+        rec["superseded_by"][sl] = -1
+        rec["filled_bar"][sl] = -1
+        rec["filled_quantity"][sl] = 0.0
+        self._n += n
+
+        previous = self.open_id[assets]
+        had = previous >= 0
+        if had.any():
+            old = previous[had]
+            rec["status"][old] = MERGED if kind < TARGET_SHARES else REPLACED
+            rec["reason"][old] = SUPERSEDED
+            rec["superseded_by"][old] = ids[had]
+        self.n_open += int(n - had.sum())
+
+        if kind >= TARGET_SHARES:
+            self.target_kind[assets] = kind
+            self.target_amount[assets] = amounts
+            self.add_shares[assets] = 0.0
+            self.add_value[assets] = 0.0
+            self.add_percent[assets] = 0.0
+        elif kind == SHARES:
+            self.add_shares[assets] += amounts
+        elif kind == VALUE:
+            self.add_value[assets] += amounts
+        else:
+            self.add_percent[assets] += amounts
+        self.open_id[assets] = ids
+        self.due_bar[assets] = due_bar
+        return ids
+
+    def due(self, bar: int, can_fill: np.ndarray) -> np.ndarray:
+        """Assets whose open order is due at `bar` and that can fill now (ascending)."""
+        if self.n_open == 0:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero((self.open_id >= 0) & (self.due_bar <= bar) & can_fill)
+
+    def close(
+        self,
+        bar: int,
+        assets: np.ndarray,
+        status: np.ndarray,
+        reason: np.ndarray,
+        filled_quantity: np.ndarray,
+    ) -> None:
+        """Close the open orders of `assets` with their outcome and clear their slots."""
+        ids = self.open_id[assets]
+        rec = self._records
+        rec["status"][ids] = status
+        rec["reason"][ids] = reason
+        rec["filled_quantity"][ids] = filled_quantity
+        rec["filled_bar"][ids] = np.where(status == FILLED, bar, -1)
+        self.open_id[assets] = -1
+        self.target_kind[assets] = -1
+        self.add_shares[assets] = 0.0
+        self.add_value[assets] = 0.0
+        self.add_percent[assets] = 0.0
+        self.n_open -= len(assets)
+
+    def _grow(self, needed: int) -> None:
+        capacity = len(self._records["asset"])
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        for name, column in self._records.items():
+            grown = np.empty(capacity, dtype=column.dtype)
+            grown[: self._n] = column[: self._n]
+            self._records[name] = grown

@@ -1,0 +1,78 @@
+"""The ledger: the one owner of cash and positions.
+
+Positions are a float array over the asset index; cash is one float. `apply_fills` is the
+only function that changes either; everyone else reads `cash` and a read-only view of
+`positions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REL_TOL = 1e-9
+ABS_TOL = 1e-12
+
+
+def snap_to_zero(before: np.ndarray | float, change: np.ndarray | float) -> np.ndarray:
+    """`before + change`, set to exactly 0 where the two cancel within tolerance.
+
+    Opposite signs cancel when their magnitudes agree to 1e-9 relative (1e-12 absolute);
+    this keeps closed positions and spent cash at exactly zero instead of float dust.
+    """
+    before = np.asarray(before, dtype=np.float64)
+    change = np.asarray(change, dtype=np.float64)
+    total = before + change
+    a, b = np.abs(before), np.abs(change)
+    cancel = (np.sign(before) != np.sign(change)) & (
+        np.abs(a - b) <= np.maximum(REL_TOL * np.maximum(a, b), ABS_TOL)
+    )
+    return np.where(cancel | (np.abs(total) <= ABS_TOL), 0.0, total)
+
+
+class Ledger:
+    """Cash and positions of one portfolio, changed only by `apply_fills`."""
+
+    __slots__ = ("_cash", "_positions", "_view")
+
+    def __init__(self, n_assets: int, initial_cash: float) -> None:
+        self._cash = float(initial_cash)
+        self._positions = np.zeros(n_assets, dtype=np.float64)
+        self._view = self._positions.view()
+        self._view.flags.writeable = False
+
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Read-only view of the positions, in shares, by asset index."""
+        return self._view
+
+    def value(self, prices: np.ndarray) -> float:
+        """Cash plus positions at `prices`, summed in asset order from cash (sequentially)."""
+        held = self._positions != 0
+        if not held.any():
+            return self._cash
+        terms = np.empty(int(held.sum()) + 1)
+        terms[0] = self._cash
+        terms[1:] = self._positions[held] * prices[held]
+        return float(np.cumsum(terms)[-1])
+
+    def apply_fills(
+        self, assets: np.ndarray, quantity: np.ndarray, price: np.ndarray, fee: np.ndarray
+    ) -> None:
+        """Book filled orders: positions += quantity, cash -= quantity × price + fee.
+
+        `assets` holds each asset at most once, and the rows are in execution order. Cash
+        is summed in that order; a result within 1e-9 of the largest flow is exactly 0.
+        """
+        if len(assets) == 0:
+            return
+        self._positions[assets] = snap_to_zero(self._positions[assets], quantity)
+        flows = np.empty(len(assets) + 1)
+        flows[0] = self._cash
+        np.subtract(-(quantity * price), fee, out=flows[1:])
+        cash = float(np.cumsum(flows)[-1])
+        scale = max(abs(self._cash), float(np.abs(flows[1:]).max()))
+        self._cash = 0.0 if abs(cash) <= max(REL_TOL * scale, ABS_TOL) else cash

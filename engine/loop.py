@@ -1,0 +1,133 @@
+"""The event loop: one fixed phase order per timestamp, over arrays of every asset.
+
+Per timestamp t:
+  1. fill   - orders due at t fill at the fill price (open for `next_open`, close for
+              `next_close`); an asset without a bar at t keeps its order open;
+  2. apply  - the fills go to the ledger, the only owner of cash and positions;
+  3. mark   - equity = cash + Σ position × last known close;
+  4. decide - the strategy sees the updated ledger and every asset's bar at t;
+  5. queue  - its orders wait in the order book for their fill time.
+With `same_close`, phases 1–3 run once more at the close of t, after phase 5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.book import OrderBook
+from engine.config import BacktestConfig
+from engine.context import Context
+from engine.execution import (
+    Costs,
+    approximate_values,
+    auto_sequence,
+    execute_batch,
+    requested_deltas,
+)
+from engine.ledger import Ledger
+from engine.market import Market
+from engine.strategy import Strategy
+
+PHASES = ("fill", "apply", "mark", "decide", "queue")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Raw arrays of a finished run; `engine.results` turns them into tables."""
+
+    market: Market
+    config: BacktestConfig
+    book: OrderBook
+    fill_bar: np.ndarray
+    fill_asset: np.ndarray
+    fill_quantity: np.ndarray
+    fill_price: np.ndarray
+    fill_fee: np.ndarray
+    fill_order: np.ndarray
+    cash: np.ndarray
+    positions_value: np.ndarray
+    position_bars: np.ndarray
+    position_rows: np.ndarray
+
+
+def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simulation:
+    """Run `strategy` over `market` under `config`, phase by phase (see module docstring)."""
+    n_bars, n_assets = market.n_bars, market.n_assets
+    ledger = Ledger(n_assets, config.initial_cash)
+    book = OrderBook(n_assets)
+    fill_delay = 0 if config.fill == "same_close" else 1
+    ctx = Context(market, ledger, book, fill_delay)
+    costs = Costs.from_config(config)
+    decide = strategy.decision_bars(market)
+    mark_close = np.nan_to_num(market.last_close)
+    no_close = np.full(n_assets, np.nan)
+
+    fills: list[tuple[np.ndarray, ...]] = []
+    snapshot_bars: list[int] = []
+    snapshots: list[np.ndarray] = []
+    cash = np.empty(n_bars)
+    positions_value = np.empty(n_bars)
+
+    def fill(t: int, price: np.ndarray, known_close: np.ndarray) -> bool:
+        assets = book.due(t, market.has_bar[t])
+        if len(assets) == 0:
+            return False
+        fill_price = price[assets]
+        valuation = np.where(market.has_bar[t], price, known_close)
+        book_value = ledger.value(valuation)
+        position = ledger.positions[assets]
+        slots = (book.target_kind[assets], book.target_amount[assets], book.add_shares[assets],
+                 book.add_value[assets], book.add_percent[assets], position, book_value,
+                 fill_price)
+        delta = requested_deltas(*slots)
+        sequence = auto_sequence(approximate_values(*slots))
+        result = execute_batch(
+            delta, position, ledger.cash, fill_price, sequence, costs,
+            config.integer_shares, config.cash_policy, config.allow_short,
+        )
+        in_order = assets[result.sequence]
+        done = result.filled
+        filled = in_order[done]
+        order_ids = book.open_id[filled]
+        ledger.apply_fills(filled, result.quantity[done], result.price[done], result.fee[done])
+        book.close(t, in_order, result.status, result.reason, result.quantity)
+        if len(filled):
+            fills.append((np.full(len(filled), t), filled, result.quantity[done],
+                          result.price[done], result.fee[done], order_ids))
+            if snapshot_bars and snapshot_bars[-1] == t:
+                snapshots[-1] = ledger.positions.copy()
+            else:
+                snapshot_bars.append(t)
+                snapshots.append(ledger.positions.copy())
+        return True
+
+    def mark(t: int) -> None:
+        value = float(ledger.positions @ mark_close[t])
+        cash[t] = ledger.cash
+        positions_value[t] = value
+        ctx.equity = ledger.cash + value
+
+    for t in range(n_bars):
+        previous_close = market.last_close[t - 1] if t else no_close
+        if config.fill == "next_open":
+            fill(t, market.open[t], previous_close)
+        elif config.fill == "next_close":
+            fill(t, market.close[t], market.last_close[t])
+        mark(t)
+        if decide is None or decide[t]:
+            ctx.bar = t
+            strategy.on_bar(ctx)
+        if config.fill == "same_close" and fill(t, market.close[t], market.last_close[t]):
+            mark(t)
+
+    columns = [np.concatenate(c) if fills else np.empty(0) for c in zip(*fills, strict=True)]
+    if not fills:
+        columns = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0),
+                   np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)]
+    return Simulation(
+        market, config, book, *columns, cash=cash, positions_value=positions_value,
+        position_bars=np.asarray(snapshot_bars, dtype=np.int64),
+        position_rows=np.asarray(snapshots).reshape(len(snapshots), n_assets),
+    )

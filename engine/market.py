@@ -1,0 +1,88 @@
+"""Dense market arrays: bars pivoted to (timestamp × asset) numpy arrays.
+
+Rows are the sorted calendar of every timestamp, columns the assets sorted by name. A
+missing bar is NaN and `has_bar` is False there; `last_close` carries each asset's last
+known close forward (NaN before its first bar).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class Market:
+    """Bars of every asset at every timestamp, as (T, N) float arrays."""
+
+    timestamps: pl.Series
+    assets: pl.Series
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    has_bar: np.ndarray
+    last_close: np.ndarray
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.assets)
+
+    def asset_index(self, names: pl.Series) -> np.ndarray:
+        """Column index of each asset name; raises KeyError naming the first unknown one."""
+        lookup = pl.DataFrame({"asset": self.assets, "_col": np.arange(self.n_assets)})
+        found = pl.DataFrame({"asset": names}).join(lookup, on="asset", how="left",
+                                                    maintain_order="left")["_col"]
+        if found.null_count():
+            raise KeyError(names.filter(found.is_null())[0])
+        return found.to_numpy().astype(np.int64)
+
+    def bar_index(self, timestamps: pl.Series) -> np.ndarray:
+        """Row index of each timestamp; raises KeyError naming the first unknown one."""
+        ts = self.timestamps.to_numpy()
+        wanted = timestamps.to_numpy()
+        rows = np.searchsorted(ts, wanted).clip(0, len(ts) - 1)
+        bad = ts[rows] != wanted
+        if bad.any():
+            raise KeyError(str(timestamps[int(np.flatnonzero(bad)[0])]))
+        return rows.astype(np.int64)
+
+    @classmethod
+    def from_bars(cls, bars: pl.DataFrame) -> Market:
+        """Pivot validated long bars (`timestamp, asset, open, high, low, close, volume`)."""
+        keyed = bars.select(
+            pl.col("timestamp").rank("dense").cast(pl.Int64) - 1,
+            pl.col("asset").rank("dense").cast(pl.Int64) - 1,
+        )
+        rows = keyed["timestamp"].to_numpy()
+        cols = keyed["asset"].to_numpy()
+        timestamps = bars["timestamp"].unique().sort()
+        assets = bars["asset"].unique().sort()
+        shape = (len(timestamps), len(assets))
+        arrays = {}
+        for name in FIELDS:
+            dense = np.full(shape, np.nan)
+            dense[rows, cols] = bars[name].to_numpy()
+            arrays[name] = dense
+        has_bar = np.zeros(shape, dtype=bool)
+        has_bar[rows, cols] = True
+        return cls(timestamps, assets, has_bar=has_bar,
+                   last_close=forward_fill(arrays["close"], has_bar), **arrays)
+
+
+def forward_fill(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each column's last present value at or before each row (NaN before the first)."""
+    row = np.where(present, np.arange(len(values))[:, None], 0)
+    np.maximum.accumulate(row, axis=0, out=row)
+    filled = values[row, np.arange(values.shape[1])]
+    filled[~present & (row == 0) & ~present[0]] = np.nan
+    return filled

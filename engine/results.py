@@ -1,0 +1,136 @@
+"""A finished backtest as tables: fills are the primary record, the rest is derived."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from engine.book import KIND_NAMES, MERGED, REASON_NAMES, STATUS_NAMES, SUPERSEDED
+from engine.config import BacktestConfig
+from engine.loop import Simulation
+from engine.metrics import compute_metrics
+from engine.trades import build_trades
+
+TABLES = ("fills", "orders", "positions", "equity", "trades")
+
+
+class BacktestResult:
+    """The tables of one run: `fills`, `orders`, `positions`, `equity`, `trades`, `metrics`.
+
+    Tables are built on first access from the simulation's arrays and then kept.
+    """
+
+    def __init__(self, simulation: Simulation) -> None:
+        self._sim = simulation
+
+    @property
+    def config(self) -> BacktestConfig:
+        return self._sim.config
+
+    @cached_property
+    def fills(self) -> pl.DataFrame:
+        sim = self._sim
+        market = sim.market
+        return pl.DataFrame(
+            {
+                "timestamp": market.timestamps.gather(sim.fill_bar),
+                "asset": market.assets.gather(sim.fill_asset),
+                "quantity": sim.fill_quantity,
+                "price": sim.fill_price,
+                "fee": sim.fill_fee,
+                "order_id": sim.fill_order.astype(np.int64),
+            }
+        )
+
+    @cached_property
+    def orders(self) -> pl.DataFrame:
+        book = self._sim.book
+        market = self._sim.market
+        status = book.record("status")
+        reason = book.record("reason")
+        superseded_by = book.record("superseded_by")
+        filled_bar = book.record("filled_bar")
+        reason_text = pl.Series(REASON_NAMES, dtype=pl.String).gather(reason)
+        verb = np.where(status == MERGED, "merged into order ", "replaced by order ")
+        superseded = np.char.add(verb, superseded_by.astype(str))
+        reason_text = pl.Series(np.where(reason == SUPERSEDED, superseded, None), dtype=pl.String
+                                ).fill_null(reason_text)
+        filled_at = market.timestamps.gather(np.maximum(filled_bar, 0))
+        frame = pl.DataFrame(
+            {
+                "order_id": np.arange(book.n_orders, dtype=np.int64),
+                "created": market.timestamps.gather(book.record("created_bar")),
+                "asset": market.assets.gather(book.record("asset")),
+                "kind": pl.Series(KIND_NAMES).gather(book.record("kind")),
+                "amount": book.record("amount"),
+                "status": pl.Series(STATUS_NAMES).gather(status),
+                "reason": reason_text,
+                "filled_at": filled_at,
+                "filled_quantity": book.record("filled_quantity"),
+            }
+        )
+        return frame.with_columns(
+            pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at")
+        )
+
+    @cached_property
+    def equity(self) -> pl.DataFrame:
+        sim = self._sim
+        return pl.DataFrame(
+            {
+                "timestamp": sim.market.timestamps,
+                "cash": sim.cash,
+                "positions_value": sim.positions_value,
+                "equity": sim.cash + sim.positions_value,
+            }
+        )
+
+    @cached_property
+    def positions(self) -> pl.DataFrame:
+        sim = self._sim
+        market = sim.market
+        held = position_matrix(sim)
+        bars, assets = np.nonzero(held)
+        quantity = held[bars, assets]
+        return pl.DataFrame(
+            {
+                "timestamp": market.timestamps.gather(bars),
+                "asset": market.assets.gather(assets),
+                "quantity": quantity,
+                "market_value": quantity * market.last_close[bars, assets],
+            }
+        )
+
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        market = self._sim.market
+        last = pl.DataFrame({"asset": market.assets, "close": market.last_close[-1]})
+        return build_trades(self.fills, last.drop_nulls().drop_nans(), market.timestamps[-1])
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        return compute_metrics(
+            self.equity, self.fills, self.orders, self.trades,
+            initial_cash=self.config.initial_cash,
+            periods_per_year=self.config.periods_per_year,
+        )
+
+    @property
+    def final_equity(self) -> float:
+        sim = self._sim
+        return float(sim.cash[-1] + sim.positions_value[-1])
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Every table by name (see `TABLES`)."""
+        return {name: getattr(self, name) for name in TABLES}
+
+
+def position_matrix(sim: Simulation) -> np.ndarray:
+    """Shares held at the close of every bar, (T, N), from the post-fill snapshots."""
+    n_bars, n_assets = sim.market.n_bars, sim.market.n_assets
+    rows = np.vstack([np.zeros((1, n_assets)), sim.position_rows])
+    which = np.searchsorted(sim.position_bars, np.arange(n_bars), side="right")
+    return rows[which]
