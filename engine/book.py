@@ -8,6 +8,8 @@ order ever placed keeps a record, indexed by order id.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 SHARES, VALUE, PERCENT, TARGET_SHARES, TARGET_VALUE, TARGET_PERCENT = range(6)
@@ -19,17 +21,28 @@ STATUS_NAMES = ("filled", "rejected", "noop", "replaced", "merged", "open")
 NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED = range(5)
 REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None)
 
-_RECORD_FIELDS = {
-    "created_bar": np.int64,
-    "asset": np.int64,
-    "kind": np.int8,
-    "amount": np.float64,
-    "status": np.int8,
-    "reason": np.int8,
-    "superseded_by": np.int64,
-    "filled_bar": np.int64,
-    "filled_quantity": np.float64,
+_RECORD_FIELDS = {  # field: (dtype, value before the order is placed or closed)
+    "created_bar": (np.int64, 0),
+    "asset": (np.int64, 0),
+    "kind": (np.int8, 0),
+    "amount": (np.float64, 0.0),
+    "status": (np.int8, OPEN),
+    "reason": (np.int8, NO_REASON),
+    "superseded_by": (np.int64, -1),
+    "filled_bar": (np.int64, -1),
+    "filled_quantity": (np.float64, 0.0),
 }
+
+
+@dataclass(frozen=True)
+class OpenOrders:
+    """Open orders of a batch, aligned arrays over its assets (see `engine.book`)."""
+
+    target_kind: np.ndarray
+    target_amount: np.ndarray
+    add_shares: np.ndarray | None = None
+    add_value: np.ndarray | None = None
+    add_percent: np.ndarray | None = None
 
 
 class OrderBook:
@@ -44,8 +57,12 @@ class OrderBook:
         self.add_value = np.zeros(n_assets)
         self.add_percent = np.zeros(n_assets)
         self.n_open = 0
+        self.has_deltas = False
         self._n = 0
-        self._records = {name: np.empty(capacity, dtype=t) for name, t in _RECORD_FIELDS.items()}
+        self._records = {
+            name: np.full(capacity, empty, dtype=dtype)
+            for name, (dtype, empty) in _RECORD_FIELDS.items()
+        }
 
     @property
     def n_orders(self) -> int:
@@ -70,11 +87,6 @@ class OrderBook:
         rec["asset"][sl] = assets
         rec["kind"][sl] = kind
         rec["amount"][sl] = amounts
-        rec["status"][sl] = OPEN
-        rec["reason"][sl] = NO_REASON
-        rec["superseded_by"][sl] = -1
-        rec["filled_bar"][sl] = -1
-        rec["filled_quantity"][sl] = 0.0
         self._n += n
 
         previous = self.open_id[assets]
@@ -89,24 +101,36 @@ class OrderBook:
         if kind >= TARGET_SHARES:
             self.target_kind[assets] = kind
             self.target_amount[assets] = amounts
-            self.add_shares[assets] = 0.0
-            self.add_value[assets] = 0.0
-            self.add_percent[assets] = 0.0
-        elif kind == SHARES:
+            if self.has_deltas:
+                self.add_shares[assets] = 0.0
+                self.add_value[assets] = 0.0
+                self.add_percent[assets] = 0.0
+        else:
+            self.has_deltas = True
+        if kind == SHARES:
             self.add_shares[assets] += amounts
         elif kind == VALUE:
             self.add_value[assets] += amounts
-        else:
+        elif kind == PERCENT:
             self.add_percent[assets] += amounts
         self.open_id[assets] = ids
         self.due_bar[assets] = due_bar
         return ids
 
+    def open_orders(self, assets: np.ndarray) -> OpenOrders:
+        """The open orders of `assets` as aligned arrays."""
+        if not self.has_deltas:
+            return OpenOrders(self.target_kind[assets], self.target_amount[assets])
+        return OpenOrders(
+            self.target_kind[assets], self.target_amount[assets], self.add_shares[assets],
+            self.add_value[assets], self.add_percent[assets],
+        )
+
     def due(self, bar: int, can_fill: np.ndarray) -> np.ndarray:
         """Assets whose open order is due at `bar` and that can fill now (ascending)."""
         if self.n_open == 0:
             return np.empty(0, dtype=np.int64)
-        return np.flatnonzero((self.open_id >= 0) & (self.due_bar <= bar) & can_fill)
+        return ((self.open_id >= 0) & (self.due_bar <= bar) & can_fill).nonzero()[0]
 
     def close(
         self,
@@ -125,9 +149,10 @@ class OrderBook:
         rec["filled_bar"][ids] = np.where(status == FILLED, bar, -1)
         self.open_id[assets] = -1
         self.target_kind[assets] = -1
-        self.add_shares[assets] = 0.0
-        self.add_value[assets] = 0.0
-        self.add_percent[assets] = 0.0
+        if self.has_deltas:
+            self.add_shares[assets] = 0.0
+            self.add_value[assets] = 0.0
+            self.add_percent[assets] = 0.0
         self.n_open -= len(assets)
 
     def _grow(self, needed: int) -> None:
@@ -137,6 +162,6 @@ class OrderBook:
         while capacity < needed:
             capacity *= 2
         for name, column in self._records.items():
-            grown = np.empty(capacity, dtype=column.dtype)
+            grown = np.full(capacity, _RECORD_FIELDS[name][1], dtype=column.dtype)
             grown[: self._n] = column[: self._n]
             self._records[name] = grown

@@ -21,7 +21,7 @@ from engine.book import (
     VALUE,
     OrderBook,
 )
-from engine.execution import requested_deltas
+from engine.execution import size_orders
 from engine.ledger import Ledger
 from engine.market import Market
 
@@ -88,13 +88,12 @@ class Context:
     def pending(self) -> np.ndarray:
         """Shares the open orders would trade if filled at this close (0 where none)."""
         book = self._book
-        open_ = np.flatnonzero(book.open_id >= 0)
+        open_ = (book.open_id >= 0).nonzero()[0]
         out = np.zeros(self._market.n_assets)
         if len(open_):
-            out[open_] = requested_deltas(
-                book.target_kind[open_], book.target_amount[open_], book.add_shares[open_],
-                book.add_value[open_], book.add_percent[open_],
-                self._ledger.positions[open_], self.equity, self.last_close[open_],
+            out[open_], _ = size_orders(
+                book.open_orders(open_), self._ledger.positions[open_], self.equity,
+                self.last_close[open_],
             )
         return out
 
@@ -142,19 +141,24 @@ class Context:
         `weights` is a mapping of asset to weight or an array over the asset index.
         Orders are submitted sells first, by the delta estimated at this close.
         """
-        target = np.zeros(self._market.n_assets)
         if isinstance(weights, Mapping):
+            target = np.zeros(self._market.n_assets)
             if weights:
                 target[self.asset_index(list(weights))] = list(weights.values())
         else:
-            target[:] = np.nan_to_num(np.asarray(weights, dtype=np.float64))
-        book = self._book
+            target = np.asarray(weights, dtype=np.float64)
+            if target.shape != (self._market.n_assets,):
+                raise ValueError(f"weights must have one entry per asset; got {target.shape}")
+        if not np.isfinite(target).all():
+            raise ValueError("weights must be finite")
         positions = self._ledger.positions
-        chosen = np.flatnonzero((target != 0) | (positions != 0) | (book.open_id >= 0))
-        price = self.last_close[chosen]
-        estimate = (target[chosen] * self.equity) / price - positions[chosen]
-        order = np.argsort(estimate * price, kind="stable")
-        return self._submit(chosen[order], TARGET_PERCENT, target[chosen[order]])
+        chosen = ((target != 0) | (positions != 0) | (self._book.open_id >= 0)).nonzero()[0]
+        weight = target[chosen]
+        estimate = weight * self.equity - positions[chosen] * self.last_close[chosen]
+        chosen = chosen[np.argsort(estimate, kind="stable")]
+        return self._book.submit(
+            self.bar, self.bar + self._fill_delay, chosen, TARGET_PERCENT, target[chosen]
+        )
 
     def _submit(self, asset: Any, kind: int, amount: Any) -> np.ndarray:
         assets = self.asset_index(asset)

@@ -16,12 +16,13 @@ from engine.book import (
     FEE_EXCEEDS_PROCEEDS,
     FILLED,
     INSUFFICIENT_CASH,
-    NO_REASON,
     NOOP,
     REJECTED,
     SHRUNK_TO_CASH,
+    TARGET_PERCENT,
     TARGET_SHARES,
     TARGET_VALUE,
+    OpenOrders,
 )
 from engine.config import BacktestConfig
 
@@ -47,9 +48,11 @@ class Costs:
     def has_commission(self) -> bool:
         return self.per_share > 0 or self.min_fee > 0
 
-    def fee(self, size: np.ndarray, adj_price: np.ndarray) -> np.ndarray:
+    def fee(
+        self, size: np.ndarray, adj_price: np.ndarray, notional: np.ndarray | None = None
+    ) -> np.ndarray:
         """Fee of filled orders of `size` shares (> 0) at the slipped price."""
-        fee = size * adj_price * self.fees
+        fee = (size * adj_price if notional is None else notional) * self.fees
         if self.has_commission:
             fee = fee + np.maximum(size * self.per_share, self.min_fee)
         return fee + self.fixed_fee
@@ -65,55 +68,41 @@ class BatchResult:
     fee: np.ndarray
     status: np.ndarray  # FILLED, REJECTED or NOOP
     reason: np.ndarray
-
-    @property
-    def filled(self) -> np.ndarray:
-        return self.status == FILLED
+    filled: np.ndarray  # execution-order positions of the filled orders
 
 
-def requested_deltas(
-    target_kind: np.ndarray,
-    target_amount: np.ndarray,
-    add_shares: np.ndarray,
-    add_value: np.ndarray,
-    add_percent: np.ndarray,
-    position: np.ndarray,
-    book_value: float,
-    price: np.ndarray,
-) -> np.ndarray:
-    """Share deltas requested by open orders, valued at `price` and `book_value`."""
-    base = np.where(
-        target_kind == TARGET_SHARES,
-        target_amount,
-        np.where(
-            target_kind == TARGET_VALUE,
-            target_amount / price,
-            (target_amount * book_value) / price,
-        ),
-    )
-    delta = np.where(target_kind >= TARGET_SHARES, base - position, 0.0)
-    return delta + add_shares + add_value / price + (add_percent * book_value) / price
+def size_orders(
+    orders: OpenOrders, position: np.ndarray, book_value: float, price: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Requested share deltas and approximate cash values (the sequencing key).
 
-
-def approximate_values(
-    target_kind: np.ndarray,
-    target_amount: np.ndarray,
-    add_shares: np.ndarray,
-    add_value: np.ndarray,
-    add_percent: np.ndarray,
-    position: np.ndarray,
-    book_value: float,
-    price: np.ndarray,
-) -> np.ndarray:
-    """Cash value each open order would trade, before costs: the sequencing key."""
-    held_value = position * price
-    target_value = np.where(
-        target_kind == TARGET_SHARES,
-        target_amount * price,
-        np.where(target_kind == TARGET_VALUE, target_amount, target_amount * book_value),
-    )
-    value = np.where(target_kind >= TARGET_SHARES, target_value - held_value, 0.0)
-    return value + add_shares * price + add_value + add_percent * book_value
+    A target's delta is `target_value / price − position` and its value
+    `target_value − position × price`, with `target_value` = `a × book_value`
+    (`target_percent`), `a` (`target_value`) or `a × price` (`target_shares`); delta
+    orders add their own amounts. Computed in this order so that results are bit-equal
+    to vectorbt's.
+    """
+    kind, amount = orders.target_kind, orders.target_amount
+    if len(kind) and (kind == TARGET_PERCENT).all():
+        target_value = amount * book_value
+        delta = target_value / price - position
+        value = target_value - position * price
+    else:
+        target_value = np.where(
+            kind == TARGET_SHARES,
+            amount * price,
+            np.where(kind == TARGET_VALUE, amount, amount * book_value),
+        )
+        shares = np.where(kind == TARGET_SHARES, amount, target_value / price)
+        is_target = kind >= TARGET_SHARES
+        delta = np.where(is_target, shares - position, 0.0)
+        value = np.where(is_target, target_value - position * price, 0.0)
+    if orders.add_shares is not None:
+        delta = (delta + orders.add_shares + orders.add_value / price
+                 + (orders.add_percent * book_value) / price)
+        value = (value + orders.add_shares * price + orders.add_value
+                 + orders.add_percent * book_value)
+    return delta, value
 
 
 def auto_sequence(order_value: np.ndarray) -> np.ndarray:
@@ -142,47 +131,45 @@ def execute_batch(
     the orders in execution order. Sells never need cash; buys are checked one by one.
     """
     d = delta[sequence]
-    pos = position[sequence]
     p = price[sequence]
     n = len(d)
-    status = np.full(n, NOOP, dtype=np.int8)
-    reason = np.full(n, NO_REASON, dtype=np.int8)
-
     is_sell = d < 0
     size = np.abs(d)
     if not allow_short:
-        size = np.where(is_sell, np.minimum(size, np.maximum(pos, 0.0)), size)
+        np.minimum(size, position[sequence], out=size, where=is_sell)
     if integer:
-        size = size // 1.0
-    adj = np.where(is_sell, p * (1.0 - costs.slippage), p * (1.0 + costs.slippage))
+        np.floor(size, out=size)
+    slip = costs.slippage
+    adj = p * np.where(is_sell, 1.0 - slip, 1.0 + slip) if slip else p
     trades = size > ABS_TOL
-    fee = np.zeros(n)
-    fee[trades] = costs.fee(size[trades], adj[trades])
     notional = size * adj
+    fee = costs.fee(size, adj, notional)
+    status = np.where(trades, np.int8(FILLED), np.int8(NOOP))
+    reason = np.zeros(n, dtype=np.int8)
 
     sells = trades & is_sell
-    bad_sell = sells & (notional - fee < 0)
-    status[sells] = FILLED
-    status[bad_sell] = REJECTED
-    reason[bad_sell] = FEE_EXCEEDS_PROCEEDS
+    if costs.fixed_fee or costs.has_commission:
+        bad_sell = sells & (notional - fee < 0)
+        if bad_sell.any():
+            status[bad_sell] = REJECTED
+            reason[bad_sell] = FEE_EXCEEDS_PROCEEDS
+            sells &= ~bad_sell
 
-    buys = np.flatnonzero(trades & ~is_sell)
-    if len(buys):
+    buys = (trades & ~is_sell).nonzero()[0]
+    if len(buys) and cash_policy != "allow_negative":
         if sells[buys[0] :].any():
             raise NotImplementedError("a sell sequenced after a buy in one batch")
-        ok_sells = sells & ~bad_sell
-        flows = np.empty(int(ok_sells.sum()) + 1)
+        flows = np.empty(int(sells.sum()) + 1)
         flows[0] = cash
-        flows[1:] = notional[ok_sells] - fee[ok_sells]
-        cash_after_sells = float(np.cumsum(flows)[-1])
-        _execute_buys(
-            buys, size, adj, fee, status, reason, cash_after_sells, costs, integer, cash_policy
-        )
+        np.subtract(notional[sells], fee[sells], out=flows[1:])
+        _execute_buys(buys, size, adj, fee, status, reason, float(np.cumsum(flows)[-1]),
+                      costs, integer, cash_policy)
 
-    filled = status == FILLED
-    quantity = np.where(filled, np.where(is_sell, -size, size), 0.0)
-    fee = np.where(filled, fee, 0.0)
-    return BatchResult(sequence, quantity, adj, fee, status, reason)
+    not_filled = status != FILLED
+    np.negative(size, out=size, where=is_sell)
+    size[not_filled] = 0.0
+    fee[not_filled] = 0.0
+    return BatchResult(sequence, size, adj, fee, status, reason, (~not_filled).nonzero()[0])
 
 
 def _execute_buys(
@@ -199,29 +186,20 @@ def _execute_buys(
 ) -> None:
     """Fill the buys in order against `cash`; writes size, fee, status and reason in place."""
     cost = size[buys] * adj[buys] + fee[buys]
-    if cash_policy == "allow_negative":
-        status[buys] = FILLED
-        return
     steps = np.empty(len(buys) + 1)
     steps[0] = cash
-    steps[1:] = -cost
-    cash_before = np.cumsum(steps)[:-1]
-    fits = (cost <= cash_before) | (
-        np.abs(cost - cash_before)
-        <= np.maximum(REL_TOL * np.maximum(np.abs(cost), np.abs(cash_before)), ABS_TOL)
-    )
-    short = np.flatnonzero(~fits)
-    first = len(buys) if len(short) == 0 else int(short[0])
-    status[buys[:first]] = FILLED
-    if first == len(buys):
+    np.negative(cost, out=steps[1:])
+    cash_after = steps.cumsum()
+    overdrawn = cash_after[1:] < 0
+    if not overdrawn.any():
         return
-    left = float(cash_before[first])
+    first = int(overdrawn.argmax())
+    left = float(cash_after[first])
     for i in buys[first:].tolist():
         if _close(left, 0.0):
             left = 0.0
         need = size[i] * adj[i] + fee[i]
         if need <= left or _close(need, left):
-            status[i] = FILLED
             left = left - need
             continue
         if cash_policy == "reject" or left <= 0:

@@ -13,20 +13,18 @@ REL_TOL = 1e-9
 ABS_TOL = 1e-12
 
 
-def snap_to_zero(before: np.ndarray | float, change: np.ndarray | float) -> np.ndarray:
+def snap_to_zero(before: np.ndarray, change: np.ndarray) -> np.ndarray:
     """`before + change`, set to exactly 0 where the two cancel within tolerance.
 
-    Opposite signs cancel when their magnitudes agree to 1e-9 relative (1e-12 absolute);
-    this keeps closed positions and spent cash at exactly zero instead of float dust.
+    The sum is 0 when `|before + change| ≤ max(1e-9 × max(|before|, |change|), 1e-12)`:
+    closed positions and spent cash stay at exactly zero instead of float dust.
     """
-    before = np.asarray(before, dtype=np.float64)
-    change = np.asarray(change, dtype=np.float64)
     total = before + change
-    a, b = np.abs(before), np.abs(change)
-    cancel = (np.sign(before) != np.sign(change)) & (
-        np.abs(a - b) <= np.maximum(REL_TOL * np.maximum(a, b), ABS_TOL)
-    )
-    return np.where(cancel | (np.abs(total) <= ABS_TOL), 0.0, total)
+    scale = np.maximum(np.abs(before), np.abs(change))
+    scale *= REL_TOL
+    np.maximum(scale, ABS_TOL, out=scale)
+    total[np.abs(total) <= scale] = 0.0
+    return total
 
 
 class Ledger:

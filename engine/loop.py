@@ -19,13 +19,7 @@ import numpy as np
 from engine.book import OrderBook
 from engine.config import BacktestConfig
 from engine.context import Context
-from engine.execution import (
-    Costs,
-    approximate_values,
-    auto_sequence,
-    execute_batch,
-    requested_deltas,
-)
+from engine.execution import Costs, auto_sequence, execute_batch, size_orders
 from engine.ledger import Ledger
 from engine.market import Market
 from engine.strategy import Strategy
@@ -76,26 +70,23 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             return False
         fill_price = price[assets]
         valuation = np.where(market.has_bar[t], price, known_close)
-        book_value = ledger.value(valuation)
         position = ledger.positions[assets]
-        slots = (book.target_kind[assets], book.target_amount[assets], book.add_shares[assets],
-                 book.add_value[assets], book.add_percent[assets], position, book_value,
-                 fill_price)
-        delta = requested_deltas(*slots)
-        sequence = auto_sequence(approximate_values(*slots))
+        delta, order_value = size_orders(
+            book.open_orders(assets), position, ledger.value(valuation), fill_price
+        )
         result = execute_batch(
-            delta, position, ledger.cash, fill_price, sequence, costs,
+            delta, position, ledger.cash, fill_price, auto_sequence(order_value), costs,
             config.integer_shares, config.cash_policy, config.allow_short,
         )
         in_order = assets[result.sequence]
         done = result.filled
-        filled = in_order[done]
-        order_ids = book.open_id[filled]
-        ledger.apply_fills(filled, result.quantity[done], result.price[done], result.fee[done])
+        if len(done):
+            filled = in_order[done]
+            booked = (filled, result.quantity[done], result.price[done], result.fee[done])
+            fills.append((t, *booked, book.open_id[filled]))
+            ledger.apply_fills(*booked)
         book.close(t, in_order, result.status, result.reason, result.quantity)
-        if len(filled):
-            fills.append((np.full(len(filled), t), filled, result.quantity[done],
-                          result.price[done], result.fee[done], order_ids))
+        if len(done):
             if snapshot_bars and snapshot_bars[-1] == t:
                 snapshots[-1] = ledger.positions.copy()
             else:
@@ -122,10 +113,16 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         if config.fill == "same_close" and fill(t, market.close[t], market.last_close[t]):
             mark(t)
 
-    columns = [np.concatenate(c) if fills else np.empty(0) for c in zip(*fills, strict=True)]
-    if not fills:
-        columns = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0),
-                   np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)]
+    if fills:
+        bars, *columns = zip(*fills, strict=True)
+        counts = [len(c) for c in columns[0]]
+        columns = [np.repeat(np.asarray(bars, dtype=np.int64), counts)] + [
+            np.concatenate(c) for c in columns
+        ]
+    else:
+        columns = [np.empty(0, dtype=np.int64)] * 2 + [np.empty(0)] * 3 + [
+            np.empty(0, dtype=np.int64)
+        ]
     return Simulation(
         market, config, book, *columns, cash=cash, positions_value=positions_value,
         position_bars=np.asarray(snapshot_bars, dtype=np.int64),

@@ -53,8 +53,16 @@ class Market:
         rows = np.searchsorted(ts, wanted).clip(0, len(ts) - 1)
         bad = ts[rows] != wanted
         if bad.any():
-            raise KeyError(str(timestamps[int(np.flatnonzero(bad)[0])]))
+            raise KeyError(str(timestamps[int(bad.argmax())]))
         return rows.astype(np.int64)
+
+    def pivot(self, frame: pl.DataFrame, column: str) -> np.ndarray:
+        """(T, N) array of `frame[column]` at its (timestamp, asset) cells, NaN elsewhere."""
+        dense = np.full((self.n_bars, self.n_assets), np.nan)
+        dense[self.bar_index(frame["timestamp"]), self.asset_index(frame["asset"])] = (
+            frame[column].to_numpy()
+        )
+        return dense
 
     @classmethod
     def from_bars(cls, bars: pl.DataFrame) -> Market:

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from engine.artifacts import replace_directory, to_json
 from engine.book import KIND_NAMES, MERGED, REASON_NAMES, STATUS_NAMES, SUPERSEDED
 from engine.config import BacktestConfig
 from engine.loop import Simulation
 from engine.metrics import compute_metrics
 from engine.trades import build_trades
+from schemas import backtest as schemas
 
 TABLES = ("fills", "orders", "positions", "equity", "trades")
+SCHEMAS = {
+    "fills": schemas.Fills,
+    "orders": schemas.Orders,
+    "positions": schemas.Positions,
+    "equity": schemas.Equity,
+    "trades": schemas.Trades,
+}
 
 
 class BacktestResult:
@@ -126,6 +136,28 @@ class BacktestResult:
     def tables(self) -> dict[str, pl.DataFrame]:
         """Every table by name (see `TABLES`)."""
         return {name: getattr(self, name) for name in TABLES}
+
+    def validate(self) -> BacktestResult:
+        """Check every table against its pandera model in `schemas.backtest`."""
+        for name, model in SCHEMAS.items():
+            model.validate(getattr(self, name), lazy=True)
+        return self
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Validate, then write `<table>.parquet` for every table and `metrics.json`.
+
+        The folder is built aside and renamed into place: on any error it is untouched.
+        """
+        self.validate()
+
+        def fill(tmp: Path) -> None:
+            for name, frame in self.tables().items():
+                frame.write_parquet(tmp / f"{name}.parquet")
+            (tmp / "metrics.json").write_text(
+                to_json({"metrics": self.metrics, "config": self.config.to_dict()})
+            )
+
+        return replace_directory(out_dir, fill)
 
 
 def position_matrix(sim: Simulation) -> np.ndarray:

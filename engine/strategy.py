@@ -20,6 +20,14 @@ class Strategy:
         """Look at `ctx` and place orders; they fill at the configured fill time."""
 
 
+def decision_weights(market: Market, weights: pl.DataFrame) -> np.ndarray:
+    """(T, N) target weights: decision rows complete with 0 for absent assets, NaN elsewhere."""
+    dense = market.pivot(weights, "weight")
+    decided = ~np.isnan(dense).all(axis=1)
+    dense[decided] = np.nan_to_num(dense[decided])
+    return dense
+
+
 class TargetWeights(Strategy):
     """Rebalance to the weights given for each decision timestamp (`timestamp, asset, weight`).
 
@@ -28,18 +36,11 @@ class TargetWeights(Strategy):
 
     def __init__(self, weights: pl.DataFrame) -> None:
         self._weights = weights
-        self._rows: dict[int, np.ndarray] = {}
+        self._dense = np.empty((0, 0))
 
     def decision_bars(self, market: Market) -> np.ndarray:
-        bars = market.bar_index(self._weights["timestamp"])
-        cols = market.asset_index(self._weights["asset"])
-        decisions = np.unique(bars)
-        dense = np.zeros((len(decisions), market.n_assets))
-        dense[np.searchsorted(decisions, bars), cols] = self._weights["weight"].to_numpy()
-        self._rows = dict(zip(decisions.tolist(), dense, strict=True))
-        mask = np.zeros(market.n_bars, dtype=bool)
-        mask[decisions] = True
-        return mask
+        self._dense = decision_weights(market, self._weights)
+        return ~np.isnan(self._dense[:, 0])
 
     def on_bar(self, ctx: Context) -> None:
-        ctx.rebalance(self._rows[ctx.bar])
+        ctx.rebalance(self._dense[ctx.bar])

@@ -14,7 +14,7 @@ class Fills(pa.DataFrameModel):
 
     timestamp: Timestamp = pa.Field(description="Bar at which the order filled.")
     asset: pl.String = pa.Field(description="Asset name.")
-    quantity: pl.Float64 = pa.Field(ne=0, description="Signed shares: positive bought, negative sold.")
+    quantity: pl.Float64 = pa.Field(ne=0, description="Signed shares: + bought, − sold.")
     price: pl.Float64 = pa.Field(gt=0, description="Fill price per share, slippage included.")
     fee: pl.Float64 = pa.Field(ge=0, description="All costs charged for the order.")
     order_id: pl.Int64 = pa.Field(ge=0, description="Order that produced the fill.")

@@ -1,0 +1,30 @@
+"""Fill-by-fill comparison used by the parity tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+REL = 1e-9
+
+
+def relative_gap(a: np.ndarray, b: np.ndarray, floor: float = 1e-12) -> float:
+    """Largest |a − b| / max(|a|, |b|, floor); 0 for empty arrays."""
+    if len(a) == 0:
+        return 0.0
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
+    return float(np.max(np.abs(a - b) / scale))
+
+
+def assert_same_fills(ours: pl.DataFrame, theirs: pl.DataFrame, rel: float = REL) -> dict:
+    """Every fill matched on (timestamp, asset) in the same order; numbers to `rel`."""
+    assert ours.height == theirs.height, f"{ours.height} fills against {theirs.height}"
+    for key in ("timestamp", "asset"):
+        mismatch = (ours[key] != theirs[key]).arg_true()
+        assert mismatch.len() == 0, f"{key} differs first at fill {mismatch[0]}"
+    gaps = {
+        col: relative_gap(ours[col].to_numpy(), theirs[col].to_numpy())
+        for col in ("quantity", "price", "fee")
+    }
+    assert max(gaps.values()) <= rel, gaps
+    return gaps

@@ -1,0 +1,144 @@
+"""Properties over random universes, weights and settings.
+
+Ledger identities on every bar, positions = cumulative fills, engine = reference on every
+fill, and no look-ahead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from engine.reference import run_reference
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import BacktestConfig, run_backtest
+from tests.builders import random_universe, top_k_weights
+from tests.parity import REL, assert_same_fills
+
+configs = st.builds(
+    BacktestConfig,
+    initial_cash=st.sampled_from([10_000.0, 1_000_000.0]),
+    fill=st.sampled_from(["next_open", "next_close", "same_close"]),
+    fees=st.sampled_from([0.0, 0.001, 0.01]),
+    per_share=st.sampled_from([0.0, 0.005]),
+    min_fee=st.sampled_from([0.0, 1.0]),
+    fixed_fee=st.sampled_from([0.0, 2.5]),
+    slippage=st.sampled_from([0.0, 0.0005]),
+    shares=st.sampled_from(["fractional", "integer"]),
+    cash_policy=st.sampled_from(["shrink", "reject", "allow_negative"]),
+)
+scenarios = st.tuples(
+    st.integers(0, 10_000),  # seed
+    st.integers(3, 12),  # assets
+    st.integers(5, 40),  # bars
+    st.sampled_from([0.0, 0.05]),  # missing bars
+    st.integers(1, 5),  # k
+    st.integers(1, 6),  # rebalance every
+)
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def make(scenario):
+    seed, n_assets, n_bars, missing, k, every = scenario
+    prices, _, _ = random_universe(n_assets, n_bars, seed, missing=missing)
+    weights = top_k_weights(n_assets, n_bars, min(k, n_assets), every, seed)
+    return prices, weights
+
+
+def cumulative_positions(fills: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame:
+    """Positions rebuilt from fills alone: per bar, per asset, the running sum."""
+    held = (
+        fills.group_by("timestamp", "asset", maintain_order=True).agg(pl.col("quantity").sum())
+        .sort("timestamp")
+        .with_columns(pl.col("quantity").cum_sum().over("asset"))
+    )
+    grid = pl.DataFrame({"timestamp": timestamps}).join(
+        held.select("asset").unique(), how="cross"
+    )
+    return (
+        grid.join(held, on=["timestamp", "asset"], how="left").sort("timestamp")
+        .with_columns(pl.col("quantity").forward_fill().over("asset"))
+        .filter(pl.col("quantity").abs() > 1e-9)
+        .sort("timestamp", "asset")
+    )
+
+
+@SETTINGS
+@given(scenario=scenarios, config=configs)
+def test_ledger_identities_hold_on_every_bar(scenario, config):
+    prices, weights = make(scenario)
+    result = run_backtest(prices, weights, config)
+    fills, equity = result.fills, result.equity
+
+    flows = fills.group_by("timestamp").agg(
+        (-(pl.col("quantity") * pl.col("price")) - pl.col("fee")).sum().alias("flow")
+    )
+    expected_cash = (
+        equity.select("timestamp").join(flows, on="timestamp", how="left")
+        .sort("timestamp")["flow"].fill_null(0.0).cum_sum() + config.initial_cash
+    )
+    scale = config.initial_cash + fills["quantity"].abs().dot(fills["price"])
+    assert np.allclose(equity["cash"], expected_cash, rtol=0, atol=1e-9 * scale)
+
+    rebuilt = cumulative_positions(fills, equity["timestamp"])
+    positions = result.positions.sort("timestamp", "asset")
+    assert positions.select("timestamp", "asset").equals(rebuilt.select("timestamp", "asset"))
+    assert np.allclose(positions["quantity"], rebuilt["quantity"], rtol=1e-9, atol=1e-9)
+
+    marked = positions.group_by("timestamp").agg(pl.col("market_value").sum())
+    value = (equity.select("timestamp").join(marked, on="timestamp", how="left")
+             .sort("timestamp")["market_value"].fill_null(0.0))
+    assert np.allclose(equity["positions_value"], value, rtol=1e-12, atol=1e-9)
+    assert np.allclose(equity["equity"], equity["cash"] + equity["positions_value"],
+                       rtol=1e-15, atol=0)
+
+
+@SETTINGS
+@given(scenario=scenarios, config=configs)
+def test_engine_equals_the_reference_on_every_fill(scenario, config):
+    prices, weights = make(scenario)
+    ours = run_backtest(prices, weights, config)
+    reference = run_reference(prices, weights, config)
+    assert_same_fills(ours.fills.drop("order_id"), reference.fills)
+    assert ours.final_equity == pytest.approx(reference.final_equity, rel=REL, abs=1e-9)
+
+
+@SETTINGS
+@given(scenario=scenarios, cut=st.floats(0.2, 0.8),
+       fill=st.sampled_from(["next_open", "next_close", "same_close"]))
+def test_no_look_ahead(scenario, cut, fill):
+    """Changing prices after t leaves every fill up to t unchanged.
+
+    With next_open, t+1's fills may change only through t+1's open: changing its close
+    and everything later leaves them unchanged too.
+    """
+    prices, weights = make(scenario)
+    times = prices["timestamp"].unique().sort()
+    t = times[int(cut * (len(times) - 1))]
+    config = BacktestConfig(fill=fill, fees=0.001)
+    base = run_backtest(prices, weights, config).fills
+
+    later = pl.col("timestamp") > t
+    shocked = prices.with_columns(
+        [pl.when(later).then(pl.col(c) * 1.7).otherwise(pl.col(c)).alias(c)
+         for c in ("open", "high", "low", "close")]
+    )
+    moved = run_backtest(shocked, weights, config).fills
+    assert moved.filter(pl.col("timestamp") <= t).equals(base.filter(pl.col("timestamp") <= t))
+
+    if fill == "next_open" and times[-1] > t:
+        t1 = times.filter(times > t)[0]
+        keep_open = (pl.col("timestamp") == t1)
+        closes_moved = prices.with_columns(
+            [pl.when(later & ~keep_open).then(pl.col(c) * 1.7)
+             .when(keep_open).then(pl.col(c) * (0.8 if c in ("close", "low") else 1.0))
+             .otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")]
+        ).with_columns(pl.max_horizontal("open", "high", "close").alias("high"),
+                       pl.min_horizontal("open", "low", "close").alias("low"))
+        moved = run_backtest(closes_moved, weights, config).fills
+        upto = pl.col("timestamp") <= t1
+        assert moved.filter(upto).equals(base.filter(upto))
