@@ -1,0 +1,284 @@
+"""Read and validate user prices and weights (frames, Parquet or CSV) into normalized frames.
+
+Prices come out as `timestamp, asset, open, high, low, close, volume` and weights as
+`timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
+`Float64`, in the input's row order, which must already be sorted by (timestamp, asset).
+Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
+the 1-based data rows (as in the file) of the first offenders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from pathlib import Path
+
+import pandera.errors
+import polars as pl
+
+from engine.errors import InputError
+from schemas.market import Bars, Weights
+
+Source = str | Path | pl.DataFrame
+
+PRICE_COLUMNS = ("timestamp", "asset", "open", "high", "low", "close", "volume")
+WEIGHT_COLUMNS = ("timestamp", "asset", "weight")
+PRICE_FIELDS = ("open", "high", "low", "close")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+LEVERAGE_TOLERANCE = 1e-9
+ROW = "_row"
+ISO_LAYOUTS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Read a Parquet (.parquet, .pq) or CSV (.csv, every column as text) file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+        raise InputError(path.name, f"unsupported file type '{suffix}' (use .parquet, .pq, .csv)")
+    if not path.is_file():
+        raise InputError(path.name, f"file not found: {path}")
+    kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
+    try:
+        if kind == "Parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.NoDataError:
+        raise InputError(path.name, "file is empty") from None
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise InputError(path.name, f"cannot read as {kind}: {_first_line(error)}") from None
+
+
+def load_prices(source: Source, name: str | None = None) -> pl.DataFrame:
+    """Validated bars `timestamp, asset, open, high, low, close, volume` (extras dropped)."""
+    frame, label = _open(source, name, "prices")
+    frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
+    for column in PRICE_FIELDS:
+        value = pl.col(column)
+        _reject(frame, ~(value.is_finite() & (value > 0)), label, column,
+                "price must be a positive number", show=column)
+    volume = pl.col("volume")
+    _reject(frame, ~(volume.is_finite() & (volume >= 0)), label, "volume",
+            "volume must be a non-negative number", show="volume")
+    _check_keys(frame, label)
+    return _gate(frame.drop(ROW), Bars, label)
+
+
+def load_weights(
+    source: Source,
+    prices: Source,
+    name: str | None = None,
+    allow_short: bool = False,
+    allow_leverage: bool = False,
+) -> pl.DataFrame:
+    """Validated target weights `timestamp, asset, weight` on the prices' assets and bars."""
+    frame, label = _open(source, name, "weights")
+    frame = _normalize(frame, WEIGHT_COLUMNS, ("weight",), label)
+    weight = pl.col("weight")
+    _reject(frame, ~weight.is_finite(), label, "weight", "weight must be a finite number",
+            show="weight")
+    keys = _price_keys(prices)
+    _reject(frame, ~pl.col("asset").is_in(keys["asset"].unique().implode()), label, "asset",
+            "asset not in the prices", show="asset")
+    _reject(frame, ~pl.col("timestamp").is_in(keys["timestamp"].unique().implode()), label,
+            "timestamp", "timestamp is not a bar of the prices", show="timestamp")
+    _check_keys(frame, label)
+    if not allow_short:
+        _reject(frame, weight < 0, label, "weight", "negative weight (shorts need allow_short)",
+                show="weight")
+    if not allow_leverage:
+        _check_leverage(frame, label, gross=allow_short)
+    return _gate(frame.drop(ROW), Weights, label)
+
+
+def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame, str]:
+    """The raw frame and the label used in error messages."""
+    if isinstance(source, pl.DataFrame):
+        return source, name or default
+    if isinstance(source, str | Path):
+        return read_table(source), name or Path(source).name
+    raise InputError(name or default, f"expected a DataFrame or a file path, got {type(source)}")
+
+
+def _normalize(
+    frame: pl.DataFrame, columns: tuple[str, ...], numbers: tuple[str, ...], label: str
+) -> pl.DataFrame:
+    """Required columns only, cast to their types, with the 1-based data row in `ROW`."""
+    if frame.height == 0:
+        raise InputError(label, "no data rows")
+    _require_columns(frame, columns, label)
+    frame = frame.select(columns).with_row_index(ROW, offset=1)
+    frame = _cast_timestamps(frame, label)
+    frame = _cast_assets(frame, label)
+    for column in numbers:
+        frame = _cast_number(frame, column, label)
+    return frame
+
+
+def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) -> None:
+    """Raise naming every missing column and, when close, the likely misspelling present."""
+    missing = [column for column in columns if column not in frame.columns]
+    if not missing:
+        return
+    others = {c.strip().lower(): c for c in frame.columns if c not in columns}
+    described = []
+    for column in missing:
+        close = difflib.get_close_matches(column, list(others), n=1, cutoff=0.6)
+        hint = f" (found '{others[close[0]]}'?)" if close else ""
+        described.append(f"'{column}'{hint}")
+    plural = "s" if len(missing) > 1 else ""
+    raise InputError(label, f"missing column{plural} {', '.join(described)}")
+
+
+def _cast_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """Dates, naive datetimes of any unit and ISO strings become Datetime("us")."""
+    dtype = frame.schema["timestamp"]
+    value = pl.col("timestamp")
+    _reject(frame, value.is_null(), label, "timestamp", "missing timestamp")
+    if dtype == pl.String:
+        return _parse_timestamps(frame, label)
+    if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None):
+        return frame.with_columns(value.cast(pl.Datetime("us")))
+    if isinstance(dtype, pl.Datetime):
+        raise InputError(label, f"timezone-aware timestamps ({dtype.time_zone}) are not "
+                         "supported: use naive timestamps", "timestamp")
+    raise InputError(label, f"expected dates or ISO timestamps, got {dtype}", "timestamp")
+
+
+def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """ISO text to Datetime("us"): common layouts first (fast), then polars' inference."""
+    text = pl.col("timestamp")
+    known = pl.coalesce(
+        [text.str.to_datetime(layout, time_unit="us", strict=False) for layout in ISO_LAYOUTS]
+    )
+    parsed = frame.select(known).to_series()
+    if parsed.null_count():
+        inferred = frame.select(text.str.to_datetime(time_unit="us", strict=False)).to_series()
+        parsed = parsed.fill_null(inferred)
+    _reject(frame, parsed.is_null(), label, "timestamp", "not a date or ISO timestamp",
+            show="timestamp")
+    return frame.with_columns(parsed)
+
+
+def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """Text, categorical or integer asset names become String; empty names are rejected."""
+    dtype = frame.schema["asset"]
+    named = dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    if not (named or dtype.is_integer()):
+        raise InputError(label, f"expected asset names, got {dtype}", "asset")
+    frame = frame.with_columns(pl.col("asset").cast(pl.String))
+    empty = pl.col("asset").is_null() | (pl.col("asset").str.len_bytes() == 0)
+    _reject(frame, empty, label, "asset", "missing asset name")
+    return frame
+
+
+def _cast_number(frame: pl.DataFrame, column: str, label: str) -> pl.DataFrame:
+    """Numbers and numeric text become Float64; text that is not a number is rejected."""
+    dtype = frame.schema[column]
+    if dtype == pl.String:
+        parsed = frame.select(pl.col(column).cast(pl.Float64, strict=False)).to_series()
+        _reject(frame, parsed.is_null() & frame[column].is_not_null(), label, column,
+                "not a number", show=column)
+        return frame.with_columns(parsed)
+    if not dtype.is_numeric():
+        raise InputError(label, f"expected numbers, got {dtype}", column)
+    return frame.with_columns(pl.col(column).cast(pl.Float64))
+
+
+def _check_keys(frame: pl.DataFrame, label: str) -> None:
+    """One row per (timestamp, asset), sorted by timestamp, then asset."""
+    ts, asset = pl.col("timestamp"), pl.col("asset")
+    same_ts = ts == ts.shift(1)
+    flags = frame.select(
+        back_ts=(ts < ts.shift(1)).fill_null(False),
+        back_asset=(same_ts & (asset < asset.shift(1))).fill_null(False),
+        repeat=(same_ts & (asset == asset.shift(1))).fill_null(False),
+    )
+    back = flags["back_ts"] | flags["back_asset"]
+    if back.any():
+        duplicated = frame.select(pl.struct("timestamp", "asset").is_duplicated()).to_series()
+    else:
+        duplicated = flags["repeat"] | flags["repeat"].shift(-1, fill_value=False)
+    if duplicated.any():
+        first = frame.filter(duplicated).row(0, named=True)
+        _raise(frame, duplicated, label, None, "duplicate (timestamp, asset) rows for "
+               f"({_show(first['timestamp'])}, {_show(first['asset'])})")
+    if back.any():
+        column = "timestamp" if flags["back_ts"][int(back.arg_true()[0])] else "asset"
+        _raise(frame, back, label, column,
+               "row sorts before the row above it (sort by timestamp, then asset)")
+
+
+def _check_leverage(frame: pl.DataFrame, label: str, gross: bool) -> None:
+    """Per decision, the sum of weights (of |weights| when gross) is at most 1."""
+    exposure = pl.col("weight").abs() if gross else pl.col("weight")
+    totals = (
+        frame.group_by("timestamp")
+        .agg(exposure.sum().alias("total"))
+        .filter(pl.col("total") > 1 + LEVERAGE_TOLERANCE)
+        .sort("timestamp")
+    )
+    if totals.height == 0:
+        return
+    when, total = totals.row(0)
+    kind = "gross weights" if gross else "weights"
+    _raise(frame, frame["timestamp"] == when, label, "weight",
+           f"{kind} at {_show(when)} sum to {total:.10g}, above 1 (leverage needs allow_leverage)")
+
+
+def _price_keys(prices: Source) -> pl.DataFrame:
+    """The prices' timestamp and asset columns, loading and validating them unless normalized."""
+    normalized = isinstance(prices, pl.DataFrame) and (
+        prices.schema.get("timestamp") == pl.Datetime("us")
+        and prices.schema.get("asset") == pl.String
+    )
+    return (prices if normalized else load_prices(prices)).select("timestamp", "asset")
+
+
+def _reject(
+    frame: pl.DataFrame, bad: pl.Expr | pl.Series, label: str, column: str, problem: str,
+    show: str | None = None,
+) -> None:
+    """Raise when any row is `bad` (null counts as bad), quoting the first `show` value."""
+    flags = (bad if isinstance(bad, pl.Series) else frame.select(bad).to_series()).fill_null(True)
+    if not flags.any():
+        return
+    if show is not None:
+        problem += f", found {_show(frame.filter(flags)[show][0])}"
+    _raise(frame, flags, label, column, problem)
+
+
+def _raise(
+    frame: pl.DataFrame, flags: pl.Series, label: str, column: str | None, problem: str
+) -> None:
+    rows = frame.filter(flags)[ROW]
+    raise InputError(label, problem, column, rows.head(5).to_list(), total=rows.len())
+
+
+def _show(value: object) -> str:
+    """A value as it reads in a one-line message."""
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date().isoformat()
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _gate(frame: pl.DataFrame, model: type[Bars] | type[Weights], label: str) -> pl.DataFrame:
+    """Final check against the pandera model; a failure here means a check above is missing."""
+    try:
+        return model.validate(frame)
+    except pandera.errors.SchemaError as error:
+        problem = f"fails the {model.__name__} schema: {_first_line(error)}"
+        raise InputError(label, problem) from None
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an error's text, or its type when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,1 @@
+"""Pandera models of tradegap's tables, one per artifact."""

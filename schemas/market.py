@@ -1,0 +1,50 @@
+"""Pandera models of the user inputs: daily bars and target weights, in long form.
+
+Both are keyed by (timestamp, asset), one row per key; timestamps are naive `Datetime("us")`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pandera.polars as pa
+import polars as pl
+from pandera.engines.polars_engine import DateTime
+
+Timestamp = DateTime(time_unit="us")
+
+
+class Bars(pa.DataFrameModel):
+    """One bar per asset and timestamp; an asset may lack bars (not listed, missing data)."""
+
+    timestamp: Timestamp = pa.Field(description="Bar time (its close ends the bar).")
+    asset: pl.String = pa.Field(description="Asset name; name order is the asset index.")
+    open: pl.Float64 = pa.Field(gt=0, description="First traded price of the bar.")
+    high: pl.Float64 = pa.Field(gt=0, description="Highest price of the bar.")
+    low: pl.Float64 = pa.Field(gt=0, description="Lowest price of the bar.")
+    close: pl.Float64 = pa.Field(gt=0, description="Last traded price of the bar.")
+    volume: pl.Float64 = pa.Field(ge=0, description="Shares traded during the bar.")
+
+    class Config:
+        strict = True
+        ordered = True
+        unique: ClassVar[list[str]] = ["timestamp", "asset"]
+
+
+class Weights(pa.DataFrameModel):
+    """Target weights: the rows of a timestamp are one decision made at its close."""
+
+    timestamp: Timestamp = pa.Field(description="Decision time (a bar of the prices).")
+    asset: pl.String = pa.Field(description="Asset name, one of the prices' assets.")
+    weight: pl.Float64 = pa.Field(description="Target fraction of book value; finite.")
+
+    @pa.check("weight", name="finite")
+    @classmethod
+    def weight_is_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """Weights are finite numbers (no NaN, no infinity)."""
+        return data.lazyframe.select(pl.col(data.key).is_finite())
+
+    class Config:
+        strict = True
+        ordered = True
+        unique: ClassVar[list[str]] = ["timestamp", "asset"]

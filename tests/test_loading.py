@@ -1,0 +1,375 @@
+"""Loading prices and weights: good files round-trip; every bad input is a one-line
+InputError naming the file, the column and the first offending data rows (1-based)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandera.errors
+import polars as pl
+import pytest
+
+from engine.errors import InputError
+from engine.loading import load_prices, load_weights, read_table
+from engine.synthetic import generate_market, momentum_scores
+from engine.weights import top_k_weights
+from schemas.market import Bars, Weights
+
+NAN = float("nan")
+
+
+@pytest.fixture(scope="module")
+def prices() -> pl.DataFrame:
+    return generate_market(n_assets=8, n_days=40, seed=2)
+
+
+@pytest.fixture(scope="module")
+def weights(prices) -> pl.DataFrame:
+    return top_k_weights(momentum_scores(prices, lookback=5), k=3, every=5)
+
+
+def edit(frame: pl.DataFrame, row: int, column: str, value: object) -> pl.DataFrame:
+    """`frame` with data row `row` (1-based) of `column` set to `value`."""
+    index = pl.int_range(pl.len()) + 1
+    return frame.with_columns(
+        pl.when(index == row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+
+
+def write_csv(frame: pl.DataFrame, tmp_path: Path, name: str = "prices.csv") -> Path:
+    path = tmp_path / name
+    frame.write_csv(path)
+    return path
+
+
+def message(call, *args, **kwargs) -> str:
+    with pytest.raises(InputError) as raised:
+        call(*args, **kwargs)
+    text = str(raised.value)
+    assert "\n" not in text
+    return text
+
+
+# Good input
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".pq"])
+def test_prices_round_trip_through_files(prices, weights, tmp_path, suffix):
+    price_path, weight_path = tmp_path / f"p{suffix}", tmp_path / f"w{suffix}"
+    if suffix == ".csv":
+        prices.write_csv(price_path)
+        weights.write_csv(weight_path)
+    else:
+        prices.write_parquet(price_path)
+        weights.write_parquet(weight_path)
+    loaded = load_prices(price_path)
+    assert loaded.equals(prices)
+    assert load_weights(str(weight_path), loaded).equals(weights)
+    assert load_weights(weight_path, price_path).equals(weights)
+
+
+def test_frames_pass_through_unchanged(prices, weights):
+    assert load_prices(prices).equals(prices)
+    assert load_weights(weights, prices).equals(weights)
+
+
+def test_dates_datetimes_of_any_unit_and_iso_strings_become_microsecond_datetimes(prices):
+    expected = prices.filter(pl.col("asset") == "A0001")
+    as_date = expected.with_columns(pl.col("timestamp").cast(pl.Date))
+    as_ns = expected.with_columns(pl.col("timestamp").cast(pl.Datetime("ns")))
+    as_text = expected.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%d"))
+    for frame in (as_date, as_ns, as_text):
+        assert load_prices(frame).equals(expected)
+
+
+def test_integer_prices_and_asset_codes_are_cast(prices):
+    frame = pl.DataFrame({
+        "timestamp": [dt.date(2024, 1, 2)] * 2, "asset": [7, 8],
+        "open": [10, 20], "high": [11, 21], "low": [9, 19], "close": [10, 20],
+        "volume": [100, 200],
+    })
+    loaded = load_prices(frame)
+    assert loaded["asset"].to_list() == ["7", "8"]
+    assert loaded.schema["close"] == pl.Float64
+
+
+def test_extra_columns_are_dropped_and_columns_put_in_order(prices):
+    shuffled = prices.with_columns(note=pl.lit("x")).select(
+        "note", "close", "asset", "volume", "timestamp", "low", "open", "high"
+    )
+    assert load_prices(shuffled).equals(prices)
+
+
+def test_shorts_and_leverage_pass_when_allowed(prices):
+    day = prices["timestamp"][0]
+    frame = pl.DataFrame({"timestamp": [day, day], "asset": ["A0001", "A0002"],
+                          "weight": [1.5, -0.7]})
+    loaded = load_weights(frame, prices, allow_short=True, allow_leverage=True)
+    assert loaded["weight"].to_list() == [1.5, -0.7]
+
+
+def test_weights_summing_to_one_within_rounding_pass(prices):
+    day = prices["timestamp"][0]
+    frame = pl.DataFrame({"timestamp": [day] * 3, "asset": ["A0001", "A0002", "A0003"],
+                          "weight": [0.1, 0.2, 0.7]})
+    assert load_weights(frame, prices).height == 3
+
+
+# Files
+
+
+def test_an_unsupported_file_type_is_rejected(tmp_path):
+    path = tmp_path / "prices.xlsx"
+    path.write_text("x")
+    assert "prices.xlsx: unsupported file type '.xlsx'" in message(read_table, path)
+
+
+def test_a_missing_file_is_rejected(tmp_path):
+    assert "nothere.csv: file not found" in message(load_prices, tmp_path / "nothere.csv")
+
+
+def test_an_unreadable_parquet_file_is_rejected(tmp_path):
+    path = tmp_path / "prices.parquet"
+    path.write_bytes(b"not parquet at all")
+    assert "prices.parquet: cannot read as Parquet" in message(load_prices, path)
+
+
+def test_an_empty_file_is_rejected(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("")
+    assert message(load_prices, path) == "prices.csv: file is empty"
+
+
+def test_a_file_without_rows_is_rejected(prices, tmp_path):
+    path = write_csv(prices.head(0), tmp_path)
+    assert message(load_prices, path) == "prices.csv: no data rows"
+
+
+def test_errors_name_the_frame_or_the_given_name(prices):
+    bad = edit(prices, 3, "close", -1.0)
+    assert message(load_prices, bad).startswith("prices: column 'close'")
+    assert message(load_prices, bad, name="vendor feed").startswith("vendor feed: column 'close'")
+
+
+# Columns
+
+
+def test_a_missing_column_is_named_with_its_likely_misspelling(prices, tmp_path):
+    path = write_csv(prices.rename({"close": "Close"}), tmp_path)
+    assert message(load_prices, path) == "prices.csv: missing column 'close' (found 'Close'?)"
+
+
+def test_every_missing_column_is_named(prices, tmp_path):
+    path = write_csv(prices.drop("high", "volume"), tmp_path)
+    assert message(load_prices, path) == "prices.csv: missing columns 'high', 'volume'"
+
+
+def test_a_misspelt_weight_column_is_suggested(weights, prices, tmp_path):
+    path = write_csv(weights.rename({"weight": "weights"}), tmp_path, "w.csv")
+    assert message(load_weights, path, prices) == (
+        "w.csv: missing column 'weight' (found 'weights'?)"
+    )
+
+
+# Values
+
+
+@pytest.mark.parametrize("column", ["open", "high", "low", "close"])
+@pytest.mark.parametrize(("value", "shown"), [(NAN, "NaN"), (None, "null"), (0.0, "0.0"),
+                                              (-2.5, "-2.5")])
+def test_bad_prices_are_rejected_naming_the_rows(prices, tmp_path, column, value, shown):
+    bad = edit(edit(prices, 4, column, value), 9, column, value)
+    text = message(load_prices, write_csv(bad, tmp_path))
+    assert text == (f"prices.csv: column '{column}': price must be a positive number, "
+                    f"found {shown} at rows 4, 9")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(-1.0, "-1.0"), (NAN, "NaN")])
+def test_negative_or_nan_volume_is_rejected(prices, tmp_path, value, shown):
+    text = message(load_prices, write_csv(edit(prices, 12, "volume", value), tmp_path))
+    assert text == (f"prices.csv: column 'volume': volume must be a non-negative number, "
+                    f"found {shown} at rows 12")
+
+
+def test_zero_volume_is_fine(prices):
+    assert load_prices(edit(prices, 2, "volume", 0.0))["volume"][1] == 0.0
+
+
+def test_text_that_is_not_a_number_is_rejected(prices, tmp_path):
+    path = write_csv(edit(prices.with_columns(pl.col("open").cast(pl.String)), 6, "open", "n/a"),
+                     tmp_path)
+    assert message(load_prices, path) == (
+        "prices.csv: column 'open': not a number, found 'n/a' at rows 6"
+    )
+
+
+def test_text_that_is_not_a_timestamp_is_rejected(prices, tmp_path):
+    text_times = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%d"))
+    path = write_csv(edit(text_times, 7, "timestamp", "yesterday"), tmp_path)
+    assert message(load_prices, path) == (
+        "prices.csv: column 'timestamp': not a date or ISO timestamp, found 'yesterday' at rows 7"
+    )
+
+
+def test_a_missing_timestamp_or_asset_is_rejected(prices, tmp_path):
+    no_time = write_csv(edit(prices, 5, "timestamp", None), tmp_path, "a.csv")
+    assert message(load_prices, no_time) == "a.csv: column 'timestamp': missing timestamp at rows 5"
+    no_asset = write_csv(edit(prices, 8, "asset", None), tmp_path, "b.csv")
+    assert message(load_prices, no_asset) == "b.csv: column 'asset': missing asset name at rows 8"
+
+
+def test_timezone_aware_timestamps_are_rejected(prices):
+    aware = prices.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+    assert "prices: column 'timestamp': timezone-aware timestamps (UTC)" in message(
+        load_prices, aware
+    )
+
+
+def test_numeric_timestamps_are_rejected(prices):
+    numbers = prices.with_columns(pl.col("timestamp").dt.epoch("d"))
+    assert "prices: column 'timestamp': expected dates or ISO timestamps" in message(
+        load_prices, numbers
+    )
+
+
+# Keys and order
+
+
+def test_duplicate_rows_name_both_rows(prices, tmp_path):
+    doubled = pl.concat([prices.head(3), prices.slice(2, 1), prices.slice(3)])
+    assert message(load_prices, write_csv(doubled, tmp_path)) == (
+        "prices.csv: duplicate (timestamp, asset) rows for (2010-01-04, 'A0003') at rows 3, 4"
+    )
+
+
+def test_duplicate_rows_far_apart_are_found_in_unsorted_input(prices, tmp_path):
+    doubled = pl.concat([prices.head(20), prices.slice(1, 1)])
+    assert message(load_prices, write_csv(doubled, tmp_path)) == (
+        "prices.csv: duplicate (timestamp, asset) rows for (2010-01-04, 'A0002') at rows 2, 21"
+    )
+
+
+def test_rows_out_of_timestamp_order_are_named(prices, tmp_path):
+    swapped = pl.concat([prices.slice(8, 8), prices.head(8), prices.slice(16)])
+    assert message(load_prices, write_csv(swapped, tmp_path)) == (
+        "prices.csv: column 'timestamp': row sorts before the row above it "
+        "(sort by timestamp, then asset) at rows 9"
+    )
+
+
+def test_rows_out_of_asset_order_are_named(prices, tmp_path):
+    swapped = pl.concat([prices.head(2), prices.slice(3, 1), prices.slice(2, 1),
+                         prices.slice(4)])
+    assert message(load_prices, write_csv(swapped, tmp_path)) == (
+        "prices.csv: column 'asset': row sorts before the row above it "
+        "(sort by timestamp, then asset) at rows 4"
+    )
+
+
+def test_only_the_first_five_rows_are_listed_with_the_total(prices):
+    bad = prices.with_columns(pl.lit(-1.0).alias("low"))
+    assert message(load_prices, bad).endswith(
+        f"at rows 1, 2, 3, 4, 5 ({prices.height} rows in all)"
+    )
+
+
+# Weights
+
+
+def test_unknown_assets_are_rejected(weights, prices, tmp_path):
+    path = write_csv(edit(weights, 2, "asset", "ZZZ"), tmp_path, "w.csv")
+    assert message(load_weights, path, prices) == (
+        "w.csv: column 'asset': asset not in the prices, found 'ZZZ' at rows 2"
+    )
+
+
+def test_timestamps_that_are_not_bars_are_rejected(weights, prices, tmp_path):
+    path = write_csv(edit(weights, 4, "timestamp", dt.datetime(2010, 1, 9)), tmp_path, "w.csv")
+    text = message(load_weights, path, prices)
+    assert text.startswith("w.csv: column 'timestamp': timestamp is not a bar of the prices, "
+                           "found 2010-01-09")
+    assert text.endswith("at rows 4")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(NAN, "NaN"), (None, "null"),
+                                              (float("inf"), "inf")])
+def test_weights_that_are_not_finite_are_rejected(weights, prices, tmp_path, value, shown):
+    path = write_csv(edit(weights, 5, "weight", value), tmp_path, "w.csv")
+    assert message(load_weights, path, prices) == (
+        f"w.csv: column 'weight': weight must be a finite number, found {shown} at rows 5"
+    )
+
+
+def test_duplicate_weights_are_rejected(weights, prices):
+    doubled = pl.concat([weights.head(1), weights])
+    assert message(load_weights, doubled, prices).endswith(
+        f"duplicate (timestamp, asset) rows for ({weights['timestamp'][0].date()}, "
+        f"'{weights['asset'][0]}') at rows 1, 2"
+    )
+
+
+def test_unsorted_weights_are_rejected(weights, prices):
+    backwards = weights.reverse()
+    assert message(load_weights, backwards, prices).startswith(
+        "weights: column 'asset': row sorts before the row above it"
+    )
+
+
+def test_negative_weights_need_allow_short(weights, prices):
+    short = edit(weights, 3, "weight", -0.1)
+    assert message(load_weights, short, prices) == (
+        "weights: column 'weight': negative weight (shorts need allow_short), found -0.1 "
+        "at rows 3"
+    )
+    assert load_weights(short, prices, allow_short=True)["weight"][2] == -0.1
+
+
+def test_weights_above_one_need_allow_leverage_and_name_the_timestamp(weights, prices):
+    heavy = edit(weights, 5, "weight", 0.9)
+    day = weights["timestamp"][4]
+    rows = ", ".join(str(i + 1) for i, t in enumerate(weights["timestamp"]) if t == day)
+    assert message(load_weights, heavy, prices) == (
+        f"weights: column 'weight': weights at {day.date()} sum to 1.566666667, above 1 "
+        f"(leverage needs allow_leverage) at rows {rows}"
+    )
+    assert load_weights(heavy, prices, allow_leverage=True).height == weights.height
+
+
+def test_with_shorts_the_gross_sum_is_limited(prices):
+    day = prices["timestamp"].unique().sort()[1]
+    frame = pl.DataFrame({"timestamp": [day, day], "asset": ["A0001", "A0002"],
+                          "weight": [0.8, -0.5]})
+    assert "gross weights at 2010-01-05 sum to 1.3" in message(
+        load_weights, frame, prices, allow_short=True
+    )
+
+
+def test_empty_weights_are_rejected(weights, prices):
+    assert message(load_weights, weights.head(0), prices) == "weights: no data rows"
+
+
+def test_weights_accept_date_timestamps_against_datetime_prices(weights, prices):
+    as_dates = weights.with_columns(pl.col("timestamp").cast(pl.Date))
+    assert load_weights(as_dates, prices).equals(weights)
+
+
+# The pandera models behind the final gate
+
+
+def test_the_bars_model_accepts_loaded_prices_and_rejects_extras_and_bad_values(prices):
+    assert Bars.validate(load_prices(prices)).equals(prices)
+    with pytest.raises(pandera.errors.SchemaError):
+        Bars.validate(prices.with_columns(note=pl.lit(1)))
+    with pytest.raises(pandera.errors.SchemaError):
+        Bars.validate(edit(prices, 3, "open", 0.0))
+    with pytest.raises(pandera.errors.SchemaError):
+        Bars.validate(pl.concat([prices.head(1), prices]))
+
+
+def test_the_weights_model_rejects_infinite_weights_and_duplicates(weights):
+    assert Weights.validate(weights).equals(weights)
+    with pytest.raises(pandera.errors.SchemaError):
+        Weights.validate(edit(weights, 2, "weight", float("inf")))
+    with pytest.raises(pandera.errors.SchemaError):
+        Weights.validate(pl.concat([weights.head(1), weights]))
