@@ -184,23 +184,30 @@ def _execute_buys(
     integer: bool,
     cash_policy: str,
 ) -> None:
-    """Fill the buys in order against `cash`; writes size, fee, status and reason in place."""
+    """Fill the buys in order against `cash`; writes size, fee, status and reason in place.
+
+    Cash after each buy snaps to exactly 0 when it is float dust (as in `ledger`), and a
+    buy facing zero cash is rejected. The vectorized pass finds the first buy that
+    overdraws or leaves dust; from there on the buys run one at a time.
+    """
     cost = size[buys] * adj[buys] + fee[buys]
     steps = np.empty(len(buys) + 1)
     steps[0] = cash
     np.negative(cost, out=steps[1:])
     cash_after = steps.cumsum()
-    overdrawn = cash_after[1:] < 0
-    if not overdrawn.any():
+    before, after = cash_after[:-1], cash_after[1:]
+    dust = np.abs(after) <= np.maximum(REL_TOL * np.maximum(np.abs(before), cost), ABS_TOL)
+    stop = (after < 0) | dust
+    if not stop.any():
         return
-    first = int(overdrawn.argmax())
-    left = float(cash_after[first])
+    first = int(stop.argmax())
+    left = float(before[first])
     for i in buys[first:].tolist():
-        if _close(left, 0.0):
+        if abs(left) <= ABS_TOL:
             left = 0.0
         need = size[i] * adj[i] + fee[i]
-        if need <= left or _close(need, left):
-            left = left - need
+        if left > 0 and (need <= left or _close(need, left)):
+            left = 0.0 if _close(left, need) else left - need
             continue
         if cash_policy == "reject" or left <= 0:
             status[i], reason[i] = REJECTED, INSUFFICIENT_CASH

@@ -111,3 +111,19 @@ def test_a_sell_whose_fee_exceeds_its_proceeds_is_rejected():
                  fixed_fee=30.0, cash_policy="allow_negative")
     assert result.orders["status"].to_list() == ["filled", "rejected"]
     assert result.orders["reason"][1] == "fee_exceeds_proceeds"
+
+
+def test_cash_left_as_float_dust_is_zero_and_the_next_buy_is_rejected():
+    """A buy that uses the cash up to float noise leaves exactly 0, not a dust-sized buy."""
+    prices = bars([[1.0, 0.9, 1.0]] * 2, [[1.0, 0.9, 1.0]] * 2)
+
+    class Overweight(Strategy):
+        def on_bar(self, ctx):
+            if ctx.bar == 0:
+                ctx.rebalance({"A0": 0.5, "A1": 0.5, "A2": 0.6})
+
+    result = run_strategy(prices, Overweight(), BacktestConfig(initial_cash=1e6))
+    assert result.fills["asset"].to_list() == ["A0", "A1"]
+    assert result.orders.filter(result.orders["asset"] == "A2")["reason"].to_list() == [
+        "insufficient_cash"]
+    assert result.equity["cash"][1] == 0.0
