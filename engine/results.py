@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from engine.artifacts import replace_directory, to_json
-from engine.book import KIND_NAMES, MERGED, REASON_NAMES, STATUS_NAMES, SUPERSEDED
+from engine.book import KIND_NAMES, REASON_NAMES, STATUS_NAMES, SUPERSEDED
 from engine.config import BacktestConfig
 from engine.loop import Simulation
 from engine.metrics import compute_metrics
@@ -59,31 +59,31 @@ class BacktestResult:
     def orders(self) -> pl.DataFrame:
         book = self._sim.book
         market = self._sim.market
-        status = book.record("status")
-        reason = book.record("reason")
-        superseded_by = book.record("superseded_by")
         filled_bar = book.record("filled_bar")
-        reason_text = pl.Series(REASON_NAMES, dtype=pl.String).gather(reason)
-        verb = np.where(status == MERGED, "merged into order ", "replaced by order ")
-        superseded = np.char.add(verb, superseded_by.astype(str))
-        reason_text = pl.Series(np.where(reason == SUPERSEDED, superseded, None), dtype=pl.String
-                                ).fill_null(reason_text)
-        filled_at = market.timestamps.gather(np.maximum(filled_bar, 0))
-        frame = pl.DataFrame(
+        status = pl.Series(STATUS_NAMES).gather(book.record("status"))
+        superseded = pl.format(
+            "{} order {}",
+            pl.when(status == "merged").then(pl.lit("merged into")).otherwise(
+                pl.lit("replaced by")),
+            pl.Series(book.record("superseded_by")),
+        )
+        reason_code = book.record("reason")
+        return pl.DataFrame(
             {
                 "order_id": np.arange(book.n_orders, dtype=np.int64),
                 "created": market.timestamps.gather(book.record("created_bar")),
                 "asset": market.assets.gather(book.record("asset")),
                 "kind": pl.Series(KIND_NAMES).gather(book.record("kind")),
                 "amount": book.record("amount"),
-                "status": pl.Series(STATUS_NAMES).gather(status),
-                "reason": reason_text,
-                "filled_at": filled_at,
+                "status": status,
+                "reason": pl.Series(REASON_NAMES, dtype=pl.String).gather(reason_code),
+                "filled_at": market.timestamps.gather(np.maximum(filled_bar, 0)),
                 "filled_quantity": book.record("filled_quantity"),
             }
-        )
-        return frame.with_columns(
-            pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at")
+        ).with_columns(
+            pl.when(pl.Series(reason_code == SUPERSEDED)).then(superseded)
+            .otherwise(pl.col("reason")).alias("reason"),
+            pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at"),
         )
 
     @cached_property
