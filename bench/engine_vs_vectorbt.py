@@ -119,7 +119,7 @@ def main() -> None:
         bars = n_assets * n_days
         repeats = args.repeats if bars <= 2_000_000 else 1
         print(f"\n{n_assets} assets x {n_days} days ({bars:,} bars), top {TOP}, next open, "
-              f"{FEES:.0%} fees, median of {repeats}")
+              f"{FEES:.1%} fees, median of {repeats}")
         print(f"{'workload':<14} {'engine':<15} {'seconds':>8} {'bars/s':>12} "
               f"{'peak MB':>8} {'added MB':>8} {'fills':>9}  final equity")
         for label, every in WORKLOADS.items():

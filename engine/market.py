@@ -66,23 +66,33 @@ class Market:
 
     @classmethod
     def from_bars(cls, bars: pl.DataFrame) -> Market:
-        """Pivot validated long bars (`timestamp, asset, open, high, low, close, volume`)."""
-        keyed = bars.select(
-            pl.col("timestamp").rank("dense").cast(pl.Int64) - 1,
-            pl.col("asset").rank("dense").cast(pl.Int64) - 1,
-        )
-        rows = keyed["timestamp"].to_numpy()
-        cols = keyed["asset"].to_numpy()
-        timestamps = bars["timestamp"].unique().sort()
+        """Pivot validated long bars (`timestamp, asset, open, high, low, close, volume`).
+
+        The bars must be sorted by (timestamp, asset) and unique, as `engine.loading`
+        guarantees; a complete grid is reshaped without copying cell by cell.
+        """
+        stamps = bars["timestamp"].to_numpy()
+        new_row = np.empty(len(stamps), dtype=bool)
+        new_row[:1] = True
+        np.not_equal(stamps[1:], stamps[:-1], out=new_row[1:])
+        rows = np.cumsum(new_row) - 1
+        timestamps = bars["timestamp"].filter(pl.Series(new_row))
         assets = bars["asset"].unique().sort()
+        cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
         shape = (len(timestamps), len(assets))
+        complete = len(bars) == shape[0] * shape[1]
         arrays = {}
         for name in FIELDS:
-            dense = np.full(shape, np.nan)
-            dense[rows, cols] = bars[name].to_numpy()
-            arrays[name] = dense
-        has_bar = np.zeros(shape, dtype=bool)
-        has_bar[rows, cols] = True
+            values = bars[name].to_numpy()
+            if complete:
+                arrays[name] = values.reshape(shape).copy()
+            else:
+                arrays[name] = np.full(shape, np.nan)
+                arrays[name][rows, cols] = values
+        has_bar = np.ones(shape, dtype=bool)
+        if not complete:
+            has_bar[:] = False
+            has_bar[rows, cols] = True
         return cls(timestamps, assets, has_bar=has_bar,
                    last_close=forward_fill(arrays["close"], has_bar), **arrays)
 
