@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from engine.reference import run_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import BacktestConfig, run_backtest
+from engine.reference import run_reference
 from tests.builders import random_universe, top_k_weights
 from tests.parity import REL, assert_same_fills
 
