@@ -21,6 +21,8 @@ STATUS_NAMES = ("filled", "rejected", "noop", "replaced", "merged", "open")
 NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED = range(5)
 REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None)
 
+NEVER = np.iinfo(np.int64).max  # due bar of an asset without an open order
+
 _RECORD_FIELDS = {  # field: (dtype, value before the order is placed or closed)
     "created_bar": (np.int64, 0),
     "asset": (np.int64, 0),
@@ -50,7 +52,7 @@ class OrderBook:
 
     def __init__(self, n_assets: int, capacity: int = 1024) -> None:
         self.open_id = np.full(n_assets, -1, dtype=np.int64)
-        self.due_bar = np.zeros(n_assets, dtype=np.int64)
+        self.due_bar = np.full(n_assets, NEVER, dtype=np.int64)
         self.target_kind = np.full(n_assets, -1, dtype=np.int8)
         self.target_amount = np.zeros(n_assets)
         self.add_shares = np.zeros(n_assets)
@@ -74,10 +76,13 @@ class OrderBook:
         view.flags.writeable = False
         return view
 
-    def submit(self, bar: int, due_bar: int, assets: np.ndarray, kind: int, amounts) -> np.ndarray:
-        """Place one order of `kind` per asset (assets unique); returns the new order ids."""
-        assets = np.asarray(assets, dtype=np.int64)
-        amounts = np.broadcast_to(np.asarray(amounts, dtype=np.float64), assets.shape)
+    def submit(
+        self, bar: int, due_bar: int, assets: np.ndarray, kind: int, amounts: np.ndarray
+    ) -> np.ndarray:
+        """Place one order of `kind` per asset; returns the new order ids.
+
+        `assets` (int64, unique) and `amounts` (float64) are aligned arrays.
+        """
         n = len(assets)
         ids = np.arange(self._n, self._n + n, dtype=np.int64)
         self._grow(self._n + n)
@@ -90,13 +95,13 @@ class OrderBook:
         self._n += n
 
         previous = self.open_id[assets]
-        had = previous >= 0
-        if had.any():
+        had = (previous >= 0).nonzero()[0]
+        if len(had):
             old = previous[had]
             rec["status"][old] = MERGED if kind < TARGET_SHARES else REPLACED
             rec["reason"][old] = SUPERSEDED
             rec["superseded_by"][old] = ids[had]
-        self.n_open += int(n - had.sum())
+        self.n_open += n - len(had)
 
         if kind >= TARGET_SHARES:
             self.target_kind[assets] = kind
@@ -130,7 +135,7 @@ class OrderBook:
         """Assets whose open order is due at `bar` and that can fill now (ascending)."""
         if self.n_open == 0:
             return np.empty(0, dtype=np.int64)
-        return ((self.open_id >= 0) & (self.due_bar <= bar) & can_fill).nonzero()[0]
+        return ((self.due_bar <= bar) & can_fill).nonzero()[0]
 
     def close(
         self,
@@ -148,6 +153,7 @@ class OrderBook:
         rec["filled_quantity"][ids] = filled_quantity
         rec["filled_bar"][ids] = np.where(status == FILLED, bar, -1)
         self.open_id[assets] = -1
+        self.due_bar[assets] = NEVER
         self.target_kind[assets] = -1
         if self.has_deltas:
             self.add_shares[assets] = 0.0

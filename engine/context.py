@@ -162,7 +162,7 @@ class Context:
 
     def _submit(self, asset: Any, kind: int, amount: Any) -> np.ndarray:
         assets = self.asset_index(asset)
-        amounts = np.broadcast_to(np.asarray(amount, dtype=np.float64), assets.shape)
+        amounts = np.broadcast_to(np.asarray(amount, dtype=np.float64), assets.shape).copy()
         if not np.isfinite(amounts).all():
             raise ValueError(f"order amounts must be finite; got {amounts.tolist()}")
         if len(np.unique(assets)) != len(assets):

@@ -196,8 +196,7 @@ def _execute_buys(
     np.negative(cost, out=steps[1:])
     cash_after = steps.cumsum()
     before, after = cash_after[:-1], cash_after[1:]
-    dust = np.abs(after) <= np.maximum(REL_TOL * np.maximum(np.abs(before), cost), ABS_TOL)
-    stop = (after < 0) | dust
+    stop = after <= REL_TOL * before + ABS_TOL  # overdrawn, or within float dust of 0
     if not stop.any():
         return
     first = int(stop.argmax())

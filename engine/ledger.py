@@ -48,14 +48,14 @@ class Ledger:
         return self._view
 
     def value(self, prices: np.ndarray) -> float:
-        """Cash plus positions at `prices`, summed in asset order from cash (sequentially)."""
-        held = self._positions != 0
-        if not held.any():
-            return self._cash
-        terms = np.empty(int(held.sum()) + 1)
+        """Cash plus held positions at `prices`, added one by one in asset order from cash.
+
+        The sequential order makes the value bit-equal to a plain loop's (and vectorbt's).
+        """
+        terms = np.zeros(len(self._positions) + 1)
         terms[0] = self._cash
-        terms[1:] = self._positions[held] * prices[held]
-        return float(np.cumsum(terms)[-1])
+        np.multiply(self._positions, prices, out=terms[1:], where=self._positions != 0)
+        return float(terms.cumsum()[-1])
 
     def apply_fills(
         self, assets: np.ndarray, quantity: np.ndarray, price: np.ndarray, fee: np.ndarray
@@ -67,7 +67,12 @@ class Ledger:
         """
         if len(assets) == 0:
             return
-        self._positions[assets] = snap_to_zero(self._positions[assets], quantity)
+        before = self._positions[assets]
+        after = before + quantity
+        closing = (before * quantity < 0).nonzero()[0]
+        if len(closing):
+            after[closing] = snap_to_zero(before[closing], quantity[closing])
+        self._positions[assets] = after
         flows = np.empty(len(assets) + 1)
         flows[0] = self._cash
         np.subtract(-(quantity * price), fee, out=flows[1:])
