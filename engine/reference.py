@@ -22,9 +22,10 @@ it and favours clarity over speed. It implements docs/semantics.md for target we
 - Equity at every timestamp is `cash + Σ position × close` after all fills of that timestamp,
   an asset without a bar being marked at its last known close.
 
-Results: `fills` (`timestamp, asset, quantity, price, fee`; signed quantity, price including
-slippage), `equity` (`timestamp, cash, positions_value, equity`), `final_equity` and
-`rejections` (`timestamp, asset, reason`).
+Results: `fills` (`timestamp, asset, quantity, price, fee, order_id`; signed quantity, price
+including slippage), `orders` (every order with its status and reason, numbered in the order
+they were placed: asset-name order within a decision), `equity` (`timestamp, cash,
+positions_value, equity`), `final_equity` and `rejections` (`timestamp, asset, reason`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ReferenceResult:
     """Everything the reference run produced, as plain frames and one number."""
 
     fills: pl.DataFrame
+    orders: pl.DataFrame
     equity: pl.DataFrame
     final_equity: float
     rejections: pl.DataFrame
@@ -58,8 +60,9 @@ class _State:
     cash: float
     positions: dict[str, float] = field(default_factory=dict)
     last_close: dict[str, float] = field(default_factory=dict)
-    open_orders: dict[str, float] = field(default_factory=dict)
-    fills: list[tuple[datetime, str, float, float, float]] = field(default_factory=list)
+    open_orders: dict[str, tuple[int, float]] = field(default_factory=dict)
+    orders: list[list] = field(default_factory=list)
+    fills: list[tuple[datetime, str, float, float, float, int]] = field(default_factory=list)
     rejections: list[tuple[datetime, str, str]] = field(default_factory=list)
     equity: list[tuple[datetime, float, float, float]] = field(default_factory=list)
 
@@ -82,7 +85,7 @@ def run_reference(
         for asset, bar in bars_now.items():
             state.last_close[asset] = bar[CLOSE]
         if timestamp in decisions:
-            _decide(state, decisions[timestamp])
+            _decide(state, timestamp, decisions[timestamp])
         if config.fill == "same_close":
             _fill_batch(state, config, timestamp, bars_now, CLOSE)
         _mark(state, timestamp)
@@ -97,6 +100,22 @@ def run_reference(
                 "quantity": pl.Float64,
                 "price": pl.Float64,
                 "fee": pl.Float64,
+                "order_id": pl.Int64,
+            },
+            orient="row",
+        ),
+        orders=pl.DataFrame(
+            state.orders,
+            schema={
+                "order_id": pl.Int64,
+                "created": time_type,
+                "asset": pl.String,
+                "kind": pl.String,
+                "amount": pl.Float64,
+                "status": pl.String,
+                "reason": pl.String,
+                "filled_at": time_type,
+                "filled_quantity": pl.Float64,
             },
             orient="row",
         ),
@@ -136,14 +155,29 @@ def _decisions_by_timestamp(weights: pl.DataFrame) -> dict[datetime, dict[str, f
     return decisions
 
 
-def _decide(state: _State, weights: dict[str, float]) -> None:
+def _decide(state: _State, timestamp: datetime, weights: dict[str, float]) -> None:
     """Queue one target_percent order per asset with a weight, held or with an open order."""
     targets = {asset: weight for asset, weight in weights.items() if weight != 0.0}
     held = {asset for asset, quantity in state.positions.items() if quantity != 0.0}
     for asset in held | set(state.open_orders):
         targets.setdefault(asset, 0.0)
     for asset in sorted(targets):
-        state.open_orders[asset] = targets[asset]
+        order_id = len(state.orders)
+        if asset in state.open_orders:
+            replaced = state.orders[state.open_orders[asset][0]]
+            replaced[5], replaced[6] = "replaced", f"replaced by order {order_id}"
+        state.orders.append(
+            [order_id, timestamp, asset, "target_percent", targets[asset], "open", None, None, 0.0]
+        )
+        state.open_orders[asset] = (order_id, targets[asset])
+
+
+def _close_order(
+    state: _State, order_id: int, status: str, reason: str | None = None,
+    timestamp: datetime | None = None, quantity: float = 0.0,
+) -> None:
+    """Record what became of an order."""
+    state.orders[order_id][5:] = [status, reason, timestamp, quantity]
 
 
 def _fill_batch(
@@ -170,20 +204,20 @@ def _fill_batch(
 
     requests = []
     for asset in due:
-        weight = state.open_orders.pop(asset)
+        order_id, weight = state.open_orders.pop(asset)
         price = bars_now[asset][price_field]
         position = state.positions.get(asset, 0.0)
         target_value = weight * value
         delta = (target_value / price) - position
         order_value = target_value - position * price
-        requests.append((order_value, asset, delta, price))
+        requests.append((order_value, asset, delta, price, order_id))
     requests.sort(key=lambda request: request[0])
 
-    for _, asset, delta, price in requests:
+    for _, asset, delta, price, order_id in requests:
         if delta > 0:
-            _buy(state, config, timestamp, asset, delta, price)
+            _buy(state, config, timestamp, asset, delta, price, order_id)
         else:
-            _sell(state, config, timestamp, asset, -delta, price)
+            _sell(state, config, timestamp, asset, -delta, price, order_id)
 
 
 def _buy(
@@ -193,12 +227,15 @@ def _buy(
     asset: str,
     size: float,
     price: float,
+    order_id: int,
 ) -> None:
     """Buy `size` shares at `price` plus slippage, within the cash policy."""
     if config.integer_shares:
         size = size // 1
     if size <= ABSOLUTE_TOLERANCE:
+        _close_order(state, order_id, "noop")
         return
+    reason = None
     adjusted = price * (1 + config.slippage)
     fee = _fee(size, adjusted, config)
     cost = size * adjusted + fee
@@ -206,18 +243,20 @@ def _buy(
 
     if not _fits(cost, state.cash):
         if config.cash_policy == "reject":
-            state.rejections.append((timestamp, asset, "insufficient_cash"))
+            _reject(state, order_id, timestamp, asset, "insufficient_cash")
             return
         if config.cash_policy == "shrink":
             size, fee, cash_after = _shrink(state.cash, adjusted, config)
             if size <= ABSOLUTE_TOLERANCE:
-                state.rejections.append((timestamp, asset, "insufficient_cash"))
+                _reject(state, order_id, timestamp, asset, "insufficient_cash")
                 return
             cost = size * adjusted + fee
+            reason = "shrunk_to_cash"
 
     state.cash = cash_after if cash_after is not None else _add(state.cash, -cost)
     state.positions[asset] = _add(state.positions.get(asset, 0.0), size)
-    state.fills.append((timestamp, asset, size, adjusted, fee))
+    state.fills.append((timestamp, asset, size, adjusted, fee, order_id))
+    _close_order(state, order_id, "filled", reason, timestamp, size)
 
 
 def _shrink(
@@ -256,6 +295,7 @@ def _sell(
     asset: str,
     size: float,
     price: float,
+    order_id: int,
 ) -> None:
     """Sell `size` shares at `price` less slippage, capped at the position when long-only."""
     position = state.positions.get(asset, 0.0)
@@ -264,16 +304,23 @@ def _sell(
     if config.integer_shares:
         size = size // 1
     if size <= ABSOLUTE_TOLERANCE:
+        _close_order(state, order_id, "noop")
         return
     adjusted = price * (1 - config.slippage)
     fee = _fee(size, adjusted, config)
     proceeds = _add(size * adjusted, -fee)
     if proceeds < 0:
-        state.rejections.append((timestamp, asset, "fee_exceeds_proceeds"))
+        _reject(state, order_id, timestamp, asset, "fee_exceeds_proceeds")
         return
     state.cash = _add(state.cash, proceeds)
     state.positions[asset] = _add(position, -size)
-    state.fills.append((timestamp, asset, -size, adjusted, fee))
+    state.fills.append((timestamp, asset, -size, adjusted, fee, order_id))
+    _close_order(state, order_id, "filled", None, timestamp, -size)
+
+
+def _reject(state: _State, order_id: int, timestamp: datetime, asset: str, reason: str) -> None:
+    state.rejections.append((timestamp, asset, reason))
+    _close_order(state, order_id, "rejected", reason)
 
 
 def _mark(state: _State, timestamp: datetime) -> None:

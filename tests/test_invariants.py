@@ -103,7 +103,7 @@ def test_engine_equals_the_reference_on_every_fill(scenario, config):
     prices, weights = make(scenario)
     ours = run_backtest(prices, weights, config)
     reference = run_reference(prices, weights, config)
-    assert_same_fills(ours.fills.drop("order_id"), reference.fills)
+    assert_same_fills(ours.fills, reference.fills)
     assert ours.final_equity == pytest.approx(reference.final_equity, rel=REL, abs=1e-9)
 
 

@@ -65,7 +65,7 @@ def _fills(result: ReferenceResult) -> list[tuple[int, str, float, float, float]
     """Fills as (day, asset, quantity, price, fee) tuples."""
     return [
         (DAYS.index(timestamp), asset, quantity, price, fee)
-        for timestamp, asset, quantity, price, fee in result.fills.iter_rows()
+        for timestamp, asset, quantity, price, fee in result.fills.drop("order_id").iter_rows()
     ]
 
 
@@ -384,6 +384,7 @@ def test_result_frames_have_the_declared_columns() -> None:
         "quantity": pl.Float64,
         "price": pl.Float64,
         "fee": pl.Float64,
+        "order_id": pl.Int64,
     })
     assert result.equity.schema == pl.Schema({
         "timestamp": pl.Datetime("us"),
@@ -466,3 +467,15 @@ def test_inputs_are_not_mutated() -> None:
 
     assert prices.equals(before[0])
     assert weights.equals(before[1])
+
+
+def test_every_order_is_recorded_with_its_outcome():
+    bars = {"A": [(10.0, 10.0)] * 4, "B": [(20.0, 20.0)] * 4}
+    result = _run(bars, {0: {"A": 0.5, "B": 0.6}, 1: {"A": 0.5}}, cash_policy="reject")
+    orders = result.orders.select("order_id", "asset", "status", "reason").rows()
+    assert orders == [
+        (0, "A", "filled", None),
+        (1, "B", "rejected", "insufficient_cash"),
+        (2, "A", "noop", None),
+    ]
+    assert result.fills["order_id"].to_list() == [0]

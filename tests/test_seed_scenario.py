@@ -48,6 +48,6 @@ def test_never_more_than_25_positions(scenario):
 def test_engine_equals_reference_and_vectorbt_on_the_seed_scenario(scenario):
     market, weights, config, result = scenario
     reference = run_reference(market, weights, config)
-    assert_same_fills(result.fills.drop("order_id"), reference.fills)
+    assert_same_fills(result.fills, reference.fills)
     assert result.final_equity == pytest.approx(reference.final_equity, rel=REL)
     assert_same_fills(result.fills, run_vectorbt(market, weights, config).fills)
