@@ -6,7 +6,10 @@ PIP := $(PY) -m pip
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench ui clean
+
+DAGSTER_HOME := $(CURDIR)/.dagster_home
+UI_PORT ?= 3000
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,8 +33,16 @@ test: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
+ui: $(RUNTIME) $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
 bench: $(DEV)
 	$(PY) bench/engine_vs_vectorbt.py
+	$(PY) bench/make_run.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -18,11 +18,13 @@ import polars as pl
 
 from engine.errors import InputError
 from schemas.market import Bars, Weights
+from schemas.signals import Scores
 
 Source = str | Path | pl.DataFrame
 
 PRICE_COLUMNS = ("timestamp", "asset", "open", "high", "low", "close", "volume")
 WEIGHT_COLUMNS = ("timestamp", "asset", "weight")
+SIGNAL_COLUMNS = ("timestamp", "asset", "score")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -78,11 +80,7 @@ def load_weights(
     weight = pl.col("weight")
     _reject(frame, ~weight.is_finite(), label, "weight", "weight must be a finite number",
             show="weight")
-    keys = _price_keys(prices)
-    _reject(frame, ~pl.col("asset").is_in(keys["asset"].unique().implode()), label, "asset",
-            "asset not in the prices", show="asset")
-    _reject(frame, ~pl.col("timestamp").is_in(keys["timestamp"].unique().implode()), label,
-            "timestamp", "timestamp is not a bar of the prices", show="timestamp")
+    _check_on_prices(frame, prices, label)
     _check_keys(frame, label)
     if not allow_short:
         _reject(frame, weight < 0, label, "weight", "negative weight (shorts need allow_short)",
@@ -90,6 +88,26 @@ def load_weights(
     if not allow_leverage:
         _check_leverage(frame, label, gross=allow_short)
     return _gate(frame.drop(ROW), Weights, label)
+
+
+def load_signals(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
+    """Validated scores `timestamp, asset, score` on the prices' assets and bars."""
+    frame, label = _open(source, name, "signals")
+    frame = _normalize(frame, SIGNAL_COLUMNS, ("score",), label)
+    _reject(frame, ~pl.col("score").is_finite(), label, "score", "score must be a finite number",
+            show="score")
+    _check_on_prices(frame, prices, label)
+    _check_keys(frame, label)
+    return _gate(frame.drop(ROW), Scores, label)
+
+
+def _check_on_prices(frame: pl.DataFrame, prices: Source, label: str) -> None:
+    """Every row names an asset of the prices and one of their timestamps."""
+    keys = _price_keys(prices)
+    _reject(frame, ~pl.col("asset").is_in(keys["asset"].unique().implode()), label, "asset",
+            "asset not in the prices", show="asset")
+    _reject(frame, ~pl.col("timestamp").is_in(keys["timestamp"].unique().implode()), label,
+            "timestamp", "timestamp is not a bar of the prices", show="timestamp")
 
 
 def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame, str]:
@@ -269,7 +287,9 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _gate(frame: pl.DataFrame, model: type[Bars] | type[Weights], label: str) -> pl.DataFrame:
+def _gate(
+    frame: pl.DataFrame, model: type[Bars] | type[Weights] | type[Scores], label: str
+) -> pl.DataFrame:
     """Final check against the pandera model; a failure here means a check above is missing."""
     try:
         return model.validate(frame)

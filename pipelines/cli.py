@@ -72,10 +72,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.artifacts import write_table
     from engine.synthetic import generate_market, momentum_scores
     from engine.weights import top_k_weights
-
-    from engine.artifacts import write_table
 
     market = generate_market(n_assets=args.assets, n_days=args.days, seed=args.seed)
     weights = top_k_weights(momentum_scores(market), k=args.top, every=args.every)
@@ -92,6 +91,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_main_job(out=args.out)
 
 
+def cmd_accept_baseline(args: argparse.Namespace) -> int:
+    from assets.groups import BACKTEST_ASSETS
+    from pipelines.resources import ArtifactStore
+
+    store = ArtifactStore(base_dir=str(Path(args.out, "artifacts")))
+    for backtest in args.backtests or BACKTEST_ASSETS:
+        try:
+            folder = store.accept_baseline(backtest)
+        except FileNotFoundError as missing:
+            raise InputError(str(args.out), str(missing)) from None
+        print(f"accepted {backtest} as its baseline: {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradegap", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,10 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     run = sub.add_parser("run", help="run the main job on the embedded default data")
     run.add_argument("--out", default="out", help="artifact folder (default: out)")
+    accept = sub.add_parser(
+        "accept-baseline",
+        help="accept the current backtest results as the baselines the nightly run checks")
+    accept.add_argument("backtests", nargs="*", help="backtest assets (default: all)")
+    accept.add_argument("--out", default="out", help="artifact folder (default: out)")
     return parser
 
 
-COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run}
+COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
+            "accept-baseline": cmd_accept_baseline}
 
 
 def main(argv: list[str] | None = None) -> int:

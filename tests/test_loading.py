@@ -373,3 +373,20 @@ def test_the_weights_model_rejects_infinite_weights_and_duplicates(weights):
         Weights.validate(edit(weights, 2, "weight", float("inf")))
     with pytest.raises(pandera.errors.SchemaError):
         Weights.validate(pl.concat([weights.head(1), weights]))
+
+
+def test_signals_naming_an_unknown_asset_are_refused(tmp_path):
+    from engine.loading import load_signals
+    from engine.synthetic import generate_market
+
+    prices = generate_market(n_assets=3, n_days=5, seed=1)
+    good = prices.select("timestamp", "asset").with_columns(score=pl.lit(0.5))
+    assert load_signals(good, prices).height == prices.height
+    path = tmp_path / "signals.csv"
+    good.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("NOPE")).otherwise(pl.col("asset"))
+        .alias("asset")
+    ).write_csv(path)
+    with pytest.raises(InputError, match=r"signals.csv: column 'asset': asset not in the prices"
+                       r", found 'NOPE' at rows 3"):
+        load_signals(path, prices)

@@ -1,0 +1,56 @@
+"""The backtest stage: our engine and the independent reference on the same inputs."""
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from assets.groups import BACKTEST
+from assets.versions import SIMULATION, code_version
+from engine import run_backtest
+from engine.derive import derive_tables
+from engine.market import Market
+from engine.reference import run_reference
+from pipelines.resources import ExecutionSettings, fingerprint
+from pipelines.types import BacktestTables
+
+HEADLINE = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "turnover",
+            "n_fills", "n_rejected")
+
+
+def finish(
+    context: AssetExecutionContext, tables: dict[str, pl.DataFrame], inputs: tuple,
+    settings: ExecutionSettings,
+) -> dict[str, pl.DataFrame]:
+    """Attach the input fingerprint and headline metrics (as metadata) to a backtest."""
+    digest = fingerprint(*inputs, settings=settings.config().to_dict())
+    metrics = tables["metrics"].row(0, named=True)
+    context.add_output_metadata({
+        **{name: MetadataValue.float(float(metrics[name])) for name in HEADLINE},
+        "fingerprint": MetadataValue.text(digest),
+    })
+    return {**tables, "fingerprint": pl.DataFrame({"fingerprint": [digest]})}
+
+
+@asset(group_name=BACKTEST, dagster_type=BacktestTables, code_version=code_version(*SIMULATION))
+def backtest_engine(
+    context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
+    settings: ExecutionSettings,
+) -> dict[str, pl.DataFrame]:
+    """The engine's fills, orders, positions, equity and trades for the target weights."""
+    result = run_backtest(market_data, target_weights, settings.config())
+    tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
+    return finish(context, tables, (market_data, target_weights), settings)
+
+
+@asset(group_name=BACKTEST, dagster_type=BacktestTables,
+       code_version=code_version("reference", "derive", "trades", "metrics"))
+def backtest_reference(
+    context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
+    settings: ExecutionSettings,
+) -> dict[str, pl.DataFrame]:
+    """The independent plain-loop reference on the same data, weights and settings."""
+    config = settings.config()
+    reference = run_reference(market_data, target_weights, config)
+    tables = derive_tables(reference.fills, reference.equity, Market.from_bars(market_data),
+                           config.initial_cash, orders=reference.orders,
+                           periods_per_year=config.periods_per_year)
+    return finish(context, tables, (market_data, target_weights), settings)

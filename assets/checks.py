@@ -1,0 +1,96 @@
+"""Asset checks shown in the UI: ledger identities, engine-reference parity, baselines.
+
+Parity is blocking: when the engine and the reference disagree, nothing downstream runs.
+"""
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetIn,
+    MetadataValue,
+    asset_check,
+)
+
+from engine.checks import fill_parity, ledger_problems
+from pipelines.resources import ArtifactStore, ExecutionSettings
+
+Tables = dict[str, pl.DataFrame]
+
+
+def _ledger_result(tables: Tables, settings: ExecutionSettings) -> AssetCheckResult:
+    problems = ledger_problems(tables, settings.config().initial_cash)
+    return AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or "equity, cash and positions agree with the fills",
+        metadata={"problems": MetadataValue.int(len(problems))},
+    )
+
+
+@asset_check(asset="backtest_engine", name="ledger_identities")
+def engine_ledger(backtest_engine: Tables, settings: ExecutionSettings) -> AssetCheckResult:
+    """equity = cash + Σ positions; cash = initial − Σ fills − fees; positions = Σ fills."""
+    return _ledger_result(backtest_engine, settings)
+
+
+@asset_check(asset="backtest_reference", name="ledger_identities")
+def reference_ledger(backtest_reference: Tables, settings: ExecutionSettings) -> AssetCheckResult:
+    """equity = cash + Σ positions; cash = initial − Σ fills − fees; positions = Σ fills."""
+    return _ledger_result(backtest_reference, settings)
+
+
+@asset_check(asset="backtest_reference", name="engine_parity", blocking=True,
+             additional_ins={"backtest_engine": AssetIn("backtest_engine")})
+def engine_parity(backtest_reference: Tables, backtest_engine: Tables) -> AssetCheckResult:
+    """Engine and reference agree on every fill (quantity, price, fee) and final equity to 1e-9."""
+    parity = fill_parity(backtest_engine, backtest_reference)
+    return AssetCheckResult(
+        passed=parity.ok,
+        description=parity.summary(),
+        metadata={
+            "fills_engine": MetadataValue.int(parity.fills_a),
+            "fills_reference": MetadataValue.int(parity.fills_b),
+            "matched": MetadataValue.int(parity.matched),
+            "final_equity_gap": MetadataValue.float(parity.final_equity_gap),
+            **{f"max_gap_{k}": MetadataValue.float(v) for k, v in parity.max_gap.items()},
+        },
+    )
+
+
+def _baseline_result(backtest: str, tables: Tables, store: ArtifactStore) -> AssetCheckResult:
+    accepted = store.load_baseline(backtest)
+    current = tables["fingerprint"]["fingerprint"][0]
+    if accepted is None:
+        return AssetCheckResult(
+            passed=True, severity=AssetCheckSeverity.WARN,
+            description="no baseline accepted yet (run `tradegap accept-baseline`)")
+    baseline, digest = accepted
+    if digest != current:
+        return AssetCheckResult(
+            passed=True, severity=AssetCheckSeverity.WARN,
+            description=f"inputs or settings changed ({digest} → {current}); "
+                        "accept a new baseline if this is intended",
+        )
+    parity = fill_parity(tables, baseline)
+    return AssetCheckResult(
+        passed=parity.ok,
+        description=("unchanged: " if parity.ok else
+                     "results moved while inputs and settings did not: ") + parity.summary(),
+        metadata={"fingerprint": MetadataValue.text(current),
+                  "final_equity_gap": MetadataValue.float(parity.final_equity_gap)},
+    )
+
+
+@asset_check(asset="backtest_engine", name="matches_baseline")
+def engine_baseline(backtest_engine: Tables, store: ArtifactStore) -> AssetCheckResult:
+    """Results equal the accepted baseline unless the inputs or settings changed."""
+    return _baseline_result("backtest_engine", backtest_engine, store)
+
+
+@asset_check(asset="backtest_reference", name="matches_baseline")
+def reference_baseline(backtest_reference: Tables, store: ArtifactStore) -> AssetCheckResult:
+    """Results equal the accepted baseline unless the inputs or settings changed."""
+    return _baseline_result("backtest_reference", backtest_reference, store)
+
+
+CHECKS = [engine_ledger, reference_ledger, engine_parity, engine_baseline, reference_baseline]

@@ -1,0 +1,74 @@
+"""The report stage: headline metrics of every backtest and their equity curves."""
+
+import base64
+import io
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from assets.groups import REPORT
+from pipelines.io_manager import markdown_table
+from pipelines.resources import ArtifactStore
+from pipelines.types import SummaryFrame
+
+COLUMNS = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "turnover",
+           "n_fills")
+
+
+def summary_rows(backtests: dict[str, dict[str, pl.DataFrame]]) -> pl.DataFrame:
+    """One row per backtest with its headline metrics."""
+    rows = []
+    for name, tables in backtests.items():
+        metrics = tables["metrics"].row(0, named=True)
+        rows.append({"backtest": name, **{c: metrics[c] for c in COLUMNS}})
+    return pl.DataFrame(rows).with_columns(
+        pl.col(c).cast(pl.Float64) for c in COLUMNS if c != "n_fills"
+    ).with_columns(pl.col("n_fills").cast(pl.Int64))
+
+
+def equity_plot(backtests: dict[str, dict[str, pl.DataFrame]], title: str) -> bytes:
+    """PNG of every backtest's equity curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    for name, tables in backtests.items():
+        equity = tables["equity"]
+        ax.plot(equity["timestamp"].to_numpy(), equity["equity"].to_numpy(), label=name,
+                linewidth=1.2)
+    ax.set_title(title)
+    ax.set_ylabel("equity")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def report_metadata(
+    summary: pl.DataFrame, png: bytes, store: ArtifactStore, name: str
+) -> dict[str, object]:
+    """The summary table and the equity plot (saved beside the artifacts), as metadata."""
+    image = base64.b64encode(png).decode()
+    return {
+        "summary": MetadataValue.md(markdown_table(summary, rows=summary.height)),
+        "equity_curves": MetadataValue.md(f"![equity curves](data:image/png;base64,{image})"),
+        "plot_path": MetadataValue.path(str(store.write_file(f"{name}.png", png))),
+    }
+
+
+@asset(group_name=REPORT, dagster_type=SummaryFrame)
+def performance_summary(
+    context: AssetExecutionContext, backtest_engine: dict[str, pl.DataFrame],
+    backtest_reference: dict[str, pl.DataFrame], store: ArtifactStore,
+) -> pl.DataFrame:
+    """Headline metrics per backtest, with an equity-curve plot."""
+    backtests = {"backtest_engine": backtest_engine, "backtest_reference": backtest_reference}
+    summary = summary_rows(backtests)
+    png = equity_plot(backtests, "Equity")
+    context.add_output_metadata(report_metadata(summary, png, store, "performance_summary"))
+    return summary

@@ -1,0 +1,72 @@
+"""The signal stage: features, a walk-forward ML score, and top-K target weights."""
+
+import functools
+
+import polars as pl
+from dagster import AssetExecutionContext, Config, MetadataValue, asset
+
+from assets.groups import SIGNALS
+from assets.versions import code_version
+from engine.features import compute_features
+from engine.loading import load_signals
+from engine.signals import Ridge, walk_forward_scores
+from engine.weights import top_k_weights
+from pipelines.types import FeaturesFrame, ScoresFrame, WeightsFrame
+
+
+class SignalsConfig(Config):
+    """The walk-forward model, or `signals_path` to use the user's own scores instead."""
+
+    signals_path: str | None = None
+    train_window: int = 252
+    refit_every: int = 21
+    ridge_alpha: float = 1.0
+
+
+class StrategyConfig(Config):
+    """Hold the top `top_k` assets by score at equal weight, rebalancing every `every` bars."""
+
+    top_k: int = 25
+    every: int = 21
+
+
+@asset(group_name=SIGNALS, dagster_type=FeaturesFrame, code_version=code_version("features"))
+def features(market_data: pl.DataFrame) -> pl.DataFrame:
+    """Lagged returns, volatility and volume features per bar, plus the next-bar label."""
+    return compute_features(market_data)
+
+
+@asset(group_name=SIGNALS, dagster_type=ScoresFrame, code_version=code_version("signals"))
+def signals(
+    context: AssetExecutionContext, config: SignalsConfig, features: pl.DataFrame,
+    market_data: pl.DataFrame,
+) -> pl.DataFrame:
+    """Walk-forward ridge score of each asset's next-bar return, refit on a rolling window."""
+    if config.signals_path:
+        scores = load_signals(config.signals_path, market_data)
+        context.add_output_metadata({"source": MetadataValue.path(config.signals_path)})
+        return scores
+    model = functools.partial(Ridge, alpha=config.ridge_alpha)
+    scores = walk_forward_scores(features, model, train_window=config.train_window,
+                                 refit_every=config.refit_every)
+    context.add_output_metadata({
+        "source": MetadataValue.text(
+            f"ridge(alpha={config.ridge_alpha}), window {config.train_window}, "
+            f"refit every {config.refit_every}"),
+        "scored_bars": MetadataValue.int(scores.height),
+    })
+    return scores
+
+
+@asset(group_name=SIGNALS, dagster_type=WeightsFrame, code_version=code_version("weights"))
+def target_weights(
+    context: AssetExecutionContext, config: StrategyConfig, signals: pl.DataFrame
+) -> pl.DataFrame:
+    """Top-K by score at equal weight every N bars (defaults: 25 at 4%, every 21 bars)."""
+    weights = top_k_weights(signals, k=config.top_k, every=config.every)
+    context.add_output_metadata({
+        "rebalances": MetadataValue.int(weights["timestamp"].n_unique()),
+        "top_k": MetadataValue.int(config.top_k),
+        "every": MetadataValue.int(config.every),
+    })
+    return weights

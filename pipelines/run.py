@@ -1,0 +1,95 @@
+"""`make run`: materialize the main graph in-process on the embedded default data.
+
+Prints one line per step as it finishes, then a summary: metrics per backtest, the parity
+verdict and where the artifacts are.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+from dagster import DagsterInstance, Definitions, logger
+
+SHOWN = ("STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
+
+
+class _Progress(logging.Handler):
+    """Print step successes, failures and check results as they happen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.perf_counter()
+        self.checks: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        if event is None or event.event_type_value not in SHOWN:
+            return
+        elapsed = time.perf_counter() - self.start
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            verdict = "passed" if data.passed else "FAILED"
+            label = f"check {data.asset_key.to_user_string()}:{data.check_name} {verdict}"
+            self.checks.add(event.step_key)
+        elif event.step_key in self.checks:
+            return
+        elif event.event_type_value == "STEP_SUCCESS":
+            label = f"{event.step_key} done"
+        else:
+            label = f"{event.step_key} FAILED: {root_cause(event.event_specific_data.error)}"
+        print(f"  [{elapsed:5.1f}s] {label}", flush=True)
+
+
+def root_cause(error) -> str:
+    """The innermost error's message: for bad input, the one-line InputError."""
+    while error.cause is not None:
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip().splitlines()[-1]}"
+
+
+@logger(description="One line per finished step or check, for the terminal.")
+def progress_logger(_) -> logging.Logger:
+    log = logging.Logger("tradegap.progress", level=logging.DEBUG)
+    log.addHandler(_Progress())
+    return log
+
+
+def run_main_job(out: str = "out") -> int:
+    """Run `nightly_regression` in-process with artifacts under `out/`; 0 if it succeeded."""
+    from pipelines.definitions import ASSETS, CHECKS, resources
+    from pipelines.jobs import nightly_regression
+
+    base = Path(out, "artifacts")
+    start = time.perf_counter()
+    print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
+    defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
+                       resources=resources(str(base)), loggers={"progress": progress_logger})
+    result = defs.resolve_job_def("nightly_regression").execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"loggers": {"progress": {}}},
+    )
+    elapsed = time.perf_counter() - start
+    if not result.success:
+        print(f"tradegap: the run failed after {elapsed:.1f}s; see the messages above",
+              file=sys.stderr)
+        return 1
+    print_summary(result, base, elapsed)
+    return 0
+
+
+def print_summary(result, base: Path, elapsed: float) -> None:
+    """Metrics per backtest, the parity verdict and the artifact locations."""
+    summary = pl.read_parquet(base / "performance_summary.parquet")
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=4, tbl_width_chars=120):
+        print(summary)
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "engine_parity":
+            verdict = "PASSED" if evaluation.passed else "FAILED"
+            print(f"parity engine vs reference: {verdict}: {evaluation.description}")
+    print(f"artifacts: {base.resolve()}  (equity plot: {base / 'performance_summary.png'})")
+    print(f"finished in {elapsed:.1f}s")
