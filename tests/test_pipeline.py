@@ -1,0 +1,197 @@
+"""The Dagster pipeline: definitions, assets on tiny frames, in-process runs, gates, sweep.
+
+Runs use small generated data so the whole graph materializes in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    asset,
+    build_asset_context,
+    materialize,
+)
+
+from assets.backtests import backtest_engine
+from assets.groups import SWEEP
+from assets.sweeps import parse_partition, sweep_backtest, sweep_summary
+from engine.synthetic import generate_market
+from pipelines.definitions import ASSETS, CHECKS, defs, resources
+from pipelines.jobs import nightly_regression
+from pipelines.resources import ArtifactStore, ExecutionSettings
+from pipelines.types import BarsFrame
+
+SMALL = {
+    "ops": {
+        "market_data": {"config": {"n_assets": 30, "n_days": 300, "seed": 1}},
+        "signals": {"config": {"train_window": 60, "refit_every": 10}},
+        "target_weights": {"config": {"top_k": 5, "every": 10}},
+    }
+}
+MAIN = AssetSelection.all() - AssetSelection.groups(SWEEP)
+
+
+def run_main(base: Path, run_config: dict = SMALL, selection=MAIN):
+    return materialize([*ASSETS, *CHECKS], selection=selection, resources=resources(str(base)),
+                       run_config=run_config, instance=DagsterInstance.ephemeral(),
+                       raise_on_error=False)
+
+
+def checks_of(result) -> dict[str, bool]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+            for e in result.get_asset_check_evaluations()}
+
+
+def test_definitions_load_and_validate():
+    Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"market_data", "features", "signals", "target_weights", "backtest_engine",
+            "backtest_reference", "performance_summary", "sweep_backtest",
+            "sweep_summary"} <= keys
+
+
+def test_the_nightly_schedule_runs_the_regression_job_at_two_utc():
+    schedule = defs.resolve_schedule_def("nightly_regression_schedule")
+    assert schedule.job_name == "nightly_regression"
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    job = defs.resolve_job_def("nightly_regression")
+    assert {"market_data", "backtest_engine", "performance_summary"} <= {
+        node.name for node in job.graph.node_defs}
+
+
+def test_the_backtest_asset_called_directly_returns_validated_tables():
+    bars = generate_market(n_assets=6, n_days=40, seed=3)
+    weights = (bars.filter(pl.col("timestamp") == bars["timestamp"].min())
+               .select("timestamp", "asset").head(3).with_columns(weight=pl.lit(0.3)))
+    context = build_asset_context(resources={"settings": ExecutionSettings(fees=0.0)})
+    tables = backtest_engine(context, bars, weights)
+    assert set(tables) >= {"fills", "orders", "positions", "equity", "trades", "metrics",
+                           "fingerprint"}
+    assert tables["fills"].height == 3
+    assert BarsFrame.type_check(None, bars).success
+
+
+def test_the_main_graph_materializes_with_every_check_passing(tmp_path):
+    result = run_main(tmp_path)
+    assert result.success
+    checks = checks_of(result)
+    assert checks["backtest_reference:engine_parity"] is True
+    assert checks["backtest_engine:ledger_identities"] is True
+    assert checks["backtest_reference:ledger_identities"] is True
+    for table in ("fills", "orders", "positions", "equity", "trades", "metrics"):
+        assert (tmp_path / "backtest_engine" / f"{table}.parquet").is_file()
+        assert (tmp_path / "backtest_reference" / f"{table}.parquet").is_file()
+    summary = pl.read_parquet(tmp_path / "performance_summary.parquet")
+    assert summary["backtest"].to_list() == ["backtest_engine", "backtest_reference"]
+    assert summary["final_equity"][0] == pytest.approx(summary["final_equity"][1], rel=1e-9)
+    assert (tmp_path / "performance_summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_invalid_frame_is_never_written(tmp_path):
+    @asset(name="market_data", dagster_type=BarsFrame)
+    def broken_market_data() -> pl.DataFrame:
+        return generate_market(n_assets=3, n_days=5, seed=1).with_columns(close=pl.lit(-1.0))
+
+    result = materialize([broken_market_data], resources=resources(str(tmp_path)),
+                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    assert not (tmp_path / "market_data.parquet").exists()
+
+
+def test_bad_user_data_fails_its_asset_keeps_the_last_artifact_and_stops_downstream(tmp_path):
+    assert run_main(tmp_path).success
+    good = (tmp_path / "market_data.parquet").read_bytes()
+    engine_before = (tmp_path / "backtest_engine" / "fills.parquet").read_bytes()
+
+    bad = tmp_path / "prices.csv"
+    generate_market(n_assets=5, n_days=50, seed=2).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("close")).alias("close")
+    ).write_csv(bad)
+    config = {"ops": {**SMALL["ops"],
+                      "market_data": {"config": {"prices_paths": [str(bad)]}}}}
+    result = run_main(tmp_path, config)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "market_data"
+    message = str(failure.event_specific_data.error.to_string())
+    assert "prices.csv: column 'close'" in message and "rows 4" in message
+    assert (tmp_path / "market_data.parquet").read_bytes() == good
+    assert (tmp_path / "backtest_engine" / "fills.parquet").read_bytes() == engine_before
+    ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert ran == {"market_data"}
+
+
+def test_user_signals_naming_unknown_assets_fail_the_signals_asset(tmp_path):
+    signals_file = tmp_path / "signals.csv"
+    pl.DataFrame({"timestamp": ["2010-01-05"], "asset": ["NOT_AN_ASSET"], "score": [1.0]}
+                 ).write_csv(signals_file)
+    config = {"ops": {**SMALL["ops"],
+                      "signals": {"config": {"signals_path": str(signals_file)}}}}
+    result = run_main(tmp_path, config)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "signals"
+    assert "signals.csv: column 'asset'" in failure.event_specific_data.error.to_string()
+
+
+def test_a_sweep_over_two_partitions_is_compared_by_the_summary(tmp_path):
+    upstream = {"ops": {k: SMALL["ops"][k] for k in ("market_data", "signals")}}
+    assert run_main(tmp_path, upstream, AssetSelection.assets("market_data", "features",
+                                                              "signals")).success
+    sweep_config = {"ops": {}}
+    for key in ("k10_every5", "k25_every21"):
+        result = materialize([*ASSETS], selection=[sweep_backtest], partition_key=key,
+                             resources=resources(str(tmp_path)), run_config=sweep_config,
+                             instance=DagsterInstance.ephemeral())
+        assert result.success
+    result = materialize([*ASSETS], selection=[sweep_summary],
+                         resources=resources(str(tmp_path)),
+                         instance=DagsterInstance.ephemeral())
+    assert result.success
+    summary = pl.read_parquet(tmp_path / "sweep_summary.parquet")
+    assert sorted(summary["backtest"].to_list()) == ["k10_every5", "k25_every21"]
+    assert summary["n_fills"].min() > 0
+    assert parse_partition("k25_every21") == (25, 21)
+
+
+def test_a_result_that_moves_with_unchanged_inputs_fails_the_baseline_check(tmp_path):
+    assert run_main(tmp_path).success
+    store = ArtifactStore(base_dir=str(tmp_path))
+    store.accept_baseline("backtest_engine")
+
+    again = run_main(tmp_path)
+    assert checks_of(again)["backtest_engine:matches_baseline"] is True
+
+    accepted = store.baseline_folder("backtest_engine") / "fills.parquet"
+    fills = pl.read_parquet(accepted)
+    fills.with_columns(pl.col("quantity") * 1.001).write_parquet(accepted)
+    moved = run_main(tmp_path)
+    evaluation = next(e for e in moved.get_asset_check_evaluations()
+                      if e.asset_key.to_user_string() == "backtest_engine"
+                      and e.check_name == "matches_baseline")
+    assert evaluation.passed is False
+    assert "results moved while inputs and settings did not" in evaluation.description
+
+
+def test_changed_settings_are_reported_not_failed_by_the_baseline_check(tmp_path):
+    assert run_main(tmp_path).success
+    ArtifactStore(base_dir=str(tmp_path)).accept_baseline("backtest_engine")
+    result = materialize(
+        [*ASSETS, *CHECKS], selection=MAIN, run_config=SMALL,
+        resources={**resources(str(tmp_path)), "settings": ExecutionSettings(fees=0.002)},
+        instance=DagsterInstance.ephemeral(),
+    )
+    evaluation = next(e for e in result.get_asset_check_evaluations()
+                      if e.asset_key.to_user_string() == "backtest_engine"
+                      and e.check_name == "matches_baseline")
+    assert evaluation.passed is True
+    assert "inputs or settings changed" in evaluation.description
+
+
+def test_make_run_job_is_the_nightly_regression():
+    assert nightly_regression.name == "nightly_regression"
