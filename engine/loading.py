@@ -25,6 +25,7 @@ Source = str | Path | pl.DataFrame
 PRICE_COLUMNS = ("timestamp", "asset", "open", "high", "low", "close", "volume")
 WEIGHT_COLUMNS = ("timestamp", "asset", "weight")
 SIGNAL_COLUMNS = ("timestamp", "asset", "score")
+FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -99,6 +100,27 @@ def load_signals(source: Source, prices: Source, name: str | None = None) -> pl.
     _check_on_prices(frame, prices, label)
     _check_keys(frame, label)
     return _gate(frame.drop(ROW), Scores, label)
+
+
+def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
+    """Validated fills `timestamp, asset, quantity, price, fee` (any engine's, normalized).
+
+    Unlike prices, a fill log may hold several rows per (timestamp, asset): a duplicate is
+    evidence for the gap analysis, not an input error. Rows keep their order.
+    """
+    frame, label = _open(source, name, "fills")
+    frame = _normalize(frame, FILL_COLUMNS, FILL_COLUMNS[2:], label)
+    _reject(frame, ~pl.col("quantity").is_finite() | (pl.col("quantity") == 0), label,
+            "quantity", "quantity must be a non-zero number", show="quantity")
+    _reject(frame, ~(pl.col("price").is_finite() & (pl.col("price") > 0)), label, "price",
+            "price must be a positive number", show="price")
+    _reject(frame, ~(pl.col("fee").is_finite() & (pl.col("fee") >= 0)), label, "fee",
+            "fee must be a non-negative number", show="fee")
+    _check_on_prices(frame, prices, label)
+    ts = pl.col("timestamp")
+    _reject(frame, (ts < ts.shift(1)).fill_null(False), label, "timestamp",
+            "row sorts before the row above it (sort fills by time)")
+    return frame.drop(ROW)
 
 
 def _check_on_prices(frame: pl.DataFrame, prices: Source, label: str) -> None:

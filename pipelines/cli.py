@@ -105,11 +105,32 @@ def cmd_accept_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gap_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gap", help="explain every difference between two backtests")
+    p.add_argument("--a", required=True, help="backtest output folder or fills file (A)")
+    p.add_argument("--b", required=True, help="backtest output folder or fills file (B)")
+    p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
+    p.add_argument("--weights", help="target weights both sides traded (enables replay)")
+    p.add_argument("--cash", type=float, help="initial cash (default: A's, else 1,000,000)")
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+
+
+def cmd_gap(args: argparse.Namespace) -> int:
+    from engine.gap.files import run_gap
+    from engine.gap.report import headline
+
+    analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash)
+    print(f"{analysis.summary['verdict']}: {headline(analysis.summary)}")
+    print(f"wrote {Path(args.out).resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradegap", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _backtest_parser(sub)
     _generate_parser(sub)
+    _gap_parser(sub)
     run = sub.add_parser("run", help="run the main job on the embedded default data")
     run.add_argument("--out", default="out", help="artifact folder (default: out)")
     accept = sub.add_parser(
@@ -121,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
-            "accept-baseline": cmd_accept_baseline}
+            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,238 @@
+"""Replay target weights under any `Semantics`, from any state: the gap analysis' test bench.
+
+A plain per-order loop (like `engine.reference`, whose arithmetic it follows so that the
+default semantics reproduce tradegap's fills bit for bit), with every semantic choice and
+classic bug a switch. `Replayer.batch` sizes and executes one batch from a given state, so
+one candidate explanation can be tried at one point; `replay` runs a whole backtest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from engine.gap.semantics import Semantics
+
+REL, ABS = 1e-9, 1e-12
+Fill = tuple[datetime, str, float, float, float]  # timestamp, asset, quantity, price, fee
+
+
+def _close(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= max(REL * max(abs(a), abs(b)), ABS)
+
+
+def _add(a: float, b: float) -> float:
+    return 0.0 if abs(a + b) <= max(REL * max(abs(a), abs(b)), ABS) else a + b
+
+
+@dataclass
+class Book:
+    """A portfolio's state: cash, positions, last closes, and positions before the last batch."""
+
+    cash: float
+    positions: dict[str, float] = field(default_factory=dict)
+    last_close: dict[str, float] = field(default_factory=dict)
+    before_last_batch: dict[str, float] = field(default_factory=dict)
+
+    def copy(self) -> Book:
+        return Book(self.cash, dict(self.positions), dict(self.last_close),
+                    dict(self.before_last_batch))
+
+    def value(self, prices: dict[str, float]) -> float:
+        """Cash plus held positions, summed in asset order (as the engine does)."""
+        total = self.cash
+        for asset in sorted(self.positions):
+            quantity = self.positions[asset]
+            if quantity != 0.0:
+                total += quantity * prices.get(asset, self.last_close.get(asset, 0.0))
+        return total
+
+
+class Replayer:
+    """Sizes and executes batches of target-percent orders under one `Semantics`."""
+
+    def __init__(self, semantics: Semantics) -> None:
+        self.s = semantics
+
+    def batch(
+        self, book: Book, timestamp: datetime, orders: dict[str, float],
+        fill_prices: dict[str, float], decision_close: dict[str, float],
+    ) -> list[Fill]:
+        """Fill `orders` ({asset: target weight}) at `fill_prices`; mutates `book`."""
+        s = self.s
+        if s.valuation == "decision_close":
+            prices = decision_close
+        else:
+            prices = {a: fill_prices.get(a, book.last_close.get(a, 0.0)) for a in book.positions}
+            prices.update(fill_prices)
+        value = book.value(prices)
+        basis = {"current": book.positions, "zero": {},
+                 "previous": book.before_last_batch}[s.position_basis]
+        requests = []
+        for asset in sorted(orders):
+            price = prices[asset] if s.valuation == "decision_close" else fill_prices[asset]
+            held = basis.get(asset, 0.0)
+            target_value = orders[asset] * value
+            delta = target_value / price - held
+            requests.append((target_value - held * price, asset, delta))
+        requests.sort(key=lambda r: r[0])
+        if s.sequence == "buys_first":
+            requests = [r for r in requests if r[2] > 0] + [r for r in requests if r[2] <= 0]
+
+        book.before_last_batch = dict(book.positions)
+        fills: list[Fill] = []
+        for _, asset, delta in requests:
+            fill = self._execute(book, timestamp, asset, delta, fill_prices[asset])
+            if fill is not None:
+                fills.append(fill)
+                if s.duplicate_fills:
+                    self._book(book, fill)
+                    fills.append(fill)
+        return fills
+
+    def _execute(
+        self, book: Book, timestamp: datetime, asset: str, delta: float, price: float
+    ) -> Fill | None:
+        s = self.s
+        if s.rounding == "floor":
+            delta = float(delta // 1)
+        size = abs(delta)
+        if delta < 0:
+            size = min(size, book.positions.get(asset, 0.0))
+        if s.rounding == "truncate":
+            size = size // 1
+        if size <= ABS:
+            return None
+        if delta < 0:
+            adjusted = price * (1 - s.slippage)
+            fee = self._fee(size, adjusted)
+            if _add(size * adjusted, -fee) < 0:
+                return None
+            fill = (timestamp, asset, -size, adjusted, fee)
+        else:
+            adjusted = price * (1 + s.slippage)
+            fee = self._fee(size, adjusted)
+            cost = size * adjusted + (fee if s.fees_in_cash else 0.0)
+            cash = book.cash if abs(book.cash) > ABS else 0.0
+            if s.cash_policy != "allow_negative" and not (cost <= cash or _close(cost, cash)):
+                if s.cash_policy == "reject" or cash <= 0:
+                    return None
+                size, fee = self._shrink(cash, adjusted)
+                if size <= ABS:
+                    return None
+            fill = (timestamp, asset, size, adjusted, fee)
+        self._book(book, fill)
+        return fill
+
+    def _book(self, book: Book, fill: Fill) -> None:
+        _, asset, quantity, price, fee = fill
+        flow = -quantity * price - (fee if self.s.fees_in_cash else 0.0)
+        book.cash = _add(book.cash, flow)
+        book.positions[asset] = _add(book.positions.get(asset, 0.0), quantity)
+
+    def _fee(self, size: float, adjusted: float) -> float:
+        s = self.s
+        return size * adjusted * s.fees + max(size * s.per_share, s.min_fee) + s.fixed_fee
+
+    def _shrink(self, cash: float, adjusted: float) -> tuple[float, float]:
+        s = self.s
+        fees = s.fees if s.fees_in_cash else 0.0
+        fixed = s.fixed_fee if s.fees_in_cash else 0.0
+        if (s.per_share == 0.0 and s.min_fee == 0.0) or not s.fees_in_cash:
+            spend = (cash - fixed) / (1 + fees)
+            size = spend / adjusted
+            if s.rounding == "none":
+                return size, (cash - spend) if s.fees_in_cash else self._fee(size, adjusted)
+        else:
+            unit = adjusted * (1 + s.fees)
+            size = (cash - s.fixed_fee) / (unit + s.per_share)
+            if size * s.per_share < s.min_fee:
+                size = (cash - s.fixed_fee - s.min_fee) / unit
+        if s.rounding != "none":
+            size = size // 1
+        return size, self._fee(size, adjusted)
+
+
+@dataclass(frozen=True)
+class Market:
+    """Bars by timestamp, and decisions by timestamp, in the replay's plain form."""
+
+    timestamps: list[datetime]
+    opens: list[dict[str, float]]
+    closes: list[dict[str, float]]
+    decisions: dict[int, dict[str, float]]
+
+    @classmethod
+    def build(cls, prices: pl.DataFrame, weights: pl.DataFrame | None) -> Market:
+        timestamps = prices["timestamp"].unique().sort().to_list()
+        index = {t: i for i, t in enumerate(timestamps)}
+        opens: list[dict[str, float]] = [{} for _ in timestamps]
+        closes: list[dict[str, float]] = [{} for _ in timestamps]
+        for t, asset, o, c in prices.select("timestamp", "asset", "open", "close").iter_rows():
+            opens[index[t]][asset] = o
+            closes[index[t]][asset] = c
+        decisions: dict[int, dict[str, float]] = {}
+        if weights is not None:
+            for t, asset, w in weights.select("timestamp", "asset", "weight").iter_rows():
+                decisions.setdefault(index[t], {})[asset] = w
+        return cls(timestamps, opens, closes, decisions)
+
+
+@dataclass
+class Run:
+    """A replayed backtest: fills, the book before each fill batch, and equity per bar."""
+
+    fills: list[Fill]
+    books: dict[int, Book]  # bar index → book just before that bar's fill batch
+    orders: dict[int, dict[str, float]]  # bar index → orders due in that batch
+    equity: list[float]
+
+    def fills_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.fills, orient="row", schema={
+            "timestamp": pl.Datetime("us"), "asset": pl.String, "quantity": pl.Float64,
+            "price": pl.Float64, "fee": pl.Float64})
+
+
+def replay(market: Market, semantics: Semantics, initial_cash: float) -> Run:
+    """Run the decisions through `semantics` and record everything the analysis needs."""
+    replayer = Replayer(semantics)
+    book = Book(cash=float(initial_cash))
+    pending: dict[str, float] = {}
+    run = Run([], {}, {}, [])
+    at_close = semantics.fill != "next_open"
+    for i, timestamp in enumerate(market.timestamps):
+        if semantics.fill != "same_close":
+            prices = market.closes[i] if at_close else market.opens[i]
+            due = {a: w for a, w in pending.items() if a in prices}
+            if due:
+                run.books[i], run.orders[i] = book.copy(), due
+                decision_close = dict(book.last_close)
+                run.fills += replayer.batch(book, timestamp, due, prices, decision_close)
+                for asset in due:
+                    del pending[asset]
+        book.last_close.update(market.closes[i])
+        if i in market.decisions:
+            pending = _decide(book, pending, market.decisions[i])
+        if semantics.fill == "same_close":
+            prices = market.closes[i]
+            due = {a: w for a, w in pending.items() if a in prices}
+            if due:
+                run.books[i], run.orders[i] = book.copy(), due
+                run.fills += replayer.batch(book, timestamp, due, prices, dict(prices))
+                for asset in due:
+                    del pending[asset]
+        run.equity.append(book.value(book.last_close))
+    return run
+
+
+def _decide(book: Book, pending: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+    """Target weights for a decision: non-zero weights, and 0 for what is held or pending."""
+    orders = {a: w for a, w in weights.items() if w != 0.0}
+    for asset, quantity in book.positions.items():
+        if quantity != 0.0:
+            orders.setdefault(asset, 0.0)
+    for asset in pending:
+        orders.setdefault(asset, 0.0)
+    return orders
