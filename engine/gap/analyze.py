@@ -30,6 +30,7 @@ from engine.gap.semantics import CAUSES, Semantics, cause_of
 from engine.market import Market as EngineMarket
 
 EXPLAINED_SHARE = 0.99
+DEFAULT_TOLERANCE = Tolerance()
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class GapAnalysis:
 
 def analyze(
     a: Side, b: Side, prices: pl.DataFrame, weights: pl.DataFrame | None = None,
-    initial_cash: float = 1_000_000.0, tolerance: Tolerance = Tolerance(),
+    initial_cash: float = 1_000_000.0, tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> GapAnalysis:
     """Compare `b` against `a` fill by fill and explain every difference."""
     joined = join_sides(a.fills, b.fills, tolerance)
@@ -204,7 +205,7 @@ def _label_directly(joined: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame
     """Causes visible in the two logs alone (no replay): price, fee, rounding, duplicates,
     timing (the same asset filled at a nearby bar on the other side); the rest after the
     first divergence is propagated."""
-    tol = Tolerance()
+    tol = DEFAULT_TOLERANCE
     qa, qb = pl.col("quantity_a"), pl.col("quantity_b")
     same_q = ~tol.differs(qa.fill_null(0.0), qb.fill_null(0.0))
     same_p = ~tol.differs(pl.col("price_a"), pl.col("price_b"))
