@@ -93,4 +93,20 @@ def reference_baseline(backtest_reference: Tables, store: ArtifactStore) -> Asse
     return _baseline_result("backtest_reference", backtest_reference, store)
 
 
-CHECKS = [engine_ledger, reference_ledger, engine_parity, engine_baseline, reference_baseline]
+@asset_check(asset="trade_gap", name="no_unexplained_gap")
+def no_unexplained_gap(trade_gap: Tables) -> AssetCheckResult:
+    """No comparison shows an unexplained difference or a root cause it should not have."""
+    summary = trade_gap["summary"]
+    bad = summary.filter(~pl.col("expected"))
+    return AssetCheckResult(
+        passed=bad.height == 0,
+        description=("; ".join(f"{r['pair']}: {r['verdict']} ({r['root_causes']})"
+                               for r in bad.iter_rows(named=True))
+                     or f"{summary.height} comparisons, all as expected"),
+        metadata={"comparisons": MetadataValue.int(summary.height),
+                  "unexpected": MetadataValue.int(bad.height)},
+    )
+
+
+CHECKS = [engine_ledger, reference_ledger, engine_parity, engine_baseline, reference_baseline,
+          no_unexplained_gap]

@@ -6,7 +6,7 @@ import os
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import backtests, data, reports, signals, sweeps
+from assets import backtests, data, gap, reports, signals, sweeps
 from assets.checks import CHECKS
 from pipelines.io_manager import ParquetIOManager
 from pipelines.jobs import nightly_regression, nightly_schedule, parameter_sweep, sweep_report
@@ -24,7 +24,7 @@ def resources(base_dir: str = ARTIFACTS) -> dict[str, object]:
     }
 
 
-ASSETS = load_assets_from_modules([data, signals, backtests, reports, sweeps])
+ASSETS = load_assets_from_modules([data, signals, backtests, reports, sweeps, gap])
 
 defs = Definitions(
     assets=ASSETS,

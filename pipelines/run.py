@@ -91,5 +91,11 @@ def print_summary(result, base: Path, elapsed: float) -> None:
         if evaluation.check_name == "engine_parity":
             verdict = "PASSED" if evaluation.passed else "FAILED"
             print(f"parity engine vs reference: {verdict}: {evaluation.description}")
-    print(f"artifacts: {base.resolve()}  (equity plot: {base / 'performance_summary.png'})")
+    gaps = base / "trade_gap" / "summary.parquet"
+    if gaps.is_file():
+        for row in pl.read_parquet(gaps).iter_rows(named=True):
+            print(f"trade gap {row['pair']}: {row['verdict']} "
+                  f"(equity gap {row['equity_gap']:+,.2f}; root causes: {row['root_causes']})")
+    print(f"artifacts: {base.resolve()}  (equity plot: {base / 'performance_summary.png'}; "
+          f"gap reports: {base / 'trade_gap_reports'})")
     print(f"finished in {elapsed:.1f}s")

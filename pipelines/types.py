@@ -12,7 +12,7 @@ import pandera.errors
 import polars as pl
 from dagster import DagsterType, TypeCheck
 
-from schemas import backtest, market, reports, signals
+from schemas import backtest, gap, market, reports, signals
 
 BACKTEST_MODELS = {
     "fills": backtest.Fills,
@@ -27,7 +27,7 @@ def _check(model, frame: pl.DataFrame) -> str | None:
     try:
         model.validate(frame, lazy=True)
     except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as error:
-        return str(error).strip().splitlines()[0][:500]
+        return " ".join(str(error).split())[:500]
     return None
 
 
@@ -69,3 +69,4 @@ FeaturesFrame = frame_type("Features", signals.Features)
 ScoresFrame = frame_type("Scores", signals.Scores)
 SummaryFrame = frame_type("PerformanceSummary", reports.PerformanceSummary)
 BacktestTables = tables_type("BacktestTables", BACKTEST_MODELS)
+GapTables = tables_type("GapTables", {"summary": gap.GapSummary})

@@ -84,6 +84,9 @@ def test_the_main_graph_materializes_with_every_check_passing(tmp_path):
     assert checks["backtest_reference:engine_parity"] is True
     assert checks["backtest_engine:ledger_identities"] is True
     assert checks["backtest_reference:ledger_identities"] is True
+    assert checks["trade_gap:no_unexplained_gap"] is True
+    gaps = pl.read_parquet(tmp_path / "trade_gap" / "summary.parquet")
+    assert gaps["verdict"].to_list() == ["identical"]
     for table in ("fills", "orders", "positions", "equity", "trades", "metrics"):
         assert (tmp_path / "backtest_engine" / f"{table}.parquet").is_file()
         assert (tmp_path / "backtest_reference" / f"{table}.parquet").is_file()
@@ -195,3 +198,21 @@ def test_changed_settings_are_reported_not_failed_by_the_baseline_check(tmp_path
 
 def test_make_run_job_is_the_nightly_regression():
     assert nightly_regression.name == "nightly_regression"
+
+
+def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
+    import assets.backtests
+    from engine.reference import run_reference
+
+    def drifting_reference(prices, weights, config):
+        result = run_reference(prices, weights, config)
+        fills = result.fills.with_columns(pl.col("quantity") * 1.01)
+        return type(result)(fills, result.orders, result.equity, result.final_equity,
+                            result.rejections)
+
+    monkeypatch.setattr(assets.backtests, "run_reference", drifting_reference)
+    result = run_main(tmp_path)
+    assert checks_of(result)["backtest_reference:engine_parity"] is False
+    ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "backtest_reference" in ran
+    assert "performance_summary" not in ran and "trade_gap" not in ran

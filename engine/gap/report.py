@@ -144,7 +144,8 @@ def render_png(analysis: GapAnalysis) -> bytes:
         bottom.plot(times, curves[column].to_numpy(), label=column[4:], linewidth=1.2)
     bottom.axhline(0, color="grey", linewidth=0.8)
     bottom.set_ylabel("cumulative gap (B − A)")
-    bottom.legend(fontsize=8)
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(fontsize=8)
     bottom.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()

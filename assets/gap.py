@@ -1,0 +1,77 @@
+"""The compare stage: trade-gap analysis between backtests (`engine.gap`).
+
+`COMPARISONS` lists the pairs compared and the causes each may show; another backtest asset
+(a peer engine, say) plugs in by adding its pair here. The accepted baseline of each
+compared backtest is compared too, when there is one.
+"""
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
+
+from assets.groups import COMPARE
+from engine.gap.analyze import Side, analyze
+from engine.gap.report import headline, render_markdown, render_png
+from engine.gap.semantics import Semantics
+from pipelines.resources import ArtifactStore, ExecutionSettings
+from pipelines.types import GapTables
+
+# (a, b, causes allowed): engine and reference must be identical.
+COMPARISONS = [("backtest_engine", "backtest_reference", frozenset())]
+BACKTESTS = sorted({name for a, b, _ in COMPARISONS for name in (a, b)})
+SUMMARY_SCHEMA = {"pair": pl.String, "verdict": pl.String, "first_cause": pl.String,
+                  "divergent_keys": pl.Int64, "equity_gap": pl.Float64,
+                  "unexplained": pl.Float64, "root_causes": pl.String, "expected": pl.Boolean}
+
+
+def summary_row(pair: str, summary: dict, allowed: frozenset) -> dict:
+    roots = summary["root_causes"]
+    unexpected = (set(roots) - allowed - {"propagated"}) or summary["verdict"] == "unexplained"
+    return {
+        "pair": pair, "verdict": summary["verdict"],
+        "first_cause": (summary["first_divergence"] or {}).get("cause"),
+        "divergent_keys": summary["fills"]["divergent_keys"],
+        "equity_gap": float(summary["final_equity"]["gap"]),
+        "unexplained": float(summary["attribution"].get("unexplained", 0.0)),
+        "root_causes": ", ".join(f"{c}: {n}" for c, n in roots.items()) or "none",
+        "expected": not unexpected,
+    }
+
+
+@asset(group_name=COMPARE, dagster_type=GapTables,
+       ins={name: AssetIn(name) for name in BACKTESTS})
+def trade_gap(
+    context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
+    settings: ExecutionSettings, store: ArtifactStore, **backtests: dict[str, pl.DataFrame],
+) -> dict[str, pl.DataFrame]:
+    """Every divergence between the compared backtests, its root cause and its cost."""
+    config = settings.config()
+    semantics = Semantics.from_config(config)
+    pairs = [(a, b, allowed) for a, b, allowed in COMPARISONS]
+    for name in BACKTESTS:
+        if store.load_baseline(name) is not None:
+            pairs.append((f"{name}@baseline", name, frozenset()))
+
+    def side(name: str) -> Side:
+        if name.endswith("@baseline"):
+            tables, _ = store.load_baseline(name.removesuffix("@baseline"))
+        else:
+            tables = backtests[name]
+        fills = tables["fills"].select("timestamp", "asset", "quantity", "price", "fee")
+        return Side(fills, tables["equity"], semantics, name)
+
+    rows, tables, metadata = [], {}, {}
+    for a, b, allowed in pairs:
+        analysis = analyze(side(a), side(b), market_data, target_weights, config.initial_cash)
+        pair = f"{b} vs {a}"
+        slug = pair.replace(" ", "_").replace("@", "_")
+        rows.append(summary_row(pair, analysis.summary, allowed))
+        tables[f"fills_{slug}"] = analysis.gap_fills
+        path = store.write_file(f"trade_gap_reports/{slug}.png", render_png(analysis))
+        store.write_file(f"trade_gap_reports/{slug}.md", render_markdown(analysis).encode())
+        metadata[f"report: {pair}"] = MetadataValue.md(render_markdown(analysis))
+        metadata[f"plot: {pair}"] = MetadataValue.path(str(path))
+        context.log.info(f"{pair}: {analysis.summary['verdict']}: {headline(analysis.summary)}")
+    summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
+    context.add_output_metadata({"verdicts": MetadataValue.md(
+        "\n".join(f"- **{r['pair']}**: {r['verdict']}" for r in rows)), **metadata})
+    return {"summary": summary, **tables}
