@@ -210,20 +210,16 @@ def _label_directly(joined: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame
     same_q = ~tol.differs(qa.fill_null(0.0), qb.fill_null(0.0))
     same_p = ~tol.differs(pl.col("price_a"), pl.col("price_b"))
     integral = ((qa - qa.round()).abs() <= 1e-9) != ((qb - qb.round()).abs() <= 1e-9)
-    one_sided = qa.is_null() | qb.is_null()
-    bar = pl.col("timestamp").rank("dense")
-    nearby = (
-        pl.col("quantity_a").is_null().cast(pl.Int8) - pl.col("quantity_b").is_null()
-        .cast(pl.Int8)
-    )
-    d = joined.filter(pl.col("divergent")).with_columns(bar=bar, side=nearby)
-    d = d.with_columns(
-        timing=one_sided & (
-            ((pl.col("side") != pl.col("side").shift(1).over("asset"))
-             & ((pl.col("bar") - pl.col("bar").shift(1).over("asset")).abs() <= 2))
-            | ((pl.col("side") != pl.col("side").shift(-1).over("asset"))
-               & ((pl.col("bar") - pl.col("bar").shift(-1).over("asset")).abs() <= 2))
-        ).fill_null(False))
+    one_sided = qa.is_null() | qb.is_null()  # timing: a one-sided fill near one on the other side
+    d = joined.filter(pl.col("divergent")).with_columns(bar=pl.col("timestamp").rank("dense"))
+    lonely = d.filter(one_sided).with_columns(side=qa.is_null())
+    near = []
+    for step in (1, -1):
+        other_side = pl.col("side") != pl.col("side").shift(step).over("asset")
+        close_by = (pl.col("bar") - pl.col("bar").shift(step).over("asset")).abs() <= 2
+        near.append((other_side & close_by).fill_null(False))
+    lonely = lonely.select(*KEYS, timing=near[0] | near[1])
+    d = d.join(lonely, on=KEYS, how="left").with_columns(pl.col("timing").fill_null(False))
     first = d["timestamp"].min()
     cause = (
         pl.when(pl.col("rows_a").fill_null(1) != pl.col("rows_b").fill_null(1))
