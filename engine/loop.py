@@ -42,8 +42,9 @@ class Simulation:
     fill_order: np.ndarray
     cash: np.ndarray
     positions_value: np.ndarray
-    position_bars: np.ndarray
-    position_rows: np.ndarray
+    position_bars: np.ndarray  # bars after whose fills the holdings changed
+    position_assets: list[np.ndarray]  # per such bar: the assets held after it
+    position_quantities: list[np.ndarray]  # and their quantities
 
 
 def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simulation:
@@ -55,12 +56,12 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     ctx = Context(market, ledger, book, fill_delay)
     costs = Costs.from_config(config)
     decide = strategy.decision_bars(market)
-    mark_close = np.nan_to_num(market.last_close)
     no_close = np.full(n_assets, np.nan)
 
     fills: list[tuple[np.ndarray, ...]] = []
     snapshot_bars: list[int] = []
-    snapshots: list[np.ndarray] = []
+    held_assets: list[np.ndarray] = []
+    held_quantities: list[np.ndarray] = []
     cash = np.empty(n_bars)
     positions_value = np.empty(n_bars)
 
@@ -88,14 +89,15 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         book.close(t, in_order, result.status, result.reason, result.quantity)
         if len(done):
             if snapshot_bars and snapshot_bars[-1] == t:
-                snapshots[-1] = ledger.positions.copy()
-            else:
-                snapshot_bars.append(t)
-                snapshots.append(ledger.positions.copy())
+                snapshot_bars.pop(), held_assets.pop(), held_quantities.pop()
+            held = ledger.positions.nonzero()[0]
+            snapshot_bars.append(t)
+            held_assets.append(held)
+            held_quantities.append(ledger.positions[held])
         return True
 
     def mark(t: int) -> None:
-        value = float(ledger.positions @ mark_close[t])
+        value = float(ledger.positions @ np.nan_to_num(market.last_close[t]))
         cash[t] = ledger.cash
         positions_value[t] = value
         ctx.equity = ledger.cash + value
@@ -126,5 +128,5 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     return Simulation(
         market, config, book, *columns, cash=cash, positions_value=positions_value,
         position_bars=np.asarray(snapshot_bars, dtype=np.int64),
-        position_rows=np.asarray(snapshots).reshape(len(snapshots), n_assets),
+        position_assets=held_assets, position_quantities=held_quantities,
     )

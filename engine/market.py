@@ -2,17 +2,17 @@
 
 Rows are the sorted calendar of every timestamp, columns the assets sorted by name. A
 missing bar is NaN and `has_bar` is False there; `last_close` carries each asset's last
-known close forward (NaN before its first bar).
+known close forward (NaN before its first bar). `open` and `close` are pivoted up front;
+`high`, `low` and `volume` on first use (most runs never read them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
-
-FIELDS = ("open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,26 @@ class Market:
     timestamps: pl.Series
     assets: pl.Series
     open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
     close: np.ndarray
-    volume: np.ndarray
     has_bar: np.ndarray
     last_close: np.ndarray
+    _bars: pl.DataFrame
+    _cells: tuple[np.ndarray, np.ndarray] | None  # (rows, cols) of each bar; None: complete
+
+    @cached_property
+    def high(self) -> np.ndarray:
+        return self._pivot("high")
+
+    @cached_property
+    def low(self) -> np.ndarray:
+        return self._pivot("low")
+
+    @cached_property
+    def volume(self) -> np.ndarray:
+        return self._pivot("volume")
+
+    def _pivot(self, name: str) -> np.ndarray:
+        return _pivot(self._bars[name].to_numpy(), (self.n_bars, self.n_assets), self._cells)
 
     @property
     def n_bars(self) -> int:
@@ -80,21 +94,23 @@ class Market:
         assets = bars["asset"].unique().sort()
         cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
         shape = (len(timestamps), len(assets))
-        complete = len(bars) == shape[0] * shape[1]
-        arrays = {}
-        for name in FIELDS:
-            values = bars[name].to_numpy()
-            if complete:
-                arrays[name] = values.reshape(shape).copy()
-            else:
-                arrays[name] = np.full(shape, np.nan)
-                arrays[name][rows, cols] = values
+        cells = None if len(bars) == shape[0] * shape[1] else (rows, cols)
         has_bar = np.ones(shape, dtype=bool)
-        if not complete:
+        if cells is not None:
             has_bar[:] = False
-            has_bar[rows, cols] = True
-        return cls(timestamps, assets, has_bar=has_bar,
-                   last_close=forward_fill(arrays["close"], has_bar), **arrays)
+            has_bar[cells] = True
+        close = _pivot(bars["close"].to_numpy(), shape, cells)
+        return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
+                   has_bar, forward_fill(close, has_bar), bars, cells)
+
+
+def _pivot(values: np.ndarray, shape: tuple[int, int], cells) -> np.ndarray:
+    """Long values onto the (T, N) grid: reshaped when complete, else scattered (NaN gaps)."""
+    if cells is None:
+        return values.reshape(shape).copy()
+    dense = np.full(shape, np.nan)
+    dense[cells] = values
+    return dense
 
 
 def forward_fill(values: np.ndarray, present: np.ndarray) -> np.ndarray:

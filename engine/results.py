@@ -102,9 +102,7 @@ class BacktestResult:
     def positions(self) -> pl.DataFrame:
         sim = self._sim
         market = sim.market
-        held = position_matrix(sim)
-        bars, assets = np.nonzero(held)
-        quantity = held[bars, assets]
+        bars, assets, quantity = held_by_bar(sim)
         return pl.DataFrame(
             {
                 "timestamp": market.timestamps.gather(bars),
@@ -160,9 +158,20 @@ class BacktestResult:
         return replace_directory(out_dir, fill)
 
 
-def position_matrix(sim: Simulation) -> np.ndarray:
-    """Shares held at the close of every bar, (T, N), from the post-fill snapshots."""
-    n_bars, n_assets = sim.market.n_bars, sim.market.n_assets
-    rows = np.vstack([np.zeros((1, n_assets)), sim.position_rows])
-    which = np.searchsorted(sim.position_bars, np.arange(n_bars), side="right")
-    return rows[which]
+def held_by_bar(sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bar, asset, quantity) of every holding at every bar, from the post-fill snapshots.
+
+    Holdings are constant between snapshots, so each snapshot's rows repeat over its span.
+    """
+    ends = np.append(sim.position_bars[1:], sim.market.n_bars)[: len(sim.position_bars)]
+    bars, assets, quantities = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for start, end, held, quantity in zip(sim.position_bars.tolist(), ends.tolist(),
+                                          sim.position_assets, sim.position_quantities,
+                                          strict=True):
+        if len(held) == 0:
+            continue
+        span = end - start
+        bars.append(np.repeat(np.arange(start, end), len(held)))
+        assets.append(np.tile(held, span))
+        quantities.append(np.tile(quantity, span))
+    return np.concatenate(bars), np.concatenate(assets), np.concatenate(quantities)

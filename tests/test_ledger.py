@@ -12,8 +12,10 @@ from engine.ledger import Ledger, snap_to_zero
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER_STATE = {"_cash", "_positions", "_view"}
-# The reference is a second, independent book by design: it must share nothing with ours.
-OWN_BOOKS = {ROOT / "engine" / "ledger.py", ROOT / "engine" / "reference.py"}
+# The reference and the gap replay model keep books of their own by design: the reference
+# must share nothing with the engine, and the replay models other engines' (buggy) books.
+OWN_BOOKS = {ROOT / "engine" / "ledger.py", ROOT / "engine" / "reference.py",
+             ROOT / "engine" / "gap" / "replay.py"}
 
 
 def _python_files():
