@@ -4,7 +4,8 @@ Per timestamp t:
   1. fill   - orders due at t fill at the fill price (open for `next_open`, close for
               `next_close`); an asset without a bar at t keeps its order open;
   2. apply  - the fills go to the ledger, the only owner of cash and positions;
-  3. mark   - equity = cash + Σ position × last known close;
+  3. mark   - equity = cash + Σ position × last known close (for the strategy; the
+              recorded curve marks the same holdings in one pass after the loop);
   4. decide - the strategy sees the updated ledger and every asset's bar at t;
   5. queue  - its orders wait in the order book for their fill time.
 With `same_close`, phases 1–3 run once more at the close of t, after phase 5.
@@ -42,9 +43,9 @@ class Simulation:
     fill_order: np.ndarray
     cash: np.ndarray
     positions_value: np.ndarray
-    position_bars: np.ndarray  # bars after whose fills the holdings changed
-    position_assets: list[np.ndarray]  # per such bar: the assets held after it
-    position_quantities: list[np.ndarray]  # and their quantities
+    holding_bar: np.ndarray  # every (bar, asset) held at the bar's close, by bar then asset
+    holding_asset: np.ndarray
+    holding_quantity: np.ndarray
 
 
 def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simulation:
@@ -63,7 +64,6 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     held_assets: list[np.ndarray] = []
     held_quantities: list[np.ndarray] = []
     cash = np.empty(n_bars)
-    positions_value = np.empty(n_bars)
 
     def fill(t: int, price: np.ndarray, known_close: np.ndarray) -> bool:
         assets = book.due(t, market.has_bar[t])
@@ -96,24 +96,20 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             held_quantities.append(ledger.positions[held])
         return True
 
-    def mark(t: int) -> None:
-        value = float(ledger.positions @ np.nan_to_num(market.last_close[t]))
-        cash[t] = ledger.cash
-        positions_value[t] = value
-        ctx.equity = ledger.cash + value
-
     for t in range(n_bars):
         previous_close = market.last_close[t - 1] if t else no_close
         if config.fill == "next_open":
             fill(t, market.open[t], previous_close)
         elif config.fill == "next_close":
             fill(t, market.close[t], market.last_close[t])
-        mark(t)
+        cash[t] = ledger.cash
         if decide is None or decide[t]:
+            held = ledger.positions.nonzero()[0]
+            ctx.equity = ledger.cash + float(ledger.positions[held] @ market.last_close[t, held])
             ctx.bar = t
             strategy.on_bar(ctx)
         if config.fill == "same_close" and fill(t, market.close[t], market.last_close[t]):
-            mark(t)
+            cash[t] = ledger.cash
 
     if fills:
         bars, *columns = zip(*fills, strict=True)
@@ -125,8 +121,27 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         columns = [np.empty(0, dtype=np.int64)] * 2 + [np.empty(0)] * 3 + [
             np.empty(0, dtype=np.int64)
         ]
+    bar, asset, quantity = holdings(snapshot_bars, held_assets, held_quantities, n_bars)
+    value = np.bincount(bar, weights=quantity * market.last_close[bar, asset], minlength=n_bars)
     return Simulation(
-        market, config, book, *columns, cash=cash, positions_value=positions_value,
-        position_bars=np.asarray(snapshot_bars, dtype=np.int64),
-        position_assets=held_assets, position_quantities=held_quantities,
+        market, config, book, *columns, cash=cash, positions_value=value,
+        holding_bar=bar, holding_asset=asset, holding_quantity=quantity,
     )
+
+
+def holdings(
+    bars: list[int], assets: list[np.ndarray], quantities: list[np.ndarray], n_bars: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bar, asset, quantity) of every holding at every bar, from post-fill snapshots.
+
+    Holdings are constant between snapshots, so each snapshot repeats over its span.
+    """
+    ends = [*bars[1:], n_bars][: len(bars)]
+    out = ([np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)])
+    for start, end, held, quantity in zip(bars, ends, assets, quantities, strict=True):
+        if len(held):
+            span = end - start
+            out[0].append(np.repeat(np.arange(start, end), len(held)))
+            out[1].append(np.tile(held, span))
+            out[2].append(np.tile(quantity, span))
+    return tuple(np.concatenate(part) for part in out)

@@ -102,7 +102,7 @@ class BacktestResult:
     def positions(self) -> pl.DataFrame:
         sim = self._sim
         market = sim.market
-        bars, assets, quantity = held_by_bar(sim)
+        bars, assets, quantity = sim.holding_bar, sim.holding_asset, sim.holding_quantity
         return pl.DataFrame(
             {
                 "timestamp": market.timestamps.gather(bars),
@@ -156,22 +156,3 @@ class BacktestResult:
             )
 
         return replace_directory(out_dir, fill)
-
-
-def held_by_bar(sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bar, asset, quantity) of every holding at every bar, from the post-fill snapshots.
-
-    Holdings are constant between snapshots, so each snapshot's rows repeat over its span.
-    """
-    ends = np.append(sim.position_bars[1:], sim.market.n_bars)[: len(sim.position_bars)]
-    bars, assets, quantities = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
-    for start, end, held, quantity in zip(sim.position_bars.tolist(), ends.tolist(),
-                                          sim.position_assets, sim.position_quantities,
-                                          strict=True):
-        if len(held) == 0:
-            continue
-        span = end - start
-        bars.append(np.repeat(np.arange(start, end), len(held)))
-        assets.append(np.tile(held, span))
-        quantities.append(np.tile(quantity, span))
-    return np.concatenate(bars), np.concatenate(assets), np.concatenate(quantities)
