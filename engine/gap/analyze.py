@@ -126,35 +126,49 @@ def _final_equity(side: Side, prices: pl.DataFrame, last_close: pl.DataFrame,
                                  - fills["fee"]).sum())
 
 
+CASH_ONLY = {"fees_in_cash"}  # switches that change only the booking: seen a batch later
+
+
 def _label_by_replay(joined: pl.DataFrame, fit_a: Fit, fit_b: Fit, market: Market,
                      tolerance: Tolerance) -> pl.DataFrame:
-    """Root cause or `propagated` for every divergent key, testing one switch at a time."""
+    """Root cause or `propagated` for every divergent key, testing one switch at a time.
+
+    From the first side's book at the key's batch, each differing field is switched alone.
+    The cause is the first field whose switch reproduces the other side's fill, else the
+    first whose switch changes it at all; if none does, the difference is propagated.
+    Fields that only change the booking are replayed over the previous batch too.
+    """
     divergent = joined.filter(pl.col("divergent"))
     residual_a = {(r[0], r[1]) for r in fit_a.residual.select(KEYS).iter_rows()}
     residual_b = {(r[0], r[1]) for r in fit_b.residual.select(KEYS).iter_rows()}
     sem_a, sem_b = fit_a.semantics, fit_b.semantics
     fields = sem_a.differences(sem_b)
     index = {t: i for i, t in enumerate(market.timestamps)}
-    batches: dict[tuple[int, str], dict[str, tuple]] = {}  # (bar, switched field:side)
+    cache: dict[tuple, dict[str, tuple]] = {}
 
-    def batch_fills(i: int, fit: Fit, semantics: Semantics, tag: str) -> dict[str, tuple]:
-        tag = f"{tag}:{'a' if fit is fit_a else 'b'}"
-        if (i, tag) not in batches:
-            book, orders = fit.run.books.get(i), fit.run.orders.get(i)
+    def batch_fills(i: int, fit: Fit, semantics: Semantics, back: int) -> dict[str, tuple]:
+        """Fills of batch `i` replayed under `semantics` from the book `back` batches earlier."""
+        key = (i, id(fit), semantics, back)
+        if key not in cache:
+            bars = sorted(b for b in fit.run.books if b <= i)[-1 - back:]
+            book = fit.run.books[bars[0]].copy() if bars and bars[-1] == i else None
             fills: dict[str, tuple] = {}
-            if book is not None:
-                decision_close = dict(book.last_close)
-                prices = (market.opens[i] if semantics.fill == "next_open"
-                          else market.closes[i])
-                for fill in Replayer(semantics).batch(book.copy(), market.timestamps[i],
-                                                      orders, prices, decision_close):
-                    fills[fill[1]] = _sum_fill(fills.get(fill[1]), fill)
-            batches[(i, tag)] = fills
-        return batches[(i, tag)]
+            for bar in bars if book is not None else ():
+                prices = market.opens[bar] if semantics.fill == "next_open" else market.closes[bar]
+                batch = Replayer(semantics).batch(book, market.timestamps[bar],
+                                                  fit.run.orders[bar], prices,
+                                                  dict(book.last_close))
+                book.last_close.update(market.closes[bar])
+                if bar == i:
+                    for fill in batch:
+                        fills[fill[1]] = _sum_fill(fills.get(fill[1]), fill)
+            cache[key] = fills
+        return cache[key]
 
     rows = []
-    for timestamp, asset, qa, qb in divergent.select(
-            "timestamp", "asset", "quantity_a", "quantity_b").iter_rows():
+    for timestamp, asset, qa, pa_, fa, qb, pb, fb in divergent.select(
+            "timestamp", "asset", "quantity_a", "price_a", "fee_a", "quantity_b", "price_b",
+            "fee_b").iter_rows():
         key = (timestamp, asset)
         cause, root = "propagated", False
         if key in residual_a or key in residual_b:
@@ -163,18 +177,28 @@ def _label_by_replay(joined: pl.DataFrame, fit_a: Fit, fit_b: Fit, market: Marke
             cause, root = "timing", True
         elif fields:
             i = index[timestamp]
-            fit, base_sem, other = ((fit_a, sem_a, sem_b) if i in fit_a.run.books
-                                    else (fit_b, sem_b, sem_a))
-            base = batch_fills(i, fit, base_sem, "")
+            on_a = i in fit_a.run.books
+            fit, base_sem, other = (fit_a, sem_a, sem_b) if on_a else (fit_b, sem_b, sem_a)
+            target = (timestamp, asset, qb, pb, fb) if on_a else (timestamp, asset, qa, pa_, fa)
+            target = None if target[2] is None else target
+            changing = reproducing = None
             for name in fields:
-                trial = base_sem.with_(**{name: getattr(other, name)})
-                moved = batch_fills(i, fit, trial, name)
-                if not _same_fill(base.get(asset), moved.get(asset), tolerance):
-                    value = getattr(sem_b, name)
-                    if name == "position_basis" and value == "current":
-                        value = sem_a.position_basis
-                    cause, root = cause_of(name, value), True
+                back = 1 if name in CASH_ONLY else 0
+                base = batch_fills(i, fit, base_sem, back).get(asset)
+                moved = batch_fills(i, fit, base_sem.with_(**{name: getattr(other, name)}),
+                                    back).get(asset)
+                if _same_fill(moved, target, tolerance) and not _same_fill(base, moved,
+                                                                            tolerance):
+                    reproducing = name
                     break
+                if changing is None and not _same_fill(base, moved, tolerance):
+                    changing = name
+            name = reproducing or changing
+            if name is not None:
+                value = getattr(sem_b, name)
+                if name == "position_basis" and value == "current":
+                    value = sem_a.position_basis
+                cause, root = cause_of(name, value), True
         rows.append((timestamp, asset, cause, root))
     return pl.DataFrame(rows, orient="row", schema={
         "timestamp": joined.schema["timestamp"], "asset": pl.String, "cause": pl.String,

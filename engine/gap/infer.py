@@ -67,7 +67,9 @@ def read_semantics(fills: pl.DataFrame, prices: pl.DataFrame,
     notional = quantity * fills["price"].to_numpy()
     design = np.column_stack([notional, quantity, np.ones_like(quantity)])
     coef = np.linalg.lstsq(design, fills["fee"].to_numpy(), rcond=None)[0]
-    fees, per_share, fixed_fee = (float(round(c, 12)) if abs(c) > 1e-12 else 0.0 for c in coef)
+    floors = (1e-10, 1e-8, 1e-6)  # below these a fitted rate, per-share or fixed fee is noise
+    fees, per_share, fixed_fee = (float(round(c, 12)) if abs(c) > floor else 0.0
+                                  for c, floor in zip(coef, floors, strict=True))
     integral = bool(np.all(np.abs(quantity - np.round(quantity)) <= 1e-9))
     duplicated = bool(
         fills.group_by("timestamp", "asset", "quantity", "price").len()["len"].max() > 1)

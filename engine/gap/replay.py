@@ -55,6 +55,7 @@ class Replayer:
 
     def __init__(self, semantics: Semantics) -> None:
         self.s = semantics
+        self._cash_seen = 0.0
 
     def batch(
         self, book: Book, timestamp: datetime, orders: dict[str, float],
@@ -82,14 +83,16 @@ class Replayer:
             requests = [r for r in requests if r[2] > 0] + [r for r in requests if r[2] <= 0]
 
         book.before_last_batch = dict(book.positions)
+        self._cash_seen = book.cash  # the cash the batch checks buys against (fees included)
         fills: list[Fill] = []
         for _, asset, delta in requests:
             fill = self._execute(book, timestamp, asset, delta, fill_prices[asset])
             if fill is not None:
                 fills.append(fill)
-                if s.duplicate_fills:
-                    self._book(book, fill)
-                    fills.append(fill)
+        if s.duplicate_fills:  # the batch is sized once, then every fill is booked twice
+            for fill in list(fills):
+                self._book(book, fill)
+            fills = [fill for fill in fills for _ in (0, 1)]
         return fills
 
     def _execute(
@@ -114,8 +117,8 @@ class Replayer:
         else:
             adjusted = price * (1 + s.slippage)
             fee = self._fee(size, adjusted)
-            cost = size * adjusted + (fee if s.fees_in_cash else 0.0)
-            cash = book.cash if abs(book.cash) > ABS else 0.0
+            cost = size * adjusted + fee
+            cash = self._cash_seen if abs(self._cash_seen) > ABS else 0.0
             if s.cash_policy != "allow_negative" and not (cost <= cash or _close(cost, cash)):
                 if s.cash_policy == "reject" or cash <= 0:
                     return None
@@ -127,9 +130,10 @@ class Replayer:
         return fill
 
     def _book(self, book: Book, fill: Fill) -> None:
+        """Apply a fill to the book (fees leave cash unless `fees_in_cash` is off)."""
         _, asset, quantity, price, fee = fill
-        flow = -quantity * price - (fee if self.s.fees_in_cash else 0.0)
-        book.cash = _add(book.cash, flow)
+        self._cash_seen = _add(self._cash_seen, -quantity * price - fee)
+        book.cash = _add(book.cash, -quantity * price - (fee if self.s.fees_in_cash else 0.0))
         book.positions[asset] = _add(book.positions.get(asset, 0.0), quantity)
 
     def _fee(self, size: float, adjusted: float) -> float:
@@ -138,13 +142,11 @@ class Replayer:
 
     def _shrink(self, cash: float, adjusted: float) -> tuple[float, float]:
         s = self.s
-        fees = s.fees if s.fees_in_cash else 0.0
-        fixed = s.fixed_fee if s.fees_in_cash else 0.0
-        if (s.per_share == 0.0 and s.min_fee == 0.0) or not s.fees_in_cash:
-            spend = (cash - fixed) / (1 + fees)
+        if s.per_share == 0.0 and s.min_fee == 0.0:
+            spend = (cash - s.fixed_fee) / (1 + s.fees)
             size = spend / adjusted
             if s.rounding == "none":
-                return size, (cash - spend) if s.fees_in_cash else self._fee(size, adjusted)
+                return size, cash - spend
         else:
             unit = adjusted * (1 + s.fees)
             size = (cash - s.fixed_fee) / (unit + s.per_share)

@@ -32,10 +32,10 @@ class Semantics:
     fixed_fee: float = 0.0
     rounding: str = "none"  # none | truncate (toward zero) | floor (of the signed delta)
     valuation: str = "fill_price"  # fill_price | decision_close
-    fees_in_cash: bool = True
+    fees_in_cash: bool = True  # off: fees are checked and recorded but never leave cash
     cash_policy: str = "shrink"  # shrink | reject | allow_negative
     sequence: str = "sells_first"  # sells_first | buys_first
-    duplicate_fills: bool = False
+    duplicate_fills: bool = False  # each batch sized once, every fill booked twice
     position_basis: str = "current"  # current | zero (target, not delta) | previous (stale)
 
     @classmethod

@@ -1,0 +1,40 @@
+"""Targets traded instead of deltas: orders are sized as if every position were zero.
+
+`order_target_percent(a)` buys `a × value / price` again at every rebalance, and a target of
+0 trades nothing, so positions grow past their targets and dropped names are never sold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import polars as pl
+
+from engine import BacktestConfig
+from engine.book import OpenOrders
+from engine.execution import size_orders
+from tests.gap_zoo import run_engine
+
+
+def size_from_zero(
+    orders: OpenOrders, position: np.ndarray, book_value: float, price: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`size_orders` against a zero position."""
+    return size_orders(orders, np.zeros_like(position), book_value, price)
+
+
+@contextlib.contextmanager
+def patched():
+    """The loop sizes every order from a zero position while this is active."""
+    from unittest import mock
+
+    with mock.patch("engine.loop.size_orders", size_from_zero):
+        yield
+
+
+def run(
+    prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with patched():
+        return run_engine(prices, weights, config)
