@@ -77,9 +77,13 @@ class ParquetIOManager(ConfigurableIOManager):
                 frame.write_parquet(tmp / f"{name}.parquet")
 
         replace_directory(path, fill)
+        first_name, first = next(iter(obj.items()))
         context.add_output_metadata({
+            **frame_metadata(first, path / f"{first_name}.parquet"),
             "path": MetadataValue.path(str(path)),
-            **{f"rows_{name}": MetadataValue.int(frame.height) for name, frame in obj.items()},
+            "tables": MetadataValue.md(markdown_table(pl.DataFrame(
+                {"table": list(obj), "rows": [frame.height for frame in obj.values()]}),
+                rows=len(obj))),
         })
 
     def load_input(self, context: InputContext) -> object:
