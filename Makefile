@@ -30,6 +30,7 @@ lint: $(DEV)
 	$(VENV)/bin/ruff check .
 
 test: $(DEV)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
