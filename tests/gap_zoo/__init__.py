@@ -10,6 +10,7 @@ checks that the trade-gap analyzer names each failure.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import polars as pl
 
@@ -25,3 +26,15 @@ def run_engine(
     """The engine as it is: (fills, equity) of `run_backtest`."""
     result = run_backtest(prices, weights, config)
     return result.fills, result.equity
+
+
+def run_under(patched: Callable[[], AbstractContextManager]) -> Run:
+    """A variant's `run`: the real engine with `patched()` active for the call."""
+
+    def run(
+        prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        with patched():
+            return run_engine(prices, weights, config)
+
+    return run

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import polars as pl
 
-from engine import BacktestConfig
 from engine.book import OpenOrders
 from engine.execution import size_orders
-from tests.gap_zoo import run_engine
+from tests.gap_zoo import run_under
 
 
 def size_from_zero(
@@ -33,8 +31,4 @@ def patched():
         yield
 
 
-def run(
-    prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    with patched():
-        return run_engine(prices, weights, config)
+run = run_under(patched)

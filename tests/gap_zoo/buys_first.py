@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import polars as pl
 
-from engine import BacktestConfig
 from engine.execution import BatchResult, Costs, execute_batch
-from tests.gap_zoo import run_engine
+from tests.gap_zoo import run_under
 
 
 def execute_buys_first(
@@ -50,8 +48,4 @@ def patched():
         yield
 
 
-def run(
-    prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    with patched():
-        return run_engine(prices, weights, config)
+run = run_under(patched)

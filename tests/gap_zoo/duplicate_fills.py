@@ -10,12 +10,10 @@ import contextlib
 import dataclasses
 
 import numpy as np
-import polars as pl
 
-from engine import BacktestConfig
 from engine.execution import BatchResult, execute_batch
 from engine.ledger import Ledger
-from tests.gap_zoo import run_engine
+from tests.gap_zoo import run_under
 
 
 class RowByRowLedger(Ledger):
@@ -47,8 +45,4 @@ def patched():
         yield
 
 
-def run(
-    prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    with patched():
-        return run_engine(prices, weights, config)
+run = run_under(patched)

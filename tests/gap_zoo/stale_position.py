@@ -10,13 +10,11 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import polars as pl
 
-from engine import BacktestConfig
 from engine.book import OpenOrders, OrderBook
 from engine.execution import size_orders
 from engine.ledger import Ledger
-from tests.gap_zoo import run_engine
+from tests.gap_zoo import run_under
 
 
 class _Stale:
@@ -71,8 +69,4 @@ def patched():
         yield
 
 
-def run(
-    prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    with patched():
-        return run_engine(prices, weights, config)
+run = run_under(patched)
