@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from engine.profiles import PROFILES, Profile
+
 FILL_TIMINGS = ("next_open", "next_close", "same_close")
 SHARE_MODES = ("fractional", "integer")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
-PROFILES = ("vectorbt",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class BacktestConfig:
         _one_of("fill", self.fill, FILL_TIMINGS)
         _one_of("shares", self.shares, SHARE_MODES)
         _one_of("cash_policy", self.cash_policy, CASH_POLICIES)
-        _one_of("profile", self.profile, PROFILES)
+        _one_of("profile", self.profile, tuple(PROFILES))
         if not self.initial_cash > 0:
             raise ValueError(f"initial_cash must be positive, got {self.initial_cash}")
         for name in ("fees", "per_share", "min_fee", "fixed_fee", "slippage"):
@@ -44,6 +45,17 @@ class BacktestConfig:
             raise ValueError("fees and slippage are fractions of price and must be below 1")
         if self.periods_per_year <= 0:
             raise ValueError("periods_per_year must be positive")
+        self.semantics.check(asdict(self))
+
+    @classmethod
+    def for_profile(cls, profile: str, **settings: Any) -> BacktestConfig:
+        """A config with the settings `profile` implies, then `settings` on top."""
+        _one_of("profile", profile, tuple(PROFILES))
+        return cls(**{**PROFILES[profile].implies, **settings, "profile": profile})
+
+    @property
+    def semantics(self) -> Profile:
+        return PROFILES[self.profile]
 
     @property
     def integer_shares(self) -> bool:

@@ -24,16 +24,21 @@ from engine.book import (
 from engine.execution import size_orders
 from engine.ledger import Ledger
 from engine.market import Market
+from engine.profiles import PROFILES, Profile
 
 
 class Context:
     """The strategy's view of bar `bar`: ledger state, bars, open orders, order methods."""
 
-    def __init__(self, market: Market, ledger: Ledger, book: OrderBook, fill_delay: int) -> None:
+    def __init__(
+        self, market: Market, ledger: Ledger, book: OrderBook, fill_delay: int,
+        profile: Profile = PROFILES["vectorbt"],
+    ) -> None:
         self._market = market
         self._ledger = ledger
         self._book = book
         self._fill_delay = fill_delay
+        self._profile = profile
         self._names = {name: i for i, name in enumerate(market.assets.to_list())}
         self.bar = 0
         self.equity = float("nan")
@@ -125,15 +130,44 @@ class Context:
 
     def order_target(self, asset: Any, shares: Any) -> np.ndarray:
         """Trade the delta to hold `shares`."""
+        if self._profile.size_at_decision:
+            assets = self.asset_index(asset)
+            delta = np.asarray(shares, dtype=np.float64) - self._ledger.positions[assets]
+            return self._submit_shares(assets, np.broadcast_to(delta, assets.shape))
         return self._submit(asset, TARGET_SHARES, shares)
 
     def order_target_value(self, asset: Any, value: Any) -> np.ndarray:
         """Trade the delta to hold shares worth `value` at the fill price."""
+        if self._profile.size_at_decision:
+            return self._size_now(self.asset_index(asset), value)
         return self._submit(asset, TARGET_VALUE, value)
 
     def order_target_percent(self, asset: Any, percent: Any) -> np.ndarray:
         """Trade the delta to hold `percent` of the book value at the fill."""
+        if self._profile.size_at_decision:
+            return self._size_now(self.asset_index(asset),
+                                  np.asarray(percent, dtype=np.float64) * self.equity)
         return self._submit(asset, TARGET_PERCENT, percent)
+
+    def _size_now(self, assets: np.ndarray, target_value: Any) -> np.ndarray:
+        """Shares for a target value sized at this close (profiles that size at decision).
+
+        The value delta at the close, floored to whole shares (`int(|Δvalue| // close)`,
+        backtrader's arithmetic); a target of 0 closes the whole position; an asset with no
+        close yet cannot be sized and gets no order.
+        """
+        target = np.broadcast_to(np.asarray(target_value, dtype=np.float64), assets.shape)
+        held = self._ledger.positions[assets]
+        close = self.last_close[assets]
+        delta_value = target - held * close
+        shares = np.copysign(np.floor_divide(np.abs(delta_value), close), delta_value)
+        shares = np.where((target == 0) & (held != 0), -held, shares)
+        return self._submit_shares(assets, np.where(np.isfinite(close), shares, 0.0))
+
+    def _submit_shares(self, assets: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        trade = shares != 0
+        return self._book.submit(self.bar, self.bar + self._fill_delay, assets[trade], SHARES,
+                                 np.ascontiguousarray(shares[trade]))
 
     def rebalance(self, weights: Mapping[Any, float] | np.ndarray) -> np.ndarray:
         """Move the book to target weights; what is held and not in `weights` goes to 0.
@@ -156,6 +190,8 @@ class Context:
         weight = target[chosen]
         estimate = weight * self.equity - positions[chosen] * self.last_close[chosen]
         chosen = chosen[np.argsort(estimate, kind="stable")]
+        if self._profile.size_at_decision:
+            return self._size_now(chosen, target[chosen] * self.equity)
         return self._book.submit(
             self.bar, self.bar + self._fill_delay, chosen, TARGET_PERCENT, target[chosen]
         )

@@ -124,6 +124,7 @@ def execute_batch(
     integer: bool,
     cash_policy: str,
     allow_short: bool,
+    reject_reason: int = INSUFFICIENT_CASH,
 ) -> BatchResult:
     """Execute the orders of one batch in `sequence` against `cash`.
 
@@ -158,12 +159,14 @@ def execute_batch(
     buys = (trades & ~is_sell).nonzero()[0]
     if len(buys) and cash_policy != "allow_negative":
         if sells[buys[0] :].any():
-            raise NotImplementedError("a sell sequenced after a buy in one batch")
-        flows = np.empty(int(sells.sum()) + 1)
-        flows[0] = cash
-        np.subtract(notional[sells], fee[sells], out=flows[1:])
-        _execute_buys(buys, size, adj, fee, status, reason, float(np.cumsum(flows)[-1]),
-                      costs, integer, cash_policy)
+            _execute_in_sequence(sells, buys, size, adj, fee, status, reason, cash, costs,
+                                 integer, cash_policy, reject_reason)
+        else:
+            flows = np.empty(int(sells.sum()) + 1)
+            flows[0] = cash
+            np.subtract(notional[sells], fee[sells], out=flows[1:])
+            _execute_buys(buys, size, adj, fee, status, reason, float(np.cumsum(flows)[-1]),
+                          costs, integer, cash_policy, reject_reason)
 
     not_filled = status != FILLED
     np.negative(size, out=size, where=is_sell)
@@ -183,6 +186,7 @@ def _execute_buys(
     costs: Costs,
     integer: bool,
     cash_policy: str,
+    reject_reason: int = INSUFFICIENT_CASH,
 ) -> None:
     """Fill the buys in order against `cash`; writes size, fee, status and reason in place.
 
@@ -202,22 +206,64 @@ def _execute_buys(
     first = int(stop.argmax())
     left = float(before[first])
     for i in buys[first:].tolist():
-        if abs(left) <= ABS_TOL:
-            left = 0.0
-        need = size[i] * adj[i] + fee[i]
-        if left > 0 and (need <= left or _close(need, left)):
-            left = 0.0 if _close(left, need) else left - need
-            continue
-        if cash_policy == "reject" or left <= 0:
-            status[i], reason[i] = REJECTED, INSUFFICIENT_CASH
-            continue
-        shrunk, shrunk_fee, left_after = _shrink(left, adj[i], costs, integer)
-        if shrunk is None:
-            status[i], reason[i] = REJECTED, INSUFFICIENT_CASH
-            continue
-        size[i], fee[i] = shrunk, shrunk_fee
-        status[i], reason[i] = FILLED, SHRUNK_TO_CASH
-        left = left_after
+        left = _buy(i, left, size, adj, fee, status, reason, costs, integer, cash_policy,
+                    reject_reason)
+
+
+def _buy(
+    i: int, left: float, size: np.ndarray, adj: np.ndarray, fee: np.ndarray,
+    status: np.ndarray, reason: np.ndarray, costs: Costs, integer: bool, cash_policy: str,
+    reject_reason: int,
+) -> float:
+    """Execute buy `i` against `left` cash (fits, shrinks or is rejected); the cash after."""
+    if abs(left) <= ABS_TOL:
+        left = 0.0
+    need = size[i] * adj[i] + fee[i]
+    if left > 0 and (need <= left or _close(need, left)):
+        return 0.0 if _close(left, need) else left - need
+    if cash_policy == "reject" or left <= 0:
+        status[i], reason[i] = REJECTED, reject_reason
+        return left
+    shrunk, shrunk_fee, left_after = _shrink(left, adj[i], costs, integer)
+    if shrunk is None:
+        status[i], reason[i] = REJECTED, reject_reason
+        return left
+    size[i], fee[i] = shrunk, shrunk_fee
+    status[i], reason[i] = FILLED, SHRUNK_TO_CASH
+    return left_after
+
+
+def _execute_in_sequence(
+    sells: np.ndarray, buys: np.ndarray, size: np.ndarray, adj: np.ndarray, fee: np.ndarray,
+    status: np.ndarray, reason: np.ndarray, cash: float, costs: Costs, integer: bool,
+    cash_policy: str, reject_reason: int,
+) -> None:
+    """Sells and buys interleaved (submission order): each in turn against the cash left."""
+    is_buy = np.zeros(len(size), dtype=bool)
+    is_buy[buys] = True
+    for i in (sells | is_buy).nonzero()[0].tolist():
+        if is_buy[i]:
+            cash = _buy(i, cash, size, adj, fee, status, reason, costs, integer, cash_policy,
+                        reject_reason)
+        else:
+            cash = cash + (size[i] * adj[i] - fee[i])
+
+
+def submission_check(
+    quantity: np.ndarray, price: np.ndarray, cash: float, costs: Costs
+) -> np.ndarray:
+    """Which orders survive a pseudo-execution in sequence at their creation prices.
+
+    backtrader's check at submission: cash moves by each order's notional and commission;
+    an order after which it is negative is refused, and what it subtracted stays
+    subtracted for the orders after it.
+    """
+    accepted = np.zeros(len(quantity), dtype=bool)
+    for i, (q, p) in enumerate(zip(quantity.tolist(), price.tolist(), strict=True)):
+        value = abs(q) * p
+        cash = cash + value - value * costs.fees if q < 0 else cash - value - value * costs.fees
+        accepted[i] = cash >= 0.0
+    return accepted
 
 
 def _shrink(

@@ -17,10 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.book import OrderBook
+from engine.book import MARGIN, REASON_CODES, REJECTED, OrderBook
 from engine.config import BacktestConfig
 from engine.context import Context
-from engine.execution import Costs, auto_sequence, execute_batch, size_orders
+from engine.execution import (
+    Costs,
+    auto_sequence,
+    execute_batch,
+    size_orders,
+    submission_check,
+)
 from engine.ledger import Ledger
 from engine.market import Market
 from engine.strategy import Strategy
@@ -54,8 +60,10 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     ledger = Ledger(n_assets, config.initial_cash)
     book = OrderBook(n_assets)
     fill_delay = 0 if config.fill == "same_close" else 1
-    ctx = Context(market, ledger, book, fill_delay)
+    profile = config.semantics
+    ctx = Context(market, ledger, book, fill_delay, profile)
     costs = Costs.from_config(config)
+    reject_reason = REASON_CODES[profile.reject_reason]
     decide = strategy.decision_bars(market)
     no_close = np.full(n_assets, np.nan)
 
@@ -64,6 +72,24 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     held_assets: list[np.ndarray] = []
     held_quantities: list[np.ndarray] = []
     cash = np.empty(n_bars)
+
+    def screen_submissions(t: int) -> None:
+        """Refuse (as margin) the orders of the last decision whose pseudo-execution, in
+        submission order at their creation close, overdraws the cash before this bar."""
+        open_ = (book.open_id >= 0).nonzero()[0]
+        ids = book.open_id[open_]
+        new = book.record("created_bar")[ids] == t - 1
+        assets, ids = open_[new], ids[new]
+        if len(assets) == 0:
+            return
+        order = np.argsort(ids, kind="stable")
+        assets = assets[order]
+        accepted = submission_check(book.add_shares[assets],
+                                    market.last_close[t - 1, assets], ledger.cash, costs)
+        refused = assets[~accepted]
+        if len(refused):
+            book.close(t, refused, np.full(len(refused), REJECTED, np.int8),
+                       np.full(len(refused), MARGIN, np.int8), np.zeros(len(refused)))
 
     def fill(t: int, price: np.ndarray, known_close: np.ndarray) -> bool:
         assets = book.due(t, market.has_bar[t])
@@ -75,9 +101,11 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         delta, order_value = size_orders(
             book.open_orders(assets), position, ledger.value(valuation), fill_price
         )
+        sequence = (auto_sequence(order_value) if profile.sequence == "auto"
+                    else np.argsort(book.open_id[assets], kind="stable"))
         result = execute_batch(
-            delta, position, ledger.cash, fill_price, auto_sequence(order_value), costs,
-            config.integer_shares, config.cash_policy, config.allow_short,
+            delta, position, ledger.cash, fill_price, sequence, costs,
+            config.integer_shares, config.cash_policy, config.allow_short, reject_reason,
         )
         in_order = assets[result.sequence]
         done = result.filled
@@ -97,6 +125,8 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         return True
 
     for t in range(n_bars):
+        if profile.submission_check and t and book.n_open:
+            screen_submissions(t)
         previous_close = market.last_close[t - 1] if t else no_close
         if config.fill == "next_open":
             fill(t, market.open[t], previous_close)

@@ -1,0 +1,51 @@
+"""Profiles: named execution semantics that reproduce one peer engine's rebalancing.
+
+A profile fixes when target orders are sized, in what sequence a batch executes, and how
+cash is checked; it implies some settings and refuses others (see `check`).
+
+- `vectorbt` (the default): targets are sized at the fill, valuing the book at the fill
+  price; sells first, buys in ascending order value; a buy that does not fit shrinks
+  (`Portfolio.from_orders`, `targetpercent`, cash sharing, `call_seq='auto'`).
+- `backtrader`: targets are sized at the decision close from the broker value there, the
+  value delta floored to whole shares (`int(|Δvalue| // close)`); a target of 0 closes the
+  whole position. Before the next open every order is pseudo-executed in submission order
+  at its creation price against the cash then, and rejected as `margin` when that cash
+  goes negative (the rejected order's cost stays subtracted, as backtrader's does); the
+  accepted orders then fill at the open in submission order, a buy that does not fit being
+  rejected as `margin`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one engine sizes, sequences and cash-checks target orders."""
+
+    name: str
+    size_at_decision: bool = False
+    sequence: str = "auto"  # auto: by order value; submission: by order id
+    submission_check: bool = False
+    reject_reason: str = "insufficient_cash"
+    implies: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, settings: dict[str, Any]) -> None:
+        """Raise naming the first setting this profile cannot honour."""
+        for name, value in self.implies.items():
+            if settings.get(name) != value:
+                raise ValueError(f"profile {self.name} needs {name}={value!r}; "
+                                 f"got {settings.get(name)!r}")
+
+
+PROFILES = {
+    "vectorbt": Profile("vectorbt"),
+    "backtrader": Profile(
+        "backtrader", size_at_decision=True, sequence="submission", submission_check=True,
+        reject_reason="margin",
+        implies={"fill": "next_open", "shares": "integer", "cash_policy": "reject",
+                 "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
+    ),
+}
