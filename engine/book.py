@@ -152,7 +152,7 @@ class OrderBook:
         rec = self._records
         rec["status"][ids] = status
         rec["reason"][ids] = reason
-        rec["filled_quantity"][ids] = filled_quantity
+        rec["filled_quantity"][ids] += filled_quantity
         rec["filled_bar"][ids] = np.where(status == FILLED, bar, -1)
         self.open_id[assets] = -1
         self.due_bar[assets] = NEVER
@@ -162,6 +162,13 @@ class OrderBook:
             self.add_value[assets] = 0.0
             self.add_percent[assets] = 0.0
         self.n_open -= len(assets)
+
+    def fill_part(self, bar: int, assets: np.ndarray, filled_quantity: np.ndarray) -> None:
+        """Record part of `assets`' open share orders as filled; the rest stays open."""
+        ids = self.open_id[assets]
+        self._records["filled_quantity"][ids] += filled_quantity
+        self._records["filled_bar"][ids] = bar
+        self.add_shares[assets] -= filled_quantity
 
     def _grow(self, needed: int) -> None:
         capacity = len(self._records["asset"])

@@ -51,7 +51,8 @@ class BacktestConfig:
     def for_profile(cls, profile: str, **settings: Any) -> BacktestConfig:
         """A config with the settings `profile` implies, then `settings` on top."""
         _one_of("profile", profile, tuple(PROFILES))
-        return cls(**{**PROFILES[profile].implies, **settings, "profile": profile})
+        chosen = PROFILES[profile]
+        return cls(**{**chosen.requires, **chosen.defaults, **settings, "profile": profile})
 
     @property
     def semantics(self) -> Profile:

@@ -133,7 +133,7 @@ class Context:
         if self._profile.size_at_decision:
             assets = self.asset_index(asset)
             delta = np.asarray(shares, dtype=np.float64) - self._ledger.positions[assets]
-            return self._submit_shares(assets, np.broadcast_to(delta, assets.shape))
+            return self._submit_shares(assets, whole_shares(np.broadcast_to(delta, assets.shape)))
         return self._submit(asset, TARGET_SHARES, shares)
 
     def order_target_value(self, asset: Any, value: Any) -> np.ndarray:
@@ -152,19 +152,23 @@ class Context:
     def _size_now(self, assets: np.ndarray, target_value: Any) -> np.ndarray:
         """Shares for a target value sized at this close (profiles that size at decision).
 
-        The value delta at the close, floored to whole shares (`int(|Δvalue| // close)`,
-        backtrader's arithmetic); a target of 0 closes the whole position; an asset with no
-        close yet cannot be sized and gets no order.
+        backtrader: the value delta at the close floored to whole shares
+        (`int(|Δvalue| // close)`), a target of 0 closing the whole position. zipline:
+        `target / close − position`, truncated toward zero unless within 1e-4 of a whole
+        share. Pending orders are not netted. An asset with no close yet gets no order.
         """
         target = np.broadcast_to(np.asarray(target_value, dtype=np.float64), assets.shape)
         held = self._ledger.positions[assets]
         close = self.last_close[assets]
+        if self._profile.decision_sizing == "zipline":
+            return self._submit_shares(assets, whole_shares(target / close - held))
         delta_value = target - held * close
         shares = np.copysign(np.floor_divide(np.abs(delta_value), close), delta_value)
         shares = np.where((target == 0) & (held != 0), -held, shares)
-        return self._submit_shares(assets, np.where(np.isfinite(close), shares, 0.0))
+        return self._submit_shares(assets, shares)
 
     def _submit_shares(self, assets: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        shares = np.where(np.isfinite(shares), shares, 0.0)
         trade = shares != 0
         return self._book.submit(self.bar, self.bar + self._fill_delay, assets[trade], SHARES,
                                  np.ascontiguousarray(shares[trade]))
@@ -204,3 +208,9 @@ class Context:
         if len(np.unique(assets)) != len(assets):
             raise ValueError("an asset appears twice in one order call")
         return self._book.submit(self.bar, self.bar + self._fill_delay, assets, kind, amounts)
+
+
+def whole_shares(amount: np.ndarray) -> np.ndarray:
+    """Truncate toward zero, unless within 1e-4 of a whole share (then round): zipline's."""
+    nearest = np.round(amount)
+    return np.where(np.abs(amount - nearest) <= 1e-4, nearest, np.trunc(amount))

@@ -125,11 +125,13 @@ def execute_batch(
     cash_policy: str,
     allow_short: bool,
     reject_reason: int = INSUFFICIENT_CASH,
+    cap: np.ndarray | None = None,
 ) -> BatchResult:
     """Execute the orders of one batch in `sequence` against `cash`.
 
-    `delta`, `position` and `price` are aligned arrays over the batch; the result lists
-    the orders in execution order. Sells never need cash; buys are checked one by one.
+    `delta`, `position`, `price` and the optional `cap` (most shares each order may fill
+    now) are aligned arrays over the batch; the result lists the orders in execution
+    order. Sells never need cash; buys are checked one by one.
     """
     d = delta[sequence]
     p = price[sequence]
@@ -140,6 +142,8 @@ def execute_batch(
         np.minimum(size, position[sequence], out=size, where=is_sell)
     if integer:
         np.floor(size, out=size)
+    if cap is not None:
+        np.minimum(size, cap[sequence], out=size)
     slip = costs.slippage
     adj = p * np.where(is_sell, 1.0 - slip, 1.0 + slip) if slip else p
     trades = size > ABS_TOL

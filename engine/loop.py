@@ -103,9 +103,11 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         )
         sequence = (auto_sequence(order_value) if profile.sequence == "auto"
                     else np.argsort(book.open_id[assets], kind="stable"))
+        cap = (np.floor(profile.volume_limit * market.volume[t, assets])
+               if profile.volume_limit else None)
         result = execute_batch(
             delta, position, ledger.cash, fill_price, sequence, costs,
-            config.integer_shares, config.cash_policy, config.allow_short, reject_reason,
+            config.integer_shares, config.cash_policy, config.allow_short, reject_reason, cap,
         )
         in_order = assets[result.sequence]
         done = result.filled
@@ -114,7 +116,13 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             booked = (filled, result.quantity[done], result.price[done], result.fee[done])
             fills.append((t, *booked, book.open_id[filled]))
             ledger.apply_fills(*booked)
-        book.close(t, in_order, result.status, result.reason, result.quantity)
+        closing = np.ones(len(in_order), dtype=bool)
+        if cap is not None:  # capped orders keep their remainder open for later bars
+            left = delta[result.sequence] - result.quantity
+            closing = (np.abs(left) <= 1e-9) | (result.status == REJECTED)
+            book.fill_part(t, in_order[~closing], result.quantity[~closing])
+        book.close(t, in_order[closing], result.status[closing], result.reason[closing],
+                   result.quantity[closing])
         if len(done):
             if snapshot_bars and snapshot_bars[-1] == t:
                 snapshot_bars.pop(), held_assets.pop(), held_quantities.pop()

@@ -13,6 +13,11 @@ cash is checked; it implies some settings and refuses others (see `check`).
   goes negative (the rejected order's cost stays subtracted, as backtrader's does); the
   accepted orders then fill at the open in submission order, a buy that does not fit being
   rejected as `margin`.
+- `zipline`: targets are sized at the decision close from the portfolio value there,
+  `value × pct / close − position` (open orders ignored, so two calls double up), truncated
+  toward zero unless within 1e-4 of a whole share; fills at the next close, at most
+  `int(10% × bar volume)` shares per bar with the rest carried to later bars; no cash
+  check; by default 5 bp slippage and $0.001 a share.
 """
 
 from __future__ import annotations
@@ -26,15 +31,21 @@ class Profile:
     """How one engine sizes, sequences and cash-checks target orders."""
 
     name: str
-    size_at_decision: bool = False
+    decision_sizing: str | None = None  # None: at the fill; "backtrader" | "zipline"
     sequence: str = "auto"  # auto: by order value; submission: by order id
     submission_check: bool = False
     reject_reason: str = "insufficient_cash"
-    implies: dict[str, Any] = field(default_factory=dict)
+    volume_limit: float | None = None  # fraction of a bar's volume one asset may fill
+    requires: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_at_decision(self) -> bool:
+        return self.decision_sizing is not None
 
     def check(self, settings: dict[str, Any]) -> None:
         """Raise naming the first setting this profile cannot honour."""
-        for name, value in self.implies.items():
+        for name, value in self.requires.items():
             if settings.get(name) != value:
                 raise ValueError(f"profile {self.name} needs {name}={value!r}; "
                                  f"got {settings.get(name)!r}")
@@ -43,9 +54,14 @@ class Profile:
 PROFILES = {
     "vectorbt": Profile("vectorbt"),
     "backtrader": Profile(
-        "backtrader", size_at_decision=True, sequence="submission", submission_check=True,
-        reject_reason="margin",
-        implies={"fill": "next_open", "shares": "integer", "cash_policy": "reject",
-                 "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
+        "backtrader", decision_sizing="backtrader", sequence="submission",
+        submission_check=True, reject_reason="margin",
+        requires={"fill": "next_open", "shares": "integer", "cash_policy": "reject",
+                  "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
+    ),
+    "zipline": Profile(
+        "zipline", decision_sizing="zipline", sequence="submission", volume_limit=0.1,
+        requires={"fill": "next_close", "shares": "integer", "cash_policy": "allow_negative"},
+        defaults={"slippage": 0.0005, "per_share": 0.001},
     ),
 }

@@ -1,7 +1,9 @@
 """Peer parity: our engine under a peer's profile against the real peer, fill for fill.
 
-backtrader 1.9.78 runs for real. Pass: every fill equal (quantity, price, fee) to 1e-9
-relative, the same orders refused as `margin`, and final equity to 1e-9.
+backtrader 1.9.78 and zipline-reloaded 3.2.1 (in its side environment) run for real.
+Pass: every fill equal (quantity, price, fee) to 1e-9 relative, the same orders refused,
+and final equity to 1e-9. zipline fills each order separately where we fill an asset's
+orders as one, so its fills are compared summed per (timestamp, asset).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import polars as pl
 import pytest
 
 from engine import BacktestConfig, run_backtest
+from engine.gap.compare import Tolerance, join_sides
 from engine.peers.backtrader import run_backtrader
+from engine.peers.zipline import run_zipline
 from engine.synthetic import generate_market, momentum_scores
 from engine.weights import top_k_weights
 from tests.builders import random_universe
@@ -78,3 +82,46 @@ def test_backtrader_fills_two_orders_when_one_waits_for_a_missing_bar(gappy):
     ours = run_backtest(gappy, weights, config)
     assert not ours.fills.select(pl.struct("timestamp", "asset").is_duplicated()).to_series(
         ).any()
+
+
+def zipline_parity(prices, weights, **settings):
+    config = BacktestConfig.for_profile("zipline", initial_cash=100_000.0, **settings)
+    ours = run_backtest(prices, weights, config)
+    peer = run_zipline(prices, weights, config)
+    joined = join_sides(ours.fills, peer.fills, Tolerance(rel=REL, abs=1e-9))
+    assert joined.filter(pl.col("divergent")).height == 0, joined.filter(pl.col("divergent"))
+    assert ours.final_equity == pytest.approx(peer.final_equity, rel=REL)
+    return ours, peer
+
+
+@pytest.mark.parametrize("every", [1, 21], ids=["daily", "every21"])
+def test_zipline_profile_matches_zipline_with_its_default_costs(complete, every):
+    weights = random_top_k(16, 160, k=5, every=every, seed=every)
+    ours, _ = zipline_parity(complete, weights)
+    assert ours.fills.height > 20
+    assert (ours.fills["fee"] > 0).all()
+
+
+@pytest.mark.parametrize("costs", [{"fees": 0.001, "per_share": 0.0, "slippage": 0.0},
+                                   {"per_share": 0.005, "min_fee": 1.0, "slippage": 0.001}],
+                         ids=["per_dollar", "per_share_with_minimum"])
+def test_zipline_profile_matches_zipline_with_other_costs(complete, costs):
+    zipline_parity(complete, random_top_k(16, 160, k=4, every=5, seed=7), **costs)
+
+
+def test_zipline_profile_carries_volume_capped_remainders_like_zipline(complete):
+    """Thin volume: at most 10% of a bar's volume fills, the rest on later bars."""
+    thin = complete.with_columns(volume=pl.lit(3_000.0))
+    ours, _ = zipline_parity(thin, random_top_k(16, 160, k=4, every=10, seed=2))
+    fills_per_order = ours.fills.group_by("order_id").len()["len"]
+    assert fills_per_order.max() > 1
+
+
+def test_zipline_profile_goes_into_negative_cash_like_zipline(complete):
+    ours, peer = zipline_parity(complete, random_top_k(16, 160, k=4, every=5, seed=5))
+    assert ours.equity["cash"].min() < 0
+    assert peer.equity["cash"].min() == pytest.approx(ours.equity["cash"].min(), rel=REL)
+
+
+def test_zipline_profile_matches_with_listings_delistings_and_missing_bars(gappy):
+    zipline_parity(gappy, top_k_weights(momentum_scores(gappy), k=8, every=21))

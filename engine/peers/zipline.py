@@ -149,7 +149,7 @@ def _cost_models(config: BacktestConfig, zipline_costs: bool, check_only: bool =
     else:
         fee_model = commission.PerShare(cost=config.per_share, min_trade_cost=config.min_fee)
     slip_model = slippage.FixedBasisPointsSlippage(basis_points=config.slippage * 1e4,
-                                                   volume_limit=1.0)
+                                                   volume_limit=0.1)
     return slip_model, fee_model
 
 
