@@ -18,9 +18,10 @@ KIND_NAMES = ("shares", "value", "percent", "target_shares", "target_value", "ta
 FILLED, REJECTED, NOOP, REPLACED, MERGED, OPEN = range(6)
 STATUS_NAMES = ("filled", "rejected", "noop", "replaced", "merged", "open")
 
-NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED, MARGIN = range(6)
+(NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED, MARGIN,
+ NO_PRICE) = range(7)
 REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None,
-                "margin")
+                "margin", "no_price")
 REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
 
 NEVER = np.iinfo(np.int64).max  # due bar of an asset without an open order

@@ -27,7 +27,7 @@ class BacktestConfig:
     cash_policy: str = "shrink"
     allow_short: bool = False
     allow_leverage: bool = False
-    profile: str = "vectorbt"
+    profile: str = "tradegap"
     periods_per_year: int = 252
 
     def __post_init__(self) -> None:

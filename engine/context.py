@@ -32,7 +32,7 @@ class Context:
 
     def __init__(
         self, market: Market, ledger: Ledger, book: OrderBook, fill_delay: int,
-        profile: Profile = PROFILES["vectorbt"],
+        profile: Profile = PROFILES["tradegap"],
     ) -> None:
         self._market = market
         self._ledger = ledger

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.book import MARGIN, REASON_CODES, REJECTED, OrderBook
+from engine.book import MARGIN, NO_PRICE, REASON_CODES, REJECTED, OrderBook
 from engine.config import BacktestConfig
 from engine.context import Context
 from engine.execution import (
@@ -28,7 +28,7 @@ from engine.execution import (
     submission_check,
 )
 from engine.ledger import Ledger
-from engine.market import Market
+from engine.market import Market, forward_fill
 from engine.strategy import Strategy
 
 PHASES = ("fill", "apply", "mark", "decide", "queue")
@@ -66,6 +66,8 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     reject_reason = REASON_CODES[profile.reject_reason]
     decide = strategy.decision_bars(market)
     no_close = np.full(n_assets, np.nan)
+    last_open = (forward_fill(market.open, market.has_bar)
+                 if profile.drop_without_bar and config.fill == "next_open" else None)
 
     fills: list[tuple[np.ndarray, ...]] = []
     snapshot_bars: list[int] = []
@@ -91,7 +93,16 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             book.close(t, refused, np.full(len(refused), REJECTED, np.int8),
                        np.full(len(refused), MARGIN, np.int8), np.zeros(len(refused)))
 
+    def drop_without_bar(t: int) -> None:
+        """Reject (no_price) the due orders whose asset has no bar now (vectorbt's way)."""
+        lacking = book.due(t, ~market.has_bar[t])
+        if len(lacking):
+            book.close(t, lacking, np.full(len(lacking), REJECTED, np.int8),
+                       np.full(len(lacking), NO_PRICE, np.int8), np.zeros(len(lacking)))
+
     def fill(t: int, price: np.ndarray, known_close: np.ndarray) -> bool:
+        if profile.drop_without_bar:
+            drop_without_bar(t)
         assets = book.due(t, market.has_bar[t])
         if len(assets) == 0:
             return False
@@ -137,7 +148,8 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             screen_submissions(t)
         previous_close = market.last_close[t - 1] if t else no_close
         if config.fill == "next_open":
-            fill(t, market.open[t], previous_close)
+            fill(t, market.open[t], last_open[t - 1] if last_open is not None and t
+                 else previous_close)
         elif config.fill == "next_close":
             fill(t, market.close[t], market.last_close[t])
         cash[t] = ledger.cash

@@ -3,9 +3,14 @@
 A profile fixes when target orders are sized, in what sequence a batch executes, and how
 cash is checked; it implies some settings and refuses others (see `check`).
 
-- `vectorbt` (the default): targets are sized at the fill, valuing the book at the fill
-  price; sells first, buys in ascending order value; a buy that does not fit shrinks
-  (`Portfolio.from_orders`, `targetpercent`, cash sharing, `call_seq='auto'`).
+- `tradegap` (the default): targets are sized at the fill, valuing the book at the fill
+  price; sells first, buys in ascending order value; a buy that does not fit shrinks. An
+  order for an asset with no bar waits for its next bar; a held asset without a bar is
+  valued at its last close. On complete data this is exactly vectorbt's.
+- `vectorbt`: the same, as `Portfolio.from_orders` (`targetpercent`, cash sharing,
+  `call_seq='auto'`) does it where bars are missing too: an order whose asset has no price
+  on the fill row is dropped (status `rejected`, reason `no_price`), and a held asset
+  without one is valued at the last fill-point price seen (the last open for `next_open`).
 - `backtrader`: targets are sized at the decision close from the broker value there, the
   value delta floored to whole shares (`int(|Δvalue| // close)`); a target of 0 closes the
   whole position. Before the next open every order is pseudo-executed in submission order
@@ -36,6 +41,7 @@ class Profile:
     submission_check: bool = False
     reject_reason: str = "insufficient_cash"
     volume_limit: float | None = None  # fraction of a bar's volume one asset may fill
+    drop_without_bar: bool = False  # an order whose asset has no bar at its fill is dropped
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -52,7 +58,8 @@ class Profile:
 
 
 PROFILES = {
-    "vectorbt": Profile("vectorbt"),
+    "tradegap": Profile("tradegap"),
+    "vectorbt": Profile("vectorbt", drop_without_bar=True),
     "backtrader": Profile(
         "backtrader", decision_sizing="backtrader", sequence="submission",
         submission_check=True, reject_reason="margin",

@@ -9,8 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config import CASH_POLICIES, FILL_TIMINGS, PROFILES, SHARE_MODES, BacktestConfig
+from engine.config import CASH_POLICIES, FILL_TIMINGS, SHARE_MODES, BacktestConfig
 from engine.errors import InputError
+from engine.profiles import PROFILES
 
 EXIT_BAD_INPUT = 2
 
@@ -20,19 +21,20 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
     p.add_argument("--weights", required=True, help="Parquet or CSV: timestamp, asset, weight")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    p.add_argument("--profile", choices=PROFILES, default="vectorbt",
-                   help="named execution semantics (default: vectorbt)")
-    p.add_argument("--fill", choices=FILL_TIMINGS, default="next_open")
-    p.add_argument("--fees", type=float, default=0.0, help="fraction of traded value")
-    p.add_argument("--per-share", type=float, default=0.0, help="commission per share")
-    p.add_argument("--min-fee", type=float, default=0.0, help="minimum per-share commission")
-    p.add_argument("--fixed-fee", type=float, default=0.0, help="fee per filled order")
-    p.add_argument("--slippage", type=float, default=0.0, help="fraction of price")
-    p.add_argument("--shares", choices=SHARE_MODES, default="fractional")
-    p.add_argument("--cash-policy", choices=CASH_POLICIES, default="shrink")
-    p.add_argument("--cash", type=float, default=1_000_000.0, help="initial cash")
-    p.add_argument("--allow-short", action="store_true")
-    p.add_argument("--allow-leverage", action="store_true")
+    p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
+                   help="named execution semantics: tradegap (default), vectorbt, backtrader, "
+                        "zipline; a profile sets the settings it needs")
+    p.add_argument("--fill", choices=FILL_TIMINGS)
+    p.add_argument("--fees", type=float, help="fraction of traded value")
+    p.add_argument("--per-share", type=float, help="commission per share")
+    p.add_argument("--min-fee", type=float, help="minimum per-share commission")
+    p.add_argument("--fixed-fee", type=float, help="fee per filled order")
+    p.add_argument("--slippage", type=float, help="fraction of price")
+    p.add_argument("--shares", choices=SHARE_MODES)
+    p.add_argument("--cash-policy", choices=CASH_POLICIES)
+    p.add_argument("--cash", type=float, help="initial cash (default 1,000,000)")
+    p.add_argument("--allow-short", action="store_true", default=None)
+    p.add_argument("--allow-leverage", action="store_true", default=None)
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,14 +48,17 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=21, help="bars between rebalances")
 
 
+SETTINGS = {"fill": "fill", "fees": "fees", "per_share": "per_share", "min_fee": "min_fee",
+            "fixed_fee": "fixed_fee", "slippage": "slippage", "shares": "shares",
+            "cash_policy": "cash_policy", "cash": "initial_cash",
+            "allow_short": "allow_short", "allow_leverage": "allow_leverage"}
+
+
 def config_from_args(args: argparse.Namespace) -> BacktestConfig:
-    """The backtest settings named on the command line."""
-    return BacktestConfig(
-        initial_cash=args.cash, fill=args.fill, fees=args.fees, per_share=args.per_share,
-        min_fee=args.min_fee, fixed_fee=args.fixed_fee, slippage=args.slippage,
-        shares=args.shares, cash_policy=args.cash_policy, allow_short=args.allow_short,
-        allow_leverage=args.allow_leverage, profile=args.profile,
-    )
+    """The profile's settings with those named on the command line on top."""
+    given = {field: getattr(args, arg) for arg, field in SETTINGS.items()
+             if getattr(args, arg) is not None}
+    return BacktestConfig.for_profile(args.profile, **given)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

@@ -51,3 +51,19 @@ def test_engine_matches_vectorbt_with_close_fills(universe, fill):
     config = BacktestConfig(fill=fill, fees=0.001)
     ours = run_backtest(universe, weights, config)
     assert_same_fills(ours.fills, run_vectorbt(universe, weights, config).fills)
+
+
+@pytest.mark.parametrize("every", [1, 21], ids=["daily", "every21"])
+def test_vectorbt_profile_matches_vectorbt_with_listings_delistings_and_missing_bars(every):
+    """vectorbt drops an order whose asset has no price on the fill row and values a held
+    asset without one at its last open; the `vectorbt` profile does the same."""
+    from engine.synthetic import generate_market, momentum_scores
+    from engine.weights import top_k_weights as momentum_top_k
+
+    market = generate_market(n_assets=40, n_days=300, seed=11)
+    weights = momentum_top_k(momentum_scores(market), k=8, every=every)
+    config = BacktestConfig.for_profile("vectorbt", fees=0.001, slippage=0.0005)
+    ours = run_backtest(market, weights, config)
+    assert_same_fills(ours.fills, run_vectorbt(market, weights, config).fills)
+    if every == 1:
+        assert (ours.orders["reason"] == "no_price").sum() > 0
