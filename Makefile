@@ -21,6 +21,7 @@ $(RUNTIME): pyproject.toml | $(PY)
 
 $(DEV): pyproject.toml $(RUNTIME)
 	$(PIP) install -q -e '.[dev]'
+	$(PY) -m engine.peers.zipline --setup
 	touch $@
 
 run: $(RUNTIME)
