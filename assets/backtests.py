@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.groups import BACKTEST
 from assets.versions import SIMULATION, code_version
-from engine import run_backtest
+from engine import BacktestConfig, run_backtest
 from engine.derive import derive_tables
 from engine.market import Market
 from engine.reference import run_reference
@@ -18,10 +18,10 @@ HEADLINE = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "t
 
 def finish(
     context: AssetExecutionContext, tables: dict[str, pl.DataFrame], inputs: tuple,
-    settings: ExecutionSettings,
+    config: BacktestConfig,
 ) -> dict[str, pl.DataFrame]:
     """Attach the input fingerprint and headline metrics (as metadata) to a backtest."""
-    digest = fingerprint(*inputs, settings=settings.config().to_dict())
+    digest = fingerprint(*inputs, settings=config.to_dict())
     metrics = tables["metrics"].row(0, named=True)
     context.add_output_metadata({
         **{name: MetadataValue.float(float(metrics[name])) for name in HEADLINE},
@@ -38,7 +38,7 @@ def backtest_engine(
     """The engine's fills, orders, positions, equity and trades for the target weights."""
     result = run_backtest(market_data, target_weights, settings.config())
     tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
-    return finish(context, tables, (market_data, target_weights), settings)
+    return finish(context, tables, (market_data, target_weights), settings.config())
 
 
 @asset(group_name=BACKTEST, dagster_type=BacktestTables,
@@ -53,4 +53,4 @@ def backtest_reference(
     tables = derive_tables(reference.fills, reference.equity, Market.from_bars(market_data),
                            config.initial_cash, orders=reference.orders,
                            periods_per_year=config.periods_per_year)
-    return finish(context, tables, (market_data, target_weights), settings)
+    return finish(context, tables, (market_data, target_weights), config)

@@ -1,8 +1,9 @@
 """The compare stage: trade-gap analysis between backtests (`engine.gap`).
 
-`COMPARISONS` lists the pairs compared and the causes each may show; another backtest asset
-(a peer engine, say) plugs in by adding its pair here. The accepted baseline of each
-compared backtest is compared too, when there is one.
+`build_trade_gap(comparisons)` makes the asset from the pairs to compare and the causes
+each may show: the engine against the reference, and each installed peer against the
+engine under the peer's profile (`assets.peers`). The accepted baseline of each compared
+backtest is compared too, when there is one.
 """
 
 import polars as pl
@@ -16,8 +17,7 @@ from pipelines.resources import ArtifactStore, ExecutionSettings
 from pipelines.types import GapTables
 
 # (a, b, causes allowed): engine and reference must be identical.
-COMPARISONS = [("backtest_engine", "backtest_reference", frozenset())]
-BACKTESTS = sorted({name for a, b, _ in COMPARISONS for name in (a, b)})
+ENGINE_AND_REFERENCE = [("backtest_engine", "backtest_reference", frozenset())]
 SUMMARY_SCHEMA = {"pair": pl.String, "verdict": pl.String, "first_cause": pl.String,
                   "divergent_keys": pl.Int64, "equity_gap": pl.Float64,
                   "unexplained": pl.Float64, "root_causes": pl.String, "expected": pl.Boolean}
@@ -37,41 +37,53 @@ def summary_row(pair: str, summary: dict, allowed: frozenset) -> dict:
     }
 
 
-@asset(group_name=COMPARE, dagster_type=GapTables,
-       ins={name: AssetIn(name) for name in BACKTESTS})
-def trade_gap(
-    context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
-    settings: ExecutionSettings, store: ArtifactStore, **backtests: dict[str, pl.DataFrame],
-) -> dict[str, pl.DataFrame]:
-    """Every divergence between the compared backtests, its root cause and its cost."""
-    config = settings.config()
-    semantics = Semantics.from_config(config)
-    pairs = [(a, b, allowed) for a, b, allowed in COMPARISONS]
-    for name in BACKTESTS:
-        if store.load_baseline(name) is not None:
-            pairs.append((f"{name}@baseline", name, frozenset()))
+def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
+    """The `trade_gap` asset over `comparisons` (pairs of backtest assets)."""
+    backtest_names = sorted({name for a, b, _ in comparisons for name in (a, b)})
+    own = {name for name, _, _ in ENGINE_AND_REFERENCE} | {
+        name for _, name, _ in ENGINE_AND_REFERENCE}
 
-    def side(name: str) -> Side:
-        if name.endswith("@baseline"):
-            tables, _ = store.load_baseline(name.removesuffix("@baseline"))
-        else:
-            tables = backtests[name]
-        fills = tables["fills"].select("timestamp", "asset", "quantity", "price", "fee")
-        return Side(fills, tables["equity"], semantics, name)
+    @asset(name="trade_gap", group_name=COMPARE, dagster_type=GapTables,
+           ins={name: AssetIn(name) for name in backtest_names})
+    def trade_gap(
+        context: AssetExecutionContext, market_data: pl.DataFrame,
+        target_weights: pl.DataFrame, settings: ExecutionSettings, store: ArtifactStore,
+        **backtests: dict[str, pl.DataFrame],
+    ) -> dict[str, pl.DataFrame]:
+        """Every divergence between the compared backtests, its root cause and its cost."""
+        config = settings.config()
+        semantics = Semantics.from_config(config)
+        pairs = list(comparisons)
+        for name in backtest_names:
+            if store.load_baseline(name) is not None:
+                pairs.append((f"{name}@baseline", name, frozenset()))
 
-    rows, tables, metadata = [], {}, {}
-    for a, b, allowed in pairs:
-        analysis = analyze(side(a), side(b), market_data, target_weights, config.initial_cash)
-        pair = f"{b} vs {a}"
-        slug = pair.replace(" ", "_").replace("@", "_")
-        rows.append(summary_row(pair, analysis.summary, allowed))
-        tables[f"fills_{slug}"] = analysis.gap_fills
-        path = store.write_file(f"trade_gap_reports/{slug}.png", render_png(analysis))
-        store.write_file(f"trade_gap_reports/{slug}.md", render_markdown(analysis).encode())
-        metadata[f"report: {pair}"] = MetadataValue.md(render_markdown(analysis))
-        metadata[f"plot: {pair}"] = MetadataValue.path(str(path))
-        context.log.info(f"{pair}: {analysis.summary['verdict']}: {headline(analysis.summary)}")
-    summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
-    context.add_output_metadata({"verdicts": MetadataValue.md(
-        "\n".join(f"- **{r['pair']}**: {r['verdict']}" for r in rows)), **metadata})
-    return {"summary": summary, **tables}
+        def side(name: str) -> Side:
+            base = name.removesuffix("@baseline")
+            tables = (store.load_baseline(base)[0] if name.endswith("@baseline")
+                      else backtests[name])
+            fills = tables["fills"].select("timestamp", "asset", "quantity", "price", "fee")
+            known = semantics if base in own else None  # peers: read from their fills
+            return Side(fills, tables["equity"], known, name)
+
+        rows, tables, metadata = [], {}, {}
+        for a, b, allowed in pairs:
+            analysis = analyze(side(a), side(b), market_data, target_weights,
+                               config.initial_cash)
+            pair = f"{b} vs {a}"
+            slug = pair.replace(" ", "_").replace("@", "_")
+            rows.append(summary_row(pair, analysis.summary, allowed))
+            tables[f"fills_{slug}"] = analysis.gap_fills
+            path = store.write_file(f"trade_gap_reports/{slug}.png", render_png(analysis))
+            report = render_markdown(analysis)
+            store.write_file(f"trade_gap_reports/{slug}.md", report.encode())
+            metadata[f"report: {pair}"] = MetadataValue.md(report)
+            metadata[f"plot: {pair}"] = MetadataValue.path(str(path))
+            context.log.info(f"{pair}: {analysis.summary['verdict']}: "
+                             f"{headline(analysis.summary)}")
+        summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
+        context.add_output_metadata({"verdicts": MetadataValue.md(
+            "\n".join(f"- **{r['pair']}**: {r['verdict']}" for r in rows)), **metadata})
+        return {"summary": summary, **tables}
+
+    return trade_gap

@@ -44,7 +44,7 @@ def sweep_backtest(
     weights = top_k_weights(signals, k=k, every=every)
     result = run_backtest(market_data, weights, settings.config())
     tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
-    return finish(context, tables, (market_data, weights), settings)
+    return finish(context, tables, (market_data, weights), settings.config())
 
 
 @asset(group_name=SWEEP, dagster_type=SummaryFrame)

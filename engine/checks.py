@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.gap.compare import canonical
+
 REL = 1e-9
 
 
@@ -82,12 +84,13 @@ class Parity:
 def fill_parity(
     a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame], rel: float = REL
 ) -> Parity:
-    """Match fills on (timestamp, asset) and compare quantity, price and fee to `rel`."""
+    """Match fills on (timestamp, asset), summed per key (engines split orders into fills
+    differently), and compare quantity, price and fee to `rel`."""
     keys = ["timestamp", "asset"]
     cols = ["quantity", "price", "fee"]
-    joined = a["fills"].select(*keys, *cols).join(
-        b["fills"].select(*keys, *cols), on=keys, how="full", coalesce=True, suffix="_b",
-        maintain_order="left_right",
+    joined = canonical(a["fills"]).select(*keys, *cols).join(
+        canonical(b["fills"]).select(*keys, *cols), on=keys, how="full", coalesce=True,
+        suffix="_b",
     ).sort(keys)
     gaps, bad = {}, pl.lit(False)
     for col in cols:

@@ -6,8 +6,10 @@ import os
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import backtests, data, gap, reports, signals, sweeps
-from assets.checks import CHECKS
+from assets import backtests, data, reports, signals, sweeps
+from assets.checks import CHECKS as CORE_CHECKS
+from assets.gap import ENGINE_AND_REFERENCE, build_trade_gap
+from assets.peers import PeerSettings, all_peer_definitions, comparisons, installed_peers
 from pipelines.io_manager import ParquetIOManager
 from pipelines.jobs import nightly_regression, nightly_schedule, parameter_sweep, sweep_report
 from pipelines.resources import ArtifactStore, ExecutionSettings
@@ -21,10 +23,19 @@ def resources(base_dir: str = ARTIFACTS) -> dict[str, object]:
         "io_manager": ParquetIOManager(base_dir=base_dir),
         "store": ArtifactStore(base_dir=base_dir),
         "settings": ExecutionSettings(),
+        "peers": PeerSettings(),
     }
 
 
-ASSETS = load_assets_from_modules([data, signals, backtests, reports, sweeps, gap])
+PEER_NAMES = installed_peers()
+PEER_ASSETS, PEER_CHECKS = all_peer_definitions(PEER_NAMES)
+
+ASSETS = [
+    *load_assets_from_modules([data, signals, backtests, reports, sweeps]),
+    *PEER_ASSETS,
+    build_trade_gap(ENGINE_AND_REFERENCE + comparisons(PEER_NAMES)),
+]
+CHECKS = [*CORE_CHECKS, *PEER_CHECKS]
 
 defs = Definitions(
     assets=ASSETS,

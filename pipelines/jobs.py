@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dagster import AssetSelection, ScheduleDefinition, define_asset_job
 
-from assets.groups import BACKTEST, COMPARE, DATA, REPORT, SIGNALS, SWEEP
+from assets.groups import BACKTEST, COMPARE, DATA, PEERS, REPORT, SIGNALS, SWEEP
 
 nightly_regression = define_asset_job(
     "nightly_regression",
-    selection=AssetSelection.groups(DATA, SIGNALS, BACKTEST, REPORT, COMPARE),
-    description="Materialize data → signals → backtests → reports with every check: ledger "
-    "identities, engine-reference parity (blocking) and the accepted baselines.",
+    selection=AssetSelection.groups(DATA, SIGNALS, BACKTEST, REPORT, COMPARE, PEERS),
+    description="Materialize data → signals → backtests (engine, reference and installed "
+    "peers) → reports and trade gaps, with every check: ledger identities, engine-reference "
+    "parity (blocking), peer parity and the accepted baselines.",
 )
 
 parameter_sweep = define_asset_job(

@@ -86,7 +86,11 @@ def test_the_main_graph_materializes_with_every_check_passing(tmp_path):
     assert checks["backtest_reference:ledger_identities"] is True
     assert checks["trade_gap:no_unexplained_gap"] is True
     gaps = pl.read_parquet(tmp_path / "trade_gap" / "summary.parquet")
-    assert gaps["verdict"].to_list() == ["identical"]
+    assert "backtest_reference vs backtest_engine" in gaps["pair"].to_list()
+    assert set(gaps["verdict"]) == {"identical"}
+    for peer in ("vectorbt", "backtrader", "zipline"):
+        assert checks[f"backtest_{peer}:parity_with_engine"] is True
+        assert f"backtest_{peer} vs backtest_engine_{peer}" in gaps["pair"].to_list()
     for table in ("fills", "orders", "positions", "equity", "trades", "metrics"):
         assert (tmp_path / "backtest_engine" / f"{table}.parquet").is_file()
         assert (tmp_path / "backtest_reference" / f"{table}.parquet").is_file()

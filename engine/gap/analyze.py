@@ -63,7 +63,7 @@ def analyze(
     equity_a = _final_equity(a, prices, last_close, initial_cash)
     equity_b = _final_equity(b, prices, last_close, initial_cash)
 
-    if weights is not None:
+    if weights is not None and joined["divergent"].any():
         market = Market.build(prices, weights)
         decisions = weights["timestamp"].unique()
         fit_a = fit_semantics(a.fills, market, initial_cash,
@@ -236,6 +236,9 @@ def _label_directly(joined: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame
     integral = ((qa - qa.round()).abs() <= 1e-9) != ((qb - qb.round()).abs() <= 1e-9)
     one_sided = qa.is_null() | qb.is_null()  # timing: a one-sided fill near one on the other side
     d = joined.filter(pl.col("divergent")).with_columns(bar=pl.col("timestamp").rank("dense"))
+    if d.height == 0:
+        return pl.DataFrame(schema={"timestamp": joined.schema["timestamp"],
+                                    "asset": pl.String, "cause": pl.String, "root": pl.Boolean})
     lonely = d.filter(one_sided).with_columns(side=qa.is_null())
     near = []
     for step in (1, -1):

@@ -1,0 +1,129 @@
+"""Peer engines in the pipeline: each installed peer beside the engine under its profile.
+
+For every peer that is installed (vectorbt and backtrader with the dev extra, zipline in
+its side environment) two assets run on the same data and weights: `backtest_<peer>`, the
+real peer, and `backtest_engine_<peer>`, our engine under the peer's profile; `trade_gap`
+compares them and the check `parity_with_engine` requires them equal. Peers run on the
+first `PeerSettings.max_assets` assets (by name) to keep the nightly run short.
+"""
+
+import importlib.util
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetIn,
+    ConfigurableResource,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from assets.backtests import finish
+from assets.groups import PEERS
+from engine import BacktestConfig, run_backtest
+from engine.checks import fill_parity
+from engine.derive import derive_tables
+from engine.market import Market
+from pipelines.resources import ExecutionSettings
+from pipelines.types import BacktestTables
+
+
+class PeerSettings(ConfigurableResource):
+    """How much of the universe the peer comparisons run on."""
+
+    max_assets: int = 100
+
+
+def installed_peers() -> list[str]:
+    """The peers this environment can run."""
+    from engine.peers.zipline import SIDE_ENV
+
+    found = [name for name in ("vectorbt", "backtrader") if importlib.util.find_spec(name)]
+    if importlib.util.find_spec("zipline") or (SIDE_ENV / ".tradegap-ready").exists():
+        found.append("zipline")
+    return found
+
+
+def peer_config(peer: str, settings: ExecutionSettings) -> BacktestConfig:
+    """The peer's profile with the pipeline's cash (and percentage fees where it has them)."""
+    shared = {"initial_cash": settings.initial_cash}
+    if peer != "zipline":
+        shared["fees"] = settings.fees
+    return BacktestConfig.for_profile(peer, **shared)
+
+
+def universe(bars: pl.DataFrame, weights: pl.DataFrame, max_assets: int):
+    """Bars and weights of the first `max_assets` assets by name."""
+    keep = bars["asset"].unique().sort().head(max_assets).implode()
+    return (bars.filter(pl.col("asset").is_in(keep)),
+            weights.filter(pl.col("asset").is_in(keep)))
+
+
+def run_peer(peer: str, bars: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig):
+    if peer == "vectorbt":
+        from engine.peers.vectorbt import run_vectorbt as run
+    elif peer == "backtrader":
+        from engine.peers.backtrader import run_backtrader as run
+    else:
+        from engine.peers.zipline import run_zipline as run
+    return run(bars, weights, config)
+
+
+def peer_definitions(peer: str) -> tuple[list, list]:
+    """The two backtest assets and the parity check of one peer."""
+
+    @asset(name=f"backtest_{peer}", group_name=PEERS, dagster_type=BacktestTables)
+    def peer_backtest(
+        context: AssetExecutionContext, market_data: pl.DataFrame,
+        target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
+    ) -> dict[str, pl.DataFrame]:
+        """The real peer engine on the pipeline's data and weights."""
+        bars, weights = universe(market_data, target_weights, peers.max_assets)
+        config = peer_config(peer, settings)
+        result = run_peer(peer, bars, weights, config)
+        tables = derive_tables(result.fills, result.equity, Market.from_bars(bars),
+                               config.initial_cash)
+        return finish(context, tables, (bars, weights), config)
+
+    @asset(name=f"backtest_engine_{peer}", group_name=PEERS, dagster_type=BacktestTables)
+    def engine_backtest(
+        context: AssetExecutionContext, market_data: pl.DataFrame,
+        target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
+    ) -> dict[str, pl.DataFrame]:
+        """Our engine under the peer's profile, on the same data and weights."""
+        bars, weights = universe(market_data, target_weights, peers.max_assets)
+        config = peer_config(peer, settings)
+        result = run_backtest(bars, weights, config)
+        tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
+        return finish(context, tables, (bars, weights), config)
+
+    @asset_check(asset=f"backtest_{peer}", name="parity_with_engine",
+                 additional_ins={"engine": AssetIn(f"backtest_engine_{peer}")})
+    def parity(
+        peer_tables: dict[str, pl.DataFrame], engine: dict[str, pl.DataFrame]
+    ) -> AssetCheckResult:
+        """The engine under this peer's profile equals the peer on every fill (1e-9)."""
+        result = fill_parity(engine, peer_tables)
+        return AssetCheckResult(
+            passed=result.ok, description=f"{peer}: {result.summary()}",
+            metadata={"matched": MetadataValue.int(result.matched),
+                      "final_equity_gap": MetadataValue.float(result.final_equity_gap)})
+
+    return [peer_backtest, engine_backtest], [parity]
+
+
+def all_peer_definitions(peers: list[str]) -> tuple[list, list]:
+    """Assets and checks of every peer in `peers`."""
+    assets, checks = [], []
+    for peer in peers:
+        peer_assets, peer_checks = peer_definitions(peer)
+        assets += peer_assets
+        checks += peer_checks
+    return assets, checks
+
+
+def comparisons(peers: list[str]) -> list[tuple[str, str, frozenset]]:
+    """trade_gap pairs: each peer against the engine under its profile (no cause allowed)."""
+    return [(f"backtest_engine_{peer}", f"backtest_{peer}", frozenset()) for peer in peers]
