@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from engine import BacktestConfig, run_backtest
+from engine.gap.analyze import Side, analyze
 from engine.gap.compare import Tolerance, join_sides
 from engine.peers.backtrader import run_backtrader
 from engine.peers.zipline import run_zipline
@@ -82,6 +83,11 @@ def test_backtrader_fills_two_orders_when_one_waits_for_a_missing_bar(gappy):
     ours = run_backtest(gappy, weights, config)
     assert not ours.fills.select(pl.struct("timestamp", "asset").is_duplicated()).to_series(
         ).any()
+    gap = analyze(Side(ours.fills, name="engine"), Side(peer.fills, name="backtrader"), gappy,
+                  None, config.initial_cash).summary
+    assert gap["first_divergence"]["cause"] == "duplicate_fill"
+    assert "unexplained" not in gap["causes"]
+    assert gap["verdict"] == "explained"
 
 
 def zipline_parity(prices, weights, **settings):
