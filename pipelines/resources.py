@@ -29,12 +29,8 @@ class ExecutionSettings(ConfigurableResource):
 
     def config(self) -> BacktestConfig:
         """The engine's settings object (validated)."""
-        return BacktestConfig(
-            initial_cash=self.initial_cash, fill=self.fill, fees=self.fees,
-            per_share=self.per_share, min_fee=self.min_fee, fixed_fee=self.fixed_fee,
-            slippage=self.slippage, shares=self.shares, cash_policy=self.cash_policy,
-            allow_short=self.allow_short,
-        )
+        return BacktestConfig.from_dict(
+            {name: getattr(self, name) for name in type(self).model_fields})
 
 
 BASELINE_TABLES = ("fills", "equity")
