@@ -9,6 +9,9 @@ Per timestamp t:
   4. decide - the strategy sees the updated ledger and every asset's bar at t;
   5. queue  - its orders wait in the order book for their fill time.
 With `same_close`, phases 1–3 run once more at the close of t, after phase 5.
+Profiles (engine/profiles.py) refine phase 1: backtrader's screens the last decision's
+orders by a pseudo-execution first, vectorbt's drops orders whose asset has no bar, and
+zipline's fills at most a share of the bar's volume and keeps the rest open.
 """
 
 from __future__ import annotations
@@ -70,9 +73,7 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
                  if profile.drop_without_bar and config.fill == "next_open" else None)
 
     fills: list[tuple[np.ndarray, ...]] = []
-    snapshot_bars: list[int] = []
-    held_assets: list[np.ndarray] = []
-    held_quantities: list[np.ndarray] = []
+    snapshots: list[tuple[int, np.ndarray, np.ndarray]] = []  # (bar, assets held, shares)
     cash = np.empty(n_bars)
 
     def screen_submissions(t: int) -> None:
@@ -135,12 +136,12 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         book.close(t, in_order[closing], result.status[closing], result.reason[closing],
                    result.quantity[closing])
         if len(done):
-            if snapshot_bars and snapshot_bars[-1] == t:
-                snapshot_bars.pop(), held_assets.pop(), held_quantities.pop()
             held = ledger.positions.nonzero()[0]
-            snapshot_bars.append(t)
-            held_assets.append(held)
-            held_quantities.append(ledger.positions[held])
+            snapshot = (t, held, ledger.positions[held])
+            if snapshots and snapshots[-1][0] == t:
+                snapshots[-1] = snapshot
+            else:
+                snapshots.append(snapshot)
         return True
 
     for t in range(n_bars):
@@ -171,7 +172,7 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         columns = [np.empty(0, dtype=np.int64)] * 2 + [np.empty(0)] * 3 + [
             np.empty(0, dtype=np.int64)
         ]
-    bar, asset, quantity = holdings(snapshot_bars, held_assets, held_quantities, n_bars)
+    bar, asset, quantity = holdings(snapshots, n_bars)
     value = np.bincount(bar, weights=quantity * market.last_close[bar, asset], minlength=n_bars)
     return Simulation(
         market, config, book, *columns, cash=cash, positions_value=value,
@@ -180,15 +181,15 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
 
 
 def holdings(
-    bars: list[int], assets: list[np.ndarray], quantities: list[np.ndarray], n_bars: int
+    snapshots: list[tuple[int, np.ndarray, np.ndarray]], n_bars: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bar, asset, quantity) of every holding at every bar, from post-fill snapshots.
 
     Holdings are constant between snapshots, so each snapshot repeats over its span.
     """
-    ends = [*bars[1:], n_bars][: len(bars)]
+    ends = [bar for bar, _, _ in snapshots[1:]] + [n_bars] * bool(snapshots)
     out = ([np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)])
-    for start, end, held, quantity in zip(bars, ends, assets, quantities, strict=True):
+    for (start, held, quantity), end in zip(snapshots, ends, strict=True):
         if len(held):
             span = end - start
             out[0].append(np.repeat(np.arange(start, end), len(held)))
