@@ -25,9 +25,7 @@ from engine.book import (
     OpenOrders,
 )
 from engine.config import BacktestConfig
-
-REL_TOL = 1e-9
-ABS_TOL = 1e-12
+from engine.ledger import ABS_TOL, REL_TOL
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,24 @@ REL_TOL = 1e-9
 ABS_TOL = 1e-12
 
 
-def snap_to_zero(before: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """`before + change`, set to exactly 0 where the two cancel within tolerance.
+def cancels(before: np.ndarray, change: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Where `total` (= before + change) is float dust: the ledger's rule for exactly zero.
 
-    The sum is 0 when `|before + change| ≤ max(1e-9 × max(|before|, |change|), 1e-12)`:
-    closed positions and spent cash stay at exactly zero instead of float dust.
+    `|total| ≤ max(1e-9 × max(|before|, |change|), 1e-12)`.
     """
-    total = before + change
     scale = np.maximum(np.abs(before), np.abs(change))
     scale *= REL_TOL
     np.maximum(scale, ABS_TOL, out=scale)
-    total[np.abs(total) <= scale] = 0.0
+    return np.abs(total) <= scale
+
+
+def snap_to_zero(before: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """`before + change`, set to exactly 0 where the two cancel within tolerance.
+
+    Closed positions and spent cash stay at exactly zero instead of float dust.
+    """
+    total = before + change
+    total[cancels(before, change, total)] = 0.0
     return total
 
 

@@ -42,9 +42,8 @@ import numpy as np
 import polars as pl
 
 from engine.errors import InputError
+from engine.ledger import ABS_TOL, REL_TOL, cancels
 
-REL_TOL = 1e-9
-ABS_TOL = 1e-12
 FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 TRADE_SCHEMA = {
     "asset": pl.String,
@@ -155,8 +154,7 @@ def running_positions(quantity: np.ndarray, asset: np.ndarray) -> tuple[np.ndarr
         before[0] = 0.0
         before[1:] = raw[:-1]
         before[start] = 0.0
-        scale = np.maximum(np.abs(before), np.abs(quantity)) * REL_TOL
-        found = np.abs(raw) <= np.maximum(scale, ABS_TOL)
+        found = cancels(before, quantity, raw)
         if np.array_equal(found, flat):
             break
         flat = found
