@@ -129,9 +129,10 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             fills.append((t, *booked, book.open_id[filled]))
             ledger.apply_fills(*booked)
         closing = np.ones(len(in_order), dtype=bool)
-        if cap is not None:  # capped orders keep their remainder open for later bars
+        if cap is not None:  # orders the volume cap cut short keep the rest for later bars
             left = delta[result.sequence] - result.quantity
-            closing = (np.abs(left) <= 1e-9) | (result.status == REJECTED)
+            cut = np.abs(result.quantity) >= cap[result.sequence]
+            closing = (np.abs(left) <= 1e-9) | ~cut | (result.status == REJECTED)
             book.fill_part(t, in_order[~closing], result.quantity[~closing])
         book.close(t, in_order[closing], result.status[closing], result.reason[closing],
                    result.quantity[closing])

@@ -8,6 +8,7 @@ one candidate explanation can be tried at one point; `replay` runs a whole backt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,10 +36,11 @@ class Book:
     positions: dict[str, float] = field(default_factory=dict)
     last_close: dict[str, float] = field(default_factory=dict)
     before_last_batch: dict[str, float] = field(default_factory=dict)
+    last_open: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> Book:
         return Book(self.cash, dict(self.positions), dict(self.last_close),
-                    dict(self.before_last_batch))
+                    dict(self.before_last_batch), dict(self.last_open))
 
     def value(self, prices: dict[str, float]) -> float:
         """Cash plus held positions, summed in asset order (as the engine does)."""
@@ -56,29 +58,37 @@ class Replayer:
     def __init__(self, semantics: Semantics) -> None:
         self.s = semantics
         self._cash_seen = 0.0
+        self.capped: set[str] = set()  # assets whose last fill the volume cap cut short
 
     def batch(
         self, book: Book, timestamp: datetime, orders: dict[str, float],
         fill_prices: dict[str, float], decision_close: dict[str, float],
+        caps: dict[str, float] | None = None,
     ) -> list[Fill]:
-        """Fill `orders` ({asset: target weight}) at `fill_prices`; mutates `book`."""
+        """Fill `orders` ({asset: target weight}, or shares when sized at the decision) at
+        `fill_prices`, at most `caps[asset]` shares each; mutates `book`."""
+        self.capped = set()
         s = self.s
         if s.valuation == "decision_close":
             prices = decision_close
         else:
-            prices = {a: fill_prices.get(a, book.last_close.get(a, 0.0)) for a in book.positions}
+            held_prices = book.last_open if s.held_valuation == "last_open" else book.last_close
+            prices = {a: fill_prices.get(a, held_prices.get(a, 0.0)) for a in book.positions}
             prices.update(fill_prices)
         value = book.value(prices)
         basis = {"current": book.positions, "zero": {},
                  "previous": book.before_last_batch}[s.position_basis]
         requests = []
-        for asset in sorted(orders):
+        if s.sizing != "fill":  # share orders sized at the decision, in submission order
+            requests = [(0.0, asset, shares) for asset, shares in orders.items()]
+        for asset in sorted(orders) if s.sizing == "fill" else ():
             price = prices[asset] if s.valuation == "decision_close" else fill_prices[asset]
             held = basis.get(asset, 0.0)
             target_value = orders[asset] * value
             delta = target_value / price - held
             requests.append((target_value - held * price, asset, delta))
-        requests.sort(key=lambda r: r[0])
+        if s.sizing == "fill":
+            requests.sort(key=lambda r: r[0])
         if s.sequence == "buys_first":
             requests = [r for r in requests if r[2] > 0] + [r for r in requests if r[2] <= 0]
 
@@ -86,7 +96,8 @@ class Replayer:
         self._cash_seen = book.cash  # the cash the batch checks buys against (fees included)
         fills: list[Fill] = []
         for _, asset, delta in requests:
-            fill = self._execute(book, timestamp, asset, delta, fill_prices[asset])
+            fill = self._execute(book, timestamp, asset, delta, fill_prices[asset],
+                                 None if caps is None else caps[asset])
             if fill is not None:
                 fills.append(fill)
         if s.duplicate_fills:  # the batch is sized once, then every fill is booked twice
@@ -96,7 +107,8 @@ class Replayer:
         return fills
 
     def _execute(
-        self, book: Book, timestamp: datetime, asset: str, delta: float, price: float
+        self, book: Book, timestamp: datetime, asset: str, delta: float, price: float,
+        cap: float | None = None,
     ) -> Fill | None:
         s = self.s
         if s.rounding == "floor":
@@ -106,6 +118,9 @@ class Replayer:
             size = min(size, book.positions.get(asset, 0.0))
         if s.rounding == "truncate":
             size = size // 1
+        if cap is not None and size > cap:
+            size = cap
+            self.capped.add(asset)
         if size <= ABS:
             return None
         if delta < 0:
@@ -164,6 +179,7 @@ class Market:
     timestamps: list[datetime]
     opens: list[dict[str, float]]
     closes: list[dict[str, float]]
+    volumes: list[dict[str, float]]
     decisions: dict[int, dict[str, float]]
 
     @classmethod
@@ -172,14 +188,17 @@ class Market:
         index = {t: i for i, t in enumerate(timestamps)}
         opens: list[dict[str, float]] = [{} for _ in timestamps]
         closes: list[dict[str, float]] = [{} for _ in timestamps]
-        for t, asset, o, c in prices.select("timestamp", "asset", "open", "close").iter_rows():
+        volumes: list[dict[str, float]] = [{} for _ in timestamps]
+        rows = prices.select("timestamp", "asset", "open", "close", "volume").iter_rows()
+        for t, asset, o, c, v in rows:
             opens[index[t]][asset] = o
             closes[index[t]][asset] = c
+            volumes[index[t]][asset] = v
         decisions: dict[int, dict[str, float]] = {}
         if weights is not None:
             for t, asset, w in weights.select("timestamp", "asset", "weight").iter_rows():
                 decisions.setdefault(index[t], {})[asset] = w
-        return cls(timestamps, opens, closes, decisions)
+        return cls(timestamps, opens, closes, volumes, decisions)
 
 
 @dataclass
@@ -198,35 +217,71 @@ class Run:
 
 
 def replay(market: Market, semantics: Semantics, initial_cash: float) -> Run:
-    """Run the decisions through `semantics` and record everything the analysis needs."""
+    """Run the decisions through `semantics` and record everything the analysis needs.
+
+    Pending orders are target weights, or share counts when `semantics.sizing` sizes them
+    at the decision (kept in submission order, with the bar that created them).
+    """
     replayer = Replayer(semantics)
     book = Book(cash=float(initial_cash))
     pending: dict[str, float] = {}
+    created: dict[str, int] = {}
     run = Run([], {}, {}, [])
     at_close = semantics.fill != "next_open"
     for i, timestamp in enumerate(market.timestamps):
+        if semantics.submission_check and i:
+            _screen(book, pending, created, i, semantics.fees)
         if semantics.fill != "same_close":
             prices = market.closes[i] if at_close else market.opens[i]
+            if semantics.without_bar == "drop":
+                pending = {a: w for a, w in pending.items() if a in prices}
             due = {a: w for a, w in pending.items() if a in prices}
             if due:
                 run.books[i], run.orders[i] = book.copy(), due
                 decision_close = dict(book.last_close)
-                run.fills += replayer.batch(book, timestamp, due, prices, decision_close)
-                for asset in due:
-                    del pending[asset]
+                caps = _caps(due, market.volumes[i], semantics.volume_limit)
+                batch = replayer.batch(book, timestamp, due, prices, decision_close, caps)
+                run.fills += batch
+                _carry(pending, due, batch, replayer.capped)
         book.last_close.update(market.closes[i])
+        book.last_open.update(market.opens[i])
         if i in market.decisions:
-            pending = _decide(book, pending, market.decisions[i])
+            if semantics.sizing == "fill":
+                pending = _decide(book, pending, market.decisions[i])
+            else:
+                _decide_shares(book, pending, created, i, market.decisions[i], semantics.sizing)
         if semantics.fill == "same_close":
             prices = market.closes[i]
+            if semantics.without_bar == "drop":
+                pending = {a: w for a, w in pending.items() if a in prices}
             due = {a: w for a, w in pending.items() if a in prices}
             if due:
                 run.books[i], run.orders[i] = book.copy(), due
-                run.fills += replayer.batch(book, timestamp, due, prices, dict(prices))
-                for asset in due:
-                    del pending[asset]
+                caps = _caps(due, market.volumes[i], semantics.volume_limit)
+                batch = replayer.batch(book, timestamp, due, prices, dict(prices), caps)
+                run.fills += batch
+                _carry(pending, due, batch, replayer.capped)
         run.equity.append(book.value(book.last_close))
     return run
+
+
+def _caps(due: dict[str, float], volumes: dict[str, float], limit: float
+          ) -> dict[str, float] | None:
+    """Most shares each due order may fill now under a volume limit (None: no limit)."""
+    return {a: math.floor(limit * volumes[a]) for a in due} if limit else None
+
+
+def _carry(pending: dict[str, float], due: dict[str, float], batch: list[Fill],
+           capped: set[str]) -> None:
+    """Close the due orders, keeping the unfilled part of those the volume cap cut short."""
+    filled: dict[str, float] = {}
+    for _, asset, quantity, _, _ in batch:
+        filled[asset] = filled.get(asset, 0.0) + quantity
+    for asset, amount in due.items():
+        if asset in capped:
+            pending[asset] = amount - filled.get(asset, 0.0)
+        else:
+            del pending[asset]
 
 
 def _decide(book: Book, pending: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
@@ -238,3 +293,42 @@ def _decide(book: Book, pending: dict[str, float], weights: dict[str, float]) ->
     for asset in pending:
         orders.setdefault(asset, 0.0)
     return orders
+
+
+def _decide_shares(book: Book, pending: dict[str, float], created: dict[str, int], bar: int,
+                   weights: dict[str, float], sizing: str) -> None:
+    """Share orders sized at the decision close (backtrader's or zipline's arithmetic),
+    submitted sells first by the estimated value delta; pending orders are not netted."""
+    value = book.value(book.last_close)
+    held = {a: q for a, q in book.positions.items() if q != 0.0}
+    chosen = sorted({a for a, w in weights.items() if w != 0.0} | set(held) | set(pending))
+    estimate = {a: weights.get(a, 0.0) * value - held.get(a, 0.0) * book.last_close[a]
+                for a in chosen if a in book.last_close}
+    for asset in sorted(estimate, key=estimate.__getitem__):
+        close, position = book.last_close[asset], held.get(asset, 0.0)
+        target = weights.get(asset, 0.0) * value
+        if sizing == "decision_floor":
+            delta_value = target - position * close
+            shares = math.copysign(abs(delta_value) // close, delta_value)
+            if target == 0.0 and position != 0.0:
+                shares = -position
+        else:
+            amount = target / close - position
+            shares = float(round(amount)) if abs(amount - round(amount)) <= 1e-4 \
+                else float(math.trunc(amount))
+        if shares != 0.0:
+            pending[asset] = pending.pop(asset, 0.0) + shares
+            created[asset] = bar
+
+
+def _screen(book: Book, pending: dict[str, float], created: dict[str, int], bar: int,
+            fees: float) -> None:
+    """backtrader's check at submission: pseudo-execute the last decision's orders in order
+    at their creation close; refuse each after which cash is negative (its cost stays)."""
+    cash = book.cash
+    for asset in [a for a in pending if created.get(a) == bar - 1]:
+        shares, price = pending[asset], book.last_close[asset]
+        value = abs(shares) * price
+        cash = cash + value - value * fees if shares < 0 else cash - value - value * fees
+        if cash < 0.0:
+            del pending[asset]
