@@ -4,7 +4,7 @@ import base64
 import io
 
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from assets.groups import REPORT
 from pipelines.io_manager import markdown_table
@@ -61,14 +61,21 @@ def report_metadata(
     }
 
 
-@asset(group_name=REPORT, dagster_type=SummaryFrame)
-def performance_summary(
-    context: AssetExecutionContext, backtest_engine: dict[str, pl.DataFrame],
-    backtest_reference: dict[str, pl.DataFrame], store: ArtifactStore,
-) -> pl.DataFrame:
-    """Headline metrics per backtest, with an equity-curve plot."""
-    backtests = {"backtest_engine": backtest_engine, "backtest_reference": backtest_reference}
-    summary = summary_rows(backtests)
-    png = equity_plot(backtests, "Equity")
-    context.add_output_metadata(report_metadata(summary, png, store, "performance_summary"))
-    return summary
+def build_performance_summary(backtest_names: list[str]):
+    """The `performance_summary` asset over the named backtest assets."""
+
+    @asset(name="performance_summary", group_name=REPORT, dagster_type=SummaryFrame,
+           ins={name: AssetIn(name) for name in backtest_names})
+    def performance_summary(
+        context: AssetExecutionContext, store: ArtifactStore,
+        **backtests: dict[str, pl.DataFrame],
+    ) -> pl.DataFrame:
+        """Headline metrics per backtest, with an equity-curve plot."""
+        ordered = {name: backtests[name] for name in backtest_names}
+        summary = summary_rows(ordered)
+        png = equity_plot(ordered, "Equity")
+        context.add_output_metadata(report_metadata(summary, png, store,
+                                                    "performance_summary"))
+        return summary
+
+    return performance_summary

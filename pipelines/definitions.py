@@ -6,10 +6,11 @@ import os
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import backtests, data, reports, signals, sweeps
+from assets import backtests, data, signals, sweeps
 from assets.checks import CHECKS as CORE_CHECKS
 from assets.gap import ENGINE_AND_REFERENCE, build_trade_gap
 from assets.peers import PeerSettings, all_peer_definitions, comparisons, installed_peers
+from assets.reports import build_performance_summary
 from pipelines.io_manager import ParquetIOManager
 from pipelines.jobs import nightly_regression, nightly_schedule, parameter_sweep, sweep_report
 from pipelines.resources import ArtifactStore, ExecutionSettings
@@ -31,8 +32,10 @@ PEER_NAMES = installed_peers()
 PEER_ASSETS, PEER_CHECKS = all_peer_definitions(PEER_NAMES)
 
 ASSETS = [
-    *load_assets_from_modules([data, signals, backtests, reports, sweeps]),
+    *load_assets_from_modules([data, signals, backtests, sweeps]),
     *PEER_ASSETS,
+    build_performance_summary(
+        ["backtest_engine", "backtest_reference", *(a.key.path[-1] for a in PEER_ASSETS)]),
     build_trade_gap(ENGINE_AND_REFERENCE + comparisons(PEER_NAMES)),
 ]
 CHECKS = [*CORE_CHECKS, *PEER_CHECKS]
