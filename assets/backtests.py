@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.groups import BACKTEST
 from assets.versions import SIMULATION, code_version
-from engine import BacktestConfig, run_backtest
+from engine import BacktestConfig, BacktestResult, run_backtest
 from engine.derive import derive_tables
 from engine.market import Market
 from engine.reference import run_reference
@@ -30,6 +30,11 @@ def finish(
     return {**tables, "fingerprint": pl.DataFrame({"fingerprint": [digest]})}
 
 
+def engine_tables(result: BacktestResult) -> dict[str, pl.DataFrame]:
+    """An engine run's tables plus its metrics as a one-row table (the artifact's shape)."""
+    return {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
+
+
 @asset(group_name=BACKTEST, dagster_type=BacktestTables, code_version=code_version(*SIMULATION))
 def backtest_engine(
     context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
@@ -37,8 +42,8 @@ def backtest_engine(
 ) -> dict[str, pl.DataFrame]:
     """The engine's fills, orders, positions, equity and trades for the target weights."""
     result = run_backtest(market_data, target_weights, settings.config())
-    tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
-    return finish(context, tables, (market_data, target_weights), settings.config())
+    return finish(context, engine_tables(result), (market_data, target_weights),
+                  settings.config())
 
 
 @asset(group_name=BACKTEST, dagster_type=BacktestTables,

@@ -20,7 +20,7 @@ from dagster import (
     asset_check,
 )
 
-from assets.backtests import finish
+from assets.backtests import engine_tables, finish
 from assets.groups import PEERS
 from engine import BacktestConfig, run_backtest
 from engine.checks import fill_parity
@@ -74,18 +74,23 @@ def run_peer(peer: str, bars: pl.DataFrame, weights: pl.DataFrame, config: Backt
 def peer_definitions(peer: str) -> tuple[list, list]:
     """The two backtest assets and the parity check of one peer."""
 
+    def backtest(context, market_data, target_weights, settings, peers, run_tables):
+        bars, weights = universe(market_data, target_weights, peers.max_assets)
+        config = peer_config(peer, settings)
+        return finish(context, run_tables(bars, weights, config), (bars, weights), config)
+
+    def peer_tables(bars, weights, config) -> dict[str, pl.DataFrame]:
+        result = run_peer(peer, bars, weights, config)
+        return derive_tables(result.fills, result.equity, Market.from_bars(bars),
+                             config.initial_cash)
+
     @asset(name=f"backtest_{peer}", group_name=PEERS, dagster_type=BacktestTables)
     def peer_backtest(
         context: AssetExecutionContext, market_data: pl.DataFrame,
         target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
     ) -> dict[str, pl.DataFrame]:
         """The real peer engine on the pipeline's data and weights."""
-        bars, weights = universe(market_data, target_weights, peers.max_assets)
-        config = peer_config(peer, settings)
-        result = run_peer(peer, bars, weights, config)
-        tables = derive_tables(result.fills, result.equity, Market.from_bars(bars),
-                               config.initial_cash)
-        return finish(context, tables, (bars, weights), config)
+        return backtest(context, market_data, target_weights, settings, peers, peer_tables)
 
     @asset(name=f"backtest_engine_{peer}", group_name=PEERS, dagster_type=BacktestTables)
     def engine_backtest(
@@ -93,11 +98,9 @@ def peer_definitions(peer: str) -> tuple[list, list]:
         target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
     ) -> dict[str, pl.DataFrame]:
         """Our engine under the peer's profile, on the same data and weights."""
-        bars, weights = universe(market_data, target_weights, peers.max_assets)
-        config = peer_config(peer, settings)
-        result = run_backtest(bars, weights, config)
-        tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
-        return finish(context, tables, (bars, weights), config)
+        return backtest(context, market_data, target_weights, settings, peers,
+                        lambda bars, weights, config: engine_tables(
+                            run_backtest(bars, weights, config)))
 
     @asset_check(asset=f"backtest_{peer}", name="parity_with_engine",
                  additional_ins={"engine": AssetIn(f"backtest_engine_{peer}")})

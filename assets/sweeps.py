@@ -9,7 +9,7 @@ import re
 import polars as pl
 from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset
 
-from assets.backtests import finish
+from assets.backtests import engine_tables, finish
 from assets.groups import SWEEP
 from assets.reports import equity_plot, report_metadata, summary_rows
 from assets.versions import SIMULATION, code_version
@@ -43,8 +43,7 @@ def sweep_backtest(
     k, every = parse_partition(context.partition_key)
     weights = top_k_weights(signals, k=k, every=every)
     result = run_backtest(market_data, weights, settings.config())
-    tables = {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
-    return finish(context, tables, (market_data, weights), settings.config())
+    return finish(context, engine_tables(result), (market_data, weights), settings.config())
 
 
 @asset(group_name=SWEEP, dagster_type=SummaryFrame)
