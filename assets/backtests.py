@@ -6,9 +6,9 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from assets.groups import BACKTEST
 from assets.versions import SIMULATION, code_version
 from engine import BacktestConfig, BacktestResult, run_backtest
-from engine.derive import derive_tables
-from engine.market import Market
+from engine.data.market import Market
 from engine.reference import run_reference
+from engine.results.derive import derive_tables
 from pipelines.resources import ExecutionSettings, fingerprint
 from pipelines.types import BacktestTables
 
@@ -47,7 +47,8 @@ def backtest_engine(
 
 
 @asset(group_name=BACKTEST, dagster_type=BacktestTables,
-       code_version=code_version("reference", "derive", "trades", "metrics"))
+       code_version=code_version("reference", "results.derive", "results.trades",
+                                 "results.metrics"))
 def backtest_reference(
     context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
     settings: ExecutionSettings,

@@ -12,7 +12,7 @@ from dagster import (
     asset_check,
 )
 
-from engine.checks import fill_parity, ledger_problems
+from engine.results.checks import fill_parity, ledger_problems
 from pipelines.resources import ArtifactStore, ExecutionSettings
 
 Tables = dict[str, pl.DataFrame]

@@ -6,8 +6,8 @@ from pydantic import Field
 
 from assets.groups import DATA
 from assets.versions import code_version
-from engine.loading import load_prices
-from engine.synthetic import generate_market
+from engine.data.loading import load_prices
+from engine.data.synthetic import generate_market
 from pipelines.types import BarsFrame
 
 
@@ -28,7 +28,7 @@ def read_bars(paths: list[str]) -> pl.DataFrame:
 
 
 @asset(group_name=DATA, dagster_type=BarsFrame,
-       code_version=code_version("synthetic", "loading"))
+       code_version=code_version("data.synthetic", "data.loading"))
 def market_data(context: AssetExecutionContext, config: MarketDataConfig) -> pl.DataFrame:
     """Daily OHLCV bars of every asset (generated factor-model market by default)."""
     if config.prices_paths:

@@ -23,9 +23,9 @@ from dagster import (
 from assets.backtests import engine_tables, finish
 from assets.groups import PEERS
 from engine import BacktestConfig, run_backtest
-from engine.checks import fill_parity
-from engine.derive import derive_tables
-from engine.market import Market
+from engine.data.market import Market
+from engine.results.checks import fill_parity
+from engine.results.derive import derive_tables
 from pipelines.resources import ExecutionSettings
 from pipelines.types import BacktestTables
 

@@ -7,10 +7,10 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.groups import SIGNALS
 from assets.versions import code_version
-from engine.features import compute_features
-from engine.loading import load_signals
-from engine.signals import Ridge, walk_forward_scores
-from engine.weights import top_k_weights
+from engine.data.loading import load_signals
+from engine.research.features import compute_features
+from engine.research.signals import Ridge, walk_forward_scores
+from engine.research.weights import top_k_weights
 from pipelines.types import FeaturesFrame, ScoresFrame, WeightsFrame
 
 
@@ -30,13 +30,14 @@ class StrategyConfig(Config):
     every: int = 21
 
 
-@asset(group_name=SIGNALS, dagster_type=FeaturesFrame, code_version=code_version("features"))
+@asset(group_name=SIGNALS, dagster_type=FeaturesFrame,
+       code_version=code_version("research.features"))
 def features(market_data: pl.DataFrame) -> pl.DataFrame:
     """Lagged returns, volatility and volume features per bar, plus the next-bar label."""
     return compute_features(market_data)
 
 
-@asset(group_name=SIGNALS, dagster_type=ScoresFrame, code_version=code_version("signals"))
+@asset(group_name=SIGNALS, dagster_type=ScoresFrame, code_version=code_version("research.signals"))
 def signals(
     context: AssetExecutionContext, config: SignalsConfig, features: pl.DataFrame,
     market_data: pl.DataFrame,
@@ -58,7 +59,7 @@ def signals(
     return scores
 
 
-@asset(group_name=SIGNALS, dagster_type=WeightsFrame, code_version=code_version("weights"))
+@asset(group_name=SIGNALS, dagster_type=WeightsFrame, code_version=code_version("research.weights"))
 def target_weights(
     context: AssetExecutionContext, config: StrategyConfig, signals: pl.DataFrame
 ) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from assets.groups import SWEEP
 from assets.reports import equity_plot, report_metadata, summary_rows
 from assets.versions import SIMULATION, code_version
 from engine import run_backtest
-from engine.weights import top_k_weights
+from engine.research.weights import top_k_weights
 from pipelines.resources import ArtifactStore, ExecutionSettings
 from pipelines.types import BacktestTables, SummaryFrame
 
@@ -34,7 +34,7 @@ def parse_partition(key: str) -> tuple[int, int]:
 
 
 @asset(group_name=SWEEP, partitions_def=SWEEP_PARTITIONS, dagster_type=BacktestTables,
-       code_version=code_version(*SIMULATION, "weights"))
+       code_version=code_version(*SIMULATION, "research.weights"))
 def sweep_backtest(
     context: AssetExecutionContext, market_data: pl.DataFrame, signals: pl.DataFrame,
     settings: ExecutionSettings,

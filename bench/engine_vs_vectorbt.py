@@ -31,8 +31,8 @@ WORKLOADS = {"every 21 bars": 21, "daily": 1}
 
 
 def _inputs(n_assets: int, n_days: int, every: int):
-    from engine.synthetic import generate_market, momentum_scores
-    from engine.weights import top_k_weights
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.research.weights import top_k_weights
 
     prices = generate_market(n_assets=n_assets, n_days=n_days, seed=0, gaps=False)
     weights = top_k_weights(momentum_scores(prices), k=TOP, every=every)
@@ -54,7 +54,7 @@ def _vectorbt(prices, weights, engine: str):
     import vectorbt as vbt
 
     from engine import BacktestConfig
-    from engine.market import Market
+    from engine.data.market import Market
     from engine.peers.vectorbt import vectorbt_inputs
 
     market = Market.from_bars(prices)

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import polars as pl
 
+from engine.data.synthetic import generate_market
 from engine.gap.analyze import Side, analyze
-from engine.synthetic import generate_market
 
 
 def fill_logs(n_fills: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

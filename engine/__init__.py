@@ -5,12 +5,12 @@ phase-ordered loop; `run_strategy` runs any batch-callback strategy; `run_refere
 independent plain implementation the engine is checked against.
 """
 
-from engine.backtest import run_backtest, run_strategy
-from engine.config import BacktestConfig
-from engine.context import Context
+from engine.core.backtest import run_backtest, run_strategy
+from engine.core.config import BacktestConfig
+from engine.core.context import Context
+from engine.core.strategy import Strategy, TargetWeights
 from engine.errors import InputError
-from engine.results import BacktestResult
-from engine.strategy import Strategy, TargetWeights
+from engine.results.tables import BacktestResult
 
 __all__ = [
     "BacktestConfig",

@@ -35,7 +35,7 @@ from datetime import datetime
 
 import polars as pl
 
-from engine.config import BacktestConfig
+from engine.core.config import BacktestConfig
 
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-12

@@ -9,9 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config import CASH_POLICIES, FILL_TIMINGS, SHARE_MODES, BacktestConfig
+from engine.core.config import CASH_POLICIES, FILL_TIMINGS, SHARE_MODES, BacktestConfig
+from engine.core.profiles import PROFILES
 from engine.errors import InputError
-from engine.profiles import PROFILES
 
 EXIT_BAD_INPUT = 2
 
@@ -62,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from engine.backtest import run_backtest
+    from engine.core.backtest import run_backtest
 
     try:
         config = config_from_args(args)
@@ -77,9 +77,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.artifacts import write_table
-    from engine.synthetic import generate_market, momentum_scores
-    from engine.weights import top_k_weights
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.research.weights import top_k_weights
+    from engine.results.artifacts import write_table
 
     market = generate_market(n_assets=args.assets, n_days=args.days, seed=args.seed)
     weights = top_k_weights(momentum_scores(market), k=args.top, every=args.every)

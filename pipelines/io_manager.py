@@ -22,7 +22,7 @@ from dagster import (
     TableSchema,
 )
 
-from engine.artifacts import replace_directory, write_table
+from engine.results.artifacts import replace_directory, write_table
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = 5) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 from dagster import ConfigurableResource
 
-from engine.config import BacktestConfig
+from engine.core.config import BacktestConfig
 
 
 class ExecutionSettings(ConfigurableResource):
@@ -55,7 +55,7 @@ class ArtifactStore(ConfigurableResource):
 
     def write_file(self, name: str, content: bytes) -> Path:
         """Write `content` to `base_dir/name` atomically."""
-        from engine.artifacts import write_atomic
+        from engine.results.artifacts import write_atomic
 
         return write_atomic(Path(self.base_dir, name), lambda tmp: Path(tmp).write_bytes(content))
 
@@ -72,7 +72,7 @@ class ArtifactStore(ConfigurableResource):
 
     def accept_baseline(self, backtest: str) -> Path:
         """Copy the current artifact of `backtest` (tables and fingerprint) as its baseline."""
-        from engine.artifacts import replace_directory
+        from engine.results.artifacts import replace_directory
 
         current = Path(self.base_dir, backtest)
         if not (current / "fingerprint.parquet").is_file():

@@ -10,7 +10,7 @@ Timestamp = DateTime(time_unit="us")
 
 
 class Features(pa.DataFrameModel):
-    """Per-bar features of every asset (see engine.features.FEATURE_DESCRIPTIONS)."""
+    """Per-bar features of every asset (see engine.research.features.FEATURE_DESCRIPTIONS)."""
 
     timestamp: Timestamp = pa.Field(description="Bar.")
     asset: pl.String = pa.Field(description="Asset name.")

@@ -7,8 +7,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from engine.features import FEATURE_DESCRIPTIONS, LABEL, compute_features, describe_features
-from engine.synthetic import generate_market
+from engine.data.synthetic import generate_market
+from engine.research.features import (
+    FEATURE_DESCRIPTIONS,
+    LABEL,
+    compute_features,
+    describe_features,
+)
 
 KEYS = ["timestamp", "asset"]
 HORIZONS = (1, 5, 21, 63)

@@ -140,8 +140,8 @@ def test_tradegap_gap_refuses_a_fills_file_with_unknown_assets(universe, tmp_pat
 
 @pytest.mark.parametrize("profile", ["backtrader", "zipline", "vectorbt"])
 def test_the_replay_model_reproduces_each_profile_with_missing_bars(profile):
-    from engine.synthetic import generate_market, momentum_scores
-    from engine.weights import top_k_weights as momentum_top_k
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.research.weights import top_k_weights as momentum_top_k
 
     market = generate_market(n_assets=30, n_days=250, seed=11)
     weights = momentum_top_k(momentum_scores(market), k=6, every=21)
@@ -158,8 +158,8 @@ def test_the_replay_model_reproduces_each_profile_with_missing_bars(profile):
 ])
 def test_a_peer_profiles_results_are_explained_against_the_default(profile, causes):
     """What a user sees comparing tradegap with a peer's semantics: every difference named."""
-    from engine.synthetic import generate_market, momentum_scores
-    from engine.weights import top_k_weights as momentum_top_k
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.research.weights import top_k_weights as momentum_top_k
 
     market = generate_market(n_assets=30, n_days=250, seed=11)
     weights = momentum_top_k(momentum_scores(market), k=6, every=1)

@@ -23,15 +23,15 @@ from functools import cache
 import polars as pl
 import pytest
 
-import engine.book
-import engine.execution
-import engine.ledger
-import engine.loop
+import engine.core.book
+import engine.core.execution
+import engine.core.ledger
+import engine.core.loop
 from engine import BacktestConfig
+from engine.data.synthetic import generate_market, momentum_scores
 from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import WHAT_WENT_WRONG, render_markdown
-from engine.synthetic import generate_market, momentum_scores
-from engine.weights import top_k_weights as momentum_top_k
+from engine.research.weights import top_k_weights as momentum_top_k
 from tests import builders
 from tests.gap_zoo import (
     Run,
@@ -210,10 +210,10 @@ def test_buys_first_executes_every_batchs_buys_before_its_sells():
 def test_the_zoo_patches_do_not_leak():
     for name in CASES:
         sides(name)
-    assert engine.loop.Ledger is engine.ledger.Ledger
-    assert engine.loop.execute_batch is engine.execution.execute_batch
-    assert engine.loop.size_orders is engine.execution.size_orders
-    assert engine.loop.OrderBook is engine.book.OrderBook
+    assert engine.core.loop.Ledger is engine.core.ledger.Ledger
+    assert engine.core.loop.execute_batch is engine.core.execution.execute_batch
+    assert engine.core.loop.size_orders is engine.core.execution.size_orders
+    assert engine.core.loop.OrderBook is engine.core.book.OrderBook
 
 
 # The seed scenario: 500 assets, top 25 at 4 % every 21 bars, 239 rebalances, with fills

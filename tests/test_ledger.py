@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.ledger import Ledger, snap_to_zero
+from engine.core.ledger import Ledger, snap_to_zero
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER_STATE = {"_cash", "_positions", "_view"}
 # The reference and the gap replay model keep books of their own by design: the reference
 # must share nothing with the engine, and the replay models other engines' (buggy) books.
-OWN_BOOKS = {ROOT / "engine" / "ledger.py", ROOT / "engine" / "reference.py",
+OWN_BOOKS = {ROOT / "engine" / "core" / "ledger.py", ROOT / "engine" / "reference.py",
              ROOT / "engine" / "gap" / "replay.py"}
 
 
@@ -48,7 +48,7 @@ def test_no_module_but_the_ledger_touches_ledger_state():
 
 
 def test_only_apply_fills_assigns_ledger_state_inside_the_ledger():
-    tree = ast.parse((ROOT / "engine" / "ledger.py").read_text())
+    tree = ast.parse((ROOT / "engine" / "core" / "ledger.py").read_text())
     writers = set()
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Ledger"):
         for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):

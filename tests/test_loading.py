@@ -10,10 +10,10 @@ import pandera.errors
 import polars as pl
 import pytest
 
+from engine.data.loading import load_prices, load_weights, read_table
+from engine.data.synthetic import generate_market, momentum_scores
 from engine.errors import InputError
-from engine.loading import load_prices, load_weights, read_table
-from engine.synthetic import generate_market, momentum_scores
-from engine.weights import top_k_weights
+from engine.research.weights import top_k_weights
 from schemas.market import Bars, Weights
 
 NAN = float("nan")
@@ -376,8 +376,8 @@ def test_the_weights_model_rejects_infinite_weights_and_duplicates(weights):
 
 
 def test_signals_naming_an_unknown_asset_are_refused(tmp_path):
-    from engine.loading import load_signals
-    from engine.synthetic import generate_market
+    from engine.data.loading import load_signals
+    from engine.data.synthetic import generate_market
 
     prices = generate_market(n_assets=3, n_days=5, seed=1)
     good = prices.select("timestamp", "asset").with_columns(score=pl.lit(0.5))

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import BacktestConfig, InputError, run_backtest
-from engine.artifacts import to_json
-from engine.metrics import METRIC_DESCRIPTIONS, compute_metrics
+from engine.results.artifacts import to_json
+from engine.results.metrics import METRIC_DESCRIPTIONS, compute_metrics
 from tests.builders import calendar, random_universe, top_k_weights
 
 NO_FILLS = pl.DataFrame(schema={"quantity": pl.Float64, "price": pl.Float64, "fee": pl.Float64})

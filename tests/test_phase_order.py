@@ -1,4 +1,4 @@
-"""One phase order per timestamp: fill → apply → mark → decide → queue (engine/loop.py)."""
+"""One phase order per timestamp: fill → apply → mark → decide → queue (engine/core/loop.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine import BacktestConfig, Strategy, run_strategy
-from engine.loop import PHASES
+from engine.core.loop import PHASES
 from tests.builders import bars
 
 OPEN = [[10.0], [11.0], [12.0], [13.0]]

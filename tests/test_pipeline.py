@@ -21,7 +21,7 @@ from dagster import (
 from assets.backtests import backtest_engine
 from assets.groups import SWEEP
 from assets.sweeps import parse_partition, sweep_backtest, sweep_summary
-from engine.synthetic import generate_market
+from engine.data.synthetic import generate_market
 from pipelines.definitions import ASSETS, CHECKS, defs, resources
 from pipelines.jobs import nightly_regression
 from pipelines.resources import ArtifactStore, ExecutionSettings

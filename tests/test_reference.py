@@ -8,7 +8,7 @@ import random
 import polars as pl
 import pytest
 
-from engine.config import BacktestConfig
+from engine.core.config import BacktestConfig
 from engine.reference import ReferenceResult, run_reference
 
 DAYS = [dt.datetime(2024, 1, 1) + dt.timedelta(days=i) for i in range(40)]

@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from engine import BacktestConfig, run_backtest
+from engine.data.synthetic import generate_market, momentum_scores
 from engine.peers.vectorbt import run_vectorbt
 from engine.reference import run_reference
-from engine.synthetic import generate_market, momentum_scores
-from engine.weights import top_k_weights
+from engine.research.weights import top_k_weights
 from tests.parity import REL, assert_same_fills
 
 N_ASSETS, K, EVERY, REBALANCES = 500, 25, 21, 239

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from engine.features import LABEL, compute_features
-from engine.signals import Ridge, walk_forward_scores
-from engine.synthetic import generate_market
+from engine.data.synthetic import generate_market
+from engine.research.features import LABEL, compute_features
+from engine.research.signals import Ridge, walk_forward_scores
 
 SETTINGS = {"train_window": 60, "refit_every": 10, "min_train_rows": 100}
 

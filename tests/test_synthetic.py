@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.loading import load_prices
-from engine.synthetic import asset_names, business_days, generate_market, momentum_scores
+from engine.data.loading import load_prices
+from engine.data.synthetic import asset_names, business_days, generate_market, momentum_scores
 
 N_ASSETS, N_DAYS = 200, 600
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import BacktestConfig, InputError, run_backtest
-from engine.trades import TRADE_SCHEMA, build_trades
+from engine.results.trades import TRADE_SCHEMA, build_trades
 from schemas.backtest import Trades
 from tests.builders import START, random_universe, top_k_weights
 

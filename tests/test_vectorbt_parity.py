@@ -57,8 +57,8 @@ def test_engine_matches_vectorbt_with_close_fills(universe, fill):
 def test_vectorbt_profile_matches_vectorbt_with_listings_delistings_and_missing_bars(every):
     """vectorbt drops an order whose asset has no price on the fill row and values a held
     asset without one at its last open; the `vectorbt` profile does the same."""
-    from engine.synthetic import generate_market, momentum_scores
-    from engine.weights import top_k_weights as momentum_top_k
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.research.weights import top_k_weights as momentum_top_k
 
     market = generate_market(n_assets=40, n_days=300, seed=11)
     weights = momentum_top_k(momentum_scores(market), k=8, every=every)

@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from engine.synthetic import generate_market, momentum_scores
-from engine.weights import top_k_weights
+from engine.data.synthetic import generate_market, momentum_scores
+from engine.research.weights import top_k_weights
 
 DAYS = [dt.datetime(2024, 1, d) for d in range(1, 8)]
 

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.derive import positions_from_fills
+from engine.data.market import Market as EngineMarket
 from engine.gap.compare import KEYS, Tolerance, join_sides
 from engine.gap.infer import Fit, fit_semantics, read_semantics
 from engine.gap.replay import Market, Replayer, replay
 from engine.gap.semantics import CAUSES, Semantics, cause_of
-from engine.market import Market as EngineMarket
+from engine.results.derive import positions_from_fills
 
 EXPLAINED_SHARE = 0.99
 DEFAULT_TOLERANCE = Tolerance()

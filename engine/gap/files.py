@@ -12,13 +12,13 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.artifacts import replace_directory, to_json
-from engine.config import BacktestConfig
+from engine.core.config import BacktestConfig
+from engine.data.loading import load_fills, load_prices, load_weights
 from engine.errors import InputError
 from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import render_markdown, render_png
 from engine.gap.semantics import Semantics
-from engine.loading import load_fills, load_prices, load_weights
+from engine.results.artifacts import replace_directory, to_json
 
 OUTPUTS = ("gap_fills.parquet", "gap_summary.json", "gap_report.md", "gap_report.png")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from engine.config import BacktestConfig
+from engine.core.config import BacktestConfig
 
 CAUSES = (
     "timing", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit", "sequencing",

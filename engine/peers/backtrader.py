@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.config import BacktestConfig
-from engine.loading import load_prices, load_weights
-from engine.market import Market
+from engine.core.config import BacktestConfig
+from engine.core.strategy import decision_weights
+from engine.data.loading import load_prices, load_weights
+from engine.data.market import Market
 from engine.peers.vectorbt import PeerResult
-from engine.strategy import decision_weights
 
 UNSUPPORTED = {
     "per_share": "not mapped to a backtrader commission scheme",

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.config import BacktestConfig
-from engine.loading import load_prices, load_weights
-from engine.market import Market
-from engine.strategy import decision_weights
+from engine.core.config import BacktestConfig
+from engine.core.strategy import decision_weights
+from engine.data.loading import load_prices, load_weights
+from engine.data.market import Market
 
 UNSUPPORTED = {
     "per_share": "vectorbt has no per-share commission",

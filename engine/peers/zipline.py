@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.config import BacktestConfig
-from engine.loading import load_prices, load_weights
-from engine.market import Market
+from engine.core.config import BacktestConfig
+from engine.core.strategy import decision_weights
+from engine.data.loading import load_prices, load_weights
+from engine.data.market import Market
 from engine.peers.vectorbt import PeerResult
-from engine.strategy import decision_weights
 
 REQUIREMENTS = (
     "zipline-reloaded==3.2.1", "numpy==2.4.6", "polars==2.1.0", "pandera[polars]==0.35.0",

@@ -2,7 +2,7 @@
 
 Every module exposes `run(prices, weights, config) -> (fills, equity)` in the engine's
 schemas. A variant runs `engine.run_backtest` under small `unittest.mock.patch` context
-managers that replace names the loop looks up in `engine.loop` (its `Ledger`, `OrderBook`,
+managers that replace names the loop looks up in `engine.core.loop` (its `Ledger`, `OrderBook`,
 `size_orders`, `execute_batch`), so nothing leaks out of the call. `tests/test_gap_zoo.py`
 checks that the trade-gap analyzer names each failure.
 """

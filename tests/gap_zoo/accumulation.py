@@ -10,8 +10,8 @@ import contextlib
 
 import numpy as np
 
-from engine.book import OpenOrders
-from engine.execution import size_orders
+from engine.core.book import OpenOrders
+from engine.core.execution import size_orders
 from tests.gap_zoo import run_under
 
 
@@ -27,7 +27,7 @@ def patched():
     """The loop sizes every order from a zero position while this is active."""
     from unittest import mock
 
-    with mock.patch("engine.loop.size_orders", size_from_zero):
+    with mock.patch("engine.core.loop.size_orders", size_from_zero):
         yield
 
 

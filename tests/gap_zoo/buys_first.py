@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from engine.execution import BatchResult, execute_batch
+from engine.core.execution import BatchResult, execute_batch
 from tests.gap_zoo import run_under
 
 
@@ -28,7 +28,7 @@ def patched():
     """The loop executes buys before sells while this is active."""
     from unittest import mock
 
-    with mock.patch("engine.loop.execute_batch", execute_buys_first):
+    with mock.patch("engine.core.loop.execute_batch", execute_buys_first):
         yield
 
 

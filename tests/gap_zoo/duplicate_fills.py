@@ -11,8 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from engine.execution import BatchResult, execute_batch
-from engine.ledger import Ledger
+from engine.core.execution import BatchResult, execute_batch
+from engine.core.ledger import Ledger
 from tests.gap_zoo import run_under
 
 
@@ -39,8 +39,8 @@ def patched():
     from unittest import mock
 
     with (
-        mock.patch("engine.loop.execute_batch", execute_twice),
-        mock.patch("engine.loop.Ledger", RowByRowLedger),
+        mock.patch("engine.core.loop.execute_batch", execute_twice),
+        mock.patch("engine.core.loop.Ledger", RowByRowLedger),
     ):
         yield
 

@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from engine.ledger import Ledger
+from engine.core.ledger import Ledger
 from tests.gap_zoo import run_under
 
 
@@ -28,7 +28,7 @@ def patched():
     """The loop's ledger ignores fees while this is active."""
     from unittest import mock
 
-    with mock.patch("engine.loop.Ledger", FeelessLedger):
+    with mock.patch("engine.core.loop.Ledger", FeelessLedger):
         yield
 
 

@@ -11,9 +11,9 @@ import contextlib
 
 import numpy as np
 
-from engine.book import OpenOrders, OrderBook
-from engine.execution import size_orders
-from engine.ledger import Ledger
+from engine.core.book import OpenOrders, OrderBook
+from engine.core.execution import size_orders
+from engine.core.ledger import Ledger
 from tests.gap_zoo import run_under
 
 
@@ -62,9 +62,9 @@ def patched():
         return size_orders(orders, state.basis[state.assets], book_value, price)
 
     with (
-        mock.patch("engine.loop.Ledger", ledger),
-        mock.patch("engine.loop.OrderBook", book),
-        mock.patch("engine.loop.size_orders", size_from_stale),
+        mock.patch("engine.core.loop.Ledger", ledger),
+        mock.patch("engine.core.loop.OrderBook", book),
+        mock.patch("engine.core.loop.size_orders", size_from_stale),
     ):
         yield
 

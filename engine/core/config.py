@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from engine.profiles import PROFILES, Profile
+from engine.core.profiles import PROFILES, Profile
 
 FILL_TIMINGS = ("next_open", "next_close", "same_close")
 SHARE_MODES = ("fractional", "integer")

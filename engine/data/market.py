@@ -82,7 +82,7 @@ class Market:
     def from_bars(cls, bars: pl.DataFrame) -> Market:
         """Pivot validated long bars (`timestamp, asset, open, high, low, close, volume`).
 
-        The bars must be sorted by (timestamp, asset) and unique, as `engine.loading`
+        The bars must be sorted by (timestamp, asset) and unique, as `engine.data.loading`
         guarantees; a complete grid is reshaped without copying cell by cell.
         """
         stamps = bars["timestamp"].to_numpy()

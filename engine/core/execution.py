@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.book import (
+from engine.core.book import (
     FEE_EXCEEDS_PROCEEDS,
     FILLED,
     INSUFFICIENT_CASH,
@@ -24,8 +24,8 @@ from engine.book import (
     TARGET_VALUE,
     OpenOrders,
 )
-from engine.config import BacktestConfig
-from engine.ledger import ABS_TOL, REL_TOL
+from engine.core.config import BacktestConfig
+from engine.core.ledger import ABS_TOL, REL_TOL
 
 
 @dataclass(frozen=True)

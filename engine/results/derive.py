@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.market import Market
-from engine.metrics import compute_metrics
-from engine.trades import build_trades
+from engine.data.market import Market
+from engine.results.metrics import compute_metrics
+from engine.results.trades import build_trades
 
 ORDER_COLUMNS = {
     "order_id": pl.Int64, "created": pl.Datetime("us"), "asset": pl.String, "kind": pl.String,

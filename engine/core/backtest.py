@@ -6,12 +6,12 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.config import BacktestConfig
-from engine.loading import load_prices, load_weights
-from engine.loop import simulate
-from engine.market import Market
-from engine.results import BacktestResult
-from engine.strategy import Strategy, TargetWeights
+from engine.core.config import BacktestConfig
+from engine.core.loop import simulate
+from engine.core.strategy import Strategy, TargetWeights
+from engine.data.loading import load_prices, load_weights
+from engine.data.market import Market
+from engine.results.tables import BacktestResult
 
 Source = str | Path | pl.DataFrame
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.artifacts import replace_directory, to_json
-from engine.book import KIND_NAMES, REASON_NAMES, STATUS_NAMES, SUPERSEDED
-from engine.config import BacktestConfig
-from engine.loop import Simulation
-from engine.metrics import compute_metrics
-from engine.trades import build_trades
+from engine.core.book import KIND_NAMES, REASON_NAMES, STATUS_NAMES, SUPERSEDED
+from engine.core.config import BacktestConfig
+from engine.core.loop import Simulation
+from engine.results.artifacts import replace_directory, to_json
+from engine.results.metrics import compute_metrics
+from engine.results.trades import build_trades
 from schemas import backtest as schemas
 
 TABLES = ("fills", "orders", "positions", "equity", "trades")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.context import Context
-from engine.market import Market
+from engine.core.context import Context
+from engine.data.market import Market
 
 
 class Strategy:

@@ -1,6 +1,6 @@
 """Walk-forward ML scores: a model refit on trailing known labels scores each later bar.
 
-In: features from `engine.features.compute_features`, one row per bar (`timestamp, asset`,
+In: features from `engine.research.features.compute_features`, one row per bar (`timestamp, asset`,
 feature columns, label `fwd_ret`). Out: `timestamp, asset, score` (Float64) sorted by
 (timestamp, asset), only for scored rows.
 
@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from engine.features import LABEL
+from engine.research.features import LABEL
 
 NO_LABEL = np.iinfo(np.int64).max
 

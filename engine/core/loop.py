@@ -9,7 +9,7 @@ Per timestamp t:
   4. decide - the strategy sees the updated ledger and every asset's bar at t;
   5. queue  - its orders wait in the order book for their fill time.
 With `same_close`, phases 1–3 run once more at the close of t, after phase 5.
-Profiles (engine/profiles.py) refine phase 1: backtrader's screens the last decision's
+Profiles (engine/core/profiles.py) refine phase 1: backtrader's screens the last decision's
 orders by a pseudo-execution first, vectorbt's drops orders whose asset has no bar, and
 zipline's fills at most a share of the bar's volume and keeps the rest open.
 """
@@ -20,26 +20,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.book import MARGIN, NO_PRICE, REASON_CODES, REJECTED, OrderBook
-from engine.config import BacktestConfig
-from engine.context import Context
-from engine.execution import (
+from engine.core.book import MARGIN, NO_PRICE, REASON_CODES, REJECTED, OrderBook
+from engine.core.config import BacktestConfig
+from engine.core.context import Context
+from engine.core.execution import (
     Costs,
     auto_sequence,
     execute_batch,
     size_orders,
     submission_check,
 )
-from engine.ledger import Ledger
-from engine.market import Market, forward_fill
-from engine.strategy import Strategy
+from engine.core.ledger import Ledger
+from engine.core.strategy import Strategy
+from engine.data.market import Market, forward_fill
 
 PHASES = ("fill", "apply", "mark", "decide", "queue")
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """Raw arrays of a finished run; `engine.results` turns them into tables."""
+    """Raw arrays of a finished run; `engine.results.tables` turns them into tables."""
 
     market: Market
     config: BacktestConfig

@@ -41,7 +41,7 @@ _RECORD_FIELDS = {  # field: (dtype, value before the order is placed or closed)
 
 @dataclass(frozen=True)
 class OpenOrders:
-    """Open orders of a batch, aligned arrays over its assets (see `engine.book`)."""
+    """Open orders of a batch, aligned arrays over its assets (see `engine.core.book`)."""
 
     target_kind: np.ndarray
     target_amount: np.ndarray

@@ -5,7 +5,7 @@ Inputs
   optional `gross_value` column (Σ |market value|) makes `exposure` gross for long-short
   books, otherwise it uses |positions_value|.
 - `fills`: `quantity` (signed shares), `price`, `fee`. `orders` (optional): a `status`
-  column. `trades` (optional): `pnl` and `status` as built by `engine.trades`.
+  column. `trades` (optional): `pnl` and `status` as built by `engine.results.trades`.
 
 Conventions
 - Per-bar returns: r[0] = equity[0] / initial_cash − 1, r[t] = equity[t] / equity[t−1] − 1.

@@ -41,8 +41,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from engine.core.ledger import ABS_TOL, REL_TOL, cancels
 from engine.errors import InputError
-from engine.ledger import ABS_TOL, REL_TOL, cancels
 
 FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 TRADE_SCHEMA = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.book import (
+from engine.core.book import (
     PERCENT,
     SHARES,
     TARGET_PERCENT,
@@ -21,10 +21,10 @@ from engine.book import (
     VALUE,
     OrderBook,
 )
-from engine.execution import size_orders
-from engine.ledger import Ledger
-from engine.market import Market
-from engine.profiles import PROFILES, Profile
+from engine.core.execution import size_orders
+from engine.core.ledger import Ledger
+from engine.core.profiles import PROFILES, Profile
+from engine.data.market import Market
 
 
 class Context:

@@ -1,0 +1,1 @@
+"""Research steps before a backtest: features, walk-forward scores and target weights."""
