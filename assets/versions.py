@@ -9,10 +9,13 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
 
 def code_version(*modules: str) -> str:
-    """Digest of the named `engine` modules' source (`core.loop`: changes when the code does)."""
+    """Digest of the named `engine` modules or packages (`core.loop`, `reference`)."""
     digest = hashlib.sha256()
     for module in sorted(modules):
-        digest.update((ENGINE / f"{module.replace('.', '/')}.py").read_bytes())
+        path = ENGINE / module.replace(".", "/")
+        files = sorted(path.glob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        for file in files:
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
 
 

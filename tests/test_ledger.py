@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LEDGER_STATE = {"_cash", "_positions", "_view"}
 # The reference and the gap replay model keep books of their own by design: the reference
 # must share nothing with the engine, and the replay models other engines' (buggy) books.
-OWN_BOOKS = {ROOT / "engine" / "core" / "ledger.py", ROOT / "engine" / "reference.py",
-             ROOT / "engine" / "gap" / "replay.py"}
+OWN_BOOKS = {ROOT / "engine" / "core" / "ledger.py", ROOT / "engine" / "gap" / "replay.py",
+             *(ROOT / "engine" / "reference").glob("*.py")}
 
 
 def _python_files():

@@ -1,0 +1,129 @@
+"""Rules: every choice an engine makes when it turns decisions into fills, one field each.
+
+The reference runs under one `Rules` (or a different one per bar, for the gap analysis).
+The defaults are tradegap's own semantics (docs/semantics.md); `rules_for` maps a backtest's
+settings and profile to rules in the reference's own words, so that it stays a second,
+independent reading of the same contract. The fields past the peers' switches describe
+how engines commonly go wrong (fills booked twice, positions read as zero, fees never
+leaving cash, ...): the gap analysis replays them to name what another engine did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+POINTS = ("open", "close")
+ROUNDINGS = ("none", "truncate", "floor", "nearest")
+SIZINGS = ("fill", "decision_floor", "decision_truncate")
+VALUATIONS = ("fill_price", "previous_close", "decision_close")
+SEQUENCES = ("value", "column", "submission", "buys_first")
+CASH_POLICIES = ("shrink", "reject", "allow_negative")
+POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
+BOOKINGS = ("once", "twice_logged", "twice_hidden")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One engine's execution semantics, as switches the reference can flip one by one."""
+
+    # When and at what price: a decision at the close of bar d fills at bar d + delay, at its
+    # open or close. delay 0 with point "open" fills before the decision was made.
+    delay: int = 1
+    point: str = "open"
+    # Costs of an order of n shares at the slipped price adj:
+    # n × adj × fees + max(n × per_share, min_fee) + fixed_fee.
+    fees: float = 0.0
+    per_share: float = 0.0
+    min_fee: float = 0.0
+    fixed_fee: float = 0.0
+    slippage: float = 0.0
+    # Share quantities: how an order's size is rounded to a multiple of `lot`.
+    rounding: str = "none"
+    lot: float = 1.0
+    # Sizing: at the fill (targets priced then), or into share orders at the decision close
+    # (backtrader floors the value delta, zipline truncates the share delta).
+    sizing: str = "fill"
+    valuation: str = "fill_price"  # the prices a fill-time batch values the book and targets at
+    value_refresh: bool = False  # the book value is re-read after every order of a batch
+    held_valuation: str = "last_close"  # a held asset without a bar: last close or last fill price
+    fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
+    position_basis: str = "current"  # the position a target is netted against
+    stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
+    exits_lost: bool = False  # targets of 0 for held assets are never ordered
+    # Order of a batch's executions.
+    sequence: str = "value"
+    # Cash.
+    cash_policy: str = "shrink"
+    max_leverage: float = 1.0  # buying power = cash + (max_leverage − 1) × book value
+    allow_short: bool = False
+    submission_check: bool = False  # backtrader: pseudo-execute at submission, refuse overdrafts
+    reject_reason: str = "insufficient_cash"
+    # Market realities.
+    volume_limit: float = 0.0  # > 0: at most this share of a bar's volume fills per bar
+    drop_without_bar: bool = False  # an order whose asset has no bar when due is dropped
+    # Bookkeeping.
+    booking: str = "once"  # "twice_logged": two rows each; "twice_hidden": one row, booked twice
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("point", POINTS), ("rounding", ROUNDINGS), ("sizing", SIZINGS),
+                              ("valuation", VALUATIONS), ("sequence", SEQUENCES),
+                              ("cash_policy", CASH_POLICIES),
+                              ("position_basis", POSITION_BASES), ("booking", BOOKINGS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; "
+                                 f"got {getattr(self, name)!r}")
+        if self.delay < 0:
+            raise ValueError(f"delay must be zero or more bars, got {self.delay}")
+        if self.max_leverage < 1:
+            raise ValueError(f"max_leverage must be at least 1, got {self.max_leverage}")
+
+    @property
+    def at_decision(self) -> bool:
+        """Targets become share orders at the decision (not sized at the fill)."""
+        return self.sizing != "fill"
+
+    def with_(self, **changes: Any) -> Rules:
+        return replace(self, **changes)
+
+    def differences(self, other: Rules) -> list[str]:
+        """Names of the fields whose values differ, in declaration order."""
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rules_for(settings: Any) -> Rules:
+    """The rules of a backtest's settings (a `BacktestConfig` or its dict), profile included.
+
+    Profiles, in the reference's words: `vectorbt` drops an order whose asset has no bar
+    when it is due and values a held asset without a bar at the last fill-point price;
+    `backtrader` sizes targets at the decision close by flooring the value delta, screens
+    each decision's orders by a pseudo-execution before the next bar, executes in
+    submission order and refuses overdrafts as `margin`; `zipline` sizes at the decision
+    close by truncating the share delta, fills at most 10% of a bar's volume (the rest
+    waits) and executes in submission order.
+    """
+    s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
+    fill = s.get("fill", "next_open")
+    profile = s.get("profile", "tradegap")
+    rules = Rules(
+        delay=0 if fill == "same_close" else 1,
+        point="open" if fill == "next_open" else "close",
+        fees=s.get("fees", 0.0), per_share=s.get("per_share", 0.0),
+        min_fee=s.get("min_fee", 0.0), fixed_fee=s.get("fixed_fee", 0.0),
+        slippage=s.get("slippage", 0.0),
+        rounding="truncate" if s.get("shares", "fractional") == "integer" else "none",
+        cash_policy=s.get("cash_policy", "shrink"),
+        max_leverage=float(s.get("max_leverage", 2.0)) if s.get("allow_leverage") else 1.0,
+        allow_short=bool(s.get("allow_short", False)),
+    )
+    if profile == "vectorbt":
+        return rules.with_(drop_without_bar=True, held_valuation="last_fill_price")
+    if profile == "backtrader":
+        return rules.with_(sizing="decision_floor", sequence="submission",
+                           submission_check=True, reject_reason="margin")
+    if profile == "zipline":
+        return rules.with_(sizing="decision_truncate", sequence="submission", volume_limit=0.1)
+    return rules

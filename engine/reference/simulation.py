@@ -1,0 +1,372 @@
+"""The reference loop: decisions through `Rules`, bar by bar, over plain dicts and floats.
+
+Per bar t (docs/semantics.md): the backtrader screen of the last decision's orders; the
+fills due at t (at the open, or at the close when delay ≥ 1); the decision queues its
+orders for the next bar (delay ≥ 1) or this bar's close (delay 0); a same-bar close fill;
+the mark at the last known closes. An engine that acts `delay` > 1 bars late queues, at
+bar t, the decision made `delay − 1` bars earlier; a look-ahead engine (delay 0 at the
+open) decides before the open fill.
+
+`Simulation` keeps its state in one `Book` that a caller may read or replace between bars,
+and `rules` may be one `Rules` or a function of the bar: the gap analysis uses both to
+replay another engine from that engine's own book, one bar at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.reference.bars import CLOSE, OPEN, VOLUME, Bars
+from engine.reference.execution import add, buy, rounded, sell
+from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
+from engine.reference.rules import Rules
+
+HISTORY = 4  # batches of positions kept for stale-position rules
+Fill = tuple[int, str, float, float, float, int]  # bar, asset, quantity, price, fee, order id
+Overrides = dict[str, tuple[float | None, float | None]]  # asset → (price, fee) forced
+
+
+@dataclass
+class Book:
+    """What an engine believes: cash, non-zero positions and open orders.
+
+    `history` holds the positions before each of the last few fill batches, newest last.
+    """
+
+    cash: float
+    positions: dict[str, float] = field(default_factory=dict)
+    pending: dict[str, Order] = field(default_factory=dict)
+    history: tuple[dict[str, float], ...] = ()
+
+    def copy(self) -> Book:
+        return Book(self.cash, dict(self.positions), dict(self.pending), self.history)
+
+    def value(self, prices: dict[str, float]) -> float:
+        """Cash plus every position at `prices`, added in asset order from cash."""
+        total = self.cash
+        for asset in sorted(self.positions):
+            total += self.positions[asset] * prices[asset]
+        return total
+
+
+class Simulation:
+    """Runs decisions under rules over bars; `fills`, `orders`, `equity` record the run."""
+
+    def __init__(self, bars: Bars, decisions: dict[int, list[Call | Rebalance]],
+                 rules: Rules | Callable[[int], Rules], initial_cash: float,
+                 record: bool = True) -> None:
+        self.bars = bars
+        self.decisions = decisions
+        self.rules_at = rules if callable(rules) else (lambda _bar, r=rules: r)
+        self.book = Book(float(initial_cash))
+        self.record = record
+        self.fills: list[Fill] = []
+        self.orders: list[list] = []  # id, created bar, asset, kind, amount, status, reason,
+        self.rejections: list[tuple[int, str, str]] = []  # filled bar, filled quantity
+        self.equity: list[tuple[float, float]] = []  # cash, positions value at each bar
+        self._next_id = 0
+        self._overrides: Overrides = {}
+
+    def run(self, start: int = 0, stop: int | None = None) -> Simulation:
+        for t in range(start, len(self.bars.timestamps) if stop is None else stop):
+            self.step(t)
+        return self
+
+    def step(self, t: int, overrides: Overrides | None = None) -> list[Fill]:
+        """Every phase of bar `t`; returns the fills logged at `t`.
+
+        `overrides` maps an asset to the (price, fee) its fill at `t` takes instead of the
+        rules' (None keeps the rules' own): a one-off price or fee.
+        """
+        rules = self.rules_at(t)
+        self._overrides = overrides or {}
+        first = len(self.fills)
+        if rules.submission_check and t:
+            self._screen(t, rules)
+        look_ahead = rules.delay == 0 and rules.point == "open"
+        if look_ahead:
+            self._decide(t, rules, t)
+        if rules.point == "open":
+            self._fill(t, rules, OPEN)
+        elif rules.delay >= 1:
+            self._fill(t, rules, CLOSE)
+        if not look_ahead:
+            self._decide(t, rules, t)
+        if rules.point == "close" and rules.delay == 0:
+            self._fill(t, rules, CLOSE)
+        self.equity.append((self.book.cash, self.marked(t)))
+        return self.fills[first:]
+
+    def marked(self, t: int) -> float:
+        """Positions at their last known closes after bar `t`, added in asset order."""
+        positions, last = self.book.positions, self.bars.last
+        total = 0.0
+        for asset in sorted(positions):
+            total += positions[asset] * last(t, asset, CLOSE)
+        return total
+
+    # Decisions
+
+    def _decide(self, t: int, rules: Rules, known: int) -> None:
+        """Queue the calls of the decision this bar acts on: the decision at `t`, or, for
+        an engine that acts `delay` > 1 bars late, the one `delay − 1` bars back. Prices
+        are the last known closes at bar `known`."""
+        calls = self.decisions.get(t - rules.delay + 1 if rules.delay > 1 else t)
+        if not calls:
+            return
+        book = self.book
+        held = self._sizing_positions(rules, target=True)
+        last = self.bars.last
+        equity = book.cash
+        for asset in sorted(book.positions):
+            equity += book.positions[asset] * last(known, asset, CLOSE)
+        for call in calls:
+            if isinstance(call, Rebalance):
+                self._rebalance(t, rules, call.weights, held, equity, known)
+            elif call.kind in TARGET_KINDS and rules.at_decision:
+                if call.kind == "target_shares":
+                    self._submit_shares(t, rules, call.asset,
+                                        whole_shares(call.amount - held.get(call.asset, 0.0)))
+                else:
+                    amount = call.amount * equity if call.kind == "target_percent" \
+                        else call.amount
+                    self._size_now(t, rules, [(call.asset, amount)], held, known)
+            else:
+                self._submit(t, rules, call.asset, call.kind, call.amount)
+
+    def _rebalance(self, t: int, rules: Rules, weights: dict[str, float],
+                   held: dict[str, float], equity: float, known: int) -> None:
+        """Targets for the weights and 0 for what is held or open, sells first by estimate."""
+        book = self.book
+        chosen = {a for a, w in weights.items() if w != 0.0}
+        chosen |= set(book.positions) | set(book.pending)
+        if rules.exits_lost:
+            chosen = {a for a in chosen if weights.get(a, 0.0) != 0.0}
+        last = self.bars.last
+
+        def estimate(asset: str) -> tuple[bool, float]:
+            value = (weights.get(asset, 0.0) * equity
+                     - held.get(asset, 0.0) * last(known, asset, CLOSE))
+            return (True, 0.0) if math.isnan(value) else (False, value)
+
+        ordered = sorted(sorted(chosen), key=estimate)
+        if rules.at_decision:
+            self._size_now(t, rules, [(a, weights.get(a, 0.0) * equity) for a in ordered],
+                           held, known)
+        else:
+            for asset in ordered:
+                self._submit(t, rules, asset, "target_percent", weights.get(asset, 0.0))
+
+    def _size_now(self, t: int, rules: Rules, targets: list[tuple[str, float]],
+                  held: dict[str, float], known: int) -> None:
+        """Share orders for target values at this close (backtrader's or zipline's way)."""
+        for asset, target in targets:
+            close = self.bars.last(known, asset, CLOSE)
+            position = held.get(asset, 0.0)
+            if math.isnan(close):
+                continue
+            if rules.sizing == "decision_truncate":
+                shares = whole_shares(target / close - position)
+            else:
+                delta_value = target - position * close
+                shares = math.copysign(abs(delta_value) // close, delta_value)
+                if target == 0.0 and position != 0.0:
+                    shares = -position
+            self._submit_shares(t, rules, asset, shares)
+
+    def _submit_shares(self, t: int, rules: Rules, asset: str, shares: float) -> None:
+        if math.isfinite(shares) and shares != 0.0:
+            self._submit(t, rules, asset, "shares", shares)
+
+    def _submit(self, t: int, rules: Rules, asset: str, kind: str, amount: float) -> None:
+        order_id = self._next_id
+        self._next_id += 1
+        book = self.book
+        previous = book.pending.get(asset)
+        due = t + (1 if rules.delay else 0)
+        if previous is None:
+            book.pending[asset] = Order.new(order_id, asset, t, due, kind, amount)
+        else:
+            book.pending[asset] = previous.merged(order_id, t, due, kind, amount)
+            if self.record:
+                replaced = kind in TARGET_KINDS
+                record = self.orders[previous.id]
+                record[5] = "replaced" if replaced else "merged"
+                record[6] = f"{'replaced by' if replaced else 'merged into'} order {order_id}"
+        if self.record:
+            self.orders.append([order_id, t, asset, kind, amount, "open", None, None, 0.0])
+
+    # Fills
+
+    def _screen(self, t: int, rules: Rules) -> None:
+        """backtrader's submission check: the last decision's orders, pseudo-executed in
+        submission order at their creation close; each after which cash is negative is
+        refused as `margin` (what it subtracted stays subtracted)."""
+        book = self.book
+        cash = book.cash
+        for order in sorted((o for o in book.pending.values() if o.created == t - 1),
+                            key=lambda o: o.id):
+            value = abs(order.shares) * self.bars.last(t - 1, order.asset, CLOSE)
+            cost = value * rules.fees
+            cash = cash + value - cost if order.shares < 0 else cash - value - cost
+            if cash < 0.0:
+                self._close(order, t, "rejected", "margin", 0.0)
+
+    def _fill(self, t: int, rules: Rules, point: int) -> None:
+        """Size, sequence and execute every open order that is due and has a bar now."""
+        book = self.book
+        row = self.bars.rows[t]
+        if rules.drop_without_bar:
+            for order in [o for o in book.pending.values() if o.due <= t and o.asset not in row]:
+                self._close(order, t, "rejected", "no_price", 0.0)
+        due = [book.pending[a] for a in sorted(book.pending)
+               if a in row and book.pending[a].due <= t]
+        if not due:
+            return
+        fill_prices = {o.asset: row[o.asset][point] for o in due}
+        for asset, (price, _) in self._overrides.items():
+            if price is not None and asset in fill_prices:
+                fill_prices[asset] = price
+        prices = self._valuation(t, rules, point, due, fill_prices)
+        value = book.value(prices)
+        sizing = self._sizing_positions(rules, target=False)
+        requests = []
+        for order in due:
+            position = sizing.get(order.asset, 0.0)
+            if rules.position_basis == "zero_for_targets" and not (
+                    order.target_kind and order.target_amount == 0.0):
+                position = 0.0
+            delta, key = order.requested(position, value, prices[order.asset])
+            requests.append((key, order, delta))
+        requests = _sequence(requests, rules)
+
+        book.history = (*book.history[-(HISTORY - 1):], dict(book.positions))
+        headroom = (rules.max_leverage - 1.0) * value
+        logged: list[Fill] = []
+        for i, (_, order, delta) in enumerate(requests):
+            if rules.value_refresh and i:
+                position = sizing.get(order.asset, 0.0)
+                delta, _ = order.requested(position, book.value(prices), prices[order.asset])
+            fill = self._execute(t, rules, order, delta, fill_prices[order.asset],
+                                 row[order.asset][VOLUME], headroom)
+            if fill is not None:
+                logged.append(fill)
+        if rules.booking != "once":
+            for fill in logged:
+                self._book(fill, rules)
+            if rules.booking == "twice_logged":
+                logged = [fill for fill in logged for _ in (0, 1)]
+        self.fills += logged
+
+    def _valuation(self, t: int, rules: Rules, point: int, due: list[Order],
+                   fill_prices: dict[str, float]) -> dict[str, float]:
+        """The prices a batch values the book and sizes targets at (see `Rules.valuation`)."""
+        book = self.book
+        last = self.bars.last
+        if rules.valuation == "fill_price":
+            row = self.bars.rows[t]
+            held_field = point if rules.held_valuation == "last_fill_price" else CLOSE
+            prices = {a: row[a][point] if a in row else last(t - 1, a, held_field)
+                      for a in book.positions}
+            prices.update(fill_prices)
+            return prices
+        bar = t - 1 if rules.valuation == "previous_close" else max(o.created for o in due)
+        prices = {a: last(bar, a, CLOSE) for a in book.positions}
+        for order in due:
+            close = last(bar, order.asset, CLOSE)
+            prices[order.asset] = fill_prices[order.asset] if math.isnan(close) else close
+        return prices
+
+    def _sizing_positions(self, rules: Rules, target: bool) -> dict[str, float]:
+        """The positions a target is netted against (see `Rules.position_basis`)."""
+        if rules.position_basis == "zero" or (
+                rules.position_basis == "zero_for_targets" and target):
+            return {}
+        if rules.position_basis == "stale":
+            history = self.book.history
+            return history[-rules.stale_lag] if len(history) >= rules.stale_lag else {}
+        return self.book.positions
+
+    def _execute(self, t: int, rules: Rules, order: Order, delta: float, price: float,
+                 volume: float, headroom: float) -> Fill | None:
+        """Execute one due order and book it; close it or keep what the volume cap left."""
+        book = self.book
+        if rules.rounding == "floor":
+            delta = math.floor(delta / rules.lot) * rules.lot
+        position = book.positions.get(order.asset, 0.0)
+        size = abs(delta)
+        if delta < 0 and not rules.allow_short:
+            size = min(size, position)
+        size = rounded(size, rules)
+        cap = math.floor(rules.volume_limit * volume) if rules.volume_limit else None
+        if cap is not None:
+            size = min(size, cap)
+        if delta > 0:
+            status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
+                                                            rules)
+        else:
+            status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, rules)
+        quantity = size if delta > 0 else -size
+        fill = None
+        if status == "filled":
+            forced_fee = self._overrides.get(order.asset, (None, None))[1]
+            if forced_fee is not None:
+                cash, fee = add(cash, fee - forced_fee), forced_fee
+            book.cash = cash if rules.fees_in_cash else add(cash, fee)
+            self._move(order.asset, quantity)
+            fill = (t, order.asset, quantity, adjusted, fee, order.id)
+        if cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
+                and status != "rejected":
+            book.pending[order.asset] = order.less(quantity)
+            if self.record:
+                self.orders[order.id][7] = t
+                self.orders[order.id][8] += quantity
+        else:
+            self._close(order, t, status, reason, quantity)
+        return fill
+
+    def _move(self, asset: str, quantity: float) -> None:
+        """Add `quantity` to a position; a position that becomes exactly 0 is dropped."""
+        positions = self.book.positions
+        after = add(positions.get(asset, 0.0), quantity)
+        if after == 0.0:
+            positions.pop(asset, None)
+        else:
+            positions[asset] = after
+
+    def _book(self, fill: Fill, rules: Rules) -> None:
+        """Book a logged fill once more (an engine that books its fills twice)."""
+        _, asset, quantity, price, fee, _ = fill
+        book = self.book
+        book.cash = add(book.cash, -quantity * price - (fee if rules.fees_in_cash else 0.0))
+        self._move(asset, quantity)
+
+    def _close(self, order: Order, t: int, status: str, reason: str | None,
+               quantity: float) -> None:
+        """Record what became of an open order and remove it from the book."""
+        del self.book.pending[order.asset]
+        if status == "rejected":
+            self.rejections.append((t, order.asset, reason))
+        if self.record:
+            record = self.orders[order.id]
+            record[5], record[6] = status, reason
+            record[7] = t if status == "filled" else None
+            record[8] += quantity
+
+
+def _sequence(requests: list, rules: Rules) -> list:
+    """The batch in execution order (see `Rules.sequence`); `requests` come in asset order."""
+    if rules.sequence == "value":
+        return sorted(requests, key=_by_value)
+    if rules.sequence == "submission":
+        return sorted(requests, key=lambda request: request[1].id)
+    if rules.sequence == "buys_first":
+        ordered = sorted(requests, key=_by_value)
+        return [r for r in ordered if r[2] > 0] + [r for r in ordered if r[2] <= 0]
+    return list(requests)
+
+
+def _by_value(request: tuple) -> float:
+    return request[0]
