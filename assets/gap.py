@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 from assets.groups import COMPARE
 from engine.gap.analyze import Side, analyze
 from engine.gap.report import headline, render_markdown, render_png
-from engine.gap.semantics import Semantics
+from engine.reference import rules_for
 from pipelines.resources import ArtifactStore, ExecutionSettings
 from pipelines.types import GapTables
 
@@ -52,7 +52,7 @@ def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
     ) -> dict[str, pl.DataFrame]:
         """Every divergence between the compared backtests, its root cause and its cost."""
         config = settings.config()
-        semantics = Semantics.from_config(config)
+        rules = rules_for(config)
         pairs = list(comparisons)
         for name in backtest_names:
             if store.load_baseline(name) is not None:
@@ -63,7 +63,7 @@ def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
             tables = (store.load_baseline(base)[0] if name.endswith("@baseline")
                       else backtests[name])
             fills = tables["fills"].select("timestamp", "asset", "quantity", "price", "fee")
-            known = semantics if base in own else None  # peers: read from their fills
+            known = rules if base in own else None  # peers: read from their fills
             return Side(fills, tables["equity"], known, name)
 
         rows, tables, metadata = [], {}, {}

@@ -6,9 +6,11 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
-from engine.gap.semantics import CAUSES
+from engine.gap.vocabulary import CAUSES
 
 Timestamp = DateTime(time_unit="us")
+ONE_CAUSE = "|".join(CAUSES)
+CAUSE_LIST = rf"^(identical|(({ONE_CAUSE})(\+({ONE_CAUSE}))*))$"  # "fee" or "fee+timing"
 
 
 class GapFills(pa.DataFrameModel):
@@ -24,7 +26,10 @@ class GapFills(pa.DataFrameModel):
     fee_b: pl.Float64 = pa.Field(nullable=True, description="B's fees.")
     quantity_diff: pl.Float64 = pa.Field(description="B − A shares.")
     divergent: pl.Boolean = pa.Field(description="Differs beyond the tolerances.")
-    cause: pl.String = pa.Field(isin=[*CAUSES, "identical"], description="Cause, verbatim.")
+    cause: pl.String = pa.Field(str_matches=CAUSE_LIST,
+                                description="Causes joined by '+', `propagated` or `identical`.")
+    side: pl.String = pa.Field(isin=["", "A", "B", "A+B"],
+                               description="The side whose own rules the fill departs from.")
     root: pl.Boolean = pa.Field(description="A root difference (not propagated).")
 
     class Config:

@@ -10,12 +10,11 @@ import pytest
 from engine import BacktestConfig, run_backtest
 from engine.gap.analyze import Side, analyze
 from engine.gap.compare import Tolerance, canonical, join_sides
-from engine.gap.replay import Market, replay
 from engine.gap.report import render_markdown
-from engine.gap.semantics import CAUSES, Semantics, cause_of
+from engine.gap.vocabulary import CAUSES, WHAT_WENT_WRONG, rule_switches
+from engine.reference import Rules, rules_for
 from pipelines.cli import main
 from tests.builders import random_universe, top_k_weights
-from tests.parity import assert_same_fills
 
 N_ASSETS, N_BARS = 24, 160
 
@@ -33,15 +32,6 @@ def gap(universe, config_a, config_b, with_weights=True):
                    prices, weights if with_weights else None, config_a.initial_cash)
 
 
-def test_the_replay_model_reproduces_the_engine(universe):
-    prices, weights = universe
-    for config in (BacktestConfig(fees=0.001, slippage=0.001),
-                   BacktestConfig(shares="integer", fill="next_close", fixed_fee=2.0)):
-        ours = run_backtest(prices, weights, config)
-        run = replay(Market.build(prices, weights), Semantics.from_config(config), 1e6)
-        assert_same_fills(ours.fills, run.fills_frame())
-
-
 def test_identical_backtests_are_identical(universe):
     analysis = gap(universe, BacktestConfig(), BacktestConfig())
     assert analysis.summary["verdict"] == "identical"
@@ -53,7 +43,7 @@ def test_identical_backtests_are_identical(universe):
     ({"fees": 0.002}, "fee"),
     ({"slippage": 0.001}, "fill_price"),
     ({"shares": "integer"}, "rounding"),
-    ({"fill": "same_close"}, "timing"),
+    ({"fill": "same_close"}, "look_ahead"),
     ({"fill": "next_close"}, "timing"),
 ])
 def test_one_setting_changed_is_named_and_explains_the_whole_gap(universe, change, cause):
@@ -91,9 +81,11 @@ def test_duplicated_rows_are_kept_apart_from_summed_quantities():
     assert join_sides(single, rows, Tolerance())["divergent"].to_list() == [True]
 
 
-def test_every_semantic_field_maps_to_a_cause_in_the_vocabulary():
-    for name, value in Semantics().to_dict().items():
-        assert cause_of(name, value) in CAUSES
+def test_every_switch_names_a_cause_the_report_can_put_in_words():
+    for switch in rule_switches(Rules(), Rules(rounding="truncate")):
+        assert switch.cause in CAUSES
+        assert switch.cause in WHAT_WENT_WRONG
+        assert switch.apply(Rules()) != Rules() or switch.changes == ()
 
 
 def test_the_report_opens_with_what_went_wrong(universe):
@@ -138,22 +130,10 @@ def test_tradegap_gap_refuses_a_fills_file_with_unknown_assets(universe, tmp_pat
     assert not (tmp_path / "g").exists()
 
 
-@pytest.mark.parametrize("profile", ["backtrader", "zipline", "vectorbt"])
-def test_the_replay_model_reproduces_each_profile_with_missing_bars(profile):
-    from engine.data.synthetic import generate_market, momentum_scores
-    from engine.research.weights import top_k_weights as momentum_top_k
-
-    market = generate_market(n_assets=30, n_days=250, seed=11)
-    weights = momentum_top_k(momentum_scores(market), k=6, every=21)
-    config = BacktestConfig.for_profile(profile, initial_cash=100_000.0)
-    ours = run_backtest(market, weights, config)
-    run = replay(Market.build(market, weights), Semantics.from_config(config), 100_000.0)
-    assert_same_fills(ours.fills, run.fills_frame())
-
-
 @pytest.mark.parametrize(("profile", "causes"), [
-    ("backtrader", {"rounding", "sizing_basis", "cash_limit"}),
-    ("zipline", {"timing"}),
+    ("backtrader", {"rounding", "sizing_basis", "cash_limit", "sequencing"}),
+    ("zipline", {"timing", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
+                 "volume_limit"}),
     ("vectorbt", {"sizing_basis", "missing_fill"}),
 ])
 def test_a_peer_profiles_results_are_explained_against_the_default(profile, causes):
@@ -166,9 +146,8 @@ def test_a_peer_profiles_results_are_explained_against_the_default(profile, caus
     a_config = BacktestConfig(initial_cash=100_000.0, fees=0.001)
     b_config = BacktestConfig.for_profile(profile, initial_cash=100_000.0, fees=0.001)
     a, b = run_backtest(market, weights, a_config), run_backtest(market, weights, b_config)
-    s = analyze(Side(a.fills, a.equity, Semantics.from_config(a_config), "tradegap"),
-                Side(b.fills, b.equity, Semantics.from_config(b_config), profile),
-                market, weights, 100_000.0).summary
+    s = analyze(Side(a.fills, a.equity, rules_for(a_config), "tradegap"),
+                Side(b.fills, b.equity, name=profile), market, weights, 100_000.0).summary
     assert s["verdict"] == "explained"
     assert set(s["root_causes"]) <= causes
     assert abs(s["attribution"].get("unexplained", 0.0)) <= 0.01 * abs(s["final_equity"]["gap"])

@@ -12,10 +12,9 @@ from engine.core.ledger import Ledger, snap_to_zero
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER_STATE = {"_cash", "_positions", "_view"}
-# The reference and the gap replay model keep books of their own by design: the reference
-# must share nothing with the engine, and the replay models other engines' (buggy) books.
-OWN_BOOKS = {ROOT / "engine" / "core" / "ledger.py", ROOT / "engine" / "gap" / "replay.py",
-             *(ROOT / "engine" / "reference").glob("*.py")}
+# The reference keeps a book of its own by design: it must share nothing with the engine,
+# and the gap analysis replays other engines' (buggy) books with it.
+OWN_BOOKS = {ROOT / "engine" / "core" / "ledger.py", *(ROOT / "engine" / "reference").glob("*.py")}
 
 
 def _python_files():

@@ -17,6 +17,7 @@ from engine.gap.analyze import Side, analyze
 from engine.gap.compare import Tolerance, join_sides
 from engine.peers.backtrader import run_backtrader
 from engine.peers.zipline import run_zipline
+from engine.reference import rules_for
 from engine.research.weights import top_k_weights
 from tests.builders import random_universe
 from tests.builders import top_k_weights as random_top_k
@@ -73,7 +74,8 @@ def test_backtrader_fills_two_orders_when_one_waits_for_a_missing_bar(gappy):
     An order waiting for an asset's missing bar and the next decision's order for that
     asset (sized from the position without the pending one) both fill on the asset's next
     bar: a close() after a waiting sell sells the position twice and goes short. Our engine
-    nets the pending order, so it never fills one asset twice in one bar.
+    nets the pending order, so it never fills one asset twice in one bar. The gap analysis
+    names it where it first happens: open orders not netted (and a sell past the position).
     """
     weights = top_k_weights(momentum_scores(gappy), k=8, every=1)
     config = BacktestConfig.for_profile("backtrader", initial_cash=100_000.0, fees=0.001)
@@ -83,11 +85,13 @@ def test_backtrader_fills_two_orders_when_one_waits_for_a_missing_bar(gappy):
     ours = run_backtest(gappy, weights, config)
     assert not ours.fills.select(pl.struct("timestamp", "asset").is_duplicated()).to_series(
         ).any()
-    gap = analyze(Side(ours.fills, name="engine"), Side(peer.fills, name="backtrader"), gappy,
-                  None, config.initial_cash).summary
-    assert gap["first_divergence"]["cause"] == "duplicate_fill"
-    assert "unexplained" not in gap["causes"]
-    assert gap["verdict"] == "explained"
+    gap = analyze(Side(ours.fills, rules=rules_for(config), name="engine"),
+                  Side(peer.fills, name="backtrader"), gappy, weights, config.initial_cash).summary
+    first = gap["first_divergence"]
+    assert "duplicate_fill" in first["cause"].split("+")
+    assert gap["faults"][0]["cause"] == "duplicate_fill"
+    assert gap["faults"][0]["onset"] == first["timestamp"]
+    assert "not netted" in gap["faults"][0]["what"]
 
 
 def zipline_parity(prices, weights, **settings):

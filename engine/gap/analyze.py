@@ -1,17 +1,16 @@
-"""Explain the gap between two backtests: root causes per fill and the equity gap by cause.
+"""Explain the gap between two backtests: every fault, where it starts and ends, its cost.
 
-Each divergent (timestamp, asset) is a **root** difference when the two sides' semantics,
-applied to the same book at that batch, fill it differently; the cause is the first
-semantic field (in `Semantics` order) whose switch alone changes the fill. Otherwise the
-difference is **propagated**: the side did exactly what its semantics say from its own
-(already different) book. Fills that a side's fitted semantics cannot reproduce are
-`extra_fill`, `missing_fill` or `unexplained`.
-
-Attribution (with target weights): replay side A's semantics, then switch the differing
-fields to B's one at a time in `Semantics` order; each switch's change in final equity goes
-to its cause, and what no switch explains is `unexplained`, so the amounts add up exactly to
-B − A. Without weights, each fill's own contribution to final equity, `q × (last close −
-price) − fee`, is assigned to its key's label (propagated amounts stay `propagated`).
+Side A is the trusted side. The analysis
+1. compares the two fill logs per (timestamp, asset) (`compare`);
+2. reads what each log shows directly: price point, slippage, fees, rounding (`observe`);
+3. takes the decisions from the weights, or infers them from A's own book (`decisions`);
+4. diagnoses each side bar by bar from its own book (`diagnose`): B always, A too when
+   weights are given (where A does not follow them);
+5. labels every divergent key with the causes that made it differ, or `propagated` when
+   the side did what the trusted rules say from the book it had;
+6. splits the equity gap by cause with counterfactual replays (`attribute`);
+7. turns the per-bar verdicts into faults with an onset, an end if they stop, and the
+   bars they touched.
 """
 
 from __future__ import annotations
@@ -22,12 +21,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.data.market import Market as EngineMarket
+from engine.gap import decisions as decided
+from engine.gap.attribute import Game, Marks
 from engine.gap.compare import KEYS, Tolerance, join_sides
-from engine.gap.infer import Fit, fit_semantics, read_semantics
-from engine.gap.replay import Market, Replayer, replay
-from engine.gap.semantics import CAUSES, Semantics, cause_of
-from engine.results.derive import positions_from_fills
+from engine.gap.diagnose import Diagnoser, Diagnosis, departures
+from engine.gap.events import Fault, faults_of
+from engine.gap.logs import FillLog
+from engine.gap.observe import Observed, observe
+from engine.gap.vocabulary import CAUSES
+from engine.reference import Bars, Rules
 
 EXPLAINED_SHARE = 0.99
 DEFAULT_TOLERANCE = Tolerance()
@@ -35,316 +37,252 @@ DEFAULT_TOLERANCE = Tolerance()
 
 @dataclass(frozen=True)
 class Side:
-    """One backtest as the analysis sees it: fills, optional equity curve and semantics."""
+    """One backtest as the analysis sees it: its fills, and its rules when they are known."""
 
     fills: pl.DataFrame
     equity: pl.DataFrame | None = None
-    semantics: Semantics | None = None
+    rules: Rules | None = None
     name: str = ""
 
 
 @dataclass(frozen=True)
 class GapAnalysis:
-    """The comparison per key, the summary, and per-bar series for the report plot."""
+    """The comparison per key, the faults, the summary and per-bar series for the plot."""
 
     gap_fills: pl.DataFrame
+    faults: list[Fault]
     summary: dict[str, Any]
-    curves: pl.DataFrame  # timestamp, equity_a, equity_b, and cumulative gap per cause
+    curves: pl.DataFrame  # timestamp, equity_a, equity_b, gap_<cause> (cumulative)
+
+
+GAP_COLUMNS = ["timestamp", "asset", "quantity_a", "price_a", "fee_a", "rows_a",
+               "quantity_b", "price_b", "fee_b", "rows_b", "quantity_diff", "price_diff",
+               "fee_diff", "divergent", "cause", "side", "root"]
 
 
 def analyze(
     a: Side, b: Side, prices: pl.DataFrame, weights: pl.DataFrame | None = None,
     initial_cash: float = 1_000_000.0, tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> GapAnalysis:
-    """Compare `b` against `a` fill by fill and explain every difference."""
+    """Diagnose B against A (and A against the weights, if given) and explain the gap."""
     joined = join_sides(a.fills, b.fills, tolerance)
-    timestamps = prices["timestamp"].unique().sort()
-    last_close = prices.group_by("asset").agg(pl.col("close").last())
-    equity_a = _final_equity(a, prices, last_close, initial_cash)
-    equity_b = _final_equity(b, prices, last_close, initial_cash)
-
-    if weights is not None and joined["divergent"].any():
-        market = Market.build(prices, weights)
-        decisions = weights["timestamp"].unique()
-        fit_a = fit_semantics(a.fills, market, initial_cash,
-                              a.semantics or read_semantics(a.fills, prices, decisions), tolerance)
-        fit_b = fit_semantics(b.fills, market, initial_cash,
-                              b.semantics or read_semantics(b.fills, prices, decisions), tolerance)
-        labels = _label_by_replay(joined, fit_a, fit_b, market, tolerance)
-        attribution, curves = _attribute_by_replay(fit_a.semantics, fit_b.semantics, market,
-                                                   initial_cash, equity_a, equity_b, timestamps)
-        semantics = {"a": fit_a.semantics.to_dict(), "b": fit_b.semantics.to_dict()}
-    else:
-        labels = _label_directly(joined, timestamps)
-        attribution, curves = None, None
-        semantics = None
-    gap_fills = joined.join(labels, on=KEYS, how="left").with_columns(
-        pl.col("cause").fill_null("identical"), pl.col("root").fill_null(False))
-    if attribution is None:
-        attribution, curves = _attribute_by_fills(gap_fills, last_close, equity_a, equity_b,
-                                                  timestamps, a, b, prices, initial_cash)
-    summary = _summary(gap_fills, attribution, equity_a, equity_b, semantics, a, b)
-    both = pl.DataFrame({
-        "timestamp": timestamps,
-        "equity_a": equity_curve(a, prices, initial_cash),
-        "equity_b": equity_curve(b, prices, initial_cash),
-    })
-    curves = both.join(curves.select("timestamp", pl.col("^gap_.*$")), on="timestamp",
-                       how="left")
-    return GapAnalysis(gap_fills.select(GAP_COLUMNS), summary, curves)
-
-
-def equity_curve(side: Side, prices: pl.DataFrame, initial_cash: float) -> np.ndarray:
-    """The side's equity per bar: reported, else cash − Σ flows + positions at last close."""
-    if side.equity is not None and side.equity.height:
-        return side.equity.sort("timestamp")["equity"].to_numpy()
-    market = EngineMarket.from_bars(prices)
-    held = positions_from_fills(side.fills, market)
-    value = (pl.DataFrame({"timestamp": market.timestamps})
-             .join(held.group_by("timestamp").agg(pl.col("market_value").sum()),
-                   on="timestamp", how="left")["market_value"].fill_null(0.0).to_numpy())
-    flows = side.fills.group_by("timestamp").agg(
-        (-(pl.col("quantity") * pl.col("price")) - pl.col("fee")).sum().alias("flow"))
-    cash = (pl.DataFrame({"timestamp": market.timestamps})
-            .join(flows, on="timestamp", how="left")["flow"].fill_null(0.0).cum_sum()
-            .to_numpy() + initial_cash)
-    return cash + value
-
-
-GAP_COLUMNS = ["timestamp", "asset", "quantity_a", "price_a", "fee_a", "rows_a",
-               "quantity_b", "price_b", "fee_b", "rows_b", "quantity_diff", "price_diff",
-               "fee_diff", "divergent", "cause", "root"]
-
-
-def _final_equity(side: Side, prices: pl.DataFrame, last_close: pl.DataFrame,
-                  initial_cash: float) -> float:
-    """The side's reported final equity, else cash − Σ flows + positions at the last close."""
-    if side.equity is not None and side.equity.height:
-        return float(side.equity["equity"][-1])
-    fills = side.fills.join(last_close, on="asset", how="left")
-    return float(initial_cash + (fills["quantity"] * (fills["close"] - fills["price"])
-                                 - fills["fee"]).sum())
-
-
-CASH_ONLY = {"fees_in_cash"}  # switches that change only the booking: seen a batch later
-
-
-def _label_by_replay(joined: pl.DataFrame, fit_a: Fit, fit_b: Fit, market: Market,
-                     tolerance: Tolerance) -> pl.DataFrame:
-    """Root cause or `propagated` for every divergent key, testing one switch at a time.
-
-    From the first side's book at the key's batch, each differing field is switched alone.
-    The cause is the first field whose switch reproduces the other side's fill, else the
-    first whose switch changes it at all; if none does, the difference is propagated.
-    Fields that only change the booking are replayed over the previous batch too.
-    """
+    bars = Bars.from_frame(prices)
+    bar_of = {t: i for i, t in enumerate(bars.timestamps)}
+    log_a = FillLog(a.fills, bars, initial_cash)
+    log_b = FillLog(b.fills, bars, initial_cash)
+    marks = Marks(bars)
+    equity_a = marks.equity(_fills(log_a), initial_cash)
+    equity_b = marks.equity(_fills(log_b), initial_cash)
     divergent = joined.filter(pl.col("divergent"))
-    residual_a = {(r[0], r[1]) for r in fit_a.residual.select(KEYS).iter_rows()}
-    residual_b = {(r[0], r[1]) for r in fit_b.residual.select(KEYS).iter_rows()}
-    sem_a, sem_b = fit_a.semantics, fit_b.semantics
-    fields = sem_a.differences(sem_b)
-    index = {t: i for i, t in enumerate(market.timestamps)}
-    cache: dict[tuple, dict[str, tuple]] = {}
+    if divergent.height == 0:
+        return _identical(joined, a, b, bars, equity_a, equity_b, weights is not None)
 
-    def batch_fills(i: int, fit: Fit, semantics: Semantics, back: int) -> dict[str, tuple]:
-        """Fills of batch `i` replayed under `semantics` from the book `back` batches earlier."""
-        key = (i, id(fit), semantics, back)
-        if key not in cache:
-            bars = sorted(b for b in fit.run.books if b <= i)[-1 - back:]
-            book = fit.run.books[bars[0]].copy() if bars and bars[-1] == i else None
-            fills: dict[str, tuple] = {}
-            for bar in bars if book is not None else ():
-                prices = market.opens[bar] if semantics.fill == "next_open" else market.closes[bar]
-                batch = Replayer(semantics).batch(book, market.timestamps[bar],
-                                                  fit.run.orders[bar], prices,
-                                                  dict(book.last_close))
-                book.last_close.update(market.closes[bar])
-                if bar == i:
-                    for fill in batch:
-                        fills[fill[1]] = _sum_fill(fills.get(fill[1]), fill)
-            cache[key] = fills
-        return cache[key]
+    observed_a = observe(a.fills, prices, bar_of)
+    observed_b = observe(b.fills, prices, bar_of)
+    trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
+    decisions = (decided.given(bars, weights) if weights is not None
+                 else decided.inferred(log_a, bars, trusted))
+    label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
+    excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
 
+    diagnosis_a = None
+    if weights is not None:
+        diagnosis_a = Diagnoser(log_a, bars, decisions, trusted, observed_a, tolerance,
+                                label_bars).run()
+        trusted, diagnosis_a = _fold_global(trusted, diagnosis_a, log_a, bars, decisions,
+                                            observed_a, tolerance, label_bars)
+    diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
+                            label_bars, excused).run()
+
+    labels = _labels(divergent, bar_of, log_a, log_b, diagnosis_a, diagnosis_b,
+                     observed_a, observed_b, tolerance)
+    gap_fills = joined.join(labels, on=KEYS, how="left").with_columns(
+        pl.col("cause").fill_null("identical"), pl.col("side").fill_null(""),
+        pl.col("root").fill_null(False))
+
+    game_b = Game(bars, decisions, trusted, observed_b, diagnosis_b, log_b, initial_cash,
+                  marks)
+    amounts_b, per_bar_b = game_b.amounts()
+    games = {"B": (game_b, amounts_b, per_bar_b, equity_b)}
+    if diagnosis_a is not None:
+        game_a = Game(bars, decisions, trusted, observed_a, diagnosis_a, log_a,
+                      initial_cash, marks)
+        amounts_a, per_bar_a = game_a.amounts()
+        games["A"] = (game_a, amounts_a, per_bar_a, equity_a)
+    attribution, curves = _attribution(games, equity_a, equity_b, bars)
+    faults = faults_of("B", diagnosis_b, observed_b, trusted, log_b, bars, per_bar_b)
+    if diagnosis_a is not None:
+        faults = faults_of("A", diagnosis_a, observed_a, trusted, log_a, bars,
+                           {c: -v for c, v in games["A"][2].items()}) + faults
+    summary = _summary(gap_fills, faults, attribution, equity_a, equity_b, a, b, trusted,
+                       weights is not None)
+    return GapAnalysis(gap_fills.select(GAP_COLUMNS), faults, summary, curves)
+
+
+def _fills(log: FillLog) -> list[tuple]:
+    return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
+
+
+def _fold_global(trusted: Rules, diagnosis: Diagnosis, log: FillLog, bars: Bars,
+                 decisions: dict, observed: Observed, tolerance: Tolerance,
+                 label_bars: set[int]) -> tuple[Rules, Diagnosis]:
+    """A's own rules: switches A follows from its first fills to the end are A's semantics,
+    not faults; they join the trusted rules and A is diagnosed again."""
+    evidenced = [v for v in diagnosis.verdicts.values() if v.evidenced]
+    fills = log.fill_bars
+    if not evidenced or not fills or evidenced[0].bar > fills[min(1, len(fills) - 1)]:
+        return trusted, diagnosis
+    common = frozenset.intersection(*(v.switches for v in evidenced))
+    common = frozenset(s for s in common if not s.state)
+    if not common:
+        return trusted, diagnosis
+    for switch in sorted(common, key=lambda s: s.words):
+        trusted = switch.apply(trusted)
+    return trusted, Diagnoser(log, bars, decisions, trusted, observed, tolerance,
+                              label_bars).run()
+
+
+def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLog,
+            diagnosis_a: Diagnosis | None, diagnosis_b: Diagnosis, observed_a: Observed,
+            observed_b: Observed, tolerance: Tolerance) -> pl.DataFrame:
+    """For every divergent key: the causes that made it differ and on which side."""
     rows = []
-    for timestamp, asset, qa, pa_, fa, qb, pb, fb in divergent.select(
-            "timestamp", "asset", "quantity_a", "price_a", "fee_a", "quantity_b", "price_b",
-            "fee_b").iter_rows():
-        key = (timestamp, asset)
-        cause, root = "propagated", False
-        if key in residual_a or key in residual_b:
-            cause, root = _residual_cause(key, residual_a, residual_b, qa, qb), True
-        elif "fill" in fields:
-            cause, root = "timing", True
-        elif fields:
-            i = index[timestamp]
-            on_a = i in fit_a.run.books
-            fit, base_sem, other = (fit_a, sem_a, sem_b) if on_a else (fit_b, sem_b, sem_a)
-            target = (timestamp, asset, qb, pb, fb) if on_a else (timestamp, asset, qa, pa_, fa)
-            target = None if target[2] is None else target
-            changing = reproducing = None
-            for name in fields:
-                back = 1 if name in CASH_ONLY else 0
-                base = batch_fills(i, fit, base_sem, back).get(asset)
-                moved = batch_fills(i, fit, base_sem.with_(**{name: getattr(other, name)}),
-                                    back).get(asset)
-                if _same_fill(moved, target, tolerance) and not _same_fill(base, moved,
-                                                                            tolerance):
-                    reproducing = name
-                    break
-                if changing is None and not _same_fill(base, moved, tolerance):
-                    changing = name
-            name = reproducing or changing
-            if name is not None:
-                value = getattr(sem_b, name)
-                if name == "position_basis" and value == "current":
-                    value = sem_a.position_basis
-                cause, root = cause_of(name, value), True
-        rows.append((timestamp, asset, cause, root))
+    for timestamp, asset in divergent.select(KEYS).iter_rows():
+        t = bar_of[timestamp]
+        causes: list[str] = []
+        sides = []
+        for name, log, diagnosis, observed in (("A", log_a, diagnosis_a, observed_a),
+                                               ("B", log_b, diagnosis_b, observed_b)):
+            if diagnosis is None:
+                continue
+            found = _key_causes(t, asset, log, diagnosis, observed, tolerance)
+            if found:
+                sides.append(name)
+                causes += [c for c in found if c not in causes]
+        if not causes:
+            rows.append((timestamp, asset, "propagated", "", False))
+        else:
+            rows.append((timestamp, asset, "+".join(causes), "+".join(sides), True))
     return pl.DataFrame(rows, orient="row", schema={
-        "timestamp": joined.schema["timestamp"], "asset": pl.String, "cause": pl.String,
-        "root": pl.Boolean})
+        "timestamp": divergent.schema["timestamp"], "asset": pl.String, "cause": pl.String,
+        "side": pl.String, "root": pl.Boolean})
 
 
-def _sum_fill(previous: tuple | None, fill: tuple) -> tuple:
-    if previous is None:
-        return fill
-    return (fill[0], fill[1], previous[2] + fill[2], fill[3], previous[4] + fill[4])
+def _key_causes(t: int, asset: str, log: FillLog, diagnosis: Diagnosis, observed: Observed,
+                tolerance: Tolerance) -> list[str]:
+    """Why this side's fill at (t, asset) is not what the trusted rules make of its book."""
+    verdict = diagnosis.verdicts[t]
+    if asset in verdict.unexplained:
+        return ["unexplained"]
+    actual = log.by_bar.get(t, {}).get(asset)
+    trusted = diagnosis.trusted_fills.get(t, {}).get(asset)
+    if _same(actual, trusted, tolerance):
+        return []
+    causes = []
+    price, fee = observed.overrides.get(t, {}).get(asset, (None, None))
+    if price is not None:
+        causes.append("fill_price")
+    if fee is not None:
+        causes.append("fee")
+    without = diagnosis.left_out(t)
+    elements = _elements(verdict, observed, diagnosis, t)
+    if without:
+        needed = [e for e, fills in without.items()
+                  if not _same(actual, fills.get(asset), tolerance)]
+        elements = needed or elements
+    for element in elements:
+        cause = element.cause if hasattr(element, "cause") else _VISIBLE_CAUSE[element]
+        if cause not in causes:
+            causes.append(cause)
+    return causes or ["unexplained"]
 
 
-def _same_fill(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:
+_VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
+                  "fees": "fee"}
+
+
+def _elements(verdict, observed: Observed, diagnosis: Diagnosis, t: int) -> list:
+    without = diagnosis.left_out(t)
+    if without:
+        return list(without)
+    return departures(t, verdict.switches, observed, diagnosis.trusted_rules)
+
+
+def _same(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:
     if x is None or y is None:
         return x is None and y is None
-    return all(abs(p - q) <= max(tolerance.rel * max(abs(p), abs(q)), tolerance.abs)
-               for p, q in zip(x[2:], y[2:], strict=True))
+    return x[3] == y[3] and all(tolerance.same(p, q) for p, q in zip(x[:3], y[:3],
+                                                                       strict=True))
 
 
-def _residual_cause(key, residual_a, residual_b, qa, qb) -> str:
-    """A fill a side's own semantics cannot reproduce."""
-    if qa is None or qb is None:
-        return "extra_fill" if (qa is None) == (key in residual_b) else "missing_fill"
-    return "unexplained"
+def _attribution(games: dict, equity_a: np.ndarray, equity_b: np.ndarray, bars: Bars
+                 ) -> tuple[dict[str, float], pl.DataFrame]:
+    """Amounts per cause (A's with their sign flipped) adding up to B − A, and per-bar
+    cumulative curves; what the replays miss of each side's own fills is unexplained."""
+    amounts = {c: 0.0 for c in CAUSES}
+    per_bar = {c: np.zeros(len(bars.timestamps)) for c in CAUSES}
+    for side, (game, side_amounts, side_bars, equity) in games.items():
+        sign = 1.0 if side == "B" else -1.0
+        for cause, value in side_amounts.items():
+            amounts[cause] += sign * value
+            per_bar[cause] += sign * side_bars[cause]
+        residual = equity - game.value(frozenset(game.causes))
+        amounts["unexplained"] += sign * float(residual[-1])
+        per_bar["unexplained"] += sign * residual
+    if "A" not in games:  # without weights A is the trusted rules' own replay
+        game_b = games["B"][0]
+        residual = game_b.value(frozenset()) - equity_a
+        amounts["unexplained"] += float(residual[-1])
+        per_bar["unexplained"] += residual
+    curves = pl.DataFrame({"timestamp": bars.timestamps, "equity_a": equity_a,
+                           "equity_b": equity_b,
+                           **{f"gap_{c}": v for c, v in per_bar.items() if np.any(v)}})
+    return {c: v for c, v in amounts.items() if v != 0.0}, curves
 
 
-def _label_directly(joined: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame:
-    """Causes visible in the two logs alone (no replay): price, fee, rounding, duplicates,
-    timing (the same asset filled at a nearby bar on the other side); the rest after the
-    first divergence is propagated."""
-    tol = DEFAULT_TOLERANCE
-    qa, qb = pl.col("quantity_a"), pl.col("quantity_b")
-    same_q = ~tol.differs(qa.fill_null(0.0), qb.fill_null(0.0))
-    same_p = ~tol.differs(pl.col("price_a"), pl.col("price_b"))
-    integral = ((qa - qa.round()).abs() <= 1e-9) != ((qb - qb.round()).abs() <= 1e-9)
-    one_sided = qa.is_null() | qb.is_null()  # timing: a one-sided fill near one on the other side
-    d = joined.filter(pl.col("divergent")).with_columns(bar=pl.col("timestamp").rank("dense"))
-    if d.height == 0:
-        return pl.DataFrame(schema={"timestamp": joined.schema["timestamp"],
-                                    "asset": pl.String, "cause": pl.String, "root": pl.Boolean})
-    lonely = d.filter(one_sided).with_columns(side=qa.is_null())
-    near = []
-    for step in (1, -1):
-        other_side = pl.col("side") != pl.col("side").shift(step).over("asset")
-        close_by = (pl.col("bar") - pl.col("bar").shift(step).over("asset")).abs() <= 2
-        near.append((other_side & close_by).fill_null(False))
-    lonely = lonely.select(*KEYS, timing=near[0] | near[1])
-    d = d.join(lonely, on=KEYS, how="left").with_columns(pl.col("timing").fill_null(False))
-    first = d["timestamp"].min()
-    cause = (
-        pl.when(pl.col("rows_a").fill_null(1) != pl.col("rows_b").fill_null(1))
-        .then(pl.lit("duplicate_fill"))
-        .when(pl.col("timing")).then(pl.lit("timing"))
-        .when(qa.is_null()).then(pl.lit("extra_fill"))
-        .when(qb.is_null()).then(pl.lit("missing_fill"))
-        .when(same_q & ~same_p).then(pl.lit("fill_price"))
-        .when(same_q & same_p).then(pl.lit("fee"))
-        .when(integral & ((qa - qb).abs() < 1)).then(pl.lit("rounding"))
-        .when(pl.col("timestamp") > first).then(pl.lit("propagated"))
-        .otherwise(pl.lit("unexplained"))
-    )
-    return d.select(*KEYS, cause.alias("cause")).with_columns(
-        root=pl.col("cause") != "propagated")
+def _identical(joined: pl.DataFrame, a: Side, b: Side, bars: Bars, equity_a: np.ndarray,
+               equity_b: np.ndarray, weighted: bool) -> GapAnalysis:
+    gap_fills = joined.with_columns(cause=pl.lit("identical"), side=pl.lit(""),
+                                    root=pl.lit(False))
+    summary = _summary(gap_fills, [], {}, equity_a, equity_b, a, b, None, weighted)
+    curves = pl.DataFrame({"timestamp": bars.timestamps, "equity_a": equity_a,
+                           "equity_b": equity_b})
+    return GapAnalysis(gap_fills.select(GAP_COLUMNS), [], summary, curves)
 
 
-def _attribute_by_replay(sem_a: Semantics, sem_b: Semantics, market: Market,
-                         initial_cash: float, equity_a: float, equity_b: float,
-                         timestamps: pl.Series) -> tuple[dict[str, float], pl.DataFrame]:
-    """Switch A's semantics to B's one field at a time; each step's equity change is its
-    cause's share. Returns amounts per cause and per-bar cumulative gaps by cause."""
-    amounts = {cause: 0.0 for cause in CAUSES}
-    semantics = sem_a
-    curve = np.asarray(replay(market, semantics, initial_cash).equity)
-    per_cause: dict[str, np.ndarray] = {}
-    for name in sem_a.differences(sem_b):
-        semantics = semantics.with_(**{name: getattr(sem_b, name)})
-        moved = np.asarray(replay(market, semantics, initial_cash).equity)
-        value = getattr(sem_b, name)
-        if name == "position_basis" and value == "current":
-            value = sem_a.position_basis
-        cause = cause_of(name, value)
-        amounts[cause] += float(moved[-1] - curve[-1])
-        per_cause[cause] = per_cause.get(cause, 0.0) + (moved - curve)
-        curve = moved
-    total = equity_b - equity_a
-    amounts["unexplained"] = total - sum(v for k, v in amounts.items() if k != "unexplained")
-    curves = pl.DataFrame({"timestamp": timestamps,
-                           **{f"gap_{c}": v for c, v in per_cause.items()}})
-    return amounts, curves
-
-
-def _attribute_by_fills(gap_fills: pl.DataFrame, last_close: pl.DataFrame, equity_a: float,
-                        equity_b: float, timestamps: pl.Series, a: Side, b: Side,
-                        prices: pl.DataFrame, initial_cash: float,
-                        ) -> tuple[dict[str, float], pl.DataFrame]:
-    """Each fill adds q × (last close − price) − fee to final equity; give each key's
-    difference to its label. Exact when both sides' equity is reconstructed from fills."""
-    def contribution(side: str) -> pl.Expr:
-        q, p, f = (pl.col(f"{c}_{side}").fill_null(0.0) for c in ("quantity", "price", "fee"))
-        return q * (pl.col("close") - p.fill_null(0.0)) - f
-
-    keyed = gap_fills.filter(pl.col("divergent")).join(last_close, on="asset", how="left")
-    keyed = keyed.with_columns((contribution("b") - contribution("a")).alias("amount"))
-    amounts = {cause: 0.0 for cause in CAUSES}
-    for cause, amount in keyed.group_by("cause").agg(pl.col("amount").sum()).iter_rows():
-        amounts[cause] = amounts.get(cause, 0.0) + float(amount)
-    total = equity_b - equity_a
-    amounts["unexplained"] += total - sum(amounts.values())
-    by_bar = (keyed.group_by("timestamp", "cause").agg(pl.col("amount").sum())
-              .pivot(on="cause", index="timestamp", values="amount"))
-    curves = (pl.DataFrame({"timestamp": timestamps}).join(by_bar, on="timestamp", how="left")
-              .fill_null(0.0))
-    curves = curves.select("timestamp", *[pl.col(c).cum_sum().alias(f"gap_{c}")
-                                          for c in curves.columns if c != "timestamp"])
-    return amounts, curves
-
-
-def _summary(gap_fills: pl.DataFrame, attribution: dict[str, float], equity_a: float,
-             equity_b: float, semantics: dict | None, a: Side, b: Side) -> dict[str, Any]:
+def _summary(gap_fills: pl.DataFrame, faults: list[Fault], attribution: dict[str, float],
+             equity_a: np.ndarray, equity_b: np.ndarray, a: Side, b: Side,
+             trusted: Rules | None, weighted: bool) -> dict[str, Any]:
     divergent = gap_fills.filter(pl.col("divergent"))
-    counts = {c: n for c, n in divergent.group_by("cause").len().iter_rows()}
-    roots = {c: n for c, n in divergent.filter(pl.col("root")).group_by("cause").len()
-             .iter_rows()}
+    counts: dict[str, int] = {}
+    for cause in divergent["cause"].to_list():
+        for part in cause.split("+"):
+            counts[part] = counts.get(part, 0) + 1
     first = None
     if divergent.height:
         row = divergent.row(0, named=True)
-        first = {k: row[k] for k in ("timestamp", "asset", "cause", "quantity_a",
+        first = {k: row[k] for k in ("timestamp", "asset", "cause", "side", "quantity_a",
                                      "quantity_b", "price_a", "price_b", "fee_a", "fee_b")}
-    total = equity_b - equity_a
-    unexplained_amount = abs(attribution.get("unexplained", 0.0))
-    unexplained_rows = counts.get("unexplained", 0)
-    if divergent.height == 0 and abs(total) <= 1e-9 * max(abs(equity_a), 1.0):
+    final_a, final_b = float(equity_a[-1]), float(equity_b[-1])
+    total = final_b - final_a
+    unexplained = abs(attribution.get("unexplained", 0.0))
+    if divergent.height == 0 and abs(total) <= 1e-9 * max(abs(final_a), 1.0):
         verdict = "identical"
-    elif unexplained_rows == 0 and unexplained_amount <= (1 - EXPLAINED_SHARE) * abs(total):
+    elif counts.get("unexplained", 0) == 0 and unexplained <= (1 - EXPLAINED_SHARE) * abs(total):
         verdict = "explained"
     else:
         verdict = "unexplained"
     return {
         "a": a.name, "b": b.name,
         "verdict": verdict,
+        "decisions": "weights" if weighted else "inferred from A",
         "first_divergence": first,
+        "faults": [fault.to_dict(total) for fault in faults],
         "causes": {c: counts[c] for c in CAUSES if c in counts},
-        "root_causes": {c: roots[c] for c in CAUSES if c in roots},
-        "attribution": {c: v for c, v in attribution.items() if v != 0.0},
-        "final_equity": {"a": equity_a, "b": equity_b, "gap": total},
+        "root_causes": {c: counts[c] for c in CAUSES if c in counts and c != "propagated"},
+        "attribution": attribution,
+        "final_equity": {"a": final_a, "b": final_b, "gap": total},
         "fills": {"a": int(a.fills.height), "b": int(b.fills.height),
                   "divergent_keys": int(divergent.height)},
-        "semantics": semantics,
+        "trusted_rules": trusted.to_dict() if trusted is not None else None,
     }

@@ -21,6 +21,9 @@ class Tolerance:
     rel: float = 1e-9
     abs: float = 1e-9
 
+    def same(self, a: float, b: float) -> bool:
+        return abs(a - b) <= max(self.rel * max(abs(a), abs(b)), self.abs)
+
     def differs(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
         scale = pl.max_horizontal(a.abs(), b.abs()) * self.rel
         return ((a - b).abs() > pl.max_horizontal(scale, pl.lit(self.abs))).fill_null(True)

@@ -17,7 +17,7 @@ from engine.data.loading import load_fills, load_prices, load_weights
 from engine.errors import InputError
 from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import render_markdown, render_png
-from engine.gap.semantics import Semantics
+from engine.reference import rules_for
 from engine.results.artifacts import replace_directory, to_json
 
 OUTPUTS = ("gap_fills.parquet", "gap_summary.json", "gap_report.md", "gap_report.png")
@@ -40,9 +40,9 @@ def read_side(source: str | Path, prices: pl.DataFrame) -> tuple[Side, BacktestC
     if (path / "metrics.json").is_file():
         saved = json.loads((path / "metrics.json").read_text()).get("config")
         config = BacktestConfig.from_dict(saved) if saved else None
-    semantics = Semantics.from_config(config) if config else None
+    rules = rules_for(config) if config else None
     return Side(fills.select("timestamp", "asset", "quantity", "price", "fee"), equity,
-                semantics, path.name), config
+                rules, path.name), config
 
 
 def run_gap(

@@ -1,8 +1,8 @@
-"""What a researcher reads first: the verdict and what went wrong, then the evidence.
+"""What a researcher reads first: each fault, where it starts and ends, and its share.
 
-`render_markdown` opens with one sentence naming the root causes in plain words, where
-they first appear and how much of the equity gap they explain; `render_png` draws both
-equity curves and the cumulative gap by cause.
+`headline` is the report's first sentence; `render_markdown` adds the faults, the first
+divergence, the gap by cause and the divergent fills; `render_png` draws both equity
+curves with every fault's onset marked, and the cumulative gap by cause.
 """
 
 from __future__ import annotations
@@ -13,45 +13,52 @@ from typing import Any
 import polars as pl
 
 from engine.gap.analyze import GapAnalysis
+from engine.gap.vocabulary import WHAT_WENT_WRONG
 
-WHAT_WENT_WRONG = {
-    "duplicate_fill": "applied fills twice",
-    "accumulation": "traded whole targets instead of deltas, so positions accumulated",
-    "stale_position": "sized orders from stale positions (state read before fills applied)",
-    "timing": "filled orders at another bar",
-    "fill_price": "filled at another price (price basis or slippage)",
-    "fee": "charged other fees",
-    "rounding": "rounded share quantities differently",
-    "sizing_basis": "valued the book on another basis (price, time, or fees in or out of cash)",
-    "cash_limit": "shrank or rejected orders for cash where the other did not",
-    "sequencing": "executed a bar's orders in another sequence",
-    "missing_fill": "is missing fills",
-    "extra_fill": "has fills the other lacks",
-    "unexplained": "differs in ways no single semantic change explains",
-}
+HEADLINE_FAULTS = 4
+MATERIAL = 0.005  # of the gap: smaller faults are listed in the report, not the headline
 
 
 def _money(value: float) -> str:
     return f"{'-' if value < 0 else '+'}{abs(value):,.2f}"
 
 
+def _day(value: Any) -> str:
+    text = str(value)
+    return text[:10] if text.endswith("00:00:00") else text
+
+
+def _when(fault: dict[str, Any]) -> str:
+    if fault["end"] is None:
+        return f"from {_day(fault['onset'])} on"
+    if fault["end"] == fault["onset"]:
+        return f"at {_day(fault['onset'])} only"
+    return f"from {_day(fault['onset'])} to {_day(fault['end'])}"
+
+
 def headline(summary: dict[str, Any]) -> str:
-    """The first sentence: what went wrong, where it starts, how much it explains."""
+    """The first sentence: each fault, where it starts (and ends), and its share of the gap."""
     a, b = summary["a"] or "A", summary["b"] or "B"
     if summary["verdict"] == "identical":
         return f"{b} and {a} are identical: every fill matches within tolerance."
     gap = summary["final_equity"]["gap"]
-    material = [c for c, v in sorted(summary["attribution"].items(), key=lambda kv: -abs(kv[1]))
-                if c not in ("unexplained", "propagated") and abs(v) > 0.005 * abs(gap)]
-    roots = list(dict.fromkeys([*(c for c in summary["root_causes"] if c != "propagated"),
-                                *material]))
+    faults = summary["faults"]
+    shown = [f for f in faults if f["cause"] == "unexplained" or abs(f["share"]) >= MATERIAL]
+    shown = (shown or faults)[:HEADLINE_FAULTS]
+    parts = []
+    for fault in shown:
+        who = b if fault["side"] == "B" else a
+        parts.append(f"{who} {WHAT_WENT_WRONG[fault['cause']]} ({fault['what']}) "
+                     f"{_when(fault)}, {fault['share']:.1%} of the gap")
+    more = len(faults) - len(shown)
+    what = "; ".join(parts) + (f"; and {more} more" if more > 0 else "") if parts \
+        else f"{b} differs"
     explained = sum(v for c, v in summary["attribution"].items() if c != "unexplained")
     share = explained / gap if gap else 1.0
     first = summary["first_divergence"]
-    what = "; and ".join(WHAT_WENT_WRONG[c] for c in roots) or "differs"
-    return (f"{b} {what} — first at {first['timestamp']} on {first['asset']} "
-            f"({first['cause']}); the root causes explain {share:.1%} of the "
-            f"{_money(gap)} final-equity gap ({b} against {a}).")
+    return (f"{what} — first divergence at {_day(first['timestamp'])} on {first['asset']} "
+            f"({first['cause']}); the faults explain {share:.1%} of the {_money(gap)} "
+            f"final-equity gap ({b} against {a}).")
 
 
 def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
@@ -60,20 +67,31 @@ def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
     lines = [f"# Trade gap: {s['b'] or 'B'} against {s['a'] or 'A'}", "",
              f"**{s['verdict'].capitalize()}.** {headline(s)}", ""]
     fe = s["final_equity"]
-    lines += [f"Final equity: A {fe['a']:,.2f}, B {fe['b']:,.2f}, gap {_money(fe['gap'])}. "
-              f"Fills: A {s['fills']['a']}, B {s['fills']['b']}; "
-              f"{s['fills']['divergent_keys']} (timestamp, asset) keys differ.", ""]
+    lines += [f"Final equity (from each side's fills): A {fe['a']:,.2f}, B {fe['b']:,.2f}, "
+              f"gap {_money(fe['gap'])}. Fills: A {s['fills']['a']}, B {s['fills']['b']}; "
+              f"{s['fills']['divergent_keys']} (timestamp, asset) keys differ. Decisions: "
+              f"{s['decisions']}.", ""]
+    if s["faults"]:
+        lines += ["## Faults", "", "| side | cause | what | onset | end | bars touched | "
+                  "amount | share |", "|---|---|---|---|---|---:|---:|---:|"]
+        for f in s["faults"]:
+            end = "–" if f["end"] is None else _day(f["end"])
+            lines.append(f"| {f['side']} | {f['cause']} | {f['what']} | {_day(f['onset'])} | "
+                         f"{end} | {f['bars_touched']} | {_money(f['amount'])} | "
+                         f"{f['share']:.2%} |")
+        lines.append("")
     if s["first_divergence"]:
         first = s["first_divergence"]
         context = analysis.gap_fills.filter(
             (pl.col("timestamp") == first["timestamp"]) & pl.col("divergent"))
         lines += ["## First divergence", "",
                   f"At {first['timestamp']} on {first['asset']} ({first['cause']}): "
-                  f"A {_fill(first, 'a')}; B {_fill(first, 'b')}. Every divergent fill of "
+                  f"A {_fill(first, 'a')}; B {_fill(first, 'b')}. Divergent fills of "
                   "that bar:", "", _table(context.head(context_rows)), ""]
     if s["attribution"]:
-        lines += ["## Equity gap by cause", "", "| cause | amount | share of gap |",
-                  "|---|---:|---:|"]
+        lines += ["## Equity gap by cause", "", "Shapley values of counterfactual replays: "
+                  "they add up to the gap whatever order the causes are listed in.", "",
+                  "| cause | amount | share of gap |", "|---|---:|---:|"]
         for cause, amount in sorted(s["attribution"].items(), key=lambda kv: -abs(kv[1])):
             share = amount / fe["gap"] if fe["gap"] else 0.0
             lines.append(f"| {cause} | {_money(amount)} | {share:.2%} |")
@@ -81,18 +99,12 @@ def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
     if s["causes"]:
         lines += ["## Divergent fills by cause", ""]
         for cause, count in s["causes"].items():
-            roots = s["root_causes"].get(cause, 0)
-            rows = analysis.gap_fills.filter(pl.col("divergent") & (pl.col("cause") == cause))
-            lines += [f"### {cause}: {count} fills ({roots} root)", "",
-                      _table(rows.head(context_rows)), ""]
-    if s.get("semantics"):
-        diff = {k: (v, s["semantics"]["b"][k]) for k, v in s["semantics"]["a"].items()
-                if v != s["semantics"]["b"][k]}
-        if diff:
-            lines += ["## Semantics that differ (fitted from the fills)", "",
-                      "| setting | A | B |", "|---|---|---|"]
-            lines += [f"| {k} | {a} | {b} |" for k, (a, b) in diff.items()]
-            lines.append("")
+            rows = analysis.gap_fills.filter(
+                pl.col("divergent") & pl.col("cause").str.split("+").list.contains(cause))
+            lines += [f"### {cause}: {count} fills", "", _table(rows.head(context_rows)), ""]
+    if s.get("trusted_rules"):
+        rules = ", ".join(f"{k}={v}" for k, v in s["trusted_rules"].items())
+        lines += ["## Trusted rules (A's)", "", rules, ""]
     return "\n".join(lines)
 
 
@@ -106,7 +118,7 @@ def _fill(first: dict[str, Any], side: str) -> str:
 
 def _table(frame: pl.DataFrame) -> str:
     columns = ["timestamp", "asset", "quantity_a", "quantity_b", "price_a", "price_b",
-               "fee_a", "fee_b", "cause", "root"]
+               "fee_a", "fee_b", "cause", "side"]
     frame = frame.select(columns)
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
@@ -122,7 +134,7 @@ def _cell(value: object) -> str:
 
 
 def render_png(analysis: GapAnalysis) -> bytes:
-    """Both equity curves (top) and the cumulative equity gap by cause (bottom)."""
+    """Both equity curves with each fault's onset marked (top); cumulative gap by cause."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,12 +146,16 @@ def render_png(analysis: GapAnalysis) -> bytes:
     for column, label in (("equity_a", "A"), ("equity_b", "B")):
         if column in curves.columns:
             top.plot(times, curves[column].to_numpy(), label=label, linewidth=1.2)
+    for fault in analysis.summary["faults"]:
+        top.axvline(fault["onset"], color="red", linewidth=0.8, alpha=0.6)
+        top.annotate(fault["cause"], (fault["onset"], 1.0), xycoords=("data", "axes fraction"),
+                     rotation=90, fontsize=7, va="top", ha="right", color="red")
     top.set_ylabel("equity")
     top.legend()
     top.grid(alpha=0.3)
     summary = analysis.summary
     top.set_title(f"Trade gap: {summary['b'] or 'B'} against {summary['a'] or 'A'} "
-                  f"({summary['verdict']})")
+                  f"({summary['verdict']}); red lines: fault onsets")
     for column in (c for c in curves.columns if c.startswith("gap_")):
         bottom.plot(times, curves[column].to_numpy(), label=column[4:], linewidth=1.2)
     bottom.axhline(0, color="grey", linewidth=0.8)

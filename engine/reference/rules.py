@@ -51,6 +51,7 @@ class Rules:
     position_basis: str = "current"  # the position a target is netted against
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
+    netting: bool = True  # a new order replaces (target) or adds to (delta) the open one
     # Order of a batch's executions.
     sequence: str = "value"
     # Cash.

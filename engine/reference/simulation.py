@@ -37,11 +37,16 @@ class Book:
 
     cash: float
     positions: dict[str, float] = field(default_factory=dict)
-    pending: dict[str, Order] = field(default_factory=dict)
+    pending: dict[str, Order] = field(default_factory=dict)  # the open order of each asset
     history: tuple[dict[str, float], ...] = ()
+    unnetted: tuple[Order, ...] = ()  # older open orders an engine without netting keeps
 
     def copy(self) -> Book:
-        return Book(self.cash, dict(self.positions), dict(self.pending), self.history)
+        return Book(self.cash, dict(self.positions), dict(self.pending), self.history,
+                    self.unnetted)
+
+    def open_orders(self) -> list[Order]:
+        return [*self.unnetted, *self.pending.values()]
 
     def value(self, prices: dict[str, float]) -> float:
         """Cash plus every position at `prices`, added in asset order from cash."""
@@ -99,6 +104,23 @@ class Simulation:
         self.equity.append((self.book.cash, self.marked(t)))
         return self.fills[first:]
 
+    def force(self, t: int, fills: list[tuple[str, float, float, float]]) -> None:
+        """Bar `t` with the given fills (asset, quantity, price, fee) booked instead of the
+        fills the rules would make; the orders due now whose asset has a bar are done
+        (filled or not), those without one keep waiting; then the decision runs."""
+        rules = self.rules_at(t)
+        row = self.bars.rows[t]
+        for order in [o for o in self.book.open_orders() if o.due <= t and o.asset in row]:
+            self._remove(order)
+        for asset, quantity, price, fee in fills:
+            self.book.cash = add(self.book.cash, -quantity * price - fee)
+            self._move(asset, quantity)
+            self.fills.append((t, asset, quantity, price, fee, -1))
+        self._decide(t, rules, t)
+        for order in [o for o in self.book.open_orders() if o.due <= t and o.asset in row]:
+            self._remove(order)  # a same-bar engine filled them just now
+        self.equity.append((self.book.cash, self.marked(t)))
+
     def marked(self, t: int) -> float:
         """Positions at their last known closes after bar `t`, added in asset order."""
         positions, last = self.book.positions, self.bars.last
@@ -141,7 +163,7 @@ class Simulation:
         """Targets for the weights and 0 for what is held or open, sells first by estimate."""
         book = self.book
         chosen = {a for a, w in weights.items() if w != 0.0}
-        chosen |= set(book.positions) | set(book.pending)
+        chosen |= set(book.positions) | set(book.pending) | {o.asset for o in book.unnetted}
         if rules.exits_lost:
             chosen = {a for a in chosen if weights.get(a, 0.0) != 0.0}
         last = self.bars.last
@@ -188,6 +210,9 @@ class Simulation:
         due = t + (1 if rules.delay else 0)
         if previous is None:
             book.pending[asset] = Order.new(order_id, asset, t, due, kind, amount)
+        elif not rules.netting:
+            book.unnetted = (*book.unnetted, previous)
+            book.pending[asset] = Order.new(order_id, asset, t, due, kind, amount)
         else:
             book.pending[asset] = previous.merged(order_id, t, due, kind, amount)
             if self.record:
@@ -206,7 +231,7 @@ class Simulation:
         refused as `margin` (what it subtracted stays subtracted)."""
         book = self.book
         cash = book.cash
-        for order in sorted((o for o in book.pending.values() if o.created == t - 1),
+        for order in sorted((o for o in book.open_orders() if o.created == t - 1),
                             key=lambda o: o.id):
             value = abs(order.shares) * self.bars.last(t - 1, order.asset, CLOSE)
             cost = value * rules.fees
@@ -219,10 +244,13 @@ class Simulation:
         book = self.book
         row = self.bars.rows[t]
         if rules.drop_without_bar:
-            for order in [o for o in book.pending.values() if o.due <= t and o.asset not in row]:
+            for order in [o for o in book.open_orders() if o.due <= t and o.asset not in row]:
                 self._close(order, t, "rejected", "no_price", 0.0)
         due = [book.pending[a] for a in sorted(book.pending)
                if a in row and book.pending[a].due <= t]
+        if book.unnetted:
+            due = sorted([*due, *(o for o in book.unnetted if o.asset in row and o.due <= t)],
+                         key=lambda o: (o.asset, o.id))
         if not due:
             return
         fill_prices = {o.asset: row[o.asset][point] for o in due}
@@ -319,13 +347,25 @@ class Simulation:
             fill = (t, order.asset, quantity, adjusted, fee, order.id)
         if cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
                 and status != "rejected":
-            book.pending[order.asset] = order.less(quantity)
+            self._remove(order)
+            left = order.less(quantity)
+            if order.asset in book.pending:
+                book.unnetted = (*book.unnetted, left)
+            else:
+                book.pending[order.asset] = left
             if self.record:
                 self.orders[order.id][7] = t
                 self.orders[order.id][8] += quantity
         else:
             self._close(order, t, status, reason, quantity)
         return fill
+
+    def _remove(self, order: Order) -> None:
+        book = self.book
+        if book.pending.get(order.asset) is order:
+            del book.pending[order.asset]
+        else:
+            book.unnetted = tuple(o for o in book.unnetted if o is not order)
 
     def _move(self, asset: str, quantity: float) -> None:
         """Add `quantity` to a position; a position that becomes exactly 0 is dropped."""
@@ -346,7 +386,7 @@ class Simulation:
     def _close(self, order: Order, t: int, status: str, reason: str | None,
                quantity: float) -> None:
         """Record what became of an open order and remove it from the book."""
-        del self.book.pending[order.asset]
+        self._remove(order)
         if status == "rejected":
             self.rejections.append((t, order.asset, reason))
         if self.record:

@@ -1,0 +1,74 @@
+"""The decisions both sides acted on: the target weights given, or inferred from side A.
+
+Without weights, side A (the trusted side) tells what was decided: after each of its fill
+bars it holds its targets, so the weight of an asset is its position after the batch at
+the fill-point price over the book value before the batch (valued as its rules value it).
+The decision is placed `delay` bars before the fill bar (A's own timing: the bar before, for
+next-bar fills). Orders that waited for a missing bar cannot be told from decisions,
+so assets without a bar at a fill bar or the bar before are left out of the comparison
+there (`unknown`). A buy that A shrank to its last cash shows only what A could pay
+for, not what was asked: it is taken to target the largest weight of that decision, and
+it is the buy that largest weight asks the most of (the one a sells-first, ascending-value
+sequence executes last).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.gap.logs import FillLog
+from engine.reference import Bars, Rebalance, Rules, decisions_from_weights
+from engine.reference.bars import CLOSE, OPEN
+
+SHRUNK = 1e-9  # cash left below this share of the book value: the last buy was shrunk
+DIGITS = 12  # inferred weights are rounded so that equal weights tie exactly
+
+
+def given(bars: Bars, weights: pl.DataFrame) -> dict[int, list]:
+    return decisions_from_weights(bars, weights)
+
+
+def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
+    """One `Rebalance` per fill bar of side A, placed at A's decision bar."""
+    point = OPEN if rules.point == "open" else CLOSE
+    decisions: dict[int, list] = {}
+    for book in log.books():
+        batch = log.by_bar.get(book.bar)
+        if not batch:
+            continue
+        t = book.bar
+        row = bars.rows[t]
+        prices = {a: row[a][point] if a in row else bars.last(t - 1, a, CLOSE)
+                  for a in {*book.positions, *batch}}
+        value = book.cash + sum(q * prices[a] for a, q in sorted(book.positions.items()))
+        if value <= 0:
+            continue
+        after = dict(book.positions)
+        cash_after = book.cash
+        for asset, (q, p, f, _) in batch.items():
+            after[asset] = after.get(asset, 0.0) + q
+            cash_after -= q * p + f
+        weights = {a: round(q * prices[a] / value, DIGITS) for a, q in after.items()
+                   if abs(q) > 1e-12 and a in prices}
+        buys = sorted(a for a, (q, _, _, _) in batch.items() if q > 0)
+        if buys and abs(cash_after) <= SHRUNK * value and len(weights) > 1:
+            top = max(weights.values())
+            asked = {a: top * value - book.positions.get(a, 0.0) * prices[a] for a in buys}
+            last = sorted(buys, key=asked.__getitem__)[-1]
+            weights[last] = max(weights[last], top)
+        decision = t - rules.delay
+        if decision >= 0:
+            decisions[decision] = [Rebalance(weights)]
+    return decisions
+
+
+def unknown(bars: Bars, *logs: FillLog) -> dict[int, set[str]]:
+    """Per bar, the traded assets whose inferred decision cannot be trusted there: those
+    without a bar then or the bar before (an order may have waited, or been dropped)."""
+    traded = {a for log in logs for rows in log.rows.values() for a, *_ in rows}
+    out: dict[int, set[str]] = {}
+    for t in range(1, len(bars.rows)):
+        missing = {a for a in traded if a not in bars.rows[t] or a not in bars.rows[t - 1]}
+        if missing:
+            out[t] = missing
+    return out

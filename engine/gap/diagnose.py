@@ -1,0 +1,490 @@
+"""Diagnose one side bar by bar: which rules, from its own book, reproduce its fills.
+
+Before every bar the side's own book is rebuilt from its fills. The oracle (the reference
+`Simulation`) then replays that bar from that book under the trusted rules with the
+side's visible fields (price point, slippage, fees, rounding: `observe`). If that
+reproduces the side's fills, the side did what the trusted rules say from the book it had
+(any difference from the other side was propagated from earlier bars). If not, the
+hypotheses still alive from earlier bars are tried, then single switches of the
+vocabulary, switches on top of the current ones, pairs, and hidden-state changes (a batch
+booked twice, fees left out of cash): the first level that reproduces the bar exactly
+wins, the simplest first. A bar nothing reproduces is `unexplained` at the assets that
+still differ. Faults are piecewise: a hypothesis stays while it keeps reproducing the
+side's bars, ends when a later bar refutes it, and may come back as a new event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from engine.gap.compare import Tolerance
+from engine.gap.logs import FillLog, Key, OwnBook, aggregate
+from engine.gap.observe import Observed
+from engine.gap.vocabulary import (
+    Switch,
+    booked_twice,
+    fees_out_of_cash,
+    peer_rule_sets,
+    rule_switches,
+)
+from engine.reference import Bars, Book, Rules, Simulation
+
+RECENT = 8  # earlier fill bars tried as the onset of a hidden-state fault
+WARM_UP = 2  # bars replayed under a new hypothesis before its first bar, to queue its orders
+MAX_ALIVE = 8  # hypotheses kept alive at once
+BEAM_WIDTH, BEAM_DEPTH = 3, 3  # closest sets extended, and how many switches further
+PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its rivals
+HELPFUL = 8  # single switches that came closest, paired with every other
+SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
+START_WINDOW, MAX_START = 20, 6  # fill bars the side's own rules are fitted on; switches
+
+
+@dataclass(eq=False)
+class Hypothesis:
+    """A set of switches the side's recent bars agree with, and the orders it has open.
+
+    `died` is the bar whose fills first refuted it (None while it holds).
+    """
+
+    switches: frozenset[Switch]
+    pending: dict = field(default_factory=dict)
+    history: tuple = ()  # positions before each of its recent batches
+    unnetted: tuple = ()  # older open orders it keeps when it does not net
+    died: int | None = None
+    lasted: int = 0  # bars with fills it went on to reproduce when it was found
+
+    def advance(self, book: Book) -> None:
+        """Take the open orders and batch history the engine has after a bar."""
+        self.pending, self.history, self.unnetted = book.pending, book.history, book.unnetted
+
+    def state(self) -> tuple[dict, tuple, tuple]:
+        return dict(self.pending), self.history, self.unnetted
+
+    @property
+    def size(self) -> int:
+        return len(self.switches)
+
+
+@dataclass(frozen=True)
+class BarVerdict:
+    """How one bar of one side is explained.
+
+    `switches` are the hidden switches in force (empty: the trusted rules with the side's
+    visible fields reproduce it); `evidenced` says the trusted rules alone did not;
+    `unexplained` lists the assets no hypothesis reproduces; `refuted` the switches a
+    failure ended at this bar.
+    """
+
+    bar: int
+    switches: frozenset[Switch]
+    evidenced: bool
+    unexplained: frozenset[str] = frozenset()
+    refuted: frozenset[Switch] = frozenset()
+
+
+@dataclass
+class Diagnosis:
+    """Per-bar verdicts of one side, and what the oracle predicted where labels need it."""
+
+    trusted_rules: Rules
+    verdicts: dict[int, BarVerdict] = field(default_factory=dict)
+    trusted_fills: dict[int, dict[str, Key]] = field(default_factory=dict)  # pure trusted
+    without: dict[int, dict[frozenset[Switch], dict[Switch | str, dict[str, Key]]]] = field(
+        default_factory=dict)  # bar → hypothesis → departure left out → fills
+
+    def left_out(self, t: int) -> dict[Switch | str, dict[str, Key]]:
+        """Fills at bar t with each departure of the bar's verdict left out (if several)."""
+        return self.without.get(t, {}).get(self.verdicts[t].switches, {})
+
+
+class Oracle:
+    """The reference `Simulation` stepped one bar at a time from a given book."""
+
+    def __init__(self, bars: Bars, decisions: dict[int, list]) -> None:
+        self.sim = Simulation(bars, decisions, Rules(), 0.0, record=False)
+
+    def step(self, t: int, rules: Rules, book: Book, overrides: dict | None
+             ) -> tuple[dict[str, Key], Book]:
+        sim = self.sim
+        sim.rules_at = lambda _bar: rules
+        sim.book = book
+        sim.fills, sim.equity, sim.rejections = [], [], []
+        fills = sim.step(t, overrides)
+        return aggregate([(a, q, p, f) for _, a, q, p, f, _ in fills]), sim.book
+
+
+class Diagnoser:
+    """Runs the per-bar diagnosis of one side against the trusted rules."""
+
+    def __init__(self, log: FillLog, bars: Bars, decisions: dict[int, list], trusted: Rules,
+                 observed: Observed, tolerance: Tolerance | None = None,
+                 label_bars: set[int] | None = None,
+                 excused: dict[int, set[str]] | None = None) -> None:
+        self.log = log
+        self.bars = bars
+        self.trusted = trusted
+        self.observed = observed
+        self.tolerance = tolerance or Tolerance()
+        self.label_bars = label_bars or set()
+        self.excused = excused or {}  # bar → assets whose decision is not known there
+        self._excused_now: set[str] = set()
+        self._last_unexplained = -PERSIST - 1  # the last bar no hypothesis reproduced
+        self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
+        self.oracle = Oracle(bars, decisions)
+        visible = trusted.with_(**observed.rules_at(-1))
+        self.vocabulary = rule_switches(trusted, visible)
+        self.fill_bars = log.fill_bars
+        self.books = list(log.books())
+
+    # Rules and books
+
+    def rules_at(self, t: int, switches: frozenset[Switch]) -> Rules:
+        rules = self.trusted.with_(**self.observed.rules_at(t))
+        for switch in sorted(switches, key=lambda s: s.words):
+            rules = switch.apply(rules)
+        return rules
+
+    def book_for(self, own: OwnBook, hypothesis: Hypothesis) -> Book:
+        """The book the engine believes it has: its own book plus hidden-state changes."""
+        cash, positions = own.cash, dict(own.positions)
+        for switch in hypothesis.switches:
+            if switch.state == "booked_twice" and own.bar > switch.since:
+                for asset, q, p, f in self.log.rows.get(switch.since, ()):
+                    cash -= q * p + f
+                    after = positions.get(asset, 0.0) + q
+                    if after:
+                        positions[asset] = after
+                    else:
+                        positions.pop(asset, None)
+            elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
+                cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+        return Book(cash, positions, dict(hypothesis.pending), hypothesis.history,
+                    hypothesis.unnetted)
+
+    def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
+                = None, rules: Rules | None = None) -> tuple[dict[str, Key], Book]:
+        t = own.bar
+        self._excused_now = self.excused.get(t, set())
+        rules = rules or self.rules_at(t, hypothesis.switches if switches is None
+                                       else switches)
+        return self.oracle.step(t, rules, self.book_for(own, hypothesis),
+                                self.observed.overrides.get(t))
+
+    def distance(self, predicted: dict[str, Key], actual: dict[str, Key],
+                 wrong: set[str]) -> float:
+        """How far a prediction is from the fills, over the assets it gets wrong: a
+        missing or extra fill counts 1, a quantity its relative error (at most 1), the
+        number of rows, the price and the fee a quarter each."""
+        total = 0.0
+        for asset in wrong:
+            p, a = predicted.get(asset), actual.get(asset)
+            if p is None or a is None:
+                total += 1.0
+                continue
+            total += min(1.0, abs(p[0] - a[0]) / max(abs(p[0]), abs(a[0]), 1e-12))
+            total += 0.25 * ((p[3] != a[3]) + (not self.tolerance.same(p[1], a[1]))
+                             + (not self.tolerance.same(p[2], a[2])))
+        return total
+
+    def mismatches(self, predicted: dict[str, Key], actual: dict[str, Key]) -> set[str]:
+        """Assets whose fill differs (of the bar last predicted; excused assets left out)."""
+        same = self.tolerance.same
+        out = set()
+        for asset in predicted.keys() | actual.keys():
+            p, a = predicted.get(asset), actual.get(asset)
+            if p is None or a is None or p[3] != a[3] or not (
+                    same(p[0], a[0]) and same(p[1], a[1]) and same(p[2], a[2])):
+                out.add(asset)
+        return out - self._excused_now
+
+    # The run
+
+    def run(self) -> Diagnosis:
+        """Every bar's verdict. Where several hypotheses explain the same bars, the one
+        that keeps explaining the longest is the verdict for all of them."""
+        diagnosis = Diagnosis(self.trusted)
+        base = Hypothesis(frozenset())
+        start = self.fit_start()
+        alive: list[Hypothesis] = [Hypothesis(start)] if start else []
+        recent: deque[tuple[OwnBook, tuple[dict, tuple, tuple]]] = deque(maxlen=WARM_UP)
+        states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
+        for own in self.books:
+            t = own.bar
+            actual = self.log.by_bar.get(t, {})
+            base_state = base.state()
+            predicted, after = self.predict(own, base)
+            missed = self.mismatches(predicted, actual)
+            self._last_guess = (predicted, actual)
+            if missed:
+                self.advance_actual(base, own)
+            else:
+                base.advance(after)
+            survivors = []
+            for hypothesis in alive:
+                guess, book = self.predict(own, hypothesis)
+                if self.mismatches(guess, actual):
+                    hypothesis.died = t
+                else:
+                    hypothesis.advance(book)
+                    survivors.append(hypothesis)
+            unexplained: frozenset[str] = frozenset()
+            if missed and not survivors:
+                found, best_missed, best = self.search(own, actual, alive, recent, missed)
+                if found:
+                    survivors = found[:MAX_ALIVE]
+                else:
+                    unexplained = frozenset(best_missed)
+                    if best is not None:
+                        survivors = [best]
+            alive = survivors
+            states[t] = (list(alive), bool(missed), unexplained)
+            if t in self.label_bars:
+                self.record_labels(diagnosis, own, alive, base_state)
+            recent.append((own, base_state))
+        diagnosis.verdicts = _verdicts(states)
+        return diagnosis
+
+    def search(self, own: OwnBook, actual: dict[str, Key], alive: list[Hypothesis],
+               recent: deque, missed: set[str]
+               ) -> tuple[list[Hypothesis], set[str], Hypothesis | None]:
+        """Hypotheses that reproduce bar `own.bar`, the ones that go on to explain the most
+        of the following bars first (then the simplest); else the closest one.
+
+        Levels are tried simplest first: the hypotheses this bar refuted less one switch
+        (a fault ended) or plus one (another began), then single switches, then pairs of
+        the switches that helped alone; the search stops at the first level that
+        reproduces the bar. Several sets may reproduce a bar and part ways later, so each
+        is run over the next bars (`PERSIST` of them); if none lasts that long, a beam
+        extends the closest ones one switch at a time (an engine that differs in several
+        ways at once, such as a peer's own rules, shows each difference on another bar).
+        At most `budget` sets are tried.
+        """
+        t = own.bar
+        currents = [h.switches for h in alive if h.switches]
+        tried: dict[frozenset[Switch], tuple[float, int]] = {}  # → (distance, bars lasted)
+        start = self.distance(*self._last_guess, missed)
+        best: list = [start, None, missed]
+        found: list[Hypothesis] = []
+        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST else SEARCH_BUDGET // 8
+
+        def evaluate(level) -> None:
+            for switches in dict.fromkeys(level):
+                if switches in tried or len(tried) >= budget:
+                    continue
+                hypothesis = self.warmed(switches, recent, t)
+                guess, book = self.predict(own, hypothesis)
+                wrong = self.mismatches(guess, actual)
+                hypothesis.advance(book)
+                lasted = self.persistence(hypothesis, t) if not wrong else 0
+                far = self.distance(guess, actual, wrong)
+                tried[switches] = (far, lasted)
+                if not wrong:
+                    hypothesis.lasted = lasted
+                    found.append(hypothesis)
+                elif far < best[0]:
+                    best[:] = [far, hypothesis, wrong]
+
+        singles = self.vocabulary + self.state_switches(t)
+        evaluate([c - {s} for c in currents for s in c])
+        for level in ([_combine(c, s) for c in currents for s in singles],
+                      [frozenset({s}) for s in singles]):
+            if not found:
+                evaluate(level)
+        helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
+                         key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
+        if not found:
+            evaluate([frozenset({a, b}) for a in helpful for b in singles
+                      if a != b and _compatible(a, b)])
+        for _ in range(BEAM_DEPTH):
+            if any(h.lasted >= PERSIST for h in found) or len(tried) >= budget:
+                break
+            frontier = sorted((s for s, (far, _) in tried.items() if far < start),
+                              key=lambda s: (tried[s][0], -tried[s][1], len(s)))[:BEAM_WIDTH]
+            evaluate([_combine(s, one) for s in frontier for one in helpful or singles
+                      if one not in s])
+        if found:
+            return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
+        self._last_unexplained = t
+        return [], best[2], best[1]
+
+    def fit_start(self) -> frozenset[Switch]:
+        """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
+
+        Forward selection: add the single switch, or the switches that make one of the
+        peers' known rule sets (`peer_rule_sets`), that reproduce the most of those bars,
+        while that improves. An engine's persistent differences (a peer's rules, a fault
+        present from the start) are found together even when each shows on another bar.
+        """
+        fills = self.fill_bars[:START_WINDOW]
+        if not fills:
+            return frozenset()
+        window = self.books[: fills[-1] + 1]
+        chosen: frozenset[Switch] = frozenset()
+        score = self.reproduced(chosen, window)
+        bundles = peer_rule_sets(self.trusted, self.vocabulary)
+        while score[0] < len(fills) and len(chosen) < MAX_START:
+            trials = [_combine(chosen, s) for s in self.vocabulary if s not in chosen]
+            trials += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
+                                  *bundle}) for bundle in bundles if not bundle <= chosen]
+            scored = [(self.reproduced(trial, window), trial) for trial in dict.fromkeys(trials)]
+            best, trial = max(scored, key=lambda x: (x[0], -len(x[1])),
+                              default=(score, chosen))
+            if best <= score:
+                break
+            chosen, score = trial, best
+        return chosen
+
+    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
+                   ) -> tuple[int, float]:
+        """(fill bars of `window` that `switches` reproduce, − how far it is off on the
+        others), run from the first bar."""
+        hypothesis = Hypothesis(switches)
+        count, far = 0, 0.0
+        for own in window:
+            actual = self.log.by_bar.get(own.bar, {})
+            guess, book = self.predict(own, hypothesis)
+            wrong = self.mismatches(guess, actual)
+            if wrong:
+                far += self.distance(guess, actual, wrong)
+                self.advance_actual(hypothesis, own)
+            else:
+                hypothesis.advance(book)
+                count += 1 if actual else 0
+        return count, -far
+
+    def persistence(self, hypothesis: Hypothesis, t: int) -> int:
+        """How many of the bars after `t` (up to `PERSIST` with fills) it reproduces."""
+        probe = Hypothesis(hypothesis.switches, *hypothesis.state())
+        lasted = 0
+        for own in self.books[t + 1:]:
+            if lasted >= PERSIST:
+                break
+            actual = self.log.by_bar.get(own.bar, {})
+            guess, book = self.predict(own, probe)
+            if self.mismatches(guess, actual):
+                break
+            probe.advance(book)
+            lasted += 1 if actual or guess else 0
+        return lasted
+
+    def state_switches(self, t: int) -> list[Switch]:
+        """Hidden-state faults that could have begun at a recent fill bar before t."""
+        earlier = [b for b in self.fill_bars if b < t]
+        stamps = self.bars.timestamps
+        recent = earlier[-RECENT:]
+        onsets = list(dict.fromkeys([*earlier[:1], *recent, t]))
+        return ([booked_twice(b, stamps[b]) for b in reversed(recent)]
+                + [fees_out_of_cash(b, stamps[b]) for b in onsets])
+
+    def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
+        """A new hypothesis with the orders it would have queued over the last bars."""
+        if not recent:
+            return Hypothesis(switches)
+        pending, history, unnetted = recent[0][1]
+        hypothesis = Hypothesis(switches, dict(pending), history, unnetted)
+        for own, _ in recent:
+            self.advance_actual(hypothesis, own)
+        return hypothesis
+
+    def advance_actual(self, hypothesis: Hypothesis, own: OwnBook) -> None:
+        """Move a hypothesis past bar `own.bar` with the side's actual fills booked, so
+        that the orders it queues there are decided from the book the side really had."""
+        t = own.bar
+        sim = self.oracle.sim
+        rules = self.rules_at(t, hypothesis.switches)
+        sim.rules_at = lambda _bar: rules
+        sim.book = self.book_for(own, hypothesis)
+        sim.fills, sim.equity, sim.rejections = [], [], []
+        sim.force(t, self.log.rows.get(t, []))
+        hypothesis.advance(sim.book)
+
+    def record_labels(self, diagnosis: Diagnosis, own: OwnBook, alive: list[Hypothesis],
+                      base_state: tuple[dict, tuple, tuple]) -> None:
+        """What the pure trusted rules, and each departure left out, would have filled."""
+        t = own.bar
+        plain = Hypothesis(frozenset(), *base_state)
+        guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None)
+        diagnosis.trusted_fills[t] = guess
+        for hypothesis in alive:
+            elements = self.elements(t, hypothesis.switches)
+            if len(elements) < 2:
+                continue
+            out = {}
+            for element in elements:
+                rules = self.rules_without(t, hypothesis.switches, element)
+                kept = frozenset(s for s in hypothesis.switches if s != element)
+                probe = (Hypothesis(kept, *hypothesis.state()) if kept
+                         else Hypothesis(kept, *base_state))
+                out[element], _ = self.oracle.step(t, rules, self.book_for(own, probe),
+                                                   self.observed.overrides.get(t))
+            diagnosis.without.setdefault(t, {})[hypothesis.switches] = out
+
+    def elements(self, t: int, switches: frozenset[Switch]) -> list[Switch | str]:
+        return departures(t, switches, self.observed, self.trusted)
+
+    def rules_without(self, t: int, switches: frozenset[Switch], element: Switch | str
+                      ) -> Rules:
+        kept = frozenset(s for s in switches if s != element)
+        rules = self.rules_at(t, kept)
+        if element == "fees":
+            return rules.with_(fees=self.trusted.fees, per_share=self.trusted.per_share,
+                               min_fee=self.trusted.min_fee, fixed_fee=self.trusted.fixed_fee)
+        if isinstance(element, str):
+            return rules.with_(**{element: getattr(self.trusted, element)})
+        return rules
+
+
+def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:
+    return frozenset().union(*(h.switches for h in hypotheses)) if hypotheses else frozenset()
+
+
+def _fields(switch: Switch) -> set[str]:
+    return {name for name, _ in switch.changes} | ({switch.state} if switch.state else set())
+
+
+def _compatible(a: Switch, b: Switch) -> bool:
+    return not (_fields(a) & _fields(b))
+
+
+def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
+    """`current` with `switch` added, replacing any switch that sets the same fields."""
+    return frozenset({s for s in current if _compatible(s, switch)} | {switch})
+
+
+def _verdicts(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
+              ) -> dict[int, BarVerdict]:
+    """Per bar, the alive hypothesis that held the longest (the simplest on ties)."""
+    verdicts: dict[int, BarVerdict] = {}
+    previous: Hypothesis | None = None
+    born: set[int] = set()
+    for t in sorted(states):
+        alive, missed, unexplained = states[t]
+        chosen = max(alive, key=lambda h: (h.died is None, h.died or 0, -alive.index(h)),
+                     default=None)
+        switches = chosen.switches if chosen else frozenset()
+        refuted = frozenset()
+        if previous is not None and previous.died == t:
+            refuted = previous.switches - switches
+        verdicts[t] = BarVerdict(t, switches, missed, unexplained, refuted)
+        if chosen is not None and id(chosen) not in born:
+            born.add(id(chosen))
+            for b in range(max(t - WARM_UP, 0), t):  # the bars that queued its first orders
+                if not verdicts[b].switches and not verdicts[b].evidenced:
+                    verdicts[b] = BarVerdict(b, switches, False)
+        previous = chosen
+    return verdicts
+
+
+def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted: Rules
+               ) -> list[Switch | str]:
+    """What differs from the trusted rules at bar t: hidden switches, then visible fields
+    ("point", "slippage", "rounding", "fees"); a timing switch carries its price point."""
+    visible = observed.rules_at(t)
+    timed = any(name == "delay" for s in switches for name, _ in s.changes)
+    names = [n for n in ("point", "slippage", "rounding")
+             if visible[n] != getattr(trusted, n) and not (n == "point" and timed)]
+    if any(visible[n] != getattr(trusted, n) for n in ("fees", "per_share", "min_fee",
+                                                          "fixed_fee")):
+        names.append("fees")
+    return [*sorted(switches, key=lambda s: s.words), *names]

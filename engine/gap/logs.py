@@ -1,0 +1,98 @@
+"""One side's fill log, bar by bar, and the book it implies before every bar.
+
+A side's book is rebuilt from its own fills and initial cash alone (no engine needed):
+before bar t, positions are the sum of its fills before t and cash is the initial cash
+less Σ quantity × price + fee. Fills are also kept per bar as
+{asset: (quantity, volume-weighted price, fee, rows)}, the form the oracle's predictions
+are compared in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from engine.reference.bars import CLOSE, Bars
+
+Key = tuple[float, float, float, int]  # summed quantity, VWAP price, summed fee, rows
+
+
+@dataclass(frozen=True)
+class OwnBook:
+    """A side's book before one bar, from its fills: cash and non-zero positions."""
+
+    bar: int
+    cash: float
+    positions: dict[str, float]
+
+
+class FillLog:
+    """A side's fills per bar, with its own book before each bar."""
+
+    def __init__(self, fills: pl.DataFrame, bars: Bars, initial_cash: float) -> None:
+        index = {t: i for i, t in enumerate(bars.timestamps)}
+        self.n_bars = len(bars.timestamps)
+        self.initial_cash = float(initial_cash)
+        self.by_bar: dict[int, dict[str, Key]] = {}
+        self.rows: dict[int, list[tuple[str, float, float, float]]] = {}
+        columns = ("timestamp", "asset", "quantity", "price", "fee")
+        for t, asset, q, p, f in fills.select(columns).iter_rows():
+            self.rows.setdefault(index[t], []).append((asset, q, p, f))
+        fees = 0.0
+        self.fees_before: list[float] = []  # Σ fees of the fills before each bar
+        for bar in range(self.n_bars):
+            self.fees_before.append(fees)
+            for _, _, _, f in self.rows.get(bar, ()):
+                fees += f
+        self.fees_before.append(fees)
+        for bar, rows in self.rows.items():
+            self.by_bar[bar] = aggregate(rows)
+
+    @property
+    def fill_bars(self) -> list[int]:
+        return sorted(self.rows)
+
+    def books(self) -> Iterator[OwnBook]:
+        """The book before every bar, in bar order."""
+        cash = self.initial_cash
+        positions: dict[str, float] = {}
+        for bar in range(self.n_bars):
+            yield OwnBook(bar, cash, positions)
+            rows = self.rows.get(bar)
+            if not rows:
+                continue
+            positions = dict(positions)
+            for asset, q, p, f in rows:
+                cash -= q * p + f
+                after = positions.get(asset, 0.0) + q
+                if abs(after) <= 1e-9 * max(abs(q), 1e-3):
+                    positions.pop(asset, None)
+                else:
+                    positions[asset] = after
+
+    def equity_from_fills(self, bars: Bars) -> list[float]:
+        """Equity after each bar: cash from the fills plus positions at the last closes."""
+        out = []
+        cash = self.initial_cash
+        positions: dict[str, float] = {}
+        for bar in range(self.n_bars):
+            for asset, q, p, f in self.rows.get(bar, ()):
+                cash -= q * p + f
+                positions[asset] = positions.get(asset, 0.0) + q
+            out.append(cash + sum(q * bars.last(bar, a, CLOSE)
+                                  for a, q in sorted(positions.items()) if q != 0.0))
+        return out
+
+
+def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:
+    """Fills summed per asset: quantity, volume-weighted price, fee, and the row count."""
+    out: dict[str, list[float]] = {}
+    for asset, q, p, f in rows:
+        acc = out.setdefault(asset, [0.0, 0.0, 0.0, 0])
+        acc[0] += q
+        acc[1] += q * p
+        acc[2] += f
+        acc[3] += 1
+    return {a: (q, (qp / q) if q else 0.0, f, n) for a, (q, qp, f, n) in out.items()}

@@ -1,0 +1,214 @@
+"""What a fill log shows directly: the price point and slippage, the fee model, rounding.
+
+Each is fitted robustly over the whole log (the model most fills follow exactly, so a
+one-off error cannot bend it), then checked bar by bar: a bar whose fills follow another
+model consistently is a change of rules at that bar; a fill that fits neither its bar's
+model nor the log's is a one-off price or fee (an override the oracle replays as given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+PRICE_TOLERANCE = 1e-9  # relative, on the fill price against its model
+FEE_TOLERANCE = 1e-9  # relative to the fee (or to a millionth of the notional)
+
+
+@dataclass(frozen=True)
+class PriceModel:
+    """Fills at the bar's `point` (open or close) moved by `slippage` against the trader."""
+
+    point: str = "open"
+    slippage: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeeModel:
+    """fee = n × price × fees + max(n × per_share, min_fee) + fixed_fee."""
+
+    fees: float = 0.0
+    per_share: float = 0.0
+    min_fee: float = 0.0
+    fixed_fee: float = 0.0
+
+    def of(self, size: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        return (notional * self.fees + np.maximum(size * self.per_share, self.min_fee)
+                + self.fixed_fee)
+
+    def as_rules(self) -> dict[str, float]:
+        return {"fees": self.fees, "per_share": self.per_share, "min_fee": self.min_fee,
+                "fixed_fee": self.fixed_fee}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A side's observable rules, overall and where single bars or fills depart from them."""
+
+    price: PriceModel = PriceModel()
+    fee: FeeModel = FeeModel()
+    rounding: str = "none"
+    lot: float = 1.0
+    price_by_bar: dict[int, PriceModel] = field(default_factory=dict)
+    fee_by_bar: dict[int, FeeModel] = field(default_factory=dict)
+    overrides: dict[int, dict[str, tuple[float | None, float | None]]] = field(
+        default_factory=dict)
+
+    def price_at(self, bar: int) -> PriceModel:
+        return self.price_by_bar.get(bar, self.price)
+
+    def fee_at(self, bar: int) -> FeeModel:
+        return self.fee_by_bar.get(bar, self.fee)
+
+    def rules_at(self, bar: int) -> dict:
+        """The `Rules` fields this side's fills show at `bar`."""
+        price = self.price_at(bar)
+        return {"point": price.point, "slippage": price.slippage,
+                **self.fee_at(bar).as_rules(), "rounding": self.rounding, "lot": self.lot}
+
+
+def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed:
+    """Fit a side's price, fee and rounding models from its fills (`bar_of`: timestamp → bar)."""
+    if fills.height == 0:
+        return Observed()
+    rows = fills.join(prices.select("timestamp", "asset", "open", "close"),
+                      on=["timestamp", "asset"], how="left")
+    rows = rows.filter(pl.col("quantity") != 0.0)
+    bar = np.array([bar_of[t] for t in rows["timestamp"].to_list()], dtype=np.int64)
+    asset = rows["asset"].to_numpy()
+    q = rows["quantity"].to_numpy()
+    p = rows["price"].to_numpy()
+    f = rows["fee"].to_numpy()
+    side = np.sign(q)
+    slip = {"open": side * (p / rows["open"].to_numpy() - 1.0),
+            "close": side * (p / rows["close"].to_numpy() - 1.0)}
+    size = np.abs(q)
+    notional = size * p
+
+    price = _price_model(slip, np.ones(len(q), dtype=bool))
+    fee_model = _fee_model(size, notional, f)
+    rounding, lot = _rounding(size)
+
+    price_fit = _fits_price(price, slip)
+    fee_fit = _fits_fee(fee_model, size, notional, f)
+    price_by_bar: dict[int, PriceModel] = {}
+    fee_by_bar: dict[int, FeeModel] = {}
+    overrides: dict[int, dict[str, tuple[float | None, float | None]]] = {}
+    bad = np.flatnonzero(~price_fit | ~fee_fit)
+    for b in np.unique(bar[bad]):
+        in_bar = bar == b
+        local_price = price
+        if not price_fit[in_bar].all():
+            local_price = _price_model(slip, in_bar)
+            if _fits_price(local_price, slip)[in_bar].mean() > 0.5:
+                price_by_bar[int(b)] = local_price
+            else:
+                local_price = price
+        local_fee = fee_model
+        if not fee_fit[in_bar].all() and in_bar.sum() >= 3:
+            candidate = _fee_model(size[in_bar], notional[in_bar], f[in_bar])
+            if _fits_fee(candidate, size[in_bar], notional[in_bar], f[in_bar]).mean() > 0.5:
+                fee_by_bar[int(b)] = local_fee = candidate
+        ok_price = _fits_price(local_price, slip)
+        ok_fee = _fits_fee(local_fee, size, notional, f)
+        for i in np.flatnonzero(in_bar & (~ok_price | ~ok_fee)):
+            overrides.setdefault(int(b), {})[str(asset[i])] = (
+                None if ok_price[i] else _unslipped(p[i], side[i], local_price.slippage),
+                None if ok_fee[i] else float(f[i]))
+    return Observed(price, fee_model, rounding, lot, price_by_bar, fee_by_bar, overrides)
+
+
+def _unslipped(price: float, side: float, slippage: float) -> float:
+    """The fill-point price that `slippage` turns into `price` (what the oracle is given)."""
+    return float(price / (1.0 + side * slippage))
+
+
+def _price_model(slip: dict[str, np.ndarray], where: np.ndarray) -> PriceModel:
+    """The (point, slippage) most of the chosen fills follow exactly."""
+    best, best_count = PriceModel(), -1
+    for point in ("open", "close"):
+        values = np.round(slip[point][where], 10)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            continue
+        unique, counts = np.unique(values, return_counts=True)
+        i = int(counts.argmax())
+        if counts[i] > best_count:
+            best, best_count = PriceModel(point, float(max(unique[i], 0.0))), int(counts[i])
+    return best
+
+
+def _fits_price(model: PriceModel, slip: dict[str, np.ndarray]) -> np.ndarray:
+    values = slip[model.point]
+    return np.abs(values - model.slippage) <= PRICE_TOLERANCE * (1.0 + model.slippage)
+
+
+def _fits_fee(model: FeeModel, size: np.ndarray, notional: np.ndarray,
+              fee: np.ndarray) -> np.ndarray:
+    scale = np.maximum(np.abs(fee), 1e-6 * notional)
+    return np.abs(model.of(size, notional) - fee) <= FEE_TOLERANCE * scale + 1e-12
+
+
+def _fee_model(size: np.ndarray, notional: np.ndarray, fee: np.ndarray) -> FeeModel:
+    """The simplest fee model that most fills follow exactly (a robust, sampled fit)."""
+    n = len(fee)
+    if n == 0:
+        return FeeModel()
+    candidates = [FeeModel()]
+    rate = fee / np.where(notional > 0, notional, np.nan)
+    finite = rate[np.isfinite(rate)]
+    if len(finite):
+        values, counts = np.unique(np.round(finite, 12), return_counts=True)
+        candidates.append(FeeModel(fees=float(values[counts.argmax()])))
+    rng = np.random.default_rng(0)
+    design = np.column_stack([notional, size, np.ones(n)])
+    for _ in range(40 if n >= 3 else 0):
+        pick = rng.choice(n, 3, replace=False)
+        try:
+            coef = np.linalg.solve(design[pick], fee[pick])
+        except np.linalg.LinAlgError:
+            continue
+        coef = np.where(np.abs(coef) < np.array([1e-12, 1e-10, 1e-10]), 0.0, coef)
+        if (coef >= -1e-12).all():
+            candidates.append(FeeModel(float(round(coef[0], 12)), float(round(coef[1], 12)),
+                                       0.0, float(round(coef[2], 10))))
+    scored = []
+    for model in dict.fromkeys(candidates):
+        fits = _fits_fee(model, size, notional, fee)
+        complexity = sum(v != 0.0 for v in (model.fees, model.per_share, model.fixed_fee))
+        scored.append((int(fits.sum()), -complexity, model))
+    inliers, _, best = max(scored, key=lambda s: (s[0], s[1]))
+    if inliers < n and best.per_share > 0:
+        best = _with_minimum(best, size, notional, fee)
+    return best
+
+
+def _with_minimum(model: FeeModel, size: np.ndarray, notional: np.ndarray,
+                  fee: np.ndarray) -> FeeModel:
+    """Add a minimum per-share fee if the misfits share one."""
+    misfit = ~_fits_fee(model, size, notional, fee) & (size * model.per_share > 0)
+    rest = np.round(fee[misfit] - notional[misfit] * model.fees - model.fixed_fee, 10)
+    if len(rest) < 2:
+        return model
+    values, counts = np.unique(rest, return_counts=True)
+    minimum = float(values[counts.argmax()])
+    candidate = FeeModel(model.fees, model.per_share, minimum, model.fixed_fee)
+    better = _fits_fee(candidate, size, notional, fee).sum() > _fits_fee(
+        model, size, notional, fee).sum()
+    return candidate if better and minimum > 0 else model
+
+
+def _rounding(size: np.ndarray) -> tuple[str, float]:
+    """Whole lots when (nearly) every fill is a multiple of one: ("truncate", lot)."""
+    def multiples(lot: float) -> float:
+        ratio = size / lot
+        return float((np.abs(ratio - np.round(ratio)) <= 1e-9 * np.maximum(ratio, 1)).mean())
+
+    if len(size) == 0 or multiples(1.0) < 0.99:
+        return "none", 1.0
+    for lot in (100.0, 10.0):
+        if multiples(lot) >= 0.99:
+            return "truncate", lot
+    return "truncate", 1.0

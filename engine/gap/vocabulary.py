@@ -1,0 +1,166 @@
+"""The open vocabulary of the trade-gap analysis: causes, and the switches that produce them.
+
+A `Switch` is one way an engine departs from the trusted side's rules, with its
+parameters: a change of `Rules` fields (timing as delay and price point, sequencing,
+sizing basis, cash checks, accumulation in its forms, stale positions, rounding, volume
+caps, duplicate rows) or a change of the engine's hidden state from some bar on (fills
+booked twice at one bar; fees left out of cash since a bar). docs/trade_gap.md shows one
+example of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.reference import Rules, rules_for
+
+CAUSES = (
+    "timing", "look_ahead", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
+    "sequencing", "duplicate_fill", "accumulation", "stale_position", "volume_limit",
+    "missing_fill", "short_selling", "propagated", "unexplained",
+)
+
+WHAT_WENT_WRONG = {
+    "timing": "filled at another time",
+    "look_ahead": "filled before its decision's close (look-ahead)",
+    "fill_price": "filled at another price",
+    "fee": "charged other fees",
+    "rounding": "rounded share quantities differently",
+    "sizing_basis": "sized orders on another basis",
+    "cash_limit": "checked cash differently",
+    "sequencing": "executed a bar's orders in another sequence",
+    "duplicate_fill": "applied fills twice",
+    "accumulation": "traded whole targets instead of deltas, so positions accumulated",
+    "stale_position": "sized orders from stale positions",
+    "volume_limit": "capped fills at a share of the bar's volume",
+    "missing_fill": "dropped orders",
+    "short_selling": "sold short",
+    "unexplained": "differs in ways the vocabulary does not explain",
+}
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One departure from the trusted rules: its cause, words, and what it changes.
+
+    `changes` are `Rules` fields. A state switch (`state` set) also changes the book the
+    engine believes it has, from bar `since` on: "booked_twice" adds the fills of bar
+    `since` once more; "fees_out_of_cash" gives back every fee paid since `since`.
+    """
+
+    cause: str
+    words: str
+    changes: tuple[tuple[str, Any], ...] = ()
+    state: str | None = None
+    since: int = -1
+
+    def apply(self, rules: Rules) -> Rules:
+        return rules.with_(**dict(self.changes)) if self.changes else rules
+
+
+def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
+    """Every single-field departure from `trusted`, with `observed`'s visible fields kept."""
+    switches = []
+    for delay in (0, 1, 2, 3):
+        if delay != trusted.delay:
+            switches.append(timing_switch(trusted, observed.point, delay))
+    for sequence, words in (("value", "sells first, buys in ascending value"),
+                            ("column", "in column (asset) order"),
+                            ("submission", "in submission order"),
+                            ("buys_first", "buys before sells")):
+        if sequence != trusted.sequence:
+            switches.append(Switch("sequencing", words, (("sequence", sequence),)))
+    for policy in ("shrink", "reject", "allow_negative"):
+        if policy != trusted.cash_policy:
+            switches.append(Switch("cash_limit", f"cash policy {policy}",
+                                   (("cash_policy", policy),)))
+    switches.append(Switch("cash_limit", "orders screened at submission (backtrader)",
+                           (("submission_check", not trusted.submission_check),
+                            ("reject_reason", "margin"))))
+    for valuation, words in (("previous_close", "book valued at the previous close"),
+                             ("decision_close", "book valued at the decision close")):
+        if valuation != trusted.valuation:
+            switches.append(Switch("sizing_basis", words, (("valuation", valuation),)))
+    switches.append(Switch("sizing_basis", "book value refreshed after every order",
+                           (("value_refresh", not trusted.value_refresh),)))
+    held = "last_close" if trusted.held_valuation != "last_close" else "last_fill_price"
+    switches.append(Switch("sizing_basis", f"a held asset without a bar valued at its "
+                           f"{held.replace('_', ' ')}", (("held_valuation", held),)))
+    for sizing, words in (("fill", "targets sized at the fill"),
+                          ("decision_floor", "value delta floored at the decision close"),
+                          ("decision_truncate", "share delta truncated at the decision close")):
+        if sizing != trusted.sizing:
+            switches.append(Switch("sizing_basis", words, (("sizing", sizing),)))
+    switches += [
+        Switch("accumulation", "position read as zero", (("position_basis", "zero"),)),
+        Switch("accumulation", "whole target bought on held assets",
+               (("position_basis", "zero_for_targets"),)),
+        Switch("accumulation", "exits lost (targets of 0 never ordered)",
+               (("exits_lost", True),)),
+        Switch("stale_position", "positions read one batch late",
+               (("position_basis", "stale"), ("stale_lag", 1))),
+        Switch("stale_position", "positions read two batches late",
+               (("position_basis", "stale"), ("stale_lag", 2))),
+        Switch("missing_fill", "orders without a bar dropped",
+               (("drop_without_bar", not trusted.drop_without_bar),)),
+        Switch("duplicate_fill", "every fill logged and booked twice",
+               (("booking", "twice_logged"),)),
+        Switch("duplicate_fill", "open orders not netted (a waiting order and the next fill)",
+               (("netting", not trusted.netting),)),
+        Switch("short_selling", "sells not capped at the position",
+               (("allow_short", not trusted.allow_short),)),
+        Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
+    ]
+    if observed.rounding != "none":
+        for mode in ("truncate", "floor", "nearest"):
+            if mode != observed.rounding:
+                switches.append(Switch("rounding", f"shares rounded by {mode}",
+                                       (("rounding", mode),)))
+    for limit in (0.1, 0.05, 0.025, 0.25):
+        if limit != trusted.volume_limit:
+            switches.append(Switch("volume_limit", f"fills capped at {limit:.1%} of volume",
+                                   (("volume_limit", limit),)))
+    return switches
+
+
+def timing_switch(trusted: Rules, point: str, delay: int) -> Switch:
+    """Fills at the `point` of the bar `delay` bars after the decision (0: its own bar).
+
+    A fill at the decision's own bar is look-ahead: the decision used that bar's close.
+    """
+    cause = "look_ahead" if delay == 0 else "timing"
+    when = ("the decision's own bar" if delay == 0 else
+            "the next bar" if delay == 1 else f"{delay} bars after the decision")
+    return Switch(cause, f"filled at the {point} of {when}", (("delay", delay),
+                                                              ("point", point)))
+
+
+def booked_twice(bar: int, timestamp: Any) -> Switch:
+    return Switch("duplicate_fill", f"fills of {timestamp} booked twice (logged once)",
+                  state="booked_twice", since=bar)
+
+
+def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
+    return Switch("sizing_basis", f"fees left out of cash since {timestamp}",
+                  (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
+
+
+PEER_FIELDS = ("sizing", "sequence", "submission_check", "reject_reason", "cash_policy",
+               "volume_limit", "drop_without_bar", "held_valuation")
+
+
+def peer_rule_sets(trusted: Rules, vocabulary: list[Switch]) -> list[frozenset[Switch]]:
+    """For each peer profile, the switches of `vocabulary` that turn the trusted rules into
+    that peer's own (its sizing, sequencing, cash checks and missing-bar handling)."""
+    sets = []
+    for profile in ("vectorbt", "backtrader", "zipline"):
+        peer = rules_for({"profile": profile})
+        wanted = {(name, getattr(peer, name)) for name in PEER_FIELDS
+                  if getattr(peer, name) != getattr(trusted, name)}
+        chosen = {s for s in vocabulary if s.changes and set(s.changes) <= wanted
+                  | {(n, v) for n, v in s.changes if n == "reject_reason"}}
+        covered = {change for s in chosen for change in s.changes}
+        if wanted and wanted <= covered:
+            sets.append(frozenset(chosen))
+    return sets
