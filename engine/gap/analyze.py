@@ -107,6 +107,7 @@ def analyze(
     if diagnosis_a is not None:
         game_a = Game(bars, decisions, trusted, observed_a, diagnosis_a, log_a,
                       initial_cash, marks)
+        game_a.share_baseline(game_b)
         amounts_a, per_bar_a = game_a.amounts()
         games["A"] = (game_a, amounts_a, per_bar_a, equity_a)
     attribution, curves = _attribution(games, equity_a, equity_b, bars)
@@ -146,66 +147,67 @@ def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLo
             diagnosis_a: Diagnosis | None, diagnosis_b: Diagnosis, observed_a: Observed,
             observed_b: Observed, tolerance: Tolerance) -> pl.DataFrame:
     """For every divergent key: the causes that made it differ and on which side."""
+    sides = [(name, log, diagnosis, observed) for name, log, diagnosis, observed in
+             (("A", log_a, diagnosis_a, observed_a), ("B", log_b, diagnosis_b, observed_b))
+             if diagnosis is not None]
     rows = []
-    for timestamp, asset in divergent.select(KEYS).iter_rows():
+    for (timestamp,), keys in divergent.group_by("timestamp", maintain_order=True):
         t = bar_of[timestamp]
-        causes: list[str] = []
-        sides = []
-        for name, log, diagnosis, observed in (("A", log_a, diagnosis_a, observed_a),
-                                               ("B", log_b, diagnosis_b, observed_b)):
-            if diagnosis is None:
-                continue
-            found = _key_causes(t, asset, log, diagnosis, observed, tolerance)
-            if found:
-                sides.append(name)
-                causes += [c for c in found if c not in causes]
-        if not causes:
-            rows.append((timestamp, asset, "propagated", "", False))
-        else:
-            rows.append((timestamp, asset, "+".join(causes), "+".join(sides), True))
+        found = {name: _bar_causes(t, keys["asset"].to_list(), log, diagnosis, observed,
+                                   tolerance) for name, log, diagnosis, observed in sides}
+        for asset in keys["asset"].to_list():
+            causes: list[str] = []
+            names = []
+            for name, by_asset in found.items():
+                if by_asset.get(asset):
+                    names.append(name)
+                    causes += [c for c in by_asset[asset] if c not in causes]
+            if causes:
+                rows.append((timestamp, asset, "+".join(causes), "+".join(names), True))
+            else:
+                rows.append((timestamp, asset, "propagated", "", False))
     return pl.DataFrame(rows, orient="row", schema={
         "timestamp": divergent.schema["timestamp"], "asset": pl.String, "cause": pl.String,
         "side": pl.String, "root": pl.Boolean})
 
 
-def _key_causes(t: int, asset: str, log: FillLog, diagnosis: Diagnosis, observed: Observed,
-                tolerance: Tolerance) -> list[str]:
-    """Why this side's fill at (t, asset) is not what the trusted rules make of its book."""
+def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
+                observed: Observed, tolerance: Tolerance) -> dict[str, list[str]]:
+    """Why this side's fills at bar t are not what the trusted rules make of its book:
+    per asset, the departures that change its fill (empty: it followed them)."""
     verdict = diagnosis.verdicts[t]
-    if asset in verdict.unexplained:
-        return ["unexplained"]
-    actual = log.by_bar.get(t, {}).get(asset)
-    trusted = diagnosis.trusted_fills.get(t, {}).get(asset)
-    if _same(actual, trusted, tolerance):
-        return []
-    causes = []
-    price, fee = observed.overrides.get(t, {}).get(asset, (None, None))
-    if price is not None:
-        causes.append("fill_price")
-    if fee is not None:
-        causes.append("fee")
+    actual = log.by_bar.get(t, {})
+    trusted = diagnosis.trusted_fills.get(t, {})
+    overrides = observed.overrides.get(t, {})
     without = diagnosis.left_out(t)
-    elements = _elements(verdict, observed, diagnosis, t)
-    if without:
-        needed = [e for e, fills in without.items()
-                  if not _same(actual, fills.get(asset), tolerance)]
-        elements = needed or elements
-    for element in elements:
-        cause = element.cause if hasattr(element, "cause") else _VISIBLE_CAUSE[element]
-        if cause not in causes:
-            causes.append(cause)
-    return causes or ["unexplained"]
+    elements = list(without) if without else departures(t, verdict.switches, observed,
+                                                         diagnosis.trusted_rules)
+    out = {}
+    for asset in assets:
+        if asset in verdict.unexplained:
+            out[asset] = ["unexplained"]
+            continue
+        mine = actual.get(asset)
+        if _same(mine, trusted.get(asset), tolerance):
+            continue
+        causes = []
+        price, fee = overrides.get(asset, (None, None))
+        if price is not None:
+            causes.append("fill_price")
+        if fee is not None:
+            causes.append("fee")
+        needed = [e for e in elements if without
+                  and not _same(mine, without[e].get(asset), tolerance)] or elements
+        for element in needed:
+            cause = element.cause if hasattr(element, "cause") else _VISIBLE_CAUSE[element]
+            if cause not in causes:
+                causes.append(cause)
+        out[asset] = causes or ["unexplained"]
+    return out
 
 
 _VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
                   "fees": "fee"}
-
-
-def _elements(verdict, observed: Observed, diagnosis: Diagnosis, t: int) -> list:
-    without = diagnosis.left_out(t)
-    if without:
-        return list(without)
-    return departures(t, verdict.switches, observed, diagnosis.trusted_rules)
 
 
 def _same(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:

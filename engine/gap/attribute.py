@@ -102,8 +102,18 @@ class Game:
         return [d for d in departures(t, switches, self.observed, self.trusted)
                 if isinstance(d, str)]
 
+    def share_baseline(self, other: Game) -> None:
+        """Take `other`'s replay of the trusted rules alone: the same run for both sides."""
+        self._cache[frozenset()] = other.value(frozenset())
+
     def value(self, acting: frozenset[str]) -> np.ndarray:
-        """Equity per bar of the replay where only the causes in `acting` act."""
+        """Equity per bar of the replay where only the causes in `acting` act.
+
+        With every cause acting on a side whose every bar the diagnosis reproduced, the
+        replay is the side's own run: its equity is taken from its fills.
+        """
+        if acting and acting == frozenset(self.causes) and "unexplained" not in acting:
+            return self.marks.equity(_fills(self.log), self.initial_cash)
         if acting not in self._cache:
             self._cache[acting] = self._replay(acting)
         return self._cache[acting]
@@ -167,3 +177,7 @@ class Game:
                         base = frozenset(subset)
                         per_bar[cause] += weight * (self.value(base | {cause}) - self.value(base))
         return {c: float(v[-1]) for c, v in per_bar.items()}, per_bar
+
+
+def _fills(log: FillLog) -> list[tuple]:
+    return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]

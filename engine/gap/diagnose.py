@@ -53,6 +53,7 @@ class Hypothesis:
     unnetted: tuple = ()  # older open orders it keeps when it does not net
     died: int | None = None
     lasted: int = 0  # bars with fills it went on to reproduce when it was found
+    warmed_bars: set = field(default_factory=set)  # bars before it it reproduces too
 
     def advance(self, book: Book) -> None:
         """Take the open orders and batch history the engine has after a bar."""
@@ -240,7 +241,7 @@ class Diagnoser:
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
-                self.record_labels(diagnosis, own, alive, base_state)
+                self.record_labels(diagnosis, own, alive, base_state, predicted)
             recent.append((own, base_state))
         diagnosis.verdicts = _verdicts(states)
         return diagnosis
@@ -384,6 +385,9 @@ class Diagnoser:
         pending, history, unnetted = recent[0][1]
         hypothesis = Hypothesis(switches, dict(pending), history, unnetted)
         for own, _ in recent:
+            guess, _ = self.predict(own, hypothesis)
+            if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                hypothesis.warmed_bars.add(own.bar)
             self.advance_actual(hypothesis, own)
         return hypothesis
 
@@ -400,12 +404,20 @@ class Diagnoser:
         hypothesis.advance(sim.book)
 
     def record_labels(self, diagnosis: Diagnosis, own: OwnBook, alive: list[Hypothesis],
-                      base_state: tuple[dict, tuple, tuple]) -> None:
-        """What the pure trusted rules, and each departure left out, would have filled."""
+                      base_state: tuple[dict, tuple, tuple], predicted: dict[str, Key]
+                      ) -> None:
+        """What the pure trusted rules, and each departure left out, would have filled.
+
+        `predicted` is the trusted rules' guess with the side's visible fields: the same
+        as the pure trusted rules' when nothing visible departs at this bar.
+        """
         t = own.bar
-        plain = Hypothesis(frozenset(), *base_state)
-        guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None)
-        diagnosis.trusted_fills[t] = guess
+        if self.rules_at(t, frozenset()) == self.trusted and t not in self.observed.overrides:
+            diagnosis.trusted_fills[t] = predicted
+        else:
+            plain = Hypothesis(frozenset(), *base_state)
+            guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None)
+            diagnosis.trusted_fills[t] = guess
         for hypothesis in alive:
             elements = self.elements(t, hypothesis.switches)
             if len(elements) < 2:
@@ -469,7 +481,7 @@ def _verdicts(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
         verdicts[t] = BarVerdict(t, switches, missed, unexplained, refuted)
         if chosen is not None and id(chosen) not in born:
             born.add(id(chosen))
-            for b in range(max(t - WARM_UP, 0), t):  # the bars that queued its first orders
+            for b in chosen.warmed_bars:  # the bars that queued its first orders
                 if not verdicts[b].switches and not verdicts[b].evidenced:
                     verdicts[b] = BarVerdict(b, switches, False)
         previous = chosen

@@ -16,9 +16,9 @@ ABSOLUTE_TOLERANCE = 1e-12
 def add(a: float, b: float) -> float:
     """`a + b`, exactly 0.0 when the sum is float noise relative to its terms."""
     total = a + b
-    if abs(total) <= max(RELATIVE_TOLERANCE * max(abs(a), abs(b)), ABSOLUTE_TOLERANCE):
-        return 0.0
-    return total
+    scale = abs(a) if abs(a) > abs(b) else abs(b)
+    limit = RELATIVE_TOLERANCE * scale if scale > 1e-3 else ABSOLUTE_TOLERANCE
+    return 0.0 if -limit <= total <= limit else total
 
 
 def fits(cost: float, cash: float) -> bool:

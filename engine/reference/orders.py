@@ -55,7 +55,8 @@ class Order:
             amount: float) -> Order:
         if kind in TARGET_KINDS:
             return cls(call_id, asset, bar, due, kind, amount)
-        return cls(call_id, asset, bar, due, **{kind: amount})
+        return cls(call_id, asset, bar, due, None, 0.0, amount if kind == "shares" else 0.0,
+                   amount if kind == "value" else 0.0, amount if kind == "percent" else 0.0)
 
     def merged(self, call_id: int, bar: int, due: int, kind: str, amount: float) -> Order:
         """This order after a new call on its asset: a target replaces, a delta adds."""

@@ -110,7 +110,10 @@ class Simulation:
         (filled or not), those without one keep waiting; then the decision runs."""
         rules = self.rules_at(t)
         row = self.bars.rows[t]
-        for order in [o for o in self.book.open_orders() if o.due <= t and o.asset in row]:
+        done = [o for o in self.book.open_orders() if o.due <= t and o.asset in row]
+        if done or fills:
+            self.book.history = (*self.book.history[-(HISTORY - 1):], dict(self.book.positions))
+        for order in done:
             self._remove(order)
         for asset, quantity, price, fee in fills:
             self.book.cash = add(self.book.cash, -quantity * price - fee)
