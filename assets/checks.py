@@ -108,5 +108,25 @@ def no_unexplained_gap(trade_gap: Tables) -> AssetCheckResult:
     )
 
 
+@asset_check(asset="trade_gap", name="external_log_explained")
+def external_log_explained(trade_gap: Tables) -> AssetCheckResult:
+    """Your own engine's log differs from the reference only in ways the analysis explains."""
+    summary = trade_gap["summary"].filter(pl.col("pair") == EXTERNAL_NAME)
+    if summary.height == 0:
+        return AssetCheckResult(passed=True, metadata={"state": MetadataValue.text(
+            "not configured: set backtest_external's fills_path in the run config")},
+            description="no external fill log configured")
+    row = summary.row(0, named=True)
+    return AssetCheckResult(
+        passed=row["verdict"] in ("identical", "explained"),
+        description=f"{row['verdict']}: {row['headline']}",
+        metadata={"verdict": MetadataValue.text(row["verdict"]),
+                  "equity gap": MetadataValue.float(row["equity_gap"]),
+                  "first cause": MetadataValue.text(row["first_cause"] or "none"),
+                  "root causes": MetadataValue.text(row["root_causes"])},
+    )
+
+
+EXTERNAL_NAME = "backtest_external vs backtest_reference"
 CHECKS = [engine_ledger, reference_ledger, engine_parity, engine_baseline, reference_baseline,
-          no_unexplained_gap]
+          no_unexplained_gap, external_log_explained]

@@ -12,15 +12,20 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 from assets.groups import COMPARE
 from engine.gap.analyze import Side, analyze
 from engine.gap.report import headline, render_markdown, render_png
+from engine.gap.vocabulary import CAUSES
 from engine.reference import rules_for
 from pipelines.resources import ArtifactStore, ExecutionSettings
 from pipelines.types import GapTables
 
-# (a, b, causes allowed): engine and reference must be identical.
+# (a, b, causes allowed): engine and reference must be identical; your own engine's log
+# may differ in any way the analysis explains.
 ENGINE_AND_REFERENCE = [("backtest_engine", "backtest_reference", frozenset())]
+EXTERNAL = "backtest_external"
+EXTERNAL_PAIR = [("backtest_reference", EXTERNAL, frozenset(CAUSES) - {"unexplained"})]
 SUMMARY_SCHEMA = {"pair": pl.String, "verdict": pl.String, "first_cause": pl.String,
                   "divergent_keys": pl.Int64, "equity_gap": pl.Float64,
-                  "unexplained": pl.Float64, "root_causes": pl.String, "expected": pl.Boolean}
+                  "unexplained": pl.Float64, "root_causes": pl.String, "expected": pl.Boolean,
+                  "headline": pl.String}
 
 
 def summary_row(pair: str, summary: dict, allowed: frozenset) -> dict:
@@ -34,6 +39,7 @@ def summary_row(pair: str, summary: dict, allowed: frozenset) -> dict:
         "unexplained": float(summary["attribution"].get("unexplained", 0.0)),
         "root_causes": ", ".join(f"{c}: {n}" for c, n in roots.items()) or "none",
         "expected": not unexpected,
+        "headline": headline(summary),
     }
 
 
@@ -68,6 +74,9 @@ def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
 
         rows, tables, metadata = [], {}, {}
         for a, b, allowed in pairs:
+            if b == EXTERNAL and backtests[b]["fills"].is_empty():
+                context.log.info(f"{b} vs {a}: skipped, no external fill log configured")
+                continue
             analysis = analyze(side(a), side(b), market_data, target_weights,
                                config.initial_cash)
             pair = f"{b} vs {a}"

@@ -93,7 +93,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.run import run_main_job
 
-    return run_main_job(out=args.out)
+    return run_main_job(out=args.out, external_fills=args.external_fills)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.gap.demo import run_demo
+    from engine.gap.report import headline
+
+    print("tradegap demo: an event-driven engine with the classic bugs against a plain loop, "
+          "on generated data (500 assets, top 25 at 4%, rebalanced every 21 days)", flush=True)
+    analysis = run_demo(args.out)
+    equity = analysis.summary["final_equity"]
+    print(f"returns: engine {equity['b'] / 1e6 - 1:+,.0%}, manual loop "
+          f"{equity['a'] / 1e6 - 1:+,.0%}")
+    print(headline(analysis.summary))
+    out = Path(args.out).resolve()
+    print(f"full report: {out / 'gap_report.md'} (plot: {out / 'gap_report.png'})")
+    return 0
 
 
 def cmd_accept_baseline(args: argparse.Namespace) -> int:
@@ -138,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     _gap_parser(sub)
     run = sub.add_parser("run", help="run the main job on the embedded default data")
     run.add_argument("--out", default="out", help="artifact folder (default: out)")
+    run.add_argument("--external-fills",
+                     help="your engine's fill log (timestamp, asset, quantity, price, fee; "
+                          "Parquet or CSV) to compare with the reference")
+    demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
+    demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     accept = sub.add_parser(
         "accept-baseline",
         help="accept the current backtest results as the baselines the nightly run checks")
@@ -147,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
-            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap}
+            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

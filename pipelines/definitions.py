@@ -6,9 +6,9 @@ import os
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import backtests, data, signals, sweeps
+from assets import backtests, data, external, signals, sweeps
 from assets.checks import CHECKS as CORE_CHECKS
-from assets.gap import ENGINE_AND_REFERENCE, build_trade_gap
+from assets.gap import ENGINE_AND_REFERENCE, EXTERNAL_PAIR, build_trade_gap
 from assets.peers import PeerSettings, all_peer_definitions, comparisons, installed_peers
 from assets.reports import build_performance_summary
 from pipelines.io_manager import ParquetIOManager
@@ -32,11 +32,11 @@ PEER_NAMES = installed_peers()
 PEER_ASSETS, PEER_CHECKS = all_peer_definitions(PEER_NAMES)
 
 ASSETS = [
-    *load_assets_from_modules([data, signals, backtests, sweeps]),
+    *load_assets_from_modules([data, signals, backtests, external, sweeps]),
     *PEER_ASSETS,
     build_performance_summary(
         ["backtest_engine", "backtest_reference", *(a.key.path[-1] for a in PEER_ASSETS)]),
-    build_trade_gap(ENGINE_AND_REFERENCE + comparisons(PEER_NAMES)),
+    build_trade_gap(ENGINE_AND_REFERENCE + EXTERNAL_PAIR + comparisons(PEER_NAMES)),
 ]
 CHECKS = [*CORE_CHECKS, *PEER_CHECKS]
 

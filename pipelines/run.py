@@ -58,8 +58,11 @@ def progress_logger(_) -> logging.Logger:
     return log
 
 
-def run_main_job(out: str = "out") -> int:
-    """Run `nightly_regression` in-process with artifacts under `out/`; 0 if it succeeded."""
+def run_main_job(out: str = "out", external_fills: str | None = None) -> int:
+    """Run `nightly_regression` in-process with artifacts under `out/`; 0 if it succeeded.
+
+    `external_fills` is your engine's fill log, compared with the reference.
+    """
     from pipelines.definitions import ASSETS, CHECKS, resources
     from pipelines.jobs import nightly_regression
 
@@ -70,7 +73,9 @@ def run_main_job(out: str = "out") -> int:
                        resources=resources(str(base)), loggers={"progress": progress_logger})
     result = defs.resolve_job_def("nightly_regression").execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"loggers": {"progress": {}}},
+        run_config={"loggers": {"progress": {}},
+                    "ops": {"backtest_external": {"config": {
+                        "fills_path": external_fills or ""}}}},
     )
     elapsed = time.perf_counter() - start
     if not result.success:

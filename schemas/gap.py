@@ -49,6 +49,7 @@ class GapSummary(pa.DataFrameModel):
     unexplained: pl.Float64 = pa.Field(description="Part of the gap no cause explains.")
     root_causes: pl.String = pa.Field(description="Root causes with counts.")
     expected: pl.Boolean = pa.Field(description="Only expected causes appeared.")
+    headline: pl.String = pa.Field(description="The report's first sentence.")
 
     class Config:
         strict = False

@@ -37,7 +37,7 @@ BEAM_WIDTH, BEAM_DEPTH = 3, 3  # closest sets extended, and how many switches fu
 PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its rivals
 HELPFUL = 8  # single switches that came closest, paired with every other
 SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
-START_WINDOW, MAX_START = 20, 6  # fill bars the side's own rules are fitted on; switches
+START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
 
 
 @dataclass(eq=False)
@@ -131,6 +131,7 @@ class Diagnoser:
         self.excused = excused or {}  # bar → assets whose decision is not known there
         self._excused_now: set[str] = set()
         self._last_unexplained = -PERSIST - 1  # the last bar no hypothesis reproduced
+        self._rules: dict[tuple, Rules] = {}
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
         visible = trusted.with_(**observed.rules_at(-1))
@@ -141,9 +142,15 @@ class Diagnoser:
     # Rules and books
 
     def rules_at(self, t: int, switches: frozenset[Switch]) -> Rules:
-        rules = self.trusted.with_(**self.observed.rules_at(t))
-        for switch in sorted(switches, key=lambda s: s.words):
-            rules = switch.apply(rules)
+        """The trusted rules with the side's visible fields at bar t and `switches`."""
+        observed = self.observed
+        key = (observed.price_at(t), observed.fee_at(t), switches)
+        rules = self._rules.get(key)
+        if rules is None:
+            rules = self.trusted.with_(**observed.rules_at(t))
+            for switch in sorted(switches, key=lambda s: s.words):
+                rules = switch.apply(rules)
+            self._rules[key] = rules
         return rules
 
     def book_for(self, own: OwnBook, hypothesis: Hypothesis) -> Book:
@@ -169,8 +176,15 @@ class Diagnoser:
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
+        if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)):
+            return {}, Book(own.cash, own.positions, {}, hypothesis.history)
         return self.oracle.step(t, rules, self.book_for(own, hypothesis),
                                 self.observed.overrides.get(t))
+
+    def _decided(self, t: int, rules: Rules) -> bool:
+        """Whether bar t acts on a decision under `rules` (else it has nothing to fill)."""
+        decisions = self.oracle.sim.decisions
+        return (t - rules.delay + 1 if rules.delay > 1 else t) in decisions
 
     def distance(self, predicted: dict[str, Key], actual: dict[str, Key],
                  wrong: set[str]) -> float:
@@ -312,29 +326,38 @@ class Diagnoser:
     def fit_start(self) -> frozenset[Switch]:
         """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
 
-        Forward selection: add the single switch, or the switches that make one of the
-        peers' known rule sets (`peer_rule_sets`), that reproduce the most of those bars,
-        while that improves. An engine's persistent differences (a peer's rules, a fault
-        present from the start) are found together even when each shows on another bar.
+        A beam search over sets of switches, scored by the fill bars they reproduce (then
+        by how far they are off on the others): each level adds one switch, or the
+        switches that make one of the peers' known rule sets (`peer_rule_sets`). An
+        engine's persistent differences (a peer's rules, faults present from the start)
+        often show only together, so the beam keeps the closest few sets at each level.
         """
         fills = self.fill_bars[:START_WINDOW]
         if not fills:
             return frozenset()
         window = self.books[: fills[-1] + 1]
-        chosen: frozenset[Switch] = frozenset()
-        score = self.reproduced(chosen, window)
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
-        while score[0] < len(fills) and len(chosen) < MAX_START:
-            trials = [_combine(chosen, s) for s in self.vocabulary if s not in chosen]
-            trials += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
-                                  *bundle}) for bundle in bundles if not bundle <= chosen]
-            scored = [(self.reproduced(trial, window), trial) for trial in dict.fromkeys(trials)]
-            best, trial = max(scored, key=lambda x: (x[0], -len(x[1])),
-                              default=(score, chosen))
-            if best <= score:
+        scores = {frozenset(): self.reproduced(frozenset(), window)}
+        best = frozenset()
+        frontier = [best]
+        for _ in range(MAX_START):
+            if scores[best][0] >= len(fills):
                 break
-            chosen, score = trial, best
-        return chosen
+            level = [_combine(chosen, s) for chosen in frontier for s in self.vocabulary
+                     if s not in chosen]
+            level += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
+                                 *bundle}) for chosen in frontier for bundle in bundles
+                      if not bundle <= chosen]
+            fresh = [c for c in dict.fromkeys(level) if c not in scores]
+            for candidate in fresh:
+                scores[candidate] = self.reproduced(candidate, window)
+            if not fresh:
+                break
+            frontier = sorted(fresh, key=lambda c: (scores[c], -len(c)),
+                              reverse=True)[:BEAM_WIDTH]
+            if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
+                best = frontier[0]
+        return best if scores[best][0] > scores[frozenset()][0] else frozenset()
 
     def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
                    ) -> tuple[int, float]:

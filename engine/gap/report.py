@@ -13,50 +13,54 @@ from typing import Any
 import polars as pl
 
 from engine.gap.analyze import GapAnalysis
-from engine.gap.vocabulary import WHAT_WENT_WRONG
+from engine.gap.vocabulary import WHAT_WENT_WRONG, day
 
-HEADLINE_FAULTS = 4
-MATERIAL = 0.005  # of the gap: smaller faults are listed in the report, not the headline
+HEADLINE_FAULTS = 8
 
 
 def _money(value: float) -> str:
     return f"{'-' if value < 0 else '+'}{abs(value):,.2f}"
 
 
-def _day(value: Any) -> str:
-    text = str(value)
-    return text[:10] if text.endswith("00:00:00") else text
-
-
-def _when(fault: dict[str, Any]) -> str:
-    if fault["end"] is None:
-        return f"from {_day(fault['onset'])} on"
-    if fault["end"] == fault["onset"]:
-        return f"at {_day(fault['onset'])} only"
-    return f"from {_day(fault['onset'])} to {_day(fault['end'])}"
+def _when(spans: list[dict[str, Any]]) -> str:
+    """"from X on", "at X only", "from X to Y", joined for a fault that comes back."""
+    parts = []
+    for fault in spans:
+        if fault["end"] is None:
+            parts.append(f"from {day(fault['onset'])} on")
+        elif fault["end"] == fault["onset"]:
+            parts.append(f"at {day(fault['onset'])} only")
+        else:
+            parts.append(f"from {day(fault['onset'])} to {day(fault['end'])}")
+    return " and ".join(parts)
 
 
 def headline(summary: dict[str, Any]) -> str:
-    """The first sentence: each fault, where it starts (and ends), and its share of the gap."""
+    """The first sentence: each fault, where it starts (and ends), and its share of the gap.
+
+    A fault that stops and comes back is one entry with each of its spans; faults are
+    listed by onset, at most `HEADLINE_FAULTS` of them (the rest are in the report).
+    """
     a, b = summary["a"] or "A", summary["b"] or "B"
     if summary["verdict"] == "identical":
         return f"{b} and {a} are identical: every fill matches within tolerance."
     gap = summary["final_equity"]["gap"]
-    faults = summary["faults"]
-    shown = [f for f in faults if f["cause"] == "unexplained" or abs(f["share"]) >= MATERIAL]
-    shown = (shown or faults)[:HEADLINE_FAULTS]
+    grouped: dict[tuple, list[dict[str, Any]]] = {}
+    for fault in summary["faults"]:
+        grouped.setdefault((fault["side"], fault["cause"], fault["what"]), []).append(fault)
     parts = []
-    for fault in shown:
-        who = b if fault["side"] == "B" else a
-        parts.append(f"{who} {WHAT_WENT_WRONG[fault['cause']]} ({fault['what']}) "
-                     f"{_when(fault)}, {fault['share']:.1%} of the gap")
-    more = len(faults) - len(shown)
+    for (side, cause, what), spans in list(grouped.items())[:HEADLINE_FAULTS]:
+        who = b if side == "B" else a
+        share = sum(f["share"] for f in spans)
+        parts.append(f"{who} {WHAT_WENT_WRONG[cause]} ({what}) {_when(spans)}, "
+                     f"{share:.1%} of the gap")
+    more = len(grouped) - len(parts)
     what = "; ".join(parts) + (f"; and {more} more" if more > 0 else "") if parts \
         else f"{b} differs"
     explained = sum(v for c, v in summary["attribution"].items() if c != "unexplained")
     share = explained / gap if gap else 1.0
     first = summary["first_divergence"]
-    return (f"{what} — first divergence at {_day(first['timestamp'])} on {first['asset']} "
+    return (f"{what} — first divergence at {day(first['timestamp'])} on {first['asset']} "
             f"({first['cause']}); the faults explain {share:.1%} of the {_money(gap)} "
             f"final-equity gap ({b} against {a}).")
 
@@ -75,8 +79,8 @@ def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
         lines += ["## Faults", "", "| side | cause | what | onset | end | bars touched | "
                   "amount | share |", "|---|---|---|---|---|---:|---:|---:|"]
         for f in s["faults"]:
-            end = "–" if f["end"] is None else _day(f["end"])
-            lines.append(f"| {f['side']} | {f['cause']} | {f['what']} | {_day(f['onset'])} | "
+            end = "–" if f["end"] is None else day(f["end"])
+            lines.append(f"| {f['side']} | {f['cause']} | {f['what']} | {day(f['onset'])} | "
                          f"{end} | {f['bars_touched']} | {_money(f['amount'])} | "
                          f"{f['share']:.2%} |")
         lines.append("")

@@ -137,13 +137,19 @@ def timing_switch(trusted: Rules, point: str, delay: int) -> Switch:
 
 
 def booked_twice(bar: int, timestamp: Any) -> Switch:
-    return Switch("duplicate_fill", f"fills of {timestamp} booked twice (logged once)",
+    return Switch("duplicate_fill", f"fills of {day(timestamp)} booked twice (logged once)",
                   state="booked_twice", since=bar)
 
 
 def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
-    return Switch("sizing_basis", f"fees left out of cash since {timestamp}",
+    return Switch("sizing_basis", f"fees left out of cash since {day(timestamp)}",
                   (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
+
+
+def day(timestamp: Any) -> str:
+    """A timestamp as text, without the time of day when it is midnight."""
+    text = str(timestamp)
+    return text[:10] if text.endswith("00:00:00") else text
 
 
 PEER_FIELDS = ("sizing", "sequence", "submission_check", "reject_reason", "cash_policy",

@@ -70,7 +70,7 @@ class Simulation:
         self.fills: list[Fill] = []
         self.orders: list[list] = []  # id, created bar, asset, kind, amount, status, reason,
         self.rejections: list[tuple[int, str, str]] = []  # filled bar, filled quantity
-        self.equity: list[tuple[float, float]] = []  # cash, positions value at each bar
+        self.equity: list[tuple[float, float]] = []  # cash, positions value (when recording)
         self._next_id = 0
         self._overrides: Overrides = {}
 
@@ -101,7 +101,8 @@ class Simulation:
             self._decide(t, rules, t)
         if rules.point == "close" and rules.delay == 0:
             self._fill(t, rules, CLOSE)
-        self.equity.append((self.book.cash, self.marked(t)))
+        if self.record:
+            self.equity.append((self.book.cash, self.marked(t)))
         return self.fills[first:]
 
     def force(self, t: int, fills: list[tuple[str, float, float, float]]) -> None:
@@ -122,7 +123,8 @@ class Simulation:
         self._decide(t, rules, t)
         for order in [o for o in self.book.open_orders() if o.due <= t and o.asset in row]:
             self._remove(order)  # a same-bar engine filled them just now
-        self.equity.append((self.book.cash, self.marked(t)))
+        if self.record:
+            self.equity.append((self.book.cash, self.marked(t)))
 
     def marked(self, t: int) -> float:
         """Positions at their last known closes after bar `t`, added in asset order."""

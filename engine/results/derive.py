@@ -39,6 +39,24 @@ def positions_from_fills(fills: pl.DataFrame, market: Market) -> pl.DataFrame:
     })
 
 
+def equity_from_fills(fills: pl.DataFrame, market: Market, initial_cash: float
+                      ) -> pl.DataFrame:
+    """Cash, positions value and equity after every bar, from fills and last closes alone."""
+    held = np.zeros((market.n_bars, market.n_assets))
+    flow = np.zeros(market.n_bars)
+    if fills.height:
+        rows = market.bar_index(fills["timestamp"])
+        cols = market.asset_index(fills["asset"])
+        quantity = fills["quantity"].to_numpy()
+        np.add.at(held, (rows, cols), quantity)
+        np.add.at(flow, rows, -(quantity * fills["price"].to_numpy()) - fills["fee"].to_numpy())
+        np.cumsum(held, axis=0, out=held)
+    cash = initial_cash + np.cumsum(flow)
+    value = np.nansum(held * np.nan_to_num(market.last_close), axis=1)
+    return pl.DataFrame({"timestamp": market.timestamps, "cash": cash,
+                         "positions_value": value, "equity": cash + value})
+
+
 def derive_tables(
     fills: pl.DataFrame,
     equity: pl.DataFrame,
