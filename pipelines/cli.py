@@ -101,8 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from engine.gap.report import headline
 
     print("tradegap demo: an event-driven engine with the classic bugs against a plain loop, "
-          "on generated data (500 assets, top 25 at 4%, rebalanced every 21 days)", flush=True)
-    analysis = run_demo(args.out)
+          f"on generated data ({args.assets} assets × {args.days} days, top 25 at 4%, "
+          "rebalanced every 21 days)", flush=True)
+    analysis = run_demo(args.out, args.assets, args.days)
     equity = analysis.summary["final_equity"]
     print(f"returns: engine {equity['b'] / 1e6 - 1:+,.0%}, manual loop "
           f"{equity['a'] / 1e6 - 1:+,.0%}")
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "Parquet or CSV) to compare with the reference")
     demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
+    demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
+    demo.add_argument("--days", type=int, default=1260, help="days (default: 1260)")
     accept = sub.add_parser(
         "accept-baseline",
         help="accept the current backtest results as the baselines the nightly run checks")

@@ -21,6 +21,7 @@ from dagster import (
 from assets.backtests import backtest_engine
 from assets.groups import SWEEP
 from assets.sweeps import parse_partition, sweep_backtest, sweep_summary
+from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from pipelines.definitions import ASSETS, CHECKS, defs, resources
 from pipelines.jobs import nightly_regression
@@ -222,3 +223,27 @@ def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "backtest_reference" in ran
     assert "performance_summary" not in ran and "trade_gap" not in ran
+
+
+def test_your_own_engines_log_is_explained_against_the_reference(tmp_path):
+    first = run_main(tmp_path, selection=AssetSelection.assets(
+        "market_data", "features", "signals", "target_weights"))
+    assert first.success
+    market = pl.read_parquet(tmp_path / "market_data.parquet")
+    weights = pl.read_parquet(tmp_path / "target_weights.parquet")
+    theirs = run_backtest(market, weights, BacktestConfig(fees=0.002)).fills
+    theirs.drop("order_id").write_csv(tmp_path / "my_engine.csv")
+    config = {"ops": {**SMALL["ops"], "backtest_external": {
+        "config": {"fills_path": str(tmp_path / "my_engine.csv")}}}}
+    result = run_main(tmp_path, run_config=config)
+    assert result.success
+    checks = checks_of(result)
+    assert checks["trade_gap:external_log_explained"] is True
+    gaps = pl.read_parquet(tmp_path / "trade_gap" / "summary.parquet")
+    row = gaps.filter(pl.col("pair") == "backtest_external vs backtest_reference").row(
+        0, named=True)
+    assert row["verdict"] == "explained"
+    assert row["first_cause"] == "fee"
+    assert row["headline"].startswith("backtest_external charged other fees")
+    assert (tmp_path / "trade_gap_reports"
+            / "backtest_external_vs_backtest_reference.png").is_file()

@@ -37,6 +37,7 @@ BEAM_WIDTH, BEAM_DEPTH = 3, 3  # closest sets extended, and how many switches fu
 PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its rivals
 HELPFUL = 8  # single switches that came closest, paired with every other
 SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
+GIVE_UP = 10  # searches in a row that found nothing: stop searching until a bar is explained
 START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
 
 
@@ -132,6 +133,7 @@ class Diagnoser:
         self._excused_now: set[str] = set()
         self._last_unexplained = -PERSIST - 1  # the last bar no hypothesis reproduced
         self._rules: dict[tuple, Rules] = {}
+        self._failures = 0  # searches in a row that found nothing
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
         visible = trusted.with_(**observed.rules_at(-1))
@@ -244,6 +246,8 @@ class Diagnoser:
                     hypothesis.advance(book)
                     survivors.append(hypothesis)
             unexplained: frozenset[str] = frozenset()
+            if not missed or survivors:
+                self._failures = 0
             if missed and not survivors:
                 found, best_missed, best = self.search(own, actual, alive, recent, missed)
                 if found:
@@ -281,6 +285,9 @@ class Diagnoser:
         start = self.distance(*self._last_guess, missed)
         best: list = [start, None, missed]
         found: list[Hypothesis] = []
+        if self._failures >= GIVE_UP:
+            self._failures += 1
+            return [], missed, None
         budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST else SEARCH_BUDGET // 8
 
         def evaluate(level) -> None:
@@ -319,8 +326,10 @@ class Diagnoser:
             evaluate([_combine(s, one) for s in frontier for one in helpful or singles
                       if one not in s])
         if found:
+            self._failures = 0
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
         self._last_unexplained = t
+        self._failures += 1
         return [], best[2], best[1]
 
     def fit_start(self) -> frozenset[Switch]:

@@ -76,7 +76,9 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
     rows = fills.join(prices.select("timestamp", "asset", "open", "close"),
                       on=["timestamp", "asset"], how="left")
     rows = rows.filter(pl.col("quantity") != 0.0)
-    bar = np.array([bar_of[t] for t in rows["timestamp"].to_list()], dtype=np.int64)
+    index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},
+                         schema={"timestamp": rows.schema["timestamp"], "_bar": pl.Int64})
+    bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"].to_numpy()
     asset = rows["asset"].to_numpy()
     q = rows["quantity"].to_numpy()
     p = rows["price"].to_numpy()
@@ -96,27 +98,33 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
     price_by_bar: dict[int, PriceModel] = {}
     fee_by_bar: dict[int, FeeModel] = {}
     overrides: dict[int, dict[str, tuple[float | None, float | None]]] = {}
-    bad = np.flatnonzero(~price_fit | ~fee_fit)
-    for b in np.unique(bar[bad]):
-        in_bar = bar == b
+    order = np.argsort(bar, kind="stable")
+    bounds = np.flatnonzero(np.diff(bar[order])) + 1
+    for rows_of_bar in np.split(order, bounds):
+        if price_fit[rows_of_bar].all() and fee_fit[rows_of_bar].all():
+            continue
+        b = int(bar[rows_of_bar[0]])
+        local = {k: v[rows_of_bar] for k, v in slip.items()}
         local_price = price
-        if not price_fit[in_bar].all():
-            local_price = _price_model(slip, in_bar)
-            if _fits_price(local_price, slip)[in_bar].mean() > 0.5:
-                price_by_bar[int(b)] = local_price
+        if (~price_fit[rows_of_bar]).mean() > 0.5:
+            local_price = _price_model(local, np.ones(len(rows_of_bar), dtype=bool))
+            if _fits_price(local_price, local).mean() > 0.5 and local_price != price:
+                price_by_bar[b] = local_price
             else:
                 local_price = price
         local_fee = fee_model
-        if not fee_fit[in_bar].all() and in_bar.sum() >= 3:
-            candidate = _fee_model(size[in_bar], notional[in_bar], f[in_bar])
-            if _fits_fee(candidate, size[in_bar], notional[in_bar], f[in_bar]).mean() > 0.5:
-                fee_by_bar[int(b)] = local_fee = candidate
-        ok_price = _fits_price(local_price, slip)
-        ok_fee = _fits_fee(local_fee, size, notional, f)
-        for i in np.flatnonzero(in_bar & (~ok_price | ~ok_fee)):
-            overrides.setdefault(int(b), {})[str(asset[i])] = (
-                None if ok_price[i] else _unslipped(p[i], side[i], local_price.slippage),
-                None if ok_fee[i] else float(f[i]))
+        n, q, v = size[rows_of_bar], notional[rows_of_bar], f[rows_of_bar]
+        if (~fee_fit[rows_of_bar]).mean() > 0.5 and len(rows_of_bar) >= 3:
+            candidate = _fee_model(n, q, v)
+            if _fits_fee(candidate, n, q, v).mean() > 0.5 and candidate != fee_model:
+                fee_by_bar[b] = local_fee = candidate
+        ok_price = _fits_price(local_price, local)
+        ok_fee = _fits_fee(local_fee, n, q, v)
+        for i in np.flatnonzero(~ok_price | ~ok_fee):
+            row = rows_of_bar[i]
+            overrides.setdefault(b, {})[str(asset[row])] = (
+                None if ok_price[i] else _unslipped(p[row], side[row], local_price.slippage),
+                None if ok_fee[i] else float(f[row]))
     return Observed(price, fee_model, rounding, lot, price_by_bar, fee_by_bar, overrides)
 
 

@@ -1,0 +1,97 @@
+"""The reference's switches beyond the engine's own semantics, each on a hand-made market.
+
+These are the rules the gap analysis replays other engines with; every expected number is
+worked out here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.reference import Bars, Rules, Simulation, decisions_from_weights, run_reference
+from tests import builders
+
+CASH = 1000.0
+
+
+def run(open_, close, decisions, **rules):
+    prices = builders.bars(open_, close, ["A", "B"])
+    weights = builders.weights(decisions)
+    return run_reference(prices, weights, {"initial_cash": CASH}, rules=Rules(**rules))
+
+
+def fills(result):
+    days = {t: i for i, t in enumerate(builders.calendar(40))}
+    return [(days[t], a, q, p) for t, a, q, p, _f, _o in result.fills.iter_rows()]
+
+
+FLAT = [[10.0, 10.0]] * 5
+
+
+def test_an_engine_that_acts_two_bars_late_fills_the_decision_two_bars_on():
+    result = run(FLAT, FLAT, {0: {"A": 0.5}}, delay=2)
+    assert fills(result) == [(2, "A", 50.0, 10.0)]
+
+
+def test_delay_zero_at_the_open_fills_before_the_decision_was_made():
+    opens = [[10.0, 10.0], [20.0, 20.0], [20.0, 20.0]]
+    result = run(opens, FLAT[:3], {1: {"A": 0.5}}, delay=0, point="open")
+    assert fills(result) == [(1, "A", 25.0, 20.0)]
+
+
+def test_a_batch_booked_twice_is_logged_once_and_sold_down_by_the_next_decision():
+    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 0.5}}, booking="twice_hidden")
+    # Day 1 logs +50 but books +100 (and 1000 of cash): the engine holds 100, worth 1000,
+    # cash 0; target 0.5 × 1000 = 50 shares, so day 2 sells 50.
+    assert fills(result) == [(1, "A", 50.0, 10.0), (2, "A", -50.0, 10.0)]
+
+
+def test_fees_left_out_of_cash_let_a_buy_spend_what_the_fees_took():
+    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 1.0}}, fees=0.01, fees_in_cash=False)
+    # Day 1: 50 shares, fee 5 never leaves cash (500 left). Day 2: book 500 + 500 = 1000,
+    # target 100 shares, buy 50 for 500 plus a 5 fee: 505 > 500, shrunk to 500 / 1.01 / 10.
+    (_, _, first, _), (_, _, second, _) = fills(result)
+    assert first == 50.0
+    assert second == (500.0 / 1.01) / 10.0
+
+
+def test_position_read_as_zero_buys_a_held_target_again_and_never_exits():
+    result = run(FLAT, FLAT, {0: {"A": 0.3}, 1: {"A": 0.3}, 2: {"B": 0.3}},
+                 position_basis="zero")
+    assert fills(result) == [(1, "A", 30.0, 10.0), (2, "A", 30.0, 10.0), (3, "B", 30.0, 10.0)]
+
+
+def test_exits_lost_keep_what_the_decision_dropped():
+    result = run(FLAT, FLAT, {0: {"A": 0.3}, 1: {"B": 0.3}}, exits_lost=True)
+    assert fills(result) == [(1, "A", 30.0, 10.0), (2, "B", 30.0, 10.0)]
+
+
+def test_without_netting_a_waiting_order_and_the_next_one_both_fill():
+    opens = [[10.0, 10.0], [np.nan, 10.0], [10.0, 10.0], [10.0, 10.0]]
+    rules = {"sizing": "decision_floor", "rounding": "truncate", "netting": False,
+             "sequence": "submission"}
+    result = run(opens, opens, {0: {"A": 0.5}, 1: {"A": 0.2}}, **rules)
+    # Day 0 orders 50 shares of A; A has no bar on day 1, so it waits. Day 1 (nothing held
+    # yet) orders 20 more. Both fill on day 2, as two fills.
+    assert fills(result) == [(2, "A", 50.0, 10.0), (2, "A", 20.0, 10.0)]
+
+
+def test_leverage_lets_buys_borrow_up_to_its_limit():
+    result = run(FLAT, FLAT, {0: {"A": 0.75, "B": 0.75}}, max_leverage=2.0)
+    assert fills(result) == [(1, "A", 75.0, 10.0), (1, "B", 75.0, 10.0)]
+    shrunk = run(FLAT, FLAT, {0: {"A": 0.75, "B": 0.75}})
+    assert fills(shrunk) == [(1, "A", 75.0, 10.0), (1, "B", 25.0, 10.0)]
+
+
+def test_a_forced_bar_books_the_given_fills_and_keeps_waiting_orders():
+    opens = [[10.0, 10.0], [10.0, np.nan], [10.0, 10.0]]
+    prices = builders.bars(opens, opens, ["A", "B"])
+    bars = Bars.from_frame(prices)
+    sim = Simulation(bars, decisions_from_weights(bars, builders.weights(
+        {0: {"A": 0.3, "B": 0.3}})), Rules(), CASH, record=False)
+    sim.step(0)
+    sim.force(1, [("A", 7.0, 10.0, 0.0)])
+    assert sim.book.positions == {"A": 7.0}
+    assert list(sim.book.pending) == ["B"]  # B had no bar on day 1: its order still waits
+    sim.step(2)
+    assert [(a, q) for _, a, q, *_ in sim.fills] == [("A", 7.0), ("B", 30.0)]
