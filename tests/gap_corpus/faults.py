@@ -333,7 +333,7 @@ class ExtraFill(Fault):
     cause: ClassVar[str] = "unexplained"
 
     def extra(self, k, bar, done, broker, point, costs):
-        j = broker.tape.assets.index(self.asset)
+        j = broker.tape.column[self.asset]
         price = broker.quote(bar, j, point, [], k)
         fee = self.quantity * price * costs.fees + costs.fixed_fee
         return [Ticket(bar, self.asset, self.quantity, price, fee,

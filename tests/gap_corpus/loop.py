@@ -58,21 +58,21 @@ class Tape:
     assets: list[str]
     open: np.ndarray
     close: np.ndarray
+    column: dict[str, int]
 
     @classmethod
     def of(cls, prices: pl.DataFrame) -> Tape:
         stamps = prices["timestamp"].unique().sort()
         names = prices["asset"].unique().sort()
-        row = {t: i for i, t in enumerate(stamps.to_list())}
-        col = {a: j for j, a in enumerate(names.to_list())}
-        rows = np.array([row[t] for t in prices["timestamp"].to_list()])
-        cols = np.array([col[a] for a in prices["asset"].to_list()])
+        rows = stamps.search_sorted(prices["timestamp"]).to_numpy()
+        cols = names.search_sorted(prices["asset"]).to_numpy()
         arrays = []
         for name in ("open", "close"):
             dense = np.full((len(stamps), len(names)), np.nan)
             dense[rows, cols] = prices[name].to_numpy()
             arrays.append(dense)
-        return cls(stamps.to_list(), names.to_list(), *arrays)
+        return cls(stamps.to_list(), names.to_list(), *arrays,
+                   {a: j for j, a in enumerate(names.to_list())})
 
     def decisions(self, weights: pl.DataFrame) -> list[tuple[int, dict[str, float]]]:
         """(decision bar, {asset: weight}) in time order."""
@@ -203,7 +203,7 @@ class Broker:
             twin = Broker(self.tape, self.costs, ledger=self.ledger.copy(),
                           before=list(self.before))
             without = twin.execute(bar, batch, [f for f in faults if f is not self.watch])
-        col = {a: j for j, a in enumerate(self.tape.assets)}
+        col = self.tape.column
         held = self.ledger.holdings()
         self.before.append(held)
         weights = dict(batch.weights)
@@ -251,12 +251,10 @@ class Broker:
                 tickets.append(ticket)
         for fault in faults:
             tickets = tickets + fault.extra(k, bar, tickets, self, point, costs)
-        logged, booked = [], []
-        for ticket in tickets:
-            postings = max(f.postings(k) for f in faults) if faults else 1
-            rows = max(f.rows(k) for f in faults) if faults else 1
-            booked += [ticket] * postings
-            logged += [ticket] * rows
+        postings = max((f.postings(k) for f in faults), default=1)
+        rows = max((f.rows(k) for f in faults), default=1)
+        booked = [t for t in tickets for _ in range(postings)]
+        logged = [t for t in tickets for _ in range(rows)]
         for ticket in booked:
             self.ledger.post(ticket)
         self.journal += logged
