@@ -44,11 +44,11 @@ MARKETS = {m.name: m for m in (
     MarketSpec("tight5", 30, 200, 11, False, 8, 5, 1.0),
     MarketSpec("spare21", 40, 250, 12, False, 10, 21, 0.9),
     MarketSpec("daily", 24, 150, 13, False, 6, 1, 1.0),
-    MarketSpec("gaps5", 50, 300, 14, True, 10, 5, 0.95),
+    MarketSpec("gaps5", 50, 300, 20, True, 10, 5, 0.95),
     MarketSpec("spare1", 60, 120, 15, False, 15, 1, 0.9),
-    MarketSpec("gaps21", 20, 180, 16, True, 5, 21, 1.0),
+    MarketSpec("gaps21", 20, 180, 20, True, 5, 21, 1.0),
     MarketSpec("tight21", 36, 260, 17, False, 9, 21, 1.0),
-    MarketSpec("thin", 20, 140, 18, False, 5, 5, 1.0, volume_scale=1e-3),
+    MarketSpec("thin", 20, 140, 18, False, 5, 5, 1.0, volume_scale=0.1),
     MarketSpec("seed", 500, 21 * 240, 7, False, 25, 21, 1.0),
 )}
 
