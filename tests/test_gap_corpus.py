@@ -12,6 +12,7 @@ manifest gives them. When the whole corpus ran, the results table is written to
 
 from __future__ import annotations
 
+import ast
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,6 +58,15 @@ def _explain(pair, o: Outcome) -> str:
 
 
 # The corpus itself
+
+
+def test_the_loop_and_its_faults_import_nothing_from_the_engine():
+    """The loop is an independent implementation: no engine, no reference, no analyzer."""
+    for module in ("loop.py", "faults.py"):
+        tree = ast.parse((Path(build.__file__).parent / module).read_text())
+        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m and m.split(".")[0] == "engine"], (module, imported)
 
 
 @pytest.mark.parametrize("market", USED_MARKETS)
