@@ -163,5 +163,6 @@ def test_the_demo_finds_the_seed_engines_bugs_and_says_so_first(tmp_path, capsys
     assert {"accumulation", "cash_limit", "duplicate_fill"} <= causes
     twice = [f for f in summary["faults"] if "booked twice" in f["what"]]
     assert len(twice) == 1 and twice[0]["onset"] == twice[0]["end"]
-    assert printed[2].startswith("event-driven engine traded whole targets instead of deltas")
+    assert "traded whole targets instead of deltas" in printed[2]
+    assert "applied fills twice" in printed[2]
     assert (tmp_path / "demo" / "gap_report.png").is_file()

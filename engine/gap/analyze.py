@@ -202,6 +202,9 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
             cause = element.cause if hasattr(element, "cause") else _VISIBLE_CAUSE[element]
             if cause not in causes:
                 causes.append(cause)
+        if not causes:  # a one-off price or fee elsewhere in the bar changed its cash
+            causes = sorted({c for p, f in overrides.values() for c, v in
+                             (("fill_price", p), ("fee", f)) if v is not None})
         out[asset] = causes or ["unexplained"]
     return out
 

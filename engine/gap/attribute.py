@@ -80,8 +80,9 @@ class Game:
         for t in sorted(self.diagnosis.verdicts):
             verdict = self.diagnosis.verdicts[t]
             for switch in verdict.switches:
-                onset = switch.since if switch.state else t
-                found[switch.cause] = min(found.get(switch.cause, onset), onset)
+                if self.diagnosis.touched(switch, t):
+                    onset = switch.since if switch.state else t
+                    found[switch.cause] = min(found.get(switch.cause, onset), onset)
             if verdict.unexplained:
                 found.setdefault("unexplained", t)
         visible = self.observed
@@ -134,19 +135,23 @@ class Game:
             verdict = verdicts.get(t)
             for switch in sorted(verdict.switches if verdict else (), key=lambda s: s.words):
                 if switch.cause in acting and not switch.state:
-                    rules = switch.apply(rules)
+                    rules = switch.apply(rules, t)
             for switch, last in states.items():
-                if switch.state == "fees_out_of_cash" and switch.since <= t <= last:
+                if switch.state in ("fees_out_of_cash", "booked_twice_since") and \
+                        switch.since <= t <= last:
                     rules = switch.apply(rules)
                 elif switch.state == "booked_twice" and t == switch.since:
                     rules = rules.with_(booking="twice_hidden")
+                elif switch.state == "fees_once":
+                    rules = switch.apply(rules, t)
             return rules
 
         sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash, record=False)
         forced = "unexplained" in acting
         for t in range(len(self.bars.timestamps)):
+            sized = t not in self.diagnosis.unsized
             overrides = {a: (p if "fill_price" in acting else None,
-                             f if "fee" in acting else None)
+                             f if "fee" in acting else None, sized)
                          for a, (p, f) in self.observed.overrides.get(t, {}).items()}
             verdict = verdicts.get(t)
             if forced and verdict is not None and verdict.unexplained:

@@ -31,6 +31,7 @@ def given(bars: Bars, weights: pl.DataFrame) -> dict[int, list]:
 def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
     """One `Rebalance` per fill bar of side A, placed at A's decision bar."""
     point = OPEN if rules.point == "open" else CLOSE
+    held = point if rules.held_valuation == "last_fill_price" else CLOSE
     decisions: dict[int, list] = {}
     for book in log.books():
         batch = log.by_bar.get(book.bar)
@@ -38,7 +39,7 @@ def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
             continue
         t = book.bar
         row = bars.rows[t]
-        prices = {a: row[a][point] if a in row else bars.last(t - 1, a, CLOSE)
+        prices = {a: row[a][point] if a in row else bars.last(t - 1, a, held)
                   for a in {*book.positions, *batch}}
         value = book.cash + sum(q * prices[a] for a, q in sorted(book.positions.items()))
         if value <= 0:

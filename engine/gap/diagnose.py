@@ -22,13 +22,17 @@ from engine.gap.compare import Tolerance
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.vocabulary import (
+    ONE_BAR,
     Switch,
     booked_twice,
+    booked_twice_since,
     fees_out_of_cash,
+    fees_out_of_cash_once,
     peer_rule_sets,
     rule_switches,
 )
 from engine.reference import Bars, Book, Rules, Simulation
+from engine.reference.execution import add
 
 RECENT = 8  # earlier fill bars tried as the onset of a hidden-state fault
 WARM_UP = 2  # bars replayed under a new hypothesis before its first bar, to queue its orders
@@ -54,10 +58,13 @@ class Hypothesis:
     unnetted: tuple = ()  # older open orders it keeps when it does not net
     died: int | None = None
     lasted: int = 0  # bars with fills it went on to reproduce when it was found
+    before: tuple = ({}, (), ())  # its state before the last bar it was advanced over
     warmed_bars: set = field(default_factory=set)  # bars before it it reproduces too
 
     def advance(self, book: Book) -> None:
-        """Take the open orders and batch history the engine has after a bar."""
+        """Take the open orders and batch history the engine has after a bar (keeping the
+        ones before it in `before`, for what-if replays of that bar)."""
+        self.before = self.state()
         self.pending, self.history, self.unnetted = book.pending, book.history, book.unnetted
 
     def state(self) -> tuple[dict, tuple, tuple]:
@@ -92,12 +99,21 @@ class Diagnosis:
     trusted_rules: Rules
     verdicts: dict[int, BarVerdict] = field(default_factory=dict)
     trusted_fills: dict[int, dict[str, Key]] = field(default_factory=dict)  # pure trusted
-    without: dict[int, dict[frozenset[Switch], dict[Switch | str, dict[str, Key]]]] = field(
-        default_factory=dict)  # bar → hypothesis → departure left out → fills
+    without: dict[int, dict[Switch | str, dict[str, Key]]] = field(
+        default_factory=dict)  # bar → departure of its verdict left out → fills
+    needed: dict[int, set] = field(default_factory=dict)  # bar → departures changing a fill
+    unsized: set[int] = field(default_factory=set)  # bars whose one-off prices were not sized
 
     def left_out(self, t: int) -> dict[Switch | str, dict[str, Key]]:
         """Fills at bar t with each departure of the bar's verdict left out (if several)."""
-        return self.without.get(t, {}).get(self.verdicts[t].switches, {})
+        return self.without.get(t, {})
+
+    def touched(self, switch: Switch, t: int) -> bool:
+        """Whether `switch` changed a fill at bar t (where that was not worked out, every
+        switch of a bar the trusted rules miss counts)."""
+        if not self.verdicts[t].evidenced:
+            return False
+        return switch in self.needed[t] if t in self.needed else True
 
 
 class Oracle:
@@ -134,10 +150,11 @@ class Diagnoser:
         self._last_unexplained = -PERSIST - 1  # the last bar no hypothesis reproduced
         self._rules: dict[tuple, Rules] = {}
         self._failures = 0  # searches in a row that found nothing
+        self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
         visible = trusted.with_(**observed.rules_at(-1))
-        self.vocabulary = rule_switches(trusted, visible)
+        self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
         self.books = list(log.books())
 
@@ -146,12 +163,13 @@ class Diagnoser:
     def rules_at(self, t: int, switches: frozenset[Switch]) -> Rules:
         """The trusted rules with the side's visible fields at bar t and `switches`."""
         observed = self.observed
-        key = (observed.price_at(t), observed.fee_at(t), switches)
+        here = frozenset(s for s in switches if s.state in ONE_BAR and s.since == t)
+        key = (observed.price_at(t), observed.fee_at(t), observed.rounding_at(t), switches, here)
         rules = self._rules.get(key)
         if rules is None:
             rules = self.trusted.with_(**observed.rules_at(t))
             for switch in sorted(switches, key=lambda s: s.words):
-                rules = switch.apply(rules)
+                rules = switch.apply(rules, t)
             self._rules[key] = rules
         return rules
 
@@ -161,14 +179,27 @@ class Diagnoser:
         for switch in hypothesis.switches:
             if switch.state == "booked_twice" and own.bar > switch.since:
                 for asset, q, p, f in self.log.rows.get(switch.since, ()):
-                    cash -= q * p + f
-                    after = positions.get(asset, 0.0) + q
+                    cash = add(cash, -(q * p + f))
+                    after = add(positions.get(asset, 0.0), q)
+                    if after:
+                        positions[asset] = after
+                    else:
+                        positions.pop(asset, None)
+            elif switch.state == "booked_twice_since" and own.bar > switch.since:
+                then = self.books[switch.since]  # every fill since booked once more
+                cash = add(cash, own.cash - then.cash)
+                for asset in {*own.positions, *then.positions}:
+                    now = own.positions.get(asset, 0.0)
+                    after = add(now, now - then.positions.get(asset, 0.0))
                     if after:
                         positions[asset] = after
                     else:
                         positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
                 cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+            elif switch.state == "fees_once" and own.bar > switch.since:
+                fees = self.log.fees_before
+                cash += fees[switch.since + 1] - fees[switch.since]
         return Book(cash, positions, dict(hypothesis.pending), hypothesis.history,
                     hypothesis.unnetted)
 
@@ -181,7 +212,15 @@ class Diagnoser:
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)):
             return {}, Book(own.cash, own.positions, {}, hypothesis.history)
         return self.oracle.step(t, rules, self.book_for(own, hypothesis),
-                                self.observed.overrides.get(t))
+                                self.overrides_at(t))
+
+    def overrides_at(self, t: int) -> dict | None:
+        """The side's one-off prices and fees at bar t, as the oracle takes them."""
+        found = self.observed.overrides.get(t)
+        if not found:
+            return None
+        sized = t not in self.diagnosis_unsized
+        return {asset: (price, fee, sized) for asset, (price, fee) in found.items()}
 
     def _decided(self, t: int, rules: Rules) -> bool:
         """Whether bar t acts on a decision under `rules` (else it has nothing to fill)."""
@@ -226,12 +265,17 @@ class Diagnoser:
         alive: list[Hypothesis] = [Hypothesis(start)] if start else []
         recent: deque[tuple[OwnBook, tuple[dict, tuple, tuple]]] = deque(maxlen=WARM_UP)
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
+        labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
         for own in self.books:
             t = own.bar
             actual = self.log.by_bar.get(t, {})
             base_state = base.state()
             predicted, after = self.predict(own, base)
             missed = self.mismatches(predicted, actual)
+            if missed and any(p is not None for p, _ in self.observed.overrides.get(t, {}
+                                                                               ).values()):
+                predicted, after, missed = self.size_at_model_price(own, base_state, actual,
+                                                                    (predicted, after, missed))
             self._last_guess = (predicted, actual)
             if missed:
                 self.advance_actual(base, own)
@@ -259,10 +303,29 @@ class Diagnoser:
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
-                self.record_labels(diagnosis, own, alive, base_state, predicted)
+                self.record_trusted(diagnosis, own, base_state, predicted)
+                labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
             recent.append((own, base_state))
-        diagnosis.verdicts = _verdicts(states)
+        diagnosis.verdicts, chosen = _verdicts(states)
+        diagnosis.unsized = set(self.diagnosis_unsized)
+        for t, (own, before, earlier) in labels.items():
+            hypothesis = chosen.get(t)
+            if hypothesis is not None and id(hypothesis) in before:
+                self.record_needed(diagnosis, own, hypothesis.switches, earlier)
         return diagnosis
+
+    def size_at_model_price(self, own: OwnBook, base_state: tuple, actual: dict[str, Key],
+                            sized: tuple) -> tuple:
+        """Whether the bar's one-off prices were only where the orders filled (sized at the
+        price model): kept if that reproduces more of the bar."""
+        t = own.bar
+        self.diagnosis_unsized.add(t)
+        predicted, after = self.predict(own, Hypothesis(frozenset(), *base_state))
+        missed = self.mismatches(predicted, actual)
+        if len(missed) < len(sized[2]):
+            return predicted, after, missed
+        self.diagnosis_unsized.discard(t)
+        return sized
 
     def search(self, own: OwnBook, actual: dict[str, Key], alive: list[Hypothesis],
                recent: deque, missed: set[str]
@@ -366,7 +429,15 @@ class Diagnoser:
                               reverse=True)[:BEAM_WIDTH]
             if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
                 best = frontier[0]
-        return best if scores[best][0] > scores[frozenset()][0] else frozenset()
+        if scores[best][0] <= scores[frozenset()][0]:
+            return frozenset()
+        for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
+            lighter = best - {switch}
+            if lighter not in scores:
+                scores[lighter] = self.reproduced(lighter, window)
+            if scores[lighter][0] >= scores[best][0]:
+                best = lighter
+        return best
 
     def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
                    ) -> tuple[int, float]:
@@ -408,7 +479,9 @@ class Diagnoser:
         recent = earlier[-RECENT:]
         onsets = list(dict.fromkeys([*earlier[:1], *recent, t]))
         return ([booked_twice(b, stamps[b]) for b in reversed(recent)]
-                + [fees_out_of_cash(b, stamps[b]) for b in onsets])
+                + [booked_twice_since(b, stamps[b]) for b in onsets]
+                + [fees_out_of_cash(b, stamps[b]) for b in onsets]
+                + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
         """A new hypothesis with the orders it would have queued over the last bars."""
@@ -423,22 +496,23 @@ class Diagnoser:
             self.advance_actual(hypothesis, own)
         return hypothesis
 
-    def advance_actual(self, hypothesis: Hypothesis, own: OwnBook) -> None:
+    def advance_actual(self, hypothesis: Hypothesis, own: OwnBook,
+                       rules: Rules | None = None) -> None:
         """Move a hypothesis past bar `own.bar` with the side's actual fills booked, so
         that the orders it queues there are decided from the book the side really had."""
         t = own.bar
         sim = self.oracle.sim
-        rules = self.rules_at(t, hypothesis.switches)
+        rules = rules or self.rules_at(t, hypothesis.switches)
         sim.rules_at = lambda _bar: rules
         sim.book = self.book_for(own, hypothesis)
         sim.fills, sim.equity, sim.rejections = [], [], []
         sim.force(t, self.log.rows.get(t, []))
         hypothesis.advance(sim.book)
 
-    def record_labels(self, diagnosis: Diagnosis, own: OwnBook, alive: list[Hypothesis],
-                      base_state: tuple[dict, tuple, tuple], predicted: dict[str, Key]
-                      ) -> None:
-        """What the pure trusted rules, and each departure left out, would have filled.
+    def record_trusted(self, diagnosis: Diagnosis, own: OwnBook,
+                       base_state: tuple[dict, tuple, tuple], predicted: dict[str, Key]
+                       ) -> None:
+        """What the pure trusted rules would have filled at this bar from the side's book.
 
         `predicted` is the trusted rules' guess with the side's visible fields: the same
         as the pure trusted rules' when nothing visible departs at this bar.
@@ -450,19 +524,34 @@ class Diagnoser:
             plain = Hypothesis(frozenset(), *base_state)
             guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None)
             diagnosis.trusted_fills[t] = guess
-        for hypothesis in alive:
-            elements = self.elements(t, hypothesis.switches)
-            if len(elements) < 2:
-                continue
-            out = {}
-            for element in elements:
-                rules = self.rules_without(t, hypothesis.switches, element)
-                kept = frozenset(s for s in hypothesis.switches if s != element)
-                probe = (Hypothesis(kept, *hypothesis.state()) if kept
-                         else Hypothesis(kept, *base_state))
-                out[element], _ = self.oracle.step(t, rules, self.book_for(own, probe),
-                                                   self.observed.overrides.get(t))
-            diagnosis.without.setdefault(t, {})[hypothesis.switches] = out
+
+    def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
+                      earlier: tuple) -> None:
+        """The departures of the bar's verdict that change some fill there: each one left
+        out in turn (when there are several), and the fills without it. Leaving a switch
+        out replays the bars before too (`earlier`), since orders sized at a decision were
+        queued there."""
+        t = own.bar
+        self._excused_now = self.excused.get(t, set())
+        elements = self.elements(t, switches)
+        actual = self.log.by_bar.get(t, {})
+        if len(elements) < 2:
+            if elements and diagnosis.verdicts[t].evidenced:
+                diagnosis.needed[t] = set(elements)
+            return
+        out = {}
+        for element in elements:
+            kept = frozenset(s for s in switches if s != element)
+            probe = Hypothesis(kept, *(earlier[0][1] if earlier else ({}, (), ())))
+            for before, _ in earlier:
+                self.advance_actual(probe, before,
+                                    self.rules_without(before.bar, switches, element))
+            self._excused_now = self.excused.get(t, set())
+            out[element], _ = self.oracle.step(t, self.rules_without(t, switches, element),
+                                               self.book_for(own, probe), self.overrides_at(t))
+        diagnosis.without[t] = out
+        diagnosis.needed[t] = {e for e, fills in out.items()
+                               if self.mismatches(fills, actual)}
 
     def elements(self, t: int, switches: frozenset[Switch]) -> list[Switch | str]:
         return departures(t, switches, self.observed, self.trusted)
@@ -497,9 +586,10 @@ def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
 
 
 def _verdicts(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
-              ) -> dict[int, BarVerdict]:
+              ) -> tuple[dict[int, BarVerdict], dict[int, Hypothesis]]:
     """Per bar, the alive hypothesis that held the longest (the simplest on ties)."""
     verdicts: dict[int, BarVerdict] = {}
+    chosen_at: dict[int, Hypothesis] = {}
     previous: Hypothesis | None = None
     born: set[int] = set()
     for t in sorted(states):
@@ -511,13 +601,15 @@ def _verdicts(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
         if previous is not None and previous.died == t:
             refuted = previous.switches - switches
         verdicts[t] = BarVerdict(t, switches, missed, unexplained, refuted)
+        if chosen is not None:
+            chosen_at[t] = chosen
         if chosen is not None and id(chosen) not in born:
             born.add(id(chosen))
             for b in chosen.warmed_bars:  # the bars that queued its first orders
                 if not verdicts[b].switches and not verdicts[b].evidenced:
                     verdicts[b] = BarVerdict(b, switches, False)
         previous = chosen
-    return verdicts
+    return verdicts, chosen_at
 
 
 def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted: Rules
@@ -526,8 +618,10 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
     ("point", "slippage", "rounding", "fees"); a timing switch carries its price point."""
     visible = observed.rules_at(t)
     timed = any(name == "delay" for s in switches for name, _ in s.changes)
-    names = [n for n in ("point", "slippage", "rounding")
+    names = [n for n in ("point", "slippage")
              if visible[n] != getattr(trusted, n) and not (n == "point" and timed)]
+    if (visible["rounding"], visible["lot"]) != (trusted.rounding, trusted.lot):
+        names.append("rounding")
     if any(visible[n] != getattr(trusted, n) for n in ("fees", "per_share", "min_fee",
                                                           "fixed_fee")):
         names.append("fees")

@@ -2,7 +2,8 @@
 
 A hidden switch is a fault from the first bar it was needed (a state fault from the bar
 its change began) until a later bar refutes it; bars where it made no difference either
-way (the trusted rules reproduce them too) neither touch nor end it. A visible difference
+way (the fills are the same without it) neither touch nor end it, and a switch that never
+changed a fill is no fault at all. A visible difference
 (price point, slippage, fees, rounding) is a fault over the run of fill bars that show it;
 a one-off price or fee is a fault of its own bar. Bars nothing reproduces are
 `unexplained` faults. A fault's amount is its cause's share of the gap over its span.
@@ -75,8 +76,10 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
         if not verdict.evidenced:
             continue
         for switch in verdict.switches:
+            if not diagnosis.touched(switch, t):
+                continue
             if switch not in open_:
-                if switch.state == "booked_twice":
+                if switch.state in ("booked_twice", "fees_once"):
                     one_off.add(switch.words)
                 onset = switch.since if switch.state else t
                 open_[switch] = Fault(side, switch.cause, switch.words, onset, None)

@@ -2,9 +2,10 @@
 
 A side's book is rebuilt from its own fills and initial cash alone (no engine needed):
 before bar t, positions are the sum of its fills before t and cash is the initial cash
-less Σ quantity × price + fee. Fills are also kept per bar as
-{asset: (quantity, volume-weighted price, fee, rows)}, the form the oracle's predictions
-are compared in.
+less Σ quantity × price + fee, a sum within float noise of zero being zero (the ledger's
+rule, docs/semantics.md), so that a batch that spent all its cash leaves none. Fills are
+also kept per bar as {asset: (quantity, volume-weighted price, fee, rows)}, the form the
+oracle's predictions are compared in.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from engine.reference.bars import CLOSE, Bars
+from engine.reference.bars import Bars
+from engine.reference.execution import add
 
 Key = tuple[float, float, float, int]  # summed quantity, VWAP price, summed fee, rows
 
@@ -65,25 +67,12 @@ class FillLog:
                 continue
             positions = dict(positions)
             for asset, q, p, f in rows:
-                cash -= q * p + f
+                cash = add(cash, -(q * p + f))  # the ledger's zero rule: no float dust
                 after = positions.get(asset, 0.0) + q
                 if abs(after) <= 1e-9 * max(abs(q), 1e-3):
                     positions.pop(asset, None)
                 else:
                     positions[asset] = after
-
-    def equity_from_fills(self, bars: Bars) -> list[float]:
-        """Equity after each bar: cash from the fills plus positions at the last closes."""
-        out = []
-        cash = self.initial_cash
-        positions: dict[str, float] = {}
-        for bar in range(self.n_bars):
-            for asset, q, p, f in self.rows.get(bar, ()):
-                cash -= q * p + f
-                positions[asset] = positions.get(asset, 0.0) + q
-            out.append(cash + sum(q * bars.last(bar, a, CLOSE)
-                                  for a, q in sorted(positions.items()) if q != 0.0))
-        return out
 
 
 def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:

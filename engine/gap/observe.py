@@ -53,6 +53,7 @@ class Observed:
     lot: float = 1.0
     price_by_bar: dict[int, PriceModel] = field(default_factory=dict)
     fee_by_bar: dict[int, FeeModel] = field(default_factory=dict)
+    rounding_by_bar: dict[int, tuple[str, float]] = field(default_factory=dict)
     overrides: dict[int, dict[str, tuple[float | None, float | None]]] = field(
         default_factory=dict)
 
@@ -62,11 +63,21 @@ class Observed:
     def fee_at(self, bar: int) -> FeeModel:
         return self.fee_by_bar.get(bar, self.fee)
 
+    def rounding_at(self, bar: int) -> tuple[str, float]:
+        return self.rounding_by_bar.get(bar, (self.rounding, self.lot))
+
+    @property
+    def rounds(self) -> bool:
+        """Whether whole lots show anywhere in the log."""
+        return self.rounding != "none" or any(r != "none" for r, _ in
+                                              self.rounding_by_bar.values())
+
     def rules_at(self, bar: int) -> dict:
         """The `Rules` fields this side's fills show at `bar`."""
         price = self.price_at(bar)
+        rounding, lot = self.rounding_at(bar)
         return {"point": price.point, "slippage": price.slippage,
-                **self.fee_at(bar).as_rules(), "rounding": self.rounding, "lot": self.lot}
+                **self.fee_at(bar).as_rules(), "rounding": rounding, "lot": lot}
 
 
 def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed:
@@ -100,7 +111,9 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
     overrides: dict[int, dict[str, tuple[float | None, float | None]]] = {}
     order = np.argsort(bar, kind="stable")
     bounds = np.flatnonzero(np.diff(bar[order])) + 1
-    for rows_of_bar in np.split(order, bounds):
+    groups = np.split(order, bounds)
+    rounding_by_bar = _rounding_by_bar(size, bar, groups, rounding, lot)
+    for rows_of_bar in groups:
         if price_fit[rows_of_bar].all() and fee_fit[rows_of_bar].all():
             continue
         b = int(bar[rows_of_bar[0]])
@@ -125,7 +138,8 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
             overrides.setdefault(b, {})[str(asset[row])] = (
                 None if ok_price[i] else _unslipped(p[row], side[row], local_price.slippage),
                 None if ok_fee[i] else float(f[row]))
-    return Observed(price, fee_model, rounding, lot, price_by_bar, fee_by_bar, overrides)
+    return Observed(price, fee_model, rounding, lot, price_by_bar, fee_by_bar,
+                    rounding_by_bar, overrides)
 
 
 def _unslipped(price: float, side: float, slippage: float) -> float:
@@ -208,15 +222,30 @@ def _with_minimum(model: FeeModel, size: np.ndarray, notional: np.ndarray,
     return candidate if better and minimum > 0 else model
 
 
-def _rounding(size: np.ndarray) -> tuple[str, float]:
+def _rounding_by_bar(size: np.ndarray, bar: np.ndarray, groups: list[np.ndarray],
+                     rounding: str, lot: float) -> dict[int, tuple[str, float]]:
+    """Bars whose fills are all whole lots in a fractional log, or not in a whole one.
+
+    Fractional sizes are whole by chance almost never, so one bar of whole lots is a change
+    of rounding at that bar.
+    """
+    out = {}
+    for rows_of_bar in groups:
+        here = _rounding(size[rows_of_bar], share=1.0)
+        if here != (rounding, lot) and (here[0] == "none") != (rounding == "none"):
+            out[int(bar[rows_of_bar[0]])] = here
+    return out
+
+
+def _rounding(size: np.ndarray, share: float = 0.99) -> tuple[str, float]:
     """Whole lots when (nearly) every fill is a multiple of one: ("truncate", lot)."""
     def multiples(lot: float) -> float:
         ratio = size / lot
         return float((np.abs(ratio - np.round(ratio)) <= 1e-9 * np.maximum(ratio, 1)).mean())
 
-    if len(size) == 0 or multiples(1.0) < 0.99:
+    if len(size) == 0 or multiples(1.0) < share:
         return "none", 1.0
     for lot in (100.0, 10.0):
-        if multiples(lot) >= 0.99:
+        if multiples(lot) >= share and (share < 1.0 or len(size) > 1):
             return "truncate", lot
     return "truncate", 1.0

@@ -55,16 +55,20 @@ class Switch:
     state: str | None = None
     since: int = -1
 
-    def apply(self, rules: Rules) -> Rules:
-        return rules.with_(**dict(self.changes)) if self.changes else rules
+    def apply(self, rules: Rules, bar: int | None = None) -> Rules:
+        """`rules` with this switch's changes (a one-bar switch's only at its own bar)."""
+        if not self.changes or (self.state in ONE_BAR and bar != self.since):
+            return rules
+        return rules.with_(**dict(self.changes))
 
 
-def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
-    """Every single-field departure from `trusted`, with `observed`'s visible fields kept."""
+def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list[Switch]:
+    """Every single-field departure from `trusted` (`observed`: the side's visible fields;
+    `rounds`: whether whole lots show anywhere in its log)."""
     switches = []
     for delay in (0, 1, 2, 3):
         if delay != trusted.delay:
-            switches.append(timing_switch(trusted, observed.point, delay))
+            switches.append(timing_switch(delay))
     for sequence, words in (("value", "sells first, buys in ascending value"),
                             ("column", "in column (asset) order"),
                             ("submission", "in submission order"),
@@ -75,9 +79,6 @@ def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
         if policy != trusted.cash_policy:
             switches.append(Switch("cash_limit", f"cash policy {policy}",
                                    (("cash_policy", policy),)))
-    switches.append(Switch("cash_limit", "orders screened at submission (backtrader)",
-                           (("submission_check", not trusted.submission_check),
-                            ("reject_reason", "margin"))))
     for valuation, words in (("previous_close", "book valued at the previous close"),
                              ("decision_close", "book valued at the decision close")):
         if valuation != trusted.valuation:
@@ -88,8 +89,8 @@ def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
     switches.append(Switch("sizing_basis", f"a held asset without a bar valued at its "
                            f"{held.replace('_', ' ')}", (("held_valuation", held),)))
     for sizing, words in (("fill", "targets sized at the fill"),
-                          ("decision_floor", "value delta floored at the decision close"),
-                          ("decision_truncate", "share delta truncated at the decision close")):
+                          ("decision_floor", "sized at the decision close (value delta)"),
+                          ("decision_truncate", "sized at the decision close (share delta)")):
         if sizing != trusted.sizing:
             switches.append(Switch("sizing_basis", words, (("sizing", sizing),)))
     switches += [
@@ -112,7 +113,7 @@ def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
     ]
-    if observed.rounding != "none":
+    if observed.rounding != "none" or rounds:
         for mode in ("truncate", "floor", "nearest"):
             if mode != observed.rounding:
                 switches.append(Switch("rounding", f"shares rounded by {mode}",
@@ -124,16 +125,18 @@ def rule_switches(trusted: Rules, observed: Rules) -> list[Switch]:
     return switches
 
 
-def timing_switch(trusted: Rules, point: str, delay: int) -> Switch:
-    """Fills at the `point` of the bar `delay` bars after the decision (0: its own bar).
-
-    A fill at the decision's own bar is look-ahead: the decision used that bar's close.
+def timing_switch(delay: int) -> Switch:
+    """Fills `delay` bars after the decision (0: its own bar), at the price point the fills
+    show. A fill at the decision's own bar is look-ahead: the decision used that close.
     """
     cause = "look_ahead" if delay == 0 else "timing"
-    when = ("the decision's own bar" if delay == 0 else
-            "the next bar" if delay == 1 else f"{delay} bars after the decision")
-    return Switch(cause, f"filled at the {point} of {when}", (("delay", delay),
-                                                              ("point", point)))
+    when = ("at the decision's own bar" if delay == 0 else
+            "at the next bar" if delay == 1 else f"{delay} bars after the decision")
+    return Switch(cause, f"filled {when}", (("delay", delay),))
+
+
+SCREEN = Switch("cash_limit", "orders screened at submission (backtrader)",
+                (("submission_check", True), ("reject_reason", "margin")))
 
 
 def booked_twice(bar: int, timestamp: Any) -> Switch:
@@ -141,9 +144,23 @@ def booked_twice(bar: int, timestamp: Any) -> Switch:
                   state="booked_twice", since=bar)
 
 
+def booked_twice_since(bar: int, timestamp: Any) -> Switch:
+    return Switch("duplicate_fill", f"every fill booked twice (logged once) since "
+                  f"{day(timestamp)}", (("booking", "twice_hidden"),),
+                  state="booked_twice_since", since=bar)
+
+
 def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
     return Switch("sizing_basis", f"fees left out of cash since {day(timestamp)}",
                   (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
+
+
+def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:
+    return Switch("sizing_basis", f"the fees of {day(timestamp)} left out of cash",
+                  (("fees_in_cash", False),), state="fees_once", since=bar)
+
+
+ONE_BAR = {"fees_once"}  # state switches whose rule change acts at their own bar only
 
 
 def day(timestamp: Any) -> str:
@@ -160,6 +177,7 @@ def peer_rule_sets(trusted: Rules, vocabulary: list[Switch]) -> list[frozenset[S
     """For each peer profile, the switches of `vocabulary` that turn the trusted rules into
     that peer's own (its sizing, sequencing, cash checks and missing-bar handling)."""
     sets = []
+    vocabulary = [*vocabulary, SCREEN]
     for profile in ("vectorbt", "backtrader", "zipline"):
         peer = rules_for({"profile": profile})
         wanted = {(name, getattr(peer, name)) for name in PEER_FIELDS

@@ -42,7 +42,8 @@ class Rules:
     rounding: str = "none"
     lot: float = 1.0
     # Sizing: at the fill (targets priced then), or into share orders at the decision close
-    # (backtrader floors the value delta, zipline truncates the share delta).
+    # (backtrader: the value delta over the close; zipline: the share delta; with whole
+    # shares backtrader floors, zipline truncates).
     sizing: str = "fill"
     valuation: str = "fill_price"  # the prices a fill-time batch values the book and targets at
     value_refresh: bool = False  # the book value is re-read after every order of a batch

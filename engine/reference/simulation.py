@@ -25,7 +25,7 @@ from engine.reference.rules import Rules
 
 HISTORY = 4  # batches of positions kept for stale-position rules
 Fill = tuple[int, str, float, float, float, int]  # bar, asset, quantity, price, fee, order id
-Overrides = dict[str, tuple[float | None, float | None]]  # asset → (price, fee) forced
+Overrides = dict[str, tuple[float | None, float | None, bool]]  # asset → (price, fee, sized)
 
 
 @dataclass
@@ -82,8 +82,9 @@ class Simulation:
     def step(self, t: int, overrides: Overrides | None = None) -> list[Fill]:
         """Every phase of bar `t`; returns the fills logged at `t`.
 
-        `overrides` maps an asset to the (price, fee) its fill at `t` takes instead of the
-        rules' (None keeps the rules' own): a one-off price or fee.
+        `overrides` maps an asset to the (price, fee, sized) its fill at `t` takes instead of
+        the rules' (None keeps the rules' own): a one-off price or fee; `sized` says whether
+        the order was also sized at that price (else only filled at it).
         """
         rules = self.rules_at(t)
         self._overrides = overrides or {}
@@ -188,17 +189,24 @@ class Simulation:
 
     def _size_now(self, t: int, rules: Rules, targets: list[tuple[str, float]],
                   held: dict[str, float], known: int) -> None:
-        """Share orders for target values at this close (backtrader's or zipline's way)."""
+        """Share orders for target values at this close (backtrader's or zipline's way).
+
+        With whole shares, backtrader floors the value delta over the close and zipline
+        truncates the share delta; with fractional shares both keep the exact delta.
+        """
+        whole = rules.rounding != "none"
         for asset, target in targets:
             close = self.bars.last(known, asset, CLOSE)
             position = held.get(asset, 0.0)
             if math.isnan(close):
                 continue
             if rules.sizing == "decision_truncate":
-                shares = whole_shares(target / close - position)
+                shares = target / close - position
+                shares = whole_shares(shares) if whole else shares
             else:
                 delta_value = target - position * close
-                shares = math.copysign(abs(delta_value) // close, delta_value)
+                shares = (math.copysign(abs(delta_value) // close, delta_value) if whole
+                          else delta_value / close)
                 if target == 0.0 and position != 0.0:
                     shares = -position
             self._submit_shares(t, rules, asset, shares)
@@ -259,9 +267,12 @@ class Simulation:
         if not due:
             return
         fill_prices = {o.asset: row[o.asset][point] for o in due}
-        for asset, (price, _) in self._overrides.items():
+        exec_prices = dict(fill_prices)
+        for asset, (price, _, sized) in self._overrides.items():
             if price is not None and asset in fill_prices:
-                fill_prices[asset] = price
+                exec_prices[asset] = price
+                if sized:
+                    fill_prices[asset] = price
         prices = self._valuation(t, rules, point, due, fill_prices)
         value = book.value(prices)
         sizing = self._sizing_positions(rules, target=False)
@@ -282,7 +293,7 @@ class Simulation:
             if rules.value_refresh and i:
                 position = sizing.get(order.asset, 0.0)
                 delta, _ = order.requested(position, book.value(prices), prices[order.asset])
-            fill = self._execute(t, rules, order, delta, fill_prices[order.asset],
+            fill = self._execute(t, rules, order, delta, exec_prices[order.asset],
                                  row[order.asset][VOLUME], headroom)
             if fill is not None:
                 logged.append(fill)
@@ -344,7 +355,7 @@ class Simulation:
         quantity = size if delta > 0 else -size
         fill = None
         if status == "filled":
-            forced_fee = self._overrides.get(order.asset, (None, None))[1]
+            forced_fee = self._overrides.get(order.asset, (None, None, True))[1]
             if forced_fee is not None:
                 cash, fee = add(cash, fee - forced_fee), forced_fee
             book.cash = cash if rules.fees_in_cash else add(cash, fee)
