@@ -21,7 +21,7 @@ from engine.reference import Bars, Rebalance, Rules, decisions_from_weights
 from engine.reference.bars import CLOSE, OPEN
 
 SHRUNK = 1e-9  # cash left below this share of the book value: the last buy was shrunk
-DIGITS = 12  # inferred weights are rounded so that equal weights tie exactly
+TIE = 1e-9  # inferred weights this close (relative) are one weight, so that they tie exactly
 
 
 def given(bars: Bars, weights: pl.DataFrame) -> dict[int, list]:
@@ -49,8 +49,8 @@ def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
         for asset, (q, p, f, _) in batch.items():
             after[asset] = after.get(asset, 0.0) + q
             cash_after -= q * p + f
-        weights = {a: round(q * prices[a] / value, DIGITS) for a, q in after.items()
-                   if abs(q) > 1e-12 and a in prices}
+        weights = _tied({a: q * prices[a] / value for a, q in after.items()
+                         if abs(q) > 1e-12 and a in prices})
         buys = sorted(a for a, (q, _, _, _) in batch.items() if q > 0)
         if buys and abs(cash_after) <= SHRUNK * value and len(weights) > 1:
             top = max(weights.values())
@@ -61,6 +61,24 @@ def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
         if decision >= 0:
             decisions[decision] = [Rebalance(weights)]
     return decisions
+
+
+def _tied(weights: dict[str, float]) -> dict[str, float]:
+    """Weights within `TIE` of each other (float noise of one decision weight) made equal,
+    to their middle value."""
+    ordered = sorted(weights, key=weights.__getitem__)
+    out: dict[str, float] = {}
+    group: list[str] = []
+    for asset in [*ordered, None]:
+        if asset is not None and group and abs(weights[asset] - weights[group[0]]) <= TIE * max(
+                abs(weights[asset]), 1e-12):
+            group.append(asset)
+            continue
+        if group:
+            middle = weights[group[len(group) // 2]]
+            out.update(dict.fromkeys(group, middle))
+        group = [asset] if asset is not None else []
+    return out
 
 
 def unknown(bars: Bars, *logs: FillLog) -> dict[int, set[str]]:

@@ -56,9 +56,10 @@ class Hypothesis:
     pending: dict = field(default_factory=dict)
     history: tuple = ()  # positions before each of its recent batches
     unnetted: tuple = ()  # older open orders it keeps when it does not net
+    seen: int = -1  # the last decision bar it acted on
     died: int | None = None
     lasted: int = 0  # bars with fills it went on to reproduce when it was found
-    before: tuple = ({}, (), ())  # its state before the last bar it was advanced over
+    before: tuple = ({}, (), (), -1)  # its state before the last bar it was advanced over
     warmed_bars: set = field(default_factory=set)  # bars before it it reproduces too
 
     def advance(self, book: Book) -> None:
@@ -66,9 +67,10 @@ class Hypothesis:
         ones before it in `before`, for what-if replays of that bar)."""
         self.before = self.state()
         self.pending, self.history, self.unnetted = book.pending, book.history, book.unnetted
+        self.seen = book.seen
 
-    def state(self) -> tuple[dict, tuple, tuple]:
-        return dict(self.pending), self.history, self.unnetted
+    def state(self) -> tuple:
+        return dict(self.pending), self.history, self.unnetted, self.seen
 
     @property
     def size(self) -> int:
@@ -109,9 +111,11 @@ class Diagnosis:
         return self.without.get(t, {})
 
     def touched(self, switch: Switch, t: int) -> bool:
-        """Whether `switch` changed a fill at bar t (where that was not worked out, every
-        switch of a bar the trusted rules miss counts)."""
-        if not self.verdicts[t].evidenced:
+        """Whether `switch` changed a fill at bar t that it explains (where that was not
+        worked out, every switch of a bar the trusted rules miss counts; a bar nothing
+        reproduces touches none: its closest hypothesis explains nothing)."""
+        verdict = self.verdicts[t]
+        if not verdict.evidenced or verdict.unexplained:
             return False
         return switch in self.needed[t] if t in self.needed else True
 
@@ -201,7 +205,7 @@ class Diagnoser:
                 fees = self.log.fees_before
                 cash += fees[switch.since + 1] - fees[switch.since]
         return Book(cash, positions, dict(hypothesis.pending), hypothesis.history,
-                    hypothesis.unnetted)
+                    hypothesis.unnetted, hypothesis.seen)
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
                 = None, rules: Rules | None = None) -> tuple[dict[str, Key], Book]:
@@ -210,7 +214,8 @@ class Diagnoser:
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)):
-            return {}, Book(own.cash, own.positions, {}, hypothesis.history)
+            return {}, Book(own.cash, own.positions, {}, hypothesis.history, (),
+                            hypothesis.seen)
         return self.oracle.step(t, rules, self.book_for(own, hypothesis),
                                 self.overrides_at(t))
 
@@ -263,7 +268,7 @@ class Diagnoser:
         base = Hypothesis(frozenset())
         start = self.fit_start()
         alive: list[Hypothesis] = [Hypothesis(start)] if start else []
-        recent: deque[tuple[OwnBook, tuple[dict, tuple, tuple]]] = deque(maxlen=WARM_UP)
+        recent: deque[tuple[OwnBook, tuple]] = deque(maxlen=WARM_UP)
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
         for own in self.books:
@@ -484,16 +489,22 @@ class Diagnoser:
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
-        """A new hypothesis with the orders it would have queued over the last bars."""
+        """A new hypothesis with the orders it would have queued over the last bars: the
+        bar before t under its rules, the ones before that under the trusted rules (what
+        the side did before it changed; a change seen at t may have begun a bar earlier)."""
         if not recent:
             return Hypothesis(switches)
-        pending, history, unnetted = recent[0][1]
-        hypothesis = Hypothesis(switches, dict(pending), history, unnetted)
+        pending, history, unnetted, seen = recent[0][1]
+        hypothesis = Hypothesis(switches, dict(pending), history, unnetted, seen)
+        last = recent[-1][0].bar
         for own, _ in recent:
-            guess, _ = self.predict(own, hypothesis)
-            if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
-                hypothesis.warmed_bars.add(own.bar)
-            self.advance_actual(hypothesis, own)
+            if own.bar == last:
+                guess, _ = self.predict(own, hypothesis)
+                if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                    hypothesis.warmed_bars.add(own.bar)
+                self.advance_actual(hypothesis, own)
+            else:
+                self.advance_actual(hypothesis, own, self.rules_at(own.bar, frozenset()))
         return hypothesis
 
     def advance_actual(self, hypothesis: Hypothesis, own: OwnBook,
@@ -510,7 +521,7 @@ class Diagnoser:
         hypothesis.advance(sim.book)
 
     def record_trusted(self, diagnosis: Diagnosis, own: OwnBook,
-                       base_state: tuple[dict, tuple, tuple], predicted: dict[str, Key]
+                       base_state: tuple, predicted: dict[str, Key]
                        ) -> None:
         """What the pure trusted rules would have filled at this bar from the side's book.
 
@@ -542,7 +553,7 @@ class Diagnoser:
         out = {}
         for element in elements:
             kept = frozenset(s for s in switches if s != element)
-            probe = Hypothesis(kept, *(earlier[0][1] if earlier else ({}, (), ())))
+            probe = Hypothesis(kept, *(earlier[0][1] if earlier else ({}, (), (), -1)))
             for before, _ in earlier:
                 self.advance_actual(probe, before,
                                     self.rules_without(before.bar, switches, element))

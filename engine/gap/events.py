@@ -69,6 +69,8 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
     one_off: set[str] = set()  # a batch booked twice happened at one bar
     for t in sorted(diagnosis.verdicts):
         verdict = diagnosis.verdicts[t]
+        if verdict.unexplained:
+            continue
         ended = verdict.refuted | {s for s in open_ if s not in verdict.switches}
         for switch in ended:
             if switch in open_:

@@ -40,10 +40,11 @@ class Book:
     pending: dict[str, Order] = field(default_factory=dict)  # the open order of each asset
     history: tuple[dict[str, float], ...] = ()
     unnetted: tuple[Order, ...] = ()  # older open orders an engine without netting keeps
+    seen: int = -1  # the last decision bar acted on (an engine that turns late skips none twice)
 
     def copy(self) -> Book:
         return Book(self.cash, dict(self.positions), dict(self.pending), self.history,
-                    self.unnetted)
+                    self.unnetted, self.seen)
 
     def open_orders(self) -> list[Order]:
         return [*self.unnetted, *self.pending.values()]
@@ -141,10 +142,12 @@ class Simulation:
         """Queue the calls of the decision this bar acts on: the decision at `t`, or, for
         an engine that acts `delay` > 1 bars late, the one `delay − 1` bars back. Prices
         are the last known closes at bar `known`."""
-        calls = self.decisions.get(t - rules.delay + 1 if rules.delay > 1 else t)
-        if not calls:
+        decision = t - rules.delay + 1 if rules.delay > 1 else t
+        calls = self.decisions.get(decision)
+        if not calls or decision <= self.book.seen:
             return
         book = self.book
+        book.seen = decision
         held = self._sizing_positions(rules, target=True)
         last = self.bars.last
         equity = book.cash
