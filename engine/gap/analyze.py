@@ -24,7 +24,7 @@ import polars as pl
 from engine.gap import decisions as decided
 from engine.gap.attribute import Game, Marks
 from engine.gap.compare import KEYS, Tolerance, join_sides
-from engine.gap.diagnose import Diagnoser, Diagnosis, departures
+from engine.gap.diagnose import START_WINDOW, Diagnoser, Diagnosis, departures
 from engine.gap.events import Fault, faults_of
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed, observe
@@ -80,10 +80,13 @@ def analyze(
     observed_a = observe(a.fills, prices, bar_of)
     observed_b = observe(b.fills, prices, bar_of)
     trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
-    decisions = (decided.given(bars, weights) if weights is not None
-                 else decided.inferred(log_a, bars, trusted))
     label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
     excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
+    if weights is not None:
+        decisions = decided.given(bars, weights)
+    else:
+        trusted, decisions = _inferred(log_a, log_b, bars, trusted, observed_b, tolerance,
+                                       excused, a.rules is None)
 
     diagnosis_a = None
     if weights is not None:
@@ -124,23 +127,57 @@ def _fills(log: FillLog) -> list[tuple]:
     return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
 
 
+def _inferred(log_a: FillLog, log_b: FillLog, bars: Bars, trusted: Rules,
+              observed_b: Observed, tolerance: Tolerance, excused: dict, unknown_rules: bool
+              ) -> tuple[Rules, dict]:
+    """Decisions inferred from A's book. How A values a held asset that has no bar is not
+    in its log; when A's rules are not given and that choice changes the decisions, the
+    one under which B's own fills are reproduced most often is taken."""
+    decisions = decided.inferred(log_a, bars, trusted)
+    if not unknown_rules:
+        return trusted, decisions
+    other = trusted.with_(held_valuation="last_fill_price"
+                          if trusted.held_valuation == "last_close" else "last_close")
+    alternative = decided.inferred(log_a, bars, other)
+    if alternative == decisions:
+        return trusted, decisions
+    scored = []
+    for rules, found in ((trusted, decisions), (other, alternative)):
+        diagnoser = Diagnoser(log_b, bars, found, rules, observed_b, tolerance,
+                              excused=excused)
+        scored.append((diagnoser.reproduced(frozenset(), diagnoser.books), rules, found))
+    _, rules, found = max(scored, key=lambda s: s[0])
+    return rules, found
+
+
 def _fold_global(trusted: Rules, diagnosis: Diagnosis, log: FillLog, bars: Bars,
                  decisions: dict, observed: Observed, tolerance: Tolerance,
                  label_bars: set[int]) -> tuple[Rules, Diagnosis]:
-    """A's own rules: switches A follows from its first fills to the end are A's semantics,
-    not faults; they join the trusted rules and A is diagnosed again."""
-    evidenced = [v for v in diagnosis.verdicts.values() if v.evidenced]
-    fills = log.fill_bars
-    if not evidenced or not fills or evidenced[0].bar > fills[min(1, len(fills) - 1)]:
+    """A's own rules: switches A follows from its first fills to the end (or, for what an
+    engine does with missing bars, from the first missing bar that mattered) are A's
+    semantics, not faults; they join the trusted rules and A is diagnosed again. What
+    remains are the places where A does not follow the weights."""
+    verdicts = [diagnosis.verdicts[t] for t in sorted(diagnosis.verdicts)]
+    early = set(log.fill_bars[:START_WINDOW])
+    folded = []
+    for switch in {s for v in verdicts for s in v.switches if not s.state}:
+        touched = [v.bar for v in verdicts if diagnosis.touched(switch, v.bar)]
+        if not touched:
+            continue
+        kept = all(switch in v.switches for v in verdicts if v.bar >= touched[0]
+                   and not v.unexplained)
+        missing_bars = {name for name, _ in switch.changes} <= MISSING_BAR_FIELDS
+        if kept and (touched[0] in early or missing_bars):
+            folded.append(switch)
+    if not folded:
         return trusted, diagnosis
-    common = frozenset.intersection(*(v.switches for v in evidenced))
-    common = frozenset(s for s in common if not s.state)
-    if not common:
-        return trusted, diagnosis
-    for switch in sorted(common, key=lambda s: s.words):
+    for switch in sorted(folded, key=lambda s: s.words):
         trusted = switch.apply(trusted)
     return trusted, Diagnoser(log, bars, decisions, trusted, observed, tolerance,
                               label_bars).run()
+
+
+MISSING_BAR_FIELDS = {"drop_without_bar", "held_valuation"}
 
 
 def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLog,
