@@ -7,8 +7,8 @@ The decision is placed `delay` bars before the fill bar (A's own timing: the bar
 next-bar fills). Orders that waited for a missing bar cannot be told from decisions,
 so assets without a bar at a fill bar or the bar before are left out of the comparison
 there (`unknown`). A buy that A shrank to its last cash shows only what A could pay
-for, not what was asked: it is taken to target the largest weight of that decision, and
-it is the buy that largest weight asks the most of (the one a sells-first, ascending-value
+for, not what was asked: it is taken to target the largest weight A traded to at that bar,
+and it is the buy that weight asks the most of (the one a sells-first, ascending-value
 sequence executes last).
 """
 
@@ -52,10 +52,12 @@ def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
         weights = _tied({a: q * prices[a] / value for a, q in after.items()
                          if abs(q) > 1e-12 and a in prices})
         buys = sorted(a for a, (q, _, _, _) in batch.items() if q > 0)
-        if buys and abs(cash_after) <= SHRUNK * value and len(weights) > 1:
-            top = max(weights.values())
+        traded = [w for a, w in weights.items() if a in batch]
+        if buys and abs(cash_after) <= SHRUNK * value and len(traded) > 1:
+            top = max(traded)
             asked = {a: top * value - book.positions.get(a, 0.0) * prices[a] for a in buys}
             last = sorted(buys, key=asked.__getitem__)[-1]
+            top = max(w for a, w in weights.items() if a in batch and a != last)
             weights[last] = max(weights[last], top)
         decision = t - rules.delay
         if decision >= 0:
