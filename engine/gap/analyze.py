@@ -32,6 +32,7 @@ from engine.gap.vocabulary import CAUSES
 from engine.reference import Bars, Rules
 
 EXPLAINED_SHARE = 0.99
+DECISION_LAG = 4  # bars before B's first difference re-run: its decision came up to 3 before
 DEFAULT_TOLERANCE = Tolerance()
 
 
@@ -95,7 +96,8 @@ def analyze(
         trusted, diagnosis_a = _fold_global(trusted, diagnosis_a, log_a, bars, decisions,
                                             observed_a, tolerance, label_bars)
     diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
-                            label_bars, excused).run()
+                            label_bars, excused,
+                            same_until=max(min(label_bars) - DECISION_LAG, 0)).run()
 
     labels = _labels(divergent, bar_of, log_a, log_b, diagnosis_a, diagnosis_b,
                      observed_a, observed_b, tolerance)

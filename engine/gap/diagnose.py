@@ -142,18 +142,20 @@ class Diagnoser:
     def __init__(self, log: FillLog, bars: Bars, decisions: dict[int, list], trusted: Rules,
                  observed: Observed, tolerance: Tolerance | None = None,
                  label_bars: set[int] | None = None,
-                 excused: dict[int, set[str]] | None = None) -> None:
+                 excused: dict[int, set[str]] | None = None, same_until: int = 0) -> None:
         self.log = log
         self.bars = bars
         self.trusted = trusted
         self.observed = observed
         self.tolerance = tolerance or Tolerance()
         self.label_bars = label_bars or set()
+        self.same_until = same_until  # bars before it are the other side's, fill for fill
         self.excused = excused or {}  # bar → assets whose decision is not known there
         self._excused_now: set[str] = set()
         self._last_unexplained = -PERSIST - 1  # the last bar no hypothesis reproduced
         self._rules: dict[tuple, Rules] = {}
         self._failures = 0  # searches in a row that found nothing
+        self._start_state: tuple = ({}, (), (), -1)  # the state the start is fitted from
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
@@ -266,12 +268,16 @@ class Diagnoser:
         that keeps explaining the longest is the verdict for all of them."""
         diagnosis = Diagnosis(self.trusted)
         base = Hypothesis(frozenset())
-        start = self.fit_start()
-        alive: list[Hypothesis] = [Hypothesis(start)] if start else []
         recent: deque[tuple[OwnBook, tuple]] = deque(maxlen=WARM_UP)
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
-        for own in self.books:
+        for own in self.books[: self.same_until]:  # as the other side did: nothing to tell
+            recent.append((own, base.state()))
+            self.advance_actual(base, own)
+            states[own.bar] = ([], False, frozenset())
+        start = self.fit_start(base.state())
+        alive: list[Hypothesis] = [Hypothesis(start, *base.state())] if start else []
+        for own in self.books[self.same_until:]:
             t = own.bar
             actual = self.log.by_bar.get(t, {})
             base_state = base.state()
@@ -400,7 +406,7 @@ class Diagnoser:
         self._failures += 1
         return [], best[2], best[1]
 
-    def fit_start(self) -> frozenset[Switch]:
+    def fit_start(self, state: tuple) -> frozenset[Switch]:
         """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
 
         A beam search over sets of switches, scored by the fill bars they reproduce (then
@@ -409,10 +415,11 @@ class Diagnoser:
         engine's persistent differences (a peer's rules, faults present from the start)
         often show only together, so the beam keeps the closest few sets at each level.
         """
-        fills = self.fill_bars[:START_WINDOW]
+        fills = [b for b in self.fill_bars if b >= self.same_until][:START_WINDOW]
         if not fills:
             return frozenset()
-        window = self.books[: fills[-1] + 1]
+        window = self.books[self.same_until: fills[-1] + 1]
+        self._start_state = state
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
         scores = {frozenset(): self.reproduced(frozenset(), window)}
         best = frozenset()
@@ -448,7 +455,7 @@ class Diagnoser:
                    ) -> tuple[int, float]:
         """(fill bars of `window` that `switches` reproduce, − how far it is off on the
         others), run from the first bar."""
-        hypothesis = Hypothesis(switches)
+        hypothesis = Hypothesis(switches, *self._start_state)
         count, far = 0, 0.0
         for own in window:
             actual = self.log.by_bar.get(own.bar, {})
