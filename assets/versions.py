@@ -33,7 +33,8 @@ def module_path(name: str) -> Path | None:
     return None
 
 
-def _direct_imports(name: str) -> set[str]:
+@functools.cache
+def _direct_imports(name: str) -> frozenset[str]:
     """Project modules that module `name` imports (and their parent packages)."""
     path = module_path(name)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -52,7 +53,7 @@ def _direct_imports(name: str) -> set[str]:
         for target in targets:
             parts = target.split(".")
             found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return {module for module in found if module_path(module) is not None}
+    return frozenset(module for module in found if module_path(module) is not None)
 
 
 @functools.cache

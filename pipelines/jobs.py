@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dagster import AssetSelection, ScheduleDefinition, define_asset_job
-from dagster_dask import dask_executor
 
 from assets.groups import BACKTEST, COMPARE, DATA, PEERS, REPORT, SIGNALS
 from assets.sweeps import SWEEP_ASSET_NAMES
-from pipelines.executors import dask_config
+from pipelines.executors import dask_config, dask_executor
 from pipelines.freshness import NIGHTLY_CRON
 
 SWEEP_TAG = "tradegap/sweep"

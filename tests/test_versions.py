@@ -62,9 +62,12 @@ def test_relative_and_function_level_imports_are_followed(tmp_path, monkeypatch)
     (root / "engine" / "late.py").write_text("thing = 1\n")
     (root / "engine" / "top.py").write_text("import engine.sub\nimport numpy\n")
     monkeypatch.setattr(versions, "ROOT", root)
-    versions.project_modules.cache_clear()
+    caches = (versions.project_modules, versions._direct_imports)
+    for cache in caches:
+        cache.cache_clear()
     try:
         assert versions.project_modules("engine.top") == (
             "engine", "engine.late", "engine.sub", "engine.sub.leaf", "engine.top")
     finally:
-        versions.project_modules.cache_clear()
+        for cache in caches:
+            cache.cache_clear()
