@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import ClassVar
 
-import polars as pl
 import pytest
 from dagster import (
     AssetMaterialization,
@@ -32,7 +31,7 @@ from dagster._core.test_utils import freeze_time
 from pipelines.alerts import AlertChannel, AlertDeliveryError, alert_channel
 from pipelines.definitions import defs, resources
 from pipelines.freshness import NIGHTLY_OUTPUTS, nightly_freshness_alert
-from tests.test_pipeline import SMALL
+from tests.test_pipeline import SMALL, drift_the_reference
 
 
 def read_alerts(path: Path) -> list[dict]:
@@ -77,16 +76,7 @@ def test_a_failed_run_sends_one_alert_naming_the_step_and_the_cause(tmp_path, in
 
 def test_a_failed_check_sends_an_alert_and_a_warning_does_not(tmp_path, instance, alerts,
                                                                monkeypatch):
-    import assets.backtests
-    from engine.reference import run_reference
-
-    def drifting_reference(prices, weights, config):
-        result = run_reference(prices, weights, config)
-        fills = result.fills.with_columns(pl.col("quantity") * 1.01)
-        return type(result)(fills, result.orders, result.equity, result.final_equity,
-                            result.rejections)
-
-    monkeypatch.setattr(assets.backtests, "run_reference", drifting_reference)
+    drift_the_reference(monkeypatch)
     sensors = {name: defs.resolve_sensor_def(name)
                for name in ("check_failure_alert", "run_failure_alert")}
     cursors = {name: sensor.evaluate_tick(build_sensor_context(

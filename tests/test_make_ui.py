@@ -9,28 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from pipelines.ui import default_signals
-from tests.dagster_server import READY_SECONDS, ROOT, alive, descendants, free_port
+from tests.dagster_server import ROOT, Server, alive, descendants, free_port, wait_until_loaded
 
 STOP_SECONDS = 90
-
-
-def wait_for_ui(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"make ui exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"make ui not serving after {READY_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.parametrize(("sent", "to_group"), [
@@ -48,7 +34,7 @@ def test_make_ui_stops_every_process_it_started(sent, to_group, tmp_path):
                                 preexec_fn=default_signals)
     started: set[int] = set()
     try:
-        wait_for_ui(f"http://127.0.0.1:{port}", make, log)
+        wait_until_loaded(Server(url=f"http://127.0.0.1:{port}", log=log), make)
         assert "dg dev" in " ".join(
             Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             for pid in alive(descendants(make.pid)))

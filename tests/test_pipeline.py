@@ -237,7 +237,8 @@ def test_make_run_job_is_the_nightly_regression():
     assert nightly_regression.name == "nightly_regression"
 
 
-def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
+def drift_the_reference(monkeypatch) -> None:
+    """Make the reference's fills 1% larger than the engine's (a parity failure)."""
     import assets.backtests
     from engine.reference import run_reference
 
@@ -248,6 +249,10 @@ def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
                             result.rejections)
 
     monkeypatch.setattr(assets.backtests, "run_reference", drifting_reference)
+
+
+def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
+    drift_the_reference(monkeypatch)
     result = run_main(tmp_path)
     assert checks_of(result)["backtest_reference:engine_parity"] is False
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}

@@ -47,7 +47,7 @@ ALERT_SECONDS = 180
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[dict[str, str]]:
     """A running server on a free port; the TRADEGAP_PG_* settings that reach it."""
-    folder = Path(tempfile.mkdtemp(prefix="tradegap-pg-")) / "data"  # reachable by postgres
+    folder = Path(tempfile.mkdtemp(prefix="tradegap-pg-"))  # in /tmp: postgres can reach it
     port = free_port()
     script = [sys.executable, str(ROOT / "deploy" / "postgres.py")]
     started = subprocess.run([*script, "start", "--dir", str(folder), "--port", str(port)],
@@ -59,7 +59,7 @@ def postgres() -> Iterator[dict[str, str]]:
         yield dict(line.removeprefix("export ").split("=", 1) for line in env.splitlines())
     finally:
         subprocess.run([*script, "stop", "--dir", str(folder)], capture_output=True)
-        shutil.rmtree(folder.parent, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
