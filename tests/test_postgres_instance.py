@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
 from tests.dagster_server import ROOT, Server, free_port, ui_server
@@ -184,8 +184,16 @@ def test_the_sweep_backfill_ran_each_partition_on_dask(deployment, instance):
     for run in runs:
         assert (run.job_name, run.status) == ("parameter_sweep", DagsterRunStatus.SUCCESS)
         assert "local" in run.run_config["execution"]["config"]["cluster"]
-        engine = [entry.message for entry in instance.all_logs(run.run_id)]
-        assert any("dask" in message.lower() for message in engine), engine[:5]
+        events = [entry.dagster_event for entry in instance.all_logs(run.run_id)
+                  if entry.dagster_event is not None]
+        [run_worker] = {event.pid for event in events
+                        if event.event_type == DagsterEventType.RUN_START}
+        steps = [event for event in events if event.event_type == DagsterEventType.STEP_SUCCESS]
+        assert len(steps) == len(SWEEP_ASSET_NAMES)
+        # six steps in the two processes of the Dask cluster, neither the run's own process
+        # (in-process) nor one process per step (multiprocess)
+        assert len({event.pid for event in steps}) <= 2
+        assert run_worker not in {event.pid for event in steps}
     for name in SWEEP_ASSET_NAMES:
         records = instance.fetch_materializations(AssetKey(name), limit=10).records
         assert sorted(record.partition_key for record in records) == sorted(
