@@ -1,15 +1,22 @@
 # make run: set up and run the main job on the embedded default data.
-# make test: set up and run ruff and every test.
+# make test: set up and run ruff, `dg check defs` and every test.
+# make ui: the Dagster UI (dg dev) on the embedded SQLite instance.
+# make postgres / make ui-postgres / make postgres-stop: the deployment instance on a
+#   project-local PostgreSQL server (see README: Deployment).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test lint bench ui clean
+.PHONY: run test lint bench ui ui-postgres postgres postgres-stop system-packages clean
 
 DAGSTER_HOME := $(CURDIR)/.dagster_home
+PG_HOME := $(CURDIR)/.dagster_home_postgres
+UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
+PG_DIR ?= $(CURDIR)/.postgres
+PG_PORT ?= 55432
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,21 +37,50 @@ run: $(RUNTIME)
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
 
-test: $(DEV)
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian packages the tests need: chromium (UI test), postgresql (Postgres instance test).
+system-packages:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql; \
+	fi
+
+test: $(DEV) system-packages
 	$(VENV)/bin/ruff check .
+	DAGSTER_HOME=$$(mktemp -d) $(VENV)/bin/dg check defs
 	$(VENV)/bin/pytest -q
 
+ui: export DAGSTER_HOME = $(CURDIR)/.dagster_home
 ui: $(RUNTIME) $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
+	$(PY) -m pipelines.ui --host $(UI_HOST) --port $(UI_PORT)
 
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster-local.yaml
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	cp $< $@
+
+postgres: $(RUNTIME)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+	$(PY) deploy/postgres.py start --dir $(PG_DIR) --port $(PG_PORT)
+
+postgres-stop:
+	$(PY) deploy/postgres.py stop --dir $(PG_DIR)
+
+ui-postgres: export DAGSTER_HOME = $(PG_HOME)
+ui-postgres: export TRADEGAP_PG_PORT = $(PG_PORT)
+ui-postgres: export TRADEGAP_PG_HOST ?= 127.0.0.1
+ui-postgres: export TRADEGAP_PG_USER ?= tradegap
+ui-postgres: export TRADEGAP_PG_PASSWORD ?= tradegap
+ui-postgres: export TRADEGAP_PG_DB ?= tradegap
+ui-postgres: postgres $(PG_HOME)/dagster.yaml
+	$(PY) -m pipelines.ui --host $(UI_HOST) --port $(UI_PORT)
+
+$(PG_HOME)/dagster.yaml: deploy/dagster.yaml
+	mkdir -p $(PG_HOME)
+	cp $< $@
 
 bench: $(DEV)
 	$(PY) bench/engine_vs_vectorbt.py
 	$(PY) bench/make_run.py
+	$(PY) bench/sweep_dask.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -4,7 +4,6 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.groups import BACKTEST
-from assets.versions import SIMULATION, code_version
 from engine import BacktestConfig, BacktestResult, run_backtest
 from engine.data.market import Market
 from engine.reference import run_reference
@@ -35,7 +34,7 @@ def engine_tables(result: BacktestResult) -> dict[str, pl.DataFrame]:
     return {**result.tables(), "metrics": pl.DataFrame([result.metrics])}
 
 
-@asset(group_name=BACKTEST, dagster_type=BacktestTables, code_version=code_version(*SIMULATION))
+@asset(group_name=BACKTEST, dagster_type=BacktestTables)
 def backtest_engine(
     context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
     settings: ExecutionSettings,
@@ -46,9 +45,7 @@ def backtest_engine(
                   settings.config())
 
 
-@asset(group_name=BACKTEST, dagster_type=BacktestTables,
-       code_version=code_version("reference", "results.derive", "results.trades",
-                                 "results.metrics"))
+@asset(group_name=BACKTEST, dagster_type=BacktestTables)
 def backtest_reference(
     context: AssetExecutionContext, market_data: pl.DataFrame, target_weights: pl.DataFrame,
     settings: ExecutionSettings,

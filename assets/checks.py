@@ -57,26 +57,37 @@ def engine_parity(backtest_reference: Tables, backtest_engine: Tables) -> AssetC
     )
 
 
+NO_BASELINE = "no baseline"
+
+
 def _baseline_result(backtest: str, tables: Tables, store: ArtifactStore) -> AssetCheckResult:
+    """One of four states, in the metadata's `state`: `unchanged` (passed), `moved` (failed),
+    `inputs changed` (passed, a warning), `no baseline` (not passed, a warning: nothing to
+    compare with is not a pass)."""
     accepted = store.load_baseline(backtest)
     current = tables["fingerprint"]["fingerprint"][0]
     if accepted is None:
         return AssetCheckResult(
-            passed=True, severity=AssetCheckSeverity.WARN,
-            description="no baseline accepted yet (run `tradegap accept-baseline`)")
+            passed=False, severity=AssetCheckSeverity.WARN,
+            description=f"{NO_BASELINE}: nothing accepted to compare with; run `tradegap "
+                        "accept-baseline` once these results are right",
+            metadata={"state": MetadataValue.text(NO_BASELINE),
+                      "fingerprint": MetadataValue.text(current)})
     baseline, digest = accepted
     if digest != current:
         return AssetCheckResult(
             passed=True, severity=AssetCheckSeverity.WARN,
             description=f"inputs or settings changed ({digest} → {current}); "
                         "accept a new baseline if this is intended",
-        )
+            metadata={"state": MetadataValue.text("inputs changed"),
+                      "fingerprint": MetadataValue.text(current)})
     parity = fill_parity(tables, baseline)
     return AssetCheckResult(
         passed=parity.ok,
         description=("unchanged: " if parity.ok else
                      "results moved while inputs and settings did not: ") + parity.summary(),
-        metadata={"fingerprint": MetadataValue.text(current),
+        metadata={"state": MetadataValue.text("unchanged" if parity.ok else "moved"),
+                  "fingerprint": MetadataValue.text(current),
                   "final_equity_gap": MetadataValue.float(parity.final_equity_gap)},
     )
 

@@ -11,7 +11,6 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.backtests import finish
 from assets.groups import BACKTEST
-from assets.versions import code_version
 from engine.data.loading import FILL_COLUMNS, load_fills
 from engine.data.market import Market
 from engine.results.derive import derive_tables, equity_from_fills
@@ -25,9 +24,7 @@ class ExternalLogConfig(Config):
     fills_path: str = ""
 
 
-@asset(group_name=BACKTEST, dagster_type=BacktestTables,
-       code_version=code_version("data.loading", "results.derive", "results.trades",
-                                 "results.metrics"))
+@asset(group_name=BACKTEST, dagster_type=BacktestTables)
 def backtest_external(
     context: AssetExecutionContext, config: ExternalLogConfig, market_data: pl.DataFrame,
     target_weights: pl.DataFrame, settings: ExecutionSettings,

@@ -14,6 +14,7 @@ from engine.gap.analyze import Side, analyze
 from engine.gap.report import headline, render_markdown, render_png
 from engine.gap.vocabulary import CAUSES
 from engine.reference import rules_for
+from pipelines.io_manager import image_markdown
 from pipelines.resources import ArtifactStore, ExecutionSettings
 from pipelines.types import GapTables
 
@@ -83,11 +84,13 @@ def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
             slug = pair.replace(" ", "_").replace("@", "_")
             rows.append(summary_row(pair, analysis.summary, allowed))
             tables[f"fills_{slug}"] = analysis.gap_fills
-            path = store.write_file(f"trade_gap_reports/{slug}.png", render_png(analysis))
+            png = render_png(analysis)
+            path = store.write_file(f"trade_gap_reports/{slug}.png", png)
             report = render_markdown(analysis)
             store.write_file(f"trade_gap_reports/{slug}.md", report.encode())
             metadata[f"report: {pair}"] = MetadataValue.md(report)
-            metadata[f"plot: {pair}"] = MetadataValue.path(str(path))
+            metadata[f"plot: {pair}"] = image_markdown(png, f"equity gap by cause: {pair}")
+            metadata[f"plot file: {pair}"] = MetadataValue.path(str(path))
             context.log.info(f"{pair}: {analysis.summary['verdict']}: "
                              f"{headline(analysis.summary)}")
         summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)

@@ -4,7 +4,11 @@ For every peer that is installed (vectorbt and backtrader with the dev extra, zi
 its side environment) two assets run on the same data and weights: `backtest_<peer>`, the
 real peer, and `backtest_engine_<peer>`, our engine under the peer's profile; `trade_gap`
 compares them and the check `parity_with_engine` requires them equal. Peers run on the
-first `PeerSettings.max_assets` assets (by name) to keep the nightly run short.
+first `PeerSettings.max_assets` assets (by name) to keep the nightly run short, in the
+concurrency pool `peer_engines` so that they do not oversubscribe the cores (the instance
+sets the pool's limit). A peer that is not installed is never left out silently:
+`peer_engines` lists every peer, whether it runs, and how to install the missing ones, and
+warns in the run's log.
 """
 
 import importlib.util
@@ -27,7 +31,16 @@ from engine.data.market import Market
 from engine.results.checks import fill_parity
 from engine.results.derive import derive_tables
 from pipelines.resources import ExecutionSettings
-from pipelines.types import BacktestTables
+from pipelines.types import BacktestTables, PeerEnginesFrame
+
+PEERS_KNOWN = ("vectorbt", "backtrader", "zipline")
+PEER_POOL = "peer_engines"
+INSTALL = {
+    "vectorbt": "pip install 'vectorbt==1.2.0' 'vectorbt-rust==1.2.0' (or pip install -e '.[dev]')",
+    "backtrader": "pip install 'backtrader==1.9.78.123' (or pip install -e '.[dev]')",
+    "zipline": "python -m engine.peers.zipline --setup (a side environment: zipline-reloaded "
+               "needs pandas < 3)",
+}
 
 
 class PeerSettings(ConfigurableResource):
@@ -84,7 +97,8 @@ def peer_definitions(peer: str) -> tuple[list, list]:
         return derive_tables(result.fills, result.equity, Market.from_bars(bars),
                              config.initial_cash)
 
-    @asset(name=f"backtest_{peer}", group_name=PEERS, dagster_type=BacktestTables)
+    @asset(name=f"backtest_{peer}", group_name=PEERS, dagster_type=BacktestTables,
+           pool=PEER_POOL)
     def peer_backtest(
         context: AssetExecutionContext, market_data: pl.DataFrame,
         target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
@@ -92,7 +106,8 @@ def peer_definitions(peer: str) -> tuple[list, list]:
         """The real peer engine on the pipeline's data and weights."""
         return backtest(context, market_data, target_weights, settings, peers, peer_tables)
 
-    @asset(name=f"backtest_engine_{peer}", group_name=PEERS, dagster_type=BacktestTables)
+    @asset(name=f"backtest_engine_{peer}", group_name=PEERS, dagster_type=BacktestTables,
+           pool=PEER_POOL)
     def engine_backtest(
         context: AssetExecutionContext, market_data: pl.DataFrame,
         target_weights: pl.DataFrame, settings: ExecutionSettings, peers: PeerSettings,
@@ -117,14 +132,50 @@ def peer_definitions(peer: str) -> tuple[list, list]:
     return [peer_backtest, engine_backtest], [parity]
 
 
+def peer_status(installed: list[str]) -> pl.DataFrame:
+    """One row per known peer: whether it runs here, and how to install it if not."""
+    return pl.DataFrame({
+        "peer": list(PEERS_KNOWN),
+        "installed": [peer in installed for peer in PEERS_KNOWN],
+        "install": [None if peer in installed else INSTALL[peer] for peer in PEERS_KNOWN],
+    }, schema={"peer": pl.String, "installed": pl.Boolean, "install": pl.String})
+
+
+def build_peer_engines(installed: list[str]):
+    """The `peer_engines` asset: which peers run beside the engine in this graph."""
+
+    @asset(name="peer_engines", group_name=PEERS, dagster_type=PeerEnginesFrame)
+    def peer_engines(context: AssetExecutionContext) -> pl.DataFrame:
+        """Which peer engines run here, and how to install the ones that do not."""
+        status = peer_status(installed)
+        missing = status.filter(~pl.col("installed"))
+        for row in missing.iter_rows(named=True):
+            context.log.warning(f"peer {row['peer']} is not installed, so its backtests and "
+                                f"parity check are not in this graph; install: {row['install']}")
+        context.add_output_metadata({
+            "running": MetadataValue.text(", ".join(installed) or "none"),
+            "missing": MetadataValue.md("\n".join(
+                f"- **{r['peer']}**: `{r['install']}`" for r in missing.iter_rows(named=True))
+                or "none: every peer runs"),
+        })
+        return status
+
+    return peer_engines
+
+
 def all_peer_definitions(peers: list[str]) -> tuple[list, list]:
-    """Assets and checks of every peer in `peers`."""
-    assets, checks = [], []
+    """Assets and checks of every peer in `peers`, and the asset that lists them all."""
+    assets, checks = [build_peer_engines(peers)], []
     for peer in peers:
         peer_assets, peer_checks = peer_definitions(peer)
         assets += peer_assets
         checks += peer_checks
     return assets, checks
+
+
+def peer_backtests(peers: list[str]) -> list[str]:
+    """The backtest assets of `peers`: each real peer and the engine under its profile."""
+    return [name for peer in peers for name in (f"backtest_{peer}", f"backtest_engine_{peer}")]
 
 
 def comparisons(peers: list[str]) -> list[tuple[str, str, frozenset]]:

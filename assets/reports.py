@@ -1,13 +1,12 @@
 """The report stage: headline metrics of every backtest and their equity curves."""
 
-import base64
 import io
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from assets.groups import REPORT
-from pipelines.io_manager import markdown_table
+from pipelines.io_manager import image_markdown, markdown_table
 from pipelines.resources import ArtifactStore
 from pipelines.types import SummaryFrame
 
@@ -53,10 +52,9 @@ def report_metadata(
     summary: pl.DataFrame, png: bytes, store: ArtifactStore, name: str
 ) -> dict[str, object]:
     """The summary table and the equity plot (saved beside the artifacts), as metadata."""
-    image = base64.b64encode(png).decode()
     return {
         "summary": MetadataValue.md(markdown_table(summary, rows=summary.height)),
-        "equity_curves": MetadataValue.md(f"![equity curves](data:image/png;base64,{image})"),
+        "equity_curves": image_markdown(png, "equity curves"),
         "plot_path": MetadataValue.path(str(store.write_file(f"{name}.png", png))),
     }
 

@@ -6,11 +6,11 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.groups import SIGNALS
-from assets.versions import code_version
-from engine.data.loading import load_signals
+from engine.data.loading import load_signals, load_weights
 from engine.research.features import compute_features
 from engine.research.signals import Ridge, walk_forward_scores
 from engine.research.weights import top_k_weights
+from pipelines.resources import ExecutionSettings
 from pipelines.types import FeaturesFrame, ScoresFrame, WeightsFrame
 
 
@@ -24,20 +24,21 @@ class SignalsConfig(Config):
 
 
 class StrategyConfig(Config):
-    """Hold the top `top_k` assets by score at equal weight, rebalancing every `every` bars."""
+    """Hold the top `top_k` assets by score at equal weight, rebalancing every `every` bars,
+    or trade the user's own target weights from `weights_path`."""
 
     top_k: int = 25
     every: int = 21
+    weights_path: str | None = None
 
 
-@asset(group_name=SIGNALS, dagster_type=FeaturesFrame,
-       code_version=code_version("research.features"))
+@asset(group_name=SIGNALS, dagster_type=FeaturesFrame)
 def features(market_data: pl.DataFrame) -> pl.DataFrame:
     """Lagged returns, volatility and volume features per bar, plus the next-bar label."""
     return compute_features(market_data)
 
 
-@asset(group_name=SIGNALS, dagster_type=ScoresFrame, code_version=code_version("research.signals"))
+@asset(group_name=SIGNALS, dagster_type=ScoresFrame)
 def signals(
     context: AssetExecutionContext, config: SignalsConfig, features: pl.DataFrame,
     market_data: pl.DataFrame,
@@ -59,11 +60,20 @@ def signals(
     return scores
 
 
-@asset(group_name=SIGNALS, dagster_type=WeightsFrame, code_version=code_version("research.weights"))
+@asset(group_name=SIGNALS, dagster_type=WeightsFrame)
 def target_weights(
-    context: AssetExecutionContext, config: StrategyConfig, signals: pl.DataFrame
+    context: AssetExecutionContext, config: StrategyConfig, signals: pl.DataFrame,
+    market_data: pl.DataFrame, settings: ExecutionSettings,
 ) -> pl.DataFrame:
     """Top-K by score at equal weight every N bars (defaults: 25 at 4%, every 21 bars)."""
+    if config.weights_path:
+        weights = load_weights(config.weights_path, market_data,
+                               allow_short=settings.allow_short,
+                               allow_leverage=settings.allow_leverage)
+        context.add_output_metadata({"source": MetadataValue.path(config.weights_path),
+                                     "rebalances": MetadataValue.int(
+                                         weights["timestamp"].n_unique())})
+        return weights
     weights = top_k_weights(signals, k=config.top_k, every=config.every)
     context.add_output_metadata({
         "rebalances": MetadataValue.int(weights["timestamp"].n_unique()),

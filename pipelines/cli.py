@@ -6,7 +6,9 @@ Bad input prints one line naming the file, column and first offending rows, and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
 from pathlib import Path
 
 from engine.core.config import CASH_POLICIES, FILL_TIMINGS, SHARE_MODES, BacktestConfig
@@ -24,17 +26,11 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="named execution semantics: tradegap (default), vectorbt, backtrader, "
                         "zipline; a profile sets the settings it needs")
-    p.add_argument("--fill", choices=FILL_TIMINGS)
-    p.add_argument("--fees", type=float, help="fraction of traded value")
-    p.add_argument("--per-share", type=float, help="commission per share")
-    p.add_argument("--min-fee", type=float, help="minimum per-share commission")
-    p.add_argument("--fixed-fee", type=float, help="fee per filled order")
-    p.add_argument("--slippage", type=float, help="fraction of price")
-    p.add_argument("--shares", choices=SHARE_MODES)
-    p.add_argument("--cash-policy", choices=CASH_POLICIES)
-    p.add_argument("--cash", type=float, help="initial cash (default 1,000,000)")
-    p.add_argument("--allow-short", action="store_true", default=None)
-    p.add_argument("--allow-leverage", action="store_true", default=None)
+    p.add_argument("--repair-ohlc", action="store_true",
+                   help="accept bars whose high or low does not cover the open and close by "
+                        "widening them (refused by default)")
+    for field, flag, options in setting_options():
+        p.add_argument(flag, dest=field, **options)
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,27 +44,65 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=21, help="bars between rebalances")
 
 
-SETTINGS = {"fill": "fill", "fees": "fees", "per_share": "per_share", "min_fee": "min_fee",
-            "fixed_fee": "fixed_fee", "slippage": "slippage", "shares": "shares",
-            "cash_policy": "cash_policy", "cash": "initial_cash",
-            "allow_short": "allow_short", "allow_leverage": "allow_leverage"}
+FLAGS = {"initial_cash": "--cash"}
+HELP = {
+    "initial_cash": "initial cash", "fill": "when an order decided at a close fills",
+    "fees": "fraction of traded value", "per_share": "commission per share",
+    "min_fee": "minimum per-share commission", "fixed_fee": "fee per filled order",
+    "slippage": "fraction of price", "shares": "fractional, or integer (floors the order)",
+    "cash_policy": "what a buy that does not fit the cash does",
+    "periods_per_year": "bars per year, for annualized metrics",
+}
+CHOICES = {"fill": FILL_TIMINGS, "shares": SHARE_MODES, "cash_policy": CASH_POLICIES}
+
+
+def setting_options() -> list[tuple[str, str, dict]]:
+    """(field, flag, argparse options) for every `BacktestConfig` field but the profile.
+
+    Generated from the dataclass, so a new setting is an option with the engine's default
+    (shown in the help) without an edit here; a flag given on the command line overrides it.
+    """
+    hints = typing.get_type_hints(BacktestConfig)
+    options = []
+    for field in dataclasses.fields(BacktestConfig):
+        if field.name == "profile":
+            continue
+        flag = FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+        kind = _plain_type(hints[field.name])
+        text = f"{HELP.get(field.name, field.name.replace('_', ' '))} (default {field.default})"
+        if kind is bool:
+            options.append((field.name, flag, {"action": "store_true", "default": None,
+                                               "help": text}))
+            continue
+        extra = {"choices": CHOICES[field.name]} if field.name in CHOICES else {"type": kind}
+        options.append((field.name, flag, {**extra, "help": text}))
+    return options
+
+
+def _plain_type(hint: object) -> type:
+    """`float` for `float` and `float | None`: the type a command-line value is parsed as."""
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return args[0] if args else hint
 
 
 def config_from_args(args: argparse.Namespace) -> BacktestConfig:
     """The profile's settings with those named on the command line on top."""
-    given = {field: getattr(args, arg) for arg, field in SETTINGS.items()
-             if getattr(args, arg) is not None}
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(BacktestConfig)
+             if field.name != "profile" and getattr(args, field.name, None) is not None}
     return BacktestConfig.for_profile(args.profile, **given)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from engine.core.backtest import run_backtest
+    from engine.data.loading import load_prices
 
     try:
         config = config_from_args(args)
     except ValueError as error:
         raise InputError("command line", str(error)) from None
-    result = run_backtest(Path(args.prices), Path(args.weights), config)
+    prices = load_prices(Path(args.prices), repair_ohlc=True) if args.repair_ohlc else Path(
+        args.prices)
+    result = run_backtest(prices, Path(args.weights), config)
     out = result.save(args.out)
     metrics = result.metrics
     print(f"{result.fills.height} fills, final equity {metrics['final_equity']:,.2f} "
@@ -91,9 +125,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.resources import artifacts_dir
     from pipelines.run import run_main_job
 
-    return run_main_job(out=args.out, external_fills=args.external_fills)
+    return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -115,14 +150,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_accept_baseline(args: argparse.Namespace) -> int:
     from assets.groups import BACKTEST_ASSETS
-    from pipelines.resources import ArtifactStore
+    from pipelines.resources import ArtifactStore, artifacts_dir
 
-    store = ArtifactStore(base_dir=str(Path(args.out, "artifacts")))
+    base = artifacts_dir(args.out)
+    store = ArtifactStore(base_dir=str(base))
     for backtest in args.backtests or BACKTEST_ASSETS:
         try:
             folder = store.accept_baseline(backtest)
         except FileNotFoundError as missing:
-            raise InputError(str(args.out), str(missing)) from None
+            raise InputError(str(base), str(missing)) from None
         print(f"accepted {backtest} as its baseline: {folder}")
     return 0
 
@@ -153,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     _backtest_parser(sub)
     _generate_parser(sub)
     _gap_parser(sub)
+    where = ("artifacts go to OUT/artifacts (default: $TRADEGAP_ARTIFACTS, else "
+             "out/artifacts)")
     run = sub.add_parser("run", help="run the main job on the embedded default data")
-    run.add_argument("--out", default="out", help="artifact folder (default: out)")
+    run.add_argument("--out", help=where)
     run.add_argument("--external-fills",
                      help="your engine's fill log (timestamp, asset, quantity, price, fee; "
                           "Parquet or CSV) to compare with the reference")
@@ -166,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accept-baseline",
         help="accept the current backtest results as the baselines the nightly run checks")
     accept.add_argument("backtests", nargs="*", help="backtest assets (default: all)")
-    accept.add_argument("--out", default="out", help="artifact folder (default: out)")
+    accept.add_argument("--out", help=where)
     return parser
 
 

@@ -1,43 +1,57 @@
-"""The code location: assets, checks, jobs, schedule and resources, assembled."""
+"""The code location: assets, checks, jobs, schedule, sensors and resources, assembled."""
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import backtests, data, external, signals, sweeps
+from assets import backtests, data, external, signals
 from assets.checks import CHECKS as CORE_CHECKS
 from assets.gap import ENGINE_AND_REFERENCE, EXTERNAL_PAIR, build_trade_gap
-from assets.peers import PeerSettings, all_peer_definitions, comparisons, installed_peers
+from assets.peers import (
+    PeerSettings,
+    all_peer_definitions,
+    comparisons,
+    installed_peers,
+    peer_backtests,
+)
 from assets.reports import build_performance_summary
+from assets.sweeps import SWEEP_BACKTESTS, sweep_summary
+from assets.versions import with_code_versions
+from pipelines.alerts import alert_channel
+from pipelines.executors import default_executor
+from pipelines.freshness import nightly_freshness_alert, with_freshness_policy
 from pipelines.io_manager import ParquetIOManager
 from pipelines.jobs import nightly_regression, nightly_schedule, parameter_sweep, sweep_report
-from pipelines.resources import ArtifactStore, ExecutionSettings
+from pipelines.resources import ArtifactStore, ExecutionSettings, artifacts_dir
+from pipelines.sensors import SENSORS
 
-ARTIFACTS = os.environ.get("TRADEGAP_ARTIFACTS", "out/artifacts")
 
-
-def resources(base_dir: str = ARTIFACTS) -> dict[str, object]:
-    """Resources for artifacts under `base_dir` (the only setting that varies by place)."""
+def resources(base_dir: str | Path | None = None) -> dict[str, object]:
+    """Resources for artifacts under `base_dir` (default: `artifacts_dir()`)."""
+    base = str(base_dir if base_dir is not None else artifacts_dir())
     return {
-        "io_manager": ParquetIOManager(base_dir=base_dir),
-        "store": ArtifactStore(base_dir=base_dir),
+        "io_manager": ParquetIOManager(base_dir=base),
+        "store": ArtifactStore(base_dir=base),
         "settings": ExecutionSettings(),
         "peers": PeerSettings(),
+        "alerts": alert_channel(base),
     }
 
 
 PEER_NAMES = installed_peers()
 PEER_ASSETS, PEER_CHECKS = all_peer_definitions(PEER_NAMES)
+BACKTESTS = ["backtest_engine", "backtest_reference", *peer_backtests(PEER_NAMES)]
 
-ASSETS = [
-    *load_assets_from_modules([data, signals, backtests, external, sweeps]),
+ASSETS = with_freshness_policy(with_code_versions([
+    *load_assets_from_modules([data, signals, backtests, external]),
     *PEER_ASSETS,
-    build_performance_summary(
-        ["backtest_engine", "backtest_reference", *(a.key.path[-1] for a in PEER_ASSETS)]),
+    build_performance_summary(BACKTESTS),
     build_trade_gap(ENGINE_AND_REFERENCE + EXTERNAL_PAIR + comparisons(PEER_NAMES)),
-]
+    *SWEEP_BACKTESTS,
+    sweep_summary,
+]))
 CHECKS = [*CORE_CHECKS, *PEER_CHECKS]
 
 defs = Definitions(
@@ -45,5 +59,7 @@ defs = Definitions(
     asset_checks=CHECKS,
     jobs=[nightly_regression, parameter_sweep, sweep_report],
     schedules=[nightly_schedule],
+    sensors=[*SENSORS, nightly_freshness_alert],
     resources=resources(),
+    executor=default_executor(),
 )

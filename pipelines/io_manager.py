@@ -2,13 +2,15 @@
 
 A polars frame is stored as `<base_dir>/<asset>[/<partition>].parquet`; a dict of frames
 (a backtest's tables) as a folder `<base_dir>/<asset>[/<partition>]/` with one Parquet file
-per table, swapped in by one rename. Reading a partitioned asset from an unpartitioned
-one gives a dict of its materialized partitions. (dagster-polars cannot read Parquet
+per table, swapped in by one rename. A multi-dimensional partition key (`every21|k25`) is
+one folder level per dimension. Reading a partitioned asset from an unpartitioned one gives a
+dict of its materialized partitions (empty when none is). (dagster-polars cannot read Parquet
 with polars 2, hence this.)
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from dagster import (
     TableSchema,
 )
 
-from engine.results.artifacts import replace_directory, write_table
+from engine.results.artifacts import replace_directory, write_parquet, write_table
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = 5) -> str:
@@ -32,6 +34,11 @@ def markdown_table(frame: pl.DataFrame, rows: int = 5) -> str:
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def image_markdown(png: bytes, alt: str) -> MetadataValue:
+    """A PNG as markdown metadata the UI renders as a picture (an inline data URI)."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def _cell(value: object) -> str:
@@ -57,8 +64,9 @@ class ParquetIOManager(ConfigurableIOManager):
     base_dir: str = "out/artifacts"
 
     def _location(self, context: OutputContext | InputContext, partition: str | None) -> Path:
+        """`<base_dir>/<asset>`, then one folder level per partition dimension."""
         path = Path(self.base_dir, *context.asset_key.path)
-        return path / partition if partition is not None else path
+        return path.joinpath(*str(partition).split("|")) if partition is not None else path
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
         if obj is None:
@@ -74,7 +82,7 @@ class ParquetIOManager(ConfigurableIOManager):
 
         def fill(tmp: Path) -> None:
             for name, frame in obj.items():
-                frame.write_parquet(tmp / f"{name}.parquet")
+                write_parquet(frame, tmp / f"{name}.parquet")
 
         replace_directory(path, fill)
         first_name, first = next(iter(obj.items()))
@@ -89,11 +97,7 @@ class ParquetIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> object:
         if context.has_asset_partitions and not context.has_partition_key:
             stored = {key: self._location(context, key) for key in context.asset_partition_keys}
-            stored = {key: path for key, path in stored.items() if self._exists(path)}
-            if not stored:
-                raise FileNotFoundError(f"no partition of {context.asset_key.to_user_string()} "
-                                        "is materialized")
-            return {key: self._read(path) for key, path in stored.items()}
+            return {key: self._read(path) for key, path in stored.items() if self._exists(path)}
         partition = context.asset_partition_key if context.has_asset_partitions else None
         return self._read(self._location(context, partition))
 

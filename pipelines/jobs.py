@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, ScheduleDefinition, define_asset_job
 
-from assets.groups import BACKTEST, COMPARE, DATA, PEERS, REPORT, SIGNALS, SWEEP
+from assets.groups import BACKTEST, COMPARE, DATA, PEERS, REPORT, SIGNALS
+from assets.sweeps import SWEEP_ASSET_NAMES
+from pipelines.executors import dask_config, dask_executor
+from pipelines.freshness import NIGHTLY_CRON
+
+SWEEP_TAG = "tradegap/sweep"
 
 nightly_regression = define_asset_job(
     "nightly_regression",
@@ -16,19 +21,23 @@ nightly_regression = define_asset_job(
 
 parameter_sweep = define_asset_job(
     "parameter_sweep",
-    selection=AssetSelection.assets("sweep_backtest"),
-    description="One engine backtest per sweep partition; run as a backfill.",
+    selection=AssetSelection.assets(*SWEEP_ASSET_NAMES),
+    executor_def=dask_executor,
+    config={"execution": {"config": dask_config()}},
+    tags={SWEEP_TAG: "grid"},
+    description="One partition (top-K × rebalance interval) at every fee and fill timing: "
+    "six steps on a Dask cluster. Backfill it over the partitions to run the whole grid.",
 )
 
 sweep_report = define_asset_job(
     "sweep_report",
-    selection=AssetSelection.groups(SWEEP) - AssetSelection.assets("sweep_backtest"),
-    description="Compare every materialized sweep partition.",
+    selection=AssetSelection.assets("sweep_summary"),
+    description="Compare every materialized sweep point.",
 )
 
 nightly_schedule = ScheduleDefinition(
     name="nightly_regression_schedule",
     job=nightly_regression,
-    cron_schedule="0 2 * * *",
+    cron_schedule=NIGHTLY_CRON,
     execution_timezone="UTC",
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import typing
 from pathlib import Path
 
 import polars as pl
@@ -12,25 +15,47 @@ from dagster import ConfigurableResource
 
 from engine.core.config import BacktestConfig
 
+ARTIFACTS_ENV = "TRADEGAP_ARTIFACTS"
+DEFAULT_ARTIFACTS = "out/artifacts"
 
-class ExecutionSettings(ConfigurableResource):
-    """How orders execute (docs/semantics.md); one instance feeds every backtest asset."""
 
-    initial_cash: float = 1_000_000.0
-    fill: str = "next_open"
-    fees: float = 0.001
-    per_share: float = 0.0
-    min_fee: float = 0.0
-    fixed_fee: float = 0.0
-    slippage: float = 0.0
-    shares: str = "fractional"
-    cash_policy: str = "shrink"
-    allow_short: bool = False
+def artifacts_dir(out: str | None = None) -> Path:
+    """The artifact folder, absolute: `out/artifacts` when a folder is named on the command
+    line, else `$TRADEGAP_ARTIFACTS`, else `out/artifacts` (the same rule for every command
+    and the UI)."""
+    if out is not None:
+        return Path(out, "artifacts").resolve()
+    return Path(os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS).resolve()
+
+
+def settings_fields(config_class: type) -> type[ConfigurableResource]:
+    """A resource base with one field per field of the dataclass `config_class`, same defaults.
+
+    The engine's `BacktestConfig` is the one source of settings: a field added there becomes
+    a pipeline setting (shown in the UI's launchpad) with the same default, without an edit
+    here.
+    """
+    hints = typing.get_type_hints(config_class)
+    namespace: dict[str, object] = {"__annotations__": {}, "__module__": __name__}
+    for field in dataclasses.fields(config_class):
+        namespace["__annotations__"][field.name] = hints[field.name]
+        if field.default is not dataclasses.MISSING:
+            namespace[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            namespace[field.name] = field.default_factory()
+    return type(f"{config_class.__name__}Fields", (ConfigurableResource,), namespace)
+
+
+class ExecutionSettings(settings_fields(BacktestConfig)):
+    """How orders execute (docs/semantics.md): `BacktestConfig`'s fields and defaults.
+
+    One instance feeds every backtest asset; the defaults are the engine's (and the CLI's).
+    """
 
     def config(self) -> BacktestConfig:
         """The engine's settings object (validated)."""
-        return BacktestConfig.from_dict(
-            {name: getattr(self, name) for name in type(self).model_fields})
+        return BacktestConfig(**{field.name: getattr(self, field.name)
+                                 for field in dataclasses.fields(BacktestConfig)})
 
 
 BASELINE_TABLES = ("fills", "equity")

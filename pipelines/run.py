@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-from dagster import DagsterInstance, Definitions, logger
+from dagster import AssetCheckSeverity, DagsterInstance, Definitions, logger
 
 SHOWN = ("STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
 
@@ -32,7 +32,8 @@ class _Progress(logging.Handler):
         elapsed = time.perf_counter() - self.start
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            verdict = "passed" if data.passed else "FAILED"
+            verdict = ("passed" if data.passed else
+                       "warning" if data.severity == AssetCheckSeverity.WARN else "FAILED")
             label = f"check {data.asset_key.to_user_string()}:{data.check_name} {verdict}"
             self.checks.add(event.step_key)
         elif event.step_key in self.checks:
@@ -48,7 +49,11 @@ def root_cause(error) -> str:
     """The innermost error's message: for bad input, the one-line InputError."""
     while error.cause is not None:
         error = error.cause
-    return f"{error.cls_name}: {error.message.strip().splitlines()[-1]}"
+    message = error.message.strip().splitlines()[-1]
+    qualified, _, rest = message.partition(": ")
+    if qualified.rpartition(".")[2] == error.cls_name:
+        message = rest
+    return f"{error.cls_name}: {message}"
 
 
 @logger(description="One line per finished step or check, for the terminal.")
@@ -58,15 +63,14 @@ def progress_logger(_) -> logging.Logger:
     return log
 
 
-def run_main_job(out: str = "out", external_fills: str | None = None) -> int:
-    """Run `nightly_regression` in-process with artifacts under `out/`; 0 if it succeeded.
+def run_main_job(base: Path, external_fills: str | None = None) -> int:
+    """Run `nightly_regression` in-process with artifacts under `base`; 0 if it succeeded.
 
     `external_fills` is your engine's fill log, compared with the reference.
     """
     from pipelines.definitions import ASSETS, CHECKS, resources
     from pipelines.jobs import nightly_regression
 
-    base = Path(out, "artifacts")
     start = time.perf_counter()
     print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
     defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
@@ -96,6 +100,14 @@ def print_summary(result, base: Path, elapsed: float) -> None:
         if evaluation.check_name == "engine_parity":
             verdict = "PASSED" if evaluation.passed else "FAILED"
             print(f"parity engine vs reference: {verdict}: {evaluation.description}")
+        if evaluation.check_name == "matches_baseline":
+            print(f"baseline {evaluation.asset_key.to_user_string()}: "
+                  f"{evaluation.description}")
+    peers = base / "peer_engines.parquet"
+    if peers.is_file():
+        for row in pl.read_parquet(peers).filter(~pl.col("installed")).iter_rows(named=True):
+            print(f"WARNING: peer {row['peer']} is not installed and did not run; install: "
+                  f"{row['install']}")
     gaps = base / "trade_gap" / "summary.parquet"
     if gaps.is_file():
         for row in pl.read_parquet(gaps).iter_rows(named=True):

@@ -1,6 +1,7 @@
 """Pandera models of the user inputs: daily bars and target weights, in long form.
 
-Both are keyed by (timestamp, asset), one row per key; timestamps are naive `Datetime("us")`.
+Both are keyed by (timestamp, asset), one row per key; timestamps are naive `Datetime("us")`
+(zoned input is converted to UTC by the loader); bars are consistent (low ≤ open, close ≤ high).
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ class Bars(pa.DataFrameModel):
     low: pl.Float64 = pa.Field(gt=0, description="Lowest price of the bar.")
     close: pl.Float64 = pa.Field(gt=0, description="Last traded price of the bar.")
     volume: pl.Float64 = pa.Field(ge=0, description="Shares traded during the bar.")
+
+    @pa.dataframe_check(name="consistent_ohlc")
+    @classmethod
+    def ohlc_is_consistent(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """low ≤ open, close ≤ high on every bar."""
+        return data.lazyframe.select(
+            (pl.col("low") <= pl.min_horizontal("open", "close"))
+            & (pl.col("high") >= pl.max_horizontal("open", "close"))
+        )
 
     class Config:
         strict = True

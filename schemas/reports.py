@@ -20,3 +20,14 @@ class PerformanceSummary(pa.DataFrameModel):
 
     class Config:
         strict = False
+
+
+class PeerEngines(pa.DataFrameModel):
+    """Every known peer engine: whether it runs beside the engine here, and how to add it."""
+
+    peer: pl.String = pa.Field(unique=True, description="Peer engine name.")
+    installed: pl.Boolean = pa.Field(description="Runs in this environment.")
+    install: pl.String = pa.Field(nullable=True, description="How to install it (if missing).")
+
+    class Config:
+        strict = True

@@ -219,11 +219,29 @@ def test_a_missing_timestamp_or_asset_is_rejected(prices, tmp_path):
     assert message(load_prices, no_asset) == "b.csv: column 'asset': missing asset name at rows 8"
 
 
-def test_timezone_aware_timestamps_are_rejected(prices):
-    aware = prices.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
-    assert "prices: column 'timestamp': timezone-aware timestamps (UTC)" in message(
-        load_prices, aware
-    )
+def test_zoned_timestamps_become_naive_utc(prices):
+    aware = prices.with_columns(pl.col("timestamp").dt.replace_time_zone("America/New_York"))
+    loaded = load_prices(aware)
+    assert loaded["timestamp"][0] == dt.datetime(2010, 1, 4, 5, 0)  # midnight EST = 05:00 UTC
+    assert loaded.drop("timestamp").equals(prices.drop("timestamp"))
+    assert (loaded["timestamp"] - prices["timestamp"]).unique().to_list() == [
+        dt.timedelta(hours=5)]
+
+
+def test_iso_text_with_offsets_becomes_naive_utc(prices, tmp_path):
+    text = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"))
+    loaded = load_prices(write_csv(text, tmp_path))
+    assert loaded["timestamp"][0] == dt.datetime(2010, 1, 3, 22, 0)
+    utc = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert load_prices(utc).equals(prices)
+
+
+def test_text_mixing_rows_with_and_without_an_offset_is_rejected(prices, tmp_path):
+    text = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"))
+    path = write_csv(edit(text, 6, "timestamp", "2010-01-04"), tmp_path)
+    assert message(load_prices, path) == (
+        "prices.csv: column 'timestamp': mixes timestamps with and without a UTC offset "
+        "(give every row an offset, or none), found '2010-01-04' at rows 6")
 
 
 def test_numeric_timestamps_are_rejected(prices):
@@ -231,6 +249,45 @@ def test_numeric_timestamps_are_rejected(prices):
     assert "prices: column 'timestamp': expected dates or ISO timestamps" in message(
         load_prices, numbers
     )
+
+
+def test_a_close_above_the_high_is_rejected_naming_the_bar(prices, tmp_path):
+    row = prices.row(4, named=True)
+    bad = edit(prices, 5, "close", row["high"] * 1.5)
+    text = message(load_prices, write_csv(bad, tmp_path))
+    assert text.startswith("prices.csv: column 'high': high below open or close (inconsistent "
+                           "bar; repair_ohlc widens high and low to cover them), found open ")
+    assert text.endswith(" at rows 5")
+
+
+def test_a_low_above_the_high_is_rejected(prices):
+    row = prices.row(2, named=True)
+    swapped = edit(edit(prices, 3, "low", row["high"]), 3, "high", row["low"])
+    assert message(load_prices, swapped).startswith("prices: column 'high': high below open")
+
+
+def test_an_open_below_the_low_is_rejected(prices):
+    row = prices.row(7, named=True)
+    text = message(load_prices, edit(prices, 8, "open", row["low"] * 0.9))
+    assert text.startswith("prices: column 'low': low above open or close")
+    assert text.endswith("at rows 8")
+
+
+def test_repair_ohlc_widens_high_and_low_to_cover_open_and_close(prices):
+    row = prices.row(4, named=True)
+    bad = edit(edit(prices, 5, "close", row["high"] * 1.5), 6, "low", 1e6)
+    repaired = load_prices(bad, repair_ohlc=True)
+    assert repaired["high"][4] == row["high"] * 1.5
+    assert repaired["low"][5] == min(prices.row(5, named=True)[c]
+                                     for c in ("open", "high", "close"))
+    assert Bars.validate(repaired).height == prices.height
+    untouched = pl.int_range(pl.len()).is_in([4, 5]).not_()
+    assert repaired.filter(untouched).equals(prices.filter(untouched))
+
+
+def test_the_bars_model_refuses_inconsistent_bars(prices):
+    with pytest.raises(pandera.errors.SchemaError, match="consistent_ohlc"):
+        Bars.validate(edit(prices, 3, "high", prices["low"][2] * 0.5))
 
 
 # Keys and order

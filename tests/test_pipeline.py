@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import (
+    AssetCheckSeverity,
     AssetSelection,
     DagsterInstance,
     Definitions,
@@ -20,7 +21,13 @@ from dagster import (
 
 from assets.backtests import backtest_engine
 from assets.groups import SWEEP
-from assets.sweeps import parse_partition, sweep_backtest, sweep_summary
+from assets.sweeps import (
+    SWEEP_ASSET_NAMES,
+    SWEEP_BACKTESTS,
+    parse_partition,
+    sweep_key,
+    sweep_summary,
+)
 from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from pipelines.definitions import ASSETS, CHECKS, defs, resources
@@ -53,7 +60,7 @@ def test_definitions_load_and_validate():
     Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"market_data", "features", "signals", "target_weights", "backtest_engine",
-            "backtest_reference", "performance_summary", "sweep_backtest",
+            "backtest_reference", "performance_summary", "peer_engines", *SWEEP_ASSET_NAMES,
             "sweep_summary"} <= keys
 
 
@@ -134,7 +141,7 @@ def test_bad_user_data_fails_its_asset_keeps_the_last_artifact_and_stops_downstr
     assert (tmp_path / "market_data.parquet").read_bytes() == good
     assert (tmp_path / "backtest_engine" / "fills.parquet").read_bytes() == engine_before
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert ran == {"market_data"}
+    assert ran == {"market_data", "peer_engines"}  # peer_engines reads no data
 
 
 def test_user_signals_naming_unknown_assets_fail_the_signals_asset(tmp_path):
@@ -153,20 +160,45 @@ def test_a_sweep_over_two_partitions_is_compared_by_the_summary(tmp_path):
     upstream = {"ops": {k: SMALL["ops"][k] for k in ("market_data", "signals")}}
     assert run_main(tmp_path, upstream, AssetSelection.assets("market_data", "features",
                                                               "signals")).success
-    sweep_config = {"ops": {}}
-    for key in ("k10_every5", "k25_every21"):
-        result = materialize([*ASSETS], selection=[sweep_backtest], partition_key=key,
-                             resources=resources(str(tmp_path)), run_config=sweep_config,
+    for key in (sweep_key(10, 5), sweep_key(25, 21)):
+        result = materialize([*ASSETS], selection=SWEEP_BACKTESTS, partition_key=key,
+                             resources=resources(str(tmp_path)),
                              instance=DagsterInstance.ephemeral())
         assert result.success
+        assert len(result.get_asset_materialization_events()) == len(SWEEP_ASSET_NAMES)
     result = materialize([*ASSETS], selection=[sweep_summary],
                          resources=resources(str(tmp_path)),
                          instance=DagsterInstance.ephemeral())
     assert result.success
     summary = pl.read_parquet(tmp_path / "sweep_summary.parquet")
-    assert sorted(summary["backtest"].to_list()) == ["k10_every5", "k25_every21"]
+    assert summary.height == 2 * len(SWEEP_ASSET_NAMES)
+    assert {"k10 every5 fee0bp next_open", "k25 every21 fee25bp next_close"} <= set(
+        summary["backtest"])
     assert summary["n_fills"].min() > 0
-    assert parse_partition("k25_every21") == (25, 21)
+    assert (tmp_path / "sweep_fee10bp_next_open" / "every21" / "k25" / "fills.parquet").is_file()
+    by_point = {row["backtest"]: row for row in summary.iter_rows(named=True)}
+    free, costly = by_point["k25 every21 fee0bp next_open"], by_point[
+        "k25 every21 fee25bp next_open"]
+    assert free["n_fills"] > 0 and costly["final_equity"] < free["final_equity"]
+
+
+def test_sweep_partition_keys_round_trip():
+    assert parse_partition(sweep_key(25, 21)) == (25, 21)
+    assert str(sweep_key(25, 21)) == "every21|k25"
+
+
+def baseline_check(result, backtest: str = "backtest_engine"):
+    return next(e for e in result.get_asset_check_evaluations()
+                if e.asset_key.to_user_string() == backtest
+                and e.check_name == "matches_baseline")
+
+
+def test_without_an_accepted_baseline_the_check_says_so_and_does_not_pass(tmp_path):
+    evaluation = baseline_check(run_main(tmp_path))
+    assert evaluation.passed is False
+    assert evaluation.severity == AssetCheckSeverity.WARN
+    assert evaluation.description.startswith("no baseline: nothing accepted to compare with")
+    assert evaluation.metadata["state"].value == "no baseline"
 
 
 def test_a_result_that_moves_with_unchanged_inputs_fails_the_baseline_check(tmp_path):
@@ -176,16 +208,16 @@ def test_a_result_that_moves_with_unchanged_inputs_fails_the_baseline_check(tmp_
 
     again = run_main(tmp_path)
     assert checks_of(again)["backtest_engine:matches_baseline"] is True
+    assert baseline_check(again).metadata["state"].value == "unchanged"
 
     accepted = store.baseline_folder("backtest_engine") / "fills.parquet"
     fills = pl.read_parquet(accepted)
     fills.with_columns(pl.col("quantity") * 1.001).write_parquet(accepted)
-    moved = run_main(tmp_path)
-    evaluation = next(e for e in moved.get_asset_check_evaluations()
-                      if e.asset_key.to_user_string() == "backtest_engine"
-                      and e.check_name == "matches_baseline")
+    evaluation = baseline_check(run_main(tmp_path))
     assert evaluation.passed is False
+    assert evaluation.severity == AssetCheckSeverity.ERROR
     assert "results moved while inputs and settings did not" in evaluation.description
+    assert evaluation.metadata["state"].value == "moved"
 
 
 def test_changed_settings_are_reported_not_failed_by_the_baseline_check(tmp_path):
@@ -196,18 +228,18 @@ def test_changed_settings_are_reported_not_failed_by_the_baseline_check(tmp_path
         resources={**resources(str(tmp_path)), "settings": ExecutionSettings(fees=0.002)},
         instance=DagsterInstance.ephemeral(),
     )
-    evaluation = next(e for e in result.get_asset_check_evaluations()
-                      if e.asset_key.to_user_string() == "backtest_engine"
-                      and e.check_name == "matches_baseline")
+    evaluation = baseline_check(result)
     assert evaluation.passed is True
     assert "inputs or settings changed" in evaluation.description
+    assert evaluation.metadata["state"].value == "inputs changed"
 
 
 def test_make_run_job_is_the_nightly_regression():
     assert nightly_regression.name == "nightly_regression"
 
 
-def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
+def drift_the_reference(monkeypatch) -> None:
+    """Make the reference's fills 1% larger than the engine's (a parity failure)."""
     import assets.backtests
     from engine.reference import run_reference
 
@@ -218,6 +250,10 @@ def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
                             result.rejections)
 
     monkeypatch.setattr(assets.backtests, "run_reference", drifting_reference)
+
+
+def test_a_parity_failure_blocks_everything_downstream(tmp_path, monkeypatch):
+    drift_the_reference(monkeypatch)
     result = run_main(tmp_path)
     assert checks_of(result)["backtest_reference:engine_parity"] is False
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}

@@ -1,55 +1,51 @@
-"""End to end through the UI server: `dagster dev`, a run launched over GraphQL, the graph.
+"""End to end through the UI server `make ui` starts: `dg dev`, runs launched over GraphQL,
+pages rendered by Chromium.
 
-One `dagster dev` serves the code location from a temporary DAGSTER_HOME (telemetry off)
-with artifacts in a temporary folder (`TRADEGAP_ARTIFACTS`). Over its GraphQL endpoint the
-tests find the repository that holds `nightly_regression`, launch the job on small
-generated data (30 assets × 300 days) with the default executor, as the UI's button does,
-and wait for it. Then:
+One server (`python -m pipelines.ui`, what `make ui` runs) serves the code location from a
+temporary DAGSTER_HOME (`deploy/dagster-local.yaml`: SQLite, the `peer_engines` pool limited
+to one step) with artifacts in a temporary folder (`TRADEGAP_ARTIFACTS`). Over its GraphQL
+endpoint the tests launch `nightly_regression` on small generated data (30 assets × 300
+days) as the UI's button does, with the default (multiprocess) executor, and wait for it:
 
-- the run succeeded, materialized every asset of the job (the seven main assets among
-  them) and every asset check it evaluated passed, `engine_parity` and both
-  `ledger_identities` included (read from the run's own events);
+- the run materialized every asset of the job and every check passed but
+  `matches_baseline`, which says there is no baseline yet (a warning, not a pass);
+- the peer engines' steps never ran at the same time (the pool);
+- `tradegap accept-baseline` (which finds the artifacts through `TRADEGAP_ARTIFACTS`), then
+  a second run (in-process, to save time): every check passes, baselines `unchanged`;
 - headless Chromium renders the global asset lineage page (`/asset-groups`) with the job's
-  groups opened (`expanded`, the page's own URL state; group ids `global@global:<group>`).
-  In the dumped DOM each of the seven assets is a graph node (its name followed by the
-  node's "Latest event" row) that shows "Materialized", and the two backtest nodes show
-  all their checks passed ("N / N Passed"). The window is 2560×1440: at 1600×1000 the
-  zoom-to-fit scale drops below the UI's detail threshold and nodes are drawn minimal,
-  names middle-truncated ("performan…_summary"). The screenshot `graph.png` is kept in
-  the test's temporary folder.
-
-The server runs in its own session with default signal handlers (a non-interactive parent
-may pass SIGINT and SIGTERM ignored), so teardown stops exactly the process group it
-started. Chromium is required: `make test` installs it.
+  groups opened (`expanded`, group ids `global@global:<group>`); in the dumped DOM each of
+  the seven main assets is a graph node (its name followed by the node's "Latest event"
+  row) that shows "Materialized", and the backtest nodes show all their checks passed
+  ("N / N Passed"). The window is 2560×1440: smaller, the zoom-to-fit scale drops below the
+  UI's detail threshold and names are truncated. The screenshot is kept in the test's
+  temporary folder;
+- the `trade_gap` asset page shows the gap-by-cause plot as a picture: its metadata row
+  opens ("[Show Markdown]", the UI folds markdown over 1,000 characters) onto an <img>
+  whose PNG the browser decoded.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from itertools import combinations
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.browser import FLAGS, browser, chromium_path
+from tests.dagster_server import ROOT, Server, ui_server
+
 JOB = "nightly_regression"
 MAIN_ASSETS = ("market_data", "features", "signals", "target_weights", "backtest_engine",
                "backtest_reference", "performance_summary")
 BACKTESTS = ("backtest_engine", "backtest_reference")
+PEERS = ("vectorbt", "backtrader", "zipline")
 SMALL = {
     "ops": {
         "market_data": {"config": {"n_assets": 30, "n_days": 300, "seed": 1}},
@@ -57,59 +53,9 @@ SMALL = {
         "target_weights": {"config": {"top_k": 5, "every": 10}},
     }
 }
-READY_SECONDS = 90
-RUN_SECONDS = 180
-STOP_SECONDS = 30
+IN_PROCESS = {**SMALL, "execution": {"config": {"in_process": {}}}}
 WINDOW = "2560,1440"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
-
-REPOSITORIES = """{ repositoriesOrError { __typename
-  ... on RepositoryConnection { nodes { name location { name } jobs { name } } }
-  ... on PythonError { message } } }"""
-LOCATIONS = """{ workspaceOrError { __typename
-  ... on Workspace { locationEntries { name loadStatus
-    locationOrLoadError { __typename ... on PythonError { message } } } }
-  ... on PythonError { message } } }"""
-LAUNCH = """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename
-  ... on LaunchRunSuccess { run { runId } }
-  ... on RunConfigValidationInvalid { errors { message } }
-  ... on Error { message } } }"""
-STATUS = """query ($runId: ID!) { runOrError(runId: $runId) { __typename
-  ... on Run { status } ... on Error { message } } }"""
-EVENTS = """query ($runId: ID!, $cursor: String) {
-  logsForRun(runId: $runId, afterCursor: $cursor, limit: 500) { __typename
-  ... on EventConnection { cursor hasMore events { __typename
-    ... on MessageEvent { message level stepKey }
-    ... on MaterializationEvent { assetKey { path } }
-    ... on AssetCheckEvaluationEvent { evaluation {
-      checkName success description assetKey { path } } } } }
-  ... on Error { message } } }"""
 JOB_ASSETS = """{ assetNodes { assetKey { path } groupName jobNames } }"""
-
-
-@dataclass(frozen=True)
-class Server:
-    """A running `dagster dev`: where it listens and where it logs."""
-
-    url: str
-    log: Path
-
-    def graphql(self, document: str, **variables: object) -> dict:
-        """The `data` of a GraphQL request; GraphQL errors fail the test."""
-        body = json.dumps({"query": document, "variables": variables}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            reply = json.load(response)
-        assert not reply.get("errors"), f"GraphQL errors: {reply['errors']}"
-        return reply["data"]
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
 
 @dataclass(frozen=True)
@@ -121,128 +67,31 @@ class CompletedRun:
     job_groups: frozenset[str]
     events: list[dict]
 
+    def checks(self) -> dict[tuple[str, str], dict]:
+        return {("/".join(e["evaluation"]["assetKey"]["path"]), e["evaluation"]["checkName"]):
+                e["evaluation"] for e in self.events
+                if e["__typename"] == "AssetCheckEvaluationEvent"}
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def default_signals() -> None:
-    """In the child before exec: undo ignored SIGINT/SIGTERM inherited from the parent."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
-def stop_group(process: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process group `process` leads, then SIGKILL whatever is left of it."""
-    group = process.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    process.wait(timeout=grace)
-
-
-def wait_until_loaded(server: Server, process: subprocess.Popen) -> None:
-    """Poll `/server_info`, then the workspace, until the code location has loaded."""
-    deadline = time.monotonic() + READY_SECONDS
-    state = "no answer from /server_info"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/server_info", timeout=5):
-                pass
-            workspace = server.graphql(LOCATIONS)["workspaceOrError"]
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-            continue
-        entries = workspace.get("locationEntries") or []
-        state = "; ".join(f"{e['name']}: {e['loadStatus']}" for e in entries) or str(workspace)
-        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-            errors = [e["locationOrLoadError"] for e in entries
-                      if e["locationOrLoadError"]["__typename"] == "PythonError"]
-            assert not errors, f"the code location failed to load: {errors}"
-            return
-        time.sleep(0.5)
-    pytest.fail(f"dagster dev not ready after {READY_SECONDS}s ({state}):\n{server.log_tail()}")
+    def materialized(self) -> set[str]:
+        return {"/".join(e["assetKey"]["path"]) for e in self.events
+                if e["__typename"] == "MaterializationEvent"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    """`dagster dev` on a free port over a temporary instance and artifact folder."""
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, artifacts) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("dagster_home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    port = free_port()
-    log = home / "dagster_dev.log"
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1",
-               "-p", str(port), "-w", str(ROOT / "workspace.yaml")]
-    environment = {**os.environ, "DAGSTER_HOME": str(home),
-                   "TRADEGAP_ARTIFACTS": str(artifacts)}
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
-                                   stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=default_signals)
-    try:
-        running = Server(url=f"http://127.0.0.1:{port}", log=log)
-        wait_until_loaded(running, process)
+    (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster-local.yaml").read_text())
+    with ui_server(home, {"TRADEGAP_ARTIFACTS": str(artifacts)}) as running:
         yield running
-    finally:
-        stop_group(process, STOP_SECONDS)
 
 
-def job_selector(server: Server) -> dict[str, str]:
-    """The location and repository that hold the job, as the UI's server lists them."""
-    reply = server.graphql(REPOSITORIES)["repositoriesOrError"]
-    assert reply["__typename"] == "RepositoryConnection", reply
-    holders = [repository for repository in reply["nodes"]
-               if JOB in {job["name"] for job in repository["jobs"]}]
-    assert len(holders) == 1, f"{JOB} should be in exactly one repository: {reply['nodes']}"
-    return {"repositoryLocationName": holders[0]["location"]["name"],
-            "repositoryName": holders[0]["name"], "jobName": JOB}
-
-
-def run_events(server: Server, run_id: str) -> list[dict]:
-    events, cursor = [], None
-    for _ in range(100):
-        page = server.graphql(EVENTS, runId=run_id, cursor=cursor)["logsForRun"]
-        assert page["__typename"] == "EventConnection", page
-        events += page["events"]
-        cursor = page["cursor"]
-        if not page["hasMore"]:
-            return events
-    pytest.fail(f"more than 100 pages of events for run {run_id}")
-
-
-def wait_for_run(server: Server, run_id: str) -> str:
-    deadline = time.monotonic() + RUN_SECONDS
-    status = "unknown"
-    while time.monotonic() < deadline:
-        reply = server.graphql(STATUS, runId=run_id)["runOrError"]
-        assert reply["__typename"] == "Run", reply
-        status = reply["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            return status
-        time.sleep(1)
-    pytest.fail(f"run {run_id} still {status} after {RUN_SECONDS}s:\n{server.log_tail()}")
-
-
-@pytest.fixture(scope="module")
-def completed_run(server: Server) -> CompletedRun:
-    """`nightly_regression` on small data, launched over GraphQL and waited for."""
-    params = {"selector": job_selector(server), "runConfigData": SMALL}
-    launched = server.graphql(LAUNCH, params=params)["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    status = wait_for_run(server, run_id)
-    events = run_events(server, run_id)
-    if status != "SUCCESS":
-        errors = [e["message"] for e in events if e.get("level") == "ERROR"]
-        pytest.fail(f"run {run_id} ended {status}:\n" + "\n".join(errors[-10:]))
+def completed(server: Server, run_config: dict) -> CompletedRun:
+    run_id, events = server.run_job(JOB, run_config)
     nodes = [node for node in server.graphql(JOB_ASSETS)["assetNodes"]
              if JOB in node["jobNames"]]
     return CompletedRun(
@@ -253,29 +102,61 @@ def completed_run(server: Server) -> CompletedRun:
     )
 
 
-def chromium_path() -> str:
-    """Chromium's path; its absence fails the test (a skip would hide the UI going untested)."""
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Chromium is not installed: `make test` installs it "
-                    "(apt-get install chromium)")
-    return path
+@pytest.fixture(scope="module")
+def first_run(server: Server) -> CompletedRun:
+    """`nightly_regression` on small data with the default executor, no baseline yet."""
+    return completed(server, SMALL)
 
 
-def test_a_run_launched_over_graphql_materializes_the_job_with_every_check_passing(
-    completed_run: CompletedRun,
+@pytest.fixture(scope="module")
+def second_run(server: Server, first_run: CompletedRun, artifacts: Path) -> CompletedRun:
+    """The job again after `tradegap accept-baseline` (artifacts from the environment)."""
+    accepted = subprocess.run(
+        [str(Path(sys.executable).with_name("tradegap")), "accept-baseline"],
+        env={"PATH": "/usr/bin:/bin", "TRADEGAP_ARTIFACTS": str(artifacts)}, cwd="/",
+        capture_output=True, text=True)
+    assert accepted.returncode == 0, accepted.stderr
+    assert (artifacts / "baselines" / "backtest_engine" / "fingerprint.txt").is_file()
+    return completed(server, IN_PROCESS)
+
+
+def test_the_first_run_materializes_the_job_and_says_there_is_no_baseline(
+    first_run: CompletedRun,
 ):
-    assert set(MAIN_ASSETS) <= completed_run.job_assets
-    materialized = {"/".join(e["assetKey"]["path"]) for e in completed_run.events
-                    if e["__typename"] == "MaterializationEvent"}
-    assert materialized == completed_run.job_assets
-    checks = {("/".join(e["evaluation"]["assetKey"]["path"]), e["evaluation"]["checkName"]):
-              e["evaluation"] for e in completed_run.events
-              if e["__typename"] == "AssetCheckEvaluationEvent"}
+    assert set(MAIN_ASSETS) <= first_run.job_assets
+    assert {"peer_engines", *(f"backtest_{peer}" for peer in PEERS)} <= first_run.job_assets
+    assert first_run.materialized() == first_run.job_assets
+    checks = first_run.checks()
     assert {("backtest_reference", "engine_parity"), ("backtest_engine", "ledger_identities"),
             ("backtest_reference", "ledger_identities")} <= set(checks)
+    for backtest in BACKTESTS:
+        baseline = checks.pop((backtest, "matches_baseline"))
+        assert (baseline["success"], baseline["severity"]) == (False, "WARN")
+        assert baseline["description"].startswith("no baseline: nothing accepted")
     failed = {key: check["description"] for key, check in checks.items() if not check["success"]}
     assert not failed
+
+
+def test_peer_engines_never_run_two_steps_at_once(first_run: CompletedRun):
+    pooled = {name for peer in PEERS for name in (f"backtest_{peer}", f"backtest_engine_{peer}")}
+    spans: dict[str, list[float]] = {}
+    for event in first_run.events:
+        if event.get("stepKey") in pooled and event["__typename"] in (
+                "ExecutionStepStartEvent", "ExecutionStepSuccessEvent"):
+            spans.setdefault(event["stepKey"], []).append(float(event["timestamp"]))
+    assert set(spans) == pooled
+    for (a, (a_start, a_end)), (b, (b_start, b_end)) in combinations(sorted(
+            (step, (min(times), max(times))) for step, times in spans.items()), 2):
+        assert a_end <= b_start or b_end <= a_start, f"{a} and {b} overlapped"
+
+
+def test_after_accepting_the_baselines_every_check_passes(second_run: CompletedRun):
+    assert set(MAIN_ASSETS) <= second_run.materialized()
+    checks = second_run.checks()
+    failed = {key: check["description"] for key, check in checks.items() if not check["success"]}
+    assert not failed
+    for backtest in BACKTESTS:
+        assert checks[backtest, "matches_baseline"]["description"].startswith("unchanged: ")
 
 
 class _Text(HTMLParser):
@@ -302,8 +183,10 @@ def graph_nodes(html: str) -> dict[str, list[str]]:
 
 def render(chromium: str, url: str, folder: Path, budget_ms: int) -> tuple[str, str]:
     """Chromium's DOM dump of `url` (and a screenshot in `folder`); its stderr on failure."""
+    from pipelines.ui import default_signals, stop_session
+
     profile = folder / f"profile_{budget_ms}"
-    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+    command = [chromium, *FLAGS, f"--user-data-dir={profile}",
                f"--window-size={WINDOW}", f"--virtual-time-budget={budget_ms}",
                f"--screenshot={folder / 'graph.png'}", "--dump-dom", url]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -312,17 +195,17 @@ def render(chromium: str, url: str, folder: Path, budget_ms: int) -> tuple[str, 
     try:
         html, errors = process.communicate(timeout=budget_ms / 1000 + 60)
     except subprocess.TimeoutExpired:
-        stop_group(process, 5)
+        stop_session(process, 5)
         html, errors = process.communicate()
     return html, errors
 
 
 def test_the_asset_graph_page_shows_every_main_asset_materialized(
-    server: Server, completed_run: CompletedRun, tmp_path: Path,
+    server: Server, second_run: CompletedRun, tmp_path: Path,
 ):
     chromium = chromium_path()
     assert server.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
-    main_groups = sorted(completed_run.job_groups - {"peers"})  # peers stay folded: room
+    main_groups = sorted(second_run.job_groups - {"peers"})  # peers stay folded: room
     expanded = ",".join(f"global@global:{group}" for group in main_groups)
     url = f"{server.url}/asset-groups?{urllib.parse.urlencode({'expanded': expanded})}"
     nodes, errors = {}, ""
@@ -339,3 +222,35 @@ def test_the_asset_graph_page_shows_every_main_asset_materialized(
     for name in BACKTESTS:
         passed = [t for t in nodes[name] if re.fullmatch(r"(\d+) / \1 Passed", t)]
         assert passed, f"{name} does not show all checks passed: {nodes[name]} {where}"
+
+
+SHOW_PLOT = """(() => {
+  const rows = Array.from(document.querySelectorAll('tr'))
+    .filter(row => row.innerText.trim().startsWith('plot: '));
+  const button = rows.flatMap(row => Array.from(row.querySelectorAll('*')))
+    .find(node => node.children.length === 0 && node.textContent.trim() === '[Show Markdown]');
+  if (!button) return rows.length ? 'no button' : '';
+  button.click();
+  return 'clicked';
+})()"""
+PICTURES = """Array.from(document.querySelectorAll('img'))
+  .filter(img => img.src.startsWith('data:image/png;base64,') && img.complete
+                 && img.naturalWidth > 0)
+  .map(img => [img.alt, img.naturalWidth, img.naturalHeight])"""
+
+
+def test_the_trade_gap_page_shows_the_gap_plot_as_a_picture(
+    server: Server, first_run: CompletedRun, tmp_path: Path,
+):
+    server.graphql("mutation { setNuxSeen }")
+    with browser() as page:
+        page.open(f"{server.url}/assets/trade_gap")
+        clicked = page.wait_for(SHOW_PLOT, 90)
+        page.screenshot(tmp_path / "trade_gap.png")
+        assert clicked == "clicked", f"no plot row to open (screenshot {tmp_path})"
+        pictures = page.wait_for(PICTURES, 30)
+        page.screenshot(tmp_path / "trade_gap_plot.png")
+    assert pictures, f"no decoded PNG on the trade_gap page (screenshots in {tmp_path})"
+    alt, width, height = pictures[0]
+    assert alt.startswith("equity gap by cause: ")
+    assert (width, height) == (1000, 600)  # render_png's 10 × 6 inches at 100 dpi

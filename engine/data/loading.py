@@ -5,6 +5,14 @@ Prices come out as `timestamp, asset, open, high, low, close, volume` and weight
 `Float64`, in the input's row order, which must already be sorted by (timestamp, asset).
 Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
 the 1-based data rows (as in the file) of the first offenders.
+
+Timezone rule: timezone-aware timestamps (a zoned datetime column, or ISO text that ends in
+an offset such as `+01:00` or `Z`) are converted to UTC and then stored naive, so
+`2024-01-02 00:00 America/New_York` becomes `2024-01-02 05:00`. Text that mixes rows with
+and without an offset is refused (it has no single reading).
+
+Bars must be consistent: low ≤ open, close ≤ high (so low ≤ high). Inconsistent bars are
+refused unless `repair_ohlc` is set, which widens high and low to cover open and close.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ CSV_SUFFIXES = (".csv",)
 LEVERAGE_TOLERANCE = 1e-9
 ROW = "_row"
 ISO_LAYOUTS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+UTC_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
 
 
 def read_table(path: str | Path) -> pl.DataFrame:
@@ -54,14 +63,21 @@ def read_table(path: str | Path) -> pl.DataFrame:
         raise InputError(path.name, f"cannot read as {kind}: {_first_line(error)}") from None
 
 
-def load_prices(source: Source, name: str | None = None) -> pl.DataFrame:
-    """Validated bars `timestamp, asset, open, high, low, close, volume` (extras dropped)."""
+def load_prices(
+    source: Source, name: str | None = None, repair_ohlc: bool = False
+) -> pl.DataFrame:
+    """Validated bars `timestamp, asset, open, high, low, close, volume` (extras dropped).
+
+    `repair_ohlc` accepts bars whose high or low does not cover the open and close by
+    widening them; by default such bars are refused.
+    """
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
     for column in PRICE_FIELDS:
         value = pl.col(column)
         _reject(frame, ~(value.is_finite() & (value > 0)), label, column,
                 "price must be a positive number", show=column)
+    frame = _check_ohlc(frame, label, repair_ohlc)
     volume = pl.col("volume")
     _reject(frame, ~(volume.is_finite() & (volume >= 0)), label, "volume",
             "volume must be a non-negative number", show="volume")
@@ -124,6 +140,25 @@ def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.Da
     return frame.drop(ROW)
 
 
+def _check_ohlc(frame: pl.DataFrame, label: str, repair: bool) -> pl.DataFrame:
+    """low ≤ open, close ≤ high on every bar; `repair` widens high and low instead."""
+    prices = [pl.col(column) for column in PRICE_FIELDS]
+    if repair:
+        return frame.with_columns(high=pl.max_horizontal(prices), low=pl.min_horizontal(prices))
+    body_top = pl.max_horizontal("open", "close")
+    body_bottom = pl.min_horizontal("open", "close")
+    hint = "(inconsistent bar; repair_ohlc widens high and low to cover them)"
+    for column, bad, relation in (("high", pl.col("high") < body_top, "below"),
+                                  ("low", pl.col("low") > body_bottom, "above")):
+        flags = frame.select(bad).to_series()
+        if flags.any():
+            first = frame.filter(flags).row(0, named=True)
+            found = ", ".join(f"{c} {_show(first[c])}" for c in PRICE_FIELDS)
+            _raise(frame, flags, label, column,
+                   f"{column} {relation} open or close {hint}, found {found}")
+    return frame
+
+
 def _check_on_prices(frame: pl.DataFrame, prices: Source, label: str) -> None:
     """Every row names an asset of the prices and one of their timestamps."""
     keys = _price_keys(prices)
@@ -182,14 +217,32 @@ def _cast_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None):
         return frame.with_columns(value.cast(pl.Datetime("us")))
     if isinstance(dtype, pl.Datetime):
-        raise InputError(label, f"timezone-aware timestamps ({dtype.time_zone}) are not "
-                         "supported: use naive timestamps", "timestamp")
+        return frame.with_columns(_naive_utc(value))
     raise InputError(label, f"expected dates or ISO timestamps, got {dtype}", "timestamp")
 
 
+def _naive_utc(value: pl.Expr) -> pl.Expr:
+    """A zoned datetime as the naive UTC datetime of the same instant."""
+    return value.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(pl.Datetime("us"))
+
+
 def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
-    """ISO text to Datetime("us"): common layouts first (fast), then polars' inference."""
+    """ISO text to Datetime("us"): common layouts first (fast), then polars' inference.
+
+    Text with a UTC offset is read as that instant, converted to naive UTC; a file that
+    mixes rows with and without an offset is refused.
+    """
     text = pl.col("timestamp")
+    zoned = frame.select(text.str.contains(UTC_OFFSET)).to_series()
+    if zoned.any():
+        mixed = zoned != zoned[0]
+        _reject(frame, mixed, label, "timestamp", "mixes timestamps with and without a UTC "
+                "offset (give every row an offset, or none)", show="timestamp")
+        parsed = frame.select(_naive_utc(text.str.to_datetime(time_unit="us", strict=False,
+                                                               time_zone="UTC"))).to_series()
+        _reject(frame, parsed.is_null(), label, "timestamp", "not a date or ISO timestamp",
+                show="timestamp")
+        return frame.with_columns(parsed)
     known = pl.coalesce(
         [text.str.to_datetime(layout, time_unit="us", strict=False) for layout in ISO_LAYOUTS]
     )

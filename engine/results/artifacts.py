@@ -29,10 +29,21 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write `frame` as Parquet whose bytes depend only on its content.
+
+    A frame's chunk layout depends on how it was computed (threads, joins), and the writer
+    follows it, so equal frames could give different files; one chunk makes artifact hashes
+    a usable regression fingerprint.
+    """
+    frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
+
+
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
     """Write `frame` as CSV (`.csv`) or Parquet (anything else), atomically."""
-    writer = frame.write_csv if Path(path).suffix.lower() == ".csv" else frame.write_parquet
-    return write_atomic(path, writer)
+    if Path(path).suffix.lower() == ".csv":
+        return write_atomic(path, frame.write_csv)
+    return write_atomic(path, lambda tmp: write_parquet(frame, tmp))
 
 
 def to_json(value: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import polars as pl
 from engine.core.book import KIND_NAMES, REASON_NAMES, STATUS_NAMES, SUPERSEDED
 from engine.core.config import BacktestConfig
 from engine.core.loop import Simulation
-from engine.results.artifacts import replace_directory, to_json
+from engine.results.artifacts import replace_directory, to_json, write_parquet
 from engine.results.metrics import compute_metrics
 from engine.results.trades import build_trades
 from schemas import backtest as schemas
@@ -150,7 +150,7 @@ class BacktestResult:
 
         def fill(tmp: Path) -> None:
             for name, frame in self.tables().items():
-                frame.write_parquet(tmp / f"{name}.parquet")
+                write_parquet(frame, tmp / f"{name}.parquet")
             (tmp / "metrics.json").write_text(
                 to_json({"metrics": self.metrics, "config": self.config.to_dict()})
             )
