@@ -108,6 +108,7 @@ def test_run_writes_where_the_rule_says(monkeypatch, tmp_path, argv, expected):
     monkeypatch.setenv(ARTIFACTS_ENV, str(tmp_path / "shared"))
     monkeypatch.chdir(tmp_path)
     seen = []
-    monkeypatch.setattr(pipelines.run, "run_main_job", lambda base: seen.append(base) or 0)
+    monkeypatch.setattr(pipelines.run, "run_main_job",
+                        lambda base, external_fills=None: seen.append(base) or 0)
     assert cli.main(argv) == 0
     assert seen == [tmp_path / expected]
