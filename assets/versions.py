@@ -16,6 +16,8 @@ def code_version(*modules: str) -> str:
     return digest.hexdigest()[:12]
 
 
-SIMULATION = ("core.book", "core.context", "core.execution", "core.ledger", "core.loop",
-              "data.market", "results.tables", "core.strategy", "results.trades",
-              "results.metrics", "results.derive")
+SIMULATION = ("core.book", "core.config", "core.context", "core.kernels.__init__",
+              "core.kernels.execution", "core.kernels.hooks", "core.kernels.loop",
+              "core.kernels.sizing", "core.ledger", "core.loop", "core.profiles",
+              "core.records", "core.strategy", "data.market", "results.derive",
+              "results.holdings", "results.metrics", "results.tables", "results.trades")

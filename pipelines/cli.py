@@ -34,7 +34,11 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cash-policy", choices=CASH_POLICIES)
     p.add_argument("--cash", type=float, help="initial cash (default 1,000,000)")
     p.add_argument("--allow-short", action="store_true", default=None)
-    p.add_argument("--allow-leverage", action="store_true", default=None)
+    p.add_argument("--allow-leverage", action="store_true", default=None,
+                   help="buy beyond the cash, up to the buying power cash left + "
+                        "(max leverage − 1) × book value")
+    p.add_argument("--max-leverage", type=float,
+                   help="gross book value over equity allowed with --allow-leverage (default 2)")
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +55,8 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
 SETTINGS = {"fill": "fill", "fees": "fees", "per_share": "per_share", "min_fee": "min_fee",
             "fixed_fee": "fixed_fee", "slippage": "slippage", "shares": "shares",
             "cash_policy": "cash_policy", "cash": "initial_cash",
-            "allow_short": "allow_short", "allow_leverage": "allow_leverage"}
+            "allow_short": "allow_short", "allow_leverage": "allow_leverage",
+            "max_leverage": "max_leverage"}
 
 
 def config_from_args(args: argparse.Namespace) -> BacktestConfig:

@@ -3,7 +3,8 @@
 Rows are the sorted calendar of every timestamp, columns the assets sorted by name. A
 missing bar is NaN and `has_bar` is False there; `last_close` carries each asset's last
 known close forward (NaN before its first bar). `open` and `close` are pivoted up front;
-`high`, `low` and `volume` on first use (most runs never read them).
+`high`, `low`, `volume` and `last_open` on first use (most runs never read them). Every
+array is sealed: read-only, and backed by immutable bytes, so no view of it is writable.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Market:
     @cached_property
     def volume(self) -> np.ndarray:
         return self._pivot("volume")
+
+    @cached_property
+    def last_open(self) -> np.ndarray:
+        """Last known open of every asset (NaN before its first bar)."""
+        return sealed(forward_fill(self.open, self.has_bar))
 
     def _pivot(self, name: str) -> np.ndarray:
         return _pivot(self._bars[name].to_numpy(), (self.n_bars, self.n_assets), self._cells)
@@ -100,17 +106,24 @@ class Market:
             has_bar[:] = False
             has_bar[cells] = True
         close = _pivot(bars["close"].to_numpy(), shape, cells)
+        last_close = close if cells is None else sealed(forward_fill(close, has_bar))
         return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
-                   has_bar, forward_fill(close, has_bar), bars, cells)
+                   sealed(has_bar), last_close, bars, cells)
+
+
+def sealed(array: np.ndarray) -> np.ndarray:
+    """A read-only copy backed by immutable bytes: no view of it, nor its base, is writable."""
+    return np.frombuffer(array.tobytes(), dtype=array.dtype).reshape(array.shape)
 
 
 def _pivot(values: np.ndarray, shape: tuple[int, int], cells) -> np.ndarray:
-    """Long values onto the (T, N) grid: reshaped when complete, else scattered (NaN gaps)."""
+    """Long values onto the (T, N) grid (sealed): reshaped when complete, else scattered
+    (NaN gaps)."""
     if cells is None:
-        return values.reshape(shape).copy()
+        return sealed(values.reshape(shape))
     dense = np.full(shape, np.nan)
     dense[cells] = values
-    return dense
+    return sealed(dense)
 
 
 def forward_fill(values: np.ndarray, present: np.ndarray) -> np.ndarray:
