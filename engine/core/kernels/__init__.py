@@ -6,14 +6,37 @@ first-in-first-out trades (`trades.py`); booking into the ledger and order-book 
 kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`).
 
 Kernels are plain functions over arrays, compiled by numba with `cache=True`, so a new
-process loads the machine code from disk. With `NUMBA_DISABLE_JIT=1` they run as the
-plain Python they are written in (a debugger can step through them; CI runs the engine's
-tests that way too).
+process loads the machine code from disk. numba keys a cached kernel on its own file only,
+so a kernel would keep a changed callee's old code: the cache lives in a folder named by a
+digest of every module that holds kernels (`CACHE_DIR`, under `$NUMBA_CACHE_DIR` when set).
+With `NUMBA_DISABLE_JIT=1` the kernels run as the plain Python they are written in (a
+debugger can step through them; CI runs the engine's tests that way too).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
+import numba
 from numba import njit
+
+ENGINE = Path(__file__).resolve().parents[2]
+KERNEL_MODULES = (*sorted((ENGINE / "core").rglob("*.py")), ENGINE / "results" / "trades.py",
+                  ENGINE / "results" / "holdings.py")
+
+
+def _cache_dir() -> str:
+    """Where compiled kernels are cached: one folder per version of the kernel modules."""
+    digest = hashlib.sha256()
+    for path in KERNEL_MODULES:
+        digest.update(path.read_bytes())
+    base = os.environ.get("NUMBA_CACHE_DIR") or Path(__file__).parent / "__pycache__"
+    return str(Path(base) / f"kernels-{digest.hexdigest()[:16]}")
+
+
+CACHE_DIR = _cache_dir()
 
 REL_TOL = 1e-9  # two floats within 1e-9 of the larger are the same amount
 ABS_TOL = 1e-12  # ... or within 1e-12 of each other
@@ -21,8 +44,14 @@ NEVER = 2**62  # a bar after every bar
 
 
 def kernel(function):
-    """Compile `function` with numba, cached on disk (plain Python under NUMBA_DISABLE_JIT)."""
-    return njit(cache=True)(function)
+    """Compile `function` with numba, cached in `CACHE_DIR` (plain Python under
+    NUMBA_DISABLE_JIT)."""
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = CACHE_DIR
+    try:
+        return njit(cache=True)(function)
+    finally:
+        numba.config.CACHE_DIR = previous
 
 
 @kernel
