@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.kernels import ABS_TOL, close_enough, kernel
+from engine.core.kernels import ABS_TOL, cancels, close_enough, kernel
 from engine.core.records import CashPolicy, OrderStatus, Reason
 
 
@@ -110,7 +110,7 @@ def execute_batch(count, sequence, delta, position, price, cap, cash, extra_powe
         reason[i] = Reason.none
         if not n > ABS_TOL:
             status[i] = OrderStatus.noop
-        elif sell and n * p - fee[i] < 0 and (s.fixed_fee or s.per_share > 0 or s.min_fee > 0):
+        elif sell and n * p - fee[i] < 0 and not cancels(n * p, -fee[i], n * p - fee[i]):
             status[i] = OrderStatus.rejected
             reason[i] = Reason.fee_exceeds_proceeds
         else:
