@@ -27,11 +27,11 @@ def run_backtest(
     validated once.
     """
     config = config or BacktestConfig()
-    bars = load_prices(prices)
+    market = Market.from_bars(load_prices(prices))
     targets = load_weights(
-        weights, bars, allow_short=config.allow_short, allow_leverage=config.allow_leverage
+        weights, market, allow_short=config.allow_short, allow_leverage=config.allow_leverage
     )
-    return _run(Market.from_bars(bars), TargetWeights(targets), config)
+    return _run(market, TargetWeights(targets), config)
 
 
 def run_strategy(

@@ -113,7 +113,7 @@ class OrderBook:
         self._slots["order_id"] = -1
         self._slots["due_bar"] = NEVER
         self._slots["target_kind"] = NO_TARGET
-        self._orders = np.zeros(capacity, dtype=ORDER_DT)
+        self._orders = np.empty(capacity, dtype=ORDER_DT)
         self._n_orders = np.zeros(1, dtype=np.int64)
 
     @property
@@ -150,7 +150,7 @@ class OrderBook:
         """Make room for `room` more order records."""
         n = self.n_orders
         if n + room > len(self._orders):
-            grown = np.zeros(max(n + room, 2 * len(self._orders)), dtype=ORDER_DT)
+            grown = np.empty(max(n + room, 2 * len(self._orders)), dtype=ORDER_DT)
             grown[:n] = self._orders[:n]
             self._orders = grown
 

@@ -86,7 +86,7 @@ class Ledger:
     def __init__(self, n_assets: int, initial_cash: float, capacity: int = 1024) -> None:
         self._cash = np.array([float(initial_cash)])
         self._positions = np.zeros(n_assets, dtype=np.float64)
-        self._journal = np.zeros(capacity, dtype=FILL_DT)
+        self._journal = np.empty(capacity, dtype=FILL_DT)
         self._n_fills = np.zeros(1, dtype=np.int64)
 
     @property
@@ -115,7 +115,7 @@ class Ledger:
         """Make room for `room` more fills in the journal."""
         needed = self.n_fills + room
         if needed > len(self._journal):
-            grown = np.zeros(max(needed, 2 * len(self._journal)), dtype=FILL_DT)
+            grown = np.empty(max(needed, 2 * len(self._journal)), dtype=FILL_DT)
             grown[: self.n_fills] = self._journal[: self.n_fills]
             self._journal = grown
 

@@ -46,18 +46,20 @@ class Simulation:
 def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simulation:
     """Run `strategy` over `market` under `config`, phase by phase (see module docstring)."""
     n_bars, n_assets = market.n_bars, market.n_assets
-    ledger = Ledger(n_assets, config.initial_cash, capacity=4 * n_assets + 1024)
-    book = OrderBook(n_assets, capacity=4 * n_assets + 1024)
     settings = config.kernel_settings()
     profile = config.semantics
     table = strategy.weight_table(market)
+    expected = 4 * n_assets + 1024  # orders (and fills) expected; the arrays grow past it
     if table is not None:
         decide, weight_start, weight_asset, weight = table
+        expected += min(n_assets * int(decide.sum()), 2 * len(weight))
     else:
         decide = strategy.decision_bars(market)
         decide = np.ones(n_bars, dtype=bool) if decide is None else np.asarray(decide, bool)
         weight_start = np.zeros(0, dtype=np.int64)
         weight_asset, weight = np.zeros(0, dtype=np.int64), np.zeros(0)
+    ledger = Ledger(n_assets, config.initial_cash, capacity=expected)
+    book = OrderBook(n_assets, capacity=expected)
     ctx = Context(market, ledger, book, settings)
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
     known_open = profile.held_prices(market, config.fill)

@@ -59,6 +59,8 @@ class Market:
 
     def asset_index(self, names: pl.Series) -> np.ndarray:
         """Column index of each asset name; raises KeyError naming the first unknown one."""
+        if names.is_in(self.assets.implode()).all():
+            return names.cast(pl.Enum(self.assets)).to_physical().to_numpy().astype(np.int64)
         lookup = pl.DataFrame({"asset": self.assets, "_col": np.arange(self.n_assets)})
         found = pl.DataFrame({"asset": names}).join(lookup, on="asset", how="left",
                                                     maintain_order="left")["_col"]
@@ -92,15 +94,19 @@ class Market:
         guarantees; a complete grid is reshaped without copying cell by cell.
         """
         stamps = bars["timestamp"].to_numpy()
-        new_row = np.empty(len(stamps), dtype=bool)
-        new_row[:1] = True
-        np.not_equal(stamps[1:], stamps[:-1], out=new_row[1:])
-        rows = np.cumsum(new_row) - 1
-        timestamps = bars["timestamp"].filter(pl.Series(new_row))
-        assets = bars["asset"].unique().sort()
-        cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
+        width = _grid_width(stamps, bars["asset"])
+        if width:
+            timestamps, assets = bars["timestamp"].gather_every(width), bars["asset"].head(width)
+            cells = None
+        else:
+            new_row = np.empty(len(stamps), dtype=bool)
+            new_row[:1] = True
+            np.not_equal(stamps[1:], stamps[:-1], out=new_row[1:])
+            timestamps = bars["timestamp"].filter(pl.Series(new_row))
+            assets = bars["asset"].unique().sort()
+            cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
+            cells = (np.cumsum(new_row) - 1, cols)
         shape = (len(timestamps), len(assets))
-        cells = None if len(bars) == shape[0] * shape[1] else (rows, cols)
         has_bar = np.ones(shape, dtype=bool)
         if cells is not None:
             has_bar[:] = False
@@ -109,6 +115,18 @@ class Market:
         last_close = close if cells is None else sealed(forward_fill(close, has_bar))
         return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
                    sealed(has_bar), last_close, bars, cells)
+
+
+def _grid_width(stamps: np.ndarray, assets: pl.Series) -> int:
+    """The number of assets when sorted, unique bars form a complete grid (every timestamp
+    has the first timestamp's assets), else 0."""
+    width = int(np.searchsorted(stamps, stamps[0], side="right"))
+    if len(stamps) % width:
+        return 0
+    blocks = stamps.reshape(-1, width)
+    if not (blocks == blocks[:, :1]).all():
+        return 0
+    return width if (assets.slice(width) == assets.head(len(assets) - width)).all() else 0
 
 
 def sealed(array: np.ndarray) -> np.ndarray:

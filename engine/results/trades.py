@@ -102,7 +102,7 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
     return pl.DataFrame(
         {
             "asset": names.gather(piece_asset),
-            "direction": pl.Series(np.where(sign > 0, "long", "short"), dtype=pl.String),
+            "direction": pl.Series(["short", "long"]).gather((sign > 0).astype(np.uint32)),
             "entry_time": pl.Series(time_us[lot]).cast(pl.Datetime("us")),
             "exit_time": pl.Series(time_us[np.maximum(close, 0)]).cast(pl.Datetime("us")),
             "quantity": size,
@@ -112,7 +112,7 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
             "exit_fee": exit_fee,
             "pnl": pnl,
             "return": pnl / (size * entry_price),
-            "status": pl.Series(np.where(closed, "closed", "open"), dtype=pl.String),
+            "status": pl.Series(["open", "closed"]).gather(closed.astype(np.uint32)),
         }
     ).with_columns(pl.when(pl.Series(closed)).then(pl.col("exit_time")).alias("exit_time"))
 
@@ -192,12 +192,17 @@ def fifo_pieces(asset, quantity, fee, n_assets, out) -> int:
                 out[rows, 4] = 0.0
                 rows += 1
             lot = following[lot]
-    key = np.empty(rows, dtype=np.int64)
+    start = np.zeros(n + 1, dtype=np.int64)  # pieces of each lot are already in exit order:
+    for i in range(rows):  # a stable counting sort by lot puts the rows in order
+        start[int(out[i, 0]) + 1] += 1
+    for row in range(n):
+        start[row + 1] += start[row]
+    ordered = np.empty((rows, 5))
     for i in range(rows):
-        close = int(out[i, 1])
-        key[i] = int(out[i, 0]) * (n + 1) + (close if close >= 0 else n)
-    order = np.argsort(key, kind="mergesort")
-    out[:rows] = out[:rows][order]
+        lot = int(out[i, 0])
+        ordered[start[lot]] = out[i]
+        start[lot] += 1
+    out[:rows] = ordered
     return rows
 
 

@@ -67,10 +67,10 @@ def sequence(s, count, order_value, order_id):
 
 
 @kernel
-def volume_cap(s, volume, bar: int, asset: int) -> float:
-    """Most shares one order may fill at `bar` (inf without a cap; `volume` is then empty)."""
+def volume_cap(s, volume: float) -> float:
+    """Most shares one order may fill in a bar of `volume` (inf without a cap)."""
     if s.volume_limit > 0:
-        return np.floor(s.volume_limit * volume[bar, asset])
+        return np.floor(s.volume_limit * volume)
     return np.inf
 
 

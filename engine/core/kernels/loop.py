@@ -50,7 +50,8 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
     drop_without_bar(s, bar, slots, orders, has_bar)
     due, ids, status, reason, fill_asset, fill_order = wi[0], wi[1], wi[2], wi[3], wi[4], wi[5]
     delta, value, held, px, cap = wf[0], wf[1], wf[2], wf[3], wf[4]
-    size, adj, fee = wf[5], wf[6], wf[7]
+    size, adj, fee, valuation = wf[5], wf[6], wf[7], wf[8]
+    fill_quantity, fill_price, fill_fee = wf[9], wf[10], wf[11]
     count = 0
     for j in range(len(slots)):
         if has_bar[j] and is_due(slots[j], bar):
@@ -58,7 +59,6 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
             count += 1
     if count == 0:
         return False
-    valuation = wf[8]
     for j in range(len(slots)):
         valuation[j] = price[j] if has_bar[j] else known[j]
     worth = book_value(cash[0], positions, valuation)
@@ -68,7 +68,7 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
         ids[i] = slots[j]["order_id"]
         held[i] = positions[j]
         px[i] = price[j]
-        cap[i] = volume_cap(s, volume, bar, j)
+        cap[i] = volume_cap(s, volume[bar, j] if s.volume_limit > 0 else 0.0)
     order = sequence(s, count, value, ids)
     extra = (s.leverage - 1.0) * worth if s.leverage > 1.0 else 0.0
     execute_batch(count, order, delta, held, px, cap, cash[0], extra, s, size, adj, fee,
@@ -78,12 +78,12 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
         if status[i] == OrderStatus.filled:
             fill_asset[filled] = due[order[i]]
             fill_order[filled] = ids[order[i]]
-            wf[9][filled] = size[i]
-            wf[10][filled] = adj[i]
-            wf[11][filled] = fee[i]
+            fill_quantity[filled] = size[i]
+            fill_price[filled] = adj[i]
+            fill_fee[filled] = fee[i]
             filled += 1
-    apply_fills_nb(cash, positions, journal, n_fills, bar, fill_asset, wf[9], wf[10], wf[11],
-                   fill_order, filled)
+    apply_fills_nb(cash, positions, journal, n_fills, bar, fill_asset, fill_quantity,
+                   fill_price, fill_fee, fill_order, filled)
     for i in range(count):
         k = order[i]
         if still_open(s, delta[k], size[i], cap[k], status[i]):
@@ -164,7 +164,8 @@ def advance(s, start, resume, open_, close, last_close, known_open, has_bar, vol
                            journal, n_fills, slots, orders, wi, wf)
             cash_curve[t] = cash[0]
             if decide[t]:
-                equity = cash[0] + positions_value(positions, last_close[t])
+                value_curve[t] = positions_value(positions, last_close[t])
+                equity = cash[0] + value_curve[t]
                 if not in_kernel:
                     return t, DECIDE, equity
                 for k in range(weight_start[t], weight_start[t + 1]):
@@ -177,5 +178,7 @@ def advance(s, start, resume, open_, close, last_close, known_open, has_bar, vol
                 s, t, close[t], last_close[t], has_bar[t], volume, cash, positions, journal,
                 n_fills, slots, orders, wi, wf):
             cash_curve[t] = cash[0]
-        value_curve[t] = positions_value(positions, last_close[t])
+            value_curve[t] = positions_value(positions, last_close[t])
+        elif not decide[t]:
+            value_curve[t] = positions_value(positions, last_close[t])
     return n_bars, DONE, np.nan
