@@ -11,7 +11,7 @@ DEV := $(VENV)/.dev-installed
 # The engine's tests again with the kernels as plain Python (no compilation).
 ENGINE_TESTS := tests/test_ledger.py tests/test_orders.py tests/test_costs_and_cash.py \
 	tests/test_phase_order.py tests/test_sealed_state.py tests/test_invariants.py \
-	tests/test_properties.py tests/test_trades.py
+	tests/test_properties.py tests/test_trades.py tests/test_kernels.py
 
 DAGSTER_HOME := $(CURDIR)/.dagster_home
 UI_PORT ?= 3000

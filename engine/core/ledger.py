@@ -107,6 +107,10 @@ class Ledger:
         """Every fill booked so far (`FILL_DT` records, a sealed copy)."""
         return sealed(self._journal[: self.n_fills])
 
+    def fill_column(self, name: str) -> np.ndarray:
+        """One field of every fill booked so far (a sealed copy)."""
+        return sealed(self._journal[name][: self.n_fills])
+
     def value(self, prices: np.ndarray) -> float:
         """Cash plus held positions at `prices` (see `book_value`)."""
         return book_value(self.cash, self._positions, np.asarray(prices, dtype=np.float64))

@@ -36,8 +36,9 @@ def _replay(bars, assets, quantity, n_bars, n_assets, out_bar, out_asset, out_qu
     return rows
 
 
-def holdings(fills: np.ndarray, n_bars: int, n_assets: int):
-    """(bar, asset, quantity) of every holding at every bar's close."""
+def holdings(fills, n_bars: int, n_assets: int):
+    """(bar, asset, quantity) of every holding at every bar's close; `fills` has the
+    journal's `bar`, `asset` and `quantity` fields (records or a mapping of columns)."""
     bars = np.ascontiguousarray(fills["bar"])
     assets = np.ascontiguousarray(fills["asset"])
     quantity = np.ascontiguousarray(fills["quantity"])

@@ -11,7 +11,14 @@ import polars as pl
 
 from engine.core.config import BacktestConfig
 from engine.core.loop import Simulation
-from engine.core.records import KIND_NAMES, REASON_NAMES, STATUS_NAMES, Reason
+from engine.core.records import (
+    FILL_DT,
+    KIND_NAMES,
+    ORDER_DT,
+    REASON_NAMES,
+    STATUS_NAMES,
+    Reason,
+)
 from engine.results.artifacts import replace_directory, to_json
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
@@ -42,8 +49,10 @@ class BacktestResult:
         return self._sim.config
 
     @cached_property
-    def _fill_records(self) -> np.ndarray:
-        return self._sim.ledger.fills
+    def _fill_records(self) -> dict[str, np.ndarray]:
+        """Each field of the ledger's journal, as a sealed contiguous column."""
+        ledger = self._sim.ledger
+        return {name: ledger.fill_column(name) for name in FILL_DT.names}
 
     @cached_property
     def fills(self) -> pl.DataFrame:
@@ -63,7 +72,8 @@ class BacktestResult:
     @cached_property
     def orders(self) -> pl.DataFrame:
         market = self._sim.market
-        orders = self._sim.book.records
+        book = self._sim.book
+        orders = {name: book.record(name) for name in ORDER_DT.names}
         filled_bar = orders["filled_bar"]
         status = pl.Series(STATUS_NAMES).gather(orders["status"])
         reason = pl.Series(REASON_NAMES, dtype=pl.String).gather(orders["reason"])
@@ -78,7 +88,7 @@ class BacktestResult:
             reason = reason.scatter(superseded, text)
         return pl.DataFrame(
             {
-                "order_id": np.arange(len(orders), dtype=np.int64),
+                "order_id": np.arange(book.n_orders, dtype=np.int64),
                 "created": market.timestamps.gather(orders["created_bar"]),
                 "asset": market.assets.gather(orders["asset"]),
                 "kind": pl.Series(KIND_NAMES).gather(orders["kind"]),

@@ -64,3 +64,45 @@ def close_enough(a: float, b: float) -> bool:
 def cancels(before: float, change: float, total: float) -> bool:
     """Whether `total` (= before + change) is float dust: the rule for exactly zero."""
     return abs(total) <= max(REL_TOL * max(abs(before), abs(change)), ABS_TOL)
+
+
+@kernel
+def _before(a, b) -> bool:
+    """Strictly before in ascending order, NaN last (numpy's order)."""
+    return a < b or (b != b and a == a)
+
+
+@kernel
+def argsort_stable(values, count, order, buffer) -> None:
+    """`order[:count]` = the positions of `values[:count]` in ascending order, ties kept in
+    position order and NaN last: numpy's stable argsort, without allocating (`buffer` has
+    room for `count`)."""
+    run = 16
+    for i in range(count):
+        order[i] = i
+    for start in range(0, count, run):
+        for i in range(start + 1, min(start + run, count)):
+            item = order[i]
+            j = i
+            while j > start and _before(values[item], values[order[j - 1]]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = item
+    width = run
+    in_order = True
+    while width < count:
+        src, dst = (order, buffer) if in_order else (buffer, order)
+        for left in range(0, count, 2 * width):
+            mid, right = min(left + width, count), min(left + 2 * width, count)
+            i, j = left, mid
+            for k in range(left, right):
+                if j < right and (i == mid or _before(values[src[j]], values[src[i]])):
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+        in_order = not in_order
+        width *= 2
+    if not in_order:
+        order[:count] = buffer[:count]

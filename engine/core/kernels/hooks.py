@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.book import close_nb
-from engine.core.kernels import kernel
+from engine.core.kernels import argsort_stable, kernel
 from engine.core.kernels.execution import submission_check
 from engine.core.records import OrderStatus, Reason, Sequence
 
@@ -33,7 +33,9 @@ def screen(s, bar, slots, orders, cash, last_close_before) -> None:
             assets[count] = j
             ids[count] = oid
             count += 1
-    assets = assets[:count][np.argsort(ids[:count], kind="mergesort")]
+    by_id = np.empty(count, dtype=np.int64)
+    argsort_stable(ids, count, by_id, np.empty(count, dtype=np.int64))
+    assets = assets[by_id]
     quantity = np.empty(count)
     price = np.empty(count)
     for i in range(count):
@@ -58,12 +60,14 @@ def drop_without_bar(s, bar, slots, orders, has_bar) -> None:
 
 
 @kernel
-def sequence(s, count, order_value, order_id):
-    """Execution order of a batch: by approximate order value, ascending and stable (sells
-    first, largest first; then buys, smallest first), or by submission (order id)."""
+def sequence(s, count, order_value, order_id, order, buffer) -> None:
+    """Execution order of a batch into `order`: by approximate order value, ascending and
+    stable (sells first, largest first; then buys, smallest first), or by submission (order
+    id)."""
     if s.sequence == Sequence.submission:
-        return np.argsort(order_id[:count], kind="mergesort")
-    return np.argsort(order_value[:count], kind="mergesort")
+        argsort_stable(order_id, count, order, buffer)
+    else:
+        argsort_stable(order_value, count, order, buffer)
 
 
 @kernel

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.book import close_nb, fill_part_nb, is_due, submit_nb
-from engine.core.kernels import kernel
+from engine.core.kernels import argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
 from engine.core.kernels.hooks import (
     drop_without_bar,
@@ -29,7 +29,7 @@ from engine.core.records import DecisionSizing, FillTiming, OrderKind, OrderStat
 
 DONE, DECIDE, ROOM = 0, 1, 2  # why `advance` returned
 FROM_START, AFTER_DECISION = 0, 1  # where `advance` resumes its first bar
-N_INT_WORK, N_FLOAT_WORK = 6, 12  # rows of the work arrays
+N_INT_WORK, N_FLOAT_WORK = 8, 12  # rows of the work arrays
 
 
 @kernel
@@ -69,7 +69,8 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
         held[i] = positions[j]
         px[i] = price[j]
         cap[i] = volume_cap(s, volume[bar, j] if s.volume_limit > 0 else 0.0)
-    order = sequence(s, count, value, ids)
+    order, buffer = wi[6], wi[7]
+    sequence(s, count, value, ids, order, buffer)
     extra = (s.leverage - 1.0) * worth if s.leverage > 1.0 else 0.0
     execute_batch(count, order, delta, held, px, cap, cash[0], extra, s, size, adj, fee,
                   status, reason)
@@ -107,7 +108,8 @@ def rebalance(s, bar, target, equity, positions, last_close, slots, orders, n_or
             chosen[count] = j
             estimate[count] = target[j] * equity - positions[j] * last_close[j]
             count += 1
-    by_estimate = np.argsort(estimate[:count], kind="mergesort")
+    by_estimate = wi[6]
+    argsort_stable(estimate, count, by_estimate, wi[7])
     due = due_bar(s, bar)
     if s.decision_sizing == DecisionSizing.at_fill:
         for i in range(count):
