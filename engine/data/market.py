@@ -107,14 +107,16 @@ class Market:
             cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
             cells = (np.cumsum(new_row) - 1, cols)
         shape = (len(timestamps), len(assets))
-        has_bar = np.ones(shape, dtype=bool)
-        if cells is not None:
-            has_bar[:] = False
+        if cells is None:
+            has_bar = np.frombuffer(b"\x01" * (shape[0] * shape[1]), dtype=bool).reshape(shape)
+        else:
+            has_bar = np.zeros(shape, dtype=bool)
             has_bar[cells] = True
+            has_bar = sealed(has_bar)
         close = _pivot(bars["close"].to_numpy(), shape, cells)
         last_close = close if cells is None else sealed(forward_fill(close, has_bar))
         return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
-                   sealed(has_bar), last_close, bars, cells)
+                   has_bar, last_close, bars, cells)
 
 
 def _grid_width(stamps: np.ndarray, assets: pl.Series) -> int:
@@ -136,9 +138,10 @@ def sealed(array: np.ndarray) -> np.ndarray:
 
 def _pivot(values: np.ndarray, shape: tuple[int, int], cells) -> np.ndarray:
     """Long values onto the (T, N) grid (sealed): reshaped when complete, else scattered
-    (NaN gaps)."""
+    (NaN gaps). A read-only view of polars' memory (no buffer under it) is used as it is."""
     if cells is None:
-        return sealed(values.reshape(shape))
+        return values.reshape(shape) if not values.flags.writeable else sealed(
+            values.reshape(shape))
     dense = np.full(shape, np.nan)
     dense[cells] = values
     return sealed(dense)
