@@ -16,11 +16,11 @@ from engine.core.ledger import add_position
 
 @kernel
 def _replay(bars, assets, quantity, n_bars, n_assets, out_bar, out_asset, out_quantity):
-    """Rows of holdings (written when `out_bar` has room), and their number."""
+    """Rows of holdings into the outputs (room for every held asset at every bar from its
+    first fill on); returns their number."""
     held = np.zeros(n_assets)
     next_fill = 0
     rows = 0
-    room = len(out_bar)
     for t in range(n_bars):
         while next_fill < len(bars) and bars[next_fill] == t:
             a = assets[next_fill]
@@ -28,10 +28,9 @@ def _replay(bars, assets, quantity, n_bars, n_assets, out_bar, out_asset, out_qu
             next_fill += 1
         for j in range(n_assets):
             if held[j] != 0:
-                if rows < room:
-                    out_bar[rows] = t
-                    out_asset[rows] = j
-                    out_quantity[rows] = held[j]
+                out_bar[rows] = t
+                out_asset[rows] = j
+                out_quantity[rows] = held[j]
                 rows += 1
     return rows
 
@@ -42,8 +41,9 @@ def holdings(fills, n_bars: int, n_assets: int):
     bars = np.ascontiguousarray(fills["bar"])
     assets = np.ascontiguousarray(fills["asset"])
     quantity = np.ascontiguousarray(fills["quantity"])
-    none = np.empty(0, dtype=np.int64)
-    rows = _replay(bars, assets, quantity, n_bars, n_assets, none, none, np.empty(0))
-    out = np.empty(rows, np.int64), np.empty(rows, np.int64), np.empty(rows)
-    _replay(bars, assets, quantity, n_bars, n_assets, *out)
-    return out
+    first = np.full(n_assets, n_bars, dtype=np.int64)
+    np.minimum.at(first, assets, bars)
+    room = int(np.maximum(n_bars - first, 0).sum())  # untouched room costs no memory
+    out = np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room)
+    rows = _replay(bars, assets, quantity, n_bars, n_assets, *out)
+    return tuple(column[:rows] for column in out)
