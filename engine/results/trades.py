@@ -84,9 +84,8 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
     """The trades of fills given as arrays in execution order: asset codes into `names`,
     times in microseconds, and each asset's last close in `marks` (NaN where unknown)."""
     pieces = np.empty((len(asset) * 2 + 1, 5))
-    count = fifo_pieces(np.ascontiguousarray(asset, dtype=np.int64),
-                        np.ascontiguousarray(quantity, dtype=np.float64),
-                        np.ascontiguousarray(fee, dtype=np.float64), len(names), pieces)
+    count = fifo_pieces(_read_only(asset, np.int64), _read_only(quantity, np.float64),
+                        _read_only(fee, np.float64), len(names), pieces)
     lot, close, size, entry_fee, exit_fee = pieces[:count].T
     lot, close = lot.astype(np.int64), close.astype(np.int64)
     closed = close >= 0
@@ -115,6 +114,13 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
             "status": pl.Series(["open", "closed"]).gather(closed.astype(np.uint32)),
         }
     ).with_columns(pl.when(pl.Series(closed)).then(pl.col("exit_time")).alias("exit_time"))
+
+
+def _read_only(values, dtype) -> np.ndarray:
+    """A contiguous read-only view (one compiled signature whatever the caller passes)."""
+    view = np.ascontiguousarray(values, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
 
 
 @kernel
