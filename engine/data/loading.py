@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 from pathlib import Path
 
+import numpy as np
 import pandera.errors
 import polars as pl
 from pandera.config import ValidationDepth, config_context
@@ -59,13 +60,31 @@ def load_prices(source: Source, name: str | None = None) -> pl.DataFrame:
     """Validated bars `timestamp, asset, open, high, low, close, volume` (extras dropped)."""
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
-    checks = [(~(pl.col(c).is_finite() & (pl.col(c) > 0)), c, "price must be a positive number",
-               c) for c in PRICE_FIELDS]
-    volume = pl.col("volume")
-    checks.append((~(volume.is_finite() & (volume >= 0)), "volume",
-                   "volume must be a non-negative number", "volume"))
-    _reject_first(frame, label, [*checks, KEYS])
+    if not _bars_look_valid(frame):
+        checks = [(~(pl.col(c).is_finite() & (pl.col(c) > 0)), c,
+                   "price must be a positive number", c) for c in PRICE_FIELDS]
+        volume = pl.col("volume")
+        checks.append((~(volume.is_finite() & (volume >= 0)), "volume",
+                       "volume must be a non-negative number", "volume"))
+        _reject_first(frame, label, [*checks, KEYS])
     return _gate(frame, Bars, label)
+
+
+def _bars_look_valid(frame: pl.DataFrame) -> bool:
+    """The checks of `load_prices` at array speed: prices finite and positive, volumes
+    finite and non-negative (NaN, and null read as NaN, fail both), timestamps in order,
+    assets strictly increasing within a timestamp. False sends the frame to the checks
+    that name the rows."""
+    for column in (*PRICE_FIELDS, "volume"):
+        values = frame[column].to_numpy()
+        low, high = values.min(), values.max()
+        if not ((low > 0 if column != "volume" else low >= 0) and high < np.inf):
+            return False
+    stamps = frame["timestamp"].to_physical().to_numpy()
+    if not (stamps[1:] >= stamps[:-1]).all():
+        return False
+    ts, asset = pl.col("timestamp"), pl.col("asset")
+    return not frame.select(((ts == ts.shift(1)) & (asset <= asset.shift(1))).any()).item()
 
 
 def load_weights(
