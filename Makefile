@@ -9,7 +9,13 @@ PIP := $(PY) -m pip
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test lint bench ui ui-postgres postgres postgres-stop system-packages clean
+.PHONY: run test test-plain-python lint bench ui ui-postgres postgres postgres-stop \
+	system-packages clean
+
+# The engine's tests again with the kernels as plain Python (no compilation).
+ENGINE_TESTS := tests/test_ledger.py tests/test_orders.py tests/test_costs_and_cash.py \
+	tests/test_phase_order.py tests/test_sealed_state.py tests/test_invariants.py \
+	tests/test_properties.py tests/test_trades.py tests/test_kernels.py
 
 DAGSTER_HOME := $(CURDIR)/.dagster_home
 PG_HOME := $(CURDIR)/.dagster_home_postgres
@@ -47,6 +53,10 @@ test: $(DEV) system-packages
 	$(VENV)/bin/ruff check .
 	DAGSTER_HOME=$$(mktemp -d) $(VENV)/bin/dg check defs
 	$(VENV)/bin/pytest -q
+	$(MAKE) test-plain-python
+
+test-plain-python: $(DEV)
+	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -q -p no:cacheprovider $(ENGINE_TESTS)
 
 ui: export DAGSTER_HOME = $(CURDIR)/.dagster_home
 ui: $(RUNTIME) $(DAGSTER_HOME)/dagster.yaml

@@ -72,3 +72,20 @@ def test_bad_settings_are_refused_as_bad_input(data, tmp_path, capsys):
     assert code == 2
     assert "fees" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_allow_leverage_with_max_leverage_buys_beyond_the_cash(tmp_path):
+    """Two assets at 0.75 each: with --allow-leverage --max-leverage 1.5 both fill whole."""
+    from tests.builders import bars, weights
+
+    prices, targets = tmp_path / "prices.parquet", tmp_path / "weights.parquet"
+    bars([[10.0, 40.0], [20.0, 50.0], [25.0, 40.0]],
+         [[12.0, 45.0], [22.0, 44.0], [24.0, 48.0]]).write_parquet(prices)
+    weights({0: {"A0": 0.75, "A1": 0.75}}).write_parquet(targets)
+    out = tmp_path / "run"
+    assert main(["backtest", "--prices", str(prices), "--weights", str(targets), "--out",
+                 str(out), "--cash", "1000", "--allow-leverage", "--max-leverage", "1.5"]) == 0
+    fills = pl.read_parquet(out / "fills.parquet")
+    assert fills["quantity"].to_list() == [750.0 / 20.0, 750.0 / 50.0]
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["allow_leverage"], config["max_leverage"]) == (True, 1.5)

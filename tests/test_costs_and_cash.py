@@ -127,3 +127,51 @@ def test_cash_left_as_float_dust_is_zero_and_the_next_buy_is_rejected():
     assert result.orders.filter(result.orders["asset"] == "A2")["reason"].to_list() == [
         "insufficient_cash"]
     assert result.equity["cash"][1] == 0.0
+
+
+def rebalance_75_75(**config):
+    """Targets 0.75 and 0.75 decided at bar 0, filled at bar 1's opens (20 and 50)."""
+    return run({0: lambda c: c.rebalance({"A0": 0.75, "A1": 0.75})}, **config)
+
+
+def test_without_leverage_the_second_buy_shrinks_to_the_cash_left():
+    result = rebalance_75_75()
+    assert result.fills["quantity"].to_list() == [750.0 / 20.0, 250.0 / 50.0]
+    assert result.equity["cash"][1] == 0.0
+
+
+def test_leverage_fills_targets_beyond_the_cash_up_to_the_buying_power():
+    result = rebalance_75_75(allow_leverage=True)
+    assert result.fills["quantity"].to_list() == [750.0 / 20.0, 750.0 / 50.0]
+    assert result.equity["cash"][1] == 1000.0 - 1500.0
+    assert result.orders["reason"].to_list() == [None, None]
+
+
+def test_shrink_stops_at_cash_plus_max_leverage_minus_one_times_the_book_value():
+    result = rebalance_75_75(allow_leverage=True, max_leverage=1.2)
+    power = 1000.0 + 0.2 * 1000.0
+    assert result.fills["quantity"].to_list() == [750.0 / 20.0,
+                                                  pytest.approx((power - 750.0) / 50.0)]
+    assert result.equity["cash"][1] == pytest.approx(-0.2 * 1000.0)
+    assert result.orders["reason"].to_list() == [None, "shrunk_to_cash"]
+
+
+def test_reject_refuses_a_buy_beyond_the_buying_power():
+    result = rebalance_75_75(allow_leverage=True, max_leverage=1.2, cash_policy="reject")
+    assert result.fills["asset"].to_list() == ["A0"]
+    assert result.orders["reason"].to_list() == [None, "insufficient_cash"]
+    fits = rebalance_75_75(allow_leverage=True, max_leverage=1.5, cash_policy="reject")
+    assert fits.fills["quantity"].to_list() == [750.0 / 20.0, 750.0 / 50.0]
+
+
+def test_allow_negative_ignores_max_leverage():
+    result = run({0: lambda c: c.order("A1", 100)}, cash_policy="allow_negative",
+                 allow_leverage=True, max_leverage=1.1)
+    assert only_fill(result)["quantity"] == 100.0
+
+
+def test_max_leverage_below_one_and_leverage_under_backtrader_are_refused():
+    with pytest.raises(ValueError, match="max_leverage"):
+        BacktestConfig(max_leverage=0.5)
+    with pytest.raises(ValueError, match="allow_leverage"):
+        BacktestConfig.for_profile("backtrader", allow_leverage=True)

@@ -98,6 +98,7 @@ def zipline_parity(prices, weights, **settings):
     config = BacktestConfig.for_profile("zipline", initial_cash=100_000.0, **settings)
     ours = run_backtest(prices, weights, config)
     peer = run_zipline(prices, weights, config)
+    assert ours.fills.height > 0 and peer.fills.height > 0, "a side filled nothing"
     joined = join_sides(ours.fills, peer.fills, Tolerance(rel=REL, abs=1e-9))
     assert joined.filter(pl.col("divergent")).height == 0, joined.filter(pl.col("divergent"))
     assert ours.final_equity == pytest.approx(peer.final_equity, rel=REL)

@@ -163,3 +163,14 @@ def test_without_gaps_every_asset_has_every_bar_at_the_same_prices(market):
     kept = full.join(market.select("timestamp", "asset"), on=["timestamp", "asset"],
                      how="semi", maintain_order="left")
     assert kept.equals(market)
+
+
+def test_random_scores_change_every_bar_and_repeat_with_the_seed():
+    from engine.data.synthetic import random_scores
+
+    market = generate_market(n_assets=6, n_days=20, seed=4)
+    scores = random_scores(market, seed=1)
+    assert scores.select("timestamp", "asset").equals(market.select("timestamp", "asset"))
+    assert scores.equals(random_scores(market, seed=1))
+    ranks = scores.with_columns(pl.col("score").rank().over("timestamp"))
+    assert ranks.group_by("asset").agg(pl.col("score").n_unique())["score"].min() > 1

@@ -1,6 +1,6 @@
 """Trades are derived from fills: FIFO round trips that account for every fill's cash flow.
 
-The vectorized builder is checked against a plain-loop FIFO written here from the contract,
+The compiled builder is checked against a plain-loop FIFO written here from the contract,
 on random fill sequences, and against the invariants that tie trades back to the fills.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import time
 from collections import defaultdict, deque
 
 import numpy as np
@@ -163,7 +162,7 @@ def fills_from_steps(step_list: list[tuple]) -> pl.DataFrame:
 
 @SETTINGS
 @given(step_list=steps, last_close=closes)
-def test_vectorized_trades_equal_the_plain_fifo_loop(step_list, last_close):
+def test_compiled_trades_equal_the_plain_fifo_loop(step_list, last_close):
     fills = fills_from_steps(step_list)
     ours = build_trades(fills, last_close, None)
     assert_same_trades(ours, fifo_oracle(fills, last_close), notional(fills))
@@ -345,9 +344,10 @@ def test_trades_of_a_backtest_add_up_to_its_profit_and_final_positions():
     ))
 
 
-def test_a_million_fills_take_seconds():
+def test_many_random_fills_leave_open_trades_equal_to_the_positions():
+    """20,000 fills on 200 assets (speed is measured in bench/, not here)."""
     rng = np.random.default_rng(7)
-    n, assets = 1_000_000, [f"S{j:03d}" for j in range(200)]
+    n, assets = 20_000, [f"S{j:03d}" for j in range(200)]
     fills = pl.DataFrame({
         "timestamp": np.sort(rng.integers(0, 10**12, n)).astype("datetime64[us]"),
         "asset": pl.Series(assets).gather(rng.integers(0, len(assets), n)),
@@ -356,9 +356,7 @@ def test_a_million_fills_take_seconds():
         "fee": rng.uniform(0, 1, n),
         "order_id": np.arange(n),
     })
-    started = time.perf_counter()
     trades = build_trades(fills, dict.fromkeys(assets, 100.0), None)
-    assert time.perf_counter() - started < 10.0
     assert trades.height >= 0.9 * n and (trades["quantity"] > 0).all()
     expected = fills.group_by("asset").agg(pl.col("quantity").sum())
     got = trades.filter(pl.col("status") == "open").group_by("asset").agg(

@@ -23,20 +23,23 @@ def run_backtest(
 
     `prices` has `timestamp, asset, open, high, low, close, volume`; `weights` has
     `timestamp, asset, weight`, each timestamp's rows being a decision at its close.
-    Bad input raises `engine.errors.InputError` with a one-line message.
+    Bad input raises `engine.errors.InputError` with a one-line message. Each input is
+    validated once.
     """
     config = config or BacktestConfig()
-    bars = load_prices(prices)
+    market = Market.from_bars(load_prices(prices))
     targets = load_weights(
-        weights, bars, allow_short=config.allow_short, allow_leverage=config.allow_leverage
+        weights, market, allow_short=config.allow_short, allow_leverage=config.allow_leverage
     )
-    return run_strategy(bars, TargetWeights(targets), config)
+    return _run(market, TargetWeights(targets), config)
 
 
 def run_strategy(
     prices: Source, strategy: Strategy, config: BacktestConfig | None = None
 ) -> BacktestResult:
     """Run any `Strategy` (a batch callback per timestamp) on prices."""
-    config = config or BacktestConfig()
-    market = Market.from_bars(load_prices(prices))
+    return _run(Market.from_bars(load_prices(prices)), strategy, config or BacktestConfig())
+
+
+def _run(market: Market, strategy: Strategy, config: BacktestConfig) -> BacktestResult:
     return BacktestResult(simulate(market, strategy, config))

@@ -1,183 +1,170 @@
 """The order book: the one owner of orders, open and closed.
 
-Each asset has at most one open order, held column-wise in slot arrays over the asset
-index: an optional target (shares, value or percent) plus delta amounts that accumulate.
-A target replaces the open order; a delta folds into it (see docs/semantics.md). Every
-order ever placed keeps a record, indexed by order id.
+Each asset has one slot (`SLOT_DT`) for its open order: an optional target (shares, value
+or percent) plus delta amounts that accumulate. A slot's `order_id` is the one mark of an
+open order (−1: none). A target replaces the open order; a delta folds into it (see
+docs/semantics.md). Every order ever placed keeps a record (`ORDER_DT`), indexed by id,
+whose status stays `open` until the book closes it. The kernels here are the only code
+that writes slots and records; everyone else reads sealed copies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-SHARES, VALUE, PERCENT, TARGET_SHARES, TARGET_VALUE, TARGET_PERCENT = range(6)
-KIND_NAMES = ("shares", "value", "percent", "target_shares", "target_value", "target_percent")
-
-FILLED, REJECTED, NOOP, REPLACED, MERGED, OPEN = range(6)
-STATUS_NAMES = ("filled", "rejected", "noop", "replaced", "merged", "open")
-
-(NO_REASON, SHRUNK_TO_CASH, INSUFFICIENT_CASH, FEE_EXCEEDS_PROCEEDS, SUPERSEDED, MARGIN,
- NO_PRICE) = range(7)
-REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None,
-                "margin", "no_price")
-REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
-
-NEVER = np.iinfo(np.int64).max  # due bar of an asset without an open order
-
-_RECORD_FIELDS = {  # field: (dtype, value before the order is placed or closed)
-    "created_bar": (np.int64, 0),
-    "asset": (np.int64, 0),
-    "kind": (np.int8, 0),
-    "amount": (np.float64, 0.0),
-    "status": (np.int8, OPEN),
-    "reason": (np.int8, NO_REASON),
-    "superseded_by": (np.int64, -1),
-    "filled_bar": (np.int64, -1),
-    "filled_quantity": (np.float64, 0.0),
-}
+from engine.core.kernels import NEVER, kernel
+from engine.core.kernels.sizing import pending_shares
+from engine.core.records import NO_TARGET, ORDER_DT, SLOT_DT, OrderKind, OrderStatus, Reason
+from engine.data.market import sealed
 
 
-@dataclass(frozen=True)
-class OpenOrders:
-    """Open orders of a batch, aligned arrays over its assets (see `engine.core.book`)."""
+@kernel
+def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, count):
+    """Place one order of `kind` for each of the first `count` assets (unique); the caller
+    reserves room. Returns the id of the first new order (the rest follow in order)."""
+    first = n_orders[0]
+    for i in range(count):
+        asset = assets[i]
+        amount = amounts[i]
+        oid = first + i
+        record = orders[oid]
+        record["created_bar"] = bar
+        record["asset"] = asset
+        record["kind"] = kind
+        record["amount"] = amount
+        record["status"] = OrderStatus.open
+        record["reason"] = Reason.none
+        record["superseded_by"] = -1
+        record["filled_bar"] = -1
+        record["filled_quantity"] = 0.0
+        slot = slots[asset]
+        previous = slot["order_id"]
+        if previous >= 0:
+            old = orders[previous]
+            is_delta = kind < OrderKind.target_shares
+            old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
+            old["reason"] = Reason.superseded
+            old["superseded_by"] = oid
+        if kind >= OrderKind.target_shares:
+            slot["target_kind"] = kind
+            slot["target_amount"] = amount
+            slot["add_shares"] = 0.0
+            slot["add_value"] = 0.0
+            slot["add_percent"] = 0.0
+        elif kind == OrderKind.shares:
+            slot["add_shares"] += amount
+        elif kind == OrderKind.value:
+            slot["add_value"] += amount
+        else:
+            slot["add_percent"] += amount
+        slot["order_id"] = oid
+        slot["due_bar"] = due_bar
+    n_orders[0] = first + count
+    return first
 
-    target_kind: np.ndarray
-    target_amount: np.ndarray
-    add_shares: np.ndarray | None = None
-    add_value: np.ndarray | None = None
-    add_percent: np.ndarray | None = None
+
+@kernel
+def close_nb(slots, orders, bar, asset, status, reason, filled_quantity):
+    """Close the open order of `asset` with its outcome and empty the slot."""
+    slot = slots[asset]
+    record = orders[slot["order_id"]]
+    record["status"] = status
+    record["reason"] = reason
+    record["filled_quantity"] += filled_quantity
+    record["filled_bar"] = bar if status == OrderStatus.filled else -1
+    clear_slot(slot)
+
+
+@kernel
+def fill_part_nb(slots, orders, bar, asset, filled_quantity):
+    """Record part of `asset`'s open share order as filled; the rest stays open."""
+    slot = slots[asset]
+    record = orders[slot["order_id"]]
+    record["filled_quantity"] += filled_quantity
+    record["filled_bar"] = bar
+    slot["add_shares"] -= filled_quantity
+
+
+@kernel
+def clear_slot(slot):
+    """An empty slot: no open order."""
+    slot["order_id"] = -1
+    slot["due_bar"] = NEVER
+    slot["target_kind"] = NO_TARGET
+    slot["target_amount"] = 0.0
+    slot["add_shares"] = 0.0
+    slot["add_value"] = 0.0
+    slot["add_percent"] = 0.0
+
+
+@kernel
+def is_due(slot, bar) -> bool:
+    """Whether the slot holds an open order that may fill at `bar`."""
+    return slot["order_id"] >= 0 and slot["due_bar"] <= bar
 
 
 class OrderBook:
     """Open orders by asset and the record of every order."""
 
+    __slots__ = ("_n_orders", "_orders", "_slots")
+
     def __init__(self, n_assets: int, capacity: int = 1024) -> None:
-        self.open_id = np.full(n_assets, -1, dtype=np.int64)
-        self.due_bar = np.full(n_assets, NEVER, dtype=np.int64)
-        self.target_kind = np.full(n_assets, -1, dtype=np.int8)
-        self.target_amount = np.zeros(n_assets)
-        self.add_shares = np.zeros(n_assets)
-        self.add_value = np.zeros(n_assets)
-        self.add_percent = np.zeros(n_assets)
-        self.n_open = 0
-        self.has_deltas = False
-        self._n = 0
-        self._records = {
-            name: np.full(capacity, empty, dtype=dtype)
-            for name, (dtype, empty) in _RECORD_FIELDS.items()
-        }
+        self._slots = np.zeros(n_assets, dtype=SLOT_DT)
+        self._slots["order_id"] = -1
+        self._slots["due_bar"] = NEVER
+        self._slots["target_kind"] = NO_TARGET
+        self._orders = np.empty(capacity, dtype=ORDER_DT)
+        self._n_orders = np.zeros(1, dtype=np.int64)
 
     @property
     def n_orders(self) -> int:
-        return self._n
+        return int(self._n_orders[0])
+
+    @property
+    def records(self) -> np.ndarray:
+        """Every order placed so far (`ORDER_DT`, indexed by id; a sealed copy)."""
+        return sealed(self._orders[: self.n_orders])
 
     def record(self, name: str) -> np.ndarray:
-        """One field of every order placed so far, indexed by order id (read-only)."""
-        view = self._records[name][: self._n]
-        view.flags.writeable = False
-        return view
+        """One field of every order placed so far, indexed by order id (a sealed copy)."""
+        return sealed(self._orders[name][: self.n_orders])
 
-    def submit(
-        self, bar: int, due_bar: int, assets: np.ndarray, kind: int, amounts: np.ndarray
-    ) -> np.ndarray:
-        """Place one order of `kind` per asset; returns the new order ids.
+    @property
+    def open_ids(self) -> np.ndarray:
+        """Id of each asset's open order, −1 where none (a sealed copy)."""
+        return sealed(self._slots["order_id"])
 
-        `assets` (int64, unique) and `amounts` (float64) are aligned arrays.
-        """
-        n = len(assets)
-        ids = np.arange(self._n, self._n + n, dtype=np.int64)
-        self._grow(self._n + n)
-        rec = self._records
-        sl = slice(self._n, self._n + n)
-        rec["created_bar"][sl] = bar
-        rec["asset"][sl] = assets
-        rec["kind"][sl] = kind
-        rec["amount"][sl] = amounts
-        self._n += n
+    @property
+    def slots(self) -> np.ndarray:
+        """Each asset's open-order slot (`SLOT_DT`, a sealed copy)."""
+        return sealed(self._slots)
 
-        previous = self.open_id[assets]
-        had = (previous >= 0).nonzero()[0]
-        if len(had):
-            old = previous[had]
-            rec["status"][old] = MERGED if kind < TARGET_SHARES else REPLACED
-            rec["reason"][old] = SUPERSEDED
-            rec["superseded_by"][old] = ids[had]
-        self.n_open += n - len(had)
+    def pending(self, positions: np.ndarray, book_value: float,
+                prices: np.ndarray) -> np.ndarray:
+        """Shares each asset's open order would trade at `prices` (sealed; 0 where none)."""
+        out = np.zeros(len(self._slots))
+        pending_shares(self._slots, positions, book_value, prices, out)
+        return sealed(out)
 
-        if kind >= TARGET_SHARES:
-            self.target_kind[assets] = kind
-            self.target_amount[assets] = amounts
-            if self.has_deltas:
-                self.add_shares[assets] = 0.0
-                self.add_value[assets] = 0.0
-                self.add_percent[assets] = 0.0
-        else:
-            self.has_deltas = True
-        if kind == SHARES:
-            self.add_shares[assets] += amounts
-        elif kind == VALUE:
-            self.add_value[assets] += amounts
-        elif kind == PERCENT:
-            self.add_percent[assets] += amounts
-        self.open_id[assets] = ids
-        self.due_bar[assets] = due_bar
-        return ids
+    def reserve(self, room: int) -> None:
+        """Make room for `room` more order records."""
+        n = self.n_orders
+        if n + room > len(self._orders):
+            grown = np.empty(max(n + room, 2 * len(self._orders)), dtype=ORDER_DT)
+            grown[:n] = self._orders[:n]
+            self._orders = grown
 
-    def open_orders(self, assets: np.ndarray) -> OpenOrders:
-        """The open orders of `assets` as aligned arrays."""
-        if not self.has_deltas:
-            return OpenOrders(self.target_kind[assets], self.target_amount[assets])
-        return OpenOrders(
-            self.target_kind[assets], self.target_amount[assets], self.add_shares[assets],
-            self.add_value[assets], self.add_percent[assets],
-        )
+    def submit(self, bar: int, due_bar: int, assets: np.ndarray, kind: int,
+               amounts: np.ndarray) -> np.ndarray:
+        """Place one order of `kind` per asset (unique assets); returns the new order ids."""
+        count = len(assets)
+        self.reserve(count)
+        first = submit_nb(self._slots, self._orders, self._n_orders, bar, due_bar,
+                          np.ascontiguousarray(assets, dtype=np.int64), kind,
+                          np.ascontiguousarray(amounts, dtype=np.float64), count)
+        return np.arange(first, first + count, dtype=np.int64)
 
-    def due(self, bar: int, can_fill: np.ndarray) -> np.ndarray:
-        """Assets whose open order is due at `bar` and that can fill now (ascending)."""
-        if self.n_open == 0:
-            return np.empty(0, dtype=np.int64)
-        return ((self.due_bar <= bar) & can_fill).nonzero()[0]
-
-    def close(
-        self,
-        bar: int,
-        assets: np.ndarray,
-        status: np.ndarray,
-        reason: np.ndarray,
-        filled_quantity: np.ndarray,
-    ) -> None:
-        """Close the open orders of `assets` with their outcome and clear their slots."""
-        ids = self.open_id[assets]
-        rec = self._records
-        rec["status"][ids] = status
-        rec["reason"][ids] = reason
-        rec["filled_quantity"][ids] += filled_quantity
-        rec["filled_bar"][ids] = np.where(status == FILLED, bar, -1)
-        self.open_id[assets] = -1
-        self.due_bar[assets] = NEVER
-        self.target_kind[assets] = -1
-        if self.has_deltas:
-            self.add_shares[assets] = 0.0
-            self.add_value[assets] = 0.0
-            self.add_percent[assets] = 0.0
-        self.n_open -= len(assets)
-
-    def fill_part(self, bar: int, assets: np.ndarray, filled_quantity: np.ndarray) -> None:
-        """Record part of `assets`' open share orders as filled; the rest stays open."""
-        ids = self.open_id[assets]
-        self._records["filled_quantity"][ids] += filled_quantity
-        self._records["filled_bar"][ids] = bar
-        self.add_shares[assets] -= filled_quantity
-
-    def _grow(self, needed: int) -> None:
-        capacity = len(self._records["asset"])
-        if needed <= capacity:
-            return
-        while capacity < needed:
-            capacity *= 2
-        for name, column in self._records.items():
-            grown = np.full(capacity, _RECORD_FIELDS[name][1], dtype=column.dtype)
-            grown[: self._n] = column[: self._n]
-            self._records[name] = grown
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays the compiled loop hands to this module's kernels (slots, orders,
+        count); nothing else writes them."""
+        return self._slots, self._orders, self._n_orders

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.core.profiles import PROFILES, Profile
+from engine.core.records import CashPolicy, FillTiming
 
 FILL_TIMINGS = ("next_open", "next_close", "same_close")
 SHARE_MODES = ("fractional", "integer")
@@ -27,6 +28,7 @@ class BacktestConfig:
     cash_policy: str = "shrink"
     allow_short: bool = False
     allow_leverage: bool = False
+    max_leverage: float = 2.0
     profile: str = "tradegap"
     periods_per_year: int = 252
 
@@ -43,6 +45,8 @@ class BacktestConfig:
                 raise ValueError(f"{name} must be zero or positive, got {value}")
         if self.slippage >= 1 or self.fees >= 1:
             raise ValueError("fees and slippage are fractions of price and must be below 1")
+        if not self.max_leverage >= 1:
+            raise ValueError(f"max_leverage must be at least 1, got {self.max_leverage}")
         if self.periods_per_year <= 0:
             raise ValueError("periods_per_year must be positive")
         self.semantics.check(asdict(self))
@@ -61,6 +65,25 @@ class BacktestConfig:
     @property
     def integer_shares(self) -> bool:
         return self.shares == "integer"
+
+    @property
+    def leverage(self) -> float:
+        """L in the buying power `cash left + (L − 1) × book value`: 1 without leverage."""
+        return float(self.max_leverage) if self.allow_leverage else 1.0
+
+    def kernel_settings(self) -> KernelSettings:
+        """The settings as the compiled kernels read them (codes instead of names)."""
+        hooks = self.semantics
+        return KernelSettings(
+            fill=getattr(FillTiming, self.fill), fees=float(self.fees),
+            per_share=float(self.per_share), min_fee=float(self.min_fee),
+            fixed_fee=float(self.fixed_fee), slippage=float(self.slippage),
+            integer=self.integer_shares, cash_policy=getattr(CashPolicy, self.cash_policy),
+            allow_short=bool(self.allow_short), leverage=self.leverage,
+            submission_check=hooks.submission_check, drop_without_bar=hooks.drop_without_bar,
+            sequence=hooks.sequence_code, volume_limit=float(hooks.volume_limit or 0.0),
+            decision_sizing=hooks.decision_code, reject_reason=hooks.reject_code,
+        )
 
     def with_(self, **changes: Any) -> BacktestConfig:
         """A copy with some settings changed (validated again)."""
@@ -81,3 +104,24 @@ class BacktestConfig:
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+class KernelSettings(NamedTuple):
+    """Every setting a kernel reads, as numbers (see `BacktestConfig.kernel_settings`)."""
+
+    fill: int  # FillTiming
+    fees: float
+    per_share: float
+    min_fee: float
+    fixed_fee: float
+    slippage: float
+    integer: bool
+    cash_policy: int  # CashPolicy
+    allow_short: bool
+    leverage: float  # L: buying power = cash left + (L − 1) × book value
+    submission_check: bool  # profile hooks (engine/core/profiles.py)
+    drop_without_bar: bool
+    sequence: int
+    volume_limit: float
+    decision_sizing: int
+    reject_reason: int  # Reason of a buy that does not fit

@@ -1,88 +1,139 @@
-"""The ledger: the one owner of cash and positions.
+"""The ledger: the one owner of cash, positions and the journal of fills.
 
-Positions are a float array over the asset index; cash is one float. `apply_fills` is the
-only function that changes either; everyone else reads `cash` and a read-only view of
-`positions`.
+Positions are a float array over the asset index, cash one float, and the journal holds
+every fill booked (`FILL_DT`), in execution order. `apply_fills_nb` is the only code that
+changes any of them; it books a batch of fills sequentially, so two fills of one asset in
+a batch both count. Everyone else reads copies that cannot be written (`sealed`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-REL_TOL = 1e-9
-ABS_TOL = 1e-12
+from engine.core.kernels import ABS_TOL, REL_TOL, cancels, kernel
+from engine.core.records import FILL_DT
+from engine.data.market import sealed
 
 
-def cancels(before: np.ndarray, change: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """Where `total` (= before + change) is float dust: the ledger's rule for exactly zero.
+@kernel
+def add_position(before: float, change: float) -> float:
+    """`before + change`, exactly 0 when a reducing change cancels the position."""
+    after = before + change
+    if before * change < 0 and cancels(before, change, after):
+        return 0.0
+    return after
 
-    `|total| ≤ max(1e-9 × max(|before|, |change|), 1e-12)`.
+
+@kernel
+def apply_fills_nb(cash, positions, journal, n_fills, bar, assets, quantity, price, fee,
+                   order_id, count):
+    """Book the first `count` fills of a batch at `bar`, in execution order.
+
+    positions += quantity (fill by fill); cash −= quantity × price + fee, summed in order
+    from the cash before, and exactly 0 when within 1e-9 of the largest flow. The caller
+    reserves room in the journal.
     """
-    scale = np.maximum(np.abs(before), np.abs(change))
-    scale *= REL_TOL
-    np.maximum(scale, ABS_TOL, out=scale)
-    return np.abs(total) <= scale
+    if count == 0:
+        return
+    total = cash[0]
+    scale = abs(total)
+    n = n_fills[0]
+    for i in range(count):
+        asset = assets[i]
+        positions[asset] = add_position(positions[asset], quantity[i])
+        flow = -(quantity[i] * price[i]) - fee[i]
+        total += flow
+        scale = max(scale, abs(flow))
+        row = journal[n + i]
+        row["bar"] = bar
+        row["asset"] = asset
+        row["quantity"] = quantity[i]
+        row["price"] = price[i]
+        row["fee"] = fee[i]
+        row["order_id"] = order_id[i]
+    n_fills[0] = n + count
+    cash[0] = 0.0 if abs(total) <= max(REL_TOL * scale, ABS_TOL) else total
 
 
-def snap_to_zero(before: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """`before + change`, set to exactly 0 where the two cancel within tolerance.
+@kernel
+def book_value(cash: float, positions, prices) -> float:
+    """Cash plus held positions at `prices`, added one by one in asset order from cash.
 
-    Closed positions and spent cash stay at exactly zero instead of float dust.
+    The sequential order makes the value bit-equal to a plain loop's (and vectorbt's).
     """
-    total = before + change
-    total[cancels(before, change, total)] = 0.0
-    return total
+    value = cash
+    for j in range(len(positions)):
+        if positions[j] != 0:
+            value += positions[j] * prices[j]
+    return value
+
+
+@kernel
+def positions_value(positions, prices) -> float:
+    """Σ position × price over held assets, in asset order from 0 (the equity mark)."""
+    value = 0.0
+    for j in range(len(positions)):
+        if positions[j] != 0:
+            value += positions[j] * prices[j]
+    return value
 
 
 class Ledger:
-    """Cash and positions of one portfolio, changed only by `apply_fills`."""
+    """Cash, positions and fills of one portfolio, changed only by `apply_fills_nb`."""
 
-    __slots__ = ("_cash", "_positions", "_view")
+    __slots__ = ("_cash", "_journal", "_n_fills", "_positions")
 
-    def __init__(self, n_assets: int, initial_cash: float) -> None:
-        self._cash = float(initial_cash)
+    def __init__(self, n_assets: int, initial_cash: float, capacity: int = 1024) -> None:
+        self._cash = np.array([float(initial_cash)])
         self._positions = np.zeros(n_assets, dtype=np.float64)
-        self._view = self._positions.view()
-        self._view.flags.writeable = False
+        self._journal = np.empty(capacity, dtype=FILL_DT)
+        self._n_fills = np.zeros(1, dtype=np.int64)
 
     @property
     def cash(self) -> float:
-        return self._cash
+        return float(self._cash[0])
 
     @property
     def positions(self) -> np.ndarray:
-        """Read-only view of the positions, in shares, by asset index."""
-        return self._view
+        """Shares held by asset index (a sealed copy)."""
+        return sealed(self._positions)
+
+    @property
+    def n_fills(self) -> int:
+        return int(self._n_fills[0])
+
+    @property
+    def fills(self) -> np.ndarray:
+        """Every fill booked so far (`FILL_DT` records, a sealed copy)."""
+        return sealed(self._journal[: self.n_fills])
+
+    def fill_column(self, name: str) -> np.ndarray:
+        """One field of every fill booked so far (a sealed copy)."""
+        return sealed(self._journal[name][: self.n_fills])
 
     def value(self, prices: np.ndarray) -> float:
-        """Cash plus held positions at `prices`, added one by one in asset order from cash.
+        """Cash plus held positions at `prices` (see `book_value`)."""
+        return book_value(self.cash, self._positions, np.asarray(prices, dtype=np.float64))
 
-        The sequential order makes the value bit-equal to a plain loop's (and vectorbt's).
-        """
-        terms = np.zeros(len(self._positions) + 1)
-        terms[0] = self._cash
-        np.multiply(self._positions, prices, out=terms[1:], where=self._positions != 0)
-        return float(terms.cumsum()[-1])
+    def reserve(self, room: int) -> None:
+        """Make room for `room` more fills in the journal."""
+        needed = self.n_fills + room
+        if needed > len(self._journal):
+            grown = np.empty(max(needed, 2 * len(self._journal)), dtype=FILL_DT)
+            grown[: self.n_fills] = self._journal[: self.n_fills]
+            self._journal = grown
 
-    def apply_fills(
-        self, assets: np.ndarray, quantity: np.ndarray, price: np.ndarray, fee: np.ndarray
-    ) -> None:
-        """Book filled orders: positions += quantity, cash -= quantity × price + fee.
+    def apply_fills(self, bar: int, assets, quantity, price, fee, order_id=None) -> None:
+        """Book fills given as aligned arrays (see `apply_fills_nb`)."""
+        assets = np.asarray(assets, dtype=np.int64)
+        count = len(assets)
+        order_id = np.full(count, -1, np.int64) if order_id is None else order_id
+        self.reserve(count)
+        apply_fills_nb(self._cash, self._positions, self._journal, self._n_fills, bar, assets,
+                       np.asarray(quantity, dtype=np.float64), np.asarray(price, np.float64),
+                       np.asarray(fee, np.float64), np.asarray(order_id, np.int64), count)
 
-        `assets` holds each asset at most once, and the rows are in execution order. Cash
-        is summed in that order; a result within 1e-9 of the largest flow is exactly 0.
-        """
-        if len(assets) == 0:
-            return
-        before = self._positions[assets]
-        after = before + quantity
-        closing = (before * quantity < 0).nonzero()[0]
-        if len(closing):
-            after[closing] = snap_to_zero(before[closing], quantity[closing])
-        self._positions[assets] = after
-        flows = np.empty(len(assets) + 1)
-        flows[0] = self._cash
-        np.subtract(-(quantity * price), fee, out=flows[1:])
-        cash = float(np.cumsum(flows)[-1])
-        scale = max(abs(self._cash), float(np.abs(flows[1:]).max()))
-        self._cash = 0.0 if abs(cash) <= max(REL_TOL * scale, ABS_TOL) else cash
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays the compiled loop hands to `apply_fills_nb` (cash, positions, journal,
+        count); nothing else writes them."""
+        return self._cash, self._positions, self._journal, self._n_fills

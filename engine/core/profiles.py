@@ -17,7 +17,8 @@ cash is checked; it implies some settings and refuses others (see `check`).
   at its creation price against the cash then, and rejected as `margin` when that cash
   goes negative (the rejected order's cost stays subtracted, as backtrader's does); the
   accepted orders then fill at the open in submission order, a buy that does not fit being
-  rejected as `margin`.
+  rejected as `margin`. backtrader's broker has no leverage: the profile refuses
+  `allow_leverage`.
 - `zipline`: targets are sized at the decision close from the portfolio value there,
   `value × pct / close − position` (open orders ignored, so two calls double up), truncated
   toward zero unless within 1e-4 of a whole share; fills at the next close, at most
@@ -30,24 +31,55 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from engine.core.records import REASON_CODES, DecisionSizing, Sequence
+
 
 @dataclass(frozen=True)
 class Profile:
-    """How one engine sizes, sequences and cash-checks target orders."""
+    """One engine's semantics: the choice it makes at each hook of the compiled loop.
+
+    Hooks (engine/core/kernels/hooks.py and sizing.py): `submission_check` screens the last
+    decision's orders before a fill; `decision_sizing` sizes targets at the decision close
+    (None: at the fill); `sequence` orders a batch; `volume_limit` caps a fill at a share
+    of the bar's volume and keeps the rest open; `drop_without_bar` drops an order whose
+    asset has no bar at its fill; `held_valuation` prices a held asset without a bar.
+    """
 
     name: str
-    decision_sizing: str | None = None  # None: at the fill; "backtrader" | "zipline"
-    sequence: str = "auto"  # auto: by order value; submission: by order id
+    decision_sizing: str | None = None
+    sequence: str = "auto"
     submission_check: bool = False
     reject_reason: str = "insufficient_cash"
-    volume_limit: float | None = None  # fraction of a bar's volume one asset may fill
-    drop_without_bar: bool = False  # an order whose asset has no bar at its fill is dropped
+    volume_limit: float | None = None
+    drop_without_bar: bool = False
+    held_valuation: str = "last_close"  # or "last_fill_price": the last open for next_open
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size_at_decision(self) -> bool:
         return self.decision_sizing is not None
+
+    @property
+    def sequence_code(self) -> int:
+        return getattr(Sequence, self.sequence)
+
+    @property
+    def decision_code(self) -> int:
+        return getattr(DecisionSizing, self.decision_sizing or "at_fill")
+
+    @property
+    def reject_code(self) -> int:
+        return REASON_CODES[self.reject_reason]
+
+    def held_prices(self, market: Any, fill: str) -> np.ndarray:
+        """(T, N) price at each bar that values a held asset without a bar at the next
+        bar's open fill: its last close, or its last open (`last_fill_price`)."""
+        if self.held_valuation == "last_fill_price" and fill == "next_open":
+            return market.last_open
+        return market.last_close
 
     def check(self, settings: dict[str, Any]) -> None:
         """Raise naming the first setting this profile cannot honour."""
@@ -59,12 +91,13 @@ class Profile:
 
 PROFILES = {
     "tradegap": Profile("tradegap"),
-    "vectorbt": Profile("vectorbt", drop_without_bar=True),
+    "vectorbt": Profile("vectorbt", drop_without_bar=True, held_valuation="last_fill_price"),
     "backtrader": Profile(
         "backtrader", decision_sizing="backtrader", sequence="submission",
         submission_check=True, reject_reason="margin",
         requires={"fill": "next_open", "shares": "integer", "cash_policy": "reject",
-                  "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
+                  "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0,
+                  "allow_leverage": False},
     ),
     "zipline": Profile(
         "zipline", decision_sizing="zipline", sequence="submission", volume_limit=0.1,

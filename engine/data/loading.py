@@ -4,7 +4,8 @@ Prices come out as `timestamp, asset, open, high, low, close, volume` and weight
 `timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
 `Float64`, in the input's row order, which must already be sorted by (timestamp, asset).
 Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
-the 1-based data rows (as in the file) of the first offenders.
+the 1-based data rows (as in the file) of the first offenders. The value checks of a table
+run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
 
 Timezone rule: timezone-aware timestamps (a zoned datetime column, or ISO text that ends in
 an offset such as `+01:00` or `Z`) are converted to UTC and then stored naive, so
@@ -21,10 +22,12 @@ import datetime as dt
 import difflib
 from pathlib import Path
 
+import numpy as np
 import pandera.errors
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 
+from engine.data.market import Market
 from engine.errors import InputError
 from schemas.market import Bars, Weights
 from schemas.signals import Scores
@@ -39,7 +42,6 @@ PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 LEVERAGE_TOLERANCE = 1e-9
-ROW = "_row"
 ISO_LAYOUTS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 UTC_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
 
@@ -73,50 +75,68 @@ def load_prices(
     """
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
-    for column in PRICE_FIELDS:
-        value = pl.col(column)
-        _reject(frame, ~(value.is_finite() & (value > 0)), label, column,
-                "price must be a positive number", show=column)
+    if not _bars_look_valid(frame):
+        checks = [(~(pl.col(c).is_finite() & (pl.col(c) > 0)), c,
+                   "price must be a positive number", c) for c in PRICE_FIELDS]
+        volume = pl.col("volume")
+        checks.append((~(volume.is_finite() & (volume >= 0)), "volume",
+                       "volume must be a non-negative number", "volume"))
+        _reject_first(frame, label, [*checks, KEYS])
     frame = _check_ohlc(frame, label, repair_ohlc)
-    volume = pl.col("volume")
-    _reject(frame, ~(volume.is_finite() & (volume >= 0)), label, "volume",
-            "volume must be a non-negative number", show="volume")
-    _check_keys(frame, label)
-    return _gate(frame.drop(ROW), Bars, label)
+    return _gate(frame, Bars, label)
+
+
+def _bars_look_valid(frame: pl.DataFrame) -> bool:
+    """The checks of `load_prices` at array speed: prices finite and positive, volumes
+    finite and non-negative (NaN, and null read as NaN, fail both), timestamps in order,
+    assets strictly increasing within a timestamp. False sends the frame to the checks
+    that name the rows."""
+    for column in (*PRICE_FIELDS, "volume"):
+        values = frame[column].to_numpy()
+        low, high = values.min(), values.max()
+        if not ((low > 0 if column != "volume" else low >= 0) and high < np.inf):
+            return False
+    stamps = frame["timestamp"].to_physical().to_numpy()
+    if not (stamps[1:] >= stamps[:-1]).all():
+        return False
+    ts, asset = pl.col("timestamp"), pl.col("asset")
+    return not frame.select(((ts == ts.shift(1)) & (asset <= asset.shift(1))).any()).item()
 
 
 def load_weights(
     source: Source,
-    prices: Source,
+    prices: Source | Market,
     name: str | None = None,
     allow_short: bool = False,
     allow_leverage: bool = False,
 ) -> pl.DataFrame:
-    """Validated target weights `timestamp, asset, weight` on the prices' assets and bars."""
+    """Validated target weights `timestamp, asset, weight` on the prices' assets and bars.
+
+    `prices` may be the `Market` built from them (its keys are then read, not loaded).
+    """
     frame, label = _open(source, name, "weights")
     frame = _normalize(frame, WEIGHT_COLUMNS, ("weight",), label)
     weight = pl.col("weight")
-    _reject(frame, ~weight.is_finite(), label, "weight", "weight must be a finite number",
-            show="weight")
-    _check_on_prices(frame, prices, label)
-    _check_keys(frame, label)
+    checks = [(~weight.is_finite(), "weight", "weight must be a finite number", "weight"),
+              *_on_prices(prices), KEYS]
     if not allow_short:
-        _reject(frame, weight < 0, label, "weight", "negative weight (shorts need allow_short)",
-                show="weight")
+        checks.append((weight < 0, "weight", "negative weight (shorts need allow_short)",
+                       "weight"))
+    _reject_first(frame, label, checks)
     if not allow_leverage:
         _check_leverage(frame, label, gross=allow_short)
-    return _gate(frame.drop(ROW), Weights, label)
+    return _gate(frame, Weights, label)
 
 
-def load_signals(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
+def load_signals(source: Source, prices: Source | Market, name: str | None = None
+                 ) -> pl.DataFrame:
     """Validated scores `timestamp, asset, score` on the prices' assets and bars."""
     frame, label = _open(source, name, "signals")
     frame = _normalize(frame, SIGNAL_COLUMNS, ("score",), label)
-    _reject(frame, ~pl.col("score").is_finite(), label, "score", "score must be a finite number",
-            show="score")
-    _check_on_prices(frame, prices, label)
-    _check_keys(frame, label)
-    return _gate(frame.drop(ROW), Scores, label)
+    checks = [(~pl.col("score").is_finite(), "score", "score must be a finite number", "score"),
+              *_on_prices(prices), KEYS]
+    _reject_first(frame, label, checks)
+    return _gate(frame, Scores, label)
 
 
 def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
@@ -133,11 +153,11 @@ def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.Da
             "price must be a positive number", show="price")
     _reject(frame, ~(pl.col("fee").is_finite() & (pl.col("fee") >= 0)), label, "fee",
             "fee must be a non-negative number", show="fee")
-    _check_on_prices(frame, prices, label)
+    _reject_first(frame, label, _on_prices(prices))
     ts = pl.col("timestamp")
     _reject(frame, (ts < ts.shift(1)).fill_null(False), label, "timestamp",
             "row sorts before the row above it (sort fills by time)")
-    return frame.drop(ROW)
+    return frame
 
 
 def _check_ohlc(frame: pl.DataFrame, label: str, repair: bool) -> pl.DataFrame:
@@ -159,13 +179,17 @@ def _check_ohlc(frame: pl.DataFrame, label: str, repair: bool) -> pl.DataFrame:
     return frame
 
 
-def _check_on_prices(frame: pl.DataFrame, prices: Source, label: str) -> None:
-    """Every row names an asset of the prices and one of their timestamps."""
-    keys = _price_keys(prices)
-    _reject(frame, ~pl.col("asset").is_in(keys["asset"].unique().implode()), label, "asset",
-            "asset not in the prices", show="asset")
-    _reject(frame, ~pl.col("timestamp").is_in(keys["timestamp"].unique().implode()), label,
-            "timestamp", "timestamp is not a bar of the prices", show="timestamp")
+def _on_prices(prices: Source | Market) -> list[Check]:
+    """Checks that every row names an asset of the prices and one of their timestamps."""
+    if isinstance(prices, Market):
+        assets, timestamps = prices.assets, prices.timestamps
+    else:
+        keys = _price_keys(prices)
+        assets, timestamps = keys["asset"].unique(), keys["timestamp"].unique()
+    return [(~pl.col("asset").is_in(assets.implode()), "asset", "asset not in the prices",
+             "asset"),
+            (~pl.col("timestamp").is_in(timestamps.implode()), "timestamp",
+             "timestamp is not a bar of the prices", "timestamp")]
 
 
 def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame, str]:
@@ -180,11 +204,11 @@ def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame,
 def _normalize(
     frame: pl.DataFrame, columns: tuple[str, ...], numbers: tuple[str, ...], label: str
 ) -> pl.DataFrame:
-    """Required columns only, cast to their types, with the 1-based data row in `ROW`."""
+    """Required columns only, in order, cast to their types."""
     if frame.height == 0:
         raise InputError(label, "no data rows")
     _require_columns(frame, columns, label)
-    frame = frame.select(columns).with_row_index(ROW, offset=1)
+    frame = frame.select(columns)
     frame = _cast_timestamps(frame, label)
     frame = _cast_assets(frame, label)
     for column in numbers:
@@ -211,7 +235,10 @@ def _cast_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """Dates, naive datetimes of any unit and ISO strings become Datetime("us")."""
     dtype = frame.schema["timestamp"]
     value = pl.col("timestamp")
-    _reject(frame, value.is_null(), label, "timestamp", "missing timestamp")
+    if frame["timestamp"].null_count():
+        _reject(frame, value.is_null(), label, "timestamp", "missing timestamp")
+    if dtype == pl.Datetime("us"):
+        return frame
     if dtype == pl.String:
         return _parse_timestamps(frame, label)
     if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None):
@@ -261,7 +288,8 @@ def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     named = dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
     if not (named or dtype.is_integer()):
         raise InputError(label, f"expected asset names, got {dtype}", "asset")
-    frame = frame.with_columns(pl.col("asset").cast(pl.String))
+    if dtype != pl.String:
+        frame = frame.with_columns(pl.col("asset").cast(pl.String))
     empty = pl.col("asset").is_null() | (pl.col("asset").str.len_bytes() == 0)
     _reject(frame, empty, label, "asset", "missing asset name")
     return frame
@@ -277,18 +305,25 @@ def _cast_number(frame: pl.DataFrame, column: str, label: str) -> pl.DataFrame:
         return frame.with_columns(parsed)
     if not dtype.is_numeric():
         raise InputError(label, f"expected numbers, got {dtype}", column)
+    if dtype == pl.Float64:
+        return frame
     return frame.with_columns(pl.col(column).cast(pl.Float64))
+
+
+def _key_flags() -> dict[str, pl.Expr]:
+    """Per row: its timestamp sorts back, its asset sorts back, it repeats the row above."""
+    ts, asset = pl.col("timestamp"), pl.col("asset")
+    same_ts = ts == ts.shift(1)
+    return {
+        "back_ts": (ts < ts.shift(1)).fill_null(False),
+        "back_asset": (same_ts & (asset < asset.shift(1))).fill_null(False),
+        "repeat": (same_ts & (asset == asset.shift(1))).fill_null(False),
+    }
 
 
 def _check_keys(frame: pl.DataFrame, label: str) -> None:
     """One row per (timestamp, asset), sorted by timestamp, then asset."""
-    ts, asset = pl.col("timestamp"), pl.col("asset")
-    same_ts = ts == ts.shift(1)
-    flags = frame.select(
-        back_ts=(ts < ts.shift(1)).fill_null(False),
-        back_asset=(same_ts & (asset < asset.shift(1))).fill_null(False),
-        repeat=(same_ts & (asset == asset.shift(1))).fill_null(False),
-    )
+    flags = frame.select(**_key_flags())
     back = flags["back_ts"] | flags["back_asset"]
     if back.any():
         duplicated = frame.select(pl.struct("timestamp", "asset").is_duplicated()).to_series()
@@ -330,6 +365,23 @@ def _price_keys(prices: Source) -> pl.DataFrame:
     return (prices if normalized else load_prices(prices)).select("timestamp", "asset")
 
 
+Check = tuple[pl.Expr, str, str, str | None]  # (bad rows, column, problem, column shown)
+KEYS = "keys"  # the check that keys are unique and sorted
+
+
+def _reject_first(frame: pl.DataFrame, label: str, checks: list[Check | str]) -> None:
+    """Run `checks` in one pass and raise for the first that fails, as `_reject` words it;
+    the check `KEYS` is `_check_keys`."""
+    flags = [(pl.any_horizontal(*_key_flags().values()) if check == KEYS
+              else check[0].fill_null(True)).any().alias(str(i))
+             for i, check in enumerate(checks)]
+    for check, fails in zip(checks, frame.select(flags).row(0), strict=True):
+        if fails and check == KEYS:
+            _check_keys(frame, label)
+        elif fails:
+            _reject(frame, *check[:1], label, *check[1:])
+
+
 def _reject(
     frame: pl.DataFrame, bad: pl.Expr | pl.Series, label: str, column: str, problem: str,
     show: str | None = None,
@@ -346,7 +398,7 @@ def _reject(
 def _raise(
     frame: pl.DataFrame, flags: pl.Series, label: str, column: str | None, problem: str
 ) -> None:
-    rows = frame.filter(flags)[ROW]
+    rows = flags.arg_true() + 1
     raise InputError(label, problem, column, rows.head(5).to_list(), total=rows.len())
 
 

@@ -3,7 +3,8 @@
 Rows are the sorted calendar of every timestamp, columns the assets sorted by name. A
 missing bar is NaN and `has_bar` is False there; `last_close` carries each asset's last
 known close forward (NaN before its first bar). `open` and `close` are pivoted up front;
-`high`, `low` and `volume` on first use (most runs never read them).
+`high`, `low`, `volume` and `last_open` on first use (most runs never read them). Every
+array is sealed: read-only, and backed by immutable bytes, so no view of it is writable.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Market:
     def volume(self) -> np.ndarray:
         return self._pivot("volume")
 
+    @cached_property
+    def last_open(self) -> np.ndarray:
+        """Last known open of every asset (NaN before its first bar)."""
+        return sealed(forward_fill(self.open, self.has_bar))
+
     def _pivot(self, name: str) -> np.ndarray:
         return _pivot(self._bars[name].to_numpy(), (self.n_bars, self.n_assets), self._cells)
 
@@ -53,6 +59,8 @@ class Market:
 
     def asset_index(self, names: pl.Series) -> np.ndarray:
         """Column index of each asset name; raises KeyError naming the first unknown one."""
+        if names.is_in(self.assets.implode()).all():
+            return names.cast(pl.Enum(self.assets)).to_physical().to_numpy().astype(np.int64)
         lookup = pl.DataFrame({"asset": self.assets, "_col": np.arange(self.n_assets)})
         found = pl.DataFrame({"asset": names}).join(lookup, on="asset", how="left",
                                                     maintain_order="left")["_col"]
@@ -86,31 +94,57 @@ class Market:
         guarantees; a complete grid is reshaped without copying cell by cell.
         """
         stamps = bars["timestamp"].to_numpy()
-        new_row = np.empty(len(stamps), dtype=bool)
-        new_row[:1] = True
-        np.not_equal(stamps[1:], stamps[:-1], out=new_row[1:])
-        rows = np.cumsum(new_row) - 1
-        timestamps = bars["timestamp"].filter(pl.Series(new_row))
-        assets = bars["asset"].unique().sort()
-        cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
+        width = _grid_width(stamps, bars["asset"])
+        if width:
+            timestamps, assets = bars["timestamp"].gather_every(width), bars["asset"].head(width)
+            cells = None
+        else:
+            new_row = np.empty(len(stamps), dtype=bool)
+            new_row[:1] = True
+            np.not_equal(stamps[1:], stamps[:-1], out=new_row[1:])
+            timestamps = bars["timestamp"].filter(pl.Series(new_row))
+            assets = bars["asset"].unique().sort()
+            cols = bars["asset"].cast(pl.Enum(assets.to_list())).to_physical().to_numpy()
+            cells = (np.cumsum(new_row) - 1, cols)
         shape = (len(timestamps), len(assets))
-        cells = None if len(bars) == shape[0] * shape[1] else (rows, cols)
-        has_bar = np.ones(shape, dtype=bool)
-        if cells is not None:
-            has_bar[:] = False
+        if cells is None:
+            has_bar = np.frombuffer(b"\x01" * (shape[0] * shape[1]), dtype=bool).reshape(shape)
+        else:
+            has_bar = np.zeros(shape, dtype=bool)
             has_bar[cells] = True
+            has_bar = sealed(has_bar)
         close = _pivot(bars["close"].to_numpy(), shape, cells)
+        last_close = close if cells is None else sealed(forward_fill(close, has_bar))
         return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
-                   has_bar, forward_fill(close, has_bar), bars, cells)
+                   has_bar, last_close, bars, cells)
+
+
+def _grid_width(stamps: np.ndarray, assets: pl.Series) -> int:
+    """The number of assets when sorted, unique bars form a complete grid (every timestamp
+    has the first timestamp's assets), else 0."""
+    width = int(np.searchsorted(stamps, stamps[0], side="right"))
+    if len(stamps) % width:
+        return 0
+    blocks = stamps.reshape(-1, width)
+    if not (blocks == blocks[:, :1]).all():
+        return 0
+    return width if (assets.slice(width) == assets.head(len(assets) - width)).all() else 0
+
+
+def sealed(array: np.ndarray) -> np.ndarray:
+    """A read-only copy backed by immutable bytes: no view of it, nor its base, is writable."""
+    return np.frombuffer(array.tobytes(), dtype=array.dtype).reshape(array.shape)
 
 
 def _pivot(values: np.ndarray, shape: tuple[int, int], cells) -> np.ndarray:
-    """Long values onto the (T, N) grid: reshaped when complete, else scattered (NaN gaps)."""
+    """Long values onto the (T, N) grid (sealed): reshaped when complete, else scattered
+    (NaN gaps). A read-only view of polars' memory (no buffer under it) is used as it is."""
     if cells is None:
-        return values.reshape(shape).copy()
+        return values.reshape(shape) if not values.flags.writeable else sealed(
+            values.reshape(shape))
     dense = np.full(shape, np.nan)
     dense[cells] = values
-    return dense
+    return sealed(dense)
 
 
 def forward_fill(values: np.ndarray, present: np.ndarray) -> np.ndarray:

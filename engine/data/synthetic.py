@@ -169,3 +169,14 @@ def momentum_scores(market: pl.DataFrame, lookback: int = 21) -> pl.DataFrame:
         .drop_nulls("score")
         .sort("timestamp", "asset")
     )
+
+
+def random_scores(market: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """A score that changes every bar with no memory (like a noisy model's), standard normal
+    per (timestamp, asset): ranking on it turns most of a top-k book over every bar.
+
+    Rows `timestamp, asset, score` for every bar of `market`, in its order.
+    """
+    rng = np.random.default_rng(seed)
+    return market.select("timestamp", "asset").with_columns(
+        score=pl.Series(rng.standard_normal(market.height)))

@@ -47,6 +47,7 @@ from engine.peers.vectorbt import PeerResult
 
 REQUIREMENTS = (
     "zipline-reloaded==3.2.1", "numpy==2.4.6", "polars==2.1.0", "pandera[polars]==0.35.0",
+    "numba==0.68.1",
 )
 REPO = Path(__file__).resolve().parents[2]
 SIDE_ENV = REPO / ".venv" / "zipline"
@@ -88,12 +89,14 @@ def side_python(python: str | Path | None = None) -> Path:
 
 
 def setup_side_env(path: Path = SIDE_ENV) -> Path:
-    """Create (once) a virtual environment with zipline and the engine's needs; its python."""
+    """Create (once per set of requirements) a virtual environment with zipline and the
+    engine's needs; its python."""
     python = path / "bin" / "python"
     done = path / ".tradegap-ready"
-    if done.exists():
+    if done.exists() and done.read_text() == " ".join(REQUIREMENTS) + "\n":
         return python
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
     done.write_text(" ".join(REQUIREMENTS) + "\n")
     return python

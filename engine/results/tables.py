@@ -9,12 +9,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.core.book import KIND_NAMES, REASON_NAMES, STATUS_NAMES, SUPERSEDED
 from engine.core.config import BacktestConfig
 from engine.core.loop import Simulation
+from engine.core.records import (
+    FILL_DT,
+    KIND_NAMES,
+    ORDER_DT,
+    REASON_NAMES,
+    STATUS_NAMES,
+    Reason,
+)
 from engine.results.artifacts import replace_directory, to_json, write_parquet
+from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
-from engine.results.trades import build_trades
+from engine.results.trades import trades_table
 from schemas import backtest as schemas
 
 TABLES = ("fills", "orders", "positions", "equity", "trades")
@@ -41,48 +49,56 @@ class BacktestResult:
         return self._sim.config
 
     @cached_property
+    def _fill_records(self) -> dict[str, np.ndarray]:
+        """Each field of the ledger's journal, as a sealed contiguous column."""
+        ledger = self._sim.ledger
+        return {name: ledger.fill_column(name) for name in FILL_DT.names}
+
+    @cached_property
     def fills(self) -> pl.DataFrame:
-        sim = self._sim
-        market = sim.market
+        market = self._sim.market
+        fills = self._fill_records
         return pl.DataFrame(
             {
-                "timestamp": market.timestamps.gather(sim.fill_bar),
-                "asset": market.assets.gather(sim.fill_asset),
-                "quantity": sim.fill_quantity,
-                "price": sim.fill_price,
-                "fee": sim.fill_fee,
-                "order_id": sim.fill_order.astype(np.int64),
+                "timestamp": market.timestamps.gather(fills["bar"]),
+                "asset": market.assets.gather(fills["asset"]),
+                "quantity": fills["quantity"],
+                "price": fills["price"],
+                "fee": fills["fee"],
+                "order_id": fills["order_id"],
             }
         )
 
     @cached_property
     def orders(self) -> pl.DataFrame:
-        book = self._sim.book
         market = self._sim.market
-        filled_bar = book.record("filled_bar")
-        status = pl.Series(STATUS_NAMES).gather(book.record("status"))
-        superseded = pl.format(
-            "{} order {}",
-            pl.when(status == "merged").then(pl.lit("merged into")).otherwise(
-                pl.lit("replaced by")),
-            pl.Series(book.record("superseded_by")),
-        )
-        reason_code = book.record("reason")
+        book = self._sim.book
+        orders = {name: book.record(name) for name in ORDER_DT.names}
+        filled_bar = orders["filled_bar"]
+        status = pl.Series(STATUS_NAMES).gather(orders["status"])
+        reason = pl.Series(REASON_NAMES, dtype=pl.String).gather(orders["reason"])
+        superseded = np.flatnonzero(orders["reason"] == Reason.superseded)
+        if len(superseded):
+            merged = orders["status"][superseded] == STATUS_NAMES.index("merged")
+            text = pl.select(pl.format(
+                "{} order {}",
+                pl.Series(np.where(merged, "merged into", "replaced by")),
+                pl.Series(orders["superseded_by"][superseded]),
+            )).to_series()
+            reason = reason.scatter(superseded, text)
         return pl.DataFrame(
             {
                 "order_id": np.arange(book.n_orders, dtype=np.int64),
-                "created": market.timestamps.gather(book.record("created_bar")),
-                "asset": market.assets.gather(book.record("asset")),
-                "kind": pl.Series(KIND_NAMES).gather(book.record("kind")),
-                "amount": book.record("amount"),
+                "created": market.timestamps.gather(orders["created_bar"]),
+                "asset": market.assets.gather(orders["asset"]),
+                "kind": pl.Series(KIND_NAMES).gather(orders["kind"]),
+                "amount": orders["amount"],
                 "status": status,
-                "reason": pl.Series(REASON_NAMES, dtype=pl.String).gather(reason_code),
+                "reason": reason,
                 "filled_at": market.timestamps.gather(np.maximum(filled_bar, 0)),
-                "filled_quantity": book.record("filled_quantity"),
+                "filled_quantity": orders["filled_quantity"],
             }
         ).with_columns(
-            pl.when(pl.Series(reason_code == SUPERSEDED)).then(superseded)
-            .otherwise(pl.col("reason")).alias("reason"),
             pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at"),
         )
 
@@ -100,9 +116,8 @@ class BacktestResult:
 
     @cached_property
     def positions(self) -> pl.DataFrame:
-        sim = self._sim
-        market = sim.market
-        bars, assets, quantity = sim.holding_bar, sim.holding_asset, sim.holding_quantity
+        market = self._sim.market
+        bars, assets, quantity = holdings(self._fill_records, market.n_bars, market.n_assets)
         return pl.DataFrame(
             {
                 "timestamp": market.timestamps.gather(bars),
@@ -115,8 +130,11 @@ class BacktestResult:
     @cached_property
     def trades(self) -> pl.DataFrame:
         market = self._sim.market
-        last = pl.DataFrame({"asset": market.assets, "close": market.last_close[-1]})
-        return build_trades(self.fills, last.drop_nulls().drop_nans(), market.timestamps[-1])
+        fills = self._fill_records
+        times = market.timestamps.cast(pl.Datetime("us")).to_physical().to_numpy()
+        return trades_table(fills["asset"], market.assets, times[fills["bar"]],
+                            fills["quantity"], fills["price"], fills["fee"],
+                            np.asarray(market.last_close[-1]))
 
     @cached_property
     def metrics(self) -> dict[str, Any]:

@@ -26,12 +26,8 @@ entry_time, exit_time, quantity (> 0), entry_price, exit_price, entry_fee, exit_
 rata by quantity), pnl = ±quantity × (exit_price − entry_price) − entry_fee − exit_fee,
 return = pnl / (quantity × entry_price), status ("open"/"closed")`.
 
-Method (vectorized, no per-fill Python loop): positions are per-asset running sums restarted
-after every flat point, iterated to a fixed point so they equal the ledger's sequential sums
-bit for bit; each fill is split into a closing and an opening part; within each run of one
-sign, lot `k` covers `[O[k-1], O[k])` of the cumulative opened quantity and closing part `m`
-covers `[C[m-1], C[m])` of the cumulative closed quantity, and the trades are the pieces
-between the merged breakpoints.
+Method: one compiled pass over the fills with a first-in-first-out queue of lots per asset
+(`fifo_pieces`), then a sort of the pieces by (entry fill, exit fill).
 """
 
 from __future__ import annotations
@@ -41,7 +37,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from engine.core.ledger import ABS_TOL, REL_TOL, cancels
+from engine.core.kernels import ABS_TOL, REL_TOL, kernel
+from engine.core.ledger import add_position
 from engine.errors import InputError
 
 FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
@@ -59,7 +56,6 @@ TRADE_SCHEMA = {
     "return": pl.Float64,
     "status": pl.String,
 }
-_NONE = np.iinfo(np.int64).max
 
 
 def build_trades(
@@ -76,49 +72,38 @@ def build_trades(
     ).filter(pl.col("quantity").abs() > ABS_TOL)
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
-
-    code = fills["asset"].rank("dense").to_numpy().astype(np.int64) - 1
     names = fills["asset"].unique().sort()
-    order = np.argsort(code, kind="stable")
-    asset = code[order]
-    quantity = fills["quantity"].to_numpy()[order]
-    fee = fills["fee"].to_numpy()[order]
+    code = fills["asset"].cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
+    return trades_table(code, names, fills["timestamp"].to_physical().to_numpy(),
+                        fills["quantity"].to_numpy(), fills["price"].to_numpy(),
+                        fills["fee"].to_numpy(), _last_close_by_code(last_close, names))
 
-    before, after = running_positions(quantity, asset)
-    pieces = match_fifo(quantity, fee, before, after)
-    lot_fill, close_fill, size = pieces["lot_fill"], pieces["close_fill"], pieces["quantity"]
-    closed = close_fill >= 0
 
-    # Chronological by entry fill; pieces of one lot are already in exit order.
-    by_entry = np.argsort(order[lot_fill], kind="stable")
-    lot_fill, close_fill, closed, size = (
-        lot_fill[by_entry], close_fill[by_entry], closed[by_entry], size[by_entry]
-    )
-    entry_fee = size * pieces["entry_fee_rate"][by_entry]
-    exit_fee = size * pieces["exit_fee_rate"][by_entry]
-    sign = np.sign(after[lot_fill])
-
-    price = fills["price"].to_numpy()[order]
-    marks = _last_close_by_code(last_close, names)
-    piece_asset = asset[lot_fill]
-    exit_row = np.where(closed, close_fill, lot_fill)
-    exit_price = np.where(closed, price[exit_row], marks[piece_asset])
+def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
+                 marks) -> pl.DataFrame:
+    """The trades of fills given as arrays in execution order: asset codes into `names`,
+    times in microseconds, and each asset's last close in `marks` (NaN where unknown)."""
+    pieces = np.empty((len(asset) * 2 + 1, 5))
+    count = fifo_pieces(_read_only(asset, np.int64), _read_only(quantity, np.float64),
+                        _read_only(fee, np.float64), len(names), pieces)
+    lot, close, size, entry_fee, exit_fee = pieces[:count].T
+    lot, close = lot.astype(np.int64), close.astype(np.int64)
+    closed = close >= 0
+    piece_asset = asset[lot]
+    exit_price = np.where(closed, price[np.maximum(close, 0)], marks[piece_asset])
     unmarked = ~closed & ~np.isfinite(exit_price)
     if unmarked.any():
         missing = names.gather(np.unique(piece_asset[unmarked])).to_list()
         raise InputError("last_close", f"no finite last close for held assets {missing}")
-
-    entry_price = price[lot_fill]
+    entry_price = price[lot]
+    sign = np.sign(quantity[lot])
     pnl = sign * size * (exit_price - entry_price) - entry_fee - exit_fee
-    times = fills["timestamp"].to_physical().to_numpy()[order]
     return pl.DataFrame(
         {
             "asset": names.gather(piece_asset),
-            "direction": pl.Series(sign > 0).replace_strict(
-                {True: "long", False: "short"}, return_dtype=pl.String
-            ),
-            "entry_time": pl.Series(times[lot_fill]).cast(pl.Datetime("us")),
-            "exit_time": pl.Series(np.where(closed, times[exit_row], 0)).cast(pl.Datetime("us")),
+            "direction": pl.Series(["short", "long"]).gather((sign > 0).astype(np.uint32)),
+            "entry_time": pl.Series(time_us[lot]).cast(pl.Datetime("us")),
+            "exit_time": pl.Series(time_us[np.maximum(close, 0)]).cast(pl.Datetime("us")),
             "quantity": size,
             "entry_price": entry_price,
             "exit_price": exit_price,
@@ -126,127 +111,105 @@ def build_trades(
             "exit_fee": exit_fee,
             "pnl": pnl,
             "return": pnl / (size * entry_price),
-            "status": pl.Series(closed).replace_strict(
-                {True: "closed", False: "open"}, return_dtype=pl.String
-            ),
+            "status": pl.Series(["open", "closed"]).gather(closed.astype(np.uint32)),
         }
-    ).with_columns(
-        pl.when(pl.col("status") == "closed").then(pl.col("exit_time")).alias("exit_time")
-    )
+    ).with_columns(pl.when(pl.Series(closed)).then(pl.col("exit_time")).alias("exit_time"))
 
 
-def running_positions(quantity: np.ndarray, asset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position before and after each fill, snapped like the ledger; rows grouped by asset.
+def _read_only(values, dtype) -> np.ndarray:
+    """A contiguous read-only view (one compiled signature whatever the caller passes)."""
+    view = np.ascontiguousarray(values, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
 
-    Running sums restart at 0 after every flat point, so each equals the ledger's sequential
-    sum exactly. Flat points depend on the sums, so the split is iterated: each pass fixes
-    at least the first wrong flat point, and in practice the second pass confirms the first.
+
+@kernel
+def fifo_pieces(asset, quantity, fee, n_assets, out) -> int:
+    """FIFO pieces of the fills, one row each in `out`: (lot fill, closing fill or −1,
+    quantity, entry fee, exit fee), sorted by (lot fill, closing fill, open last).
+
+    A fill that adds (or opens from flat) is a lot; one that reduces closes the oldest lots
+    first; one that flattens closes every lot left; one that crosses zero closes them all
+    and opens a lot of the remainder, its fee split by quantity. Pieces no longer than
+    1e-9 of their lot (or of the closing part) are float residue and get no row.
     """
-    n = len(quantity)
-    first = np.ones(n, dtype=bool)
-    first[1:] = asset[1:] != asset[:-1]
-    flat = np.zeros(n, dtype=bool)
-    for _ in range(n + 1):
-        start = first.copy()
-        start[1:] |= flat[:-1]
-        raw = segmented_cumsum(quantity, np.cumsum(start))
-        before = np.empty(n)
-        before[0] = 0.0
-        before[1:] = raw[:-1]
-        before[start] = 0.0
-        found = cancels(before, quantity, raw)
-        if np.array_equal(found, flat):
-            break
-        flat = found
-    return before, np.where(flat, 0.0, raw)
-
-
-def segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Running sum of `values` restarted at 0 in each run of equal, contiguous `segment`."""
-    frame = pl.DataFrame({"v": values, "s": segment})
-    return frame.select(pl.col("v").cum_sum().over("s"))["v"].to_numpy()
-
-
-def match_fifo(
-    quantity: np.ndarray, fee: np.ndarray, before: np.ndarray, after: np.ndarray
-) -> dict[str, np.ndarray]:
-    """FIFO pieces of fills grouped by asset: lot fill, closing fill (−1 if open), size.
-
-    Also the entry and exit fee per unit of each piece (its fill's fee pro rata).
-    """
-    s_before, s_after = np.sign(before), np.sign(after)
-    adding = (s_before == 0) | (s_before == np.sign(quantity))
-    crossing = ~adding & (s_after == -s_before)
-    ends_run = ~adding & ((s_after == 0) | crossing)
-    opened = np.where(adding, np.abs(quantity), np.where(crossing, np.abs(after), 0.0))
-    closed = np.where(adding, 0.0, np.where(ends_run, np.abs(before), np.abs(quantity)))
-    open_fee = fee * (opened / (opened + closed))
-    close_fee = fee - open_fee
-
-    starts_run = (opened > 0) & ((adding & (s_before == 0)) | crossing)
-    run = np.cumsum(starts_run) - 1
-
-    lots = np.flatnonzero(opened > 0)
-    lot_run, lot_size = run[lots], opened[lots]
-    lot_end = segmented_cumsum(lot_size, lot_run)
-    last = np.ones(len(lots), dtype=bool)
-    last[:-1] = lot_run[1:] != lot_run[:-1]
-    run_total = np.zeros(run[-1] + 1 if len(run) else 0)
-    run_total[lot_run[last]] = lot_end[last]
-
-    closes = np.flatnonzero(closed > 0)
-    close_run = run[closes] - crossing[closes]
-    close_size = closed[closes]
-    close_end = np.minimum(segmented_cumsum(close_size, close_run), run_total[close_run])
-    final = ends_run[closes]
-    close_end[final] = run_total[close_run[final]]
-
-    # Merge both sets of breakpoints per run; at a tie the close comes first.
-    n_lots = len(lots)
-    point = np.concatenate([lot_end, close_end])
-    point_run = np.concatenate([lot_run, close_run])
-    is_lot = np.zeros(len(point), dtype=bool)
-    is_lot[:n_lots] = True
-    index = np.concatenate([np.arange(n_lots), np.arange(len(closes))])
-    merged = np.lexsort((is_lot, point, point_run))
-    point, point_run, is_lot, index = (
-        point[merged], point_run[merged], is_lot[merged], index[merged]
-    )
-
-    begin = np.empty(len(point))
-    begin[0] = 0.0
-    begin[1:] = point[:-1]
-    begin[np.r_[True, point_run[1:] != point_run[:-1]]] = 0.0
-    length = point - begin
-    lot = _next_at_or_after(np.where(is_lot, index, _NONE))
-    close = _next_at_or_after(np.where(is_lot, _NONE, index))
-    has_close = close != _NONE
-    close = np.where(has_close, close, 0)
-    if len(closes):
-        has_close &= close_run[close] == point_run
-    else:
-        close_size = np.ones(1)
-
-    scale = np.where(has_close, np.minimum(lot_size[lot], close_size[close]), lot_size[lot])
-    keep = length > REL_TOL * scale
-    lot, close, has_close, length = lot[keep], close[keep], has_close[keep], length[keep]
-    lot_fill = lots[lot]
-    close_fill = np.where(has_close, closes[close] if len(closes) else 0, -1)
-    safe_close = np.maximum(close_fill, 0)
-    return {
-        "lot_fill": lot_fill,
-        "close_fill": close_fill,
-        "quantity": length,
-        "entry_fee_rate": open_fee[lot_fill] / opened[lot_fill],
-        "exit_fee_rate": np.where(
-            has_close, close_fee[safe_close] / np.where(has_close, closed[safe_close], 1.0), 0.0
-        ),
-    }
-
-
-def _next_at_or_after(marked: np.ndarray) -> np.ndarray:
-    """For each position, the first non-`_NONE` value at or after it (values increase)."""
-    return np.minimum.accumulate(marked[::-1])[::-1]
+    n = len(asset)
+    held = np.zeros(n_assets)
+    head = np.full(n_assets, -1, dtype=np.int64)  # oldest lot left of each asset
+    tail = np.full(n_assets, -1, dtype=np.int64)
+    following = np.full(n, -1, dtype=np.int64)  # next lot of the same asset, by fill row
+    lot_size = np.zeros(n)
+    lot_left = np.zeros(n)
+    lot_fee = np.zeros(n)
+    rows = 0
+    for row in range(n):
+        q = quantity[row]
+        if abs(q) <= ABS_TOL:
+            continue
+        a = asset[row]
+        before = held[a]
+        after = add_position(before, q)
+        held[a] = after
+        if before == 0 or (before > 0) == (q > 0):
+            to_close, to_open = 0.0, abs(q)
+        elif after == 0:
+            to_close, to_open = abs(before), 0.0
+        elif (after > 0) == (before > 0):
+            to_close, to_open = abs(q), 0.0
+        else:
+            to_close, to_open = abs(before), abs(after)
+        open_fee = fee[row] * to_open / (to_open + to_close)
+        close_fee = fee[row] - open_fee
+        everything = to_close > 0 and (after == 0 or to_open > 0)
+        left = to_close
+        while to_close > 0 and head[a] >= 0 and (everything or left > REL_TOL * to_close):
+            lot = head[a]
+            take = lot_left[lot] if everything else min(lot_left[lot], left)
+            if take > REL_TOL * min(lot_size[lot], to_close):
+                out[rows, 0] = lot
+                out[rows, 1] = row
+                out[rows, 2] = take
+                out[rows, 3] = lot_fee[lot] * take / lot_size[lot]
+                out[rows, 4] = close_fee * take / to_close
+                rows += 1
+            lot_left[lot] -= take
+            left -= take
+            if everything or lot_left[lot] <= REL_TOL * lot_size[lot]:
+                head[a] = following[lot]
+                if head[a] < 0:
+                    tail[a] = -1
+        if to_open > 0:
+            lot_size[row] = to_open
+            lot_left[row] = to_open
+            lot_fee[row] = open_fee
+            if tail[a] >= 0:
+                following[tail[a]] = row
+            else:
+                head[a] = row
+            tail[a] = row
+    for a in range(n_assets):
+        lot = head[a]
+        while lot >= 0:
+            if lot_left[lot] > REL_TOL * lot_size[lot]:
+                out[rows, 0] = lot
+                out[rows, 1] = -1
+                out[rows, 2] = lot_left[lot]
+                out[rows, 3] = lot_fee[lot] * lot_left[lot] / lot_size[lot]
+                out[rows, 4] = 0.0
+                rows += 1
+            lot = following[lot]
+    start = np.zeros(n + 1, dtype=np.int64)  # pieces of each lot are already in exit order:
+    for i in range(rows):  # a stable counting sort by lot puts the rows in order
+        start[int(out[i, 0]) + 1] += 1
+    for row in range(n):
+        start[row + 1] += start[row]
+    ordered = np.empty((rows, 5))
+    for i in range(rows):
+        lot = int(out[i, 0])
+        ordered[start[lot]] = out[i]
+        start[lot] += 1
+    out[:rows] = ordered
+    return rows
 
 
 def _last_close_by_code(

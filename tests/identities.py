@@ -1,0 +1,66 @@
+"""The ledger identities every backtest must satisfy on every bar, as one assertion."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def cumulative_positions(fills: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame:
+    """Positions rebuilt from fills alone: per bar, per asset, the running sum."""
+    held = (
+        fills.group_by("timestamp", "asset", maintain_order=True).agg(pl.col("quantity").sum())
+        .sort("timestamp")
+        .with_columns(pl.col("quantity").cum_sum().over("asset"))
+    )
+    grid = pl.DataFrame({"timestamp": timestamps}).join(
+        held.select("asset").unique(), how="cross"
+    )
+    return (
+        grid.join(held, on=["timestamp", "asset"], how="left").sort("timestamp")
+        .with_columns(pl.col("quantity").forward_fill().over("asset"))
+        .filter(pl.col("quantity").abs() > 1e-9)
+        .sort("timestamp", "asset")
+    )
+
+
+def assert_ledger_identities(result, initial_cash: float, last_close: pl.DataFrame) -> None:
+    """On every bar: cash = initial − Σ quantity × price − Σ fee; positions = cumulative
+    fills; each position marked at the last known close; equity = cash + Σ marked value.
+
+    `last_close` has `timestamp, asset, close` for every bar and asset (forward-filled).
+    """
+    fills, equity = result.fills, result.equity
+    flows = fills.group_by("timestamp").agg(
+        (-(pl.col("quantity") * pl.col("price")) - pl.col("fee")).sum().alias("flow")
+    )
+    expected_cash = (
+        equity.select("timestamp").join(flows, on="timestamp", how="left")
+        .sort("timestamp")["flow"].fill_null(0.0).cum_sum() + initial_cash
+    )
+    scale = initial_cash + fills["quantity"].abs().dot(fills["price"]) + fills["fee"].sum()
+    assert np.allclose(equity["cash"], expected_cash, rtol=0, atol=1e-9 * scale)
+
+    rebuilt = cumulative_positions(fills, equity["timestamp"])
+    positions = result.positions.sort("timestamp", "asset")
+    assert positions.select("timestamp", "asset").equals(rebuilt.select("timestamp", "asset"))
+    assert np.allclose(positions["quantity"], rebuilt["quantity"], rtol=1e-9, atol=1e-9)
+
+    marked = positions.join(last_close, on=["timestamp", "asset"], how="left")
+    assert np.allclose(marked["market_value"], marked["quantity"] * marked["close"],
+                       rtol=1e-12, atol=0)
+    value = (equity.select("timestamp").join(
+        positions.group_by("timestamp").agg(pl.col("market_value").sum()), on="timestamp",
+        how="left").sort("timestamp")["market_value"].fill_null(0.0))
+    assert np.allclose(equity["positions_value"], value, rtol=1e-12, atol=1e-9 * scale)
+    assert np.allclose(equity["equity"], equity["cash"] + equity["positions_value"],
+                       rtol=1e-15, atol=0)
+
+
+def last_closes(prices: pl.DataFrame) -> pl.DataFrame:
+    """`timestamp, asset, close`: each asset's last known close at every timestamp."""
+    grid = prices.select("timestamp").unique().join(prices.select("asset").unique(),
+                                                     how="cross")
+    return (grid.join(prices.select("timestamp", "asset", "close"), on=["timestamp", "asset"],
+                      how="left").sort("timestamp")
+            .with_columns(pl.col("close").forward_fill().over("asset")))
