@@ -22,9 +22,11 @@ OWNERS = {
 }
 PRIVATE = frozenset({"_cash", "_positions", "_journal", "_n_fills", "_slots", "_orders",
                      "_n_orders"})
-# The reference keeps a book of its own by design: it must share nothing with the engine,
-# and the gap analysis replays other engines' (buggy) books with it.
-OWN_BOOKS = {*(ROOT / "engine" / "reference").glob("*.py")}
+# The reference keeps a book of its own by design: it must share nothing with the engine.
+# The gap analysis rebuilds each side's book from that side's own fill log (logs.py) and
+# replays hypotheses about another engine's (buggy) book (diagnose.py).
+OWN_BOOKS = {*(ROOT / "engine" / "reference").glob("*.py"),
+             ROOT / "engine" / "gap" / "logs.py", ROOT / "engine" / "gap" / "diagnose.py"}
 
 
 def _python_files():
