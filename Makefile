@@ -89,6 +89,8 @@ $(PG_HOME)/dagster.yaml: deploy/dagster.yaml
 
 bench: $(DEV)
 	$(PY) bench/engine_vs_vectorbt.py
+	$(PY) bench/stops_vs_vectorbt.py
+	$(PY) bench/gap_speed.py
 	$(PY) bench/make_run.py
 	$(PY) bench/sweep_dask.py
 
