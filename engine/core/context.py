@@ -6,10 +6,16 @@ or column indices) and a scalar or an array of amounts, and queues the orders fo
 fill time through the order book's kernels. Target methods replace the asset's open
 order, so they net pending orders (docs/semantics.md); profiles that size at the decision
 turn targets into share orders here, with the same kernels the compiled loop uses.
+
+`order` with `limit`, `stop` or `trail` places a resting order (several may wait per
+asset), `bracket` an entry with a take-profit and a stop-loss, `cancel` withdraws an open
+order and `open_orders` lists them. With portfolio rules in the config, every order is
+checked when placed (at this close) and one that breaks a rule is recorded `rejected`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +23,22 @@ import numpy as np
 
 from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
+from engine.core.kernels import NEVER
 from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, due_bar, rebalance
+from engine.core.kernels.resting import entry_verdict
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
-from engine.core.records import DecisionSizing, OrderKind
+from engine.core.records import (
+    DecisionSizing,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    Reason,
+    TrailMode,
+)
 from engine.data.market import Market, sealed
+
+TRAIL_MODES = ("percent", "absolute")
 
 
 class Context:
@@ -36,6 +53,8 @@ class Context:
         self._names = {name: i for i, name in enumerate(market.assets.to_list())}
         self.bar = 0
         self.equity = float("nan")
+        self.peak = float("nan")  # highest equity at a close so far (drawdown halt)
+        self._groups: dict[Any, int] = {}  # OCO label → its group (first member's id)
 
     @property
     def timestamp(self) -> Any:
@@ -102,9 +121,142 @@ class Context:
         except KeyError as missing:
             raise KeyError(f"unknown asset {missing}") from None
 
-    def order(self, asset: Any, shares: Any) -> np.ndarray:
-        """Trade a number of shares (negative sells); returns the order ids."""
-        return self._submit(asset, OrderKind.shares, shares)
+    @property
+    def open_orders(self) -> np.ndarray:
+        """Every open order, market and resting, in id order (`ORDER_DT` records with their
+        `order_id`; read-only)."""
+        return self._book.open_orders()
+
+    def order(self, asset: Any, shares: Any, limit: float | None = None,
+              stop: float | None = None, trail: float | None = None,
+              trail_mode: str = "percent", valid_until: Any = None,
+              oco: Any = None) -> np.ndarray:
+        """Trade a number of shares (negative sells); returns the order ids.
+
+        Without `limit`, `stop` or `trail` it is a market order at the next fill point.
+        `limit` alone: a limit order; `stop` alone: a stop (market once reached); both: a
+        stop-limit; `trail`: a trailing stop (a fraction of its reference, or a price
+        amount with `trail_mode='absolute'`), whose reference starts at this close. These
+        rest in the book from the next bar until filled, cancelled or `valid_until` (a
+        number of bars, or a timestamp: the last bar at or before it). Orders placed with
+        one `oco` label cancel each other when one fills.
+        """
+        if limit is None and stop is None and trail is None:
+            if valid_until is not None or oco is not None:
+                raise ValueError("valid_until and oco apply to limit, stop and trailing "
+                                 "orders only")
+            return self._submit(asset, OrderKind.shares, shares)
+        if trail is not None and (limit is not None or stop is not None):
+            raise ValueError("a trailing stop takes trail only (no limit or stop)")
+        if trail_mode not in TRAIL_MODES:
+            raise ValueError(f"trail_mode must be one of {', '.join(TRAIL_MODES)}; "
+                             f"got {trail_mode!r}")
+        assets = self.asset_index(asset)
+        amounts = np.broadcast_to(np.asarray(shares, dtype=np.float64), assets.shape)
+        if not (np.isfinite(amounts).all() and (amounts != 0).all()):
+            raise ValueError(f"resting orders need non-zero finite shares; got {amounts}")
+        for name, value in (("limit", limit), ("stop", stop), ("trail", trail)):
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
+        if trail is not None and trail_mode == "percent" and not trail < 1:
+            raise ValueError(f"a percent trail is a fraction below 1; got {trail}")
+        order_type = (OrderType.trailing_stop if trail is not None else
+                      OrderType.stop_limit if limit is not None and stop is not None else
+                      OrderType.limit if limit is not None else OrderType.stop)
+        last = self._valid_until(valid_until)
+        group = self._group(oco)
+        ids = []
+        for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
+            new_group = oco is not None and group < 0
+            oid = self._place(j, order_type, amount, limit, stop, trail,
+                              getattr(TrailMode, trail_mode), last,
+                              group=-2 if new_group else group)
+            if new_group and self._book.records[oid]["status"] == OrderStatus.open:
+                group = self._groups[oco] = oid
+            ids.append(oid)
+        return np.array(ids, dtype=np.int64)
+
+    def bracket(self, asset: Any, shares: float, take_profit: float, stop_loss: float,
+                limit: float | None = None) -> np.ndarray:
+        """An entry (market, or limit at `limit`) with a take-profit limit and a stop-loss
+        stop at those prices, one OCO group, live from the bar after the entry's first
+        fill. Returns the ids (entry, take-profit, stop-loss)."""
+        (j,) = self.asset_index(asset).tolist()
+        if not (np.isfinite(shares) and shares != 0):
+            raise ValueError(f"a bracket needs non-zero finite shares; got {shares}")
+        for name, value in (("take_profit", take_profit), ("stop_loss", stop_loss),
+                            ("limit", 1.0 if limit is None else limit)):
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive price; got {value!r}")
+        if (stop_loss >= take_profit) if shares > 0 else (stop_loss <= take_profit):
+            raise ValueError(f"stop_loss {stop_loss} and take_profit {take_profit} are on the "
+                             "wrong sides for this entry")
+        if limit is None:
+            (parent,) = self._submit(j, OrderKind.shares, shares).tolist()
+            if self._book.records[parent]["status"] != OrderStatus.open:  # a rule refused it
+                return np.array([parent, -1, -1], dtype=np.int64)
+            self._book.mark_parent(parent)
+        else:
+            parent = self._place(j, OrderType.limit, shares, limit, None, None, 0, NEVER)
+            if parent < 0 or self._book.records[parent]["status"] != OrderStatus.open:
+                return np.array([parent, -1, -1], dtype=np.int64)
+        profit = self._book.place(self.bar, j, OrderType.limit, -shares, limit=take_profit,
+                                  active_from=NEVER, parent=parent, group=-2)
+        loss = self._book.place(self.bar, j, OrderType.stop, -shares, stop=stop_loss,
+                                active_from=NEVER, parent=parent, group=profit)
+        return np.array([parent, profit, loss], dtype=np.int64)
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel an open order (a bracket entry's children with it); False if it was no
+        longer open."""
+        return self._book.cancel(int(order_id), self.bar)
+
+    def _valid_until(self, valid_until: Any) -> int:
+        """The last bar an order placed now may fill at (NEVER: good till cancelled)."""
+        if valid_until is None:
+            return NEVER
+        if isinstance(valid_until, int | np.integer) and not isinstance(valid_until, bool):
+            if valid_until < 1:
+                raise ValueError(f"valid_until in bars must be at least 1; got {valid_until}")
+            return self.bar + int(valid_until)
+        if isinstance(valid_until, str):
+            valid_until = dt.datetime.fromisoformat(valid_until)
+        stamps = self._market.timestamps.to_numpy()
+        last = int(np.searchsorted(stamps, np.datetime64(valid_until, "us"), side="right")) - 1
+        if last <= self.bar:
+            raise ValueError(f"valid_until {valid_until} is not after this bar")
+        return last
+
+    def _group(self, oco: Any) -> int:
+        if oco is None:
+            return -1
+        return self._groups.get(oco, -1)
+
+    def _place(self, j: int, order_type: int, amount: float, limit, stop, trail,
+               trail_mode: int, last: int, group: int = -1) -> int:
+        """One resting order, checked against the portfolio rules; its id."""
+        close = float(self.last_close[j])
+        verdict = self._verdict(j, amount, close)
+        if verdict:
+            return self._book.reject(self.bar, j, OrderKind.shares, amount, order_type, verdict)
+        nan = float("nan")
+        return self._book.place(
+            self.bar, j, order_type, amount, limit=nan if limit is None else limit,
+            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            trail_mode=trail_mode, reference=close, valid_until=last, group=group)
+
+    def _verdict(self, j: int, delta: float, price: float) -> int:
+        """Reason code of the portfolio rule an order of `delta` shares breaks (0: none)."""
+        s = self._settings
+        if not s.portfolio_rules:
+            return Reason.none
+        held = self._ledger.positions
+        close = np.nan_to_num(self.last_close)
+        gross = float(np.abs(held * close).sum())
+        q = float(held[j])
+        after = gross + (abs(q + delta) - abs(q)) * price
+        return int(entry_verdict(s, int((held != 0).sum()), after, q, q + delta, price,
+                                 self.equity, self.peak))
 
     def order_value(self, asset: Any, value: Any) -> np.ndarray:
         """Trade shares worth `value` at the fill price."""
@@ -145,7 +297,7 @@ class Context:
             raise ValueError("weights must be finite")
         first = self._book.n_orders
         self._book.reserve(n_assets)
-        placed = rebalance(self._settings, self.bar, target, self.equity,
+        placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
                            self._ledger.positions, self.last_close, *self._book.state(),
                            np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
@@ -164,5 +316,28 @@ class Context:
             decision_orders(rule, kind, amounts, self.equity, self._ledger.positions[assets],
                             self.last_close[assets], shares)
             assets, amounts, kind = assets[shares != 0], shares[shares != 0], OrderKind.shares
-        return self._book.submit(self.bar, due_bar(self._settings, self.bar), assets, kind,
-                                 amounts)
+        due = due_bar(self._settings, self.bar)
+        if not self._settings.portfolio_rules:
+            return self._book.submit(self.bar, due, assets, kind, amounts)
+        ids = []
+        for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
+            verdict = self._verdict(j, self._estimated_delta(j, kind, amount),
+                                    float(self.last_close[j]))
+            if verdict:
+                ids.append(self._book.reject(self.bar, j, kind, amount, OrderType.market,
+                                             verdict))
+            else:
+                ids += self._book.submit(self.bar, due, np.array([j]), kind,
+                                         np.array([amount])).tolist()
+        return np.array(ids, dtype=np.int64)
+
+    def _estimated_delta(self, j: int, kind: int, amount: float) -> float:
+        """Shares an order would trade at this close (for the portfolio rules)."""
+        close = float(self.last_close[j])
+        q = float(self._ledger.positions[j])
+        shares = {OrderKind.shares: amount, OrderKind.value: amount / close,
+                  OrderKind.percent: amount * self.equity / close,
+                  OrderKind.target_shares: amount - q,
+                  OrderKind.target_value: amount / close - q,
+                  OrderKind.target_percent: amount * self.equity / close - q}
+        return shares[kind]

@@ -23,7 +23,14 @@ import numpy as np
 from engine.core.book import OrderBook
 from engine.core.config import BacktestConfig
 from engine.core.context import Context
-from engine.core.kernels.loop import AFTER_DECISION, DECIDE, FROM_START, ROOM, advance
+from engine.core.kernels.loop import (
+    AFTER_DECISION,
+    DECIDE,
+    FROM_START,
+    ROOM,
+    advance,
+    room_needed,
+)
 from engine.core.ledger import Ledger
 from engine.core.strategy import Strategy
 from engine.data.market import Market, sealed
@@ -62,22 +69,27 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     book = OrderBook(n_assets, capacity=expected)
     ctx = Context(market, ledger, book, settings)
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
+    none = sealed(np.empty((0, n_assets)))
+    can_rest = table is None or settings.position_rules
+    high, low = (market.high, market.low) if can_rest else (none, none)
     known_open = profile.held_prices(market, config.fill)
     cash, value = np.empty(n_bars), np.empty(n_bars)
 
     bar, resume = 0, FROM_START
     while bar < n_bars:
         bar, why, equity = advance(
-            settings, bar, resume, market.open, market.close, market.last_close, known_open,
-            market.has_bar, volume, decide, weight_start, weight_asset, weight,
+            settings, bar, resume, market.open, high, low, market.close, market.last_close,
+            known_open, market.has_bar, volume, decide, weight_start, weight_asset, weight,
             *ledger.state(), *book.state(), cash, value,
         )
         resume = FROM_START
         if why == ROOM:
-            ledger.reserve(2 * n_assets)
-            book.reserve(n_assets)
+            fills, orders = room_needed(settings, n_assets, book.n_resting, table is not None)
+            ledger.reserve(fills)
+            book.reserve(orders)
         elif why == DECIDE:
             ctx.bar, ctx.equity = bar, equity
+            ctx.peak = float(np.max(cash[: bar + 1] + value[: bar + 1]))
             strategy.on_bar(ctx)
             resume = AFTER_DECISION
     return Simulation(market, config, ledger, book, cash, value)
