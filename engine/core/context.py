@@ -55,6 +55,7 @@ class Context:
         self.equity = float("nan")
         self.peak = float("nan")  # highest equity at a close so far (drawdown halt)
         self._groups: dict[Any, int] = {}  # OCO label → its group (first member's id)
+        self._families: dict[int, int] = {}  # bracket parent → its children's group
 
     @property
     def timestamp(self) -> Any:
@@ -130,7 +131,7 @@ class Context:
     def order(self, asset: Any, shares: Any, limit: float | None = None,
               stop: float | None = None, trail: float | None = None,
               trail_mode: str = "percent", valid_until: Any = None,
-              oco: Any = None) -> np.ndarray:
+              oco: Any = None, parent: int | None = None) -> np.ndarray:
         """Trade a number of shares (negative sells); returns the order ids.
 
         Without `limit`, `stop` or `trail` it is a market order at the next fill point.
@@ -139,8 +140,14 @@ class Context:
         amount with `trail_mode='absolute'`), whose reference starts at this close. These
         rest in the book from the next bar until filled, cancelled or `valid_until` (a
         number of bars, or a timestamp: the last bar at or before it). Orders placed with
-        one `oco` label cancel each other when one fills.
+        one `oco` label cancel each other when one fills. With `parent` (the id of an open
+        market or limit order) it is a bracket child: checked from the bar after the
+        parent's first fill, one OCO group with the parent's other children, cancelled if
+        the parent ends unfilled.
         """
+        if parent is not None:
+            return self._child(asset, shares, limit, stop, trail, trail_mode, valid_until,
+                               int(parent))
         if limit is None and stop is None and trail is None:
             if valid_until is not None or oco is not None:
                 raise ValueError("valid_until and oco apply to limit, stop and trailing "
@@ -191,20 +198,39 @@ class Context:
         if (stop_loss >= take_profit) if shares > 0 else (stop_loss <= take_profit):
             raise ValueError(f"stop_loss {stop_loss} and take_profit {take_profit} are on the "
                              "wrong sides for this entry")
-        if limit is None:
-            (parent,) = self._submit(j, OrderKind.shares, shares).tolist()
-            if self._book.records[parent]["status"] != OrderStatus.open:  # a rule refused it
-                return np.array([parent, -1, -1], dtype=np.int64)
-            self._book.mark_parent(parent)
-        else:
-            parent = self._place(j, OrderType.limit, shares, limit, None, None, 0, NEVER)
-            if parent < 0 or self._book.records[parent]["status"] != OrderStatus.open:
-                return np.array([parent, -1, -1], dtype=np.int64)
-        profit = self._book.place(self.bar, j, OrderType.limit, -shares, limit=take_profit,
-                                  active_from=NEVER, parent=parent, group=-2)
-        loss = self._book.place(self.bar, j, OrderType.stop, -shares, stop=stop_loss,
-                                active_from=NEVER, parent=parent, group=profit)
+        (parent,) = self.order(j, shares, limit=limit).tolist()
+        (profit,) = self.order(j, -shares, limit=take_profit, parent=parent).tolist()
+        (loss,) = self.order(j, -shares, stop=stop_loss, parent=parent).tolist()
         return np.array([parent, profit, loss], dtype=np.int64)
+
+    def _child(self, asset: Any, shares: float, limit, stop, trail, trail_mode: str,
+               valid_until: Any, parent: int) -> np.ndarray:
+        """A bracket child of `parent` (see `order`)."""
+        (j,) = self.asset_index(asset).tolist()
+        if not 0 <= parent < self._book.n_orders:
+            raise KeyError(f"no order {parent}")
+        record = self._book.records[parent]
+        if record["asset"] != j or record["type"] not in (OrderType.market, OrderType.limit):
+            raise ValueError("a bracket parent is a market or limit order of the same asset")
+        if limit is None and stop is None and trail is None:
+            raise ValueError("a bracket child is a limit, stop or trailing stop")
+        if not (np.isfinite(shares) and shares != 0):
+            raise ValueError(f"resting orders need non-zero finite shares; got {shares}")
+        order_type = (OrderType.trailing_stop if trail is not None else
+                      OrderType.stop_limit if limit is not None and stop is not None else
+                      OrderType.limit if limit is not None else OrderType.stop)
+        group = self._families.get(parent, -2)
+        nan = float("nan")
+        oid = self._book.place(
+            self.bar, j, order_type, shares, limit=nan if limit is None else limit,
+            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            trail_mode=getattr(TrailMode, trail_mode),
+            reference=float(self.last_close[j]), valid_until=self._valid_until(valid_until),
+            active_from=NEVER, parent=parent, group=group)
+        self._families.setdefault(parent, oid)
+        if record["status"] != OrderStatus.open:  # the parent was refused or is done
+            self._book.cancel(oid, self.bar)
+        return np.array([oid], dtype=np.int64)
 
     def cancel(self, order_id: int) -> bool:
         """Cancel an open order (a bracket entry's children with it); False if it was no

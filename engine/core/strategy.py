@@ -68,3 +68,40 @@ class TargetWeights(Strategy):
         rows = slice(start[ctx.bar], start[ctx.bar + 1])
         target[assets[rows]] = weight[rows]
         ctx.rebalance(target)
+
+
+class OrderTable(Strategy):
+    """Place the rows of an order table (`engine.data.loading.load_orders`) at their
+    timestamps' closes, in row order; a row's `parent` names another row's `id`."""
+
+    def __init__(self, orders: pl.DataFrame) -> None:
+        self._orders = orders
+        self._rows: dict[int, list[dict]] = {}
+        self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
+
+    def decision_bars(self, market: Market) -> np.ndarray:
+        bars = market.bar_index(self._orders["timestamp"])
+        self._rows, self._ids = {}, {}
+        for bar, row in zip(bars.tolist(), self._orders.iter_rows(named=True), strict=True):
+            self._rows.setdefault(bar, []).append(row)
+        decide = np.zeros(market.n_bars, dtype=bool)
+        decide[bars] = True
+        return decide
+
+    def on_bar(self, ctx: Context) -> None:
+        ids = self._ids
+        for row in self._rows.get(ctx.bar, []):
+            valid = row["valid_bars"] if row["valid_bars"] is not None else row["valid_until"]
+            kind = row["type"]
+            limit, stop, trail = row["limit_price"], row["stop_price"], row["trail"]
+            parent = ids[row["parent"]] if row["parent"] is not None else None
+            if kind == "market":
+                (oid,) = ctx.order(row["asset"], row["quantity"]).tolist()
+            else:
+                (oid,) = ctx.order(row["asset"], row["quantity"], limit=limit, stop=stop,
+                                   trail=trail, trail_mode=row["trail_mode"],
+                                   valid_until=valid,
+                                   oco=None if parent is not None else row["group"],
+                                   parent=parent).tolist()
+            if row["id"] is not None:
+                ids[row["id"]] = oid
