@@ -217,7 +217,8 @@ def set_triggered_nb(orders, oid) -> None:
 
 @kernel
 def sweep_nb(orders, resting, n_resting, bar) -> None:
-    """End of bar: open orders past `valid_until` expire; closed orders leave `resting`."""
+    """End of bar: open orders past `valid_until` expire (a bracket entry's children are
+    cancelled with it); closed orders leave `resting`."""
     kept = 0
     for k in range(n_resting[0]):
         oid = resting[k]
@@ -225,6 +226,8 @@ def sweep_nb(orders, resting, n_resting, bar) -> None:
         if record["status"] == OrderStatus.open and record["valid_until"] <= bar:
             record["status"] = OrderStatus.expired
             record["reason"] = Reason.expired
+            if record["has_children"]:
+                release_children_nb(orders, resting, n_resting, oid, bar, False)
         if record["status"] == OrderStatus.open:
             resting[kept] = oid
             kept += 1
