@@ -254,9 +254,12 @@ class Context:
         return last
 
     def _group(self, oco: Any) -> int:
-        if oco is None:
+        """The OCO group a label names while one of its orders is open, else −1 (the next
+        order with the label starts a new group)."""
+        if oco is None or oco not in self._groups:
             return -1
-        return self._groups.get(oco, -1)
+        group = self._groups[oco]
+        return group if (self._book.open_orders()["group"] == group).any() else -1
 
     def _place(self, j: int, order_type: int, amount: float, limit, stop, trail,
                trail_mode: int, last: int, group: int = -1) -> int:

@@ -155,7 +155,8 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
     Orders are tried in the order their conditions are met along the path (ties by id;
     stops first with `stop_first`); each fill is executed alone against the cash left
     (costs, rounding, cash policy as for market orders), booked, and cancels its OCO group.
-    A risk rule's exit sells the position held then; it waits while the position is flat.
+    A risk rule's exit closes the position held then; it waits while the position is flat
+    or on the other side (the end of the bar cancels it, `position_rules`).
     """
     n = n_resting[0]
     if n == 0:
@@ -222,8 +223,8 @@ def fill_in_order(s, bar, ids, keys, prices, count, valuation, cash, positions, 
             continue  # cancelled by an earlier fill of its group this bar
         j = record["asset"]
         if record["origin"] != Origin.user:
-            if positions[j] == 0:
-                continue  # flat: the rule's exits are cancelled at the end of the bar
+            if positions[j] == 0 or positions[j] * record["amount"] > 0:
+                continue  # flat or reversed: the end of the bar cancels or resizes it
             delta[0] = -positions[j]
         else:
             delta[0] = record["amount"]
