@@ -75,14 +75,14 @@ class OrderTable(Strategy):
     timestamps' closes, in row order; a row's `parent` names another row's `id`."""
 
     def __init__(self, orders: pl.DataFrame) -> None:
-        self._orders = orders
+        self._table = orders
         self._rows: dict[int, list[dict]] = {}
         self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
 
     def decision_bars(self, market: Market) -> np.ndarray:
-        bars = market.bar_index(self._orders["timestamp"])
+        bars = market.bar_index(self._table["timestamp"])
         self._rows, self._ids = {}, {}
-        for bar, row in zip(bars.tolist(), self._orders.iter_rows(named=True), strict=True):
+        for bar, row in zip(bars.tolist(), self._table.iter_rows(named=True), strict=True):
             self._rows.setdefault(bar, []).append(row)
         decide = np.zeros(market.n_bars, dtype=bool)
         decide[bars] = True
