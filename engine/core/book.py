@@ -186,21 +186,26 @@ def cancel_asset_nb(orders, resting, n_resting, asset, rules_only, reason) -> No
 
 
 @kernel
-def resize_rules_nb(orders, resting, n_resting, asset, quantity) -> int:
-    """Resize the risk rules' open exits of `asset` to `quantity`; how many there are.
-    Exits of the other side (the position reversed) are cancelled (`position_closed`)."""
-    found = 0
+def update_rules_nb(orders, resting, n_resting, positions, last_fill) -> None:
+    """The risk rules' open exits of the assets a bar's fills moved (`last_fill[asset]` ≥ 0:
+    the asset's last fill row): cancelled when the position is flat or reversed
+    (`position_closed`), else resized to it; an asset whose exits stay is marked
+    `last_fill = −2 − row`. One pass over the resting orders."""
     for k in range(n_resting[0]):
         record = orders[resting[k]]
-        if (record["asset"] == asset and record["status"] == OrderStatus.open
-                and record["origin"] != Origin.user):
-            if record["amount"] * quantity > 0:
-                record["amount"] = quantity
-                found += 1
-            else:
-                record["status"] = OrderStatus.cancelled
-                record["reason"] = Reason.position_closed
-    return found
+        asset = record["asset"]
+        row = last_fill[asset]
+        if (row == -1 or record["origin"] == Origin.user
+                or record["status"] != OrderStatus.open):
+            continue
+        exit_quantity = -positions[asset]
+        if exit_quantity * record["amount"] > 0:
+            record["amount"] = exit_quantity
+            if row >= 0:
+                last_fill[asset] = -2 - row
+        else:
+            record["status"] = OrderStatus.cancelled
+            record["reason"] = Reason.position_closed
 
 
 @kernel

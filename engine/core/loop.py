@@ -66,7 +66,9 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
         weight_start = np.zeros(0, dtype=np.int64)
         weight_asset, weight = np.zeros(0, dtype=np.int64), np.zeros(0)
     ledger = Ledger(n_assets, config.initial_cash, capacity=expected)
-    book = OrderBook(n_assets, capacity=expected)
+    exits = sum(1 for rule in (settings.stop_loss, settings.take_profit,
+                               settings.trailing_stop, settings.max_bars) if rule)
+    book = OrderBook(n_assets, capacity=expected * (1 + exits))  # each entry adds its exits
     ctx = Context(market, ledger, book, settings)
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
     none = sealed(np.empty((0, n_assets)))

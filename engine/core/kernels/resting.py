@@ -16,15 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.book import (
-    cancel_asset_nb,
     cancel_group_nb,
     close_resting_nb,
     place_nb,
     release_children_nb,
-    resize_rules_nb,
     set_reference_nb,
     set_triggered_nb,
     sweep_nb,
+    update_rules_nb,
 )
 from engine.core.kernels import NEVER, argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
@@ -249,27 +248,22 @@ def fill_in_order(s, bar, ids, keys, prices, count, valuation, cash, positions, 
 def position_rules(s, bar, first_fill, journal, n_fills, positions, close, last_fill, orders,
                    n_orders, resting, n_resting) -> None:
     """After the fills of a bar from journal row `first_fill`: each asset they moved gets
-    its rule exits created (a new position, at the stop base), resized (a changed one) or
-    cancelled (flat: `position_closed`). `last_fill` is −1 over the assets, and is again
-    on return."""
+    its rule exits resized (a changed position), cancelled (flat or reversed:
+    `position_closed`) or created (a new position, at the stop base). `last_fill` is −1
+    over the assets, and is again on return."""
     if not s.position_rules:
         return
     end = n_fills[0]
     for i in range(first_fill, end):
         last_fill[journal[i]["asset"]] = i
+    update_rules_nb(orders, resting, n_resting, positions, last_fill)
     for i in range(first_fill, end):
         j = journal[i]["asset"]
-        if last_fill[j] != i:
-            continue
-        last_fill[j] = -1
-        q = positions[j]
-        if q == 0:
-            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
-            continue
-        if resize_rules_nb(orders, resting, n_resting, j, -q):
-            continue
-        base = close[j] if s.stop_base_close else journal[i]["price"]
-        place_rules(s, bar, j, q, base, orders, n_orders, resting, n_resting)
+        if last_fill[j] == i and positions[j] != 0:
+            base = close[j] if s.stop_base_close else journal[i]["price"]
+            place_rules(s, bar, j, positions[j], base, orders, n_orders, resting, n_resting)
+    for i in range(first_fill, end):
+        last_fill[journal[i]["asset"]] = -1
 
 
 @kernel
