@@ -301,3 +301,13 @@ def test_a_bad_order_table_names_the_column_and_the_row(change, message):
     assert text.startswith(f"orders: {message}")
     assert text.endswith("at rows 1") or text.endswith("at rows 2")
     assert np.char.count(text, "\n") == 0
+
+
+def test_a_bracket_entry_replaced_by_a_target_cancels_its_children():
+    def place(ctx, ids):
+        ctx.bracket("A0", 10, take_profit=110.0, stop_loss=95.0)
+        ctx.order_target("A0", 3)
+
+    result = run([FLAT, FLAT], {0: place})
+    assert [status(result, i)[0] for i in range(4)] == ["replaced", "cancelled", "cancelled",
+                                                        "filled"]

@@ -256,12 +256,6 @@ def cancel_nb(slots, orders, resting, n_resting, oid, bar) -> bool:
 
 
 @kernel
-def mark_parent_nb(orders, oid) -> None:
-    """A market order that is a bracket parent."""
-    orders[oid]["has_children"] = 1
-
-
-@kernel
 def close_nb(slots, orders, bar, asset, status, reason, filled_quantity):
     """Close the open order of `asset` with its outcome and empty the slot."""
     slot = slots[asset]
@@ -411,9 +405,13 @@ class OrderBook:
         return bool(cancel_nb(self._slots, self._orders, self._resting, self._n_resting,
                               order_id, bar))
 
-    def mark_parent(self, order_id: int) -> None:
-        """Mark a market order as a bracket parent (its children wait for its fill)."""
-        mark_parent_nb(self._orders, order_id)
+    def drop_orphans(self, parents: np.ndarray, bar: int) -> None:
+        """Cancel the waiting children of the given bracket parents that are no longer
+        open (a later order replaced or absorbed them)."""
+        for parent in parents.tolist():
+            if self._orders["status"][parent] != OrderStatus.open:
+                release_children_nb(self._orders, self._resting, self._n_resting, parent,
+                                    bar, False)
 
     def state(self) -> tuple[np.ndarray, ...]:
         """The arrays the compiled loop hands to this module's kernels (slots, orders,

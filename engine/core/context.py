@@ -325,11 +325,14 @@ class Context:
         if not np.isfinite(target).all():
             raise ValueError("weights must be finite")
         first = self._book.n_orders
+        parents = self._parents(np.arange(n_assets))
         self._book.reserve(n_assets)
         placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
                            self._ledger.positions, self.last_close, *self._book.state(),
                            np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
+        if len(parents):
+            self._book.drop_orphans(parents, self.bar)
         return np.arange(first, first + placed, dtype=np.int64)
 
     def _submit(self, asset: Any, kind: int, amount: Any) -> np.ndarray:
@@ -346,8 +349,12 @@ class Context:
                             self.last_close[assets], shares)
             assets, amounts, kind = assets[shares != 0], shares[shares != 0], OrderKind.shares
         due = due_bar(self._settings, self.bar)
+        parents = self._parents(assets)
         if not self._settings.portfolio_rules:
-            return self._book.submit(self.bar, due, assets, kind, amounts)
+            ids = self._book.submit(self.bar, due, assets, kind, amounts)
+            if len(parents):
+                self._book.drop_orphans(parents, self.bar)
+            return ids
         ids = []
         for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
             verdict = self._verdict(j, self._estimated_delta(j, kind, amount),
@@ -358,7 +365,17 @@ class Context:
             else:
                 ids += self._book.submit(self.bar, due, np.array([j]), kind,
                                          np.array([amount])).tolist()
+        if len(parents):
+            self._book.drop_orphans(parents, self.bar)
         return np.array(ids, dtype=np.int64)
+
+    def _parents(self, assets: np.ndarray) -> np.ndarray:
+        """Open market orders of `assets` that are bracket parents."""
+        open_ids = self._book.open_ids[assets]
+        open_ids = open_ids[open_ids >= 0]
+        if not len(open_ids):
+            return open_ids
+        return open_ids[self._book.record("has_children")[open_ids] == 1]
 
     def _estimated_delta(self, j: int, kind: int, amount: float) -> float:
         """Shares an order would trade at this close (for the portfolio rules)."""
