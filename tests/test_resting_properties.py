@@ -14,7 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import BacktestConfig, run_orders
+from engine import BacktestConfig, BacktestResult, run_orders
+from engine.core.loop import simulate
+from engine.core.strategy import OrderTable
+from engine.data.loading import load_orders, load_prices
 from engine.data.market import Market
 
 T0 = dt.datetime(2024, 1, 1)
@@ -129,3 +132,32 @@ def test_resting_orders_keep_their_invariants(profile, seed):
     config = random_config(rng, profile)
     result = run_orders(prices, orders, config).validate()
     check_invariants(result, prices, config)
+
+
+@pytest.mark.parametrize("profile", ["tradegap", "backtrader"])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_an_order_table_placed_in_the_compiled_loop_equals_one_placed_by_the_strategy_api(
+        profile, seed):
+    rng = np.random.default_rng(seed)
+    prices = random_bars(rng, n_bars=20, n_assets=2)
+    orders = random_orders(rng, prices, n_rows=int(rng.integers(4, 20)))
+    brackets = orders.with_row_index("row").with_columns(
+        id=pl.col("row").cast(pl.String),
+        parent=pl.when((pl.col("row") > 0) & (pl.col("type").is_in(["limit", "stop"]))
+                       & (pl.col("row") % 3 == 0)).then((pl.col("row") - 1).cast(pl.String)))
+    parent_ok = brackets.join(brackets.select(parent="id", p_asset="asset", p_type="type",
+                                              p_parent="parent"), on="parent", how="left")
+    orders = brackets.with_columns(parent=pl.when(
+        (parent_ok["p_asset"] == pl.col("asset")) & parent_ok["p_type"].is_in(["market", "limit"])
+        & parent_ok["p_parent"].is_null() & (pl.col("timestamp") == pl.col("timestamp")))
+        .then(pl.col("parent"))).with_columns(
+        group=pl.when(pl.col("parent").is_null()).then(pl.col("group"))).drop("row")
+    config = random_config(rng, profile)
+    config = config.with_(max_weight=0.4 if rng.random() < 0.5 else 0.0)
+    market = Market.from_bars(load_prices(prices))
+    table = load_orders(orders, market)
+    compiled = BacktestResult(simulate(market, OrderTable(table), config))
+    called = BacktestResult(simulate(market, OrderTable(table, compiled=False), config))
+    assert compiled.orders.equals(called.orders)
+    assert compiled.fills.equals(called.fills)

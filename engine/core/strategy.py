@@ -6,9 +6,12 @@ import numpy as np
 import polars as pl
 
 from engine.core.context import Context
+from engine.core.kernels import NEVER
+from engine.core.records import TYPE_NAMES
 from engine.data.market import Market
 
 WeightTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+RowTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class Strategy:
@@ -24,6 +27,13 @@ class Strategy:
         (decision mask per bar, first row of each bar (T + 1 entries), asset index,
         weight); None (the default) means the loop calls `on_bar`.
         """
+        return None
+
+    def order_rows(self, market: Market) -> RowTable | None:
+        """An order table placed inside the compiled loop instead of calling `on_bar`:
+        (decision mask per bar, first row of each bar (T + 1 entries), int rows, float
+        rows) as `engine.core.kernels.resting.place_rows` reads them; None (the default)
+        means the loop calls `on_bar`."""
         return None
 
     def on_bar(self, ctx: Context) -> None:
@@ -72,9 +82,14 @@ class TargetWeights(Strategy):
 
 class OrderTable(Strategy):
     """Place the rows of an order table (`engine.data.loading.load_orders`) at their
-    timestamps' closes, in row order; a row's `parent` names another row's `id`."""
+    timestamps' closes, in row order; a row's `parent` names another row's `id`.
 
-    def __init__(self, orders: pl.DataFrame) -> None:
+    The rows are placed inside the compiled loop (`order_rows`); `on_bar` places them
+    through the strategy API instead, exactly the same way (with `compiled=False`).
+    """
+
+    def __init__(self, orders: pl.DataFrame, compiled: bool = True) -> None:
+        self._compiled = compiled
         self._table = orders
         self._rows: dict[int, list[dict]] = {}
         self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
@@ -105,3 +120,32 @@ class OrderTable(Strategy):
                                    parent=parent).tolist()
             if row["id"] is not None:
                 ids[row["id"]] = oid
+
+    def order_rows(self, market: Market) -> RowTable | None:
+        if not self._compiled:
+            return None
+        table = self._table
+        bars = market.bar_index(table["timestamp"])
+        start = np.searchsorted(bars, np.arange(market.n_bars + 1)).astype(np.int64)
+        stamps = market.timestamps.to_numpy()
+        until = table["valid_until"]
+        last = np.searchsorted(stamps, until.fill_null(stamps[-1]).to_numpy(), side="right") - 1
+        valid = np.where(until.is_not_null().to_numpy(), last, NEVER)
+        counted = table["valid_bars"].to_numpy()
+        valid = np.where(table["valid_bars"].is_not_null().to_numpy(),
+                         bars + np.nan_to_num(counted, nan=0).astype(np.int64), valid)
+        codes: dict[str, int] = {}
+        labels = np.array([-1 if name is None else codes.setdefault(name, len(codes))
+                           for name in table["group"].to_list()], dtype=np.int64)
+        ids = {name: row for row, name in enumerate(table["id"].to_list()) if name is not None}
+        parents = [ids[name] if name is not None else -1 for name in table["parent"].to_list()]
+        rows_i = np.column_stack([
+            market.asset_index(table["asset"]),
+            np.array([TYPE_NAMES.index(name) for name in table["type"].to_list()]),
+            (table["trail_mode"] == "absolute").cast(pl.Int64).to_numpy(),
+            valid, labels, np.array(parents, dtype=np.int64),
+        ]).astype(np.int64)
+        rows_f = np.column_stack([table[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                                  for name in ("quantity", "limit_price", "stop_price",
+                                               "trail")])
+        return start[1:] > start[:-1], start, rows_i, np.ascontiguousarray(rows_f)

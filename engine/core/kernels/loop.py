@@ -33,7 +33,12 @@ from engine.core.kernels.hooks import (
     still_open,
     volume_cap,
 )
-from engine.core.kernels.resting import entry_verdict, position_rules, resting_pass
+from engine.core.kernels.resting import (
+    entry_verdict,
+    place_rows,
+    position_rules,
+    resting_pass,
+)
 from engine.core.kernels.sizing import decision_shares, requested_delta
 from engine.core.ledger import apply_fills_nb, book_value, positions_value
 from engine.core.records import (
@@ -219,8 +224,9 @@ def checked_rebalance(s, bar, due, target, equity, peak, positions, last_close, 
 
 @kernel
 def advance(s, start, resume, open_, high, low, close, last_close, known_open, has_bar,
-            volume, decide, weight_start, weight_asset, weight, cash, positions, journal,
-            n_fills, slots, orders, n_orders, resting, n_resting, cash_curve, value_curve):
+            volume, decide, weight_start, weight_asset, weight, row_start, rows_i, rows_f,
+            row_state, cash, positions, journal, n_fills, slots, orders, n_orders, resting,
+            n_resting, cash_curve, value_curve):
     """Run bars from `start` (its first phase or, with `resume=AFTER_DECISION`, right after
     its decision) until the end, a callback decision or a full journal or order record.
 
@@ -229,10 +235,13 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
     `high` and `low` may be empty (0 rows) when no order can rest (no resting order can be
     placed and no risk rule is on). The weights are decided here
     when `weight_start` has a row per bar: the weights of bar t are
-    `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`.
+    `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`. An order table is placed
+    here when `row_start` has a row per bar (`resting.place_rows`; `row_state` keeps what
+    its rows placed between calls).
     """
     n_bars, n_assets = close.shape
-    in_kernel = len(weight_start) == n_bars + 1
+    by_rows = len(row_start) == n_bars + 1
+    in_kernel = len(weight_start) == n_bars + 1 or by_rows
     wi = np.empty((N_INT_WORK, n_assets), dtype=np.int64)
     wf = np.empty((N_FLOAT_WORK, n_assets))
     target = np.zeros(n_assets)
@@ -244,6 +253,8 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
     for t in range(start, n_bars):
         if not (resume == AFTER_DECISION and t == start):
             fills_room, orders_room = room_needed(s, n_assets, n_resting[0], in_kernel)
+            if by_rows:
+                orders_room += row_start[t + 1] - row_start[t]
             if (n_fills[0] + fills_room > len(journal)
                     or n_orders[0] + orders_room > len(orders)):
                 return t, ROOM, np.nan
@@ -275,12 +286,17 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 peak = max(peak, equity)
                 if not in_kernel:
                     return t, DECIDE, equity
-                for k in range(weight_start[t], weight_start[t + 1]):
-                    target[weight_asset[k]] = weight[k]
-                rebalance(s, t, target, equity, peak, positions, last_close[t], slots, orders,
-                          n_orders, resting, n_resting, wi, wf)
-                for k in range(weight_start[t], weight_start[t + 1]):
-                    target[weight_asset[k]] = 0.0
+                if by_rows:
+                    place_rows(s, t, row_start[t], row_start[t + 1], rows_i, rows_f,
+                               row_state, equity, peak, positions, last_close[t], slots,
+                               orders, n_orders, resting, n_resting)
+                else:
+                    for k in range(weight_start[t], weight_start[t + 1]):
+                        target[weight_asset[k]] = weight[k]
+                    rebalance(s, t, target, equity, peak, positions, last_close[t], slots,
+                              orders, n_orders, resting, n_resting, wi, wf)
+                    for k in range(weight_start[t], weight_start[t + 1]):
+                        target[weight_asset[k]] = 0.0
         first_fill = n_fills[0]
         if s.fill == FillTiming.same_close and fill_batch(
                 s, t, close[t], last_close[t], has_bar[t], volume, cash, positions, journal,

@@ -8,7 +8,8 @@ fills the bar's orders in phase order (ties by id; with `stop_first` the stops f
 each booked at once through the ledger and the book. A pass that finds no resting order
 returns at once. `position_rules` gives a position its exits (`stop_loss`, ...) after the
 fills that open it, resizes them when it changes and cancels them when it is flat;
-`entry_verdict` is the check of the portfolio rules when an order is placed.
+`entry_verdict` is the check of the portfolio rules when an order is placed; `place_rows`
+places an order table's rows of one bar inside the compiled loop.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from engine.core.book import (
     cancel_group_nb,
     close_resting_nb,
     place_nb,
+    reject_nb,
     release_children_nb,
     set_reference_nb,
     set_triggered_nb,
+    submit_nb,
     sweep_nb,
     update_rules_nb,
 )
@@ -31,6 +34,7 @@ from engine.core.ledger import apply_fills_nb, book_value
 from engine.core.records import (
     FillTiming,
     IntrabarPath,
+    OrderKind,
     OrderStatus,
     OrderType,
     Origin,
@@ -317,3 +321,95 @@ def entry_verdict(s, held: int, gross: float, q: float, new_q: float, price: flo
     if s.max_gross > 0 and gross > s.max_gross * equity * slack:
         return Reason.max_gross
     return Reason.none
+
+
+# order-table rows: columns of the int and float row arrays (`place_rows`)
+ROW_ASSET, ROW_TYPE, ROW_TRAIL_MODE, ROW_VALID_UNTIL, ROW_LABEL, ROW_PARENT = range(6)
+ROW_QUANTITY, ROW_LIMIT, ROW_STOP, ROW_TRAIL = range(4)
+STATE_ORDER, STATE_FAMILY, STATE_LABEL = range(3)
+
+
+@kernel
+def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, positions,
+               last_close, slots, orders, n_orders, resting, n_resting) -> None:
+    """Place order-table rows `first` … `last − 1` at the close of `bar`, in row order,
+    exactly as `Context.order` places them one call per row.
+
+    `rows_i` columns: asset, OrderType, TrailMode, last bar (NEVER: none), OCO label code
+    (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail (NaN where
+    none). `row_state` rows (over table rows): the order id each row placed, the group of
+    a parent row's children, the group an OCO label names (its first order's id).
+    """
+    held = 0
+    gross = 0.0
+    if s.portfolio_rules:
+        for j in range(len(positions)):
+            if positions[j] != 0:
+                held += 1
+                price = last_close[j]
+                if np.isfinite(price):
+                    gross += abs(positions[j] * price)
+    assets = np.empty(1, dtype=np.int64)
+    amounts = np.empty(1)
+    due = bar if s.fill == FillTiming.same_close else bar + 1
+    for k in range(first, last):
+        j = rows_i[k, ROW_ASSET]
+        kind = rows_i[k, ROW_TYPE]
+        quantity = rows_f[k, ROW_QUANTITY]
+        close = last_close[j]
+        parent_row = rows_i[k, ROW_PARENT]
+        verdict = Reason.none
+        if s.portfolio_rules and parent_row < 0:
+            q = positions[j]
+            after = gross + (abs(q + quantity) - abs(q)) * close
+            verdict = entry_verdict(s, held, after, q, q + quantity, close, equity, peak)
+        if verdict != Reason.none:
+            row_state[STATE_ORDER, k] = reject_nb(orders, n_orders, bar, j, OrderKind.shares,
+                                                  quantity, kind, verdict)
+            continue
+        if kind == OrderType.market:
+            previous = slots[j]["order_id"]
+            assets[0] = j
+            amounts[0] = quantity
+            row_state[STATE_ORDER, k] = submit_nb(slots, orders, n_orders, bar, due, assets,
+                                                  OrderKind.shares, amounts, 1)
+            if previous >= 0 and orders[previous]["has_children"]:
+                release_children_nb(orders, resting, n_resting, previous, bar, False)
+            continue
+        group = -1
+        active_from = bar + 1
+        parent = -1
+        label = rows_i[k, ROW_LABEL]
+        if parent_row >= 0:
+            parent = row_state[STATE_ORDER, parent_row]
+            group = row_state[STATE_FAMILY, parent_row]
+            if group < 0:
+                group = -2
+            active_from = NEVER
+        elif label >= 0:
+            group = row_state[STATE_LABEL, label]
+            if group < 0 or not group_is_open(orders, resting, n_resting, group):
+                group = -2
+        oid = place_nb(orders, n_orders, resting, n_resting, bar, j, kind, quantity,
+                       rows_f[k, ROW_LIMIT], rows_f[k, ROW_STOP], rows_f[k, ROW_TRAIL],
+                       rows_i[k, ROW_TRAIL_MODE], close, rows_i[k, ROW_VALID_UNTIL],
+                       active_from, parent, group, Origin.user)
+        row_state[STATE_ORDER, k] = oid
+        if parent_row >= 0:
+            if row_state[STATE_FAMILY, parent_row] < 0:
+                row_state[STATE_FAMILY, parent_row] = oid
+            if orders[parent]["status"] != OrderStatus.open:
+                close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled,
+                                 0.0)
+        elif label >= 0 and group == -2:
+            row_state[STATE_LABEL, label] = oid
+
+
+@kernel
+def group_is_open(orders, resting, n_resting, group) -> bool:
+    """Whether an order of OCO `group` is still open."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if record["group"] == group and record["status"] == OrderStatus.open:
+            return True
+    return False
