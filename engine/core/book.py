@@ -319,6 +319,10 @@ class OrderBook:
         """Every order placed so far (`ORDER_DT`, indexed by id; a sealed copy)."""
         return sealed(self._orders[: self.n_orders])
 
+    def get(self, order_id: int) -> np.void:
+        """One order's record (a copy)."""
+        return self._orders[order_id].copy()
+
     def record(self, name: str) -> np.ndarray:
         """One field of every order placed so far, indexed by order id (a sealed copy)."""
         return sealed(self._orders[name][: self.n_orders])

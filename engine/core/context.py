@@ -178,7 +178,7 @@ class Context:
             oid = self._place(j, order_type, amount, limit, stop, trail,
                               getattr(TrailMode, trail_mode), last,
                               group=-2 if new_group else group)
-            if new_group and self._book.records[oid]["status"] == OrderStatus.open:
+            if new_group and self._book.get(oid)["status"] == OrderStatus.open:
                 group = self._groups[oco] = oid
             ids.append(oid)
         return np.array(ids, dtype=np.int64)
@@ -209,7 +209,7 @@ class Context:
         (j,) = self.asset_index(asset).tolist()
         if not 0 <= parent < self._book.n_orders:
             raise KeyError(f"no order {parent}")
-        record = self._book.records[parent]
+        record = self._book.get(parent)
         if record["asset"] != j or record["type"] not in (OrderType.market, OrderType.limit):
             raise ValueError("a bracket parent is a market or limit order of the same asset")
         if limit is None and stop is None and trail is None:

@@ -174,14 +174,14 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
         j = record["asset"]
         if record["status"] != OrderStatus.open or record["active_from"] > bar or not has_bar[j]:
             continue
+        kind = record["type"]
+        is_stop = kind == OrderType.stop or kind == OrderType.trailing_stop or (
+            kind == OrderType.stop_limit and not record["triggered"])
         phase, price, triggered = match(s, record, open_[j], high[j], low[j], close[j])
         if triggered and not record["triggered"]:
             set_triggered_nb(orders, oid)
         if phase == NO_FILL:
             continue
-        kind = record["type"]
-        is_stop = kind == OrderType.stop or kind == OrderType.trailing_stop or (
-            kind == OrderType.stop_limit and not record["triggered"])
         ids[count] = oid
         keys[count] = -1.0 if s.stop_first and is_stop else float(phase)
         prices[count] = price
