@@ -311,3 +311,13 @@ def test_a_bracket_entry_replaced_by_a_target_cancels_its_children():
     result = run([FLAT, FLAT], {0: place})
     assert [status(result, i)[0] for i in range(4)] == ["replaced", "cancelled", "cancelled",
                                                         "filled"]
+
+
+def test_a_bracket_entry_refused_by_backtrader_s_margin_check_cancels_its_children():
+    def place(ctx, ids):
+        ctx.bracket("A0", 5000, take_profit=110.0, stop_loss=95.0)  # 500,000 of 100,000
+
+    config = {"profile": "backtrader", "shares": "integer", "cash_policy": "reject"}
+    result = run([FLAT, FLAT, FLAT], {0: place}, **config)
+    assert [status(result, i) for i in range(3)] == [
+        ("rejected", "margin"), ("cancelled", "cancelled"), ("cancelled", "cancelled")]

@@ -222,8 +222,9 @@ def set_triggered_nb(orders, oid) -> None:
 
 @kernel
 def sweep_nb(orders, resting, n_resting, bar) -> None:
-    """End of bar: open orders past `valid_until` expire (a bracket entry's children are
-    cancelled with it); closed orders leave `resting`."""
+    """End of bar: open orders past `valid_until` expire; waiting bracket children whose
+    entry ended unfilled (expired, rejected, replaced, ...) are cancelled; closed orders
+    leave `resting`."""
     kept = 0
     for k in range(n_resting[0]):
         oid = resting[k]
@@ -233,6 +234,13 @@ def sweep_nb(orders, resting, n_resting, bar) -> None:
             record["reason"] = Reason.expired
             if record["has_children"]:
                 release_children_nb(orders, resting, n_resting, oid, bar, False)
+        parent = record["parent"]
+        if (record["status"] == OrderStatus.open and parent >= 0
+                and record["active_from"] == NEVER
+                and orders[parent]["status"] != OrderStatus.open
+                and orders[parent]["status"] != OrderStatus.filled):
+            record["status"] = OrderStatus.cancelled  # its entry ended unfilled
+            record["reason"] = Reason.cancelled
         if record["status"] == OrderStatus.open:
             resting[kept] = oid
             kept += 1
