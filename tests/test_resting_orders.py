@@ -321,3 +321,9 @@ def test_a_bracket_entry_refused_by_backtrader_s_margin_check_cancels_its_childr
     result = run([FLAT, FLAT, FLAT], {0: place}, **config)
     assert [status(result, i) for i in range(3)] == [
         ("rejected", "margin"), ("cancelled", "cancelled"), ("cancelled", "cancelled")]
+
+
+def test_with_close_fills_resting_orders_fill_inside_the_bar_before_the_close():
+    steps = {0: lambda ctx, ids: (ctx.order("A0", 10), ctx.order("A0", 10, limit=95.0))}
+    result = run([FLAT, (100, 101, 94, 99)], steps, fill="next_close")
+    assert fills(result) == [(1, 10.0, 95.0, "limit"), (1, 10.0, 99.0, "market")]

@@ -72,6 +72,7 @@ def random_config(rng, profile: str) -> BacktestConfig:
         extra["slippage"] = float(rng.choice([0.0, 0.002]))
         extra["allow_short"] = bool(rng.random() < 0.3)
     if profile == "tradegap":
+        extra["fill"] = str(rng.choice(["next_open", "next_close", "same_close"]))
         extra["intrabar_path"] = str(rng.choice(["nearest", "ohlc", "olhc"]))
         extra["trail_source"] = str(rng.choice(["high_low", "close"]))
     rules = {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.04, "max_bars": 3}
