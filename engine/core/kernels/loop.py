@@ -266,9 +266,10 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 fill_batch(s, t, open_[t], known, has_bar[t], volume, cash, positions, journal,
                            n_fills, slots, orders, n_orders, resting, n_resting, wi, wf)
             if n_resting[0] > 0:
-                valuation = wf[8]
-                for j in range(n_assets):
-                    valuation[j] = open_[t, j] if has_bar[t, j] else known[j]
+                valuation = wf[8]  # read only with leverage (the buying power)
+                if s.leverage > 1.0:
+                    for j in range(n_assets):
+                        valuation[j] = open_[t, j] if has_bar[t, j] else known[j]
                 resting_pass(s, t, open_[t], high[t], low[t], close[t], has_bar[t], valuation,
                              cash, positions, journal, n_fills, slots, orders, n_orders,
                              resting, n_resting)

@@ -198,6 +198,8 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
             buy = record["amount"] > 0
             seen = close[j] if s.trail_close else (low[j] if buy else high[j])
             best = min(record["reference"], seen) if buy else max(record["reference"], seen)
+            if not np.isfinite(record["reference"]):
+                best = seen  # placed before the asset's first close
             if best != record["reference"]:
                 set_reference_nb(orders, oid, best)
     sweep_nb(orders, resting, n_resting, bar)
