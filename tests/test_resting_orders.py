@@ -327,3 +327,14 @@ def test_with_close_fills_resting_orders_fill_inside_the_bar_before_the_close():
     steps = {0: lambda ctx, ids: (ctx.order("A0", 10), ctx.order("A0", 10, limit=95.0))}
     result = run([FLAT, (100, 101, 94, 99)], steps, fill="next_close")
     assert fills(result) == [(1, 10.0, 95.0, "limit"), (1, 10.0, 99.0, "market")]
+
+
+@pytest.mark.parametrize(("limit", "expected"), [
+    (94.0, 95.0),  # O 100 → H 101 → L 93: triggered at 95, which satisfies the limit 94
+    (96.0, 96.0),  # 95 is below the limit 96; the way to the close (96) reaches it
+])
+def test_a_sell_stop_limit_mirrors_the_buy(limit, expected):
+    steps = {0: lambda ctx, ids: (ctx.order("A0", 10), ctx.order("A0", -10, stop=95.0,
+                                                                 limit=limit))}
+    result = run([FLAT, FLAT, (100, 101, 93, 96)], steps)
+    assert fills(result)[1:] == [(2, -10.0, expected, "stop_limit")]

@@ -158,3 +158,11 @@ def test_the_time_exit_waits_for_the_entry_bar_of_a_later_entry():
     result = run_backtest(ohlc([FLAT] * 6), late, config).validate()
     assert [f[0] for f in fills(result)] == [3, 5]
     assert result.fills["timestamp"][1] == T0 + dt.timedelta(days=5)
+
+
+def test_a_short_position_s_stop_loss_is_a_buy_stop_above_the_base():
+    config = BacktestConfig(initial_cash=100_000.0, allow_short=True, stop_loss=0.05)
+    short = weights({0: {"A0": -1.0}})
+    rows = [FLAT, (100, 110, 99, 100), (101, 106, 100, 104)]
+    result = run_backtest(ohlc(rows), short, config).validate()
+    assert fills(result) == [(1, -1000.0, 100.0, "market"), (2, 1000.0, 105.0, "stop_loss")]
