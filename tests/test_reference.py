@@ -65,7 +65,8 @@ def _fills(result: ReferenceResult) -> list[tuple[int, str, float, float, float]
     """Fills as (day, asset, quantity, price, fee) tuples."""
     return [
         (DAYS.index(timestamp), asset, quantity, price, fee)
-        for timestamp, asset, quantity, price, fee in result.fills.drop("order_id", "trigger").iter_rows()
+        for timestamp, asset, quantity, price, fee
+        in result.fills.drop("order_id", "trigger").iter_rows()
     ]
 
 

@@ -1,0 +1,199 @@
+"""Resting orders: the reference under a peer's profile against the real peer, fill for fill.
+
+backtrader 1.9.78 and vectorbt 1.2.0 run for real (dev dependencies; a missing one fails).
+Bars are random OHLC with gapped opens (tests/resting_cases.py). Pass: the same fills
+(timestamp, asset, quantity, order) with price and fee equal to 1e-9 relative, the same
+final status for every order, and both sides filling enough of each kind to mean it.
+
+Differences we keep on purpose are tested as differences (docs/semantics.md, "Where peers
+differ").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from engine import BacktestConfig
+from engine.peers.backtrader_orders import run_backtrader_orders
+from engine.reference import run_reference
+from tests.parity import REL, relative_gap
+from tests.resting_cases import Orders, gappy_bars, table
+
+KEY = ["timestamp", "asset", "order_id"]
+TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+
+
+def assert_same_fills(ours: pl.DataFrame, theirs: pl.DataFrame) -> None:
+    """The same fills, keyed by (timestamp, asset, order), numbers to 1e-9."""
+    ours, theirs = ours.sort(KEY), theirs.sort(KEY)
+    assert ours.height == theirs.height, f"{ours.height} fills against {theirs.height}"
+    for key in KEY:
+        differs = (ours[key] != theirs[key]).arg_true()
+        assert differs.len() == 0, (key, ours[int(differs[0])], theirs[int(differs[0])])
+    assert (ours["quantity"] == theirs["quantity"]).all()
+    for column in ("price", "fee"):
+        gap = relative_gap(ours[column].to_numpy(), theirs[column].to_numpy())
+        assert gap <= REL, (column, gap)
+
+
+def backtrader_config(**settings) -> BacktestConfig:
+    return BacktestConfig.for_profile("backtrader", initial_cash=1e9, fees=0.001, **settings)
+
+
+def backtrader_parity(prices: pl.DataFrame, orders: pl.DataFrame):
+    config = backtrader_config()
+    ours = run_reference(prices, config=config, resting=orders)
+    theirs = run_backtrader_orders(prices, orders, config)
+    assert_same_fills(ours.fills, theirs.fills)
+    # backtrader's expiry of one OCO member cancels the others (expiring on the same bar).
+    grouped = orders.with_row_index("order_id").filter(pl.col("group").is_not_null())
+    statuses = ours.orders.select("order_id", "status").join(
+        theirs.orders, on="order_id", suffix="_peer").with_columns(
+        pl.col("order_id").is_in(grouped["order_id"].cast(pl.Int64).implode()).alias("oco"))
+    differ = statuses.filter((pl.col("status") != pl.col("status_peer")) & ~(
+        pl.col("oco") & (pl.col("status") == "expired") & (pl.col("status_peer") == "cancelled")))
+    assert statuses.height == orders.height and differ.is_empty(), differ
+    return ours, theirs
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_order_type_fills_like_backtrader(seed):
+    """Buys and sells of every type, some good till cancelled, some valid for 1–7 bars."""
+    prices = gappy_bars(6 + 2 * seed, 100 + 40 * seed, seed=seed)
+    orders = Orders(prices, seed=seed + 10)
+    orders.base(10_000)
+    for kind in TYPES:
+        for _ in range(12):
+            orders.single(kind, sell=False)
+            orders.single(kind, sell=True)
+    ours, _ = backtrader_parity(prices, orders.frame())
+    filled = ours.fills.group_by("trigger").len()
+    for kind in TYPES:
+        assert filled.filter(pl.col("trigger") == kind)["len"].sum() >= 5, kind
+    at_open = ours.fills.join(prices, on=["timestamp", "asset"]).filter(
+        (pl.col("trigger") != "market") & (pl.col("price") == pl.col("open")))
+    assert at_open.height >= 3, "some resting orders fill at a gapped open"
+    assert (ours.orders["status"] == "expired").sum() >= 5
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_brackets_fill_like_backtrader(seed):
+    """Market and limit entries with a stop-loss and a take-profit child each."""
+    prices = gappy_bars(8, 150, seed=seed)
+    orders = Orders(prices, seed=seed)
+    for i in range(40):
+        orders.bracket(1000 + i, "limit" if i % 2 else "market", float(5 + i % 7))
+    ours, _ = backtrader_parity(prices, orders.frame())
+    assert (ours.fills["trigger"] == "stop").sum() >= 5
+    assert (ours.fills["trigger"] == "limit").sum() >= 10
+    assert (ours.orders["reason"] == "oco").sum() >= 10
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_oco_groups_fill_like_backtrader(seed):
+    """Breakout-or-pullback entries and stop-or-target exits, each pair one OCO group."""
+    prices = gappy_bars(8, 150, seed=seed)
+    orders = Orders(prices, seed=seed)
+    orders.base(10_000)
+    for i in range(40):
+        orders.oco(f"g{i}", sell=bool(i % 2))
+    ours, _ = backtrader_parity(prices, orders.frame())
+    assert (ours.orders["reason"] == "oco").sum() >= 10
+    assert ours.fills.filter(pl.col("trigger") != "market").height >= 10
+
+
+# Where backtrader differs on purpose
+
+
+def _one_asset(bars: list[tuple[float, float, float, float]]) -> pl.DataFrame:
+    days = [dt.datetime(2024, 1, 1) + dt.timedelta(days=i) for i in range(len(bars))]
+    return pl.DataFrame([(d, "A", *b, 1e9) for d, b in zip(days, bars, strict=True)],
+                        orient="row", schema={
+        "timestamp": pl.Datetime("us"), "asset": pl.String, "open": pl.Float64,
+        "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64})
+
+
+def test_backtrader_day_orders_expire_unfilled_on_daily_bars():
+    """`valid=Order.DAY` ends at the end of the decision day, before the next daily bar
+    can fill it (backtrader#220); our `valid_until=1` is the next bar."""
+    import backtrader as bt
+
+    prices = _one_asset([(100, 101, 99, 100), (100, 101, 95, 96), (96, 97, 94, 95)])
+
+    class Day(bt.Strategy):
+        def __init__(self):
+            self.done = []
+
+        def notify_order(self, order):
+            if order.status in (order.Completed, order.Expired):
+                self.done.append(order.getstatusname())
+
+        def next(self):
+            if len(self) == 1:
+                self.buy(size=1, exectype=bt.Order.Limit, price=98.0, valid=bt.Order.DAY)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    frame = prices.drop("timestamp", "asset").to_pandas()
+    frame.index = prices["timestamp"].to_pandas()
+    cerebro.adddata(bt.feeds.PandasData(dataname=frame, name="A"))
+    cerebro.addstrategy(Day)
+    (run,) = cerebro.run()
+    assert run.done == ["Expired"]
+    ours = run_reference(prices, config=backtrader_config(), resting=table([{
+        "timestamp": prices["timestamp"][0], "asset": "A", "type": "limit", "quantity": 1.0,
+        "limit_price": 98.0, "valid_until": 1}]))
+    assert ours.fills["price"].to_list() == [98.0]
+
+
+def test_backtrader_cancels_an_oco_group_when_one_member_expires():
+    """backtrader cancels every member of an OCO group when one expires; ours cancel each
+    other only on a fill, so the longer-lived member still fills."""
+    prices = _one_asset([(100, 101, 99, 100)] * 4 + [(100, 101, 90, 91)])
+    day = prices["timestamp"][0]
+    orders = table([
+        {"timestamp": day, "asset": "A", "type": "limit", "quantity": 1.0,
+         "limit_price": 95.0, "group": "g", "valid_until": 4},
+        {"timestamp": day, "asset": "A", "type": "stop", "quantity": 1.0,
+         "stop_price": 110.0, "group": "g", "valid_until": 1},
+    ])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    assert theirs.fills.is_empty()
+    assert theirs.orders["status"].to_list() == ["cancelled", "expired"]
+    assert ours.fills["price"].to_list() == [95.0]
+    assert ours.orders["status"].to_list() == ["filled", "expired"]
+
+
+def test_backtrader_oco_takes_submission_order_where_we_take_the_stop_first():
+    """A bar that reaches both members of an OCO group: backtrader fills the one submitted
+    first; under `stop_first` (the backtrader profile) the stop fills."""
+    prices = _one_asset([(100, 101, 99, 100), (100, 106, 94, 100)])
+    day = prices["timestamp"][0]
+    orders = table([
+        {"timestamp": day, "asset": "A", "type": "limit", "quantity": 1.0,
+         "limit_price": 95.0, "group": "g"},
+        {"timestamp": day, "asset": "A", "type": "stop", "quantity": 1.0,
+         "stop_price": 105.0, "group": "g"},
+    ])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    assert theirs.fills["price"].to_list() == [95.0]
+    assert ours.fills["price"].to_list() == [105.0]
+
+
+def test_backtrader_reads_a_stop_limit_by_bar_colour_where_we_follow_the_path():
+    """A buy stop-limit whose limit is below its stop, triggered inside an up bar whose
+    high is nearer the open: our `nearest` path (open → high → low → close) comes back down
+    to the limit and fills it in that bar; backtrader reads every up bar as open → low →
+    high → close and leaves it resting until the next bar reaches the limit."""
+    prices = _one_asset([(100, 101, 99, 100), (100, 103.5, 96, 101), (99, 99.5, 97.5, 99)])
+    orders = table([{"timestamp": prices["timestamp"][0], "asset": "A", "type": "stop_limit",
+                     "quantity": 1.0, "stop_price": 103.0, "limit_price": 98.0}])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    assert theirs.fills["timestamp"].to_list() == [prices["timestamp"][2]]
+    assert ours.fills["timestamp"].to_list() == [prices["timestamp"][1]]
+    assert ours.fills["price"].to_list() == theirs.fills["price"].to_list() == [98.0]
