@@ -134,3 +134,21 @@ class Orders:
     def frame(self) -> pl.DataFrame:
         """The table in time order (row order kept within a timestamp)."""
         return table(self.rows).sort("timestamp", maintain_order=True)
+
+
+def entries(prices: pl.DataFrame, seed: int, share: float = 0.15) -> pl.DataFrame:
+    """Entry decisions `timestamp, asset, quantity` on a random `share` of bars, with one
+    quantity per asset (so an entry while holding is a no-op target, as in vectorbt)."""
+    rng = np.random.default_rng(seed)
+    days = prices["timestamp"].unique().sort().to_list()
+    assets = prices["asset"].unique().sort().to_list()
+    rows = [(t, a, 10.0 + 7 * j) for t in days[:-1] for j, a in enumerate(assets)
+            if rng.random() < share]
+    return pl.DataFrame(rows, orient="row", schema={
+        "timestamp": pl.Datetime("us"), "asset": pl.String, "quantity": pl.Float64})
+
+
+def target_calls(entries: pl.DataFrame) -> pl.DataFrame:
+    """The entries as `target_shares` order calls (`timestamp, asset, kind, amount`)."""
+    return entries.select("timestamp", "asset", pl.lit("target_shares").alias("kind"),
+                          pl.col("quantity").alias("amount"))

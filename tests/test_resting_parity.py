@@ -18,9 +18,10 @@ import pytest
 
 from engine import BacktestConfig
 from engine.peers.backtrader_orders import run_backtrader_orders
+from engine.peers.vectorbt_signals import run_vectorbt_signals
 from engine.reference import run_reference
 from tests.parity import REL, relative_gap
-from tests.resting_cases import Orders, gappy_bars, table
+from tests.resting_cases import Orders, entries, gappy_bars, table, target_calls
 
 KEY = ["timestamp", "asset", "order_id"]
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
@@ -103,6 +104,87 @@ def test_oco_groups_fill_like_backtrader(seed):
     ours, _ = backtrader_parity(prices, orders.frame())
     assert (ours.orders["reason"] == "oco").sum() >= 10
     assert ours.fills.filter(pl.col("trigger") != "market").height >= 10
+
+
+# vectorbt `from_signals` with sl_stop, tp_stop, sl_trail
+
+
+def vectorbt_run(seed: int, rules: dict, ours: dict | None = None, **peer):
+    prices = gappy_bars(10, 250, seed=seed)
+    wanted = entries(prices, seed=seed + 100)
+    config = BacktestConfig.for_profile("vectorbt", initial_cash=1e9, fees=0.001).to_dict()
+    reference = run_reference(prices, orders=target_calls(wanted),
+                              config={**config, **rules, **(ours or {})})
+    theirs = run_vectorbt_signals(prices, wanted, {**config, **rules}, **peer)
+    order = ["timestamp", "asset", "quantity"]
+    return reference.fills.sort(order), theirs.fills.sort(order), prices
+
+
+def assert_same_exits(ours: pl.DataFrame, theirs: pl.DataFrame) -> None:
+    """The same fills in (timestamp, asset, quantity) order, price and fee to 1e-9."""
+    assert ours.height == theirs.height, f"{ours.height} fills against {theirs.height}"
+    for key in ("timestamp", "asset", "quantity"):
+        differs = (ours[key] != theirs[key]).arg_true()
+        assert differs.len() == 0, (key, ours[int(differs[0])], theirs[int(differs[0])])
+    for column in ("price", "fee"):
+        gap = relative_gap(ours[column].to_numpy(), theirs[column].to_numpy())
+        assert gap <= REL, (column, gap)
+
+
+RULES = {
+    "stop_loss": {"stop_loss": 0.03},
+    "take_profit": {"take_profit": 0.04},
+    "both": {"stop_loss": 0.03, "take_profit": 0.04},
+    "trailing": {"trailing_stop": 0.03},
+    "trailing+take_profit": {"trailing_stop": 0.03, "take_profit": 0.05},
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("name", list(RULES))
+def test_position_rules_exit_like_vectorbt_from_signals(seed, name):
+    """Defaults on both sides: the stop base is the entry bar's close (`stop_entry_price=
+    'Close'`), exits at the level or the gapped open without slippage."""
+    ours, theirs, prices = vectorbt_run(seed, RULES[name])
+    assert_same_exits(ours, theirs)
+    for rule in RULES[name]:
+        assert (ours["trigger"] == rule).sum() >= 5, rule
+    at_open = ours.join(prices, on=["timestamp", "asset"]).filter(
+        (pl.col("trigger") != "market") & (pl.col("price") == pl.col("open")))
+    assert at_open.height >= 1, "some exits fill at a gapped open"
+
+
+@pytest.mark.parametrize("name", ["both", "trailing+take_profit"])
+def test_stop_base_fill_matches_vectorbt_fill_price(name):
+    """`stop_base='fill'` is vectorbt's `stop_entry_price='FillPrice'`."""
+    ours, theirs, _ = vectorbt_run(3, RULES[name], {"stop_base": "fill"},
+                                   stop_entry_price="FillPrice")
+    assert_same_exits(ours, theirs)
+    assert (ours["trigger"] != "market").sum() >= 10
+
+
+def test_vectorbt_stop_exits_ignore_slippage_where_ours_pay_it():
+    """vectorbt's default `stop_exit_price='StopLimit'` fills a stop exit at its level
+    with slippage forced to 0; our stop-loss is a stop-market order and pays slippage."""
+    ours, theirs, _ = vectorbt_run(1, {"stop_loss": 0.03, "slippage": 0.001})
+    assert (ours["timestamp"] == theirs["timestamp"]).all()
+    stops = ours["trigger"] == "stop_loss"
+    assert stops.sum() >= 5
+    ratio = theirs.filter(stops)["price"] / ours.filter(stops)["price"]
+    assert ((ratio - 1 / 0.999).abs() < 1e-9).sum() >= 5  # ours = theirs × (1 − 0.001)
+
+
+def test_vectorbt_stop_market_slippage_can_leave_the_bar_where_ours_stops_at_the_low():
+    """With `stop_exit_price='StopMarket'` vectorbt slips a stop exit below the bar's low;
+    ours floor it at the low (every fill lies inside its bar)."""
+    ours, theirs, prices = vectorbt_run(1, {"stop_loss": 0.03, "slippage": 0.001},
+                                        stop_exit_price="StopMarket")
+    assert (ours["timestamp"] == theirs["timestamp"]).all()
+    joined = theirs.join(prices, on=["timestamp", "asset"], maintain_order="left")
+    below = joined["price"] < joined["low"] * (1 - 1e-12)
+    assert below.sum() >= 1
+    assert (ours.filter(below)["price"] == joined.filter(below)["low"]).all()
+    assert_same_exits(ours.filter(~below), theirs.filter(~below))
 
 
 # Where backtrader differs on purpose
