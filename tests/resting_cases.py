@@ -69,9 +69,12 @@ class Orders:
             self.add(0, asset, "market", shares)
 
     def pick(self, last_margin: int = 2) -> tuple[int, str, float]:
-        t = int(self.rng.integers(1, len(self.days) - last_margin))
-        asset = self.assets[int(self.rng.integers(len(self.assets)))]
-        return t, asset, self.close[(self.days[t], asset)]
+        """A random decision bar and an asset that has a bar there."""
+        while True:
+            t = int(self.rng.integers(1, max(len(self.days) - last_margin, 2)))
+            asset = self.assets[int(self.rng.integers(len(self.assets)))]
+            if (self.days[t], asset) in self.close:
+                return t, asset, self.close[(self.days[t], asset)]
 
     def add(self, t: int, asset: str, kind: str, quantity: float, **fields) -> dict:
         row = {"timestamp": self.days[t], "asset": asset, "type": kind,
@@ -152,3 +155,21 @@ def target_calls(entries: pl.DataFrame) -> pl.DataFrame:
     """The entries as `target_shares` order calls (`timestamp, asset, kind, amount`)."""
     return entries.select("timestamp", "asset", pl.lit("target_shares").alias("kind"),
                           pl.col("quantity").alias("amount"))
+
+
+def random_orders(prices: pl.DataFrame, seed: int, n: int) -> pl.DataFrame:
+    """A mix of `n` random singles (both sides, every type), OCO pairs and brackets."""
+    orders = Orders(prices, seed)
+    rng = orders.rng
+    for i in range(n):
+        draw = rng.random()
+        if draw < 0.6:
+            kind = ("market", "limit", "stop", "stop_limit", "trailing_stop")[
+                int(rng.integers(5))]
+            orders.single(kind, sell=bool(rng.random() < 0.4))
+        elif draw < 0.8:
+            orders.oco(f"g{i}", sell=bool(rng.random() < 0.5))
+        else:
+            orders.bracket(10_000 + i, "limit" if rng.random() < 0.5 else "market",
+                           float(rng.integers(1, 30)))
+    return orders.frame()
