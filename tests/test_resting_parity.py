@@ -279,3 +279,19 @@ def test_backtrader_reads_a_stop_limit_by_bar_colour_where_we_follow_the_path():
     assert theirs.fills["timestamp"].to_list() == [prices["timestamp"][2]]
     assert ours.fills["timestamp"].to_list() == [prices["timestamp"][1]]
     assert ours.fills["price"].to_list() == theirs.fills["price"].to_list() == [98.0]
+
+
+def test_backtrader_sells_past_the_position_where_ours_stop_at_it():
+    """A sell limit for more shares than held: backtrader goes short by the rest; a
+    long-only book sells what it holds."""
+    prices = _one_asset([(100, 101, 99, 100), (100, 101, 99, 100), (100, 104, 99, 103)])
+    day = prices["timestamp"]
+    orders = table([
+        {"timestamp": day[0], "asset": "A", "type": "market", "quantity": 30.0},
+        {"timestamp": day[1], "asset": "A", "type": "limit", "quantity": -100.0,
+         "limit_price": 102.0},
+    ])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    assert theirs.fills["quantity"].to_list() == [30.0, -100.0]
+    assert ours.fills["quantity"].to_list() == [30.0, -30.0]
