@@ -7,6 +7,12 @@ the mark at the last known closes. An engine that acts `delay` > 1 bars late que
 bar t, the decision made `delay − 1` bars earlier; a look-ahead engine (delay 0 at the
 open) decides before the open fill.
 
+Resting orders (order-table rows, bracket children, the position rules' exits) are tried
+after the bar's market batch at the open (before it when market orders fill at the close),
+along the bar's price path (resting.py), then trailing references move and expired orders
+go; portfolio rules are checked as each decision places its orders. They live in
+`Simulation.resting` (the open ones) and `resting_orders` (every one), not in the `Book`.
+
 `Simulation` keeps its state in one `Book` that a caller may read or replace between bars,
 and `rules` may be one `Rules` or a function of the bar: the gap analysis uses both to
 replay another engine from that engine's own book, one bar at a time.
