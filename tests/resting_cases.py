@@ -122,16 +122,18 @@ class Orders:
                  group=label, valid_until=valid)
 
     def bracket(self, ident: int, entry: str, quantity: float) -> None:
-        """An entry (market or limit) with a stop-loss and a take-profit child."""
+        """An entry (market or limit) with a stop-loss and a take-profit child (a limit
+        entry and its children valid for the same bars, or good till cancelled)."""
         t, asset, close = self.pick(last_margin=3)
         buy = quantity > 0
-        parent = {"id": ident}
+        valid = self.valid() if entry == "limit" else None
+        parent = {"id": ident, "valid_until": valid}
         if entry == "limit":
             parent["limit_price"] = self.away(close, up=not buy, low=0.0, high=0.02)
         self.add(t, asset, entry, quantity, **parent)
-        self.add(t, asset, "stop", -quantity, parent=ident,
+        self.add(t, asset, "stop", -quantity, parent=ident, valid_until=valid,
                  stop_price=self.away(close, up=not buy, low=0.01, high=0.05))
-        self.add(t, asset, "limit", -quantity, parent=ident,
+        self.add(t, asset, "limit", -quantity, parent=ident, valid_until=valid,
                  limit_price=self.away(close, up=buy, low=0.01, high=0.05))
 
     def frame(self) -> pl.DataFrame:

@@ -44,13 +44,15 @@ def backtrader_config(**settings) -> BacktestConfig:
     return BacktestConfig.for_profile("backtrader", initial_cash=1e9, fees=0.001, **settings)
 
 
-def backtrader_parity(prices: pl.DataFrame, orders: pl.DataFrame):
-    config = backtrader_config()
+def backtrader_parity(prices: pl.DataFrame, orders: pl.DataFrame, **settings):
+    config = backtrader_config(**settings)
     ours = run_reference(prices, config=config, resting=orders)
     theirs = run_backtrader_orders(prices, orders, config)
     assert_same_fills(ours.fills, theirs.fills)
-    # backtrader's expiry of one OCO member cancels the others (expiring on the same bar).
-    grouped = orders.with_row_index("order_id").filter(pl.col("group").is_not_null())
+    # backtrader's expiry of one OCO member (or bracket child) cancels the others, which
+    # would expire on the same bar.
+    grouped = orders.with_row_index("order_id").filter(
+        pl.col("group").is_not_null() | pl.col("parent").is_not_null())
     statuses = ours.orders.select("order_id", "status").join(
         theirs.orders, on="order_id", suffix="_peer").with_columns(
         pl.col("order_id").is_in(grouped["order_id"].cast(pl.Int64).implode()).alias("oco"))
@@ -91,6 +93,17 @@ def test_brackets_fill_like_backtrader(seed):
     assert (ours.fills["trigger"] == "stop").sum() >= 5
     assert (ours.fills["trigger"] == "limit").sum() >= 10
     assert (ours.orders["reason"] == "oco").sum() >= 10
+
+
+def test_sell_brackets_fill_like_backtrader():
+    """Short entries (`sell_bracket`) with a buy stop above and a buy limit below."""
+    prices = gappy_bars(8, 150, seed=8)
+    orders = Orders(prices, seed=8)
+    for i in range(40):
+        orders.bracket(1000 + i, "limit" if i % 2 else "market", -float(5 + i % 7))
+    ours, _ = backtrader_parity(prices, orders.frame(), allow_short=True)
+    assert (ours.fills.filter(pl.col("quantity") > 0)["trigger"] == "stop").sum() >= 5
+    assert (ours.fills.filter(pl.col("quantity") > 0)["trigger"] == "limit").sum() >= 5
 
 
 @pytest.mark.parametrize("seed", [6, 7])
