@@ -19,6 +19,7 @@ import pytest
 from engine import BacktestConfig
 from engine.peers.backtrader_orders import run_backtrader_orders
 from engine.peers.vectorbt_signals import run_vectorbt_signals
+from engine.peers.zipline import run_zipline_orders
 from engine.reference import run_reference
 from tests.parity import REL, relative_gap
 from tests.resting_cases import Orders, entries, gappy_bars, table, target_calls
@@ -308,3 +309,65 @@ def test_backtrader_sells_past_the_position_where_ours_stop_at_it():
     ours = run_reference(prices, config=backtrader_config(), resting=orders)
     assert theirs.fills["quantity"].to_list() == [30.0, -100.0]
     assert ours.fills["quantity"].to_list() == [30.0, -30.0]
+
+
+# zipline: limits and stops triggered on the close
+
+
+@pytest.fixture(scope="module")
+def zipline_case():
+    """zipline (side environment) and the reference under the `zipline` profile (5 bp
+    slippage, $0.001 a share) on the same market, limit, stop and stop-limit rows."""
+    prices = gappy_bars(5, 80, seed=3)
+    orders = Orders(prices, seed=4)
+    orders.base(1000)
+    for kind in ("market", "limit", "stop", "stop_limit"):
+        for _ in range(10):
+            orders.single(kind, sell=False)
+            orders.single(kind, sell=True)
+    # One market row per bar and asset: we net two into one order, zipline fills each.
+    rows = orders.frame().with_columns(pl.lit(None, dtype=pl.Int64).alias("valid_until"))
+    rows = rows.filter((pl.col("type") != "market")
+                       | ~pl.struct("timestamp", "asset", "type").is_duplicated())
+    config = BacktestConfig.for_profile("zipline", initial_cash=1e7)
+    ours = run_reference(prices, config=config, resting=rows)
+    theirs = run_zipline_orders(prices, rows, config)
+    kinds = rows.with_row_index("order_id").select(
+        pl.col("order_id").cast(pl.Int64), "type", "limit_price", "stop_price")
+    return prices, ours.fills, theirs.fills.join(kinds, on="order_id")
+
+
+def test_zipline_market_rows_fill_like_the_reference(zipline_case):
+    _, ours, theirs = zipline_case
+    market = theirs.filter(pl.col("type") == "market").drop("type", "limit_price",
+                                                            "stop_price")
+    assert market.height >= 10
+    assert_same_fills(ours.filter(pl.col("trigger") == "market"), market)
+
+
+def test_zipline_fills_limits_and_stops_at_the_close_where_ours_fill_at_the_level(
+        zipline_case):
+    """zipline checks a resting order against each bar's close only and fills at that
+    close plus slippage; ours fill at the level (or the gapped open) when the bar's range
+    reaches it."""
+    prices, ours, theirs = zipline_case
+    resting = theirs.filter(pl.col("type") != "market").join(prices,
+                                                             on=["timestamp", "asset"])
+    assert resting.height >= 10
+    side = pl.when(pl.col("quantity") > 0).then(1.0).otherwise(-1.0)
+    slipped = pl.col("close") * (1 + side * 0.0005)
+    assert ((resting["price"] / resting.select(slipped).to_series() - 1).abs() < 1e-9).all()
+    buys, sells = pl.col("quantity") > 0, pl.col("quantity") < 0
+    cent = 0.01  # zipline rounds limit and stop prices to the cent
+    limits = resting.filter(pl.col("type") == "limit")
+    assert limits.filter(buys & (pl.col("close") > pl.col("limit_price") + cent)).is_empty()
+    assert limits.filter(sells & (pl.col("close") < pl.col("limit_price") - cent)).is_empty()
+    stops = resting.filter(pl.col("type") == "stop")
+    assert stops.filter(buys & (pl.col("close") < pl.col("stop_price") - cent)).is_empty()
+    assert stops.filter(sells & (pl.col("close") > pl.col("stop_price") + cent)).is_empty()
+    ours_resting = ours.filter(pl.col("trigger") != "market")
+    both = ours_resting.join(theirs, on="order_id", suffix="_zipline")
+    moved = both.filter((pl.col("timestamp") != pl.col("timestamp_zipline"))
+                        | (pl.col("price") != pl.col("price_zipline")))
+    assert moved.height == both.height >= 10
+    assert ours_resting.height > resting.height  # a range reaches more levels than a close
