@@ -1,6 +1,7 @@
 """Resting orders: the reference under a peer's profile against the real peer, fill for fill.
 
-backtrader 1.9.78 and vectorbt 1.2.0 run for real (dev dependencies; a missing one fails).
+backtrader 1.9.78 and vectorbt 1.2.0 run for real (dev dependencies; a missing one fails),
+zipline-reloaded 3.2.1 in its side environment (`python -m engine.peers.zipline --setup`).
 Bars are random OHLC with gapped opens (tests/resting_cases.py). Pass: the same fills
 (timestamp, asset, quantity, order) with price and fee equal to 1e-9 relative, the same
 final status for every order, and both sides filling enough of each kind to mean it.
