@@ -372,3 +372,22 @@ def test_zipline_fills_limits_and_stops_at_the_close_where_ours_fill_at_the_leve
                         | (pl.col("price") != pl.col("price_zipline")))
     assert moved.height == both.height >= 10
     assert ours_resting.height > resting.height  # a range reaches more levels than a close
+
+
+def test_backtrader_trails_a_bracket_child_from_the_decision_close_not_the_entry_fill():
+    """A trailing-stop bracket child: backtrader sets its first stop from the close of
+    the bar the bracket was placed at and moves it only once the child is live; ours
+    start it at the stop base (the entry's fill price by default)."""
+    prices = _one_asset([(100, 101, 99, 100), (90, 91, 89, 90), (90, 90.5, 84, 85)])
+    day = prices["timestamp"][0]
+    orders = table([
+        {"timestamp": day, "asset": "A", "type": "market", "quantity": 10.0, "id": 1},
+        {"timestamp": day, "asset": "A", "type": "trailing_stop", "quantity": -10.0,
+         "trail": 0.05, "parent": 1},
+    ])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    # backtrader: stop 100 × 0.95 = 95 from the decision close; bar 2 opens at 90 below it.
+    assert theirs.fills["price"].to_list() == [90.0, 90.0]
+    # ours: the entry filled at 90, stop 90 × 0.95 = 85.5 (after bar 1, the close 90 keeps it).
+    assert ours.fills["price"].to_list() == [90.0, pytest.approx(85.5)]
