@@ -391,3 +391,18 @@ def test_backtrader_trails_a_bracket_child_from_the_decision_close_not_the_entry
     assert theirs.fills["price"].to_list() == [90.0, 90.0]
     # ours: the entry filled at 90, stop 90 × 0.95 = 85.5 (after bar 1, the close 90 keeps it).
     assert ours.fills["price"].to_list() == [90.0, pytest.approx(85.5)]
+
+
+def test_backtrader_tries_resting_orders_on_a_stale_bar_when_the_asset_has_none():
+    """Asset A has no bar on day 1 (B has): backtrader still tries A's resting orders on
+    that tick against A's last bar, the decision bar itself, and fills a buy limit that
+    bar's low reached, dated the decision day. Ours wait for A's next bar."""
+    a = _one_asset([(100, 101, 99, 100), (101, 102, 100, 101), (103, 104, 102, 103)])
+    prices = pl.concat([a.filter(pl.col("timestamp") != a["timestamp"][1]),
+                        a.with_columns(asset=pl.lit("B"))]).sort("timestamp", "asset")
+    orders = table([{"timestamp": a["timestamp"][0], "asset": "A", "type": "limit",
+                     "quantity": 1.0, "limit_price": 99.5}])
+    theirs = run_backtrader_orders(prices, orders, backtrader_config())
+    ours = run_reference(prices, config=backtrader_config(), resting=orders)
+    assert theirs.fills.select("timestamp", "price").rows() == [(a["timestamp"][0], 99.5)]
+    assert ours.fills.is_empty()
