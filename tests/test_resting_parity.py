@@ -124,8 +124,9 @@ def test_oco_groups_fill_like_backtrader(seed):
 # vectorbt `from_signals` with sl_stop, tp_stop, sl_trail
 
 
-def vectorbt_run(seed: int, rules: dict, ours: dict | None = None, **peer):
-    prices = gappy_bars(10, 250, seed=seed)
+def vectorbt_run(seed: int, rules: dict, ours: dict | None = None, missing: float = 0.0,
+                 **peer):
+    prices = gappy_bars(10, 250, seed=seed, missing=missing)
     wanted = entries(prices, seed=seed + 100)
     config = BacktestConfig.for_profile("vectorbt", initial_cash=1e9, fees=0.001).to_dict()
     reference = run_reference(prices, orders=target_calls(wanted),
@@ -167,6 +168,15 @@ def test_position_rules_exit_like_vectorbt_from_signals(seed, name):
     at_open = ours.join(prices, on=["timestamp", "asset"]).filter(
         (pl.col("trigger") != "market") & (pl.col("price") == pl.col("open")))
     assert at_open.height >= 1, "some exits fill at a gapped open"
+
+
+@pytest.mark.parametrize("name", ["both", "trailing+take_profit"])
+def test_position_rules_exit_like_vectorbt_with_missing_bars(name):
+    """5% of the bars missing: an entry due on a missing bar is dropped on both sides, and
+    stops wait for the asset's next bar."""
+    ours, theirs, _ = vectorbt_run(4, RULES[name], missing=0.05)
+    assert_same_exits(ours, theirs)
+    assert (ours["trigger"] != "market").sum() >= 50
 
 
 @pytest.mark.parametrize("name", ["both", "trailing+take_profit"])
