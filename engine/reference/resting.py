@@ -28,9 +28,10 @@ Choices where docs/semantics.md is silent (the simulation follows them):
 - Phases inside a bar are the open, the first extreme, the second extreme and the close
   (the close only for a stop-limit triggered on the second extreme whose limit lies beyond
   the trigger); one phase runs by order id. `nearest` takes the high first on a tie.
-- `stop_first`: a stop-type order (stop, stop-limit, trailing stop, and the rules'
-  stop-loss and trailing stop) of an OCO group that fills in the bar moves to its group's
-  earliest phase, ahead of its siblings.
+- `stop_first`: when a stop-type order (stop, stop-limit, trailing stop, and the rules'
+  stop-loss and trailing stop) of an OCO group is reached in the bar, the group moves,
+  whole, to its earliest phase in that bar and to its first stop's id among that phase's
+  orders; its stops go before their siblings (which the first fill cancels).
 - A stop-limit filled at its trigger fills at the stop price, without slippage.
 - Position rules attach to a position opened from flat by any fill (weights, order calls,
   order-table rows); the base is the fill price with slippage (`stop_base='fill'`) or the

@@ -530,19 +530,27 @@ class Simulation:
 
     @staticmethod
     def _event_key(events: list, rules: Rules) -> Callable:
-        """Sort key of a bar's events: phase, then id; with `stop_first`, a stop of an OCO
-        group moves ahead of its siblings' earliest phase."""
+        """Sort key of a bar's events: phase, then order id. With `stop_first`, an OCO
+        group whose stop is reached in the bar moves, whole, to the group's earliest phase
+        and its first stop's id, its stops ahead of their siblings."""
         earliest: dict = {}
+        anchor: dict = {}
         if rules.stop_first:
-            for order, (phase, _, _) in events:
-                if order.group is not None and phase != TIME_EXIT:
+            reached = [(o, phase) for o, (phase, _, _) in events
+                       if o.group is not None and phase != TIME_EXIT]
+            for order, _ in reached:
+                if order.is_stop:
+                    anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
+            for order, phase in reached:
+                if order.group in anchor:
                     earliest[order.group] = min(earliest.get(order.group, phase), phase)
 
         def key(item: tuple) -> tuple:
             order, (phase, _, _) = item
-            if order.is_stop and order.group in earliest:
-                return (earliest[order.group], 0, order.id)
-            return (phase, 1 if rules.stop_first else 0, order.id)
+            if order.group in anchor and phase != TIME_EXIT:
+                group = order.group
+                return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
+            return (phase, order.id, 0, order.id)
 
         return key
 
