@@ -416,3 +416,17 @@ def test_backtrader_tries_resting_orders_on_a_stale_bar_when_the_asset_has_none(
     ours = run_reference(prices, config=backtrader_config(), resting=orders)
     assert theirs.fills.select("timestamp", "price").rows() == [(a["timestamp"][0], 99.5)]
     assert ours.fills.is_empty()
+
+
+def test_backtrader_refuses_a_resting_buy_at_submission_where_ours_check_cash_at_the_fill():
+    """A buy limit costing more than the cash: backtrader's submission check refuses it
+    at once (`Margin`), even though the limit is never reached; ours check the cash when
+    it fills, so it is still open."""
+    prices = _one_asset([(100, 101, 99, 100)] * 3)
+    orders = table([{"timestamp": prices["timestamp"][0], "asset": "A", "type": "limit",
+                     "quantity": 20.0, "limit_price": 98.0}])
+    config = BacktestConfig.for_profile("backtrader", initial_cash=1_000.0)
+    theirs = run_backtrader_orders(prices, orders, config)
+    ours = run_reference(prices, config=config, resting=orders)
+    assert theirs.orders["status"].to_list() == ["margin"]
+    assert ours.orders["status"].to_list() == ["open"]
