@@ -430,3 +430,25 @@ def test_backtrader_refuses_a_resting_buy_at_submission_where_ours_check_cash_at
     ours = run_reference(prices, config=config, resting=orders)
     assert theirs.orders["status"].to_list() == ["margin"]
     assert ours.orders["status"].to_list() == ["open"]
+
+
+def test_valid_until_as_a_timestamp_expires_like_backtrader_valid_as_a_date():
+    prices = gappy_bars(6, 120, seed=9)
+    orders = Orders(prices, seed=9)
+    orders.base(10_000)
+    for kind in ("limit", "stop", "stop_limit", "trailing_stop"):
+        for _ in range(15):
+            orders.single(kind, sell=False)
+            orders.single(kind, sell=True)
+    days = prices["timestamp"].unique().sort()
+    frame = orders.frame()
+    # Six hours past the last bar (an expiry on the final bar would show only on our side:
+    # backtrader sees no later bar to expire it at).
+    ends = [None if v is None else days.search_sorted(t) + v
+            for t, v in frame.select("timestamp", "valid_until").rows()]
+    last = [None if end is None or end >= days.len() - 1
+            else days[end] + dt.timedelta(hours=6) for end in ends]
+    frame = frame.with_columns(valid_until=pl.Series(last, dtype=pl.Datetime("us")))
+    ours, _ = backtrader_parity(prices, frame)
+    assert (ours.orders["status"] == "expired").sum() >= 10
+    assert ours.fills.filter(pl.col("trigger") != "market").height >= 20

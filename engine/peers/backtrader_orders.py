@@ -9,9 +9,10 @@ bar) and first tried at the next bar, as backtrader does with every order.
   `plimit=limit_price`); `trailing_stop` → `Order.StopTrail` with `trailpercent=trail`
   (or `trailamount=trail` when `trail_mode` is `absolute`), its first stop from the close
   of the decision bar.
-- `valid_until` (bars n, or a timestamp) → `valid` = a timedelta reaching the n-th
-  calendar bar after the decision (half a day past it, so that the float dates backtrader
-  compares never round the last bar away); empty → good till cancelled.
+- `valid_until` → `valid`: n bars → a timedelta reaching the n-th calendar bar after the
+  decision (half a day past it, so that the float dates backtrader compares never round
+  the last bar away); a timestamp → the last bar at or before it, as a date (backtrader
+  expires an order at the first bar after it); empty → good till cancelled.
 - `group` → `oco=` the group's first order (backtrader's OCO: any execution, expiry or
   cancellation of one cancels the rest).
 - A row with an `id` whose two children (the rows naming it as `parent`) are a stop and a
@@ -85,15 +86,15 @@ def run_backtrader_orders(prices: pl.DataFrame, orders: pl.DataFrame,
     return BacktraderOrdersResult(fills, statuses)
 
 
-def _valid(row: dict, bar: int, calendar: list) -> dt.timedelta | None:
-    """backtrader's `valid` for the row's `valid_until`: a timedelta to its last bar."""
+def _valid(row: dict, bar: int, calendar: list) -> dt.timedelta | dt.datetime | None:
+    """backtrader's `valid` for the row's `valid_until`: for a number of bars, a timedelta
+    to the last bar (plus half a day); for a timestamp, the last bar's time as a date."""
     until = row["valid_until"]
     if until is None:
         return None
     if isinstance(until, dt.datetime):
-        last = max(i for i, t in enumerate(calendar) if t <= until)
-    else:
-        last = min(bar + int(until), len(calendar) - 1)
+        return max(t for t in calendar if t <= until)
+    last = min(bar + int(until), len(calendar) - 1)
     return calendar[last] - calendar[bar] + dt.timedelta(hours=12)
 
 
