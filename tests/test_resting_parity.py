@@ -170,6 +170,13 @@ def test_position_rules_exit_like_vectorbt_from_signals(seed, name):
     assert at_open.height >= 1, "some exits fill at a gapped open"
 
 
+@pytest.mark.parametrize("engine", ["numba", "rust"])
+def test_position_rules_exit_like_both_vectorbt_engines(engine):
+    ours, theirs, _ = vectorbt_run(5, RULES["trailing+take_profit"], engine=engine)
+    assert_same_exits(ours, theirs)
+    assert (ours["trigger"] == "trailing_stop").sum() >= 5
+
+
 @pytest.mark.parametrize("name", ["both", "trailing+take_profit"])
 def test_position_rules_exit_like_vectorbt_with_missing_bars(name):
     """5% of the bars missing: an entry due on a missing bar is dropped on both sides, and

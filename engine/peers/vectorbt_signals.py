@@ -10,7 +10,8 @@ settings map as: `stop_loss` → `sl_stop`; `trailing_stop` → `sl_stop` with `
 → `tp_stop`; `fees`, `fixed_fee`, `slippage` as in `from_orders`. `stop_entry_price`
 (default `Close`: the entry bar's close, our `stop_base='close'`; `FillPrice`: our
 `'fill'`) and `stop_exit_price` (default `StopLimit`: the level, or the open on a gap,
-without slippage) are passed through. vectorbt has no time stop (`max_bars` is refused).
+without slippage) are passed through, and so is `engine` (`numba`, `rust`, `auto`).
+vectorbt has no time stop (`max_bars` is refused).
 
 Fills: `timestamp, asset, quantity, price, fee, order_id` and `trigger` (`market` for the
 entries, `stop` for every exit: vectorbt's order records do not say which stop fired).
@@ -29,7 +30,7 @@ from engine.peers.vectorbt import PeerResult
 
 def run_vectorbt_signals(
     prices: pl.DataFrame, entries: pl.DataFrame, config: BacktestConfig | dict | None = None,
-    stop_entry_price: str = "Close", stop_exit_price: str = "StopLimit",
+    stop_entry_price: str = "Close", stop_exit_price: str = "StopLimit", engine: str = "auto",
 ) -> PeerResult:
     """Run `entries` under the config's `stop_loss`/`trailing_stop`/`take_profit`."""
     import pandas as pd
@@ -69,7 +70,7 @@ def run_vectorbt_signals(
         sl_stop=(trailing or stop_loss) or np.nan, sl_trail=bool(trailing),
         tp_stop=take_profit or np.nan, stop_entry_price=stop_entry_price,
         stop_exit_price=stop_exit_price, init_cash=float(settings.get("initial_cash", 1e6)),
-        cash_sharing=True, group_by=True, min_size=1e-10, freq="1D")
+        cash_sharing=True, group_by=True, min_size=1e-10, freq="1D", engine=engine)
     rec = portfolio.orders.records_arr
     quantity = np.where(rec["side"] == 0, rec["size"], -rec["size"]).astype(np.float64)
     trigger = _triggers(rec)
