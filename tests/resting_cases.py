@@ -94,7 +94,7 @@ class Orders:
         a stop-limit's limit is on the far side of its stop (it fills at its trigger)."""
         t, asset, close = self.pick()
         quantity = -float(self.rng.integers(1, 20)) if sell else float(self.rng.integers(1, 20))
-        fields: dict = {"valid_until": self.valid()}
+        fields: dict = {} if kind == "market" else {"valid_until": self.valid()}
         if kind == "limit":
             fields["limit_price"] = self.away(close, up=sell)
         elif kind == "stop":
