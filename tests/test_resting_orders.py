@@ -313,6 +313,34 @@ def test_a_bracket_entry_replaced_by_a_target_cancels_its_children():
                                                         "filled"]
 
 
+def test_a_bracket_entry_merged_into_a_later_order_keeps_its_children():
+    def place(ctx, ids):
+        ctx.bracket("A0", 10, take_profit=110.0, stop_loss=95.0)
+        ctx.order("A0", 5)  # absorbs the entry: one order of 15 shares
+
+    # bar 1: the merged order fills 15 at the open; bar 2 reaches the take-profit, which
+    # sells the bracket's own 10 and cancels the stop-loss
+    result = run([FLAT, FLAT, (104, 111, 103, 108)], {0: place})
+    assert fills(result) == [(1, 15.0, 100.0, "market"), (2, -10.0, 110.0, "limit")]
+    assert [status(result, i)[0] for i in range(4)] == ["merged", "filled", "cancelled",
+                                                        "filled"]
+
+
+def test_stop_first_moves_only_the_stop_s_own_group():
+    def place(ctx, ids):
+        ctx.order("A0", 20)
+        ctx.order("A0", -10, limit=110.0)  # no group: tried where the path reaches it
+        ctx.order("A0", -10, limit=112.0, oco="exit")
+        ctx.order("A0", -10, stop=95.0, oco="exit")
+
+    # bar 2, open → high → low: the lone limit at 110 first, then the group at its first
+    # phase (the high, where its 112 is reached) with its stop at 95 ahead of the 112
+    result = run([FLAT, FLAT, (100, 113, 94, 100)], {0: place}, stop_first=True,
+                 intrabar_path="ohlc")
+    assert fills(result)[1:] == [(2, -10.0, 110.0, "limit"), (2, -10.0, 95.0, "stop")]
+    assert status(result, 2) == ("cancelled", "oco")
+
+
 def test_a_bracket_entry_refused_by_backtrader_s_margin_check_cancels_its_children():
     def place(ctx, ids):
         ctx.bracket("A0", 5000, take_profit=110.0, stop_loss=95.0)  # 500,000 of 100,000

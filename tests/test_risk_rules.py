@@ -59,9 +59,16 @@ def test_the_stop_base_is_the_entry_bar_s_close_under_vectorbt():
     assert fills(vectorbt)[1:] == fills(result)[1:]
 
 
-def test_time_exit_sells_at_the_open_after_the_close_n_bars_past_the_entry():
-    result = hold([FLAT, FLAT, FLAT, FLAT, (101, 102, 100, 101), FLAT], max_bars=2)
-    assert fills(result) == [(1, 1000.0, 100.0, "market"), (4, -1000.0, 101.0, "time_exit")]
+def test_time_exit_holds_the_position_n_bars_and_sells_at_the_open_of_entry_plus_n():
+    # entered at bar 1's open, held through bars 1 and 2, sold at bar 3's open
+    result = hold([FLAT, FLAT, FLAT, (101, 102, 100, 101), FLAT], max_bars=2)
+    assert fills(result) == [(1, 1000.0, 100.0, "market"), (3, -1000.0, 101.0, "time_exit")]
+
+
+def test_time_exit_under_close_fills_sells_at_the_close_of_entry_plus_n():
+    rows = [FLAT, FLAT, FLAT, (101, 102, 100, 101.5), FLAT]
+    result = hold(rows, max_bars=2, fill="next_close")
+    assert fills(result) == [(1, 1000.0, 100.0, "market"), (3, -1000.0, 101.5, "time_exit")]
 
 
 def test_rule_exits_are_resized_with_the_position_and_cancelled_when_flat():
@@ -156,8 +163,8 @@ def test_the_time_exit_waits_for_the_entry_bar_of_a_later_entry():
     late = weights({2: {"A0": 1.0}})
     config = BacktestConfig(initial_cash=100_000.0, max_bars=1)
     result = run_backtest(ohlc([FLAT] * 6), late, config).validate()
-    assert [f[0] for f in fills(result)] == [3, 5]
-    assert result.fills["timestamp"][1] == T0 + dt.timedelta(days=5)
+    assert [f[0] for f in fills(result)] == [3, 4], "entered at bar 3, held one bar"
+    assert result.fills["timestamp"][1] == T0 + dt.timedelta(days=4)
 
 
 def test_a_short_position_s_stop_loss_is_a_buy_stop_above_the_base():

@@ -52,6 +52,8 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
             old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
             old["reason"] = Reason.superseded
             old["superseded_by"] = oid
+            if is_delta and old["has_children"]:
+                orders[oid]["has_children"] = 1  # the entry still happens: children wait
         if kind >= OrderKind.target_shares:
             slot["target_kind"] = kind
             slot["target_amount"] = amount
@@ -161,12 +163,22 @@ def cancel_group_nb(orders, resting, n_resting, group, keep, reason) -> None:
 
 
 @kernel
+def entry_of(orders, parent) -> int:
+    """The order that carries bracket parent `parent`'s entry: itself, or the order a
+    later delta order merged it into (followed to the last merge)."""
+    while orders[parent]["status"] == OrderStatus.merged and orders[parent]["superseded_by"] >= 0:
+        parent = orders[parent]["superseded_by"]
+    return parent
+
+
+@kernel
 def release_children_nb(orders, resting, n_resting, parent, bar, filled) -> None:
-    """A bracket parent's outcome: filled → its children are checked from the next bar;
-    otherwise they are cancelled."""
+    """A bracket entry's outcome (`parent`: the order carrying it, see `entry_of`): filled
+    → its children are checked from the next bar; otherwise they are cancelled."""
     for k in range(n_resting[0]):
         record = orders[resting[k]]
-        if record["parent"] == parent and record["status"] == OrderStatus.open:
+        if (record["parent"] >= 0 and record["status"] == OrderStatus.open
+                and entry_of(orders, record["parent"]) == parent):
             if filled:
                 record["active_from"] = min(record["active_from"], bar + 1)
             else:
@@ -235,6 +247,8 @@ def sweep_nb(orders, resting, n_resting, bar) -> None:
             if record["has_children"]:
                 release_children_nb(orders, resting, n_resting, oid, bar, False)
         parent = record["parent"]
+        if parent >= 0:
+            parent = entry_of(orders, parent)
         if (record["status"] == OrderStatus.open and parent >= 0
                 and record["active_from"] == NEVER
                 and orders[parent]["status"] != OrderStatus.open
@@ -418,10 +432,10 @@ class OrderBook:
                               order_id, bar))
 
     def drop_orphans(self, parents: np.ndarray, bar: int) -> None:
-        """Cancel the waiting children of the given bracket parents that are no longer
-        open (a later order replaced or absorbed them)."""
+        """Cancel the waiting children of the given bracket parents that a later order
+        replaced (a target); a parent merged into a later delta order keeps them."""
         for parent in parents.tolist():
-            if self._orders["status"][parent] != OrderStatus.open:
+            if self._orders["status"][parent] == OrderStatus.replaced:
                 release_children_nb(self._orders, self._resting, self._n_resting, parent,
                                     bar, False)
 

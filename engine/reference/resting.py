@@ -9,7 +9,8 @@ module holds the order itself and the pure per-order rules; `simulation.py` book
 - `event(order, bar, path, rules)`: where in bar `bar` the order fills, as
   `(phase, price)` or None. Phases follow the bar's path: -1 a market exit at the open
   (time exits), 0 the open (gaps), 1 the first extreme, 2 the second extreme, 3 the close
-  (a stop-limit whose limit is only reached on the way to the close).
+  (a stop-limit whose limit is only reached on the way to the close), 4 a market exit at
+  the close (time exits under close fills).
 - `path_of(bar, intrabar_path)`: which extreme comes first.
 - `order_table_rows(frame)`: the rows of an order table (`timestamp, asset, type,
   quantity, limit_price, stop_price, trail, trail_mode, valid_until, group, id, parent`),
@@ -74,7 +75,7 @@ PATHS = ("nearest", "ohlc", "olhc")
 STOP_BASES = ("fill", "close")
 TRAIL_SOURCES = ("high_low", "close")
 TRAIL_MODES = ("percent", "absolute")
-TIME_EXIT, OPEN_PHASE, FIRST, SECOND, AT_CLOSE = -1, 0, 1, 2, 3
+TIME_EXIT, OPEN_PHASE, FIRST, SECOND, AT_CLOSE, CLOSE_EXIT = -1, 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -178,16 +179,18 @@ def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int
     return None
 
 
-def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str
+def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, at_close: bool = False
           ) -> tuple[int, float, bool] | None:
     """Where the order fills in `bar`: (phase, price before slippage, slipped), or None.
 
     `slipped` says whether the cost model's slippage applies (market and stop-market
-    fills) or not (limit fills). A stop-limit that triggers without filling is marked
-    `triggered` (it rests as a limit from then on).
+    fills) or not (limit fills). A market order (a time exit) fills at the open before
+    every resting order, or with `at_close` (close fills) at the close after them. A
+    stop-limit that triggers without filling is marked `triggered` (it rests as a limit
+    from then on).
     """
-    if order.type == "market":
-        return TIME_EXIT, bar[OPEN], True
+    if order.type == "market":  # a time exit, at the fill point of market orders
+        return (CLOSE_EXIT, bar[CLOSE], True) if at_close else (TIME_EXIT, bar[OPEN], True)
     high_phase, low_phase = path_of(bar, intrabar_path)
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
         hit = _limit(buy, order.limit, bar, high_phase, low_phase)

@@ -28,7 +28,6 @@ from engine.reference.bars import CLOSE, OPEN, VOLUME, Bars
 from engine.reference.execution import add, buy, rounded, sell
 from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
 from engine.reference.resting import (
-    TIME_EXIT,
     Resting,
     event,
     last_bar_of,
@@ -99,6 +98,7 @@ class Simulation:
         self.resting_orders: dict[int, Resting] = {}
         self.triggers: dict[int, str] = {}  # order id → trigger of its fills ("market" if absent)
         self._children: dict[int, list[Resting]] = {}  # market order id → its bracket children
+        self._absorbed: dict[int, int] = {}  # merged market order id → the order absorbing it
         self._table_ids: dict = {}  # an order table's `id` → our order id
         self._plan: dict | None = None  # portfolio rules: positions planned by this decision
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
@@ -272,8 +272,15 @@ class Simulation:
             book.pending[asset] = Order.new(order_id, asset, t, due, kind, amount)
         else:
             book.pending[asset] = previous.merged(order_id, t, due, kind, amount)
-            if previous.id in self._children:
-                self._children.setdefault(order_id, []).extend(self._children.pop(previous.id))
+            if kind not in TARGET_KINDS:
+                self._absorbed[previous.id] = order_id
+            if previous.id in self._children:  # merged: the entry still happens
+                children = self._children.pop(previous.id)
+                if kind in TARGET_KINDS:  # replaced: it does not
+                    for child in children:
+                        self._settle(child, t, "cancelled", "cancelled")
+                else:
+                    self._children.setdefault(order_id, []).extend(children)
             if self.record:
                 replaced = kind in TARGET_KINDS
                 record = self.orders[previous.id]
@@ -478,6 +485,9 @@ class Simulation:
         child.group = ("bracket", parent_id)
         child.live_from = None
         status = self.orders[parent_id][5] if self.record else "open"
+        while status == "merged":  # the entry is carried by the order that absorbed it
+            parent_id = self._absorbed[parent_id]
+            status = self.orders[parent_id][5]
         parent = self.resting_orders.get(parent_id)
         if parent is None and status == "open":  # a market parent waiting to fill
             self._children.setdefault(parent_id, []).append(child)
@@ -506,7 +516,8 @@ class Simulation:
         sides = {o.id: o.is_buy(book.positions.get(o.asset, 0.0)) for o in live}
         events = []
         for order in live:
-            hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path)
+            hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
+                        rules.point == "close")
             if hit is not None:
                 events.append((order, hit))
         if events:
@@ -537,7 +548,7 @@ class Simulation:
         anchor: dict = {}
         if rules.stop_first:
             reached = [(o, phase) for o, (phase, _, _) in events
-                       if o.group is not None and phase != TIME_EXIT]
+                       if o.group is not None and o.type != "market"]
             for order, _ in reached:
                 if order.is_stop:
                     anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
@@ -547,7 +558,7 @@ class Simulation:
 
         def key(item: tuple) -> tuple:
             order, (phase, _, _) = item
-            if order.group in anchor and phase != TIME_EXIT:
+            if order.group in anchor and order.type != "market":
                 group = order.group
                 return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
             return (phase, order.id, 0, order.id)

@@ -19,6 +19,7 @@ import numpy as np
 from engine.core.book import (
     cancel_group_nb,
     close_resting_nb,
+    entry_of,
     place_nb,
     reject_nb,
     release_children_nb,
@@ -28,7 +29,7 @@ from engine.core.book import (
     sweep_nb,
     update_rules_nb,
 )
-from engine.core.kernels import NEVER, argsort_stable, kernel
+from engine.core.kernels import NEVER, kernel
 from engine.core.kernels.execution import execute_batch
 from engine.core.ledger import apply_fills_nb, book_value
 from engine.core.records import (
@@ -165,7 +166,7 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
     if n == 0:
         return
     ids = np.empty(n, dtype=np.int64)
-    keys = np.empty(n)
+    phases = np.empty(n, dtype=np.int64)
     prices = np.empty(n)
     count = 0
     for k in range(n):
@@ -174,20 +175,18 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
         j = record["asset"]
         if record["status"] != OrderStatus.open or record["active_from"] > bar or not has_bar[j]:
             continue
-        kind = record["type"]
-        is_stop = kind == OrderType.stop or kind == OrderType.trailing_stop or (
-            kind == OrderType.stop_limit and not record["triggered"])
         phase, price, triggered = match(s, record, open_[j], high[j], low[j], close[j])
         if triggered and not record["triggered"]:
             set_triggered_nb(orders, oid)
         if phase == NO_FILL:
             continue
         ids[count] = oid
-        keys[count] = -1.0 if s.stop_first and is_stop else float(phase)
+        phases[count] = phase
         prices[count] = price
         count += 1
     if count:
-        fill_in_order(s, bar, ids, keys, prices, count, valuation, cash, positions, journal,
+        order = trial_order(s, ids, phases, count, orders)
+        fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions, journal,
                       n_fills, orders, resting, n_resting)
     for k in range(n_resting[0]):
         oid = resting[k]
@@ -206,11 +205,78 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
 
 
 @kernel
-def fill_in_order(s, bar, ids, keys, prices, count, valuation, cash, positions, journal,
-                  n_fills, orders, resting, n_resting) -> None:
-    """Execute the reached orders one by one in (key, id) order and book each fill."""
+def is_stop_type(kind: int) -> bool:
+    return kind == OrderType.stop or kind == OrderType.stop_limit or (
+        kind == OrderType.trailing_stop)
+
+
+@kernel
+def trial_order(s, ids, phases, count, orders):
+    """Positions of the reached orders `ids[:count]` in the order they are tried.
+
+    Sort key: (phase, id). A time exit (a market order) has the phase of its fill point:
+    before every resting order at the open, after them at the close. With `stop_first`, an
+    OCO group with a stop-type member (stop, stop-limit, trailing stop) reached in the bar
+    moves whole to the earliest phase its reached members have and to its first reached
+    stop's id, its stops ahead of their siblings: key (earliest, first stop id, 0 for a
+    stop else 1, id).
+    """
+    k0 = np.empty(count, dtype=np.int64)
+    k1 = np.empty(count, dtype=np.int64)
+    k2 = np.zeros(count, dtype=np.int64)
+    for i in range(count):
+        record = orders[ids[i]]
+        phase = phases[i]
+        if record["type"] == OrderType.market:
+            phase = -1 if phase == 0 else 4
+        k0[i] = phase
+        k1[i] = ids[i]
+    if s.stop_first:
+        for i in range(count):
+            record = orders[ids[i]]
+            group = record["group"]
+            if group < 0 or record["type"] == OrderType.market:
+                continue
+            earliest = phases[i]
+            anchor = -1
+            for m in range(count):
+                other = orders[ids[m]]
+                if other["group"] != group or other["type"] == OrderType.market:
+                    continue
+                earliest = min(earliest, phases[m])
+                if is_stop_type(other["type"]) and (anchor < 0 or ids[m] < anchor):
+                    anchor = ids[m]
+            if anchor >= 0:
+                k0[i] = earliest
+                k1[i] = anchor
+                k2[i] = 0 if is_stop_type(record["type"]) else 1
     order = np.empty(count, dtype=np.int64)
-    argsort_stable(keys, count, order, np.empty(count, dtype=np.int64))
+    for i in range(count):
+        j = i
+        while j > 0 and trial_before(k0, k1, k2, ids, i, order[j - 1]):
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
+@kernel
+def trial_before(k0, k1, k2, ids, a, b) -> bool:
+    """Whether reached order `a` is tried strictly before `b`."""
+    if k0[a] != k0[b]:
+        return k0[a] < k0[b]
+    if k1[a] != k1[b]:
+        return k1[a] < k1[b]
+    if k2[a] != k2[b]:
+        return k2[a] < k2[b]
+    return ids[a] < ids[b]
+
+
+@kernel
+def fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions, journal,
+                  n_fills, orders, resting, n_resting) -> None:
+    """Execute the reached orders one by one in trial order (`order`: positions in `ids`)
+    and book each fill."""
     one = np.zeros(1, dtype=np.int64)
     delta, held, px = np.empty(1), np.empty(1), np.empty(1)
     cap = np.full(1, np.inf)
@@ -295,9 +361,8 @@ def place_rules(s, bar, asset, q, base, orders, n_orders, resting, n_resting) ->
                        Origin.trailing_stop)
         group = oid if group == -2 else group
     if s.max_bars > 0:
-        wait = 0 if s.fill == FillTiming.same_close else 1
         place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.market, -q,
-                 np.nan, np.nan, np.nan, 0, np.nan, NEVER, bar + s.max_bars + wait, -1,
+                 np.nan, np.nan, np.nan, 0, np.nan, NEVER, bar + s.max_bars, -1,
                  group, Origin.time_exit)
 
 
@@ -370,13 +435,10 @@ def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, pos
                                                   quantity, kind, verdict)
             continue
         if kind == OrderType.market:
-            previous = slots[j]["order_id"]
             assets[0] = j
             amounts[0] = quantity
             row_state[STATE_ORDER, k] = submit_nb(slots, orders, n_orders, bar, due, assets,
                                                   OrderKind.shares, amounts, 1)
-            if previous >= 0 and orders[previous]["has_children"]:
-                release_children_nb(orders, resting, n_resting, previous, bar, False)
             continue
         group = -1
         active_from = bar + 1
@@ -400,7 +462,7 @@ def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, pos
         if parent_row >= 0:
             if row_state[STATE_FAMILY, parent_row] < 0:
                 row_state[STATE_FAMILY, parent_row] = oid
-            if orders[parent]["status"] != OrderStatus.open:
+            if orders[entry_of(orders, parent)]["status"] != OrderStatus.open:
                 close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled,
                                  0.0)
         elif label >= 0 and group == -2:
