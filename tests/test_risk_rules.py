@@ -152,8 +152,7 @@ def test_profiles_give_the_intrabar_defaults():
     default = BacktestConfig().kernel_settings()
     assert (default.stop_first, default.stop_base_close, default.trail_close) == (
         False, False, False)
-    assert (vectorbt.stop_first, vectorbt.stop_base_close, vectorbt.stop_slippage) == (
-        True, True, False)
+    assert (vectorbt.stop_first, vectorbt.stop_base_close) == (True, True)
     assert (backtrader.stop_first, backtrader.trail_close) == (True, True)
     assert not BacktestConfig.for_profile("vectorbt", stop_first=False).kernel_settings(
     ).stop_first

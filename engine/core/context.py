@@ -25,7 +25,7 @@ from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
 from engine.core.kernels import NEVER
 from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, due_bar, rebalance
-from engine.core.kernels.resting import entry_verdict
+from engine.core.kernels.resting import planned_positions, planned_verdict
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
 from engine.core.records import (
@@ -56,6 +56,8 @@ class Context:
         self.peak = float("nan")  # highest equity at a close so far (drawdown halt)
         self._groups: dict[Any, int] = {}  # OCO label → its group (first member's id)
         self._families: dict[int, int] = {}  # bracket parent → its children's group
+        self._plan_bar = -1  # the decision `_plan` was made at
+        self._plan = np.zeros(0)  # positions planned at it (portfolio rules)
 
     @property
     def timestamp(self) -> Any:
@@ -265,7 +267,7 @@ class Context:
                trail_mode: int, last: int, group: int = -1) -> int:
         """One resting order, checked against the portfolio rules; its id."""
         close = float(self.last_close[j])
-        verdict = self._verdict(j, amount, close)
+        verdict = self._verdict(j, OrderKind.shares, amount, close)
         if verdict:
             return self._book.reject(self.bar, j, OrderKind.shares, amount, order_type, verdict)
         nan = float("nan")
@@ -274,18 +276,24 @@ class Context:
             stop=nan if stop is None else stop, trail=nan if trail is None else trail,
             trail_mode=trail_mode, reference=close, valid_until=last, group=group)
 
-    def _verdict(self, j: int, delta: float, price: float) -> int:
-        """Reason code of the portfolio rule an order of `delta` shares breaks (0: none)."""
+    def _verdict(self, j: int, kind: int, amount: float, price: float) -> int:
+        """Reason code of the portfolio rule an order breaks (0: none), checked against the
+        positions planned at this decision (`planned_positions`, then each accepted order
+        of the decision); an accepted order moves the plan."""
         s = self._settings
         if not s.portfolio_rules:
             return Reason.none
-        held = self._ledger.positions
-        close = np.nan_to_num(self.last_close)
-        gross = float(np.abs(held * close).sum())
-        q = float(held[j])
-        after = gross + (abs(q + delta) - abs(q)) * price
-        return int(entry_verdict(s, int((held != 0).sum()), after, q, q + delta, price,
-                                 self.equity, self.peak))
+        if self._plan_bar != self.bar:
+            _, orders, _, resting, n_resting = self._book.state()
+            self._plan = planned_positions(self._ledger.positions, orders, resting, n_resting)
+            self._plan_bar = self.bar
+        planned = self._plan
+        new_q = self._planned_after(j, kind, amount, float(planned[j]))
+        verdict = int(planned_verdict(s, planned, self.last_close, j, new_q, price,
+                                      self.equity, self.peak))
+        if not verdict and np.isfinite(new_q) and np.isfinite(price) and self.equity > 0:
+            planned[j] = new_q
+        return verdict
 
     def order_value(self, asset: Any, value: Any) -> np.ndarray:
         """Trade shares worth `value` at the fill price."""
@@ -357,8 +365,7 @@ class Context:
             return ids
         ids = []
         for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
-            verdict = self._verdict(j, self._estimated_delta(j, kind, amount),
-                                    float(self.last_close[j]))
+            verdict = self._verdict(j, kind, amount, float(self.last_close[j]))
             if verdict:
                 ids.append(self._book.reject(self.bar, j, kind, amount, OrderType.market,
                                              verdict))
@@ -377,13 +384,13 @@ class Context:
             return open_ids
         return open_ids[self._book.record("has_children")[open_ids] == 1]
 
-    def _estimated_delta(self, j: int, kind: int, amount: float) -> float:
-        """Shares an order would trade at this close (for the portfolio rules)."""
+    def _planned_after(self, j: int, kind: int, amount: float, planned: float) -> float:
+        """The position an order leads to from `planned` shares, estimated at this close
+        (a target sets it; other orders add to it)."""
         close = float(self.last_close[j])
-        q = float(self._ledger.positions[j])
-        shares = {OrderKind.shares: amount, OrderKind.value: amount / close,
-                  OrderKind.percent: amount * self.equity / close,
-                  OrderKind.target_shares: amount - q,
-                  OrderKind.target_value: amount / close - q,
-                  OrderKind.target_percent: amount * self.equity / close - q}
+        shares = {OrderKind.shares: planned + amount, OrderKind.value: planned + amount / close,
+                  OrderKind.percent: planned + amount * self.equity / close,
+                  OrderKind.target_shares: amount,
+                  OrderKind.target_value: amount / close,
+                  OrderKind.target_percent: amount * self.equity / close}
         return shares[kind]

@@ -607,18 +607,19 @@ class Simulation:
                     order_id: int, closes_by_target: bool) -> None:
         """What a fill sets off: a market parent's children go live, a position opened
         from flat gets the position rules' exits, a position closed loses them (and, when
-        a target closed it, every resting order of the asset)."""
+        a target closed it, every resting order of the asset); a reversed position loses
+        its exits and gets new ones."""
         bar = self.bars.rows[t][asset]
         for child in self._children.pop(order_id, []):
             if child.status == "open":
                 self._arm(child, t, price, bar, rules.stop_base)
         after = self.book.positions.get(asset, 0.0)
-        if after == 0.0:
+        if after == 0.0 or before * after < 0.0:  # closed, or reversed
             for order in self.resting:
                 if order.asset == asset and order.status == "open" and (
-                        closes_by_target or order.close_position):
+                        (closes_by_target and after == 0.0) or order.close_position):
                     self._settle(order, t, "cancelled", "position_closed")
-        elif before == 0.0 and rules.position_rules:
+        if after != 0.0 and before * after <= 0.0 and rules.position_rules:
             self._open_rules(t, rules, asset, after, price, bar)
 
     def _open_rules(self, t: int, rules: Rules, asset: str, position: float, price: float,

@@ -34,8 +34,9 @@ from engine.core.kernels.hooks import (
     volume_cap,
 )
 from engine.core.kernels.resting import (
-    entry_verdict,
     place_rows,
+    planned_positions,
+    planned_verdict,
     position_rules,
     resting_pass,
 )
@@ -130,8 +131,9 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
         if n_resting[0] > 0:
             if orders[ids[k]]["has_children"]:
                 release_children_nb(orders, resting, n_resting, ids[k], bar, filled)
-            if filled and target and positions[j] == 0:
-                cancel_asset_nb(orders, resting, n_resting, j, False, Reason.position_closed)
+            if filled and positions[j] == 0 and (target or s.position_rules):
+                cancel_asset_nb(orders, resting, n_resting, j, not target,
+                                Reason.position_closed)
     return True
 
 
@@ -156,8 +158,8 @@ def rebalance(s, bar, target, equity, peak, positions, last_close, slots, orders
     due = due_bar(s, bar)
     if s.portfolio_rules:
         return checked_rebalance(s, bar, due, target, equity, peak, positions, last_close,
-                                 chosen, by_estimate, count, slots, orders, n_orders, assets,
-                                 amounts)
+                                 chosen, by_estimate, count, slots, orders, n_orders, resting,
+                                 n_resting, assets, amounts)
     if s.decision_sizing == DecisionSizing.at_fill:
         for i in range(count):
             assets[i] = chosen[by_estimate[i]]
@@ -180,33 +182,30 @@ def rebalance(s, bar, target, equity, peak, positions, last_close, slots, orders
 
 @kernel
 def checked_rebalance(s, bar, due, target, equity, peak, positions, last_close, chosen,
-                      by_estimate, count, slots, orders, n_orders, assets, amounts) -> int:
+                      by_estimate, count, slots, orders, n_orders, resting, n_resting, assets,
+                      amounts) -> int:
     """`rebalance`'s orders one by one, each checked against the portfolio rules with the
-    positions and gross exposure the orders before it leave (estimated at this close)."""
-    held = 0
-    gross = 0.0
-    for j in range(len(positions)):
-        if positions[j] != 0:
-            held += 1
-            gross += abs(positions[j] * last_close[j])
+    positions planned at this decision (`planned_positions`) as the orders before it leave
+    them (estimated at this close)."""
+    planned = planned_positions(positions, orders, resting, n_resting)
     placed = 0
     for i in range(count):
         j = chosen[by_estimate[i]]
-        q = positions[j]
+        q = planned[j]
         price = last_close[j]
         if s.decision_sizing == DecisionSizing.at_fill:
             kind, amount = OrderKind.target_percent, target[j]
             new_q = target[j] * equity / price
         else:
             kind = OrderKind.shares
-            amount = decision_shares(s.decision_sizing, target[j] * equity, q, price)
+            amount = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
+                                     price)
             if not (np.isfinite(amount) and amount != 0):
                 continue
             new_q = q + amount
         if not np.isfinite(new_q):
             new_q = q
-        after = gross + (abs(new_q) - abs(q)) * price if np.isfinite(price) else gross
-        verdict = entry_verdict(s, held, after, q, new_q, price, equity, peak)
+        verdict = planned_verdict(s, planned, last_close, j, new_q, price, equity, peak)
         placed += 1
         if verdict != Reason.none:
             reject_nb(orders, n_orders, bar, j, kind, amount, OrderType.market, verdict)
@@ -214,11 +213,8 @@ def checked_rebalance(s, bar, due, target, equity, peak, positions, last_close, 
         assets[0] = j
         amounts[0] = amount
         submit_nb(slots, orders, n_orders, bar, due, assets, kind, amounts, 1)
-        if q != 0 and new_q == 0:
-            held -= 1
-        elif q == 0 and new_q != 0:
-            held += 1
-        gross = after
+        if np.isfinite(price) and equity > 0:
+            planned[j] = new_q
     return placed
 
 
@@ -247,6 +243,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
     target = np.zeros(n_assets)
     nothing_known = np.full(n_assets, np.nan)
     last_fill = np.full(n_assets, -1, dtype=np.int64)
+    held = np.empty(n_assets)  # positions before a bar's fills (the risk rules' replay)
     peak = -np.inf
     for t in range(start):
         peak = max(peak, cash_curve[t] + value_curve[t])
@@ -259,6 +256,8 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                     or n_orders[0] + orders_room > len(orders)):
                 return t, ROOM, np.nan
             first_fill = n_fills[0]
+            if s.position_rules:
+                held[:] = positions
             if t > 0:
                 screen(s, t, slots, orders, cash[0], last_close[t - 1])
             known = known_open[t - 1] if t > 0 else nothing_known
@@ -278,7 +277,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                            journal, n_fills, slots, orders, n_orders, resting, n_resting,
                            wi, wf)
             if n_fills[0] > first_fill:
-                position_rules(s, t, first_fill, journal, n_fills, positions, close[t],
+                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
                                last_fill, orders, n_orders, resting, n_resting)
             cash_curve[t] = cash[0]
             if decide[t]:
@@ -299,11 +298,13 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = 0.0
         first_fill = n_fills[0]
+        if s.position_rules:
+            held[:] = positions
         if s.fill == FillTiming.same_close and fill_batch(
                 s, t, close[t], last_close[t], has_bar[t], volume, cash, positions, journal,
                 n_fills, slots, orders, n_orders, resting, n_resting, wi, wf):
             if n_fills[0] > first_fill:
-                position_rules(s, t, first_fill, journal, n_fills, positions, close[t],
+                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
                                last_fill, orders, n_orders, resting, n_resting)
             cash_curve[t] = cash[0]
             value_curve[t] = positions_value(positions, last_close[t])

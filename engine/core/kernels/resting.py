@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.book import (
+    cancel_asset_nb,
     cancel_group_nb,
     close_resting_nb,
     entry_of,
@@ -31,7 +32,7 @@ from engine.core.book import (
 )
 from engine.core.kernels import NEVER, kernel
 from engine.core.kernels.execution import execute_batch
-from engine.core.ledger import apply_fills_nb, book_value
+from engine.core.ledger import add_position, apply_fills_nb, book_value
 from engine.core.records import (
     FillTiming,
     IntrabarPath,
@@ -118,7 +119,6 @@ def match(s, record, o, h, low, c):
     buy = record["amount"] > 0
     kind = record["type"]
     ph, pl = extreme_phases(s.intrabar_path, o, h, low)
-    slippage = s.slippage if s.stop_slippage else 0.0
     if kind == OrderType.limit or (kind == OrderType.stop_limit and record["triggered"]):
         phase, price = limit_fill(buy, record["limit_price"], o, h, low, ph, pl)
         return phase, price, False
@@ -129,7 +129,7 @@ def match(s, record, o, h, low, c):
         phase, price = stop_trigger(buy, level, o, h, low, ph, pl)
         if phase == NO_FILL:
             return phase, price, False
-        return phase, slipped(buy, price, slippage, h, low), False
+        return phase, slipped(buy, price, s.slippage, h, low), False
     if kind == OrderType.stop_limit:
         phase, at = stop_trigger(buy, record["stop_price"], o, h, low, ph, pl)
         if phase == NO_FILL:
@@ -314,26 +314,35 @@ def fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions,
             cancel_group_nb(orders, resting, n_resting, record["group"], oid, Reason.oco)
         if record["has_children"]:
             release_children_nb(orders, resting, n_resting, oid, bar, filled)
+        if filled and positions[j] == 0 and s.position_rules:
+            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
 
 
 @kernel
-def position_rules(s, bar, first_fill, journal, n_fills, positions, close, last_fill, orders,
-                   n_orders, resting, n_resting) -> None:
-    """After the fills of a bar from journal row `first_fill`: each asset they moved gets
-    its rule exits resized (a changed position), cancelled (flat or reversed:
-    `position_closed`) or created (a new position, at the stop base). `last_fill` is −1
-    over the assets, and is again on return."""
+def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close, last_fill,
+                   orders, n_orders, resting, n_resting) -> None:
+    """After the fills of a bar from journal row `first_fill`, replayed in order from `held`
+    (the positions before them; updated here): a fill that takes a position to 0 cancels
+    its asset's rule exits (`position_closed`); a fill that opens a position from flat, or
+    reverses one, gives it new exits at the stop base (that fill's price, or the bar's
+    close), the old ones cancelled. Then the exits of every asset the fills moved are
+    resized to the position held. `last_fill` is −1 over the assets, and is again on
+    return."""
     if not s.position_rules:
         return
     end = n_fills[0]
     for i in range(first_fill, end):
-        last_fill[journal[i]["asset"]] = i
-    update_rules_nb(orders, resting, n_resting, positions, last_fill)
-    for i in range(first_fill, end):
         j = journal[i]["asset"]
-        if last_fill[j] == i and positions[j] != 0:
+        before = held[j]
+        after = add_position(before, journal[i]["quantity"])
+        held[j] = after
+        last_fill[j] = i
+        if after == 0 or before * after < 0:
+            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
+        if after != 0 and before * after <= 0:
             base = close[j] if s.stop_base_close else journal[i]["price"]
-            place_rules(s, bar, j, positions[j], base, orders, n_orders, resting, n_resting)
+            place_rules(s, bar, j, after, base, orders, n_orders, resting, n_resting)
+    update_rules_nb(orders, resting, n_resting, positions, last_fill)
     for i in range(first_fill, end):
         last_fill[journal[i]["asset"]] = -1
 
@@ -367,16 +376,45 @@ def place_rules(s, bar, asset, q, base, orders, n_orders, resting, n_resting) ->
 
 
 @kernel
+def planned_positions(positions, orders, resting, n_resting):
+    """Positions as planned at a decision, before its orders: held, plus the open resting
+    entries (the user's resting orders that are not bracket children)."""
+    planned = positions.copy()
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if (record["status"] == OrderStatus.open and record["origin"] == Origin.user
+                and record["parent"] < 0):
+            planned[record["asset"]] += record["amount"]
+    return planned
+
+
+@kernel
+def planned_verdict(s, planned, last_close, j, new_q, price, equity, peak) -> int:
+    """`entry_verdict` of an order taking asset `j` from `planned[j]` to `new_q` shares,
+    the other assets as planned (valued at `last_close`, `j` at `price`)."""
+    held = 0
+    gross = 0.0
+    for i in range(len(planned)):
+        if planned[i] != 0:
+            held += 1
+            if i != j and np.isfinite(last_close[i]):
+                gross += abs(planned[i] * last_close[i])
+    if np.isfinite(price):
+        gross += abs(new_q) * price
+    return entry_verdict(s, held, gross, planned[j], new_q, price, equity, peak)
+
+
+@kernel
 def entry_verdict(s, held: int, gross: float, q: float, new_q: float, price: float,
                   equity: float, peak: float) -> int:
     """Reason code of the portfolio rule an order breaks when placed (0: none).
 
-    Only entries (orders that increase |position|) are checked: `halt_drawdown` (the
+    Only entries (orders that increase |position| or reverse it) are checked: `halt_drawdown` (the
     drawdown from the equity peak has reached it), `max_positions` (`held` positions
     open already and this one opens another), `max_weight` (|new position| × price over
     equity), `max_gross` (`gross` exposure after the order over equity).
     """
-    if not abs(new_q) > abs(q) or not np.isfinite(price):
+    if (abs(new_q) <= abs(q) and q * new_q >= 0) or not np.isfinite(price):
         return Reason.none
     if s.halt_drawdown > 0 and peak > 0 and equity <= peak * (1.0 - s.halt_drawdown):
         return Reason.halt_drawdown
@@ -407,15 +445,9 @@ def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, pos
     none). `row_state` rows (over table rows): the order id each row placed, the group of
     a parent row's children, the group an OCO label names (its first order's id).
     """
-    held = 0
-    gross = 0.0
+    planned = positions
     if s.portfolio_rules:
-        for j in range(len(positions)):
-            if positions[j] != 0:
-                held += 1
-                price = last_close[j]
-                if np.isfinite(price):
-                    gross += abs(positions[j] * price)
+        planned = planned_positions(positions, orders, resting, n_resting)
     assets = np.empty(1, dtype=np.int64)
     amounts = np.empty(1)
     due = bar if s.fill == FillTiming.same_close else bar + 1
@@ -427,13 +459,14 @@ def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, pos
         parent_row = rows_i[k, ROW_PARENT]
         verdict = Reason.none
         if s.portfolio_rules and parent_row < 0:
-            q = positions[j]
-            after = gross + (abs(q + quantity) - abs(q)) * close
-            verdict = entry_verdict(s, held, after, q, q + quantity, close, equity, peak)
-        if verdict != Reason.none:
-            row_state[STATE_ORDER, k] = reject_nb(orders, n_orders, bar, j, OrderKind.shares,
-                                                  quantity, kind, verdict)
-            continue
+            verdict = planned_verdict(s, planned, last_close, j, planned[j] + quantity, close,
+                                      equity, peak)
+            if verdict != Reason.none:
+                row_state[STATE_ORDER, k] = reject_nb(orders, n_orders, bar, j,
+                                                      OrderKind.shares, quantity, kind, verdict)
+                continue
+            if np.isfinite(close) and equity > 0:
+                planned[j] += quantity
         if kind == OrderType.market:
             assets[0] = j
             amounts[0] = quantity
