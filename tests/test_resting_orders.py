@@ -270,6 +270,16 @@ def table(**columns) -> pl.DataFrame:
     return pl.DataFrame(base | columns, strict=False)
 
 
+def test_a_trailing_bracket_child_starts_at_the_entry_fill_not_the_decision_close():
+    # decided at bar 0's close (90); the entry fills at bar 1's open (100): the child's
+    # reference is 100 (level 95), reached by bar 2's low
+    prices = ohlc([(90, 90, 90, 90), (100, 101, 99, 100), (103, 104, 94, 100), FLAT])
+    orders = table(type=["market", "trailing_stop"], quantity=[10.0, -10.0],
+                   trail=[None, 0.05], id=["e", None], parent=[None, "e"])
+    result = run_orders(prices, orders, BacktestConfig(initial_cash=10_000.0)).validate()
+    assert fills(result) == [(1, 10.0, 100.0, "market"), (2, -10.0, 95.0, "trailing_stop")]
+
+
 def test_an_order_table_places_a_bracket_and_an_expiring_stop():
     prices = ohlc([FLAT, (100, 102, 97, 101), (104, 111, 103, 108), FLAT, FLAT])
     orders = table(type=["limit", "limit", "stop", "stop"], quantity=[10.0, -10.0, -10.0, 5.0],

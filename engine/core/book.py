@@ -172,16 +172,20 @@ def entry_of(orders, parent) -> int:
 
 
 @kernel
-def release_children_nb(orders, resting, n_resting, parent, bar, filled) -> None:
+def release_children_nb(orders, resting, n_resting, parent, bar, filled, base) -> None:
     """A bracket entry's outcome (`parent`: the order carrying it, see `entry_of`): filled
-    → its children are checked from the next bar; otherwise they are cancelled."""
+    → its waiting children are checked from the next bar, a trailing child's reference
+    starting at `base` (the stop base); otherwise they are cancelled."""
     for k in range(n_resting[0]):
         record = orders[resting[k]]
         if (record["parent"] >= 0 and record["status"] == OrderStatus.open
                 and entry_of(orders, record["parent"]) == parent):
             if filled:
-                record["active_from"] = min(record["active_from"], bar + 1)
-            else:
+                if record["active_from"] == NEVER:
+                    record["active_from"] = bar + 1
+                    if record["type"] == OrderType.trailing_stop:
+                        record["reference"] = base
+            elif record["active_from"] == NEVER:  # an entry that filled in part keeps them
                 record["status"] = OrderStatus.cancelled
                 record["reason"] = Reason.cancelled
 
@@ -245,7 +249,7 @@ def sweep_nb(orders, resting, n_resting, bar) -> None:
             record["status"] = OrderStatus.expired
             record["reason"] = Reason.expired
             if record["has_children"]:
-                release_children_nb(orders, resting, n_resting, oid, bar, False)
+                release_children_nb(orders, resting, n_resting, oid, bar, False, np.nan)
         parent = record["parent"]
         if parent >= 0:
             parent = entry_of(orders, parent)
@@ -273,7 +277,7 @@ def cancel_nb(slots, orders, resting, n_resting, oid, bar) -> bool:
     else:
         close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled, 0.0)
     if record["has_children"]:
-        release_children_nb(orders, resting, n_resting, oid, bar, False)
+        release_children_nb(orders, resting, n_resting, oid, bar, False, np.nan)
     return True
 
 
@@ -437,7 +441,7 @@ class OrderBook:
         for parent in parents.tolist():
             if self._orders["status"][parent] == OrderStatus.replaced:
                 release_children_nb(self._orders, self._resting, self._n_resting, parent,
-                                    bar, False)
+                                    bar, False, np.nan)
 
     def state(self) -> tuple[np.ndarray, ...]:
         """The arrays the compiled loop hands to this module's kernels (slots, orders,

@@ -22,41 +22,14 @@ every fill price lies in [low, high]. The risk rules' orders (`stop_loss`, `take
 `trailing_stop`, `time_exit`) are `Resting` orders with `close_position` set: they sell (or
 buy back) the whole position when they fill.
 
-Choices where docs/semantics.md is silent (the simulation follows them):
-- A `market` row is a `shares` order call: it fills with the bar's market batch and is
-  netted with the asset's open market order; its `valid_until` and `group` are ignored,
-  and it cannot be a bracket child.
-- Phases inside a bar are the open, the first extreme, the second extreme and the close
-  (the close only for a stop-limit triggered on the second extreme whose limit lies beyond
-  the trigger); one phase runs by order id. `nearest` takes the high first on a tie.
-- `stop_first`: when a stop-type order (stop, stop-limit, trailing stop, and the rules'
-  stop-loss and trailing stop) of an OCO group is reached in the bar, the group moves,
-  whole, to its earliest phase in that bar and to its first stop's id among that phase's
-  orders; its stops go before their siblings (which the first fill cancels).
-- A stop-limit filled at its trigger fills at the stop price, without slippage.
-- Position rules attach to a position opened from flat by any fill (weights, order calls,
-  order-table rows); the base is the fill price with slippage (`stop_base='fill'`) or the
-  entry bar's close. A position's exits are one OCO group, each closes the whole position
-  held when it fills, and adding to the position moves none of them. When a position
-  reaches 0 by any fill its rule exits are cancelled (`position_closed`); a filled exit's
-  `reason` is its rule.
-- `max_bars` N: a market exit at the open of calendar bar entry + N (before the resting
-  orders, with slippage kept inside the bar); it waits if the asset has no bar then.
-- Bracket children sell (or buy) their own quantity, capped at the position; a parent
-  that will never fill (expired, cancelled, rejected, noop) cancels its children (reason
-  `cancelled`). Expiry counts from each row's own decision bar, and happens at the end of
-  the last calendar bar whether or not the asset had a bar there.
-- A trailing reference moves only after bars where the order was tried (live, with a bar).
-- Portfolio rules are checked when an order is placed, against the positions planned at
-  that decision: held, plus open resting entries (not bracket children or rule exits),
-  plus what earlier orders of the decision were estimated to do, all at the decision
-  close. Only an order that increases its asset's exposure is checked, in this order:
-  `halt_drawdown` (drawdown of the equity at the decision close from its peak over the
-  closes so far), `max_positions` (assets planned non-zero, when the order opens one),
-  `max_weight`, `max_gross` (each over the equity at the decision close, tolerance 1e-9).
-  A rejected bracket parent cancels its children.
-- A resting buy's buying power counts leverage on the book valued at the bar's opens.
-  backtrader's submission screen and zipline's volume cap apply to market orders only.
+Where docs/semantics.md's contract is silent, the simulation follows the one list of
+decisions there ("Decisions the contract above leaves open": phases and ties,
+`stop_first` inside OCO groups, one fill at a time, rule exits following each fill, the
+time exit at bar entry + N, portfolio rules against the planned positions, merged and
+replaced bracket entries, ...), which the engine follows too. In this module: a `market`
+row is a `shares` order call (netted with the asset's open market order), and
+`order_table_rows` refuses `valid_until` or `group` on it, as the engine's order-table
+gate does.
 """
 
 from __future__ import annotations
@@ -249,7 +222,8 @@ def order_table_rows(frame: Any) -> list[dict[str, Any]]:
     """The rows of an order table as dicts with every column (None where empty).
 
     Raises ValueError on a type outside `TYPES`, a zero quantity, a missing price for the
-    type, or a `parent` that names no earlier row's `id`.
+    type, `valid_until` or `group` on a market row, or a `parent` that names no earlier
+    row's `id`.
     """
     columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price",
                "trail", "trail_mode", "valid_until", "group", "id", "parent")
@@ -275,6 +249,9 @@ def order_table_rows(frame: Any) -> list[dict[str, Any]]:
         if mode not in TRAIL_MODES:
             raise ValueError(f"row {i}: trail_mode must be percent or absolute; got {mode!r}")
         row["trail_mode"] = mode
+        if kind == "market" and (row["valid_until"] is not None or row["group"] is not None):
+            raise ValueError(f"row {i}: valid_until and group apply to resting orders, not "
+                             "market")
         if row["parent"] is not None and kind == "market":
             raise ValueError(f"row {i}: a bracket child must be a resting order, not market")
         if row["parent"] is not None and row["parent"] not in ids:

@@ -73,8 +73,8 @@ def due_bar(s, bar: int) -> int:
 
 
 @kernel
-def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, n_fills,
-               slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
+def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions, journal,
+               n_fills, slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
     """Phases 1–2 at one fill point: size, sequence and execute the orders due now, book
     the fills into the ledger and the outcomes into the book. False if nothing was due.
 
@@ -122,15 +122,19 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
     for i in range(count):
         k = order[i]
         j = due[k]
+        parent = ids[k] if orders[ids[k]]["has_children"] and n_resting[0] > 0 else -1
+        base = bar_close[j] if s.stop_base_close else adj[i]
         if still_open(s, delta[k], size[i], cap[k], status[i]):
             fill_part_nb(slots, orders, bar, j, size[i])
+            if parent >= 0 and status[i] == OrderStatus.filled:  # a first, partial fill
+                release_children_nb(orders, resting, n_resting, parent, bar, True, base)
             continue
         target = slots[j]["target_kind"] >= OrderKind.target_shares
         close_nb(slots, orders, bar, j, status[i], reason[i], size[i])
         filled = status[i] == OrderStatus.filled
         if n_resting[0] > 0:
-            if orders[ids[k]]["has_children"]:
-                release_children_nb(orders, resting, n_resting, ids[k], bar, filled)
+            if parent >= 0:
+                release_children_nb(orders, resting, n_resting, parent, bar, filled, base)
             if filled and positions[j] == 0 and (target or s.position_rules):
                 cancel_asset_nb(orders, resting, n_resting, j, not target,
                                 Reason.position_closed)
@@ -262,8 +266,9 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 screen(s, t, slots, orders, cash[0], last_close[t - 1])
             known = known_open[t - 1] if t > 0 else nothing_known
             if s.fill == FillTiming.next_open:
-                fill_batch(s, t, open_[t], known, has_bar[t], volume, cash, positions, journal,
-                           n_fills, slots, orders, n_orders, resting, n_resting, wi, wf)
+                fill_batch(s, t, open_[t], close[t], known, has_bar[t], volume, cash, positions,
+                           journal, n_fills, slots, orders, n_orders, resting, n_resting, wi,
+                           wf)
             if n_resting[0] > 0:
                 valuation = wf[8]  # read only with leverage (the buying power)
                 if s.leverage > 1.0:
@@ -273,8 +278,8 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                              cash, positions, journal, n_fills, slots, orders, n_orders,
                              resting, n_resting)
             if s.fill == FillTiming.next_close:
-                fill_batch(s, t, close[t], last_close[t], has_bar[t], volume, cash, positions,
-                           journal, n_fills, slots, orders, n_orders, resting, n_resting,
+                fill_batch(s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash,
+                           positions, journal, n_fills, slots, orders, n_orders, resting, n_resting,
                            wi, wf)
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
@@ -301,7 +306,8 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
         if s.position_rules:
             held[:] = positions
         if s.fill == FillTiming.same_close and fill_batch(
-                s, t, close[t], last_close[t], has_bar[t], volume, cash, positions, journal,
+                s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash, positions,
+                journal,
                 n_fills, slots, orders, n_orders, resting, n_resting, wi, wf):
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],

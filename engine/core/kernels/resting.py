@@ -186,8 +186,8 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
         count += 1
     if count:
         order = trial_order(s, ids, phases, count, orders)
-        fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions, journal,
-                      n_fills, orders, resting, n_resting)
+        fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
+                      journal, n_fills, orders, resting, n_resting)
     for k in range(n_resting[0]):
         oid = resting[k]
         record = orders[oid]
@@ -273,10 +273,10 @@ def trial_before(k0, k1, k2, ids, a, b) -> bool:
 
 
 @kernel
-def fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions, journal,
-                  n_fills, orders, resting, n_resting) -> None:
+def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
+                  journal, n_fills, orders, resting, n_resting) -> None:
     """Execute the reached orders one by one in trial order (`order`: positions in `ids`)
-    and book each fill."""
+    and book each fill (`close`: the bar's closes, for a bracket child's stop base)."""
     one = np.zeros(1, dtype=np.int64)
     delta, held, px = np.empty(1), np.empty(1), np.empty(1)
     cap = np.full(1, np.inf)
@@ -313,7 +313,8 @@ def fill_in_order(s, bar, ids, order, prices, count, valuation, cash, positions,
         if filled and record["group"] >= 0:
             cancel_group_nb(orders, resting, n_resting, record["group"], oid, Reason.oco)
         if record["has_children"]:
-            release_children_nb(orders, resting, n_resting, oid, bar, filled)
+            base = close[j] if s.stop_base_close else adj[0]
+            release_children_nb(orders, resting, n_resting, oid, bar, filled, base)
         if filled and positions[j] == 0 and s.position_rules:
             cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
 
