@@ -105,6 +105,21 @@ def test_max_weight_rejects_an_asset_above_its_share_of_equity():
     assert rejected(result) == [("A1", "max_weight")], "0.3 exactly is allowed"
 
 
+def test_portfolio_rules_count_open_entries_and_earlier_orders_of_the_decision():
+    from engine import run_orders
+    from tests.test_resting_orders import table
+
+    # at 100: the open limit entry plans 200 shares (20% of 100,000); the market row's 150
+    # more would make 35% (rejected); the sell then plans 100, so the last 150 fit (25%)
+    orders = table(type=["limit", "market", "market", "market"],
+                   quantity=[200.0, 150.0, -100.0, 150.0],
+                   limit_price=[95.0, None, None, None])
+    config = BacktestConfig(initial_cash=100_000.0, max_weight=0.3)
+    result = run_orders(ohlc([FLAT, FLAT]), orders, config).validate()
+    assert rejected(result) == [("A0", "max_weight")]
+    assert result.orders["status"].to_list()[:2] == ["open", "rejected"]
+
+
 def test_max_gross_rejects_the_order_that_takes_exposure_past_it():
     result = portfolio({0: {"A0": 0.3, "A1": 0.3}}, max_gross=0.5)
     assert rejected(result) == [("A1", "max_gross")]

@@ -276,6 +276,15 @@ class Context:
             stop=nan if stop is None else stop, trail=nan if trail is None else trail,
             trail_mode=trail_mode, reference=close, valid_until=last, group=group)
 
+    def _planned(self) -> np.ndarray:
+        """The positions planned at this decision (portfolio rules): held plus the open
+        resting entries, then moved by each order of the decision accepted so far."""
+        if self._plan_bar != self.bar:
+            _, orders, _, resting, n_resting = self._book.state()
+            self._plan = planned_positions(self._ledger.positions, orders, resting, n_resting)
+            self._plan_bar = self.bar
+        return self._plan
+
     def _verdict(self, j: int, kind: int, amount: float, price: float) -> int:
         """Reason code of the portfolio rule an order breaks (0: none), checked against the
         positions planned at this decision (`planned_positions`, then each accepted order
@@ -283,11 +292,7 @@ class Context:
         s = self._settings
         if not s.portfolio_rules:
             return Reason.none
-        if self._plan_bar != self.bar:
-            _, orders, _, resting, n_resting = self._book.state()
-            self._plan = planned_positions(self._ledger.positions, orders, resting, n_resting)
-            self._plan_bar = self.bar
-        planned = self._plan
+        planned = self._planned()
         new_q = self._planned_after(j, kind, amount, float(planned[j]))
         verdict = int(planned_verdict(s, planned, self.last_close, j, new_q, price,
                                       self.equity, self.peak))
@@ -336,7 +341,8 @@ class Context:
         parents = self._parents(np.arange(n_assets))
         self._book.reserve(n_assets)
         placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
-                           self._ledger.positions, self.last_close, *self._book.state(),
+                           self._ledger.positions, self._planned(), self.last_close,
+                           *self._book.state(),
                            np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
         if len(parents):

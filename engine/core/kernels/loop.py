@@ -142,8 +142,8 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions
 
 
 @kernel
-def rebalance(s, bar, target, equity, peak, positions, last_close, slots, orders, n_orders,
-              resting, n_resting, wi, wf) -> int:
+def rebalance(s, bar, target, equity, peak, positions, planned, last_close, slots, orders,
+              n_orders, resting, n_resting, wi, wf) -> int:
     """Phases 4–5 for target weights over every asset: orders for what is targeted, held
     or pending, submitted sells first by the delta estimated at this close. With portfolio
     rules, each is checked in that order at this close (`entry_verdict`) and one that
@@ -161,9 +161,9 @@ def rebalance(s, bar, target, equity, peak, positions, last_close, slots, orders
     argsort_stable(estimate, count, by_estimate, wi[7])
     due = due_bar(s, bar)
     if s.portfolio_rules:
-        return checked_rebalance(s, bar, due, target, equity, peak, positions, last_close,
-                                 chosen, by_estimate, count, slots, orders, n_orders, resting,
-                                 n_resting, assets, amounts)
+        return checked_rebalance(s, bar, due, target, equity, peak, positions, planned,
+                                 last_close, chosen, by_estimate, count, slots, orders,
+                                 n_orders, assets, amounts)
     if s.decision_sizing == DecisionSizing.at_fill:
         for i in range(count):
             assets[i] = chosen[by_estimate[i]]
@@ -185,13 +185,12 @@ def rebalance(s, bar, target, equity, peak, positions, last_close, slots, orders
 
 
 @kernel
-def checked_rebalance(s, bar, due, target, equity, peak, positions, last_close, chosen,
-                      by_estimate, count, slots, orders, n_orders, resting, n_resting, assets,
+def checked_rebalance(s, bar, due, target, equity, peak, positions, planned, last_close,
+                      chosen, by_estimate, count, slots, orders, n_orders, assets,
                       amounts) -> int:
     """`rebalance`'s orders one by one, each checked against the portfolio rules with the
-    positions planned at this decision (`planned_positions`) as the orders before it leave
-    them (estimated at this close)."""
-    planned = planned_positions(positions, orders, resting, n_resting)
+    positions `planned` at this decision (`planned_positions`, then the decision's orders
+    accepted before it; updated here), estimated at this close."""
     placed = 0
     for i in range(count):
         j = chosen[by_estimate[i]]
@@ -298,8 +297,11 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 else:
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = weight[k]
-                    rebalance(s, t, target, equity, peak, positions, last_close[t], slots,
-                              orders, n_orders, resting, n_resting, wi, wf)
+                    planned = positions
+                    if s.portfolio_rules:
+                        planned = planned_positions(positions, orders, resting, n_resting)
+                    rebalance(s, t, target, equity, peak, positions, planned, last_close[t],
+                              slots, orders, n_orders, resting, n_resting, wi, wf)
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = 0.0
         first_fill = n_fills[0]
