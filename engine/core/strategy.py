@@ -134,18 +134,28 @@ class OrderTable(Strategy):
         counted = table["valid_bars"].to_numpy()
         valid = np.where(table["valid_bars"].is_not_null().to_numpy(),
                          bars + np.nan_to_num(counted, nan=0).astype(np.int64), valid)
-        codes: dict[str, int] = {}
-        labels = np.array([-1 if name is None else codes.setdefault(name, len(codes))
-                           for name in table["group"].to_list()], dtype=np.int64)
-        ids = {name: row for row, name in enumerate(table["id"].to_list()) if name is not None}
-        parents = [ids[name] if name is not None else -1 for name in table["parent"].to_list()]
         rows_i = np.column_stack([
             market.asset_index(table["asset"]),
-            np.array([TYPE_NAMES.index(name) for name in table["type"].to_list()]),
+            table["type"].replace_strict(list(TYPE_NAMES), range(len(TYPE_NAMES)),
+                                         return_dtype=pl.Int64).to_numpy(),
             (table["trail_mode"] == "absolute").cast(pl.Int64).to_numpy(),
-            valid, labels, np.array(parents, dtype=np.int64),
+            valid, _first_seen_codes(table["group"]), _rows_named(table["parent"], table["id"]),
         ]).astype(np.int64)
         rows_f = np.column_stack([table[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
                                   for name in ("quantity", "limit_price", "stop_price",
                                                "trail")])
         return start[1:] > start[:-1], start, rows_i, np.ascontiguousarray(rows_f)
+
+
+def _first_seen_codes(labels: pl.Series) -> np.ndarray:
+    """0, 1, … for each distinct label in order of first appearance; −1 where null."""
+    seen = labels.drop_nulls().unique(maintain_order=True)
+    return labels.replace_strict(seen, range(len(seen)), default=-1,
+                                 return_dtype=pl.Int64).to_numpy()
+
+
+def _rows_named(names: pl.Series, ids: pl.Series) -> np.ndarray:
+    """The row whose `ids` equals each of `names`; −1 where the name is null."""
+    rows = pl.DataFrame({"id": ids, "row": np.arange(len(ids), dtype=np.int64)}).drop_nulls()
+    return names.replace_strict(rows["id"], rows["row"], default=-1,
+                                return_dtype=pl.Int64).to_numpy()

@@ -122,26 +122,30 @@ def _result(sim: Simulation, bars: Bars, initial_cash: float) -> ReferenceResult
         orient="row")
     resting = sim.resting_orders
     last = len(stamps) - 1
+    group_ids: dict[Any, int] = {}  # an OCO group is named by its first order's id
+    for i in sorted(resting):
+        if resting[i].group is not None:
+            group_ids.setdefault(resting[i].group, i)
 
     def details(i: int) -> tuple:
         o = resting.get(i)
         if o is None:
-            return ("market", None, None, None, None, None, None)
+            return ("market", None, None, None, None, None, None, "user")
         valid = None if o.last_bar is None else stamps[min(o.last_bar, last)]
-        return (o.type, o.limit, o.stop, o.trail, valid, o.parent,
-                None if o.group is None else str(o.group[1]) if o.group[0] == "group"
-                else ":".join(map(str, o.group)))
+        origin = o.trigger if o.close_position else "user"  # a rule's exit closes the position
+        return (o.type, o.limit, o.stop, o.trail, valid, o.parent, group_ids.get(o.group),
+                origin)
 
     orders = pl.DataFrame(
-        [(i, stamps[c], a, k, float(m), s, r, None if f is None else stamps[f], float(q),
-          *details(i))
+        [(i, stamps[c], a, k if k in KINDS else "shares", float(m), s, r,
+          None if f is None else stamps[f], float(q), *details(i))
          for i, c, a, k, m, s, r, f, q in sim.orders],
         schema={"order_id": pl.Int64, "created": time_type, "asset": pl.String,
                 "kind": pl.String, "amount": pl.Float64, "status": pl.String,
                 "reason": pl.String, "filled_at": time_type, "filled_quantity": pl.Float64,
                 "type": pl.String, "limit_price": pl.Float64, "stop_price": pl.Float64,
                 "trail": pl.Float64, "valid_until": time_type, "parent": pl.Int64,
-                "group": pl.String},
+                "group": pl.Int64, "origin": pl.String},
         orient="row")
     equity = pl.DataFrame(
         [(stamps[t], cash, value, cash + value) for t, (cash, value) in enumerate(sim.equity)],

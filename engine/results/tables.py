@@ -79,10 +79,8 @@ class BacktestResult:
         """What fired each order: the risk rule that created it, else its type."""
         book = self._sim.book
         origin, kind = book.record("origin"), book.record("type")
-        names = np.array(TYPE_NAMES, dtype=object)[kind]
-        by_rule = origin != Origin.user
-        names[by_rule] = np.array(ORIGIN_NAMES, dtype=object)[origin[by_rule]]
-        return pl.Series(names.tolist(), dtype=pl.String)
+        code = np.where(origin != Origin.user, len(TYPE_NAMES) + origin, kind)
+        return pl.Series([*TYPE_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(code)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
