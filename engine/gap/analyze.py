@@ -78,8 +78,9 @@ def analyze(
     if divergent.height == 0:
         return _identical(joined, a, b, bars, equity_a, equity_b, weights is not None)
 
-    observed_a = observe(a.fills, prices, bar_of)
-    observed_b = observe(b.fills, prices, bar_of)
+    exits = bool(a.rules and a.rules.position_rules)
+    observed_a = observe(a.fills, prices, bar_of, exits)
+    observed_b = observe(b.fills, prices, bar_of, exits)
     trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
     label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
     excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
