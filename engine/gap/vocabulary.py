@@ -142,12 +142,8 @@ def stop_switches(trusted: Rules) -> list[Switch]:
     gap's fill price, and whether the entry bar is checked."""
     if not trusted.position_rules:
         return []
-    switches = [Switch("intrabar_path", words, (("intrabar_path", path),))
-                for path, words in (("nearest", "the extreme nearer the open first"),
-                                    ("ohlc", "the high first (open, high, low, close)"),
-                                    ("olhc", "the low first (open, low, high, close)"))
-                if path != trusted.intrabar_path]
-    if trusted.stop_loss or trusted.trailing_stop:
+    switches = []
+    if trusted.stop_loss or trusted.trailing_stop:  # before the path: ties take it (peers')
         switches.append(Switch("stop_priority", "stop-loss before take-profit in a bar that "
                                "reaches both" if not trusted.stop_first else
                                "stop-loss and take-profit in the order the path reaches them",
@@ -155,6 +151,11 @@ def stop_switches(trusted: Rules) -> list[Switch]:
         switches.append(Switch("stop_slippage", "stops filled without slippage"
                                if trusted.stop_slippage else "stops filled with slippage",
                                (("stop_slippage", not trusted.stop_slippage),)))
+    switches += [Switch("intrabar_path", words, (("intrabar_path", path),))
+                 for path, words in (("nearest", "the extreme nearer the open first"),
+                                     ("ohlc", "the high first (open, high, low, close)"),
+                                     ("olhc", "the low first (open, low, high, close)"))
+                 if path != trusted.intrabar_path]
     base = "close" if trusted.stop_base == "fill" else "fill"
     switches.append(Switch("stop_base", "exit levels from the entry bar's close" if
                            base == "close" else "exit levels from the entry's fill price",
