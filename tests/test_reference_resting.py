@@ -245,10 +245,10 @@ def test_trailing_stop_rule_trails_from_the_stop_base():
     assert fills(result)[1:] == [(3, -5000.0, pytest.approx(108 * 0.95), "trailing_stop")]
 
 
-def test_max_bars_exits_at_the_open_n_bars_after_the_entry():
-    prices = bars(FLAT, FLAT, FLAT, (103, 104, 102, 103), FLAT)
+def test_max_bars_exits_at_the_open_after_the_close_n_bars_past_the_entry():
+    prices = bars(FLAT, FLAT, FLAT, FLAT, (103, 104, 102, 103))
     result = run_reference(prices, weights((0, "A", 0.5)), {"max_bars": 2})
-    assert fills(result) == [(1, 5000.0, 100.0, "market"), (3, -5000.0, 103.0, "time_exit")]
+    assert fills(result) == [(1, 5000.0, 100.0, "market"), (4, -5000.0, 103.0, "time_exit")]
     assert result.orders.filter(pl.col("reason") == "time_exit")["status"].to_list() == [
         "filled"]
 

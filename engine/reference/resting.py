@@ -7,9 +7,10 @@ module holds the order itself and the pure per-order rules; `simulation.py` book
 - `Resting`: one order (user row, bracket child or risk-rule exit) and its state: the
   trailing reference (`peak`, the extreme it follows), whether a stop-limit has triggered.
 - `event(order, bar, path, rules)`: where in bar `bar` the order fills, as
-  `(phase, price)` or None. Phases follow the bar's path: -1 a market exit at the open
-  (time exits), 0 the open (gaps), 1 the first extreme, 2 the second extreme, 3 the close
-  (a stop-limit whose limit is only reached on the way to the close).
+  `(phase, price)` or None. Phases follow the bar's path: 0 the open (gaps, and a time
+  exit when market orders fill at the open), 1 the first extreme, 2 the second extreme, 3
+  the close (a stop-limit whose limit is only reached on the way to the close; a time exit
+  when market orders fill at the close).
 - `path_of(bar, intrabar_path)`: which extreme comes first.
 - `order_table_rows(frame)`: the rows of an order table (`timestamp, asset, type,
   quantity, limit_price, stop_price, trail, trail_mode, valid_until, group, id, parent`),
@@ -39,8 +40,11 @@ Choices where docs/semantics.md is silent (the simulation follows them):
   held when it fills, and adding to the position moves none of them. When a position
   reaches 0 by any fill its rule exits are cancelled (`position_closed`); a filled exit's
   `reason` is its rule.
-- `max_bars` N: a market exit at the open of calendar bar entry + N (before the resting
-  orders, with slippage kept inside the bar); it waits if the asset has no bar then.
+- `max_bars` N: a market exit at the open of calendar bar entry + N + 1 (in the open's
+  phase by id, with slippage kept inside the bar), at its close when market orders fill at
+  the close (`next_close`), at the close of entry + N under `same_close`; it waits if the
+  asset has no bar then. Under `stop_first` a stop of its group reached in the bar goes
+  first.
 - Bracket children sell (or buy) their own quantity, capped at the position; a parent
   that will never fill (expired, cancelled, rejected, noop) cancels its children (reason
   `cancelled`). Expiry counts from each row's own decision bar, and happens at the end of
@@ -178,8 +182,8 @@ def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int,
     return None
 
 
-def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: str = "open"
-          ) -> tuple[int, float, bool] | None:
+def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: str = "open",
+          at_close: bool = False) -> tuple[int, float, bool] | None:
     """Where the order fills in `bar`: (phase, price before slippage, slipped), or None.
 
     `gap_fill` "level" (a departure the gap analysis replays, not a setting) fills a limit,
@@ -189,8 +193,8 @@ def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: s
     fills) or not (limit fills). A stop-limit that triggers without filling is marked
     `triggered` (it rests as a limit from then on).
     """
-    if order.type == "market":
-        return TIME_EXIT, bar[OPEN], True
+    if order.type == "market":  # a time exit, at the market orders' fill point
+        return (AT_CLOSE, bar[CLOSE], True) if at_close else (OPEN_PHASE, bar[OPEN], True)
     high_phase, low_phase = path_of(bar, intrabar_path)
     at_level = gap_fill == "level"
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):

@@ -28,7 +28,6 @@ from engine.reference.bars import CLOSE, OPEN, VOLUME, Bars
 from engine.reference.execution import add, buy, rounded, sell
 from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
 from engine.reference.resting import (
-    TIME_EXIT,
     Resting,
     event,
     last_bar_of,
@@ -507,7 +506,7 @@ class Simulation:
         events = []
         for order in live:
             hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
-                        rules.gap_fill)
+                        rules.gap_fill, rules.point == "close")
             if hit is not None:
                 events.append((order, hit))
         if events:
@@ -537,8 +536,7 @@ class Simulation:
         earliest: dict = {}
         anchor: dict = {}
         if rules.stop_first:
-            reached = [(o, phase) for o, (phase, _, _) in events
-                       if o.group is not None and phase != TIME_EXIT]
+            reached = [(o, phase) for o, (phase, _, _) in events if o.group is not None]
             for order, _ in reached:
                 if order.is_stop:
                     anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
@@ -548,7 +546,7 @@ class Simulation:
 
         def key(item: tuple) -> tuple:
             order, (phase, _, _) = item
-            if order.group in anchor and phase != TIME_EXIT:
+            if order.group in anchor:
                 group = order.group
                 return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
             return (phase, order.id, 0, order.id)
@@ -634,8 +632,9 @@ class Simulation:
         for rule, kind, fields in exits:
             order_id = self._next_id
             self._next_id += 1
-            live = t + rules.max_bars if rule == "time_exit" else \
-                t + (0 if rules.entry_bar_check else 1)
+            same_close = rules.delay == 0 and rules.point == "close"
+            live = t + rules.max_bars + (0 if same_close else 1) if rule == "time_exit" \
+                else t + (0 if rules.entry_bar_check else 1)
             order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
                             live_from=live, group=group, trigger=rule, **fields)
             self.resting.append(order)
