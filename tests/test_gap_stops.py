@@ -46,6 +46,7 @@ def first_divergent_bar(market, analysis) -> int:
 
 
 VECTORBT = {"stop_base", "stop_priority", "stop_slippage"}  # the profile's stop semantics
+BACKTRADER = {"cash_limit", "rounding", "sizing_basis"}  # its sizing and screen, as without stops
 
 
 @pytest.mark.parametrize(("base", "a", "b", "profile_b", "causes", "required"), [
@@ -60,8 +61,13 @@ VECTORBT = {"stop_base", "stop_priority", "stop_slippage"}  # the profile's stop
     (WIDE, {}, {"stop_base": "close"}, None, {"stop_base"}, {"stop_base"}),
     ({"trailing_stop": 0.05}, {}, {"trail_source": "close"}, None, {"trail_reference"},
      {"trail_reference"}),
+    ({**WIDE, "max_bars": 7}, {}, {}, "vectorbt", VECTORBT, {"stop_base"}),
+    (WIDE, {}, {}, "backtrader", BACKTRADER | {"stop_priority"}, BACKTRADER),
+    ({"trailing_stop": 0.05}, {}, {}, "backtrader", BACKTRADER | {"trail_reference"},
+     BACKTRADER | {"trail_reference"}),
 ], ids=["vectorbt", "vectorbt-tight", "vectorbt-slippage", "nearest-ohlc", "nearest-olhc",
-        "ohlc-nearest", "stop-first", "stop-base", "trail-source"])
+        "ohlc-nearest", "stop-first", "stop-base", "trail-source", "vectorbt-max-bars",
+        "backtrader", "backtrader-trailing"])
 def test_stop_semantics_are_named_at_their_onset(market, base, a, b, profile_b, causes,
                                                  required):
     prices, weights = market
@@ -81,6 +87,27 @@ def test_stop_semantics_are_named_at_their_onset(market, base, a, b, profile_b, 
                     run_b.fills.drop("trigger"))
     assert bare.summary["verdict"] == "explained"
     assert {f.cause for f in bare.faults} <= causes
+
+
+@pytest.mark.parametrize(("b", "profile_b", "cause"), [
+    ({}, "vectorbt", "stop_base"),
+    ({"stop_base": "close"}, None, "stop_base"),
+])
+@pytest.mark.parametrize("trigger", [True, False])
+def test_without_weights_exits_are_not_read_as_decisions(market, b, profile_b, cause,
+                                                         trigger):
+    """Decisions inferred from A's book leave A's exits out: its `trigger` column, or
+    without it, the rows that flatten a position where A's own exits fill."""
+    prices, weights = market
+    config_a, config_b = configs(WIDE, {}, b, profile_b)
+    fills_a = run_backtest(prices, weights, config_a).fills
+    fills_b = run_backtest(prices, weights, config_b).fills
+    if not trigger:
+        fills_a, fills_b = fills_a.drop("trigger"), fills_b.drop("trigger")
+    analysis = analyzed(market, config_a, fills_a, fills_b, with_weights=False)
+    assert analysis.summary["verdict"] == "explained"
+    assert cause in {f.cause for f in analysis.faults} <= VECTORBT
+    assert min(f.onset for f in analysis.faults) == first_divergent_bar(market, analysis)
 
 
 def reference_fills(market, rules: Rules) -> pl.DataFrame:

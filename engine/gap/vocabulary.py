@@ -143,6 +143,8 @@ def stop_switches(trusted: Rules) -> list[Switch]:
     if not trusted.position_rules:
         return []
     switches = []
+    if not trusted.submission_check:  # exits free cash a later decision's screen may use
+        switches.append(SCREEN)
     if trusted.stop_loss or trusted.trailing_stop:  # before the path: ties take it (peers')
         switches.append(Switch("stop_priority", "stop-loss before take-profit in a bar that "
                                "reaches both" if not trusted.stop_first else
