@@ -3,7 +3,9 @@
 A `Switch` is one way an engine departs from the trusted side's rules, with its
 parameters: a change of `Rules` fields (timing as delay and price point, sequencing,
 sizing basis, cash checks, accumulation in its forms, stale positions, rounding, volume
-caps, duplicate rows) or a change of the engine's hidden state from some bar on (fills
+caps, duplicate rows; with position rules, how their exits are armed and filled: the
+intra-bar path, stop priority, stop base, trailing reference, stop slippage, gap fill
+price, entry-bar check) or a change of the engine's hidden state from some bar on (fills
 booked twice at one bar; fees left out of cash since a bar). docs/trade_gap.md shows one
 example of each.
 """
