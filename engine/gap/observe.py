@@ -91,17 +91,17 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool
     """
     if fills.height == 0:
         return Observed()
-    rows = fills.with_row_index("_row").join(
-        prices.select("timestamp", "asset", "open", "close"), on=["timestamp", "asset"],
-        how="left").sort("_row")
-    if "trigger" in rows.columns:
-        rows = rows.with_columns(_exit=pl.col("trigger").fill_null("market") != "market")
-    else:
-        after = pl.col("quantity").cum_sum().over("asset")
-        rows = rows.with_columns(_exit=after.abs() <= 1e-9 * pl.col("quantity").abs()
-                                 .clip(lower_bound=1e-3))
+    if exits:
+        if "trigger" in fills.columns:
+            fills = fills.with_columns(_exit=pl.col("trigger").fill_null("market") != "market")
+        else:
+            after = pl.col("quantity").cum_sum().over("asset")
+            fills = fills.with_columns(_exit=after.abs() <= 1e-9 * pl.col("quantity").abs()
+                                       .clip(lower_bound=1e-3))
+    rows = fills.join(prices.select("timestamp", "asset", "open", "close"),
+                      on=["timestamp", "asset"], how="left")
     rows = rows.filter(pl.col("quantity") != 0.0)
-    free = (rows["_exit"].to_numpy() if exits else np.zeros(rows.height, dtype=bool))
+    free = rows["_exit"].to_numpy() if exits else np.zeros(rows.height, dtype=bool)
     index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},
                          schema={"timestamp": rows.schema["timestamp"], "_bar": pl.Int64})
     bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"].to_numpy()
