@@ -151,7 +151,8 @@ class Oracle:
     def arm(self, t: int, rules: Rules, entries: list[Entry] | None) -> None:
         """The open exits before bar t of the positions opened by `entries`."""
         sim = self.sim
-        sim.resting, sim.resting_orders, sim.triggers, sim._children = [], {}, {}, {}
+        if sim.resting or sim.resting_orders or sim._children:
+            sim.resting, sim.resting_orders, sim.triggers, sim._children = [], {}, {}, {}
         if not entries or not rules.position_rules:
             return
         saved, sim._next_id = sim._next_id, ARMED_IDS
@@ -200,6 +201,7 @@ class Diagnoser:
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
+        self.exits = trusted.position_rules  # each side's exits are rebuilt from its entries
         visible = trusted.with_(**observed.rules_at(-1))
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
@@ -267,7 +269,7 @@ class Diagnoser:
     def entries_at(self, own: OwnBook) -> list[Entry] | None:
         """The entries of the positions held before bar `own.bar` (None without position
         rules): their exits are armed from the side's own fills."""
-        if not self.trusted.position_rules or not own.positions:
+        if not self.exits or not own.positions:
             return None
         out = []
         for asset in sorted(own.positions):
@@ -579,7 +581,8 @@ class Diagnoser:
         sim.rules_at = lambda _bar: rules
         sim.book = self.book_for(own, hypothesis)
         sim.fills, sim.equity, sim.rejections = [], [], []
-        sim.resting, sim._children = [], {}
+        if sim.resting or sim._children:
+            sim.resting, sim._children = [], {}
         sim.force(t, self.log.rows.get(t, []))
         hypothesis.advance(sim.book)
 
