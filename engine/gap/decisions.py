@@ -122,9 +122,13 @@ def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
                  if asset in exits and abs(price - exits[asset]) <= 1e-9 * abs(price)}
         if here.point == "open" and len(found) < len(log.rows[bar]):
             # a rebalance at this open: an exit gapped at the open fills where the batch's
-            # sell would, and the batch came first
+            # sell would, and the batch came first (unless the batch traded the asset
+            # already: it sells an asset once)
             row = bars.rows[bar]
-            found = {i: a for i, a in found.items() if not _at_market(
+            first = {}
+            for i, (asset, *_) in enumerate(log.rows[bar]):
+                first.setdefault(asset, i)
+            found = {i: a for i, a in found.items() if first[a] < i or not _at_market(
                 log.rows[bar][i], row[a][OPEN], here.slippage)}
         if found:
             out[bar] = set(found)
