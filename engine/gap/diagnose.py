@@ -1,6 +1,7 @@
 """Diagnose one side bar by bar: which rules, from its own book, reproduce its fills.
 
-Before every bar the side's own book is rebuilt from its fills. The oracle (the reference
+Before every bar the side's own book is rebuilt from its fills (with position rules, its
+open exits too, armed from its own entries: `Oracle.arm`). The oracle (the reference
 `Simulation`) then replays that bar from that book under the trusted rules with the
 side's visible fields (price point, slippage, fees, rounding: `observe`). If that
 reproduces the side's fills, the side did what the trusted rules say from the book it had

@@ -41,12 +41,12 @@ WHAT_WENT_WRONG = {
     "missing_fill": "dropped orders",
     "short_selling": "sold short",
     "intrabar_path": "read the path inside a bar in another order",
-    "stop_priority": "filled a stop before its take-profit sibling",
+    "stop_priority": "ordered a stop and its take-profit otherwise in a bar reaching both",
     "stop_base": "set its exits' levels from another base price",
     "trail_reference": "moved its trailing stops with other prices",
     "stop_slippage": "filled stops with other slippage",
-    "gap_fill": "filled exits gapped past at their level instead of the open",
-    "entry_bar_check": "tried a position's exits on its entry bar",
+    "gap_fill": "filled exits gapped past at another price (their level or the open)",
+    "entry_bar_check": "tried a position's exits from another bar (the entry bar or the next)",
     "unexplained": "differs in ways the vocabulary does not explain",
 }
 
