@@ -208,10 +208,15 @@ def test_stop_base_fill_matches_vectorbt_fill_price(name):
     assert (ours["trigger"] != "market").sum() >= 10
 
 
-def test_vectorbt_stop_exits_ignore_slippage_where_ours_pay_it():
+def test_vectorbt_stop_exits_ignore_slippage_as_the_profile_does():
     """vectorbt's default `stop_exit_price='StopLimit'` fills a stop exit at its level
-    with slippage forced to 0; our stop-loss is a stop-market order and pays slippage."""
-    ours, theirs, _ = vectorbt_run(1, {"stop_loss": 0.03, "slippage": 0.001})
+    with slippage forced to 0, and so does the `vectorbt` profile (`stop_slippage` off);
+    with stop slippage on, our stop-loss is a stop-market order and pays slippage."""
+    rules = {"stop_loss": 0.03, "slippage": 0.001}
+    ours, theirs, _ = vectorbt_run(1, rules)
+    assert (ours["trigger"] == "stop_loss").sum() >= 5
+    assert_same_exits(ours, theirs)
+    ours, theirs, _ = vectorbt_run(1, rules, {"stop_slippage": True})
     assert (ours["timestamp"] == theirs["timestamp"]).all()
     stops = ours["trigger"] == "stop_loss"
     assert stops.sum() >= 5
@@ -223,7 +228,7 @@ def test_vectorbt_stop_market_slippage_can_leave_the_bar_where_ours_stops_at_the
     """With `stop_exit_price='StopMarket'` vectorbt slips a stop exit below the bar's low;
     ours floor it at the low (every fill lies inside its bar)."""
     ours, theirs, prices = vectorbt_run(1, {"stop_loss": 0.03, "slippage": 0.001},
-                                        stop_exit_price="StopMarket")
+                                        {"stop_slippage": True}, stop_exit_price="StopMarket")
     assert (ours["timestamp"] == theirs["timestamp"]).all()
     joined = theirs.join(prices, on=["timestamp", "asset"], maintain_order="left")
     below = joined["price"] < joined["low"] * (1 - 1e-12)

@@ -133,7 +133,7 @@ class BacktestConfig:
             decision_sizing=hooks.decision_code, reject_reason=hooks.reject_code,
             intrabar_path=getattr(IntrabarPath, self.intrabar_path),
             stop_first=bool(stop_first), stop_base_close=stop_base == "close",
-            trail_close=trail_source == "close",
+            trail_close=trail_source == "close", stop_slippage=hooks.stop_slippage,
             stop_loss=float(self.stop_loss), take_profit=float(self.take_profit),
             trailing_stop=float(self.trailing_stop), max_bars=int(self.max_bars),
             max_positions=int(self.max_positions), max_gross=float(self.max_gross),
@@ -186,6 +186,7 @@ class KernelSettings(NamedTuple):
     stop_first: bool  # a stop reached in the bar fills before its OCO sibling
     stop_base_close: bool  # risk rule levels from the entry bar's close (else the fill)
     trail_close: bool  # trailing references follow the close (else the high / low)
+    stop_slippage: bool  # stops fill with slippage, capped at the bar
     stop_loss: float  # risk rules, 0: off
     take_profit: float
     trailing_stop: float

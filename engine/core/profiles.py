@@ -30,8 +30,8 @@ defaults of `stop_first` (a stop reached anywhere in the bar fills before its OC
 vectorbt and backtrader), `stop_base` (the price the risk rules' levels are fractions of:
 the fill price, or the entry bar's close under vectorbt), `trail_source` (what moves a
 trailing stop: the bar's high/low, or the close under backtrader, whose StopTrail follows
-the close). Stops pay slippage under every profile (vectorbt's default `stop_exit_price`
-does not: docs/semantics.md, "Where peers differ").
+the close) and `stop_slippage` (vectorbt's default `stop_exit_price` fills a stop at its
+level without slippage).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Profile:
     stop_first: bool = False  # a stop reached in the bar fills before its OCO sibling
     stop_base: str = "fill"  # or "close": the entry bar's close
     trail_source: str = "high_low"  # or "close"
+    stop_slippage: bool = True  # stops fill with slippage (capped at the bar)
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class Profile:
 PROFILES = {
     "tradegap": Profile("tradegap"),
     "vectorbt": Profile("vectorbt", drop_without_bar=True, held_valuation="last_fill_price",
-                        stop_first=True, stop_base="close"),
+                        stop_first=True, stop_base="close", stop_slippage=False),
     "backtrader": Profile(
         "backtrader", decision_sizing="backtrader", sequence="submission",
         submission_check=True, reject_reason="margin", stop_first=True, trail_source="close",

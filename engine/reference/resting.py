@@ -120,41 +120,44 @@ def path_of(bar: tuple, intrabar_path: str) -> tuple[int, int]:
     return (FIRST, SECOND) if high_first else (SECOND, FIRST)
 
 
-def _stop(buy: bool, level: float, bar: tuple, high_phase: int, low_phase: int
-          ) -> tuple[int, float] | None:
+def _stop(buy: bool, level: float, bar: tuple, high_phase: int, low_phase: int,
+          at_level: bool = False) -> tuple[int, float] | None:
     o, h, low = bar[OPEN], bar[HIGH], bar[LOW]
     if buy:
         if o >= level:
-            return OPEN_PHASE, o
+            return OPEN_PHASE, level if at_level else o
         if h >= level:
             return high_phase, level
         return None
     if o <= level:
-        return OPEN_PHASE, o
+        return OPEN_PHASE, level if at_level else o
     if low <= level:
         return low_phase, level
     return None
 
 
-def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int
-           ) -> tuple[int, float] | None:
+def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int,
+           at_level: bool = False) -> tuple[int, float] | None:
     o, h, low = bar[OPEN], bar[HIGH], bar[LOW]
     if buy:
         if o <= price:
-            return OPEN_PHASE, o
+            return OPEN_PHASE, price if at_level else o
         if low <= price:
             return low_phase, price
         return None
     if o >= price:
-        return OPEN_PHASE, o
+        return OPEN_PHASE, price if at_level else o
     if h >= price:
         return high_phase, price
     return None
 
 
-def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, at_close: bool = False
-          ) -> tuple[int, float, bool] | None:
+def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: str = "open",
+          at_close: bool = False) -> tuple[int, float, bool] | None:
     """Where the order fills in `bar`: (phase, price before slippage, slipped), or None.
+
+    `gap_fill` "level" (a departure the gap analysis replays, not a setting) fills a limit,
+    stop or trailing stop whose level the open gapped past at the level, not the open.
 
     `slipped` says whether the cost model's slippage applies (market and stop-market
     fills) or not (limit fills). A market order (a time exit) fills at the open before
@@ -165,14 +168,16 @@ def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, at_close: b
     if order.type == "market":  # a time exit, at the fill point of market orders
         return (CLOSE_EXIT, bar[CLOSE], True) if at_close else (TIME_EXIT, bar[OPEN], True)
     high_phase, low_phase = path_of(bar, intrabar_path)
+    at_level = gap_fill == "level"
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
-        hit = _limit(buy, order.limit, bar, high_phase, low_phase)
+        hit = _limit(buy, order.limit, bar, high_phase, low_phase,
+                     at_level and order.type == "limit")
         return None if hit is None else (*hit, False)
     if order.type == "stop":
-        hit = _stop(buy, order.stop, bar, high_phase, low_phase)
+        hit = _stop(buy, order.stop, bar, high_phase, low_phase, at_level)
         return None if hit is None else (*hit, True)
     if order.type == "trailing_stop":
-        hit = _stop(buy, order.trailing_level(buy), bar, high_phase, low_phase)
+        hit = _stop(buy, order.trailing_level(buy), bar, high_phase, low_phase, at_level)
         return None if hit is None else (*hit, True)
     return _stop_limit(order, bar, buy, high_phase, low_phase)
 

@@ -21,6 +21,7 @@ SIZINGS = ("fill", "decision_floor", "decision_truncate")
 VALUATIONS = ("fill_price", "previous_close", "decision_close")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
+GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
 BOOKINGS = ("once", "twice_logged", "twice_hidden")
 
@@ -73,6 +74,11 @@ class Rules:
     stop_first: bool = False  # a stop reached anywhere in the bar fills before its OCO sibling
     stop_base: str = "fill"  # a rule's (or bracket child's) base price: fill price or bar close
     trail_source: str = "high_low"  # what moves a trailing reference: the extremes or the close
+    stop_slippage: bool = True  # off: stops fill at their level without slippage (vectorbt)
+    # Departures no profile takes, for the gap analysis: a level gapped past at the open
+    # fills at the level (not the open); a position's exits are tried on its entry bar.
+    gap_fill: str = "open"
+    entry_bar_check: bool = False
     # Position rules: exits of every position opened from flat (0: off).
     stop_loss: float = 0.0
     take_profit: float = 0.0
@@ -90,7 +96,7 @@ class Rules:
                               ("cash_policy", CASH_POLICIES),
                               ("position_basis", POSITION_BASES), ("booking", BOOKINGS),
                               ("intrabar_path", PATHS), ("stop_base", STOP_BASES),
-                              ("trail_source", TRAIL_SOURCES)):
+                              ("trail_source", TRAIL_SOURCES), ("gap_fill", GAP_FILLS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; "
                                  f"got {getattr(self, name)!r}")
@@ -142,7 +148,8 @@ def rules_for(settings: Any) -> Rules:
 
     Resting orders and risk rules take the settings' names (missing or None: default, 0:
     off). `stop_first` defaults to on under `vectorbt` and `backtrader`; `stop_base` to the
-    entry bar's `close` under `vectorbt`; `trail_source` to `close` under `backtrader`.
+    entry bar's `close` under `vectorbt`; `trail_source` to `close` under `backtrader`;
+    `stop_slippage` to off under `vectorbt` (its stops fill at their level).
     """
     s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
     fill = s.get("fill", "next_open")
@@ -167,6 +174,7 @@ def rules_for(settings: Any) -> Rules:
         stop_first=bool(setting("stop_first", profile in ("vectorbt", "backtrader"))),
         stop_base=setting("stop_base", "close" if profile == "vectorbt" else "fill"),
         trail_source=setting("trail_source", "close" if profile == "backtrader" else "high_low"),
+        stop_slippage=bool(setting("stop_slippage", profile != "vectorbt")),
         **{name: float(setting(name, 0.0)) for name in (
             "stop_loss", "take_profit", "trailing_stop", "max_gross", "max_weight",
             "halt_drawdown")},

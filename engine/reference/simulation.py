@@ -517,7 +517,7 @@ class Simulation:
         events = []
         for order in live:
             hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
-                        rules.point == "close")
+                        rules.gap_fill, rules.point == "close")
             if hit is not None:
                 events.append((order, hit))
         if events:
@@ -575,7 +575,8 @@ class Simulation:
             size = min(size, max(position, 0.0))
         size = rounded(size, rules)
         if slipped:
-            price = stop_fill_price(price, is_buy, bar, rules.slippage)
+            slippage = rules.slippage if rules.stop_slippage or not order.is_stop else 0.0
+            price = stop_fill_price(price, is_buy, bar, slippage)
         plain = rules.with_(slippage=0.0)
         if is_buy:
             status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
@@ -644,7 +645,8 @@ class Simulation:
         for rule, kind, fields in exits:
             order_id = self._next_id
             self._next_id += 1
-            live = t + rules.max_bars if rule == "time_exit" else t + 1
+            live = t + rules.max_bars if rule == "time_exit" \
+                else t + (0 if rules.entry_bar_check else 1)
             order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
                             live_from=live, group=group, trigger=rule, **fields)
             self.resting.append(order)

@@ -129,7 +129,7 @@ def match(s, record, o, h, low, c):
         phase, price = stop_trigger(buy, level, o, h, low, ph, pl)
         if phase == NO_FILL:
             return phase, price, False
-        return phase, slipped(buy, price, s.slippage, h, low), False
+        return phase, slipped(buy, price, s.slippage if s.stop_slippage else 0.0, h, low), False
     if kind == OrderType.stop_limit:
         phase, at = stop_trigger(buy, record["stop_price"], o, h, low, ph, pl)
         if phase == NO_FILL:
