@@ -1,11 +1,12 @@
 """tradegap's engine: plain library code (no orchestration) for trustworthy backtests.
 
 `run_backtest(prices, weights, config)` runs target weights through the one-ledger,
-phase-ordered loop; `run_strategy` runs any batch-callback strategy; `run_reference` is the
-independent plain implementation the engine is checked against.
+phase-ordered loop; `run_orders` runs a table of orders (market, limit, stop, ...);
+`run_strategy` runs any batch-callback strategy; `run_reference` is the independent plain
+implementation the engine is checked against.
 """
 
-from engine.core.backtest import run_backtest, run_strategy
+from engine.core.backtest import run_backtest, run_orders, run_strategy
 from engine.core.config import BacktestConfig
 from engine.core.context import Context
 from engine.core.strategy import Strategy, TargetWeights
@@ -20,5 +21,6 @@ __all__ = [
     "Strategy",
     "TargetWeights",
     "run_backtest",
+    "run_orders",
     "run_strategy",
 ]

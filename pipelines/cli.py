@@ -11,7 +11,15 @@ import sys
 import typing
 from pathlib import Path
 
-from engine.core.config import CASH_POLICIES, FILL_TIMINGS, SHARE_MODES, BacktestConfig
+from engine.core.config import (
+    CASH_POLICIES,
+    FILL_TIMINGS,
+    INTRABAR_PATHS,
+    SHARE_MODES,
+    STOP_BASES,
+    TRAIL_SOURCES,
+    BacktestConfig,
+)
 from engine.core.profiles import PROFILES
 from engine.errors import InputError
 
@@ -19,9 +27,13 @@ EXIT_BAD_INPUT = 2
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("backtest", help="backtest target weights on prices")
+    p = sub.add_parser("backtest", help="backtest target weights or an order table on prices")
     p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
-    p.add_argument("--weights", required=True, help="Parquet or CSV: timestamp, asset, weight")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--weights", help="Parquet or CSV: timestamp, asset, weight")
+    what.add_argument("--orders",
+                      help="Parquet or CSV: timestamp, asset, type, quantity, limit_price, "
+                           "stop_price, trail, valid_until, group (docs/semantics.md)")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="named execution semantics: tradegap (default), vectorbt, backtrader, "
@@ -52,8 +64,25 @@ HELP = {
     "slippage": "fraction of price", "shares": "fractional, or integer (floors the order)",
     "cash_policy": "what a buy that does not fit the cash does",
     "periods_per_year": "bars per year, for annualized metrics",
+    "intrabar_path": "the price path a bar is read along by resting orders",
+    "stop_first": "a stop reached in a bar fills before its OCO sibling (default: the "
+                  "profile's)",
+    "stop_base": "price the risk rules' levels are set from: the entry's fill, or the entry "
+                 "bar's close (default: the profile's)",
+    "trail_source": "what a trailing stop follows: each bar's high/low, or its close "
+                    "(default: the profile's)",
+    "stop_loss": "exit a position this fraction below its stop base (0: off)",
+    "take_profit": "exit a position this fraction above its stop base (0: off)",
+    "trailing_stop": "exit a position this fraction below its peak (0: off)",
+    "max_bars": "exit a position after this many bars (0: off)",
+    "max_positions": "refuse entries beyond this many positions (0: off)",
+    "max_gross": "refuse entries beyond this gross exposure over equity (0: off)",
+    "max_weight": "refuse entries beyond this value of one asset over equity (0: off)",
+    "halt_drawdown": "refuse entries while equity is this fraction below its peak (0: off)",
 }
-CHOICES = {"fill": FILL_TIMINGS, "shares": SHARE_MODES, "cash_policy": CASH_POLICIES}
+CHOICES = {"fill": FILL_TIMINGS, "shares": SHARE_MODES, "cash_policy": CASH_POLICIES,
+           "intrabar_path": INTRABAR_PATHS, "stop_base": STOP_BASES,
+           "trail_source": TRAIL_SOURCES}
 
 
 def setting_options() -> list[tuple[str, str, dict]]:
@@ -69,7 +98,13 @@ def setting_options() -> list[tuple[str, str, dict]]:
             continue
         flag = FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
         kind = _plain_type(hints[field.name])
-        text = f"{HELP.get(field.name, field.name.replace('_', ' '))} (default {field.default})"
+        text = HELP.get(field.name, field.name.replace("_", " "))
+        if field.default is not None:
+            text += f" (default {field.default})"
+        if kind is bool and field.default is None:
+            options.append((field.name, flag, {"action": argparse.BooleanOptionalAction,
+                                               "default": None, "help": text}))
+            continue
         if kind is bool:
             options.append((field.name, flag, {"action": "store_true", "default": None,
                                                "help": text}))
@@ -93,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from engine.core.backtest import run_backtest
+    from engine.core.backtest import run_backtest, run_orders
     from engine.data.loading import load_prices
 
     try:
@@ -102,7 +137,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise InputError("command line", str(error)) from None
     prices = load_prices(Path(args.prices), repair_ohlc=True) if args.repair_ohlc else Path(
         args.prices)
-    result = run_backtest(prices, Path(args.weights), config)
+    result = (run_orders(prices, Path(args.orders), config) if args.orders
+              else run_backtest(prices, Path(args.weights), config))
     out = result.save(args.out)
     metrics = result.metrics
     print(f"{result.fills.height} fills, final equity {metrics['final_equity']:,.2f} "

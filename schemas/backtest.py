@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
 Timestamp = DateTime(time_unit="us")
+# Columns of resting orders and risk rules: optional, so fills and orders rebuilt from
+# another engine's log (the reference, the peers) validate without them.
+ORDER_TYPES = ["market", "limit", "stop", "stop_limit", "trailing_stop"]
+RULES = ["stop_loss", "take_profit", "trailing_stop", "time_exit"]
 
 
 class Fills(pa.DataFrameModel):
@@ -18,6 +24,11 @@ class Fills(pa.DataFrameModel):
     price: pl.Float64 = pa.Field(gt=0, description="Fill price per share, slippage included.")
     fee: pl.Float64 = pa.Field(ge=0, description="All costs charged for the order.")
     order_id: pl.Int64 = pa.Field(ge=0, description="Order that produced the fill.")
+    trigger: Optional[pl.String] = pa.Field(  # noqa: UP045 (pandera reads Optional)
+        isin=[*ORDER_TYPES, *RULES],
+        description="What fired it: the type of the user's order (market, limit, stop, "
+        "stop_limit, trailing_stop) or the risk rule that created it (stop_loss, "
+        "take_profit, trailing_stop, time_exit).")
 
     class Config:
         strict = True
@@ -36,13 +47,31 @@ class Orders(pa.DataFrameModel):
     )
     amount: pl.Float64 = pa.Field(description="Requested shares, cash value or fraction.")
     status: pl.String = pa.Field(
-        isin=["filled", "rejected", "noop", "replaced", "merged", "open"],
+        isin=["filled", "rejected", "noop", "replaced", "merged", "open", "cancelled",
+              "expired"],
         description="Outcome: filled, rejected (see reason), noop (nothing to trade), "
-        "replaced/merged (superseded by a later order), open (unfilled at the end).",
+        "replaced/merged (superseded by a later order), open (unfilled at the end), "
+        "cancelled (reason oco, position_closed or cancelled), expired (past valid_until).",
     )
     reason: pl.String = pa.Field(nullable=True, description="Why rejected, shrunk or superseded.")
     filled_at: Timestamp = pa.Field(nullable=True, description="Bar of the fill, if filled.")
     filled_quantity: pl.Float64 = pa.Field(description="Signed shares filled (0 unless filled).")
+    type: Optional[pl.String] = pa.Field(  # noqa: UP045 (pandera reads Optional)
+        isin=ORDER_TYPES, description="market, limit, stop, stop_limit or trailing_stop.")
+    limit_price: Optional[pl.Float64] = pa.Field(  # noqa: UP045
+        nullable=True, description="Limit of a limit or stop_limit order.")
+    stop_price: Optional[pl.Float64] = pa.Field(  # noqa: UP045
+        nullable=True, description="Trigger of a stop or stop_limit order.")
+    trail: Optional[pl.Float64] = pa.Field(  # noqa: UP045
+        nullable=True, description="Trailing distance: a fraction or a price amount.")
+    valid_until: Optional[Timestamp] = pa.Field(  # noqa: UP045
+        nullable=True, description="Last bar it may fill at; null: good till cancelled.")
+    parent: Optional[pl.Int64] = pa.Field(  # noqa: UP045
+        nullable=True, description="Bracket entry it waits for; null: none.")
+    group: Optional[pl.Int64] = pa.Field(  # noqa: UP045
+        nullable=True, description="OCO group (the id of its first order); null: none.")
+    origin: Optional[pl.String] = pa.Field(  # noqa: UP045
+        isin=["user", *RULES], description="Who placed it: user, or the risk rule.")
 
     class Config:
         strict = True

@@ -58,3 +58,28 @@ class Weights(pa.DataFrameModel):
         strict = True
         ordered = True
         unique: ClassVar[list[str]] = ["timestamp", "asset"]
+
+
+class OrderRows(pa.DataFrameModel):
+    """An order table, normalized: one order per row, decided at its timestamp's close."""
+
+    timestamp: Timestamp = pa.Field(description="Decision bar (a bar of the prices).")
+    asset: pl.String = pa.Field(description="Asset name, one of the prices' assets.")
+    type: pl.String = pa.Field(
+        isin=["market", "limit", "stop", "stop_limit", "trailing_stop"],
+        description="Order type.")
+    quantity: pl.Float64 = pa.Field(description="Signed shares: + buys, − sells; not 0.")
+    limit_price: pl.Float64 = pa.Field(nullable=True, description="Limit (limit, stop_limit).")
+    stop_price: pl.Float64 = pa.Field(nullable=True, description="Trigger (stop, stop_limit).")
+    trail: pl.Float64 = pa.Field(nullable=True, description="Trailing distance.")
+    trail_mode: pl.String = pa.Field(isin=["percent", "absolute"],
+                                     description="How `trail` is read.")
+    valid_bars: pl.Int64 = pa.Field(nullable=True, description="Bars it may wait; null: none.")
+    valid_until: Timestamp = pa.Field(nullable=True, description="Last time it may fill.")
+    group: pl.String = pa.Field(nullable=True, description="OCO group label.")
+    id: pl.String = pa.Field(nullable=True, description="Row id that children name.")
+    parent: pl.String = pa.Field(nullable=True, description="Id of its bracket parent.")
+
+    class Config:
+        strict = True
+        ordered = True

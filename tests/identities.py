@@ -6,20 +6,35 @@ import numpy as np
 import polars as pl
 
 
+def add_shares(before: float, change: float) -> float:
+    """`before + change` under the ledger's zero rule (docs/semantics.md, "Sizing at fill
+    time", step 5): a sum within `max(1e-9 × max(|a|, |b|), 1e-12)` of zero is exactly 0."""
+    after = before + change
+    if abs(after) <= max(1e-9 * max(abs(before), abs(change)), 1e-12):
+        return 0.0
+    return after
+
+
 def cumulative_positions(fills: pl.DataFrame, timestamps: pl.Series) -> pl.DataFrame:
-    """Positions rebuilt from fills alone: per bar, per asset, the running sum."""
-    held = (
-        fills.group_by("timestamp", "asset", maintain_order=True).agg(pl.col("quantity").sum())
-        .sort("timestamp")
-        .with_columns(pl.col("quantity").cum_sum().over("asset"))
-    )
+    """Positions rebuilt from fills alone: per asset, the fills added one by one in journal
+    order under the ledger's zero rule; per bar, the position after its last fill; rows
+    whose position is exactly zero are dropped (as the ledger's positions table does)."""
+    held: dict[str, float] = {}
+    rows: dict[tuple, float] = {}
+    for timestamp, asset, quantity in fills.select("timestamp", "asset", "quantity").rows():
+        held[asset] = add_shares(held.get(asset, 0.0), quantity)
+        rows[(timestamp, asset)] = held[asset]
+    after = pl.DataFrame(
+        [(t, a, q) for (t, a), q in rows.items()], orient="row",
+        schema={"timestamp": fills.schema["timestamp"], "asset": pl.String,
+                "quantity": pl.Float64})
     grid = pl.DataFrame({"timestamp": timestamps}).join(
-        held.select("asset").unique(), how="cross"
+        after.select("asset").unique(), how="cross"
     )
     return (
-        grid.join(held, on=["timestamp", "asset"], how="left").sort("timestamp")
+        grid.join(after, on=["timestamp", "asset"], how="left").sort("timestamp")
         .with_columns(pl.col("quantity").forward_fill().over("asset"))
-        .filter(pl.col("quantity").abs() > 1e-9)
+        .filter(pl.col("quantity").is_not_null() & (pl.col("quantity") != 0.0))
         .sort("timestamp", "asset")
     )
 

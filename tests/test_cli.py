@@ -89,3 +89,74 @@ def test_allow_leverage_with_max_leverage_buys_beyond_the_cash(tmp_path):
     assert fills["quantity"].to_list() == [750.0 / 20.0, 750.0 / 50.0]
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert (config["allow_leverage"], config["max_leverage"]) == (True, 1.5)
+
+
+def test_an_order_table_backtests_like_run_orders_and_fills_say_what_fired(data, tmp_path):
+    """A buy at the first close, then a stop-loss and a take-profit on it in one OCO group:
+    the CLI writes what `run_orders` returns, and the exit's fill names its trigger."""
+    from engine import run_orders
+
+    prices, _ = data
+    bars = pl.read_parquet(prices).filter(pl.col("asset") == pl.col("asset").min())
+    first, close = bars["timestamp"][0], bars["close"][0]
+    orders = pl.DataFrame({
+        "timestamp": [first] * 3, "asset": [bars["asset"][0]] * 3,
+        "type": ["market", "stop", "limit"], "quantity": [100.0, -100.0, -100.0],
+        "limit_price": [None, None, close * 1.08], "stop_price": [None, close * 0.92, None],
+        "group": [None, "exit", "exit"],
+    })
+    table = tmp_path / "orders.csv"
+    orders.write_csv(table)
+    out = tmp_path / "run"
+    assert main(["backtest", "--prices", str(prices), "--orders", str(table), "--out",
+                 str(out), "--fees", "0.001"]) == 0
+    fills = pl.read_parquet(out / "fills.parquet")
+    expected = run_orders(prices, orders, BacktestConfig(fees=0.001)).fills
+    assert fills.equals(expected)
+    assert fills["trigger"].to_list()[0] == "market"
+    assert fills.height == 2 and fills["trigger"][1] in ("stop", "limit")
+    assert fills["quantity"].sum() == pytest.approx(0.0)
+
+
+def test_stop_flags_add_visible_exits_to_the_weights_positions(data, tmp_path):
+    prices, weights = data
+    out = tmp_path / "run"
+    assert main(["backtest", "--prices", str(prices), "--weights", str(weights), "--out",
+                 str(out), "--stop-loss", "0.03", "--take-profit", "0.05",
+                 "--max-positions", "3"]) == 0
+    fills = pl.read_parquet(out / "fills.parquet")
+    orders = pl.read_parquet(out / "orders.parquet")
+    fired = set(fills["trigger"].to_list())
+    assert {"stop_loss", "take_profit"} <= fired
+    assert (orders.filter(pl.col("origin") == "stop_loss")["status"] == "filled").any()
+    assert (orders.filter(pl.col("status") == "rejected")["reason"] == "max_positions").any()
+    saved = json.loads((out / "metrics.json").read_text())["config"]
+    assert (saved["stop_loss"], saved["take_profit"], saved["max_positions"]) == (0.03, 0.05, 3)
+
+
+def test_a_bad_order_table_is_one_line_exit_2(data, tmp_path):
+    prices, _ = data
+    asset = pl.read_parquet(prices)["asset"][0]
+    first = pl.read_parquet(prices)["timestamp"][0]
+    table = tmp_path / "orders.csv"
+    pl.DataFrame({"timestamp": [first, first], "asset": [asset, asset],
+                  "type": ["market", "limit"], "quantity": [5.0, 5.0],
+                  "limit_price": [None, None]}).write_csv(table)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "backtest", "--prices", str(prices),
+         "--orders", str(table), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "orders.csv" in lines[0] and "limit_price" in lines[0]
+    assert "2" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_and_orders_are_one_or_the_other(data, tmp_path, capsys):
+    prices, weights = data
+    with pytest.raises(SystemExit):
+        main(["backtest", "--prices", str(prices), "--weights", str(weights), "--orders",
+              str(weights), "--out", str(tmp_path / "run")])
+    assert "not allowed with" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """The ledger owns cash, positions and fills; the book owns orders; only their kernels write.
 
 The AST checks read every module: outside its owner, no code assigns into an owner's
-arrays (`cash`, `positions`, `journal`, `n_fills`; `slots`, `orders`, `n_orders`), nor into
+arrays (`cash`, `positions`, `journal`, `n_fills`; `slots`, `orders`, `n_orders`, `resting`,
+`n_resting`), nor into
 a name bound to an element of one of them, nor to the owners' private attributes.
 """
 
@@ -18,10 +19,11 @@ from engine.core.ledger import Ledger, add_position
 ROOT = Path(__file__).resolve().parents[1]
 OWNERS = {
     ROOT / "engine" / "core" / "ledger.py": {"cash", "positions", "journal", "n_fills"},
-    ROOT / "engine" / "core" / "book.py": {"slots", "orders", "n_orders", "slot"},
+    ROOT / "engine" / "core" / "book.py": {"slots", "orders", "n_orders", "slot", "resting",
+                                           "n_resting"},
 }
 PRIVATE = frozenset({"_cash", "_positions", "_journal", "_n_fills", "_slots", "_orders",
-                     "_n_orders"})
+                     "_n_orders", "_resting", "_n_resting"})
 # The reference keeps a book of its own by design: it must share nothing with the engine.
 # The gap analysis rebuilds each side's book from that side's own fill log (logs.py) and
 # replays hypotheses about another engine's (buggy) book (diagnose.py).

@@ -283,3 +283,17 @@ def test_your_own_engines_log_is_explained_against_the_reference(tmp_path):
     assert row["headline"].startswith("backtest_external charged other fees")
     assert (tmp_path / "trade_gap_reports"
             / "backtest_external_vs_backtest_reference.png").is_file()
+
+
+def test_risk_rules_in_the_run_config_reach_the_engine_and_the_reference(tmp_path):
+    """The settings resource takes the stop settings like any other: the engine's exits show
+    in its fills, and the reference, run with the same settings, agrees fill for fill."""
+    run_config = {**SMALL, "resources": {"settings": {"config": {
+        "stop_loss": 0.03, "take_profit": 0.05, "intrabar_path": "ohlc"}}}}
+    selection = AssetSelection.assets("market_data", "features", "signals", "target_weights",
+                                      "backtest_engine", "backtest_reference")
+    result = run_main(tmp_path, run_config, selection=selection)
+    assert result.success
+    assert checks_of(result)["backtest_reference:engine_parity"]
+    fills = pl.read_parquet(tmp_path / "backtest_engine" / "fills.parquet")
+    assert {"stop_loss", "take_profit"} <= set(fills["trigger"].to_list())

@@ -65,7 +65,8 @@ def _fills(result: ReferenceResult) -> list[tuple[int, str, float, float, float]
     """Fills as (day, asset, quantity, price, fee) tuples."""
     return [
         (DAYS.index(timestamp), asset, quantity, price, fee)
-        for timestamp, asset, quantity, price, fee in result.fills.drop("order_id").iter_rows()
+        for timestamp, asset, quantity, price, fee
+        in result.fills.drop("order_id", "trigger").iter_rows()
     ]
 
 
@@ -385,6 +386,7 @@ def test_result_frames_have_the_declared_columns() -> None:
         "price": pl.Float64,
         "fee": pl.Float64,
         "order_id": pl.Int64,
+        "trigger": pl.String,
     })
     assert result.equity.schema == pl.Schema({
         "timestamp": pl.Datetime("us"),

@@ -22,7 +22,7 @@ def run(open_, close, decisions, **rules):
 
 def fills(result):
     days = {t: i for i, t in enumerate(builders.calendar(40))}
-    return [(days[t], a, q, p) for t, a, q, p, _f, _o in result.fills.iter_rows()]
+    return [(days[t], a, q, p) for t, a, q, p, _f, _o, _k in result.fills.iter_rows()]
 
 
 FLAT = [[10.0, 10.0]] * 5

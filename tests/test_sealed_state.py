@@ -14,7 +14,7 @@ from engine import BacktestConfig, Strategy, run_strategy
 from engine.core.book import OrderBook
 from engine.core.ledger import Ledger
 from engine.core.loop import simulate
-from engine.core.records import OrderStatus
+from engine.core.records import OrderStatus, OrderType
 from engine.data.loading import load_prices
 from engine.data.market import Market
 from tests.builders import bars, random_universe
@@ -22,7 +22,7 @@ from tests.builders import bars, random_universe
 OPEN = [[10.0, 40.0], [20.0, 50.0], [25.0, 40.0], [20.0, 50.0]]
 CLOSE = [[12.0, 45.0], [22.0, 44.0], [24.0, 48.0], [20.0, 50.0]]
 CONTEXT_ARRAYS = ("open", "high", "low", "close", "volume", "last_close", "positions",
-                  "has_open_order", "pending")
+                  "has_open_order", "pending", "open_orders")
 
 
 def assert_sealed(array: np.ndarray) -> None:
@@ -70,6 +70,8 @@ class Probe(Strategy):
             return
         if ctx.bar == 1:
             ctx.order_target("A1", 3.0)
+            ctx.order("A0", -1.0, stop=5.0)
+            ctx.order("A1", 1.0, limit=30.0, oco="entry")
             for name in CONTEXT_ARRAYS:
                 assert_sealed(getattr(ctx, name))
                 self.checked.append(name)
@@ -112,9 +114,11 @@ def test_ledger_and_book_hand_out_sealed_copies():
     ledger.apply_fills(0, np.array([1]), np.array([2.0]), np.array([10.0]), np.array([0.5]))
     book = OrderBook(3)
     book.submit(0, 1, np.array([0, 2]), 0, np.array([1.0, 2.0]))
+    book.place(0, 1, OrderType.limit, 5.0, limit=9.0)
     for array in (ledger.positions, ledger.fills, book.records, book.record("status"),
-                  book.open_ids, book.slots):
+                  book.open_ids, book.slots, book.resting_ids, book.open_orders()):
         assert_sealed(array)
+    assert book.open_orders()["order_id"].tolist() == [0, 1, 2]
 
 
 def test_an_order_is_open_in_exactly_one_way():

@@ -8,8 +8,8 @@ import polars as pl
 
 from engine.core.config import BacktestConfig
 from engine.core.loop import simulate
-from engine.core.strategy import Strategy, TargetWeights
-from engine.data.loading import load_prices, load_weights
+from engine.core.strategy import OrderTable, Strategy, TargetWeights
+from engine.data.loading import load_orders, load_prices, load_weights
 from engine.data.market import Market
 from engine.results.tables import BacktestResult
 
@@ -32,6 +32,18 @@ def run_backtest(
         weights, market, allow_short=config.allow_short, allow_leverage=config.allow_leverage
     )
     return _run(market, TargetWeights(targets), config)
+
+
+def run_orders(
+    prices: Source, orders: Source, config: BacktestConfig | None = None
+) -> BacktestResult:
+    """Backtest an order table on prices: each row an order decided at its timestamp's
+    close (`timestamp, asset, type, quantity, limit_price, stop_price, trail`, optional
+    `trail_mode, valid_until, group, id, parent`; docs/semantics.md). Bad input raises
+    `engine.errors.InputError` with a one-line message."""
+    config = config or BacktestConfig()
+    market = Market.from_bars(load_prices(prices))
+    return _run(market, OrderTable(load_orders(orders, market)), config)
 
 
 def run_strategy(

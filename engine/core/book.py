@@ -6,6 +6,13 @@ open order (−1: none). A target replaces the open order; a delta folds into it
 docs/semantics.md). Every order ever placed keeps a record (`ORDER_DT`), indexed by id,
 whose status stays `open` until the book closes it. The kernels here are the only code
 that writes slots and records; everyone else reads sealed copies.
+
+Resting orders (limit, stop, stop-limit, trailing stop, and the exits the risk rules
+create) are records too, several per asset if need be; `resting[:n_resting]` lists the
+ids of those still open, in id order, so the compiled loop visits only them and skips the
+pass entirely when the count is 0. Their matching inside a bar is
+`engine.core.kernels.resting`; every change it makes to an order goes through a kernel
+here.
 """
 
 from __future__ import annotations
@@ -14,7 +21,16 @@ import numpy as np
 
 from engine.core.kernels import NEVER, kernel
 from engine.core.kernels.sizing import pending_shares
-from engine.core.records import NO_TARGET, ORDER_DT, SLOT_DT, OrderKind, OrderStatus, Reason
+from engine.core.records import (
+    NO_TARGET,
+    ORDER_DT,
+    SLOT_DT,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    Origin,
+    Reason,
+)
 from engine.data.market import sealed
 
 
@@ -27,16 +43,7 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
         asset = assets[i]
         amount = amounts[i]
         oid = first + i
-        record = orders[oid]
-        record["created_bar"] = bar
-        record["asset"] = asset
-        record["kind"] = kind
-        record["amount"] = amount
-        record["status"] = OrderStatus.open
-        record["reason"] = Reason.none
-        record["superseded_by"] = -1
-        record["filled_bar"] = -1
-        record["filled_quantity"] = 0.0
+        new_record(orders[oid], oid, bar, asset, kind, amount, due_bar)
         slot = slots[asset]
         previous = slot["order_id"]
         if previous >= 0:
@@ -45,6 +52,8 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
             old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
             old["reason"] = Reason.superseded
             old["superseded_by"] = oid
+            if is_delta and old["has_children"]:
+                orders[oid]["has_children"] = 1  # the entry still happens: children wait
         if kind >= OrderKind.target_shares:
             slot["target_kind"] = kind
             slot["target_amount"] = amount
@@ -61,6 +70,215 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
         slot["due_bar"] = due_bar
     n_orders[0] = first + count
     return first
+
+
+@kernel
+def new_record(record, oid, bar, asset, kind, amount, active_from):
+    """Fill in a new open order record: a market order unless the caller says more."""
+    record["order_id"] = oid
+    record["created_bar"] = bar
+    record["asset"] = asset
+    record["kind"] = kind
+    record["amount"] = amount
+    record["status"] = OrderStatus.open
+    record["reason"] = Reason.none
+    record["superseded_by"] = -1
+    record["filled_bar"] = -1
+    record["filled_quantity"] = 0.0
+    record["type"] = OrderType.market
+    record["limit_price"] = np.nan
+    record["stop_price"] = np.nan
+    record["trail"] = np.nan
+    record["trail_mode"] = 0
+    record["reference"] = np.nan
+    record["valid_until"] = NEVER
+    record["active_from"] = active_from
+    record["parent"] = -1
+    record["group"] = -1
+    record["origin"] = Origin.user
+    record["triggered"] = 0
+    record["has_children"] = 0
+
+
+@kernel
+def reject_nb(orders, n_orders, bar, asset, kind, amount, order_type, reason) -> int:
+    """Record an order refused when placed (a portfolio rule); no slot changes. Its id."""
+    oid = n_orders[0]
+    record = orders[oid]
+    new_record(record, oid, bar, asset, kind, amount, NEVER)
+    record["type"] = order_type
+    record["status"] = OrderStatus.rejected
+    record["reason"] = reason
+    n_orders[0] = oid + 1
+    return oid
+
+
+@kernel
+def place_nb(orders, n_orders, resting, n_resting, bar, asset, order_type, quantity, limit,
+             stop, trail, trail_mode, reference, valid_until, active_from, parent, group,
+             origin) -> int:
+    """Place one resting order of `quantity` signed shares; returns its id. `group` −2
+    starts a new OCO group named by this id (−1: none). The caller reserves room."""
+    oid = n_orders[0]
+    record = orders[oid]
+    new_record(record, oid, bar, asset, OrderKind.shares, quantity, active_from)
+    record["type"] = order_type
+    record["limit_price"] = limit
+    record["stop_price"] = stop
+    record["trail"] = trail
+    record["trail_mode"] = trail_mode
+    record["reference"] = reference
+    record["valid_until"] = valid_until
+    record["parent"] = parent
+    record["group"] = oid if group == -2 else group
+    record["origin"] = origin
+    if parent >= 0:
+        orders[parent]["has_children"] = 1
+    n_orders[0] = oid + 1
+    resting[n_resting[0]] = oid
+    n_resting[0] += 1
+    return oid
+
+
+@kernel
+def close_resting_nb(orders, oid, bar, status, reason, filled_quantity):
+    """Close resting order `oid` with its outcome (it leaves `resting` at the next
+    `sweep_nb`)."""
+    record = orders[oid]
+    record["status"] = status
+    record["reason"] = reason
+    record["filled_quantity"] += filled_quantity
+    record["filled_bar"] = bar if status == OrderStatus.filled else -1
+
+
+@kernel
+def cancel_group_nb(orders, resting, n_resting, group, keep, reason) -> None:
+    """Cancel the open orders of OCO `group` other than `keep`."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if (record["group"] == group and record["order_id"] != keep
+                and record["status"] == OrderStatus.open):
+            record["status"] = OrderStatus.cancelled
+            record["reason"] = reason
+
+
+@kernel
+def entry_of(orders, parent) -> int:
+    """The order that carries bracket parent `parent`'s entry: itself, or the order a
+    later delta order merged it into (followed to the last merge)."""
+    while orders[parent]["status"] == OrderStatus.merged and orders[parent]["superseded_by"] >= 0:
+        parent = orders[parent]["superseded_by"]
+    return parent
+
+
+@kernel
+def release_children_nb(orders, resting, n_resting, parent, bar, filled, base) -> None:
+    """A bracket entry's outcome (`parent`: the order carrying it, see `entry_of`): filled
+    → its waiting children are checked from the next bar, a trailing child's reference
+    starting at `base` (the stop base); otherwise they are cancelled."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if (record["parent"] >= 0 and record["status"] == OrderStatus.open
+                and entry_of(orders, record["parent"]) == parent):
+            if filled:
+                if record["active_from"] == NEVER:
+                    record["active_from"] = bar + 1
+                    if record["type"] == OrderType.trailing_stop:
+                        record["reference"] = base
+            elif record["active_from"] == NEVER:  # an entry that filled in part keeps them
+                record["status"] = OrderStatus.cancelled
+                record["reason"] = Reason.cancelled
+
+
+@kernel
+def cancel_asset_nb(orders, resting, n_resting, asset, rules_only, reason) -> None:
+    """Cancel the open resting orders of `asset` (only the risk rules' with `rules_only`)."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if (record["asset"] == asset and record["status"] == OrderStatus.open
+                and (record["origin"] != Origin.user or not rules_only)):
+            record["status"] = OrderStatus.cancelled
+            record["reason"] = reason
+
+
+@kernel
+def update_rules_nb(orders, resting, n_resting, positions, last_fill) -> None:
+    """The risk rules' open exits of the assets a bar's fills moved (`last_fill[asset]` ≥ 0:
+    the asset's last fill row): cancelled when the position is flat or reversed
+    (`position_closed`), else resized to it; an asset whose exits stay is marked
+    `last_fill = −2 − row`. One pass over the resting orders."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        asset = record["asset"]
+        row = last_fill[asset]
+        if (row == -1 or record["origin"] == Origin.user
+                or record["status"] != OrderStatus.open):
+            continue
+        exit_quantity = -positions[asset]
+        if exit_quantity * record["amount"] > 0:
+            record["amount"] = exit_quantity
+            if row >= 0:
+                last_fill[asset] = -2 - row
+        else:
+            record["status"] = OrderStatus.cancelled
+            record["reason"] = Reason.position_closed
+
+
+@kernel
+def set_reference_nb(orders, oid, reference) -> None:
+    """Move a trailing stop's reference (its best price so far)."""
+    orders[oid]["reference"] = reference
+
+
+@kernel
+def set_triggered_nb(orders, oid) -> None:
+    """A stop-limit whose stop was reached: a plain limit from now on."""
+    orders[oid]["triggered"] = 1
+
+
+@kernel
+def sweep_nb(orders, resting, n_resting, bar) -> None:
+    """End of bar: open orders past `valid_until` expire; waiting bracket children whose
+    entry ended unfilled (expired, rejected, replaced, ...) are cancelled; closed orders
+    leave `resting`."""
+    kept = 0
+    for k in range(n_resting[0]):
+        oid = resting[k]
+        record = orders[oid]
+        if record["status"] == OrderStatus.open and record["valid_until"] <= bar:
+            record["status"] = OrderStatus.expired
+            record["reason"] = Reason.expired
+            if record["has_children"]:
+                release_children_nb(orders, resting, n_resting, oid, bar, False, np.nan)
+        parent = record["parent"]
+        if parent >= 0:
+            parent = entry_of(orders, parent)
+        if (record["status"] == OrderStatus.open and parent >= 0
+                and record["active_from"] == NEVER
+                and orders[parent]["status"] != OrderStatus.open
+                and orders[parent]["status"] != OrderStatus.filled):
+            record["status"] = OrderStatus.cancelled  # its entry ended unfilled
+            record["reason"] = Reason.cancelled
+        if record["status"] == OrderStatus.open:
+            resting[kept] = oid
+            kept += 1
+    n_resting[0] = kept
+
+
+@kernel
+def cancel_nb(slots, orders, resting, n_resting, oid, bar) -> bool:
+    """Cancel open order `oid` (resting or a slot's market order); False if not open."""
+    record = orders[oid]
+    if record["status"] != OrderStatus.open:
+        return False
+    asset = record["asset"]
+    if slots[asset]["order_id"] == oid:
+        close_nb(slots, orders, bar, asset, OrderStatus.cancelled, Reason.cancelled, 0.0)
+    else:
+        close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled, 0.0)
+    if record["has_children"]:
+        release_children_nb(orders, resting, n_resting, oid, bar, False, np.nan)
+    return True
 
 
 @kernel
@@ -106,7 +324,7 @@ def is_due(slot, bar) -> bool:
 class OrderBook:
     """Open orders by asset and the record of every order."""
 
-    __slots__ = ("_n_orders", "_orders", "_slots")
+    __slots__ = ("_n_orders", "_n_resting", "_orders", "_resting", "_slots")
 
     def __init__(self, n_assets: int, capacity: int = 1024) -> None:
         self._slots = np.zeros(n_assets, dtype=SLOT_DT)
@@ -115,6 +333,8 @@ class OrderBook:
         self._slots["target_kind"] = NO_TARGET
         self._orders = np.empty(capacity, dtype=ORDER_DT)
         self._n_orders = np.zeros(1, dtype=np.int64)
+        self._resting = np.empty(capacity, dtype=np.int64)
+        self._n_resting = np.zeros(1, dtype=np.int64)
 
     @property
     def n_orders(self) -> int:
@@ -124,6 +344,10 @@ class OrderBook:
     def records(self) -> np.ndarray:
         """Every order placed so far (`ORDER_DT`, indexed by id; a sealed copy)."""
         return sealed(self._orders[: self.n_orders])
+
+    def get(self, order_id: int) -> np.void:
+        """One order's record (a copy)."""
+        return self._orders[order_id].copy()
 
     def record(self, name: str) -> np.ndarray:
         """One field of every order placed so far, indexed by order id (a sealed copy)."""
@@ -153,6 +377,9 @@ class OrderBook:
             grown = np.empty(max(n + room, 2 * len(self._orders)), dtype=ORDER_DT)
             grown[:n] = self._orders[:n]
             self._orders = grown
+            resting = np.empty(len(grown), dtype=np.int64)
+            resting[: self.n_resting] = self._resting[: self.n_resting]
+            self._resting = resting
 
     def submit(self, bar: int, due_bar: int, assets: np.ndarray, kind: int,
                amounts: np.ndarray) -> np.ndarray:
@@ -164,7 +391,59 @@ class OrderBook:
                           np.ascontiguousarray(amounts, dtype=np.float64), count)
         return np.arange(first, first + count, dtype=np.int64)
 
-    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def n_resting(self) -> int:
+        return int(self._n_resting[0])
+
+    @property
+    def resting_ids(self) -> np.ndarray:
+        """Ids of the resting orders not yet closed, in id order (a sealed copy)."""
+        return sealed(self._resting[: self.n_resting])
+
+    def open_orders(self) -> np.ndarray:
+        """Every open order, market slots and resting, in id order (`ORDER_DT`, sealed)."""
+        ids = np.concatenate([self._slots["order_id"][self._slots["order_id"] >= 0],
+                              self._resting[: self.n_resting]])
+        ids = np.sort(ids)
+        ids = ids[self._orders["status"][ids] == OrderStatus.open]
+        return sealed(self._orders[ids])
+
+    def place(self, bar: int, asset: int, order_type: int, quantity: float,
+              limit: float = np.nan, stop: float = np.nan, trail: float = np.nan,
+              trail_mode: int = 0, reference: float = np.nan, valid_until: int = NEVER,
+              active_from: int | None = None, parent: int = -1, group: int = -1,
+              origin: int = Origin.user) -> int:
+        """Place one resting order (see `place_nb`); returns its id."""
+        self.reserve(1)
+        return int(place_nb(self._orders, self._n_orders, self._resting, self._n_resting, bar,
+                            asset, order_type, float(quantity), float(limit), float(stop),
+                            float(trail), trail_mode, float(reference), valid_until,
+                            bar + 1 if active_from is None else active_from, parent, group,
+                            origin))
+
+    def reject(self, bar: int, asset: int, kind: int, amount: float, order_type: int,
+               reason: int) -> int:
+        """Record an order refused when placed; returns its id."""
+        self.reserve(1)
+        return int(reject_nb(self._orders, self._n_orders, bar, asset, kind, float(amount),
+                             order_type, reason))
+
+    def cancel(self, order_id: int, bar: int) -> bool:
+        """Cancel an open order (and a bracket parent's waiting children)."""
+        if not 0 <= order_id < self.n_orders:
+            raise KeyError(f"no order {order_id}")
+        return bool(cancel_nb(self._slots, self._orders, self._resting, self._n_resting,
+                              order_id, bar))
+
+    def drop_orphans(self, parents: np.ndarray, bar: int) -> None:
+        """Cancel the waiting children of the given bracket parents that a later order
+        replaced (a target); a parent merged into a later delta order keeps them."""
+        for parent in parents.tolist():
+            if self._orders["status"][parent] == OrderStatus.replaced:
+                release_children_nb(self._orders, self._resting, self._n_resting, parent,
+                                    bar, False, np.nan)
+
+    def state(self) -> tuple[np.ndarray, ...]:
         """The arrays the compiled loop hands to this module's kernels (slots, orders,
-        count); nothing else writes them."""
-        return self._slots, self._orders, self._n_orders
+        count, resting ids, their count); nothing else writes them."""
+        return self._slots, self._orders, self._n_orders, self._resting, self._n_resting

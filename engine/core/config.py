@@ -6,11 +6,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from engine.core.profiles import PROFILES, Profile
-from engine.core.records import CashPolicy, FillTiming
+from engine.core.records import CashPolicy, FillTiming, IntrabarPath
 
 FILL_TIMINGS = ("next_open", "next_close", "same_close")
 SHARE_MODES = ("fractional", "integer")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
+INTRABAR_PATHS = ("nearest", "ohlc", "olhc")
+STOP_BASES = ("fill", "close")
+TRAIL_SOURCES = ("high_low", "close")
+POSITION_RULES = ("stop_loss", "take_profit", "trailing_stop", "max_bars")
+PORTFOLIO_RULES = ("max_positions", "max_gross", "max_weight", "halt_drawdown")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,21 @@ class BacktestConfig:
     max_leverage: float = 2.0
     profile: str = "tradegap"
     periods_per_year: int = 252
+    # resting orders inside a bar (None: the profile's default)
+    intrabar_path: str = "nearest"
+    stop_first: bool | None = None
+    stop_base: str | None = None
+    trail_source: str | None = None
+    # risk rules (0: off): exits per position, fractions of the stop base price ...
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    trailing_stop: float = 0.0
+    max_bars: int = 0
+    # ... and limits checked when an order is placed
+    max_positions: int = 0
+    max_gross: float = 0.0
+    max_weight: float = 0.0
+    halt_drawdown: float = 0.0
 
     def __post_init__(self) -> None:
         _one_of("fill", self.fill, FILL_TIMINGS)
@@ -49,6 +69,31 @@ class BacktestConfig:
             raise ValueError(f"max_leverage must be at least 1, got {self.max_leverage}")
         if self.periods_per_year <= 0:
             raise ValueError("periods_per_year must be positive")
+        _one_of("intrabar_path", self.intrabar_path, INTRABAR_PATHS)
+        if self.stop_base is not None:
+            _one_of("stop_base", self.stop_base, STOP_BASES)
+        if self.trail_source is not None:
+            _one_of("trail_source", self.trail_source, TRAIL_SOURCES)
+        if self.stop_first is not None and not isinstance(self.stop_first, bool):
+            raise ValueError(f"stop_first must be True, False or None; got {self.stop_first!r}")
+        for name in ("stop_loss", "trailing_stop"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} is a fraction of the stop base price in [0, 1) "
+                                 f"(0: off); got {value}")
+        for name in ("take_profit", "max_gross", "max_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ValueError(f"{name} must be a finite fraction, zero or positive "
+                                 f"(0: off); got {value}")
+        if not 0 <= self.halt_drawdown < 1:
+            raise ValueError("halt_drawdown is a drawdown from the equity peak in [0, 1) "
+                             f"(0: off); got {self.halt_drawdown}")
+        for name in ("max_bars", "max_positions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a whole number, zero or positive "
+                                 f"(0: off); got {value!r}")
         self.semantics.check(asdict(self))
 
     @classmethod
@@ -74,6 +119,9 @@ class BacktestConfig:
     def kernel_settings(self) -> KernelSettings:
         """The settings as the compiled kernels read them (codes instead of names)."""
         hooks = self.semantics
+        stop_first = hooks.stop_first if self.stop_first is None else self.stop_first
+        stop_base = self.stop_base or hooks.stop_base
+        trail_source = self.trail_source or hooks.trail_source
         return KernelSettings(
             fill=getattr(FillTiming, self.fill), fees=float(self.fees),
             per_share=float(self.per_share), min_fee=float(self.min_fee),
@@ -83,6 +131,15 @@ class BacktestConfig:
             submission_check=hooks.submission_check, drop_without_bar=hooks.drop_without_bar,
             sequence=hooks.sequence_code, volume_limit=float(hooks.volume_limit or 0.0),
             decision_sizing=hooks.decision_code, reject_reason=hooks.reject_code,
+            intrabar_path=getattr(IntrabarPath, self.intrabar_path),
+            stop_first=bool(stop_first), stop_base_close=stop_base == "close",
+            trail_close=trail_source == "close", stop_slippage=hooks.stop_slippage,
+            stop_loss=float(self.stop_loss), take_profit=float(self.take_profit),
+            trailing_stop=float(self.trailing_stop), max_bars=int(self.max_bars),
+            max_positions=int(self.max_positions), max_gross=float(self.max_gross),
+            max_weight=float(self.max_weight), halt_drawdown=float(self.halt_drawdown),
+            position_rules=any(getattr(self, name) for name in POSITION_RULES),
+            portfolio_rules=any(getattr(self, name) for name in PORTFOLIO_RULES),
         )
 
     def with_(self, **changes: Any) -> BacktestConfig:
@@ -125,3 +182,18 @@ class KernelSettings(NamedTuple):
     volume_limit: float
     decision_sizing: int
     reject_reason: int  # Reason of a buy that does not fit
+    intrabar_path: int  # IntrabarPath
+    stop_first: bool  # a stop reached in the bar fills before its OCO sibling
+    stop_base_close: bool  # risk rule levels from the entry bar's close (else the fill)
+    trail_close: bool  # trailing references follow the close (else the high / low)
+    stop_slippage: bool  # stops fill with slippage, capped at the bar
+    stop_loss: float  # risk rules, 0: off
+    take_profit: float
+    trailing_stop: float
+    max_bars: int
+    max_positions: int
+    max_gross: float
+    max_weight: float
+    halt_drawdown: float
+    position_rules: bool  # any of stop_loss, take_profit, trailing_stop, max_bars
+    portfolio_rules: bool  # any of max_positions, max_gross, max_weight, halt_drawdown

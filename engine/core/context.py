@@ -6,10 +6,16 @@ or column indices) and a scalar or an array of amounts, and queues the orders fo
 fill time through the order book's kernels. Target methods replace the asset's open
 order, so they net pending orders (docs/semantics.md); profiles that size at the decision
 turn targets into share orders here, with the same kernels the compiled loop uses.
+
+`order` with `limit`, `stop` or `trail` places a resting order (several may wait per
+asset), `bracket` an entry with a take-profit and a stop-loss, `cancel` withdraws an open
+order and `open_orders` lists them. With portfolio rules in the config, every order is
+checked when placed (at this close) and one that breaks a rule is recorded `rejected`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +23,22 @@ import numpy as np
 
 from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
+from engine.core.kernels import NEVER
 from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, due_bar, rebalance
+from engine.core.kernels.resting import planned_positions, planned_verdict
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
-from engine.core.records import DecisionSizing, OrderKind
+from engine.core.records import (
+    DecisionSizing,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    Reason,
+    TrailMode,
+)
 from engine.data.market import Market, sealed
+
+TRAIL_MODES = ("percent", "absolute")
 
 
 class Context:
@@ -36,6 +53,11 @@ class Context:
         self._names = {name: i for i, name in enumerate(market.assets.to_list())}
         self.bar = 0
         self.equity = float("nan")
+        self.peak = float("nan")  # highest equity at a close so far (drawdown halt)
+        self._groups: dict[Any, int] = {}  # OCO label → its group (first member's id)
+        self._families: dict[int, int] = {}  # bracket parent → its children's group
+        self._plan_bar = -1  # the decision `_plan` was made at
+        self._plan = np.zeros(0)  # positions planned at it (portfolio rules)
 
     @property
     def timestamp(self) -> Any:
@@ -102,9 +124,181 @@ class Context:
         except KeyError as missing:
             raise KeyError(f"unknown asset {missing}") from None
 
-    def order(self, asset: Any, shares: Any) -> np.ndarray:
-        """Trade a number of shares (negative sells); returns the order ids."""
-        return self._submit(asset, OrderKind.shares, shares)
+    @property
+    def open_orders(self) -> np.ndarray:
+        """Every open order, market and resting, in id order (`ORDER_DT` records with their
+        `order_id`; read-only)."""
+        return self._book.open_orders()
+
+    def order(self, asset: Any, shares: Any, limit: float | None = None,
+              stop: float | None = None, trail: float | None = None,
+              trail_mode: str = "percent", valid_until: Any = None,
+              oco: Any = None, parent: int | None = None) -> np.ndarray:
+        """Trade a number of shares (negative sells); returns the order ids.
+
+        Without `limit`, `stop` or `trail` it is a market order at the next fill point.
+        `limit` alone: a limit order; `stop` alone: a stop (market once reached); both: a
+        stop-limit; `trail`: a trailing stop (a fraction of its reference, or a price
+        amount with `trail_mode='absolute'`), whose reference starts at this close. These
+        rest in the book from the next bar until filled, cancelled or `valid_until` (a
+        number of bars, or a timestamp: the last bar at or before it). Orders placed with
+        one `oco` label cancel each other when one fills. With `parent` (the id of an open
+        market or limit order) it is a bracket child: checked from the bar after the
+        parent's first fill, one OCO group with the parent's other children, cancelled if
+        the parent ends unfilled.
+        """
+        if parent is not None:
+            return self._child(asset, shares, limit, stop, trail, trail_mode, valid_until,
+                               int(parent))
+        if limit is None and stop is None and trail is None:
+            if valid_until is not None or oco is not None:
+                raise ValueError("valid_until and oco apply to limit, stop and trailing "
+                                 "orders only")
+            return self._submit(asset, OrderKind.shares, shares)
+        if trail is not None and (limit is not None or stop is not None):
+            raise ValueError("a trailing stop takes trail only (no limit or stop)")
+        if trail_mode not in TRAIL_MODES:
+            raise ValueError(f"trail_mode must be one of {', '.join(TRAIL_MODES)}; "
+                             f"got {trail_mode!r}")
+        assets = self.asset_index(asset)
+        amounts = np.broadcast_to(np.asarray(shares, dtype=np.float64), assets.shape)
+        if not (np.isfinite(amounts).all() and (amounts != 0).all()):
+            raise ValueError(f"resting orders need non-zero finite shares; got {amounts}")
+        for name, value in (("limit", limit), ("stop", stop), ("trail", trail)):
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
+        if trail is not None and trail_mode == "percent" and not trail < 1:
+            raise ValueError(f"a percent trail is a fraction below 1; got {trail}")
+        order_type = (OrderType.trailing_stop if trail is not None else
+                      OrderType.stop_limit if limit is not None and stop is not None else
+                      OrderType.limit if limit is not None else OrderType.stop)
+        last = self._valid_until(valid_until)
+        group = self._group(oco)
+        ids = []
+        for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
+            new_group = oco is not None and group < 0
+            oid = self._place(j, order_type, amount, limit, stop, trail,
+                              getattr(TrailMode, trail_mode), last,
+                              group=-2 if new_group else group)
+            if new_group and self._book.get(oid)["status"] == OrderStatus.open:
+                group = self._groups[oco] = oid
+            ids.append(oid)
+        return np.array(ids, dtype=np.int64)
+
+    def bracket(self, asset: Any, shares: float, take_profit: float, stop_loss: float,
+                limit: float | None = None) -> np.ndarray:
+        """An entry (market, or limit at `limit`) with a take-profit limit and a stop-loss
+        stop at those prices, one OCO group, live from the bar after the entry's first
+        fill. Returns the ids (entry, take-profit, stop-loss)."""
+        (j,) = self.asset_index(asset).tolist()
+        if not (np.isfinite(shares) and shares != 0):
+            raise ValueError(f"a bracket needs non-zero finite shares; got {shares}")
+        for name, value in (("take_profit", take_profit), ("stop_loss", stop_loss),
+                            ("limit", 1.0 if limit is None else limit)):
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive price; got {value!r}")
+        if (stop_loss >= take_profit) if shares > 0 else (stop_loss <= take_profit):
+            raise ValueError(f"stop_loss {stop_loss} and take_profit {take_profit} are on the "
+                             "wrong sides for this entry")
+        (parent,) = self.order(j, shares, limit=limit).tolist()
+        (profit,) = self.order(j, -shares, limit=take_profit, parent=parent).tolist()
+        (loss,) = self.order(j, -shares, stop=stop_loss, parent=parent).tolist()
+        return np.array([parent, profit, loss], dtype=np.int64)
+
+    def _child(self, asset: Any, shares: float, limit, stop, trail, trail_mode: str,
+               valid_until: Any, parent: int) -> np.ndarray:
+        """A bracket child of `parent` (see `order`)."""
+        (j,) = self.asset_index(asset).tolist()
+        if not 0 <= parent < self._book.n_orders:
+            raise KeyError(f"no order {parent}")
+        record = self._book.get(parent)
+        if record["asset"] != j or record["type"] not in (OrderType.market, OrderType.limit):
+            raise ValueError("a bracket parent is a market or limit order of the same asset")
+        if limit is None and stop is None and trail is None:
+            raise ValueError("a bracket child is a limit, stop or trailing stop")
+        if not (np.isfinite(shares) and shares != 0):
+            raise ValueError(f"resting orders need non-zero finite shares; got {shares}")
+        order_type = (OrderType.trailing_stop if trail is not None else
+                      OrderType.stop_limit if limit is not None and stop is not None else
+                      OrderType.limit if limit is not None else OrderType.stop)
+        group = self._families.get(parent, -2)
+        nan = float("nan")
+        oid = self._book.place(
+            self.bar, j, order_type, shares, limit=nan if limit is None else limit,
+            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            trail_mode=getattr(TrailMode, trail_mode),
+            reference=float(self.last_close[j]), valid_until=self._valid_until(valid_until),
+            active_from=NEVER, parent=parent, group=group)
+        self._families.setdefault(parent, oid)
+        if record["status"] != OrderStatus.open:  # the parent was refused or is done
+            self._book.cancel(oid, self.bar)
+        return np.array([oid], dtype=np.int64)
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel an open order (a bracket entry's children with it); False if it was no
+        longer open."""
+        return self._book.cancel(int(order_id), self.bar)
+
+    def _valid_until(self, valid_until: Any) -> int:
+        """The last bar an order placed now may fill at (NEVER: good till cancelled)."""
+        if valid_until is None:
+            return NEVER
+        if isinstance(valid_until, int | np.integer) and not isinstance(valid_until, bool):
+            if valid_until < 1:
+                raise ValueError(f"valid_until in bars must be at least 1; got {valid_until}")
+            return self.bar + int(valid_until)
+        if isinstance(valid_until, str):
+            valid_until = dt.datetime.fromisoformat(valid_until)
+        stamps = self._market.timestamps.to_numpy()
+        last = int(np.searchsorted(stamps, np.datetime64(valid_until, "us"), side="right")) - 1
+        if last <= self.bar:
+            raise ValueError(f"valid_until {valid_until} is not after this bar")
+        return last
+
+    def _group(self, oco: Any) -> int:
+        """The OCO group a label names while one of its orders is open, else −1 (the next
+        order with the label starts a new group)."""
+        if oco is None or oco not in self._groups:
+            return -1
+        group = self._groups[oco]
+        return group if (self._book.open_orders()["group"] == group).any() else -1
+
+    def _place(self, j: int, order_type: int, amount: float, limit, stop, trail,
+               trail_mode: int, last: int, group: int = -1) -> int:
+        """One resting order, checked against the portfolio rules; its id."""
+        close = float(self.last_close[j])
+        verdict = self._verdict(j, OrderKind.shares, amount, close)
+        if verdict:
+            return self._book.reject(self.bar, j, OrderKind.shares, amount, order_type, verdict)
+        nan = float("nan")
+        return self._book.place(
+            self.bar, j, order_type, amount, limit=nan if limit is None else limit,
+            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            trail_mode=trail_mode, reference=close, valid_until=last, group=group)
+
+    def _planned(self) -> np.ndarray:
+        """The positions planned at this decision (portfolio rules): held plus the open
+        resting entries, then moved by each order of the decision accepted so far."""
+        if self._plan_bar != self.bar:
+            _, orders, _, resting, n_resting = self._book.state()
+            self._plan = planned_positions(self._ledger.positions, orders, resting, n_resting)
+            self._plan_bar = self.bar
+        return self._plan
+
+    def _verdict(self, j: int, kind: int, amount: float, price: float) -> int:
+        """Reason code of the portfolio rule an order breaks (0: none), checked against the
+        positions planned at this decision (`planned_positions`, then each accepted order
+        of the decision); an accepted order moves the plan."""
+        s = self._settings
+        if not s.portfolio_rules:
+            return Reason.none
+        planned = self._planned()
+        new_q = self._planned_after(j, kind, amount, float(planned[j]))
+        verdict = int(planned_verdict(s, planned, self.last_close, j, new_q, price,
+                                      self.equity, self.peak))
+        if not verdict and np.isfinite(new_q) and np.isfinite(price) and self.equity > 0:
+            planned[j] = new_q
+        return verdict
 
     def order_value(self, asset: Any, value: Any) -> np.ndarray:
         """Trade shares worth `value` at the fill price."""
@@ -144,11 +338,15 @@ class Context:
         if not np.isfinite(target).all():
             raise ValueError("weights must be finite")
         first = self._book.n_orders
+        parents = self._parents(np.arange(n_assets))
         self._book.reserve(n_assets)
-        placed = rebalance(self._settings, self.bar, target, self.equity,
-                           self._ledger.positions, self.last_close, *self._book.state(),
+        placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
+                           self._ledger.positions, self._planned(), self.last_close,
+                           *self._book.state(),
                            np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
+        if len(parents):
+            self._book.drop_orphans(parents, self.bar)
         return np.arange(first, first + placed, dtype=np.int64)
 
     def _submit(self, asset: Any, kind: int, amount: Any) -> np.ndarray:
@@ -164,5 +362,41 @@ class Context:
             decision_orders(rule, kind, amounts, self.equity, self._ledger.positions[assets],
                             self.last_close[assets], shares)
             assets, amounts, kind = assets[shares != 0], shares[shares != 0], OrderKind.shares
-        return self._book.submit(self.bar, due_bar(self._settings, self.bar), assets, kind,
-                                 amounts)
+        due = due_bar(self._settings, self.bar)
+        parents = self._parents(assets)
+        if not self._settings.portfolio_rules:
+            ids = self._book.submit(self.bar, due, assets, kind, amounts)
+            if len(parents):
+                self._book.drop_orphans(parents, self.bar)
+            return ids
+        ids = []
+        for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
+            verdict = self._verdict(j, kind, amount, float(self.last_close[j]))
+            if verdict:
+                ids.append(self._book.reject(self.bar, j, kind, amount, OrderType.market,
+                                             verdict))
+            else:
+                ids += self._book.submit(self.bar, due, np.array([j]), kind,
+                                         np.array([amount])).tolist()
+        if len(parents):
+            self._book.drop_orphans(parents, self.bar)
+        return np.array(ids, dtype=np.int64)
+
+    def _parents(self, assets: np.ndarray) -> np.ndarray:
+        """Open market orders of `assets` that are bracket parents."""
+        open_ids = self._book.open_ids[assets]
+        open_ids = open_ids[open_ids >= 0]
+        if not len(open_ids):
+            return open_ids
+        return open_ids[self._book.record("has_children")[open_ids] == 1]
+
+    def _planned_after(self, j: int, kind: int, amount: float, planned: float) -> float:
+        """The position an order leads to from `planned` shares, estimated at this close
+        (a target sets it; other orders add to it)."""
+        close = float(self.last_close[j])
+        shares = {OrderKind.shares: planned + amount, OrderKind.value: planned + amount / close,
+                  OrderKind.percent: planned + amount * self.equity / close,
+                  OrderKind.target_shares: amount,
+                  OrderKind.target_value: amount / close,
+                  OrderKind.target_percent: amount * self.equity / close}
+        return shares[kind]

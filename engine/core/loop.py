@@ -23,7 +23,14 @@ import numpy as np
 from engine.core.book import OrderBook
 from engine.core.config import BacktestConfig
 from engine.core.context import Context
-from engine.core.kernels.loop import AFTER_DECISION, DECIDE, FROM_START, ROOM, advance
+from engine.core.kernels.loop import (
+    AFTER_DECISION,
+    DECIDE,
+    FROM_START,
+    ROOM,
+    advance,
+    room_needed,
+)
 from engine.core.ledger import Ledger
 from engine.core.strategy import Strategy
 from engine.data.market import Market, sealed
@@ -49,35 +56,54 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     settings = config.kernel_settings()
     profile = config.semantics
     table = strategy.weight_table(market)
+    rows = strategy.order_rows(market) if table is None else None
     expected = 4 * n_assets + 1024  # orders (and fills) expected; the arrays grow past it
+    row_start = np.zeros(0, dtype=np.int64)
+    rows_i, rows_f = np.zeros((0, 6), dtype=np.int64), np.zeros((0, 4))
     if table is not None:
         decide, weight_start, weight_asset, weight = table
         expected += min(n_assets * int(decide.sum()), 2 * len(weight))
+    elif rows is not None:
+        decide, row_start, rows_i, rows_f = rows
+        weight_start = np.zeros(0, dtype=np.int64)
+        weight_asset, weight = np.zeros(0, dtype=np.int64), np.zeros(0)
+        expected += len(rows_i)
     else:
         decide = strategy.decision_bars(market)
         decide = np.ones(n_bars, dtype=bool) if decide is None else np.asarray(decide, bool)
         weight_start = np.zeros(0, dtype=np.int64)
         weight_asset, weight = np.zeros(0, dtype=np.int64), np.zeros(0)
     ledger = Ledger(n_assets, config.initial_cash, capacity=expected)
-    book = OrderBook(n_assets, capacity=expected)
+    exits = sum(1 for rule in (settings.stop_loss, settings.take_profit,
+                               settings.trailing_stop, settings.max_bars) if rule)
+    book = OrderBook(n_assets, capacity=expected * (1 + exits))  # each entry adds its exits
     ctx = Context(market, ledger, book, settings)
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
+    none = sealed(np.empty((0, n_assets)))
+    can_rest = table is None or settings.position_rules
+    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see resting.place_rows
+    high, low = (market.high, market.low) if can_rest else (none, none)
     known_open = profile.held_prices(market, config.fill)
     cash, value = np.empty(n_bars), np.empty(n_bars)
 
     bar, resume = 0, FROM_START
     while bar < n_bars:
         bar, why, equity = advance(
-            settings, bar, resume, market.open, market.close, market.last_close, known_open,
-            market.has_bar, volume, decide, weight_start, weight_asset, weight,
-            *ledger.state(), *book.state(), cash, value,
+            settings, bar, resume, market.open, high, low, market.close, market.last_close,
+            known_open, market.has_bar, volume, decide, weight_start, weight_asset, weight,
+            row_start, rows_i, rows_f, row_state, *ledger.state(), *book.state(), cash, value,
         )
         resume = FROM_START
         if why == ROOM:
-            ledger.reserve(2 * n_assets)
-            book.reserve(n_assets)
+            fills, orders = room_needed(settings, n_assets, book.n_resting,
+                                        table is not None or rows is not None)
+            ledger.reserve(fills)
+            if rows is not None:
+                orders += int(row_start[bar + 1] - row_start[bar])
+            book.reserve(orders)
         elif why == DECIDE:
             ctx.bar, ctx.equity = bar, equity
+            ctx.peak = float(np.max(cash[: bar + 1] + value[: bar + 1]))
             strategy.on_bar(ctx)
             resume = AFTER_DECISION
     return Simulation(market, config, ledger, book, cash, value)

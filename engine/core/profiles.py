@@ -24,6 +24,14 @@ cash is checked; it implies some settings and refuses others (see `check`).
   toward zero unless within 1e-4 of a whole share; fills at the next close, at most
   `int(10% × bar volume)` shares per bar with the rest carried to later bars; no cash
   check; by default 5 bp slippage and $0.001 a share.
+
+Resting orders (docs/semantics.md, "Resting orders and risk rules"): a profile gives the
+defaults of `stop_first` (a stop reached anywhere in the bar fills before its OCO sibling:
+vectorbt and backtrader), `stop_base` (the price the risk rules' levels are fractions of:
+the fill price, or the entry bar's close under vectorbt), `trail_source` (what moves a
+trailing stop: the bar's high/low, or the close under backtrader, whose StopTrail follows
+the close) and `stop_slippage` (vectorbt's default `stop_exit_price` fills a stop at its
+level without slippage).
 """
 
 from __future__ import annotations
@@ -55,6 +63,10 @@ class Profile:
     volume_limit: float | None = None
     drop_without_bar: bool = False
     held_valuation: str = "last_close"  # or "last_fill_price": the last open for next_open
+    stop_first: bool = False  # a stop reached in the bar fills before its OCO sibling
+    stop_base: str = "fill"  # or "close": the entry bar's close
+    trail_source: str = "high_low"  # or "close"
+    stop_slippage: bool = True  # stops fill with slippage (capped at the bar)
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -91,10 +103,11 @@ class Profile:
 
 PROFILES = {
     "tradegap": Profile("tradegap"),
-    "vectorbt": Profile("vectorbt", drop_without_bar=True, held_valuation="last_fill_price"),
+    "vectorbt": Profile("vectorbt", drop_without_bar=True, held_valuation="last_fill_price",
+                        stop_first=True, stop_base="close", stop_slippage=False),
     "backtrader": Profile(
         "backtrader", decision_sizing="backtrader", sequence="submission",
-        submission_check=True, reject_reason="margin",
+        submission_check=True, reject_reason="margin", stop_first=True, trail_source="close",
         requires={"fill": "next_open", "shares": "integer", "cash_policy": "reject",
                   "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0,
                   "allow_leverage": False},

@@ -35,6 +35,8 @@ class _OrderStatus(NamedTuple):
     replaced: int = 3  # a later target order took its place
     merged: int = 4  # a later delta order absorbed it
     open: int = 5  # no outcome yet: still waiting in the book at the end
+    cancelled: int = 6  # withdrawn before it filled; the reason says by what
+    expired: int = 7  # not filled by its `valid_until` bar
 
 
 OrderStatus = _OrderStatus()
@@ -49,12 +51,62 @@ class _Reason(NamedTuple):
     superseded: int = 4  # replaced or merged; the table names the superseding order
     margin: int = 5  # rejected by backtrader's cash check (profile backtrader)
     no_price: int = 6  # rejected: no bar at the fill (profile vectorbt)
+    oco: int = 7  # cancelled: an order of its OCO group filled
+    position_closed: int = 8  # cancelled: its position went flat
+    cancelled: int = 9  # cancelled by the strategy (or its bracket parent never filled)
+    expired: int = 10  # expired: past its `valid_until` bar unfilled
+    max_positions: int = 11  # rejected: would open a position beyond `max_positions`
+    max_gross: int = 12  # rejected: gross exposure over equity would pass `max_gross`
+    max_weight: int = 13  # rejected: the asset's value over equity would pass `max_weight`
+    halt_drawdown: int = 14  # rejected: an entry while the drawdown is past `halt_drawdown`
 
 
 Reason = _Reason()
 REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_proceeds", None,
-                "margin", "no_price")
+                "margin", "no_price", *_Reason._fields[7:])
 REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
+
+
+class _OrderType(NamedTuple):
+    market: int = 0  # fills at the next fill point (a slot order) or, from a rule, at the open
+    limit: int = 1  # buy at or below / sell at or above `limit_price`
+    stop: int = 2  # becomes a market order once `stop_price` is reached
+    stop_limit: int = 3  # becomes a limit at `limit_price` once `stop_price` is reached
+    trailing_stop: int = 4  # a stop whose level trails the best price since placement
+
+
+OrderType = _OrderType()
+TYPE_NAMES = _OrderType._fields
+STOP_TYPES = (OrderType.stop, OrderType.stop_limit, OrderType.trailing_stop)
+
+
+class _Origin(NamedTuple):
+    user: int = 0  # placed by the strategy or the order table
+    stop_loss: int = 1  # risk rule exits (BacktestConfig), one OCO group per position
+    take_profit: int = 2
+    trailing_stop: int = 3
+    time_exit: int = 4
+
+
+Origin = _Origin()
+ORIGIN_NAMES = _Origin._fields
+
+
+class _TrailMode(NamedTuple):
+    percent: int = 0  # level = reference × (1 ∓ trail)
+    absolute: int = 1  # level = reference ∓ trail
+
+
+TrailMode = _TrailMode()
+
+
+class _IntrabarPath(NamedTuple):
+    nearest: int = 0  # open, the extreme nearer the open, the other extreme, close
+    ohlc: int = 1  # open, high, low, close
+    olhc: int = 2  # open, low, high, close
+
+
+IntrabarPath = _IntrabarPath()
 
 
 class _FillTiming(NamedTuple):
@@ -92,6 +144,7 @@ class _DecisionSizing(NamedTuple):
 DecisionSizing = _DecisionSizing()
 
 ORDER_DT = np.dtype([
+    ("order_id", np.int64),  # its id: its index in the book's records
     ("created_bar", np.int64),  # bar at whose close the order was placed
     ("asset", np.int64),  # asset index (column of the market)
     ("kind", np.int64),  # OrderKind
@@ -101,6 +154,20 @@ ORDER_DT = np.dtype([
     ("superseded_by", np.int64),  # id of the order that replaced or absorbed it, else -1
     ("filled_bar", np.int64),  # bar of its last fill, -1 unless filled
     ("filled_quantity", np.float64),  # signed shares filled so far
+    # resting orders (market slot orders keep the defaults: type market, NaN prices, -1)
+    ("type", np.int64),  # OrderType
+    ("limit_price", np.float64),  # limit of a limit / stop_limit, else NaN
+    ("stop_price", np.float64),  # trigger of a stop / stop_limit, else NaN
+    ("trail", np.float64),  # distance of a trailing stop (fraction or amount), else NaN
+    ("trail_mode", np.int64),  # TrailMode
+    ("reference", np.float64),  # trailing stop: the best price so far (peak or trough)
+    ("valid_until", np.int64),  # last bar at which it may fill; NEVER: good till cancelled
+    ("active_from", np.int64),  # first bar it is checked at (NEVER: bracket child waiting)
+    ("parent", np.int64),  # id of its bracket parent, else -1
+    ("group", np.int64),  # OCO group (the id of its first member), else -1
+    ("origin", np.int64),  # Origin: the strategy or the risk rule that created it
+    ("triggered", np.int64),  # stop_limit: 1 once its stop was reached (then a limit)
+    ("has_children", np.int64),  # 1: a bracket parent whose children wait for its fill
 ], align=True)
 
 SLOT_DT = np.dtype([  # the open order of one asset (the book holds one slot per asset)

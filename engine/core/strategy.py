@@ -6,9 +6,12 @@ import numpy as np
 import polars as pl
 
 from engine.core.context import Context
+from engine.core.kernels import NEVER
+from engine.core.records import TYPE_NAMES
 from engine.data.market import Market
 
 WeightTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+RowTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class Strategy:
@@ -24,6 +27,13 @@ class Strategy:
         (decision mask per bar, first row of each bar (T + 1 entries), asset index,
         weight); None (the default) means the loop calls `on_bar`.
         """
+        return None
+
+    def order_rows(self, market: Market) -> RowTable | None:
+        """An order table placed inside the compiled loop instead of calling `on_bar`:
+        (decision mask per bar, first row of each bar (T + 1 entries), int rows, float
+        rows) as `engine.core.kernels.resting.place_rows` reads them; None (the default)
+        means the loop calls `on_bar`."""
         return None
 
     def on_bar(self, ctx: Context) -> None:
@@ -68,3 +78,84 @@ class TargetWeights(Strategy):
         rows = slice(start[ctx.bar], start[ctx.bar + 1])
         target[assets[rows]] = weight[rows]
         ctx.rebalance(target)
+
+
+class OrderTable(Strategy):
+    """Place the rows of an order table (`engine.data.loading.load_orders`) at their
+    timestamps' closes, in row order; a row's `parent` names another row's `id`.
+
+    The rows are placed inside the compiled loop (`order_rows`); `on_bar` places them
+    through the strategy API instead, exactly the same way (with `compiled=False`).
+    """
+
+    def __init__(self, orders: pl.DataFrame, compiled: bool = True) -> None:
+        self._compiled = compiled
+        self._table = orders
+        self._rows: dict[int, list[dict]] = {}
+        self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
+
+    def decision_bars(self, market: Market) -> np.ndarray:
+        bars = market.bar_index(self._table["timestamp"])
+        self._rows, self._ids = {}, {}
+        for bar, row in zip(bars.tolist(), self._table.iter_rows(named=True), strict=True):
+            self._rows.setdefault(bar, []).append(row)
+        decide = np.zeros(market.n_bars, dtype=bool)
+        decide[bars] = True
+        return decide
+
+    def on_bar(self, ctx: Context) -> None:
+        ids = self._ids
+        for row in self._rows.get(ctx.bar, []):
+            valid = row["valid_bars"] if row["valid_bars"] is not None else row["valid_until"]
+            kind = row["type"]
+            limit, stop, trail = row["limit_price"], row["stop_price"], row["trail"]
+            parent = ids[row["parent"]] if row["parent"] is not None else None
+            if kind == "market":
+                (oid,) = ctx.order(row["asset"], row["quantity"]).tolist()
+            else:
+                (oid,) = ctx.order(row["asset"], row["quantity"], limit=limit, stop=stop,
+                                   trail=trail, trail_mode=row["trail_mode"],
+                                   valid_until=valid,
+                                   oco=None if parent is not None else row["group"],
+                                   parent=parent).tolist()
+            if row["id"] is not None:
+                ids[row["id"]] = oid
+
+    def order_rows(self, market: Market) -> RowTable | None:
+        if not self._compiled:
+            return None
+        table = self._table
+        bars = market.bar_index(table["timestamp"])
+        start = np.searchsorted(bars, np.arange(market.n_bars + 1)).astype(np.int64)
+        stamps = market.timestamps.to_numpy()
+        until = table["valid_until"]
+        last = np.searchsorted(stamps, until.fill_null(stamps[-1]).to_numpy(), side="right") - 1
+        valid = np.where(until.is_not_null().to_numpy(), last, NEVER)
+        counted = table["valid_bars"].to_numpy()
+        valid = np.where(table["valid_bars"].is_not_null().to_numpy(),
+                         bars + np.nan_to_num(counted, nan=0).astype(np.int64), valid)
+        rows_i = np.column_stack([
+            market.asset_index(table["asset"]),
+            table["type"].replace_strict(list(TYPE_NAMES), range(len(TYPE_NAMES)),
+                                         return_dtype=pl.Int64).to_numpy(),
+            (table["trail_mode"] == "absolute").cast(pl.Int64).to_numpy(),
+            valid, _first_seen_codes(table["group"]), _rows_named(table["parent"], table["id"]),
+        ]).astype(np.int64)
+        rows_f = np.column_stack([table[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                                  for name in ("quantity", "limit_price", "stop_price",
+                                               "trail")])
+        return start[1:] > start[:-1], start, rows_i, np.ascontiguousarray(rows_f)
+
+
+def _first_seen_codes(labels: pl.Series) -> np.ndarray:
+    """0, 1, … for each distinct label in order of first appearance; −1 where null."""
+    seen = labels.drop_nulls().unique(maintain_order=True)
+    return labels.replace_strict(seen, range(len(seen)), default=-1,
+                                 return_dtype=pl.Int64).to_numpy()
+
+
+def _rows_named(names: pl.Series, ids: pl.Series) -> np.ndarray:
+    """The row whose `ids` equals each of `names`; −1 where the name is null."""
+    rows = pl.DataFrame({"id": ids, "row": np.arange(len(ids), dtype=np.int64)}).drop_nulls()
+    return names.replace_strict(rows["id"], rows["row"], default=-1,
+                                return_dtype=pl.Int64).to_numpy()

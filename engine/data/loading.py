@@ -29,7 +29,7 @@ from pandera.config import ValidationDepth, config_context
 
 from engine.data.market import Market
 from engine.errors import InputError
-from schemas.market import Bars, Weights
+from schemas.market import Bars, OrderRows, Weights
 from schemas.signals import Scores
 
 Source = str | Path | pl.DataFrame
@@ -38,6 +38,11 @@ PRICE_COLUMNS = ("timestamp", "asset", "open", "high", "low", "close", "volume")
 WEIGHT_COLUMNS = ("timestamp", "asset", "weight")
 SIGNAL_COLUMNS = ("timestamp", "asset", "score")
 FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
+ORDER_COLUMNS = ("timestamp", "asset", "type", "quantity")
+ORDER_OPTIONAL = ("limit_price", "stop_price", "trail", "trail_mode", "valid_until", "group",
+                  "id", "parent")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+TRAIL_MODES = ("percent", "absolute")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -158,6 +163,132 @@ def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.Da
     _reject(frame, (ts < ts.shift(1)).fill_null(False), label, "timestamp",
             "row sorts before the row above it (sort fills by time)")
     return frame
+
+
+def load_orders(source: Source, market: Market, name: str | None = None) -> pl.DataFrame:
+    """A validated order table (docs/semantics.md, "Order tables, settings and outputs").
+
+    Rows come out in their order (sorted by timestamp) as `timestamp, asset, type,
+    quantity, limit_price, stop_price, trail, trail_mode, valid_bars, valid_until, group,
+    id, parent`: `valid_until` split into a bar count (`valid_bars`) or a timestamp; text
+    columns empty where not given. Every row names an asset and a bar of `market`.
+    """
+    frame, label = _open(source, name, "orders")
+    if frame.height == 0:
+        raise InputError(label, "no data rows")
+    _require_columns(frame, ORDER_COLUMNS, label)
+    present = [c for c in ORDER_OPTIONAL if c in frame.columns]
+    frame = frame.select(*ORDER_COLUMNS, *present).with_columns(
+        pl.lit(None, pl.String).alias(c) for c in ORDER_OPTIONAL if c not in present)
+    frame = _cast_timestamps(frame, label)
+    frame = _cast_assets(frame, label)
+    for column in ("quantity", "limit_price", "stop_price", "trail"):
+        frame = _cast_number(frame, column, label)
+    text = [pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
+            for c in ("type", "trail_mode", "group", "id", "parent", "valid_until")]
+    frame = frame.with_columns(text).with_columns(
+        pl.col("trail_mode").fill_null("percent"))
+    kind, qty = pl.col("type"), pl.col("quantity")
+    limit, stop, trail = pl.col("limit_price"), pl.col("stop_price"), pl.col("trail")
+    needs_limit = kind.is_in(["limit", "stop_limit"])
+    needs_stop = kind.is_in(["stop", "stop_limit"])
+    trailing = kind == "trailing_stop"
+
+    def positive(value: pl.Expr) -> pl.Expr:
+        return value.is_finite() & (value > 0)
+
+    ts = pl.col("timestamp")
+    _reject_first(frame, label, [
+        (~kind.is_in(list(ORDER_TYPES)), "type",
+         f"unknown order type (use {', '.join(ORDER_TYPES)})", "type"),
+        (~(qty.is_finite() & (qty != 0)), "quantity", "quantity must be a non-zero number",
+         "quantity"),
+        (needs_limit & ~positive(limit).fill_null(False), "limit_price",
+         "limit and stop_limit orders need a positive limit_price", "limit_price"),
+        (~needs_limit & limit.is_not_null(), "limit_price",
+         "limit_price given for an order that is not a limit or stop_limit", "type"),
+        (needs_stop & ~positive(stop).fill_null(False), "stop_price",
+         "stop and stop_limit orders need a positive stop_price", "stop_price"),
+        (~needs_stop & stop.is_not_null(), "stop_price",
+         "stop_price given for an order that is not a stop or stop_limit", "type"),
+        (trailing & ~positive(trail).fill_null(False), "trail",
+         "trailing_stop orders need a positive trail", "trail"),
+        (~trailing & trail.is_not_null(), "trail",
+         "trail given for an order that is not a trailing_stop", "type"),
+        (~pl.col("trail_mode").is_in(list(TRAIL_MODES)), "trail_mode",
+         "trail_mode must be percent or absolute", "trail_mode"),
+        (trailing & (pl.col("trail_mode") == "percent") & (trail >= 1), "trail",
+         "a percent trail is a fraction below 1", "trail"),
+        *_on_prices(market),
+        ((ts < ts.shift(1)).fill_null(False), "timestamp",
+         "row sorts before the row above it (sort orders by timestamp)", None),
+    ])
+    frame = _valid_until(frame, label)
+    stamps = market.timestamps.to_numpy()
+    last = np.searchsorted(stamps, frame["valid_until"].fill_null(stamps[-1]).to_numpy(),
+                           side="right") - 1
+    row_bar = np.searchsorted(stamps, frame["timestamp"].to_numpy())
+    _reject(frame, pl.Series(frame["valid_until"].is_not_null().to_numpy() & (last <= row_bar)),
+            label, "valid_until", "valid_until is before the next bar", show="valid_until")
+    _reject(frame, (pl.col("type") == "market") & (pl.col("valid_until").is_not_null()
+                                                   | pl.col("valid_bars").is_not_null()
+                                                   | pl.col("group").is_not_null()),
+            label, "type", "valid_until and group apply to resting orders, not market orders")
+    _check_links(frame, label)
+    return _gate(frame, OrderRows, label)
+
+
+def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
+    raw = frame["valid_until"]
+    if isinstance(raw.dtype, pl.Datetime | pl.Date):
+        bars = pl.Series([None] * frame.height, dtype=pl.Float64)
+        stamps = _cast_timestamps(pl.DataFrame({"timestamp": raw}), label).to_series()
+    else:
+        raw = raw.cast(pl.String)
+        bars = raw.cast(pl.Float64, strict=False)
+        as_time = raw.is_not_null() & bars.is_null()
+        filler = _show(frame["timestamp"][0])
+        parsed = _cast_timestamps(pl.DataFrame({"timestamp": raw.zip_with(
+            as_time, pl.Series([filler] * frame.height))}), label).to_series()
+        stamps = parsed.zip_with(as_time, pl.Series([None] * frame.height,
+                                                     dtype=pl.Datetime("us")))
+    bad_bars = bars.is_not_null() & ((bars < 1) | (bars != bars.floor()))
+    _reject(frame, bad_bars, label, "valid_until",
+            "valid_until in bars must be a whole number of at least 1", show="valid_until")
+    frame = frame.with_columns(valid_bars=bars.cast(pl.Int64), valid_until=stamps)
+    _reject(frame, (pl.col("valid_until") <= pl.col("timestamp")).fill_null(False), label,
+            "valid_until",
+            "valid_until is not after the order's timestamp", show="valid_until")
+    columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
+               "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
+    return frame.select(columns)
+
+
+def _check_links(frame: pl.DataFrame, label: str) -> None:
+    """Ids unique; a `parent` names the id of an earlier market or limit row of its asset."""
+    ids = pl.col("id")
+    _reject(frame, ids.is_not_null() & ids.is_duplicated(), label, "id", "duplicate id",
+            show="id")
+    if frame["parent"].is_null().all():
+        return
+    rows = frame.with_row_index("_row").select("_row", "id", "asset", "type")
+    linked = frame.with_row_index("_row").join(
+        rows.rename({"_row": "_parent_row", "asset": "_parent_asset", "type": "_parent_type",
+                     "id": "parent"}), on="parent", how="left", maintain_order="left")
+    child = pl.col("parent").is_not_null()
+    _reject(linked, child & pl.col("_parent_row").is_null(), label, "parent",
+            "parent names no id of the table", show="parent")
+    _reject(linked, child & (pl.col("_parent_row") >= pl.col("_row")), label, "parent",
+            "parent must come before its child", show="parent")
+    _reject(linked, child & (pl.col("_parent_asset") != pl.col("asset")), label, "parent",
+            "a bracket child must be on its parent's asset", show="parent")
+    _reject(linked, child & ~pl.col("_parent_type").is_in(["market", "limit"]), label,
+            "parent", "a bracket parent must be a market or limit order", show="parent")
+    _reject(linked, child & pl.col("_parent_type").is_not_null()
+            & pl.col("parent").is_in(frame.filter(pl.col("parent").is_not_null())["id"]
+                                     .implode()), label, "parent",
+            "a bracket child cannot be a parent itself", show="parent")
 
 
 def _check_ohlc(frame: pl.DataFrame, label: str, repair: bool) -> pl.DataFrame:

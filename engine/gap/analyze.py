@@ -78,16 +78,18 @@ def analyze(
     if divergent.height == 0:
         return _identical(joined, a, b, bars, equity_a, equity_b, weights is not None)
 
-    observed_a = observe(a.fills, prices, bar_of)
-    observed_b = observe(b.fills, prices, bar_of)
+    exits = bool(a.rules and a.rules.position_rules)
+    observed_a = observe(a.fills, prices, bar_of, exits)
+    observed_b = observe(b.fills, prices, bar_of, exits)
     trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
     label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
     excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
     if weights is not None:
         decisions = decided.given(bars, weights)
     else:
+        exits = decided.exit_rows(a.fills, log_a, bars, trusted, observed_a)
         trusted, decisions = _inferred(log_a, log_b, bars, trusted, observed_b, tolerance,
-                                       excused, a.rules is None)
+                                       excused, a.rules is None, exits)
 
     diagnosis_a = None
     if weights is not None:
@@ -130,17 +132,17 @@ def _fills(log: FillLog) -> list[tuple]:
 
 
 def _inferred(log_a: FillLog, log_b: FillLog, bars: Bars, trusted: Rules,
-              observed_b: Observed, tolerance: Tolerance, excused: dict, unknown_rules: bool
-              ) -> tuple[Rules, dict]:
+              observed_b: Observed, tolerance: Tolerance, excused: dict, unknown_rules: bool,
+              exits: dict[int, set[int]] | None = None) -> tuple[Rules, dict]:
     """Decisions inferred from A's book. How A values a held asset that has no bar is not
     in its log; when A's rules are not given and that choice changes the decisions, the
     one under which B's own fills are reproduced most often is taken."""
-    decisions = decided.inferred(log_a, bars, trusted)
+    decisions = decided.inferred(log_a, bars, trusted, exits)
     if not unknown_rules:
         return trusted, decisions
     other = trusted.with_(held_valuation="last_fill_price"
                           if trusted.held_valuation == "last_close" else "last_close")
-    alternative = decided.inferred(log_a, bars, other)
+    alternative = decided.inferred(log_a, bars, other, exits)
     if alternative == decisions:
         return trusted, decisions
     scored = []

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine.gap.logs import FillLog
-from engine.reference import Bars, Rebalance, Rules, decisions_from_weights
+from engine.gap.logs import FillLog, aggregate
+from engine.gap.observe import Observed
+from engine.reference import Bars, Book, Rebalance, Rules, decisions_from_weights
 from engine.reference.bars import CLOSE, OPEN
 
 SHRUNK = 1e-9  # cash left below this share of the book value: the last buy was shrunk
@@ -28,13 +29,18 @@ def given(bars: Bars, weights: pl.DataFrame) -> dict[int, list]:
     return decisions_from_weights(bars, weights)
 
 
-def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
-    """One `Rebalance` per fill bar of side A, placed at A's decision bar."""
+def inferred(log: FillLog, bars: Bars, rules: Rules,
+             exits: dict[int, set[int]] | None = None) -> dict[int, list]:
+    """One `Rebalance` per fill bar of side A, placed at A's decision bar (`exits`: per
+    bar, the rows that are the position rules' exits, no decision's)."""
     point = OPEN if rules.point == "open" else CLOSE
     held = point if rules.held_valuation == "last_fill_price" else CLOSE
     decisions: dict[int, list] = {}
     for book in log.books():
         batch = log.by_bar.get(book.bar)
+        if exits and book.bar in exits and batch:
+            skip = exits[book.bar]
+            batch = aggregate([r for i, r in enumerate(log.rows[book.bar]) if i not in skip])
         if not batch:
             continue
         t = book.bar
@@ -63,6 +69,76 @@ def inferred(log: FillLog, bars: Bars, rules: Rules) -> dict[int, list]:
         if decision >= 0:
             decisions[decision] = [Rebalance(weights)]
     return decisions
+
+
+def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
+              observed: Observed) -> dict[int, set[int]]:
+    """Per bar, the indices (in `log.rows[bar]`) of the rows that are position-rule exits:
+    those whose `trigger` is not `market` when the log has that column; else those that
+    leave their position flat at the price the side's own exits fill at in that bar under
+    `rules` (armed from its own entries, tried from its book before the bar)."""
+    if not rules.position_rules:
+        return {}
+    out: dict[int, set[int]] = {}
+    if "trigger" in fills.columns:
+        index = {t: i for i, t in enumerate(bars.timestamps)}
+        seen: dict[int, int] = {}
+        for t, trigger in fills.select("timestamp", "trigger").iter_rows():
+            bar = index[t]
+            i = seen.get(bar, 0)
+            seen[bar] = i + 1
+            if trigger is not None and trigger != "market":
+                out.setdefault(bar, set()).add(i)
+        return out
+    from engine.gap.diagnose import Oracle  # the oracle's exits, armed as the diagnosis arms them
+
+    oracle = Oracle(bars, {})
+    sim = oracle.sim
+    held: dict[str, float] = {}
+    books = {book.bar: book for book in log.books() if book.bar in log.rows}
+    for bar in log.fill_bars:
+        flat = []
+        for i, (asset, q, p, _) in enumerate(log.rows[bar]):
+            before = held.get(asset, 0.0)
+            after = before + q
+            if abs(after) <= 1e-9 * max(abs(q), 1e-3):
+                after = 0.0
+            held[asset] = after
+            if after == 0.0 and before != 0.0:
+                flat.append((i, asset, p))
+        if not flat:
+            continue
+        own = books[bar]
+        entries = [(a, *found) for a in sorted(own.positions)
+                   if (found := log.entry(a, bar)) is not None]
+        here = rules.with_(**observed.rules_at(bar))
+        sim.book = Book(own.cash, dict(own.positions))
+        sim.fills, sim.rejections, sim._overrides = [], [], {}
+        oracle.arm(bar, here, entries)
+        if sim.resting:
+            sim._rest(bar, here)
+        exits = {asset: price for _, asset, _, price, _, _ in sim.fills}
+        found = {i: asset for i, asset, price in flat
+                 if asset in exits and abs(price - exits[asset]) <= 1e-9 * abs(price)}
+        if here.point == "open" and len(found) < len(log.rows[bar]):
+            # a rebalance at this open: an exit gapped at the open fills where the batch's
+            # sell would, and the batch came first (unless the batch traded the asset
+            # already: it sells an asset once)
+            row = bars.rows[bar]
+            first = {}
+            for i, (asset, *_) in enumerate(log.rows[bar]):
+                first.setdefault(asset, i)
+            found = {i: a for i, a in found.items() if first[a] < i or not _at_market(
+                log.rows[bar][i], row[a][OPEN], here.slippage)}
+        if found:
+            out[bar] = set(found)
+    return out
+
+
+def _at_market(fill: tuple, open_: float, slippage: float) -> bool:
+    _, q, price, _ = fill
+    market = open_ * (1.0 + (1.0 if q > 0 else -1.0) * slippage)
+    return abs(price - market) <= 1e-9 * abs(market)
 
 
 def _tied(weights: dict[str, float]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Diagnose one side bar by bar: which rules, from its own book, reproduce its fills.
 
-Before every bar the side's own book is rebuilt from its fills. The oracle (the reference
+Before every bar the side's own book is rebuilt from its fills (with position rules, its
+open exits too, armed from its own entries: `Oracle.arm`). The oracle (the reference
 `Simulation`) then replays that bar from that book under the trusted rules with the
 side's visible fields (price point, slippage, fees, rounding: `observe`). If that
 reproduces the side's fills, the side did what the trusted rules say from the book it had
@@ -120,20 +121,62 @@ class Diagnosis:
         return switch in self.needed[t] if t in self.needed else True
 
 
+Entry = tuple[str, int, float]  # asset, the bar its position was opened at, the fill price
+ARMED_IDS = -10**9  # ids of the exits armed from a side's entries (before any order's)
+
+
 class Oracle:
-    """The reference `Simulation` stepped one bar at a time from a given book."""
+    """The reference `Simulation` stepped one bar at a time from a given book.
+
+    The position rules' exits are not carried from bar to bar: before each bar they are
+    armed afresh from the side's own entries (`entries`) under the bar's rules, at levels
+    from the entry's fill price or its bar's close (`stop_base`), a trailing reference
+    moved over the bars since (`trail_source`), so that the replay of one bar from the
+    side's own book holds the exits that side's rules would hold.
+    """
 
     def __init__(self, bars: Bars, decisions: dict[int, list]) -> None:
         self.sim = Simulation(bars, decisions, Rules(), 0.0, record=False)
+        self.bars = bars
 
-    def step(self, t: int, rules: Rules, book: Book, overrides: dict | None
-             ) -> tuple[dict[str, Key], Book]:
+    def step(self, t: int, rules: Rules, book: Book, overrides: dict | None,
+             entries: list[Entry] | None = None) -> tuple[dict[str, Key], Book]:
         sim = self.sim
         sim.rules_at = lambda _bar: rules
         sim.book = book
         sim.fills, sim.equity, sim.rejections = [], [], []
+        self.arm(t, rules, entries)
         fills = sim.step(t, overrides)
         return aggregate([(a, q, p, f) for _, a, q, p, f, _ in fills]), sim.book
+
+    def arm(self, t: int, rules: Rules, entries: list[Entry] | None) -> None:
+        """The open exits before bar t of the positions opened by `entries`."""
+        sim = self.sim
+        if sim.resting or sim.resting_orders or sim._children:
+            sim.resting, sim.resting_orders, sim.triggers, sim._children = [], {}, {}, {}
+        if not entries or not rules.position_rules:
+            return
+        saved, sim._next_id = sim._next_id, ARMED_IDS
+        positions = sim.book.positions
+        for asset, bar, price in entries:
+            position = positions.get(asset, 0.0)
+            if position:
+                sim._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
+        sim._next_id = saved
+        for order in sim.resting:
+            if order.type == "trailing_stop":
+                self.trail(order, t, rules, positions[order.asset] < 0)
+
+    def trail(self, order, t: int, rules: Rules, buy: bool) -> None:
+        """Move a trailing reference over the bars it was tried at before t."""
+        first = order.live_from
+        if rules.entry_bar_check and rules.point != "open":
+            first += 1  # exits of a close fill come after the bar's resting orders
+        rows = self.bars.rows
+        for bar in range(first, t):
+            row = rows[bar].get(order.asset)
+            if row is not None:
+                order.follow(row, buy, rules.trail_source)
 
 
 class Diagnoser:
@@ -159,6 +202,7 @@ class Diagnoser:
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
+        self.exits = trusted.position_rules  # each side's exits are rebuilt from its entries
         visible = trusted.with_(**observed.rules_at(-1))
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
@@ -215,11 +259,25 @@ class Diagnoser:
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
-        if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)):
+        entries = self.entries_at(own)
+        if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
+                or entries):
             return {}, Book(own.cash, own.positions, {}, hypothesis.history, (),
                             hypothesis.seen)
         return self.oracle.step(t, rules, self.book_for(own, hypothesis),
-                                self.overrides_at(t))
+                                self.overrides_at(t), entries)
+
+    def entries_at(self, own: OwnBook) -> list[Entry] | None:
+        """The entries of the positions held before bar `own.bar` (None without position
+        rules): their exits are armed from the side's own fills."""
+        if not self.exits or not own.positions:
+            return None
+        out = []
+        for asset in sorted(own.positions):
+            found = self.log.entry(asset, own.bar)
+            if found is not None:
+                out.append((asset, *found))
+        return sorted(out, key=lambda e: (e[1], e[0])) or None
 
     def overrides_at(self, t: int) -> dict | None:
         """The side's one-off prices and fees at bar t, as the oracle takes them."""
@@ -524,6 +582,8 @@ class Diagnoser:
         sim.rules_at = lambda _bar: rules
         sim.book = self.book_for(own, hypothesis)
         sim.fills, sim.equity, sim.rejections = [], [], []
+        if sim.resting or sim._children:
+            sim.resting, sim._children = [], {}
         sim.force(t, self.log.rows.get(t, []))
         hypothesis.advance(sim.book)
 
@@ -540,7 +600,8 @@ class Diagnoser:
             diagnosis.trusted_fills[t] = predicted
         else:
             plain = Hypothesis(frozenset(), *base_state)
-            guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None)
+            guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None,
+                                        self.entries_at(own))
             diagnosis.trusted_fills[t] = guess
 
     def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
@@ -566,7 +627,8 @@ class Diagnoser:
                                     self.rules_without(before.bar, switches, element))
             self._excused_now = self.excused.get(t, set())
             out[element], _ = self.oracle.step(t, self.rules_without(t, switches, element),
-                                               self.book_for(own, probe), self.overrides_at(t))
+                                               self.book_for(own, probe), self.overrides_at(t),
+                                               self.entries_at(own))
         diagnosis.without[t] = out
         diagnosis.needed[t] = {e for e, fills in out.items()
                                if self.mismatches(fills, actual)}

@@ -5,11 +5,13 @@ before bar t, positions are the sum of its fills before t and cash is the initia
 less Σ quantity × price + fee, a sum within float noise of zero being zero (the ledger's
 rule, docs/semantics.md), so that a batch that spent all its cash leaves none. Fills are
 also kept per bar as {asset: (quantity, volume-weighted price, fee, rows)}, the form the
-oracle's predictions are compared in.
+oracle's predictions are compared in. Each position's entry (the fill that opened it from
+flat: its bar and price) is kept too: the position rules' exits are armed from it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,6 +53,30 @@ class FillLog:
         self.fees_before.append(fees)
         for bar, rows in self.rows.items():
             self.by_bar[bar] = aggregate(rows)
+        self.entries: dict[str, tuple[list[int], list[float]]] = {}  # asset → bars, prices
+        held: dict[str, float] = {}
+        for bar in sorted(self.rows):
+            for asset, q, p, _ in self.rows[bar]:
+                before = held.get(asset, 0.0)
+                after = before + q
+                if abs(after) <= 1e-9 * max(abs(q), 1e-3):
+                    after = 0.0
+                held[asset] = after
+                if before == 0.0 and after != 0.0:
+                    bars_, prices = self.entries.setdefault(asset, ([], []))
+                    if bars_ and bars_[-1] == bar:
+                        prices[-1] = p
+                    else:
+                        bars_.append(bar)
+                        prices.append(p)
+
+    def entry(self, asset: str, t: int) -> tuple[int, float] | None:
+        """The bar and price of the fill that opened the position held before bar t."""
+        found = self.entries.get(asset)
+        if found is None:
+            return None
+        i = bisect_left(found[0], t)
+        return (found[0][i - 1], found[1][i - 1]) if i else None
 
     @property
     def fill_bars(self) -> list[int]:

@@ -80,13 +80,28 @@ class Observed:
                 **self.fee_at(bar).as_rules(), "rounding": rounding, "lot": lot}
 
 
-def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed:
-    """Fit a side's price, fee and rounding models from its fills (`bar_of`: timestamp → bar)."""
+def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool = False
+            ) -> Observed:
+    """Fit a side's price, fee and rounding models from its fills (`bar_of`: timestamp → bar).
+
+    With `exits` (position rules in force), a fill that may be a rule's exit fills at its
+    level, not at the market's price point: it is left out of the price model and never a
+    one-off price (the diagnosis replays it). Such a fill is one whose `trigger` is not
+    `market` when the log has that column, else one that leaves its position flat.
+    """
     if fills.height == 0:
         return Observed()
+    if exits:
+        if "trigger" in fills.columns:
+            fills = fills.with_columns(_exit=pl.col("trigger").fill_null("market") != "market")
+        else:
+            after = pl.col("quantity").cum_sum().over("asset")
+            fills = fills.with_columns(_exit=after.abs() <= 1e-9 * pl.col("quantity").abs()
+                                       .clip(lower_bound=1e-3))
     rows = fills.join(prices.select("timestamp", "asset", "open", "close"),
                       on=["timestamp", "asset"], how="left")
     rows = rows.filter(pl.col("quantity") != 0.0)
+    free = rows["_exit"].to_numpy() if exits else np.zeros(rows.height, dtype=bool)
     index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},
                          schema={"timestamp": rows.schema["timestamp"], "_bar": pl.Int64})
     bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"].to_numpy()
@@ -100,11 +115,11 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
     size = np.abs(q)
     notional = size * p
 
-    price = _price_model(slip, np.ones(len(q), dtype=bool))
+    price = _price_model(slip, ~free if (~free).any() else np.ones(len(q), dtype=bool))
     fee_model = _fee_model(size, notional, f)
     rounding, lot = _rounding(size)
 
-    price_fit = _fits_price(price, slip)
+    price_fit = _fits_price(price, slip) | free
     fee_fit = _fits_fee(fee_model, size, notional, f)
     price_by_bar: dict[int, PriceModel] = {}
     fee_by_bar: dict[int, FeeModel] = {}
@@ -119,9 +134,11 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
         b = int(bar[rows_of_bar[0]])
         local = {k: v[rows_of_bar] for k, v in slip.items()}
         local_price = price
-        if (~price_fit[rows_of_bar]).mean() > 0.5:
-            local_price = _price_model(local, np.ones(len(rows_of_bar), dtype=bool))
-            if _fits_price(local_price, local).mean() > 0.5 and local_price != price:
+        held = ~free[rows_of_bar]
+        if (~price_fit[rows_of_bar]).mean() > 0.5 and held.any():
+            local_price = _price_model(local, held)
+            if (_fits_price(local_price, local)[held].mean() > 0.5
+                    and local_price != price):
                 price_by_bar[b] = local_price
             else:
                 local_price = price
@@ -131,7 +148,7 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict) -> Observed
             candidate = _fee_model(n, q, v)
             if _fits_fee(candidate, n, q, v).mean() > 0.5 and candidate != fee_model:
                 fee_by_bar[b] = local_fee = candidate
-        ok_price = _fits_price(local_price, local)
+        ok_price = _fits_price(local_price, local) | free[rows_of_bar]
         ok_fee = _fits_fee(local_fee, n, q, v)
         for i in np.flatnonzero(~ok_price | ~ok_fee):
             row = rows_of_bar[i]

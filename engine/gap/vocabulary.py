@@ -3,7 +3,9 @@
 A `Switch` is one way an engine departs from the trusted side's rules, with its
 parameters: a change of `Rules` fields (timing as delay and price point, sequencing,
 sizing basis, cash checks, accumulation in its forms, stale positions, rounding, volume
-caps, duplicate rows) or a change of the engine's hidden state from some bar on (fills
+caps, duplicate rows; with position rules, how their exits are armed and filled: the
+intra-bar path, stop priority, stop base, trailing reference, stop slippage, gap fill
+price, entry-bar check) or a change of the engine's hidden state from some bar on (fills
 booked twice at one bar; fees left out of cash since a bar). docs/trade_gap.md shows one
 example of each.
 """
@@ -18,7 +20,9 @@ from engine.reference import Rules, rules_for
 CAUSES = (
     "timing", "look_ahead", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
     "sequencing", "duplicate_fill", "accumulation", "stale_position", "volume_limit",
-    "missing_fill", "short_selling", "propagated", "unexplained",
+    "missing_fill", "short_selling", "intrabar_path", "stop_priority", "stop_base",
+    "trail_reference", "stop_slippage", "gap_fill", "entry_bar_check", "propagated",
+    "unexplained",
 )
 
 WHAT_WENT_WRONG = {
@@ -36,6 +40,13 @@ WHAT_WENT_WRONG = {
     "volume_limit": "capped fills at a share of the bar's volume",
     "missing_fill": "dropped orders",
     "short_selling": "sold short",
+    "intrabar_path": "read the path inside a bar in another order",
+    "stop_priority": "ordered a stop and its take-profit otherwise in a bar reaching both",
+    "stop_base": "set its exits' levels from another base price",
+    "trail_reference": "moved its trailing stops with other prices",
+    "stop_slippage": "filled stops with other slippage",
+    "gap_fill": "filled exits gapped past at another price (their level or the open)",
+    "entry_bar_check": "tried a position's exits from another bar (the entry bar or the next)",
     "unexplained": "differs in ways the vocabulary does not explain",
 }
 
@@ -113,6 +124,7 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
     ]
+    switches += stop_switches(trusted)
     if observed.rounding != "none" or rounds:
         for mode in ("truncate", "floor", "nearest"):
             if mode != observed.rounding:
@@ -122,6 +134,48 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         if limit != trusted.volume_limit:
             switches.append(Switch("volume_limit", f"fills capped at {limit:.1%} of volume",
                                    (("volume_limit", limit),)))
+    return switches
+
+
+def stop_switches(trusted: Rules) -> list[Switch]:
+    """How the position rules' exits may fill otherwise (none without position rules):
+    the path inside a bar, which of a stop and its take-profit fills when both are
+    reached, the base of the levels, what moves a trailing stop, slippage on stops, a
+    gap's fill price, and whether the entry bar is checked."""
+    if not trusted.position_rules:
+        return []
+    switches = []
+    if not trusted.submission_check:  # exits free cash a later decision's screen may use
+        switches.append(SCREEN)
+    if trusted.stop_loss or trusted.trailing_stop:  # before the path: ties take it (peers')
+        switches.append(Switch("stop_priority", "stop-loss before take-profit in a bar that "
+                               "reaches both" if not trusted.stop_first else
+                               "stop-loss and take-profit in the order the path reaches them",
+                               (("stop_first", not trusted.stop_first),)))
+        switches.append(Switch("stop_slippage", "stops filled without slippage"
+                               if trusted.stop_slippage else "stops filled with slippage",
+                               (("stop_slippage", not trusted.stop_slippage),)))
+    switches += [Switch("intrabar_path", words, (("intrabar_path", path),))
+                 for path, words in (("nearest", "the extreme nearer the open first"),
+                                     ("ohlc", "the high first (open, high, low, close)"),
+                                     ("olhc", "the low first (open, low, high, close)"))
+                 if path != trusted.intrabar_path]
+    base = "close" if trusted.stop_base == "fill" else "fill"
+    switches.append(Switch("stop_base", "exit levels from the entry bar's close" if
+                           base == "close" else "exit levels from the entry's fill price",
+                           (("stop_base", base),)))
+    if trusted.trailing_stop:
+        source = "close" if trusted.trail_source == "high_low" else "high_low"
+        switches.append(Switch("trail_reference", "trailing stops follow the closes" if
+                               source == "close" else "trailing stops follow the highs/lows",
+                               (("trail_source", source),)))
+    switches.append(Switch("gap_fill", "exits gapped past filled at their level" if
+                           trusted.gap_fill == "open" else "exits gapped past filled at the open",
+                           (("gap_fill", "level" if trusted.gap_fill == "open" else "open"),)))
+    if trusted.stop_loss or trusted.take_profit or trusted.trailing_stop:
+        switches.append(Switch("entry_bar_check", "exits tried on the entry bar" if
+                               not trusted.entry_bar_check else "exits not tried on the entry bar",
+                               (("entry_bar_check", not trusted.entry_bar_check),)))
     return switches
 
 
@@ -171,6 +225,7 @@ def day(timestamp: Any) -> str:
 
 PEER_FIELDS = ("sizing", "sequence", "submission_check", "reject_reason", "cash_policy",
                "volume_limit", "drop_without_bar", "held_valuation")
+STOP_FIELDS = ("stop_first", "stop_base", "trail_source", "stop_slippage")
 
 
 def peer_rule_sets(trusted: Rules, vocabulary: list[Switch]) -> list[frozenset[Switch]]:
@@ -180,7 +235,8 @@ def peer_rule_sets(trusted: Rules, vocabulary: list[Switch]) -> list[frozenset[S
     vocabulary = [*vocabulary, SCREEN]
     for profile in ("vectorbt", "backtrader", "zipline"):
         peer = rules_for({"profile": profile})
-        wanted = {(name, getattr(peer, name)) for name in PEER_FIELDS
+        names = PEER_FIELDS + (STOP_FIELDS if trusted.position_rules else ())
+        wanted = {(name, getattr(peer, name)) for name in names
                   if getattr(peer, name) != getattr(trusted, name)}
         chosen = {s for s in vocabulary if s.changes and set(s.changes) <= wanted
                   | {(n, v) for n, v in s.changes if n == "reject_reason"}}

@@ -77,6 +77,28 @@ def run_zipline(
     return _run_elsewhere(prices, weights, config, zipline_costs, side_python(python))
 
 
+def run_zipline_orders(
+    prices: pl.DataFrame, orders: pl.DataFrame, config: BacktestConfig | None = None,
+    zipline_costs: bool = False, python: str | Path | None = None,
+) -> PeerResult:
+    """Run an order table's `market`, `limit`, `stop` and `stop_limit` rows in zipline.
+
+    Each row is placed at the close of its timestamp with `order(asset, quantity,
+    style=...)` (whole shares; zipline has no trailing stops, OCO, brackets or expiry, so
+    those columns must be empty). zipline checks limits and stops against each later bar's
+    close only and fills at that close (plus slippage). Fills' `order_id` is the row.
+    """
+    config = config or BacktestConfig.for_profile("zipline")
+    for name in ("trail", "valid_until", "group", "parent"):
+        if name in orders.columns and orders[name].drop_nulls().len():
+            raise ValueError(f"zipline orders have no {name}")
+    _cost_models(config, zipline_costs, check_only=True)
+    if python is None and importlib.util.find_spec("zipline") is not None:
+        return _run_orders_here(prices, orders, config, zipline_costs)
+    return _run_elsewhere(prices, orders, config, zipline_costs, side_python(python),
+                          mode="orders")
+
+
 def side_python(python: str | Path | None = None) -> Path:
     """The side interpreter: `python`, else `$TRADEGAP_ZIPLINE_PYTHON`, else `.venv/zipline`."""
     chosen = Path(python or os.environ.get(PYTHON_VARIABLE) or SIDE_ENV / "bin" / "python")
@@ -104,14 +126,15 @@ def setup_side_env(path: Path = SIDE_ENV) -> Path:
 
 def _run_elsewhere(
     prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig, zipline_costs: bool,
-    python: Path,
+    python: Path, mode: str = "weights",
 ) -> PeerResult:
-    """Run this module in the side environment over Parquet files in a temporary directory."""
+    """Run this module in the side environment over Parquet files in a temporary directory
+    (`mode` "orders": `weights` is an order table)."""
     with tempfile.TemporaryDirectory(prefix="tradegap-zipline-") as folder:
         work = Path(folder)
         prices.write_parquet(work / "prices.parquet")
         weights.write_parquet(work / "weights.parquet")
-        settings = {"config": config.to_dict(), "zipline_costs": zipline_costs}
+        settings = {"config": config.to_dict(), "zipline_costs": zipline_costs, "mode": mode}
         (work / "settings.json").write_text(json.dumps(settings))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         done = subprocess.run([str(python), "-m", "engine.peers.zipline", str(work)],
@@ -125,9 +148,10 @@ def _run_elsewhere(
 def _run_from_folder(work: Path) -> None:
     """The side environment's entry: read the inputs from `work`, write fills and equity."""
     settings = json.loads((work / "settings.json").read_text())
-    result = _run_here(pl.read_parquet(work / "prices.parquet"),
-                       pl.read_parquet(work / "weights.parquet"),
-                       BacktestConfig.from_dict(settings["config"]), settings["zipline_costs"])
+    run = _run_orders_here if settings.get("mode") == "orders" else _run_here
+    result = run(pl.read_parquet(work / "prices.parquet"),
+                 pl.read_parquet(work / "weights.parquet"),
+                 BacktestConfig.from_dict(settings["config"]), settings["zipline_costs"])
     result.fills.write_parquet(work / "fills.parquet")
     result.equity.write_parquet(work / "equity.parquet")
 
@@ -160,19 +184,79 @@ def _run_here(
     prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig, zipline_costs: bool
 ) -> PeerResult:
     """Run zipline in this interpreter on in-memory bars."""
-    import pandas as pd
-    from sqlalchemy import create_engine
-    from zipline.algorithm import TradingAlgorithm
-    from zipline.api import order_target_percent, set_commission, set_slippage
-    from zipline.assets import AssetDBWriter, AssetFinder
-    from zipline.data.data_portal import DataPortal
-    from zipline.finance.trading import SimulationParameters
-    from zipline.utils.calendar_utils import get_calendar
+    from zipline.api import order_target_percent
 
     bars = load_prices(prices)
     targets = load_weights(weights, bars)
     market = Market.from_bars(bars)
     decisions = decision_weights(market, targets)
+
+    def place(context, bar: int) -> None:
+        target = decisions[bar]
+        if np.isnan(target).all():
+            return
+        positions = context.portfolio.positions
+        held = np.array([positions[e].amount if e in positions else 0.0
+                         for e in context.equities])
+        closes = market.last_close[bar]
+        chosen = ((target != 0) | (held != 0)).nonzero()[0]
+        value = context.portfolio.portfolio_value
+        estimate = target[chosen] * value - held[chosen] * closes[chosen]
+        for j in chosen[np.argsort(estimate, kind="stable")]:
+            order_target_percent(context.equities[j], float(target[j]))
+
+    performance = _simulate(market, config, zipline_costs, place)
+    return _normalize(performance, market)
+
+
+def _run_orders_here(
+    prices: pl.DataFrame, orders: pl.DataFrame, config: BacktestConfig, zipline_costs: bool
+) -> PeerResult:
+    """Place an order table's rows (market, limit, stop, stop-limit) in this interpreter."""
+    from zipline.api import order
+    from zipline.finance.execution import LimitOrder, MarketOrder, StopLimitOrder, StopOrder
+
+    market = Market.from_bars(load_prices(prices))
+    index = {t: i for i, t in enumerate(market.timestamps.to_list())}
+    column = {a: j for j, a in enumerate(market.assets.to_list())}
+    by_bar: dict[int, list[tuple]] = {}
+    for row, (t, asset, kind, quantity, limit, stop) in enumerate(orders.select(
+            "timestamp", "asset", "type", "quantity", "limit_price", "stop_price").iter_rows()):
+        if kind not in ("market", "limit", "stop", "stop_limit"):
+            raise ValueError(f"zipline has no {kind} orders")
+        by_bar.setdefault(index[t], []).append((row, asset, kind, quantity, limit, stop))
+    rows: dict[str, int] = {}
+
+    def place(context, bar: int) -> None:
+        for row, asset, kind, quantity, limit, stop in by_bar.get(bar, []):
+            if kind == "limit":
+                style = LimitOrder(limit)
+            elif kind == "stop":
+                style = StopOrder(stop)
+            elif kind == "stop_limit":
+                style = StopLimitOrder(limit, stop)
+            else:
+                style = MarketOrder()
+            oid = order(context.equities[column[asset]], int(quantity), style=style)
+            if oid is not None:
+                rows[oid] = row
+
+    performance = _simulate(market, config, zipline_costs, place)
+    return _normalize(performance, market, rows)
+
+
+def _simulate(market: Market, config: BacktestConfig, zipline_costs: bool, place):
+    """Run a zipline algorithm over the market that calls `place(context, bar)` at every
+    bar's close; zipline's daily performance frame."""
+    import pandas as pd
+    from sqlalchemy import create_engine
+    from zipline.algorithm import TradingAlgorithm
+    from zipline.api import set_commission, set_slippage
+    from zipline.assets import AssetDBWriter, AssetFinder
+    from zipline.data.data_portal import DataPortal
+    from zipline.finance.trading import SimulationParameters
+    from zipline.utils.calendar_utils import get_calendar
+
     calendar = get_calendar(CALENDAR)
     first = pd.Timestamp(market.timestamps[0]).normalize()
     sessions = calendar.sessions[calendar.sessions >= first][: market.n_bars]
@@ -191,18 +275,7 @@ def _run_here(
 
     def handle_data(context, data) -> None:
         context.bar += 1
-        target = decisions[context.bar]
-        if np.isnan(target).all():
-            return
-        positions = context.portfolio.positions
-        held = np.array([positions[e].amount if e in positions else 0.0
-                         for e in context.equities])
-        closes = market.last_close[context.bar]
-        chosen = ((target != 0) | (held != 0)).nonzero()[0]
-        value = context.portfolio.portfolio_value
-        estimate = target[chosen] * value - held[chosen] * closes[chosen]
-        for j in chosen[np.argsort(estimate, kind="stable")]:
-            order_target_percent(context.equities[j], float(target[j]))
+        place(context, context.bar)
 
     with tempfile.TemporaryDirectory(prefix="tradegap-zipline-") as folder:
         engine = create_engine(f"sqlite:///{folder}/assets.sqlite")
@@ -228,7 +301,7 @@ def _run_here(
         )
         performance = algorithm.run()
         engine.dispose()
-    return _normalize(performance, market)
+    return performance
 
 
 def _equities(market: Market, sessions, sids: np.ndarray):
@@ -268,11 +341,13 @@ def _bar_reader(market: Market, sessions, sids: np.ndarray, calendar):
     return DailyBars(frames, calendar, pd.Series("USD", index=sids), verify_indices=False)
 
 
-def _normalize(performance, market: Market) -> PeerResult:
+def _normalize(performance, market: Market, ids: dict[str, int] | None = None
+               ) -> PeerResult:
     """zipline's daily performance frame as our fills and equity tables.
 
     Transactions carry no commission: a fill's fee is the growth of its order's
-    cumulative `commission` in that day's order records.
+    cumulative `commission` in that day's order records. `ids` maps zipline's order ids to
+    ours (else they are numbered in order of first fill).
     """
     stamps = market.timestamps
     assets = market.assets.to_list()
@@ -287,7 +362,7 @@ def _normalize(performance, market: Market) -> PeerResult:
             oid = txn["order_id"]
             fee = commission[oid] - paid.get(oid, 0.0)
             paid[oid] = commission[oid]
-            order_ids.setdefault(oid, len(order_ids))
+            order_ids.setdefault(oid, len(order_ids) if ids is None else ids[oid])
             rows.append((stamps[bar], assets[txn["sid"].sid], float(txn["amount"]),
                          float(txn["price"]), float(fee), order_ids[oid]))
     fills = pl.DataFrame(

@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from engine.reference.resting import PATHS, STOP_BASES, TRAIL_SOURCES
+
 POINTS = ("open", "close")
 ROUNDINGS = ("none", "truncate", "floor", "nearest")
 SIZINGS = ("fill", "decision_floor", "decision_truncate")
 VALUATIONS = ("fill_price", "previous_close", "decision_close")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
+GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
 BOOKINGS = ("once", "twice_logged", "twice_hidden")
 
@@ -66,19 +69,55 @@ class Rules:
     drop_without_bar: bool = False  # an order whose asset has no bar when due is dropped
     # Bookkeeping.
     booking: str = "once"  # "twice_logged": two rows each; "twice_hidden": one row, booked twice
+    # Resting orders inside a bar (engine/reference/resting.py).
+    intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in
+    stop_first: bool = False  # a stop reached anywhere in the bar fills before its OCO sibling
+    stop_base: str = "fill"  # a rule's (or bracket child's) base price: fill price or bar close
+    trail_source: str = "high_low"  # what moves a trailing reference: the extremes or the close
+    stop_slippage: bool = True  # off: stops fill at their level without slippage (vectorbt)
+    # Departures no profile takes, for the gap analysis: a level gapped past at the open
+    # fills at the level (not the open); a position's exits are tried on its entry bar.
+    gap_fill: str = "open"
+    entry_bar_check: bool = False
+    # Position rules: exits of every position opened from flat (0: off).
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    trailing_stop: float = 0.0
+    max_bars: int = 0
+    # Portfolio rules, checked when an order is placed (0: off).
+    max_positions: int = 0
+    max_gross: float = 0.0
+    max_weight: float = 0.0
+    halt_drawdown: float = 0.0
 
     def __post_init__(self) -> None:
         for name, allowed in (("point", POINTS), ("rounding", ROUNDINGS), ("sizing", SIZINGS),
                               ("valuation", VALUATIONS), ("sequence", SEQUENCES),
                               ("cash_policy", CASH_POLICIES),
-                              ("position_basis", POSITION_BASES), ("booking", BOOKINGS)):
+                              ("position_basis", POSITION_BASES), ("booking", BOOKINGS),
+                              ("intrabar_path", PATHS), ("stop_base", STOP_BASES),
+                              ("trail_source", TRAIL_SOURCES), ("gap_fill", GAP_FILLS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; "
                                  f"got {getattr(self, name)!r}")
         if self.delay < 0:
             raise ValueError(f"delay must be zero or more bars, got {self.delay}")
+        for name in ("stop_loss", "take_profit", "trailing_stop", "max_bars", "max_positions",
+                     "max_gross", "max_weight", "halt_drawdown"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be zero (off) or positive, got "
+                                 f"{getattr(self, name)}")
         if self.max_leverage < 1:
             raise ValueError(f"max_leverage must be at least 1, got {self.max_leverage}")
+
+    @property
+    def position_rules(self) -> bool:
+        return bool(self.stop_loss or self.take_profit or self.trailing_stop or self.max_bars)
+
+    @property
+    def portfolio_rules(self) -> bool:
+        return bool(self.max_positions or self.max_gross or self.max_weight
+                    or self.halt_drawdown)
 
     @property
     def at_decision(self) -> bool:
@@ -106,6 +145,11 @@ def rules_for(settings: Any) -> Rules:
     submission order and refuses overdrafts as `margin`; `zipline` sizes at the decision
     close by truncating the share delta, fills at most 10% of a bar's volume (the rest
     waits) and executes in submission order.
+
+    Resting orders and risk rules take the settings' names (missing or None: default, 0:
+    off). `stop_first` defaults to on under `vectorbt` and `backtrader`; `stop_base` to the
+    entry bar's `close` under `vectorbt`; `trail_source` to `close` under `backtrader`;
+    `stop_slippage` to off under `vectorbt` (its stops fill at their level).
     """
     s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
     fill = s.get("fill", "next_open")
@@ -120,6 +164,21 @@ def rules_for(settings: Any) -> Rules:
         cash_policy=s.get("cash_policy", "shrink"),
         max_leverage=float(s.get("max_leverage", 2.0)) if s.get("allow_leverage") else 1.0,
         allow_short=bool(s.get("allow_short", False)),
+    )
+    def setting(name: str, default: Any) -> Any:
+        value = s.get(name)
+        return default if value is None else value
+
+    rules = rules.with_(
+        intrabar_path=setting("intrabar_path", "nearest"),
+        stop_first=bool(setting("stop_first", profile in ("vectorbt", "backtrader"))),
+        stop_base=setting("stop_base", "close" if profile == "vectorbt" else "fill"),
+        trail_source=setting("trail_source", "close" if profile == "backtrader" else "high_low"),
+        stop_slippage=bool(setting("stop_slippage", profile != "vectorbt")),
+        **{name: float(setting(name, 0.0)) for name in (
+            "stop_loss", "take_profit", "trailing_stop", "max_gross", "max_weight",
+            "halt_drawdown")},
+        max_bars=int(setting("max_bars", 0)), max_positions=int(setting("max_positions", 0)),
     )
     if profile == "vectorbt":
         return rules.with_(drop_without_bar=True, held_valuation="last_fill_price")

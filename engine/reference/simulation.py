@@ -7,6 +7,12 @@ the mark at the last known closes. An engine that acts `delay` > 1 bars late que
 bar t, the decision made `delay − 1` bars earlier; a look-ahead engine (delay 0 at the
 open) decides before the open fill.
 
+Resting orders (order-table rows, bracket children, the position rules' exits) are tried
+after the bar's market batch at the open (before it when market orders fill at the close),
+along the bar's price path (resting.py), then trailing references move and expired orders
+go; portfolio rules are checked as each decision places its orders. They live in
+`Simulation.resting` (the open ones) and `resting_orders` (every one), not in the `Book`.
+
 `Simulation` keeps its state in one `Book` that a caller may read or replace between bars,
 and `rules` may be one `Rules` or a function of the bar: the gap analysis uses both to
 replay another engine from that engine's own book, one bar at a time.
@@ -21,11 +27,24 @@ from dataclasses import dataclass, field
 from engine.reference.bars import CLOSE, OPEN, VOLUME, Bars
 from engine.reference.execution import add, buy, rounded, sell
 from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
+from engine.reference.resting import (
+    Resting,
+    event,
+    last_bar_of,
+    stop_fill_price,
+)
 from engine.reference.rules import Rules
 
 HISTORY = 4  # batches of positions kept for stale-position rules
 Fill = tuple[int, str, float, float, float, int]  # bar, asset, quantity, price, fee, order id
 Overrides = dict[str, tuple[float | None, float | None, bool]]  # asset → (price, fee, sized)
+
+
+@dataclass(frozen=True)
+class Place:
+    """One row of an order table (`resting.order_table_rows`), placed at its decision."""
+
+    row: dict
 
 
 @dataclass
@@ -74,6 +93,15 @@ class Simulation:
         self.equity: list[tuple[float, float]] = []  # cash, positions value (when recording)
         self._next_id = 0
         self._overrides: Overrides = {}
+        # Resting orders (resting.py): the open ones, every one by id, what fills report.
+        self.resting: list[Resting] = []
+        self.resting_orders: dict[int, Resting] = {}
+        self.triggers: dict[int, str] = {}  # order id → trigger of its fills ("market" if absent)
+        self._children: dict[int, list[Resting]] = {}  # market order id → its bracket children
+        self._absorbed: dict[int, int] = {}  # merged market order id → the order absorbing it
+        self._table_ids: dict = {}  # an order table's `id` → our order id
+        self._plan: dict | None = None  # portfolio rules: positions planned by this decision
+        self._peak = -math.inf  # the equity peak (for halt_drawdown)
 
     def run(self, start: int = 0, stop: int | None = None) -> Simulation:
         for t in range(start, len(self.bars.timestamps) if stop is None else stop):
@@ -97,8 +125,12 @@ class Simulation:
             self._decide(t, rules, t)
         if rules.point == "open":
             self._fill(t, rules, OPEN)
-        elif rules.delay >= 1:
+        if self.resting:
+            self._rest(t, rules)
+        if rules.point == "close" and rules.delay >= 1:
             self._fill(t, rules, CLOSE)
+        if rules.halt_drawdown:
+            self._peak = max(self._peak, self.book.cash + self.marked(t))
         if not look_ahead:
             self._decide(t, rules, t)
         if rules.point == "close" and rules.delay == 0:
@@ -153,8 +185,12 @@ class Simulation:
         equity = book.cash
         for asset in sorted(book.positions):
             equity += book.positions[asset] * last(known, asset, CLOSE)
+        if rules.portfolio_rules:
+            self._plan = self._new_plan(equity, known)
         for call in calls:
-            if isinstance(call, Rebalance):
+            if isinstance(call, Place):
+                self._place(t, rules, call.row)
+            elif isinstance(call, Rebalance):
                 self._rebalance(t, rules, call.weights, held, equity, known)
             elif call.kind in TARGET_KINDS and rules.at_decision:
                 if call.kind == "target_shares":
@@ -222,6 +258,11 @@ class Simulation:
         order_id = self._next_id
         self._next_id += 1
         book = self.book
+        if self._plan is not None and rules.portfolio_rules:
+            broken = self._breaks(rules, asset, kind, amount)
+            if broken:
+                self._refuse(t, order_id, asset, kind, amount, broken)
+                return
         previous = book.pending.get(asset)
         due = t + (1 if rules.delay else 0)
         if previous is None:
@@ -231,6 +272,15 @@ class Simulation:
             book.pending[asset] = Order.new(order_id, asset, t, due, kind, amount)
         else:
             book.pending[asset] = previous.merged(order_id, t, due, kind, amount)
+            if kind not in TARGET_KINDS:
+                self._absorbed[previous.id] = order_id
+            if previous.id in self._children:  # merged: the entry still happens
+                children = self._children.pop(previous.id)
+                if kind in TARGET_KINDS:  # replaced: it does not
+                    for child in children:
+                        self._settle(child, t, "cancelled", "cancelled")
+                else:
+                    self._children.setdefault(order_id, []).extend(children)
             if self.record:
                 replaced = kind in TARGET_KINDS
                 record = self.orders[previous.id]
@@ -364,6 +414,12 @@ class Simulation:
             book.cash = cash if rules.fees_in_cash else add(cash, fee)
             self._move(order.asset, quantity)
             fill = (t, order.asset, quantity, adjusted, fee, order.id)
+            if self.resting or self._children or rules.position_rules:
+                self._after_fill(t, rules, order.asset, position, adjusted, order.id,
+                                 closes_by_target=order.target_kind is not None)
+        elif order.id in self._children:
+            for child in self._children.pop(order.id):
+                self._settle(child, t, "cancelled", "cancelled")
         if cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
                 and status != "rejected":
             self._remove(order)
@@ -378,6 +434,300 @@ class Simulation:
         else:
             self._close(order, t, status, reason, quantity)
         return fill
+
+    # Order tables and resting orders (resting.py; docs/semantics.md, "Resting orders")
+
+    def _place(self, t: int, rules: Rules, row: dict) -> None:
+        """Place one order-table row decided at the close of bar `t`."""
+        asset, kind, quantity = row["asset"], row["type"], float(row["quantity"])
+        parent = None
+        if row["parent"] is not None:
+            parent = self._table_ids.get(row["parent"])
+        if kind == "market":
+            order_id = self._next_id
+            self._submit(t, rules, asset, "shares", quantity)
+            self.triggers[order_id] = "market"
+            if row["id"] is not None:
+                self._table_ids[row["id"]] = order_id
+            return
+        order_id = self._next_id
+        self._next_id += 1
+        if row["id"] is not None:
+            self._table_ids[row["id"]] = order_id
+        order = Resting(
+            id=order_id, asset=asset, type=kind, quantity=quantity, created=t,
+            live_from=t + 1, last_bar=last_bar_of(row["valid_until"], t, self.bars.timestamps),
+            limit=None if row["limit_price"] is None else float(row["limit_price"]),
+            stop=None if row["stop_price"] is None else float(row["stop_price"]),
+            trail=None if row["trail"] is None else float(row["trail"]),
+            trail_mode=row["trail_mode"], trigger=kind,
+            group=None if row["group"] is None else ("group", row["group"]))
+        if kind == "trailing_stop":
+            order.peak = self.bars.last(t, asset, CLOSE)
+        self.resting_orders[order_id] = order
+        self.triggers[order_id] = kind
+        if self.record:
+            self.orders.append([order_id, t, asset, kind, quantity, "open", None, None, 0.0])
+        if parent is not None:
+            self._adopt(t, rules, order, parent)
+        elif rules.portfolio_rules and self._plan is not None:
+            broken = self._breaks(rules, asset, "shares", quantity)
+            if broken:
+                self._settle(order, t, "rejected", broken)
+                self.rejections.append((t, asset, broken))
+                return
+        if order.status == "open":
+            self.resting.append(order)
+
+    def _adopt(self, t: int, rules: Rules, child: Resting, parent_id: int) -> None:
+        """A bracket child: one OCO group with its siblings, live after the parent fills."""
+        child.parent = parent_id
+        child.group = ("bracket", parent_id)
+        child.live_from = None
+        status = self.orders[parent_id][5] if self.record else "open"
+        while status == "merged":  # the entry is carried by the order that absorbed it
+            parent_id = self._absorbed[parent_id]
+            status = self.orders[parent_id][5]
+        parent = self.resting_orders.get(parent_id)
+        if parent is None and status == "open":  # a market parent waiting to fill
+            self._children.setdefault(parent_id, []).append(child)
+        elif status == "filled":
+            fill = next(f for f in reversed(self.fills) if f[5] == parent_id)
+            self._arm(child, fill[0], fill[3], self.bars.rows[fill[0]][child.asset],
+                      rules.stop_base)
+        elif status != "open":
+            self._settle(child, t, "cancelled", "cancelled")
+
+    @staticmethod
+    def _arm(order: Resting, t: int, price: float, bar: tuple, stop_base: str) -> None:
+        """Make a bracket child live from the bar after its parent filled at bar `t` at
+        `price`; a trailing child's reference starts at the stop base."""
+        order.live_from = t + 1
+        if order.type == "trailing_stop":
+            order.peak = price if stop_base == "fill" else bar[CLOSE]
+
+    def _rest(self, t: int, rules: Rules) -> None:
+        """Resting orders at bar `t`: tried along the path, then trailing references move,
+        then orders past their last bar expire."""
+        row = self.bars.rows[t]
+        book = self.book
+        live = [o for o in self.resting if o.status == "open" and o.live_from is not None
+                and o.live_from <= t and o.asset in row]
+        sides = {o.id: o.is_buy(book.positions.get(o.asset, 0.0)) for o in live}
+        events = []
+        for order in live:
+            hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
+                        rules.gap_fill, rules.point == "close")
+            if hit is not None:
+                events.append((order, hit))
+        if events:
+            headroom = 0.0
+            if rules.max_leverage > 1.0:
+                last = self.bars.last
+                headroom = (rules.max_leverage - 1.0) * book.value(
+                    {a: row[a][OPEN] if a in row else last(t, a, CLOSE)
+                     for a in book.positions})
+            for order, (_, price, slipped) in sorted(events, key=self._event_key(events, rules)):
+                if order.status == "open":
+                    self._fill_resting(t, rules, order, sides[order.id], price, slipped,
+                                       row[order.asset], headroom)
+        for order in live:
+            if order.status == "open" and order.type == "trailing_stop":
+                order.follow(row[order.asset], sides[order.id], rules.trail_source)
+        for order in self.resting:
+            if order.status == "open" and order.last_bar is not None and order.last_bar <= t:
+                self._settle(order, t, "expired", None)
+        self.resting = [o for o in self.resting if o.status == "open"]
+
+    @staticmethod
+    def _event_key(events: list, rules: Rules) -> Callable:
+        """Sort key of a bar's events: phase, then order id. With `stop_first`, an OCO
+        group whose stop is reached in the bar moves, whole, to the group's earliest phase
+        and its first stop's id, its stops ahead of their siblings."""
+        earliest: dict = {}
+        anchor: dict = {}
+        if rules.stop_first:
+            reached = [(o, phase) for o, (phase, _, _) in events
+                       if o.group is not None and o.type != "market"]
+            for order, _ in reached:
+                if order.is_stop:
+                    anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
+            for order, phase in reached:
+                if order.group in anchor:
+                    earliest[order.group] = min(earliest.get(order.group, phase), phase)
+
+        def key(item: tuple) -> tuple:
+            order, (phase, _, _) = item
+            if order.group in anchor and order.type != "market":
+                group = order.group
+                return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
+            return (phase, order.id, 0, order.id)
+
+        return key
+
+    def _fill_resting(self, t: int, rules: Rules, order: Resting, is_buy: bool, price: float,
+                      slipped: bool, bar: tuple, headroom: float) -> None:
+        """Execute one resting order at `price` and book it at once."""
+        book = self.book
+        position = book.positions.get(order.asset, 0.0)
+        size = abs(position) if order.close_position else abs(order.quantity)
+        if not is_buy and not rules.allow_short:
+            size = min(size, max(position, 0.0))
+        size = rounded(size, rules)
+        if slipped:
+            slippage = rules.slippage if rules.stop_slippage or not order.is_stop else 0.0
+            price = stop_fill_price(price, is_buy, bar, slippage)
+        plain = rules.with_(slippage=0.0)
+        if is_buy:
+            status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
+                                                            plain)
+        else:
+            status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, plain)
+        if status != "filled":
+            self._settle(order, t, status, reason)
+            if status == "rejected":
+                self.rejections.append((t, order.asset, reason))
+            return
+        quantity = size if is_buy else -size
+        book.cash = cash
+        self._move(order.asset, quantity)
+        self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
+        rule = order.trigger if order.close_position else None
+        self._settle(order, t, "filled", reason or rule, quantity)
+        if order.group is not None:
+            for other in self.resting:
+                if other.group == order.group and other.status == "open":
+                    self._settle(other, t, "cancelled", "oco")
+        for child in self.resting:
+            if child.parent == order.id and child.status == "open":
+                self._arm(child, t, adjusted, bar, rules.stop_base)
+        self._after_fill(t, rules, order.asset, position, adjusted, order.id,
+                         closes_by_target=False)
+
+    def _after_fill(self, t: int, rules: Rules, asset: str, before: float, price: float,
+                    order_id: int, closes_by_target: bool) -> None:
+        """What a fill sets off: a market parent's children go live, a position opened
+        from flat gets the position rules' exits, a position closed loses them (and, when
+        a target closed it, every resting order of the asset); a reversed position loses
+        its exits and gets new ones."""
+        bar = self.bars.rows[t][asset]
+        for child in self._children.pop(order_id, []):
+            if child.status == "open":
+                self._arm(child, t, price, bar, rules.stop_base)
+        after = self.book.positions.get(asset, 0.0)
+        if after == 0.0 or before * after < 0.0:  # closed, or reversed
+            for order in self.resting:
+                if order.asset == asset and order.status == "open" and (
+                        (closes_by_target and after == 0.0) or order.close_position):
+                    self._settle(order, t, "cancelled", "position_closed")
+        if after != 0.0 and before * after <= 0.0 and rules.position_rules:
+            self._open_rules(t, rules, asset, after, price, bar)
+
+    def _open_rules(self, t: int, rules: Rules, asset: str, position: float, price: float,
+                    bar: tuple) -> None:
+        """The position rules' exits of a position opened at bar `t`: one OCO group, each
+        closing the whole position, tried from the next bar (a time exit from bar t + N)."""
+        base = price if rules.stop_base == "fill" else bar[CLOSE]
+        long = position > 0
+        group = ("position", asset, t)
+        exits = []
+        if rules.stop_loss:
+            level = base * (1 - rules.stop_loss) if long else base * (1 + rules.stop_loss)
+            exits.append(("stop_loss", "stop", {"stop": level}))
+        if rules.take_profit:
+            level = base * (1 + rules.take_profit) if long else base * (1 - rules.take_profit)
+            exits.append(("take_profit", "limit", {"limit": level}))
+        if rules.trailing_stop:
+            exits.append(("trailing_stop", "trailing_stop",
+                          {"trail": rules.trailing_stop, "peak": base}))
+        if rules.max_bars:
+            exits.append(("time_exit", "market", {}))
+        for rule, kind, fields in exits:
+            order_id = self._next_id
+            self._next_id += 1
+            live = t + rules.max_bars if rule == "time_exit" \
+                else t + (0 if rules.entry_bar_check else 1)
+            order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
+                            live_from=live, group=group, trigger=rule, **fields)
+            self.resting.append(order)
+            self.resting_orders[order_id] = order
+            self.triggers[order_id] = rule
+            if self.record:
+                self.orders.append([order_id, t, asset, kind, -position, "open", rule, None,
+                                    0.0])
+
+    def _settle(self, order: Resting, t: int, status: str, reason: str | None,
+                quantity: float = 0.0) -> None:
+        """Record what became of a resting order; a parent that will never fill takes its
+        waiting children with it."""
+        order.status, order.reason = status, reason
+        if self.record:
+            record = self.orders[order.id]
+            record[5], record[6] = status, reason
+            record[7] = t if status == "filled" else None
+            record[8] += quantity
+        if status != "filled":
+            for child in self.resting:
+                if child.parent == order.id and child.status == "open":
+                    self._settle(child, t, "cancelled", "cancelled")
+
+    # Portfolio rules (checked when an order is placed)
+
+    def _new_plan(self, equity: float, known: int) -> dict:
+        """Positions as planned at a decision: held, plus the open entries (resting orders
+        that are neither bracket children nor rule exits)."""
+        planned = dict(self.book.positions)
+        for order in self.resting:
+            if order.status == "open" and order.parent is None and not order.close_position:
+                planned[order.asset] = planned.get(order.asset, 0.0) + order.quantity
+        peak = max(self._peak, equity)
+        return {"equity": equity, "known": known, "planned": planned,
+                "drawdown": 1.0 - equity / peak if peak > 0 else 0.0}
+
+    def _breaks(self, rules: Rules, asset: str, kind: str, amount: float) -> str | None:
+        """The portfolio rule an order would break (None: none), estimated at the decision
+        close; an order that does not increase the asset's exposure breaks none."""
+        plan = self._plan
+        close = self.bars.last(plan["known"], asset, CLOSE)
+        equity = plan["equity"]
+        planned = plan["planned"]
+        before = planned.get(asset, 0.0)
+        if math.isnan(close) or equity <= 0:
+            return None
+        if kind in TARGET_KINDS:
+            after = (amount if kind == "target_shares" else
+                     amount / close if kind == "target_value" else amount * equity / close)
+        else:
+            after = before + (amount if kind == "shares" else amount / close
+                              if kind == "value" else amount * equity / close)
+        if abs(after) <= abs(before) and before * after >= 0:
+            planned[asset] = after
+            return None
+        tolerance = 1e-9
+        broken = None
+        if rules.halt_drawdown and plan["drawdown"] >= rules.halt_drawdown - tolerance:
+            broken = "halt_drawdown"
+        elif rules.max_positions and before == 0.0 and sum(
+                1 for q in planned.values() if q != 0.0) >= rules.max_positions:
+            broken = "max_positions"
+        elif rules.max_weight and abs(after) * close / equity > rules.max_weight + tolerance:
+            broken = "max_weight"
+        elif rules.max_gross:
+            last = self.bars.last
+            gross = abs(after) * close + sum(
+                abs(q) * last(plan["known"], a, CLOSE) for a, q in planned.items()
+                if a != asset and q != 0.0)
+            if gross / equity > rules.max_gross + tolerance:
+                broken = "max_gross"
+        if broken is None:
+            planned[asset] = after
+        return broken
+
+    def _refuse(self, t: int, order_id: int, asset: str, kind: str, amount: float,
+                reason: str) -> None:
+        self.rejections.append((t, asset, reason))
+        if self.record:
+            self.orders.append([order_id, t, asset, kind, amount, "rejected", reason, None, 0.0])
 
     def _remove(self, order: Order) -> None:
         book = self.book

@@ -10,13 +10,17 @@ import numpy as np
 import polars as pl
 
 from engine.core.config import BacktestConfig
+from engine.core.kernels import NEVER
 from engine.core.loop import Simulation
 from engine.core.records import (
     FILL_DT,
     KIND_NAMES,
     ORDER_DT,
+    ORIGIN_NAMES,
     REASON_NAMES,
     STATUS_NAMES,
+    TYPE_NAMES,
+    Origin,
     Reason,
 )
 from engine.results.artifacts import replace_directory, to_json, write_parquet
@@ -66,8 +70,17 @@ class BacktestResult:
                 "price": fills["price"],
                 "fee": fills["fee"],
                 "order_id": fills["order_id"],
+                "trigger": self._triggers.gather(np.maximum(fills["order_id"], 0)),
             }
         )
+
+    @cached_property
+    def _triggers(self) -> pl.Series:
+        """What fired each order: the risk rule that created it, else its type."""
+        book = self._sim.book
+        origin, kind = book.record("origin"), book.record("type")
+        code = np.where(origin != Origin.user, len(TYPE_NAMES) + origin, kind)
+        return pl.Series([*TYPE_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(code)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
@@ -86,6 +99,13 @@ class BacktestResult:
                 pl.Series(orders["superseded_by"][superseded]),
             )).to_series()
             reason = reason.scatter(superseded, text)
+        origin = pl.Series(ORIGIN_NAMES).gather(orders["origin"])
+        by_rule = pl.Series(orders["origin"] != Origin.user)
+        reason = pl.select(pl.when(reason.is_null() & by_rule).then(origin)
+                           .otherwise(reason)).to_series()
+        last = market.n_bars - 1
+        valid_until = orders["valid_until"]
+        expires = pl.Series((valid_until != NEVER) & (valid_until <= last))
         return pl.DataFrame(
             {
                 "order_id": np.arange(book.n_orders, dtype=np.int64),
@@ -97,9 +117,21 @@ class BacktestResult:
                 "reason": reason,
                 "filled_at": market.timestamps.gather(np.maximum(filled_bar, 0)),
                 "filled_quantity": orders["filled_quantity"],
+                "type": pl.Series(TYPE_NAMES).gather(orders["type"]),
+                "limit_price": orders["limit_price"],
+                "stop_price": orders["stop_price"],
+                "trail": orders["trail"],
+                "valid_until": market.timestamps.gather(np.clip(valid_until, 0, last)),
+                "parent": orders["parent"],
+                "group": orders["group"],
+                "origin": origin,
             }
         ).with_columns(
             pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at"),
+            pl.when(expires).then(pl.col("valid_until")).alias("valid_until"),
+            pl.when(pl.col("parent") >= 0).then(pl.col("parent")).alias("parent"),
+            pl.when(pl.col("group") >= 0).then(pl.col("group")).alias("group"),
+            *(pl.col(c).fill_nan(None) for c in ("limit_price", "stop_price", "trail")),
         )
 
     @cached_property

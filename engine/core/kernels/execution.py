@@ -82,13 +82,15 @@ def buy(i, power, size, adj, fee, status, reason, s, reject_reason):
 
 @kernel
 def execute_batch(count, sequence, delta, position, price, cap, cash, extra_power, s,
-                  size, adj, fee, status, reason):
+                  slippage, size, adj, fee, status, reason):
     """Execute the first `count` orders of a batch in `sequence` (positions in the batch).
 
     `delta`, `position`, `price` and `cap` (most shares each order may fill now, inf for
     no cap) are indexed by batch position; `size`, `adj` (fill price), `fee`, `status` and
     `reason` are written in execution order, `size` signed and 0 unless filled.
     `extra_power` is (L − 1) × V. Sells never need cash; buys are checked one by one.
+    `slippage` moves `price` against the trader (resting orders pass prices already
+    slipped and capped at the bar, and 0 here).
     """
     has_buys = False
     for i in range(count):
@@ -102,8 +104,8 @@ def execute_batch(count, sequence, delta, position, price, cap, cash, extra_powe
             n = np.floor(n)
         n = min(n, cap[j])
         p = price[j]
-        if s.slippage:
-            p = p * (1.0 - s.slippage) if sell else p * (1.0 + s.slippage)
+        if slippage:
+            p = p * (1.0 - slippage) if sell else p * (1.0 + slippage)
         size[i] = n
         adj[i] = p
         fee[i] = fee_of(n, p, n * p, s)

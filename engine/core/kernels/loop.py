@@ -1,8 +1,10 @@
 """The compiled loop: the phases of every timestamp, from one bar to the next decision.
 
 Per bar t: (profile) screen the last decision's orders; 1–2 fill the orders due at t and
-book them into the ledger; 3 mark; 4 decide; 5 queue; with `same_close`, fill and book
-again at the close; record cash and the positions' value. `advance` runs bars from `start`
+book them into the ledger (market orders at the open, then the resting orders along the
+bar's path, `resting.py`; with close fills the resting orders first), give new positions
+their risk-rule exits; 3 mark; 4 decide; 5 queue; with `same_close`, fill and book again at
+the close; record cash and the positions' value. `advance` runs bars from `start`
 until it needs Python: a decision of a callback strategy (it returns there, before phase
 4, with the equity the strategy sees), or room in the journal or the order records. A
 target-weight table given as rows per bar is decided here (`rebalance`), so such a run
@@ -13,7 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.book import close_nb, fill_part_nb, is_due, submit_nb
+from engine.core.book import (
+    cancel_asset_nb,
+    close_nb,
+    fill_part_nb,
+    is_due,
+    reject_nb,
+    release_children_nb,
+    submit_nb,
+)
 from engine.core.kernels import argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
 from engine.core.kernels.hooks import (
@@ -23,13 +33,37 @@ from engine.core.kernels.hooks import (
     still_open,
     volume_cap,
 )
+from engine.core.kernels.resting import (
+    place_rows,
+    planned_positions,
+    planned_verdict,
+    position_rules,
+    resting_pass,
+)
 from engine.core.kernels.sizing import decision_shares, requested_delta
 from engine.core.ledger import apply_fills_nb, book_value, positions_value
-from engine.core.records import DecisionSizing, FillTiming, OrderKind, OrderStatus
+from engine.core.records import (
+    DecisionSizing,
+    FillTiming,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    Reason,
+)
 
 DONE, DECIDE, ROOM = 0, 1, 2  # why `advance` returned
 FROM_START, AFTER_DECISION = 0, 1  # where `advance` resumes its first bar
 N_INT_WORK, N_FLOAT_WORK = 8, 12  # rows of the work arrays
+RULE_ORDERS = 4  # most exit orders the risk rules give one position
+
+
+@kernel
+def room_needed(s, n_assets: int, n_resting: int, decided_here: bool):
+    """(fills, orders) one bar may add: two market batches and every resting order fill;
+    a rebalance's orders, and the rule exits of every fill."""
+    fills = 2 * n_assets + n_resting
+    rules = RULE_ORDERS * fills if s.position_rules else 0
+    return fills, rules + (n_assets if decided_here else 0)
 
 
 @kernel
@@ -39,8 +73,8 @@ def due_bar(s, bar: int) -> int:
 
 
 @kernel
-def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, n_fills,
-               slots, orders, wi, wf) -> bool:
+def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions, journal,
+               n_fills, slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
     """Phases 1–2 at one fill point: size, sequence and execute the orders due now, book
     the fills into the ledger and the outcomes into the book. False if nothing was due.
 
@@ -72,8 +106,8 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
     order, buffer = wi[6], wi[7]
     sequence(s, count, value, ids, order, buffer)
     extra = (s.leverage - 1.0) * worth if s.leverage > 1.0 else 0.0
-    execute_batch(count, order, delta, held, px, cap, cash[0], extra, s, size, adj, fee,
-                  status, reason)
+    execute_batch(count, order, delta, held, px, cap, cash[0], extra, s, s.slippage, size, adj,
+                  fee, status, reason)
     filled = 0
     for i in range(count):
         if status[i] == OrderStatus.filled:
@@ -87,19 +121,34 @@ def fill_batch(s, bar, price, known, has_bar, volume, cash, positions, journal, 
                    fill_price, fill_fee, fill_order, filled)
     for i in range(count):
         k = order[i]
+        j = due[k]
+        parent = ids[k] if orders[ids[k]]["has_children"] and n_resting[0] > 0 else -1
+        base = bar_close[j] if s.stop_base_close else adj[i]
         if still_open(s, delta[k], size[i], cap[k], status[i]):
-            fill_part_nb(slots, orders, bar, due[k], size[i])
-        else:
-            close_nb(slots, orders, bar, due[k], status[i], reason[i], size[i])
+            fill_part_nb(slots, orders, bar, j, size[i])
+            if parent >= 0 and status[i] == OrderStatus.filled:  # a first, partial fill
+                release_children_nb(orders, resting, n_resting, parent, bar, True, base)
+            continue
+        target = slots[j]["target_kind"] >= OrderKind.target_shares
+        close_nb(slots, orders, bar, j, status[i], reason[i], size[i])
+        filled = status[i] == OrderStatus.filled
+        if n_resting[0] > 0:
+            if parent >= 0:
+                release_children_nb(orders, resting, n_resting, parent, bar, filled, base)
+            if filled and positions[j] == 0 and (target or s.position_rules):
+                cancel_asset_nb(orders, resting, n_resting, j, not target,
+                                Reason.position_closed)
     return True
 
 
 @kernel
-def rebalance(s, bar, target, equity, positions, last_close, slots, orders, n_orders, wi,
-              wf) -> int:
+def rebalance(s, bar, target, equity, peak, positions, planned, last_close, slots, orders,
+              n_orders, resting, n_resting, wi, wf) -> int:
     """Phases 4–5 for target weights over every asset: orders for what is targeted, held
-    or pending, submitted sells first by the delta estimated at this close. Returns the
-    number of orders placed (the caller reserves room for one per asset)."""
+    or pending, submitted sells first by the delta estimated at this close. With portfolio
+    rules, each is checked in that order at this close (`entry_verdict`) and one that
+    breaks a rule is recorded `rejected` instead. Returns the number of orders recorded
+    (the caller reserves room for one per asset)."""
     chosen, assets = wi[0], wi[1]
     estimate, amounts = wf[0], wf[1]
     count = 0
@@ -111,6 +160,10 @@ def rebalance(s, bar, target, equity, positions, last_close, slots, orders, n_or
     by_estimate = wi[6]
     argsort_stable(estimate, count, by_estimate, wi[7])
     due = due_bar(s, bar)
+    if s.portfolio_rules:
+        return checked_rebalance(s, bar, due, target, equity, peak, positions, planned,
+                                 last_close, chosen, by_estimate, count, slots, orders,
+                                 n_orders, assets, amounts)
     if s.decision_sizing == DecisionSizing.at_fill:
         for i in range(count):
             assets[i] = chosen[by_estimate[i]]
@@ -132,55 +185,138 @@ def rebalance(s, bar, target, equity, positions, last_close, slots, orders, n_or
 
 
 @kernel
-def advance(s, start, resume, open_, close, last_close, known_open, has_bar, volume, decide,
-            weight_start, weight_asset, weight, cash, positions, journal, n_fills, slots,
-            orders, n_orders, cash_curve, value_curve):
+def checked_rebalance(s, bar, due, target, equity, peak, positions, planned, last_close,
+                      chosen, by_estimate, count, slots, orders, n_orders, assets,
+                      amounts) -> int:
+    """`rebalance`'s orders one by one, each checked against the portfolio rules with the
+    positions `planned` at this decision (`planned_positions`, then the decision's orders
+    accepted before it; updated here), estimated at this close."""
+    placed = 0
+    for i in range(count):
+        j = chosen[by_estimate[i]]
+        q = planned[j]
+        price = last_close[j]
+        if s.decision_sizing == DecisionSizing.at_fill:
+            kind, amount = OrderKind.target_percent, target[j]
+            new_q = target[j] * equity / price
+        else:
+            kind = OrderKind.shares
+            amount = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
+                                     price)
+            if not (np.isfinite(amount) and amount != 0):
+                continue
+            new_q = q + amount
+        if not np.isfinite(new_q):
+            new_q = q
+        verdict = planned_verdict(s, planned, last_close, j, new_q, price, equity, peak)
+        placed += 1
+        if verdict != Reason.none:
+            reject_nb(orders, n_orders, bar, j, kind, amount, OrderType.market, verdict)
+            continue
+        assets[0] = j
+        amounts[0] = amount
+        submit_nb(slots, orders, n_orders, bar, due, assets, kind, amounts, 1)
+        if np.isfinite(price) and equity > 0:
+            planned[j] = new_q
+    return placed
+
+
+@kernel
+def advance(s, start, resume, open_, high, low, close, last_close, known_open, has_bar,
+            volume, decide, weight_start, weight_asset, weight, row_start, rows_i, rows_f,
+            row_state, cash, positions, journal, n_fills, slots, orders, n_orders, resting,
+            n_resting, cash_curve, value_curve):
     """Run bars from `start` (its first phase or, with `resume=AFTER_DECISION`, right after
     its decision) until the end, a callback decision or a full journal or order record.
 
     Returns (bar, why, equity): `DONE`; `DECIDE` at `bar` with the equity marked there;
-    `ROOM` at the start of `bar` (reserve room for 2 batches of fills, and for one order per
-    asset when the weights are decided here, then call again). The weights are decided here
+    `ROOM` at the start of `bar` (reserve the room `room_needed` says, then call again).
+    `high` and `low` may be empty (0 rows) when no order can rest (no resting order can be
+    placed and no risk rule is on). The weights are decided here
     when `weight_start` has a row per bar: the weights of bar t are
-    `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`.
+    `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`. An order table is placed
+    here when `row_start` has a row per bar (`resting.place_rows`; `row_state` keeps what
+    its rows placed between calls).
     """
     n_bars, n_assets = close.shape
-    in_kernel = len(weight_start) == n_bars + 1
+    by_rows = len(row_start) == n_bars + 1
+    in_kernel = len(weight_start) == n_bars + 1 or by_rows
     wi = np.empty((N_INT_WORK, n_assets), dtype=np.int64)
     wf = np.empty((N_FLOAT_WORK, n_assets))
     target = np.zeros(n_assets)
     nothing_known = np.full(n_assets, np.nan)
+    last_fill = np.full(n_assets, -1, dtype=np.int64)
+    held = np.empty(n_assets)  # positions before a bar's fills (the risk rules' replay)
+    peak = -np.inf
+    for t in range(start):
+        peak = max(peak, cash_curve[t] + value_curve[t])
     for t in range(start, n_bars):
         if not (resume == AFTER_DECISION and t == start):
-            if n_fills[0] + 2 * n_assets > len(journal) or (
-                    in_kernel and n_orders[0] + n_assets > len(orders)):
+            fills_room, orders_room = room_needed(s, n_assets, n_resting[0], in_kernel)
+            if by_rows:
+                orders_room += row_start[t + 1] - row_start[t]
+            if (n_fills[0] + fills_room > len(journal)
+                    or n_orders[0] + orders_room > len(orders)):
                 return t, ROOM, np.nan
+            first_fill = n_fills[0]
+            if s.position_rules:
+                held[:] = positions
             if t > 0:
                 screen(s, t, slots, orders, cash[0], last_close[t - 1])
+            known = known_open[t - 1] if t > 0 else nothing_known
             if s.fill == FillTiming.next_open:
-                known = known_open[t - 1] if t > 0 else nothing_known
-                fill_batch(s, t, open_[t], known, has_bar[t], volume, cash, positions, journal,
-                           n_fills, slots, orders, wi, wf)
-            elif s.fill == FillTiming.next_close:
-                fill_batch(s, t, close[t], last_close[t], has_bar[t], volume, cash, positions,
-                           journal, n_fills, slots, orders, wi, wf)
+                fill_batch(s, t, open_[t], close[t], known, has_bar[t], volume, cash, positions,
+                           journal, n_fills, slots, orders, n_orders, resting, n_resting, wi,
+                           wf)
+            if n_resting[0] > 0:
+                valuation = wf[8]  # read only with leverage (the buying power)
+                if s.leverage > 1.0:
+                    for j in range(n_assets):
+                        valuation[j] = open_[t, j] if has_bar[t, j] else known[j]
+                resting_pass(s, t, open_[t], high[t], low[t], close[t], has_bar[t], valuation,
+                             cash, positions, journal, n_fills, slots, orders, n_orders,
+                             resting, n_resting)
+            if s.fill == FillTiming.next_close:
+                fill_batch(s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash,
+                           positions, journal, n_fills, slots, orders, n_orders, resting, n_resting,
+                           wi, wf)
+            if n_fills[0] > first_fill:
+                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
+                               last_fill, orders, n_orders, resting, n_resting)
             cash_curve[t] = cash[0]
             if decide[t]:
                 value_curve[t] = positions_value(positions, last_close[t])
                 equity = cash[0] + value_curve[t]
+                peak = max(peak, equity)
                 if not in_kernel:
                     return t, DECIDE, equity
-                for k in range(weight_start[t], weight_start[t + 1]):
-                    target[weight_asset[k]] = weight[k]
-                rebalance(s, t, target, equity, positions, last_close[t], slots, orders,
-                          n_orders, wi, wf)
-                for k in range(weight_start[t], weight_start[t + 1]):
-                    target[weight_asset[k]] = 0.0
+                if by_rows:
+                    place_rows(s, t, row_start[t], row_start[t + 1], rows_i, rows_f,
+                               row_state, equity, peak, positions, last_close[t], slots,
+                               orders, n_orders, resting, n_resting)
+                else:
+                    for k in range(weight_start[t], weight_start[t + 1]):
+                        target[weight_asset[k]] = weight[k]
+                    planned = positions
+                    if s.portfolio_rules:
+                        planned = planned_positions(positions, orders, resting, n_resting)
+                    rebalance(s, t, target, equity, peak, positions, planned, last_close[t],
+                              slots, orders, n_orders, resting, n_resting, wi, wf)
+                    for k in range(weight_start[t], weight_start[t + 1]):
+                        target[weight_asset[k]] = 0.0
+        first_fill = n_fills[0]
+        if s.position_rules:
+            held[:] = positions
         if s.fill == FillTiming.same_close and fill_batch(
-                s, t, close[t], last_close[t], has_bar[t], volume, cash, positions, journal,
-                n_fills, slots, orders, wi, wf):
+                s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash, positions,
+                journal,
+                n_fills, slots, orders, n_orders, resting, n_resting, wi, wf):
+            if n_fills[0] > first_fill:
+                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
+                               last_fill, orders, n_orders, resting, n_resting)
             cash_curve[t] = cash[0]
             value_curve[t] = positions_value(positions, last_close[t])
         elif not decide[t]:
             value_curve[t] = positions_value(positions, last_close[t])
+        peak = max(peak, cash_curve[t] + value_curve[t])
     return n_bars, DONE, np.nan

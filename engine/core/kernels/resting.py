@@ -1,0 +1,513 @@
+"""Resting orders inside a bar: where each one fills, in what order, and the risk rules.
+
+The bar's price path is the open, then the two extremes in the order `intrabar_path` says
+(`nearest`: the extreme nearer the open first), then the close. `match` finds the phase at
+which a resting order's condition is met (0 the open, 1 the first extreme, 2 the second, 3
+the way to the close) and its fill price (docs/semantics.md, "Fill prices"); `resting_pass`
+fills the bar's orders in phase order (ties by id; with `stop_first` the stops first),
+each booked at once through the ledger and the book. A pass that finds no resting order
+returns at once. `position_rules` gives a position its exits (`stop_loss`, ...) after the
+fills that open it, resizes them when it changes and cancels them when it is flat;
+`entry_verdict` is the check of the portfolio rules when an order is placed; `place_rows`
+places an order table's rows of one bar inside the compiled loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.core.book import (
+    cancel_asset_nb,
+    cancel_group_nb,
+    close_resting_nb,
+    entry_of,
+    place_nb,
+    reject_nb,
+    release_children_nb,
+    set_reference_nb,
+    set_triggered_nb,
+    submit_nb,
+    sweep_nb,
+    update_rules_nb,
+)
+from engine.core.kernels import NEVER, kernel
+from engine.core.kernels.execution import execute_batch
+from engine.core.ledger import add_position, apply_fills_nb, book_value
+from engine.core.records import (
+    FillTiming,
+    IntrabarPath,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    Origin,
+    Reason,
+    TrailMode,
+)
+
+NO_FILL = -1
+GAP_TOL = 1e-12  # a level within this of a price is reached
+
+
+@kernel
+def extreme_phases(path: int, o: float, h: float, low: float):
+    """(phase of the high, phase of the low) on the bar's path: 1 and 2 in some order.
+    `nearest` takes the high first on a tie."""
+    if path == IntrabarPath.ohlc:
+        return 1, 2
+    if path == IntrabarPath.olhc:
+        return 2, 1
+    return (1, 2) if h - o <= o - low else (2, 1)
+
+
+@kernel
+def limit_fill(buy: bool, level: float, o, h, low, ph, pl):
+    """(phase, price) of a limit at `level`: the open when it is already better, else the
+    level when the bar reaches it; no slippage."""
+    if buy:
+        if o <= level:
+            return 0, o
+        if low <= level:
+            return pl, level
+    else:
+        if o >= level:
+            return 0, o
+        if h >= level:
+            return ph, level
+    return NO_FILL, np.nan
+
+
+@kernel
+def stop_trigger(buy: bool, level: float, o, h, low, ph, pl):
+    """(phase, price) at which a stop at `level` triggers: the open on a gap past it, else
+    the level when the bar reaches it."""
+    if buy:
+        if o >= level:
+            return 0, o
+        if h >= level:
+            return ph, level
+    else:
+        if o <= level:
+            return 0, o
+        if low <= level:
+            return pl, level
+    return NO_FILL, np.nan
+
+
+@kernel
+def slipped(buy: bool, price: float, slippage: float, h: float, low: float) -> float:
+    """A stop's fill price moved against the trader, never outside [low, high]."""
+    if buy:
+        return min(price * (1.0 + slippage), h)
+    return max(price * (1.0 - slippage), low)
+
+
+@kernel
+def trail_level(buy: bool, reference: float, trail: float, mode: int) -> float:
+    """A trailing stop's level from its reference (peak for a sell, trough for a buy)."""
+    if mode == TrailMode.absolute:
+        return reference + trail if buy else reference - trail
+    return reference * (1.0 + trail) if buy else reference * (1.0 - trail)
+
+
+@kernel
+def match(s, record, o, h, low, c):
+    """(phase, price, newly triggered) of one resting order in one bar; phase −1: no fill.
+
+    A stop-limit triggered inside the bar fills at its trigger if that satisfies the limit,
+    else at the limit if the rest of the path reaches it; triggered, it is a limit after.
+    """
+    buy = record["amount"] > 0
+    kind = record["type"]
+    ph, pl = extreme_phases(s.intrabar_path, o, h, low)
+    if kind == OrderType.limit or (kind == OrderType.stop_limit and record["triggered"]):
+        phase, price = limit_fill(buy, record["limit_price"], o, h, low, ph, pl)
+        return phase, price, False
+    if kind == OrderType.stop or kind == OrderType.trailing_stop:
+        level = record["stop_price"]
+        if kind == OrderType.trailing_stop:
+            level = trail_level(buy, record["reference"], record["trail"], record["trail_mode"])
+        phase, price = stop_trigger(buy, level, o, h, low, ph, pl)
+        if phase == NO_FILL:
+            return phase, price, False
+        return phase, slipped(buy, price, s.slippage if s.stop_slippage else 0.0, h, low), False
+    if kind == OrderType.stop_limit:
+        phase, at = stop_trigger(buy, record["stop_price"], o, h, low, ph, pl)
+        if phase == NO_FILL:
+            return phase, at, False
+        limit = record["limit_price"]
+        if phase == 0:
+            phase, price = limit_fill(buy, limit, o, h, low, ph, pl)
+            return phase, price, True
+        if (at <= limit) if buy else (at >= limit):
+            return phase, at, True
+        # the rest of the path after the trigger: the other extreme, then the close
+        rest = (low if buy else h) if phase == 1 else c
+        if (rest <= limit) if buy else (rest >= limit):
+            return phase + 1, limit, True
+        return NO_FILL, np.nan, True
+    # market (a time exit): at the fill point of market orders
+    if s.fill == FillTiming.next_open:
+        return 0, slipped(buy, o, s.slippage, h, low), False
+    return 3, slipped(buy, c, s.slippage, h, low), False
+
+
+@kernel
+def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, positions,
+                 journal, n_fills, slots, orders, n_orders, resting, n_resting) -> None:
+    """Fill the resting orders reached in bar `bar`, move trailing references, expire.
+
+    Orders are tried in the order their conditions are met along the path (ties by id;
+    stops first with `stop_first`); each fill is executed alone against the cash left
+    (costs, rounding, cash policy as for market orders), booked, and cancels its OCO group.
+    A risk rule's exit closes the position held then; it waits while the position is flat
+    or on the other side (the end of the bar cancels it, `position_rules`).
+    """
+    n = n_resting[0]
+    if n == 0:
+        return
+    ids = np.empty(n, dtype=np.int64)
+    phases = np.empty(n, dtype=np.int64)
+    prices = np.empty(n)
+    count = 0
+    for k in range(n):
+        oid = resting[k]
+        record = orders[oid]
+        j = record["asset"]
+        if record["status"] != OrderStatus.open or record["active_from"] > bar or not has_bar[j]:
+            continue
+        phase, price, triggered = match(s, record, open_[j], high[j], low[j], close[j])
+        if triggered and not record["triggered"]:
+            set_triggered_nb(orders, oid)
+        if phase == NO_FILL:
+            continue
+        ids[count] = oid
+        phases[count] = phase
+        prices[count] = price
+        count += 1
+    if count:
+        order = trial_order(s, ids, phases, count, orders)
+        fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
+                      journal, n_fills, orders, resting, n_resting)
+    for k in range(n_resting[0]):
+        oid = resting[k]
+        record = orders[oid]
+        j = record["asset"]
+        if (record["type"] == OrderType.trailing_stop and record["status"] == OrderStatus.open
+                and record["active_from"] <= bar and has_bar[j]):
+            buy = record["amount"] > 0
+            seen = close[j] if s.trail_close else (low[j] if buy else high[j])
+            best = min(record["reference"], seen) if buy else max(record["reference"], seen)
+            if not np.isfinite(record["reference"]):
+                best = seen  # placed before the asset's first close
+            if best != record["reference"]:
+                set_reference_nb(orders, oid, best)
+    sweep_nb(orders, resting, n_resting, bar)
+
+
+@kernel
+def is_stop_type(kind: int) -> bool:
+    return kind == OrderType.stop or kind == OrderType.stop_limit or (
+        kind == OrderType.trailing_stop)
+
+
+@kernel
+def trial_order(s, ids, phases, count, orders):
+    """Positions of the reached orders `ids[:count]` in the order they are tried.
+
+    Sort key: (phase, id). A time exit (a market order) has the phase of its fill point:
+    before every resting order at the open, after them at the close. With `stop_first`, an
+    OCO group with a stop-type member (stop, stop-limit, trailing stop) reached in the bar
+    moves whole to the earliest phase its reached members have and to its first reached
+    stop's id, its stops ahead of their siblings: key (earliest, first stop id, 0 for a
+    stop else 1, id).
+    """
+    k0 = np.empty(count, dtype=np.int64)
+    k1 = np.empty(count, dtype=np.int64)
+    k2 = np.zeros(count, dtype=np.int64)
+    for i in range(count):
+        record = orders[ids[i]]
+        phase = phases[i]
+        if record["type"] == OrderType.market:
+            phase = -1 if phase == 0 else 4
+        k0[i] = phase
+        k1[i] = ids[i]
+    if s.stop_first:
+        for i in range(count):
+            record = orders[ids[i]]
+            group = record["group"]
+            if group < 0 or record["type"] == OrderType.market:
+                continue
+            earliest = phases[i]
+            anchor = -1
+            for m in range(count):
+                other = orders[ids[m]]
+                if other["group"] != group or other["type"] == OrderType.market:
+                    continue
+                earliest = min(earliest, phases[m])
+                if is_stop_type(other["type"]) and (anchor < 0 or ids[m] < anchor):
+                    anchor = ids[m]
+            if anchor >= 0:
+                k0[i] = earliest
+                k1[i] = anchor
+                k2[i] = 0 if is_stop_type(record["type"]) else 1
+    order = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        j = i
+        while j > 0 and trial_before(k0, k1, k2, ids, i, order[j - 1]):
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
+@kernel
+def trial_before(k0, k1, k2, ids, a, b) -> bool:
+    """Whether reached order `a` is tried strictly before `b`."""
+    if k0[a] != k0[b]:
+        return k0[a] < k0[b]
+    if k1[a] != k1[b]:
+        return k1[a] < k1[b]
+    if k2[a] != k2[b]:
+        return k2[a] < k2[b]
+    return ids[a] < ids[b]
+
+
+@kernel
+def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
+                  journal, n_fills, orders, resting, n_resting) -> None:
+    """Execute the reached orders one by one in trial order (`order`: positions in `ids`)
+    and book each fill (`close`: the bar's closes, for a bracket child's stop base)."""
+    one = np.zeros(1, dtype=np.int64)
+    delta, held, px = np.empty(1), np.empty(1), np.empty(1)
+    cap = np.full(1, np.inf)
+    size, adj, fee = np.empty(1), np.empty(1), np.empty(1)
+    status, reason = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64)
+    asset = np.empty(1, dtype=np.int64)
+    oid_out = np.empty(1, dtype=np.int64)
+    extra = 0.0
+    if s.leverage > 1.0:
+        extra = (s.leverage - 1.0) * book_value(cash[0], positions, valuation)
+    for i in range(count):
+        oid = ids[order[i]]
+        record = orders[oid]
+        if record["status"] != OrderStatus.open:
+            continue  # cancelled by an earlier fill of its group this bar
+        j = record["asset"]
+        if record["origin"] != Origin.user:
+            if positions[j] == 0 or positions[j] * record["amount"] > 0:
+                continue  # flat or reversed: the end of the bar cancels or resizes it
+            delta[0] = -positions[j]
+        else:
+            delta[0] = record["amount"]
+        held[0] = positions[j]
+        px[0] = prices[order[i]]
+        execute_batch(1, one, delta, held, px, cap, cash[0], extra, s, 0.0, size, adj, fee,
+                      status, reason)
+        filled = status[0] == OrderStatus.filled
+        if filled:
+            asset[0] = j
+            oid_out[0] = oid
+            apply_fills_nb(cash, positions, journal, n_fills, bar, asset, size, adj, fee,
+                           oid_out, 1)
+        close_resting_nb(orders, oid, bar, status[0], reason[0], size[0])
+        if filled and record["group"] >= 0:
+            cancel_group_nb(orders, resting, n_resting, record["group"], oid, Reason.oco)
+        if record["has_children"]:
+            base = close[j] if s.stop_base_close else adj[0]
+            release_children_nb(orders, resting, n_resting, oid, bar, filled, base)
+        if filled and positions[j] == 0 and s.position_rules:
+            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
+
+
+@kernel
+def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close, last_fill,
+                   orders, n_orders, resting, n_resting) -> None:
+    """After the fills of a bar from journal row `first_fill`, replayed in order from `held`
+    (the positions before them; updated here): a fill that takes a position to 0 cancels
+    its asset's rule exits (`position_closed`); a fill that opens a position from flat, or
+    reverses one, gives it new exits at the stop base (that fill's price, or the bar's
+    close), the old ones cancelled. Then the exits of every asset the fills moved are
+    resized to the position held. `last_fill` is −1 over the assets, and is again on
+    return."""
+    if not s.position_rules:
+        return
+    end = n_fills[0]
+    for i in range(first_fill, end):
+        j = journal[i]["asset"]
+        before = held[j]
+        after = add_position(before, journal[i]["quantity"])
+        held[j] = after
+        last_fill[j] = i
+        if after == 0 or before * after < 0:
+            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
+        if after != 0 and before * after <= 0:
+            base = close[j] if s.stop_base_close else journal[i]["price"]
+            place_rules(s, bar, j, after, base, orders, n_orders, resting, n_resting)
+    update_rules_nb(orders, resting, n_resting, positions, last_fill)
+    for i in range(first_fill, end):
+        last_fill[journal[i]["asset"]] = -1
+
+
+@kernel
+def place_rules(s, bar, asset, q, base, orders, n_orders, resting, n_resting) -> None:
+    """The exits of a position of `q` shares entered at `bar` at `base`: one OCO group."""
+    long = q > 0
+    group = -2
+    if s.stop_loss > 0:
+        level = base * (1.0 - s.stop_loss) if long else base * (1.0 + s.stop_loss)
+        group = place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.stop, -q,
+                         np.nan, level, np.nan, 0, np.nan, NEVER, bar + 1, -1, group,
+                         Origin.stop_loss)
+    if s.take_profit > 0:
+        level = base * (1.0 + s.take_profit) if long else base * (1.0 - s.take_profit)
+        oid = place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.limit, -q,
+                       level, np.nan, np.nan, 0, np.nan, NEVER, bar + 1, -1, group,
+                       Origin.take_profit)
+        group = oid if group == -2 else group
+    if s.trailing_stop > 0:
+        oid = place_nb(orders, n_orders, resting, n_resting, bar, asset,
+                       OrderType.trailing_stop, -q, np.nan, np.nan, s.trailing_stop,
+                       TrailMode.percent, base, NEVER, bar + 1, -1, group,
+                       Origin.trailing_stop)
+        group = oid if group == -2 else group
+    if s.max_bars > 0:
+        place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.market, -q,
+                 np.nan, np.nan, np.nan, 0, np.nan, NEVER, bar + s.max_bars, -1,
+                 group, Origin.time_exit)
+
+
+@kernel
+def planned_positions(positions, orders, resting, n_resting):
+    """Positions as planned at a decision, before its orders: held, plus the open resting
+    entries (the user's resting orders that are not bracket children)."""
+    planned = positions.copy()
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if (record["status"] == OrderStatus.open and record["origin"] == Origin.user
+                and record["parent"] < 0):
+            planned[record["asset"]] += record["amount"]
+    return planned
+
+
+@kernel
+def planned_verdict(s, planned, last_close, j, new_q, price, equity, peak) -> int:
+    """`entry_verdict` of an order taking asset `j` from `planned[j]` to `new_q` shares,
+    the other assets as planned (valued at `last_close`, `j` at `price`)."""
+    held = 0
+    gross = 0.0
+    for i in range(len(planned)):
+        if planned[i] != 0:
+            held += 1
+            if i != j and np.isfinite(last_close[i]):
+                gross += abs(planned[i] * last_close[i])
+    if np.isfinite(price):
+        gross += abs(new_q) * price
+    return entry_verdict(s, held, gross, planned[j], new_q, price, equity, peak)
+
+
+@kernel
+def entry_verdict(s, held: int, gross: float, q: float, new_q: float, price: float,
+                  equity: float, peak: float) -> int:
+    """Reason code of the portfolio rule an order breaks when placed (0: none).
+
+    Only entries (orders that increase |position| or reverse it) are checked: `halt_drawdown` (the
+    drawdown from the equity peak has reached it), `max_positions` (`held` positions
+    open already and this one opens another), `max_weight` (|new position| × price over
+    equity), `max_gross` (`gross` exposure after the order over equity).
+    """
+    if (abs(new_q) <= abs(q) and q * new_q >= 0) or not np.isfinite(price):
+        return Reason.none
+    if s.halt_drawdown > 0 and peak > 0 and equity <= peak * (1.0 - s.halt_drawdown):
+        return Reason.halt_drawdown
+    if s.max_positions > 0 and q == 0 and held >= s.max_positions:
+        return Reason.max_positions
+    slack = 1.0 + 1e-9
+    if s.max_weight > 0 and abs(new_q) * price > s.max_weight * equity * slack:
+        return Reason.max_weight
+    if s.max_gross > 0 and gross > s.max_gross * equity * slack:
+        return Reason.max_gross
+    return Reason.none
+
+
+# order-table rows: columns of the int and float row arrays (`place_rows`)
+ROW_ASSET, ROW_TYPE, ROW_TRAIL_MODE, ROW_VALID_UNTIL, ROW_LABEL, ROW_PARENT = range(6)
+ROW_QUANTITY, ROW_LIMIT, ROW_STOP, ROW_TRAIL = range(4)
+STATE_ORDER, STATE_FAMILY, STATE_LABEL = range(3)
+
+
+@kernel
+def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, positions,
+               last_close, slots, orders, n_orders, resting, n_resting) -> None:
+    """Place order-table rows `first` … `last − 1` at the close of `bar`, in row order,
+    exactly as `Context.order` places them one call per row.
+
+    `rows_i` columns: asset, OrderType, TrailMode, last bar (NEVER: none), OCO label code
+    (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail (NaN where
+    none). `row_state` rows (over table rows): the order id each row placed, the group of
+    a parent row's children, the group an OCO label names (its first order's id).
+    """
+    planned = positions
+    if s.portfolio_rules:
+        planned = planned_positions(positions, orders, resting, n_resting)
+    assets = np.empty(1, dtype=np.int64)
+    amounts = np.empty(1)
+    due = bar if s.fill == FillTiming.same_close else bar + 1
+    for k in range(first, last):
+        j = rows_i[k, ROW_ASSET]
+        kind = rows_i[k, ROW_TYPE]
+        quantity = rows_f[k, ROW_QUANTITY]
+        close = last_close[j]
+        parent_row = rows_i[k, ROW_PARENT]
+        verdict = Reason.none
+        if s.portfolio_rules and parent_row < 0:
+            verdict = planned_verdict(s, planned, last_close, j, planned[j] + quantity, close,
+                                      equity, peak)
+            if verdict != Reason.none:
+                row_state[STATE_ORDER, k] = reject_nb(orders, n_orders, bar, j,
+                                                      OrderKind.shares, quantity, kind, verdict)
+                continue
+            if np.isfinite(close) and equity > 0:
+                planned[j] += quantity
+        if kind == OrderType.market:
+            assets[0] = j
+            amounts[0] = quantity
+            row_state[STATE_ORDER, k] = submit_nb(slots, orders, n_orders, bar, due, assets,
+                                                  OrderKind.shares, amounts, 1)
+            continue
+        group = -1
+        active_from = bar + 1
+        parent = -1
+        label = rows_i[k, ROW_LABEL]
+        if parent_row >= 0:
+            parent = row_state[STATE_ORDER, parent_row]
+            group = row_state[STATE_FAMILY, parent_row]
+            if group < 0:
+                group = -2
+            active_from = NEVER
+        elif label >= 0:
+            group = row_state[STATE_LABEL, label]
+            if group < 0 or not group_is_open(orders, resting, n_resting, group):
+                group = -2
+        oid = place_nb(orders, n_orders, resting, n_resting, bar, j, kind, quantity,
+                       rows_f[k, ROW_LIMIT], rows_f[k, ROW_STOP], rows_f[k, ROW_TRAIL],
+                       rows_i[k, ROW_TRAIL_MODE], close, rows_i[k, ROW_VALID_UNTIL],
+                       active_from, parent, group, Origin.user)
+        row_state[STATE_ORDER, k] = oid
+        if parent_row >= 0:
+            if row_state[STATE_FAMILY, parent_row] < 0:
+                row_state[STATE_FAMILY, parent_row] = oid
+            if orders[entry_of(orders, parent)]["status"] != OrderStatus.open:
+                close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled,
+                                 0.0)
+        elif label >= 0 and group == -2:
+            row_state[STATE_LABEL, label] = oid
+
+
+@kernel
+def group_is_open(orders, resting, n_resting, group) -> bool:
+    """Whether an order of OCO `group` is still open."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        if record["group"] == group and record["status"] == OrderStatus.open:
+            return True
+    return False
