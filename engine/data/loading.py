@@ -241,6 +241,12 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
     raw = frame["valid_until"]
+    columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
+               "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
+    if raw.null_count() == frame.height:  # good till cancelled throughout: nothing to parse
+        return frame.with_columns(valid_bars=pl.lit(None, dtype=pl.Int64),
+                                  valid_until=pl.lit(None, dtype=pl.Datetime("us"))
+                                  ).select(columns)
     if isinstance(raw.dtype, pl.Datetime | pl.Date):
         bars = pl.Series([None] * frame.height, dtype=pl.Float64)
         stamps = _cast_timestamps(pl.DataFrame({"timestamp": raw}), label).to_series()
@@ -260,8 +266,6 @@ def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     _reject(frame, (pl.col("valid_until") <= pl.col("timestamp")).fill_null(False), label,
             "valid_until",
             "valid_until is not after the order's timestamp", show="valid_until")
-    columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
-               "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
     return frame.select(columns)
 
 
