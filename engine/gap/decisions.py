@@ -94,18 +94,10 @@ def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
 
     oracle = Oracle(bars, {})
     sim = oracle.sim
-    held: dict[str, float] = {}
     books = {book.bar: book for book in log.books() if book.bar in log.rows}
     for bar in log.fill_bars:
-        flat = []
-        for i, (asset, q, p, _) in enumerate(log.rows[bar]):
-            before = held.get(asset, 0.0)
-            after = before + q
-            if abs(after) <= 1e-9 * max(abs(q), 1e-3):
-                after = 0.0
-            held[asset] = after
-            if after == 0.0 and before != 0.0:
-                flat.append((i, asset, p))
+        flat = [(i, asset, p) for i, asset, before, after, p in log.moves[bar]
+                if after == 0.0 and before != 0.0]
         if not flat:
             continue
         own = books[bar]

@@ -54,14 +54,18 @@ class FillLog:
         for bar, rows in self.rows.items():
             self.by_bar[bar] = aggregate(rows)
         self.entries: dict[str, tuple[list[int], list[float]]] = {}  # asset → bars, prices
+        # each fill's (row in its bar, asset, position before, after, price), by bar
+        self.moves: dict[int, list[tuple[int, str, float, float, float]]] = {}
         held: dict[str, float] = {}
         for bar in sorted(self.rows):
-            for asset, q, p, _ in self.rows[bar]:
+            moves = self.moves[bar] = []
+            for i, (asset, q, p, _) in enumerate(self.rows[bar]):
                 before = held.get(asset, 0.0)
                 after = before + q
                 if abs(after) <= 1e-9 * max(abs(q), 1e-3):
                     after = 0.0
                 held[asset] = after
+                moves.append((i, asset, before, after, p))
                 if before == 0.0 and after != 0.0:
                     bars_, prices = self.entries.setdefault(asset, ([], []))
                     if bars_ and bars_[-1] == bar:
