@@ -54,7 +54,8 @@ class FillLog:
         for bar, rows in self.rows.items():
             self.by_bar[bar] = aggregate(rows)
         self.entries: dict[str, tuple[list[int], list[float]]] = {}  # asset → bars, prices
-        # each fill's (row in its bar, asset, position before, after, price), by bar
+        # each fill's (row in its bar, asset, position before, after, price), by bar: the
+        # one replay of the positions (the ledger's zero rule: float dust is 0)
         self.moves: dict[int, list[tuple[int, str, float, float, float]]] = {}
         held: dict[str, float] = {}
         for bar in sorted(self.rows):
@@ -96,10 +97,9 @@ class FillLog:
             if not rows:
                 continue
             positions = dict(positions)
-            for asset, q, p, f in rows:
+            for (_, q, p, f), (_, asset, _, after, _) in zip(rows, self.moves[bar], strict=True):
                 cash = add(cash, -(q * p + f))  # the ledger's zero rule: no float dust
-                after = positions.get(asset, 0.0) + q
-                if abs(after) <= 1e-9 * max(abs(q), 1e-3):
+                if after == 0.0:
                     positions.pop(asset, None)
                 else:
                     positions[asset] = after
