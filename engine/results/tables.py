@@ -15,7 +15,6 @@ from engine.core.loop import Simulation
 from engine.core.records import (
     FILL_DT,
     KIND_NAMES,
-    ORDER_DT,
     ORIGIN_NAMES,
     REASON_NAMES,
     STATUS_NAMES,
@@ -29,6 +28,9 @@ from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
 from schemas import backtest as schemas
 
+ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "superseded_by",
+                "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
+                "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
 SCHEMAS = {
     "fills": schemas.Fills,
@@ -54,9 +56,8 @@ class BacktestResult:
 
     @cached_property
     def _fill_records(self) -> dict[str, np.ndarray]:
-        """Each field of the ledger's journal, as a sealed contiguous column."""
-        ledger = self._sim.ledger
-        return {name: ledger.fill_column(name) for name in FILL_DT.names}
+        """Each field of the ledger's journal, as a contiguous column (read in one pass)."""
+        return self._sim.ledger.columns(FILL_DT.names)
 
     @cached_property
     def fills(self) -> pl.DataFrame:
@@ -75,21 +76,26 @@ class BacktestResult:
         )
 
     @cached_property
+    def _order_columns(self) -> dict[str, np.ndarray]:
+        """The order fields the tables read, one column each (read in one pass)."""
+        return self._sim.book.columns(ORDER_FIELDS)
+
+    @cached_property
     def _triggers(self) -> pl.Series:
         """What fired each order: the risk rule that created it, else its type."""
-        book = self._sim.book
-        origin, kind = book.record("origin"), book.record("type")
+        orders = self._order_columns
+        origin, kind = orders["origin"], orders["type"]
         code = np.where(origin != Origin.user, len(TYPE_NAMES) + origin, kind)
         return pl.Series([*TYPE_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(code)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
         market = self._sim.market
-        book = self._sim.book
-        orders = {name: book.record(name) for name in ORDER_DT.names}
-        filled_bar = orders["filled_bar"]
-        status = pl.Series(STATUS_NAMES).gather(orders["status"])
-        reason = pl.Series(REASON_NAMES, dtype=pl.String).gather(orders["reason"])
+        orders = self._order_columns
+        codes = orders["reason"]
+        by_rule = (codes == Reason.none) & (orders["origin"] != Origin.user)
+        codes = np.where(by_rule, len(REASON_NAMES) + orders["origin"], codes)
+        reason = pl.Series([*REASON_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(codes)
         superseded = np.flatnonzero(orders["reason"] == Reason.superseded)
         if len(superseded):
             merged = orders["status"][superseded] == STATUS_NAMES.index("merged")
@@ -99,39 +105,30 @@ class BacktestResult:
                 pl.Series(orders["superseded_by"][superseded]),
             )).to_series()
             reason = reason.scatter(superseded, text)
-        origin = pl.Series(ORIGIN_NAMES).gather(orders["origin"])
-        by_rule = pl.Series(orders["origin"] != Origin.user)
-        reason = pl.select(pl.when(reason.is_null() & by_rule).then(origin)
-                           .otherwise(reason)).to_series()
         last = market.n_bars - 1
-        valid_until = orders["valid_until"]
-        expires = pl.Series((valid_until != NEVER) & (valid_until <= last))
+        filled_bar, valid_until = orders["filled_bar"], orders["valid_until"]
+        stamps = market.timestamps
         return pl.DataFrame(
             {
-                "order_id": np.arange(book.n_orders, dtype=np.int64),
-                "created": market.timestamps.gather(orders["created_bar"]),
+                "order_id": np.arange(len(codes), dtype=np.int64),
+                "created": stamps.gather(orders["created_bar"]),
                 "asset": market.assets.gather(orders["asset"]),
                 "kind": pl.Series(KIND_NAMES).gather(orders["kind"]),
                 "amount": orders["amount"],
-                "status": status,
+                "status": pl.Series(STATUS_NAMES).gather(orders["status"]),
                 "reason": reason,
-                "filled_at": market.timestamps.gather(np.maximum(filled_bar, 0)),
+                "filled_at": _gather_or_null(stamps, filled_bar, filled_bar >= 0),
                 "filled_quantity": orders["filled_quantity"],
                 "type": pl.Series(TYPE_NAMES).gather(orders["type"]),
-                "limit_price": orders["limit_price"],
-                "stop_price": orders["stop_price"],
-                "trail": orders["trail"],
-                "valid_until": market.timestamps.gather(np.clip(valid_until, 0, last)),
-                "parent": orders["parent"],
-                "group": orders["group"],
-                "origin": origin,
+                "limit_price": _nan_to_null(orders["limit_price"]),
+                "stop_price": _nan_to_null(orders["stop_price"]),
+                "trail": _nan_to_null(orders["trail"]),
+                "valid_until": _gather_or_null(stamps, np.clip(valid_until, 0, last),
+                                               (valid_until != NEVER) & (valid_until <= last)),
+                "parent": _where_or_null(orders["parent"], orders["parent"] >= 0),
+                "group": _where_or_null(orders["group"], orders["group"] >= 0),
+                "origin": pl.Series(ORIGIN_NAMES).gather(orders["origin"]),
             }
-        ).with_columns(
-            pl.when(pl.Series(filled_bar >= 0)).then(pl.col("filled_at")).alias("filled_at"),
-            pl.when(expires).then(pl.col("valid_until")).alias("valid_until"),
-            pl.when(pl.col("parent") >= 0).then(pl.col("parent")).alias("parent"),
-            pl.when(pl.col("group") >= 0).then(pl.col("group")).alias("group"),
-            *(pl.col(c).fill_nan(None) for c in ("limit_price", "stop_price", "trail")),
         )
 
     @cached_property
@@ -206,3 +203,21 @@ class BacktestResult:
             )
 
         return replace_directory(out_dir, fill)
+
+
+def _gather_or_null(values: pl.Series, index: np.ndarray, present: np.ndarray) -> pl.Series:
+    """`values` at `index`, null where not `present`."""
+    if present.all():
+        return values.gather(index)
+    return values.gather(pl.Series(index).set(pl.Series(~present), None))
+
+
+def _where_or_null(values: np.ndarray, present: np.ndarray) -> pl.Series:
+    """`values`, null where not `present`."""
+    series = pl.Series(values)
+    return series if present.all() else series.set(pl.Series(~present), None)
+
+
+def _nan_to_null(values: np.ndarray) -> pl.Series:
+    """Float `values` with NaN as null (a field that does not apply)."""
+    return pl.Series(values, nan_to_null=True)
