@@ -125,30 +125,42 @@ class OrderTable(Strategy):
         if not self._compiled:
             return None
         table = self._table
+        n = table.height
         bars = market.bar_index(table["timestamp"])
         start = np.searchsorted(bars, np.arange(market.n_bars + 1)).astype(np.int64)
+        rows_i = np.empty((n, 6), dtype=np.int64)
+        rows_i[:, 0] = market.asset_index(table["asset"])
+        rows_i[:, 1] = table["type"].replace_strict(
+            list(TYPE_NAMES), range(len(TYPE_NAMES)), return_dtype=pl.Int64).to_numpy()
+        rows_i[:, 2] = (table["trail_mode"] == "absolute").to_numpy()
+        rows_i[:, 3] = _last_bars(table, bars, market)
+        rows_i[:, 4] = _first_seen_codes(table["group"])
+        rows_i[:, 5] = _rows_named(table["parent"], table["id"])
+        rows_f = np.empty((n, 4))
+        for k, name in enumerate(("quantity", "limit_price", "stop_price", "trail")):
+            rows_f[:, k] = table[name].cast(pl.Float64).to_numpy()  # null → NaN
+        return start[1:] > start[:-1], start, rows_i, rows_f
+
+
+def _last_bars(table: pl.DataFrame, bars: np.ndarray, market: Market) -> np.ndarray:
+    """Each row's last bar: its `valid_bars` after its own, or its `valid_until`'s bar
+    (NEVER: good till cancelled)."""
+    until, counted = table["valid_until"], table["valid_bars"]
+    last = np.full(table.height, NEVER, dtype=np.int64)
+    if until.null_count() < table.height:
         stamps = market.timestamps.to_numpy()
-        until = table["valid_until"]
-        last = np.searchsorted(stamps, until.fill_null(stamps[-1]).to_numpy(), side="right") - 1
-        valid = np.where(until.is_not_null().to_numpy(), last, NEVER)
-        counted = table["valid_bars"].to_numpy()
-        valid = np.where(table["valid_bars"].is_not_null().to_numpy(),
-                         bars + np.nan_to_num(counted, nan=0).astype(np.int64), valid)
-        rows_i = np.column_stack([
-            market.asset_index(table["asset"]),
-            table["type"].replace_strict(list(TYPE_NAMES), range(len(TYPE_NAMES)),
-                                         return_dtype=pl.Int64).to_numpy(),
-            (table["trail_mode"] == "absolute").cast(pl.Int64).to_numpy(),
-            valid, _first_seen_codes(table["group"]), _rows_named(table["parent"], table["id"]),
-        ]).astype(np.int64)
-        rows_f = np.column_stack([table[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-                                  for name in ("quantity", "limit_price", "stop_price",
-                                               "trail")])
-        return start[1:] > start[:-1], start, rows_i, np.ascontiguousarray(rows_f)
+        at = np.searchsorted(stamps, until.fill_null(stamps[-1]).to_numpy(), side="right") - 1
+        last = np.where(until.is_not_null().to_numpy(), at, last)
+    if counted.null_count() < table.height:
+        last = np.where(counted.is_not_null().to_numpy(),
+                        bars + counted.fill_null(0).to_numpy(), last)
+    return last
 
 
 def _first_seen_codes(labels: pl.Series) -> np.ndarray:
     """0, 1, … for each distinct label in order of first appearance; −1 where null."""
+    if labels.null_count() == len(labels):
+        return np.full(len(labels), -1, dtype=np.int64)
     seen = labels.drop_nulls().unique(maintain_order=True)
     return labels.replace_strict(seen, range(len(seen)), default=-1,
                                  return_dtype=pl.Int64).to_numpy()
@@ -156,6 +168,8 @@ def _first_seen_codes(labels: pl.Series) -> np.ndarray:
 
 def _rows_named(names: pl.Series, ids: pl.Series) -> np.ndarray:
     """The row whose `ids` equals each of `names`; −1 where the name is null."""
+    if names.null_count() == len(names):
+        return np.full(len(names), -1, dtype=np.int64)
     rows = pl.DataFrame({"id": ids, "row": np.arange(len(ids), dtype=np.int64)}).drop_nulls()
     return names.replace_strict(rows["id"], rows["row"], default=-1,
                                 return_dtype=pl.Int64).to_numpy()

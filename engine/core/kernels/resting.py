@@ -323,12 +323,12 @@ def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, pos
 def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close, last_fill,
                    orders, n_orders, resting, n_resting) -> None:
     """After the fills of a bar from journal row `first_fill`, replayed in order from `held`
-    (the positions before them; updated here): a fill that takes a position to 0 cancels
-    its asset's rule exits (`position_closed`); a fill that opens a position from flat, or
+    (the positions before them; updated here): a fill that opens a position from flat, or
     reverses one, gives it new exits at the stop base (that fill's price, or the bar's
-    close), the old ones cancelled. Then the exits of every asset the fills moved are
-    resized to the position held. `last_fill` is −1 over the assets, and is again on
-    return."""
+    close), the exits of the position it replaces (reversed, or closed by an earlier fill
+    of the bar) cancelled (`position_closed`). Then, in one pass, the exits of every asset
+    the fills moved are cancelled where the position is flat and resized to it elsewhere.
+    `last_fill` is −1 over the assets, and is again on return."""
     if not s.position_rules:
         return
     end = n_fills[0]
@@ -336,11 +336,12 @@ def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close,
         j = journal[i]["asset"]
         before = held[j]
         after = add_position(before, journal[i]["quantity"])
+        moved_before = last_fill[j] != -1  # an earlier fill of this bar (it may have closed)
         held[j] = after
         last_fill[j] = i
-        if after == 0 or before * after < 0:
-            cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
         if after != 0 and before * after <= 0:
+            if before != 0 or moved_before:
+                cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
             base = close[j] if s.stop_base_close else journal[i]["price"]
             place_rules(s, bar, j, after, base, orders, n_orders, resting, n_resting)
     update_rules_nb(orders, resting, n_resting, positions, last_fill)
