@@ -10,7 +10,8 @@ import pandera.errors
 import polars as pl
 import pytest
 
-from engine.data.loading import load_prices, load_weights, read_table
+from engine.data.loading import load_orders, load_prices, load_weights, read_table
+from engine.data.market import Market
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.errors import InputError
 from engine.research.weights import top_k_weights
@@ -92,6 +93,21 @@ def test_integer_prices_and_asset_codes_are_cast(prices):
     loaded = load_prices(frame)
     assert loaded["asset"].to_list() == ["7", "8"]
     assert loaded.schema["close"] == pl.Float64
+
+
+def test_a_column_of_only_empty_cells_is_empty_numbers(prices):
+    """A frame built with None throughout a column has dtype Null: an order table's unused
+    price columns load as empty, and prices with no closes at all name the column."""
+    market = Market.from_bars(load_prices(prices))
+    first = prices.row(0, named=True)
+    orders = pl.DataFrame({"timestamp": [first["timestamp"]], "asset": [first["asset"]],
+                           "type": ["market"], "quantity": [5], "limit_price": [None],
+                           "stop_price": [None], "trail": [None]})
+    loaded = load_orders(orders, market)
+    assert loaded.schema["stop_price"] == pl.Float64
+    assert loaded["stop_price"].null_count() == 1
+    text = message(load_prices, prices.with_columns(close=pl.lit(None)))
+    assert "column 'close'" in text and "rows 1, 2, 3" in text
 
 
 def test_extra_columns_are_dropped_and_columns_put_in_order(prices):

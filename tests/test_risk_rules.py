@@ -11,7 +11,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from engine import BacktestConfig, Strategy, run_backtest, run_strategy
+from engine import BacktestConfig, Strategy, run_backtest, run_orders, run_strategy
+from engine.reference import run_reference
 from tests.builders import bars, weights
 from tests.test_resting_orders import FLAT, T0, fills, ohlc
 
@@ -187,3 +188,24 @@ def test_a_short_position_s_stop_loss_is_a_buy_stop_above_the_base():
     rows = [FLAT, (100, 110, 99, 100), (101, 106, 100, 104)]
     result = run_backtest(ohlc(rows), short, config).validate()
     assert fills(result) == [(1, -1000.0, 100.0, "market"), (2, 1000.0, 105.0, "stop_loss")]
+
+
+def test_a_position_closed_and_reopened_in_one_bar_gets_new_exits_and_the_old_never_fill():
+    """Bar 2: the market sell closes the position at the open, a resting limit buy reopens
+    it there too; the old stop (95) is reached by the low but belongs to the closed
+    position: cancelled, never filled. The new position's stop is 5% under its fill, 99."""
+    orders = pl.DataFrame({
+        "timestamp": [T0, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=1)],
+        "asset": ["A0"] * 3, "type": ["market", "market", "limit"],
+        "quantity": [100.0, -100.0, 100.0], "limit_price": [None, None, 99.5],
+        "stop_price": [None, None, None], "trail": [None, None, None]})
+    rows = [FLAT, FLAT, (99, 99.5, 94, 96), FLAT]
+    config = BacktestConfig(initial_cash=100_000.0, stop_loss=0.05)
+    for result in (run_orders(ohlc(rows), orders, config).validate(),
+                   run_reference(ohlc(rows), config=config, resting=orders)):
+        assert fills(result) == [(1, 100.0, 100.0, "market"), (2, -100.0, 99.0, "market"),
+                                 (2, 100.0, 99.0, "limit")]
+        stops = result.orders.filter(pl.col("origin") == "stop_loss").sort("order_id")
+        assert stops.select("status", "reason", "stop_price").rows() == [
+            ("cancelled", "position_closed", 95.0),
+            ("open", "stop_loss", pytest.approx(94.05, rel=1e-12))]

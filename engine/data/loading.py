@@ -431,8 +431,11 @@ def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:
 
 
 def _cast_number(frame: pl.DataFrame, column: str, label: str) -> pl.DataFrame:
-    """Numbers and numeric text become Float64; text that is not a number is rejected."""
+    """Numbers and numeric text become Float64; text that is not a number is rejected; a
+    column of nothing but empty cells (dtype Null) is empty numbers."""
     dtype = frame.schema[column]
+    if dtype == pl.Null:
+        return frame.with_columns(pl.col(column).cast(pl.Float64))
     if dtype == pl.String:
         parsed = frame.select(pl.col(column).cast(pl.Float64, strict=False)).to_series()
         _reject(frame, parsed.is_null() & frame[column].is_not_null(), label, column,
