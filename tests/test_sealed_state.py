@@ -8,9 +8,10 @@ the object at the bottom must be read-only memory or expose no buffer at all).
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
-from engine import BacktestConfig, Strategy, run_strategy
+from engine import BacktestConfig, Strategy, run_backtest, run_strategy
 from engine.core.book import OrderBook
 from engine.core.ledger import Ledger
 from engine.core.loop import simulate
@@ -136,3 +137,23 @@ def test_an_order_is_open_in_exactly_one_way():
     open_in_records = np.flatnonzero(book.record("status") == OrderStatus.open)
     open_in_slots = np.sort(book.open_ids[book.open_ids >= 0])
     assert open_in_records.tolist() == open_in_slots.tolist() == [8, 9]
+
+
+def test_one_market_serves_many_runs_unchanged():
+    """A `Market` built once is passed to several runs (a sweep): each run gives what the
+    prices frame gives, and the market's arrays come out as they went in."""
+    prices, _, _ = random_universe(6, 60, seed=4, missing=0.1)
+    market = Market.from_bars(load_prices(prices))
+    before = {name: getattr(market, name).copy() for name in ("open", "close", "last_close")}
+    stamps = market.timestamps.gather_every(10).to_list()
+    weights = pl.DataFrame({"timestamp": stamps * 2,
+                            "asset": [market.assets[0]] * len(stamps)
+                            + [market.assets[1]] * len(stamps),
+                            "weight": 0.4}).sort("timestamp", "asset")
+    for config in (BacktestConfig(), BacktestConfig(fees=0.001, stop_loss=0.02)):
+        reused = run_backtest(market, weights, config)
+        fresh = run_backtest(prices, weights, config)
+        assert reused.fills.height > 0
+        assert reused.fills.equals(fresh.fills) and reused.orders.equals(fresh.orders)
+    for name, values in before.items():
+        np.testing.assert_array_equal(getattr(market, name), values)

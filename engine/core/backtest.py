@@ -14,12 +14,14 @@ from engine.data.market import Market
 from engine.results.tables import BacktestResult
 
 Source = str | Path | pl.DataFrame
+Prices = Source | Market  # a Market built once (read-only) serves many runs unchanged
 
 
 def run_backtest(
-    prices: Source, weights: Source, config: BacktestConfig | None = None
+    prices: Prices, weights: Source, config: BacktestConfig | None = None
 ) -> BacktestResult:
-    """Backtest target weights on prices; both are frames or Parquet/CSV paths.
+    """Backtest target weights on prices; both are frames or Parquet/CSV paths (prices may
+    also be a `Market` built from loaded prices, validated once for many runs).
 
     `prices` has `timestamp, asset, open, high, low, close, volume`; `weights` has
     `timestamp, asset, weight`, each timestamp's rows being a decision at its close.
@@ -27,7 +29,7 @@ def run_backtest(
     validated once.
     """
     config = config or BacktestConfig()
-    market = Market.from_bars(load_prices(prices))
+    market = market_of(prices)
     targets = load_weights(
         weights, market, allow_short=config.allow_short, allow_leverage=config.allow_leverage
     )
@@ -35,22 +37,27 @@ def run_backtest(
 
 
 def run_orders(
-    prices: Source, orders: Source, config: BacktestConfig | None = None
+    prices: Prices, orders: Source, config: BacktestConfig | None = None
 ) -> BacktestResult:
     """Backtest an order table on prices: each row an order decided at its timestamp's
     close (`timestamp, asset, type, quantity, limit_price, stop_price, trail`, optional
     `trail_mode, valid_until, group, id, parent`; docs/semantics.md). Bad input raises
     `engine.errors.InputError` with a one-line message."""
     config = config or BacktestConfig()
-    market = Market.from_bars(load_prices(prices))
+    market = market_of(prices)
     return _run(market, OrderTable(load_orders(orders, market)), config)
 
 
 def run_strategy(
-    prices: Source, strategy: Strategy, config: BacktestConfig | None = None
+    prices: Prices, strategy: Strategy, config: BacktestConfig | None = None
 ) -> BacktestResult:
     """Run any `Strategy` (a batch callback per timestamp) on prices."""
-    return _run(Market.from_bars(load_prices(prices)), strategy, config or BacktestConfig())
+    return _run(market_of(prices), strategy, config or BacktestConfig())
+
+
+def market_of(prices: Prices) -> Market:
+    """The market of `prices`: loaded, validated and pivoted, or a `Market` as it is."""
+    return prices if isinstance(prices, Market) else Market.from_bars(load_prices(prices))
 
 
 def _run(market: Market, strategy: Strategy, config: BacktestConfig) -> BacktestResult:

@@ -303,8 +303,11 @@ def _check_ohlc(frame: pl.DataFrame, label: str, repair: bool) -> pl.DataFrame:
     body_top = pl.max_horizontal("open", "close")
     body_bottom = pl.min_horizontal("open", "close")
     hint = "(inconsistent bar; repair_ohlc widens high and low to cover them)"
-    for column, bad, relation in (("high", pl.col("high") < body_top, "below"),
-                                  ("low", pl.col("low") > body_bottom, "above")):
+    checks = (("high", pl.col("high") < body_top, "below"),
+              ("low", pl.col("low") > body_bottom, "above"))
+    if not any(frame.select(bad.any().alias(column) for column, bad, _ in checks).row(0)):
+        return frame
+    for column, bad, relation in checks:
         flags = frame.select(bad).to_series()
         if flags.any():
             first = frame.filter(flags).row(0, named=True)
