@@ -224,16 +224,19 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
          "row sorts before the row above it (sort orders by timestamp)", None),
     ])
     frame = _valid_until(frame, label)
-    stamps = market.timestamps.to_numpy()
-    last = np.searchsorted(stamps, frame["valid_until"].fill_null(stamps[-1]).to_numpy(),
-                           side="right") - 1
-    row_bar = np.searchsorted(stamps, frame["timestamp"].to_numpy())
-    _reject(frame, pl.Series(frame["valid_until"].is_not_null().to_numpy() & (last <= row_bar)),
-            label, "valid_until", "valid_until is before the next bar", show="valid_until")
-    _reject(frame, (pl.col("type") == "market") & (pl.col("valid_until").is_not_null()
-                                                   | pl.col("valid_bars").is_not_null()
-                                                   | pl.col("group").is_not_null()),
-            label, "type", "valid_until and group apply to resting orders, not market orders")
+    if frame["valid_until"].null_count() < frame.height:
+        stamps = market.timestamps.to_numpy()
+        last = np.searchsorted(stamps, frame["valid_until"].fill_null(stamps[-1]).to_numpy(),
+                               side="right") - 1
+        row_bar = np.searchsorted(stamps, frame["timestamp"].to_numpy())
+        _reject(frame, pl.Series(frame["valid_until"].is_not_null().to_numpy()
+                                 & (last <= row_bar)),
+                label, "valid_until", "valid_until is before the next bar", show="valid_until")
+    if any(frame[c].null_count() < frame.height for c in ("valid_until", "valid_bars", "group")):
+        _reject(frame, (pl.col("type") == "market") & (pl.col("valid_until").is_not_null()
+                                                       | pl.col("valid_bars").is_not_null()
+                                                       | pl.col("group").is_not_null()),
+                label, "type", "valid_until and group apply to resting orders, not market orders")
     _check_links(frame, label)
     return _gate(frame, OrderRows, label)
 
@@ -272,9 +275,10 @@ def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
 def _check_links(frame: pl.DataFrame, label: str) -> None:
     """Ids unique; a `parent` names the id of an earlier market or limit row of its asset."""
     ids = pl.col("id")
-    _reject(frame, ids.is_not_null() & ids.is_duplicated(), label, "id", "duplicate id",
-            show="id")
-    if frame["parent"].is_null().all():
+    if frame["id"].null_count() < frame.height:
+        _reject(frame, ids.is_not_null() & ids.is_duplicated(), label, "id", "duplicate id",
+                show="id")
+    if frame["parent"].null_count() == frame.height:
         return
     rows = frame.with_row_index("_row").select("_row", "id", "asset", "type")
     linked = frame.with_row_index("_row").join(
