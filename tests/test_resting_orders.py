@@ -299,7 +299,14 @@ def test_an_order_table_places_a_bracket_and_an_expiring_stop():
     ({"timestamp": [T0, T0 + dt.timedelta(hours=3)]}, "column 'timestamp': timestamp is not"),
     ({"parent": [None, "nope"]}, "column 'parent': parent names no id"),
     ({"valid_until": ["0", None]}, "column 'valid_until': valid_until in bars must be"),
-], ids=["type", "limit", "quantity", "asset", "timestamp", "parent", "valid_until"])
+    ({"valid_until": [None, (T0 + dt.timedelta(hours=3)).isoformat()]},
+     "column 'valid_until': valid_until is before the next bar"),
+    ({"id": ["e", "e"], "parent": [None, None]}, "column 'id': duplicate id"),
+    ({"type": ["market", "limit"], "limit_price": [None, 110.0], "id": [None, None],
+      "parent": [None, None], "group": ["g", "g"]},
+     "column 'type': valid_until and group apply to resting orders"),
+], ids=["type", "limit", "quantity", "asset", "timestamp", "parent", "valid_until",
+        "valid_until_same_bar", "duplicate_id", "market_in_group"])
 def test_a_bad_order_table_names_the_column_and_the_row(change, message):
     prices = ohlc([FLAT, FLAT])
     orders = table(**({"type": ["limit", "limit"], "quantity": [1.0, -1.0],
@@ -309,7 +316,7 @@ def test_a_bad_order_table_names_the_column_and_the_row(change, message):
         run_orders(prices, orders)
     text = str(raised.value)
     assert text.startswith(f"orders: {message}")
-    assert text.endswith("at rows 1") or text.endswith("at rows 2")
+    assert text.endswith(("at rows 1", "at rows 2", "at rows 1, 2"))
     assert np.char.count(text, "\n") == 0
 
 
