@@ -130,8 +130,7 @@ class OrderTable(Strategy):
         start = np.searchsorted(bars, np.arange(market.n_bars + 1)).astype(np.int64)
         rows_i = np.empty((n, 6), dtype=np.int64)
         rows_i[:, 0] = market.asset_index(table["asset"])
-        rows_i[:, 1] = table["type"].replace_strict(
-            list(TYPE_NAMES), range(len(TYPE_NAMES)), return_dtype=pl.Int64).to_numpy()
+        rows_i[:, 1] = table["type"].cast(pl.Enum(TYPE_NAMES)).to_physical().to_numpy()
         rows_i[:, 2] = (table["trail_mode"] == "absolute").to_numpy()
         rows_i[:, 3] = _last_bars(table, bars, market)
         rows_i[:, 4] = _first_seen_codes(table["group"])

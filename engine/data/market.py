@@ -59,8 +59,12 @@ class Market:
 
     def asset_index(self, names: pl.Series) -> np.ndarray:
         """Column index of each asset name; raises KeyError naming the first unknown one."""
-        if names.is_in(self.assets.implode()).all():
-            return names.cast(pl.Enum(self.assets)).to_physical().to_numpy().astype(np.int64)
+        try:
+            codes = names.cast(pl.Enum(self.assets))  # refuses a name not in the market
+        except pl.exceptions.InvalidOperationError:
+            codes = None
+        if codes is not None and not codes.null_count():
+            return codes.to_physical().to_numpy().astype(np.int64)
         lookup = pl.DataFrame({"asset": self.assets, "_col": np.arange(self.n_assets)})
         found = pl.DataFrame({"asset": names}).join(lookup, on="asset", how="left",
                                                     maintain_order="left")["_col"]
