@@ -3,10 +3,11 @@
 `run_backtest(prices, weights, config)` runs target weights through the one-ledger,
 phase-ordered loop; `run_orders` runs a table of orders (market, limit, stop, ...);
 `run_strategy` runs any batch-callback strategy; `run_reference` is the independent plain
-implementation the engine is checked against.
+implementation the engine is checked against. `market_of(prices)` validates and pivots
+prices once, for many runs.
 """
 
-from engine.core.backtest import run_backtest, run_orders, run_strategy
+from engine.core.backtest import market_of, run_backtest, run_orders, run_strategy
 from engine.core.config import BacktestConfig
 from engine.core.context import Context
 from engine.core.strategy import Strategy, TargetWeights
@@ -20,6 +21,7 @@ __all__ = [
     "InputError",
     "Strategy",
     "TargetWeights",
+    "market_of",
     "run_backtest",
     "run_orders",
     "run_strategy",

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine import BacktestConfig, Strategy, run_backtest, run_strategy
+from engine import BacktestConfig, Strategy, market_of, run_backtest, run_strategy
 from engine.core.book import OrderBook
 from engine.core.ledger import Ledger
 from engine.core.loop import simulate
@@ -143,7 +143,7 @@ def test_one_market_serves_many_runs_unchanged():
     """A `Market` built once is passed to several runs (a sweep): each run gives what the
     prices frame gives, and the market's arrays come out as they went in."""
     prices, _, _ = random_universe(6, 60, seed=4, missing=0.1)
-    market = Market.from_bars(load_prices(prices))
+    market = market_of(prices)
     before = {name: getattr(market, name).copy() for name in ("open", "close", "last_close")}
     stamps = market.timestamps.gather_every(10).to_list()
     weights = pl.DataFrame({"timestamp": stamps * 2,
