@@ -44,9 +44,9 @@ def signals(prices, weights):
     joins the top 50 and left at the open after the close where it drops out."""
     import numpy as np
 
-    from engine.data.market import Market
+    from engine import market_of
 
-    market = Market.from_bars(prices)
+    market = market_of(prices)
     chosen = np.nan_to_num(market.pivot(weights, "weight")) > 0  # decided at t's close
     before = np.vstack([np.zeros((1, chosen.shape[1]), bool), chosen[:-1]])
     return market, chosen & ~before, before & ~chosen
