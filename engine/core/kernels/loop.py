@@ -273,7 +273,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
         if s.volume_limit > 0:
             for j in range(n_assets):
                 budget[j] = volume_cap(s, volume[t, j])
-                stopped[j] = False
+                stopped[j] = volume[t, j] == 0  # zipline skips a bar without volume
         if not (resume == AFTER_DECISION and t == start):
             fills_room, orders_room = room_needed(s, n_assets, n_resting[0], in_kernel)
             if by_rows:
