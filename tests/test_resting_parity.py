@@ -515,6 +515,25 @@ def test_zipline_worked_example_market_and_limit_share_the_cap():
     assert_same_fills(engine, theirs)
 
 
+def test_zipline_does_not_check_an_order_behind_a_spent_cap():
+    """The limit finds bar 1's cap spent and ends the asset's bar (LiquidityExceeded), so
+    the stop-limit behind it is not checked on that close, which would have met it for
+    good; on bar 2 its stop holds but its limit does not."""
+    prices = _one_asset([(100, 100, 100, 100), (100, 102, 100, 102),
+                         (103, 104, 103, 104)]).with_columns(volume=pl.lit(100.0))
+    day = prices["timestamp"][0]
+    rows = table([
+        {"timestamp": day, "asset": "A", "type": "market", "quantity": 10.0},
+        {"timestamp": day, "asset": "A", "type": "limit", "quantity": 5.0,
+         "limit_price": 105.0},
+        {"timestamp": day, "asset": "A", "type": "stop_limit", "quantity": 5.0,
+         "stop_price": 101.0, "limit_price": 103.0}])
+    engine, reference, theirs = zipline_run(prices, rows)
+    assert theirs["order_id"].to_list() == [0, 1]
+    assert_same_fills(engine, theirs)
+    assert_same_fills(reference, theirs)
+
+
 def test_backtrader_trails_a_bracket_child_from_the_decision_close_not_the_entry_fill():
     """A trailing-stop bracket child: backtrader sets its first stop from the close of
     the bar the bracket was placed at and moves it only once the child is live; ours
