@@ -122,9 +122,7 @@ class Simulation:
         rules = self.rules_at(t)
         self._overrides = overrides or {}
         first = len(self.fills)
-        self._volume_left = {}
-        self._spent = {a for a, bar in self.bars.rows[t].items() if bar[VOLUME] == 0} \
-            if rules.volume_limit else set()  # zipline skips a bar without volume
+        self.begin_bar(t, rules)
         if rules.submission_check and t:
             self._screen(t, rules)
         look_ahead = rules.delay == 0 and rules.point == "open"
@@ -151,6 +149,13 @@ class Simulation:
         if self.record:
             self.equity.append((self.book.cash, self.marked(t)))
         return self.fills[first:]
+
+    def begin_bar(self, t: int, rules: Rules) -> None:
+        """A fresh volume cap for bar `t` (zipline skips an asset whose bar has no volume);
+        `step` calls it, and so must a caller that tries resting orders on its own."""
+        self._volume_left = {}
+        self._spent = {a for a, bar in self.bars.rows[t].items() if bar[VOLUME] == 0} \
+            if rules.volume_limit else set()
 
     def force(self, t: int, fills: list[tuple[str, float, float, float]]) -> None:
         """Bar `t` with the given fills (asset, quantity, price, fee) booked instead of the
@@ -547,13 +552,15 @@ class Simulation:
         if order.type == "trailing_stop":
             order.peak = price if stop_base == "fill" else bar[CLOSE]
 
-    def _rest(self, t: int, rules: Rules, market_ids: dict[str, int], before: bool) -> None:
+    def _rest(self, t: int, rules: Rules, market_ids: dict[str, int] | None = None,
+              before: bool = True) -> None:
         """Resting orders at bar `t`: tried along the path (or at the close), then trailing
         references move, then orders past their last bar expire.
 
         `market_ids` names each asset's market order due at this close under the `close`
         path: the orders placed before it are tried `before` the market batch, the others
-        after it (then the references move and expiry comes)."""
+        after it (then the references move and expiry comes). Without it: every order."""
+        market_ids = market_ids or {}
         row = self.bars.rows[t]
         book = self.book
         live = [o for o in self.resting if o.status == "open" and o.live_from is not None
