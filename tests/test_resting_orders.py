@@ -457,3 +457,20 @@ def test_zipline_rounds_limit_and_stop_prices_to_the_cent_as_placed():
         "timestamp": [T0], "asset": ["A0"], "type": ["limit"], "quantity": [1.0],
         "limit_price": [99.996]}), BacktestConfig.for_profile("zipline")).orders
     assert table_orders["limit_price"].to_list() == [orders["limit_price"][0]]
+
+
+def test_on_the_close_path_stop_first_counts_only_group_members_whose_condition_holds():
+    """A stop-limit whose stop passes at the close without its limit does not anchor its
+    OCO group: the group's stop keeps its own id, behind the ungrouped limit placed first
+    (docs/semantics.md, "The `close` path")."""
+    from engine.reference import run_reference
+
+    orders = pl.DataFrame({
+        "timestamp": [T0] * 3, "asset": ["A0"] * 3, "type": ["stop_limit", "limit", "stop"],
+        "quantity": [1.0, 1.0, 1.0], "limit_price": [103.0, 110.0, None],
+        "stop_price": [105.0, None, 104.0], "group": ["g", None, "g"]})
+    prices = ohlc([FLAT, (100, 107, 99, 106)])
+    config = BacktestConfig(intrabar_path="close", stop_first=True)
+    engine = run_orders(prices, orders, config).fills
+    reference = run_reference(prices, config=config, resting=orders).fills
+    assert engine["order_id"].to_list() == reference["order_id"].to_list() == [1, 2]

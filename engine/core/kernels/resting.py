@@ -273,7 +273,7 @@ def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, 
         prices[count] = price
         count += 1
     if count:
-        order = trial_order(s, ids, phases, count, orders)
+        order = trial_order(s, ids, phases, reach, count, orders)
         fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, close,
                       count, valuation, cash, positions, journal, n_fills, orders, resting,
                       n_resting)
@@ -302,7 +302,7 @@ def is_stop_type(kind: int) -> bool:
 
 
 @kernel
-def trial_order(s, ids, phases, count, orders):
+def trial_order(s, ids, phases, reach, count, orders):
     """Positions of the reached orders `ids[:count]` in the order they are tried.
 
     Sort key: (phase, id). A time exit (a market order) has the phase of its fill point:
@@ -310,7 +310,8 @@ def trial_order(s, ids, phases, count, orders):
     OCO group with a stop-type member (stop, stop-limit, trailing stop) reached in the bar
     moves whole to the earliest phase its reached members have and to its first reached
     stop's id, its stops ahead of their siblings: key (earliest, first stop id, 0 for a
-    stop else 1, id).
+    stop else 1, id). Only members whose condition holds (`reach`) count there; the others
+    (under the `close` path, orders whose trigger state moves) keep their (phase, id).
     """
     k0 = np.empty(count, dtype=np.int64)
     k1 = np.empty(count, dtype=np.int64)
@@ -326,13 +327,14 @@ def trial_order(s, ids, phases, count, orders):
         for i in range(count):
             record = orders[ids[i]]
             group = record["group"]
-            if group < 0 or record["type"] == OrderType.market:
+            if group < 0 or record["type"] == OrderType.market or not reach[i]:
                 continue
             earliest = phases[i]
             anchor = -1
             for m in range(count):
                 other = orders[ids[m]]
-                if other["group"] != group or other["type"] == OrderType.market:
+                if (other["group"] != group or other["type"] == OrderType.market
+                        or not reach[m]):
                     continue
                 earliest = min(earliest, phases[m])
                 if is_stop_type(other["type"]) and (anchor < 0 or ids[m] < anchor):
