@@ -515,6 +515,31 @@ def test_zipline_worked_example_market_and_limit_share_the_cap():
     assert_same_fills(engine, theirs)
 
 
+def test_levels_round_to_the_cent_bit_for_bit_as_zipline_rounds_them():
+    """`round_level` (engine) and `to_tick` (reference) against zipline's own
+    `asymmetric_round_price` on random prices and on the edges of its intervals."""
+    import json
+    import subprocess
+
+    from engine.core.kernels.resting import round_level
+    from engine.peers.zipline import side_python
+    from engine.reference.resting import to_tick
+
+    rng = np.random.default_rng(5)
+    prices = [*np.round(rng.uniform(1, 500, 1000), 4).tolist(),
+              *rng.uniform(1, 500, 1000).tolist(),
+              10.0095, 10.0195, 10.0194, 10.0196, 10.0004, 10.0005, 10.0006, 10.0105]
+    script = ("import json, sys; from zipline.finance.execution import asymmetric_round_price"
+              " as r; p = json.load(sys.stdin); print(json.dumps([[r(x, True, 0.01), "
+              "r(x, False, 0.01)] for x in p]))")
+    done = subprocess.run([str(side_python()), "-c", script], input=json.dumps(prices),
+                          capture_output=True, text=True, check=True)
+    theirs = json.loads(done.stdout)
+    for price, (down, up) in zip(prices, theirs, strict=True):
+        assert round_level(price, True, 0.01) == to_tick(price, True, 0.01) == down, price
+        assert round_level(price, False, 0.01) == to_tick(price, False, 0.01) == up, price
+
+
 def test_zipline_does_not_check_an_order_behind_a_spent_cap():
     """The limit finds bar 1's cap spent and ends the asset's bar (LiquidityExceeded), so
     the stop-limit behind it is not checked on that close, which would have met it for
