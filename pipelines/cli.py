@@ -64,7 +64,8 @@ HELP = {
     "slippage": "fraction of price", "shares": "fractional, or integer (floors the order)",
     "cash_policy": "what a buy that does not fit the cash does",
     "periods_per_year": "bars per year, for annualized metrics",
-    "intrabar_path": "the price path a bar is read along by resting orders",
+    "intrabar_path": "the price path a bar is read along by resting orders; close: the "
+                     "close alone, zipline's way (default: the profile's)",
     "stop_first": "a stop reached in a bar fills before its OCO sibling (default: the "
                   "profile's)",
     "stop_base": "price the risk rules' levels are set from: the entry's fill, or the entry "

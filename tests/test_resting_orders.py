@@ -383,3 +383,101 @@ def test_a_sell_stop_limit_mirrors_the_buy(limit, expected):
                                                                  limit=limit))}
     result = run([FLAT, FLAT, (100, 101, 93, 96)], steps)
     assert fills(result)[1:] == [(2, -10.0, expected, "stop_limit")]
+
+
+# The `close` path (zipline's): docs/semantics.md, "Price path inside a bar" and the worked
+# examples "close path" and "zipline"
+
+
+def test_on_the_close_path_a_limit_sees_only_the_close_and_fills_there_with_slippage():
+    place = {0: lambda ctx, ids: ctx.order("A0", 10, limit=95.0)}
+    result = run([FLAT, (100, 101, 94, 99), (98, 99, 93, 94.5)], place,
+                 intrabar_path="close", slippage=0.01)
+    assert fills(result) == [(2, 10.0, pytest.approx(94.5 * 1.01, rel=1e-12), "limit")]
+
+
+def test_on_the_close_path_a_stop_triggers_on_the_close_not_the_high():
+    result = run([FLAT, (100, 106, 99, 103), (103, 106, 102, 105.5)], buy_stop(105.0),
+                 intrabar_path="close")
+    assert fills(result) == [(2, 10.0, 105.5, "stop")]
+
+
+def test_on_the_close_path_a_triggered_stop_limit_waits_as_a_limit():
+    place = {0: lambda ctx, ids: ctx.order("A0", 10, stop=105.0, limit=103.0)}
+    result = run([FLAT, (100, 107, 99, 106), (104, 105, 101, 102.5)], place,
+                 intrabar_path="close")
+    assert fills(result) == [(2, 10.0, 102.5, "stop_limit")]
+
+
+def zipline_run(bars, steps, volume: float = 100.0):
+    """`bars` of one asset with `volume` under the `zipline` profile (cap 10% a bar)."""
+    prices = ohlc(bars).with_columns(volume=pl.lit(volume))
+    config = BacktestConfig.for_profile("zipline", initial_cash=100_000.0)
+    return run_strategy(prices, Script(steps), config).validate()
+
+
+def test_zipline_market_and_resting_orders_share_the_cap_in_placement_order():
+    def place(ctx, ids):
+        ctx.order("A0", 8)
+        ctx.order("A0", 6, limit=101.0)
+
+    result = zipline_run([FLAT] * 4, {0: place})
+    assert [(bar, q, trigger) for bar, q, _, trigger in fills(result)] == [
+        (1, 8.0, "market"), (1, 2.0, "limit"), (2, 4.0, "limit")]
+    assert fills(result)[0][2] == pytest.approx(100 * 1.0005, rel=1e-12)
+    assert status(result, 1) == ("filled", None)
+
+
+def test_zipline_a_limit_met_once_keeps_filling_when_the_close_moves_away():
+    place = {0: lambda ctx, ids: ctx.order("A0", 15, limit=100.0)}
+    result = zipline_run([FLAT, (100, 100, 98, 99), (101, 103, 101, 102)], place)
+    assert [(bar, q) for bar, q, _, _ in fills(result)] == [(1, 10.0), (2, 5.0)]
+    assert fills(result)[1][2] == pytest.approx(102 * 1.0005, rel=1e-12), "102 > the limit"
+
+
+def test_zipline_an_order_behind_a_spent_cap_is_not_even_checked():
+    """The limit finds the cap spent on bar 1 and ends the bar: the stop-limit behind it is
+    not checked on bar 1's close (102 would have met it for good); on bar 2 its stop holds
+    but 104 is above its limit, so it waits as a limit."""
+    def place(ctx, ids):
+        ctx.order("A0", 10)
+        ctx.order("A0", 5, limit=105.0)
+        ctx.order("A0", 5, stop=101.0, limit=103.0)
+
+    result = zipline_run([FLAT, (100, 102, 100, 102), (103, 104, 103, 104)], {0: place})
+    assert [(bar, q, trigger) for bar, q, _, trigger in fills(result)] == [
+        (1, 10.0, "market"), (2, 5.0, "limit")]
+    assert status(result, 2) == ("open", None)
+
+
+def test_zipline_rounds_limit_and_stop_prices_to_the_cent_as_placed():
+    def place(ctx, ids):
+        ctx.order("A0", 1, limit=99.996)
+        ctx.order("A0", -1, limit=99.996)
+        ctx.order("A0", 1, stop=100.004)
+        ctx.order("A0", -1, stop=100.0096)
+
+    orders = zipline_run([FLAT] * 2, {0: place}).orders
+    assert orders["limit_price"].to_list()[:2] == [pytest.approx(99.99), 100.0]
+    assert orders["stop_price"].to_list()[2:] == [100.01, 100.01]
+    table_orders = run_orders(ohlc([FLAT] * 2), pl.DataFrame({
+        "timestamp": [T0], "asset": ["A0"], "type": ["limit"], "quantity": [1.0],
+        "limit_price": [99.996]}), BacktestConfig.for_profile("zipline")).orders
+    assert table_orders["limit_price"].to_list() == [orders["limit_price"][0]]
+
+
+def test_on_the_close_path_stop_first_counts_only_group_members_whose_condition_holds():
+    """A stop-limit whose stop passes at the close without its limit does not anchor its
+    OCO group: the group's stop keeps its own id, behind the ungrouped limit placed first
+    (docs/semantics.md, "The `close` path")."""
+    from engine.reference import run_reference
+
+    orders = pl.DataFrame({
+        "timestamp": [T0] * 3, "asset": ["A0"] * 3, "type": ["stop_limit", "limit", "stop"],
+        "quantity": [1.0, 1.0, 1.0], "limit_price": [103.0, 110.0, None],
+        "stop_price": [105.0, None, 104.0], "group": ["g", None, "g"]})
+    prices = ohlc([FLAT, (100, 107, 99, 106)])
+    config = BacktestConfig(intrabar_path="close", stop_first=True)
+    engine = run_orders(prices, orders, config).fills
+    reference = run_reference(prices, config=config, resting=orders).fills
+    assert engine["order_id"].to_list() == reference["order_id"].to_list() == [1, 2]

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 
-from engine import BacktestConfig
+from engine import BacktestConfig, run_orders
 from engine.peers.backtrader_orders import run_backtrader_orders
 from engine.peers.vectorbt_signals import run_vectorbt_signals
 from engine.peers.zipline import run_zipline_orders
@@ -347,13 +348,30 @@ def test_backtrader_sells_past_the_position_where_ours_stop_at_it():
     assert ours.fills["quantity"].to_list() == [30.0, -30.0]
 
 
-# zipline: limits and stops triggered on the close
+# zipline: limits and stops checked on the close (the `zipline` profile's `close` path)
+
+
+def zipline_run(prices: pl.DataFrame, rows: pl.DataFrame, **settings):
+    """(engine fills, reference fills, zipline's fills with each row's type and levels)
+    under the `zipline` profile (5 bp slippage, $0.001 a share, 10% volume cap)."""
+    config = BacktestConfig.for_profile("zipline", initial_cash=1e7, **settings)
+    engine = run_orders(prices, rows, config)
+    reference = run_reference(prices, config=config, resting=rows)
+    theirs = run_zipline_orders(prices, rows, config)
+    kinds = rows.with_row_index("order_id").select(
+        pl.col("order_id").cast(pl.Int64), "type", "limit_price", "stop_price")
+    return engine.fills, reference.fills, theirs.fills.join(kinds, on="order_id")
+
+
+def one_market_row_per_bar(rows: pl.DataFrame) -> pl.DataFrame:
+    """One market row per bar and asset: we net two into one order, zipline fills each."""
+    return rows.filter((pl.col("type") != "market")
+                       | ~pl.struct("timestamp", "asset", "type").is_duplicated())
 
 
 @pytest.fixture(scope="module")
 def zipline_case():
-    """zipline (side environment) and the reference under the `zipline` profile (5 bp
-    slippage, $0.001 a share) on the same market, limit, stop and stop-limit rows."""
+    """Market, limit, stop and stop-limit rows on random gapped bars with ample volume."""
     prices = gappy_bars(5, 80, seed=3)
     orders = Orders(prices, seed=4)
     orders.base(1000)
@@ -361,52 +379,184 @@ def zipline_case():
         for _ in range(10):
             orders.single(kind, sell=False)
             orders.single(kind, sell=True)
-    # One market row per bar and asset: we net two into one order, zipline fills each.
-    rows = orders.frame().with_columns(pl.lit(None, dtype=pl.Int64).alias("valid_until"))
-    rows = rows.filter((pl.col("type") != "market")
-                       | ~pl.struct("timestamp", "asset", "type").is_duplicated())
-    config = BacktestConfig.for_profile("zipline", initial_cash=1e7)
-    ours = run_reference(prices, config=config, resting=rows)
-    theirs = run_zipline_orders(prices, rows, config)
-    kinds = rows.with_row_index("order_id").select(
-        pl.col("order_id").cast(pl.Int64), "type", "limit_price", "stop_price")
-    return prices, ours.fills, theirs.fills.join(kinds, on="order_id")
+    rows = one_market_row_per_bar(
+        orders.frame().with_columns(pl.lit(None, dtype=pl.Int64).alias("valid_until")))
+    return prices, rows, *zipline_run(prices, rows)
 
 
-def test_zipline_market_rows_fill_like_the_reference(zipline_case):
-    _, ours, theirs = zipline_case
-    market = theirs.filter(pl.col("type") == "market").drop("type", "limit_price",
-                                                            "stop_price")
-    assert market.height >= 10
-    assert_same_fills(ours.filter(pl.col("trigger") == "market"), market)
-
-
-def test_zipline_fills_limits_and_stops_at_the_close_where_ours_fill_at_the_level(
+def test_zipline_fills_limits_stops_and_stop_limits_like_the_engine_and_the_reference(
         zipline_case):
-    """zipline checks a resting order against each bar's close only and fills at that
-    close plus slippage; ours fill at the level (or the gapped open) when the bar's range
-    reaches it."""
-    prices, ours, theirs = zipline_case
+    _, _, engine, reference, theirs = zipline_case
+    for kind in ("market", "limit", "stop", "stop_limit"):
+        assert theirs.filter(pl.col("type") == kind).height >= 5, kind
+    assert_same_fills(engine, theirs)
+    assert_same_fills(reference, theirs)
+
+
+def test_zipline_resting_fills_are_the_close_with_slippage(zipline_case):
+    """Every resting fill is its bar's close ± 5 bp, at a close that meets the
+    cent-rounded level (or, for a stop-limit, its limit)."""
+    prices, _, _, _, theirs = zipline_case
     resting = theirs.filter(pl.col("type") != "market").join(prices,
                                                              on=["timestamp", "asset"])
-    assert resting.height >= 10
     side = pl.when(pl.col("quantity") > 0).then(1.0).otherwise(-1.0)
     slipped = pl.col("close") * (1 + side * 0.0005)
     assert ((resting["price"] / resting.select(slipped).to_series() - 1).abs() < 1e-9).all()
     buys, sells = pl.col("quantity") > 0, pl.col("quantity") < 0
-    cent = 0.01  # zipline rounds limit and stop prices to the cent
-    limits = resting.filter(pl.col("type") == "limit")
+    cent = 0.01
+    limits = resting.filter(pl.col("type") != "stop")
     assert limits.filter(buys & (pl.col("close") > pl.col("limit_price") + cent)).is_empty()
     assert limits.filter(sells & (pl.col("close") < pl.col("limit_price") - cent)).is_empty()
     stops = resting.filter(pl.col("type") == "stop")
     assert stops.filter(buys & (pl.col("close") < pl.col("stop_price") - cent)).is_empty()
     assert stops.filter(sells & (pl.col("close") > pl.col("stop_price") + cent)).is_empty()
+
+
+def test_zipline_differs_from_a_path_where_the_range_reaches_the_level(zipline_case):
+    """With `intrabar_path` other than `close`, ours fill at the level (or the gapped
+    open) as soon as the bar's range reaches it; zipline only ever sees the close."""
+    prices, rows, _, _, theirs = zipline_case
+    config = BacktestConfig.for_profile("zipline", initial_cash=1e7, intrabar_path="nearest")
+    ours = run_reference(prices, config=config, resting=rows).fills
     ours_resting = ours.filter(pl.col("trigger") != "market")
     both = ours_resting.join(theirs, on="order_id", suffix="_zipline")
     moved = both.filter((pl.col("timestamp") != pl.col("timestamp_zipline"))
                         | (pl.col("price") != pl.col("price_zipline")))
     assert moved.height == both.height >= 10
-    assert ours_resting.height > resting.height  # a range reaches more levels than a close
+    assert ours_resting.height > theirs.filter(pl.col("type") != "market").height
+
+
+@pytest.fixture(scope="module")
+def zipline_thin_case():
+    """Thin bars (10% of volume is 3 to 30 shares) after an ample first fill: resting
+    orders and the market order of an asset share the cap, partial fills carry over, and
+    half the levels sit within a hair of a cent boundary."""
+    prices = gappy_bars(3, 70, seed=11)
+    rng = np.random.default_rng(12)
+    volume = rng.integers(30, 300, prices.height).astype(float)
+    volume[prices["timestamp"] <= prices["timestamp"].unique().sort()[1]] = 1e9
+    prices = prices.with_columns(volume=pl.Series(volume))
+    orders = Orders(prices, seed=13)
+    orders.base(2000)
+    for kind in ("limit", "stop", "stop_limit"):
+        for _ in range(12):
+            orders.single(kind, sell=False)["quantity"] *= 3
+            orders.single(kind, sell=True)["quantity"] *= 3
+    for t in range(2, 68, 6):  # one market order per asset every six bars
+        for asset in orders.assets:
+            orders.add(t, asset, "market", float(rng.integers(-25, 25)) or 5.0)
+    hair = pl.Series(rng.choice([0.0004, 0.0006, 0.0094, 0.0096, 0.0049, 0.0051],
+                                len(orders.rows)))
+    near = pl.Series(rng.random(len(orders.rows)) < 0.5)
+    frame = table(orders.rows).with_columns(hair=hair, near=near).sort(
+        "timestamp", maintain_order=True)
+    frame = frame.with_columns([
+        pl.when(pl.col("near")).then((pl.col(c) * 100).floor() / 100 + pl.col("hair"))
+        .otherwise(pl.col(c)).alias(c) for c in ("limit_price", "stop_price")])
+    rows = without_merges(prices, one_market_row_per_bar(frame.drop("hair", "near").with_columns(
+        pl.lit(None, dtype=pl.Int64).alias("valid_until"))))
+    return prices, rows, *zipline_run(prices, rows)
+
+
+def without_merges(prices: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows without each market row placed while the asset's last market order was
+    still open (ours would merge the two, zipline keeps both: tested on its own below)."""
+    config = BacktestConfig.for_profile("zipline", initial_cash=1e7)
+    while True:
+        orders = run_orders(prices, rows, config).orders
+        merged = orders.filter(pl.col("status") == "merged")
+        if merged.is_empty():
+            return rows
+        absorbing = int(merged["reason"][0].rsplit(" ", 1)[1])
+        rows = rows.with_row_index("row").filter(pl.col("row") != absorbing).drop("row")
+
+
+def test_zipline_shares_the_volume_cap_and_rounds_levels_like_ours(zipline_thin_case):
+    prices, _, engine, reference, theirs = zipline_thin_case
+    partial = theirs.group_by("order_id").len().filter(pl.col("len") > 1)
+    kinds = theirs.join(partial, on="order_id").group_by("type").len()
+    assert set(kinds["type"]) >= {"market", "limit", "stop", "stop_limit"}, kinds
+    volume = theirs.join(prices, on=["timestamp", "asset"]).group_by(
+        "timestamp", "asset").agg(pl.col("quantity").abs().sum(), pl.col("volume").first())
+    assert (volume["quantity"] <= (volume["volume"] * 0.1).floor()).all()
+    assert volume.filter(pl.col("quantity") == (pl.col("volume") * 0.1).floor()).height >= 20
+    assert_same_fills(engine, theirs)
+    assert_same_fills(reference, theirs)
+
+
+def test_zipline_keeps_two_market_orders_where_ours_merge_them():
+    """A market order the cap cut short, then another on the same asset: zipline fills
+    the first's rest, then the second; ours merged them into the second (one open market
+    order per asset), which takes the cap at its own place in line."""
+    prices = _one_asset([(100, 100, 100, 100)] * 5).with_columns(volume=pl.lit(100.0))
+    day = prices["timestamp"]
+    rows = table([{"timestamp": day[0], "asset": "A", "type": "market", "quantity": 15.0},
+                  {"timestamp": day[1], "asset": "A", "type": "market", "quantity": 7.0}])
+    engine, reference, theirs = zipline_run(prices, rows)
+    assert theirs.select("timestamp", "quantity", "order_id").rows() == [
+        (day[1], 10.0, 0), (day[2], 5.0, 0), (day[2], 5.0, 1), (day[3], 2.0, 1)]
+    for ours in (engine, reference):
+        assert ours.select("timestamp", "quantity", "order_id").rows() == [
+            (day[1], 10.0, 0), (day[2], 10.0, 1), (day[3], 2.0, 1)]
+
+
+def test_zipline_worked_example_market_and_limit_share_the_cap():
+    """docs/semantics.md, "zipline, cap shared": a market buy of 8 then a buy limit 101
+    for 6 on bars of volume 100 (cap 10) and close 100."""
+    prices = _one_asset([(100, 100.5, 99.5, 100)] * 4).with_columns(volume=pl.lit(100.0))
+    day = prices["timestamp"]
+    rows = table([{"timestamp": day[0], "asset": "A", "type": "market", "quantity": 8.0},
+                  {"timestamp": day[0], "asset": "A", "type": "limit", "quantity": 6.0,
+                   "limit_price": 101.0}])
+    engine, reference, theirs = zipline_run(prices, rows)
+    expected = [(day[1], 8.0, 0), (day[1], 2.0, 1), (day[2], 4.0, 1)]
+    for fills in (theirs, engine, reference):
+        assert fills.select("timestamp", "quantity", "order_id").rows() == expected
+    assert_same_fills(engine, theirs)
+
+
+def test_levels_round_to_the_cent_bit_for_bit_as_zipline_rounds_them():
+    """`round_level` (engine) and `to_tick` (reference) against zipline's own
+    `asymmetric_round_price` on random prices and on the edges of its intervals."""
+    import json
+    import subprocess
+
+    from engine.core.kernels.resting import round_level
+    from engine.peers.zipline import side_python
+    from engine.reference.resting import to_tick
+
+    rng = np.random.default_rng(5)
+    prices = [*np.round(rng.uniform(1, 500, 1000), 4).tolist(),
+              *rng.uniform(1, 500, 1000).tolist(),
+              10.0095, 10.0195, 10.0194, 10.0196, 10.0004, 10.0005, 10.0006, 10.0105]
+    script = ("import json, sys; from zipline.finance.execution import asymmetric_round_price"
+              " as r; p = json.load(sys.stdin); print(json.dumps([[r(x, True, 0.01), "
+              "r(x, False, 0.01)] for x in p]))")
+    done = subprocess.run([str(side_python()), "-c", script], input=json.dumps(prices),
+                          capture_output=True, text=True, check=True)
+    theirs = json.loads(done.stdout)
+    for price, (down, up) in zip(prices, theirs, strict=True):
+        assert round_level(price, True, 0.01) == to_tick(price, True, 0.01) == down, price
+        assert round_level(price, False, 0.01) == to_tick(price, False, 0.01) == up, price
+
+
+def test_zipline_does_not_check_an_order_behind_a_spent_cap():
+    """The limit finds bar 1's cap spent and ends the asset's bar (LiquidityExceeded), so
+    the stop-limit behind it is not checked on that close, which would have met it for
+    good; on bar 2 its stop holds but its limit does not."""
+    prices = _one_asset([(100, 100, 100, 100), (100, 102, 100, 102),
+                         (103, 104, 103, 104)]).with_columns(volume=pl.lit(100.0))
+    day = prices["timestamp"][0]
+    rows = table([
+        {"timestamp": day, "asset": "A", "type": "market", "quantity": 10.0},
+        {"timestamp": day, "asset": "A", "type": "limit", "quantity": 5.0,
+         "limit_price": 105.0},
+        {"timestamp": day, "asset": "A", "type": "stop_limit", "quantity": 5.0,
+         "stop_price": 101.0, "limit_price": 103.0}])
+    engine, reference, theirs = zipline_run(prices, rows)
+    assert theirs["order_id"].to_list() == [0, 1]
+    assert_same_fills(engine, theirs)
+    assert_same_fills(reference, theirs)
 
 
 def test_backtrader_trails_a_bracket_child_from_the_decision_close_not_the_entry_fill():

@@ -1,7 +1,8 @@
 """Engine = reference for resting orders and risk rules, over random cases, every profile.
 
 Random OHLC bars with gapped opens and missing bars, random order tables (every type, both
-sides, OCO pairs, brackets, expiries), random intra-bar settings and risk rules. The
+sides, OCO pairs, brackets, expiries), random intra-bar settings (the `close` path too)
+and risk rules, and bars with little volume, where zipline's cap binds on resting orders. The
 engine's `run_orders` (an order table) and `run_backtest` (weights with position and
 portfolio rules) must produce the reference's fills: `timestamp, asset, quantity, price,
 fee, trigger`, in order, numbers to 1e-9 relative; and both sides must fill something over
@@ -34,7 +35,7 @@ cases = st.fixed_dictionaries({
     "n_bars": st.integers(8, 60),
     "n_orders": st.integers(1, 40),
     "profile": st.sampled_from(PROFILES),
-    "intrabar_path": st.sampled_from([None, "nearest", "ohlc", "olhc"]),
+    "intrabar_path": st.sampled_from([None, "nearest", "ohlc", "olhc", "close"]),
     "stop_first": st.sampled_from([None, True, False]),
     "stop_base": st.sampled_from([None, "fill", "close"]),
     "trail_source": st.sampled_from([None, "high_low", "close"]),
@@ -42,6 +43,7 @@ cases = st.fixed_dictionaries({
     "slippage": st.sampled_from([0.0, 0.002]),
     "cash": st.sampled_from([3_000.0, 1e7]),
     "rules": st.sampled_from(RULES),
+    "volume": st.sampled_from([1e9, 120.0]),  # 120: zipline's 10% cap binds at 12 shares
 })
 
 filled = {"engine": 0, "reference": 0}
@@ -55,6 +57,11 @@ def config_of(case: dict) -> BacktestConfig:
         if case[name] is not None:
             settings[name] = case[name]
     return BacktestConfig.for_profile(case["profile"], **settings)
+
+
+def bars_of(case: dict) -> pl.DataFrame:
+    prices = gappy_bars(case["n_assets"], case["n_bars"], seed=case["seed"], missing=0.05)
+    return prices.with_columns(volume=pl.lit(case["volume"]))
 
 
 def assert_same(engine_fills: pl.DataFrame, reference_fills: pl.DataFrame) -> None:
@@ -75,7 +82,7 @@ def assert_same(engine_fills: pl.DataFrame, reference_fills: pl.DataFrame) -> No
 def test_engine_fills_an_order_table_like_the_reference(case):
     from engine import run_orders
 
-    prices = gappy_bars(case["n_assets"], case["n_bars"], seed=case["seed"], missing=0.05)
+    prices = bars_of(case)
     orders = random_orders(prices, case["seed"] + 1, case["n_orders"])
     config = config_of(case)
     assert_same(run_orders(prices, orders, config).fills,
@@ -97,7 +104,7 @@ def random_weights(prices: pl.DataFrame, seed: int, every: int) -> pl.DataFrame:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases, st.sampled_from([1, 3, 10]))
 def test_engine_applies_risk_rules_to_weights_like_the_reference(case, every):
-    prices = gappy_bars(case["n_assets"], case["n_bars"], seed=case["seed"], missing=0.05)
+    prices = bars_of(case)
     weights = random_weights(prices, case["seed"] + 2, every)
     if weights.is_empty():
         return

@@ -231,9 +231,20 @@ def set_reference_nb(orders, oid, reference) -> None:
 
 
 @kernel
-def set_triggered_nb(orders, oid) -> None:
-    """A stop-limit whose stop was reached: a plain limit from now on."""
-    orders[oid]["triggered"] = 1
+def set_triggered_nb(orders, oid, state) -> None:
+    """An order's trigger state (ORDER_DT `triggered`): 1, a stop-limit whose stop was
+    reached (a plain limit from now on); 2, under the `close` path, an order whose condition
+    held on a close (it keeps filling)."""
+    orders[oid]["triggered"] = state
+
+
+@kernel
+def fill_part_resting_nb(orders, oid, bar, filled_quantity) -> None:
+    """Record part of resting order `oid` as filled (the volume cap cut it short); the
+    rest stays open."""
+    record = orders[oid]
+    record["filled_quantity"] += filled_quantity
+    record["filled_bar"] = bar
 
 
 @kernel

@@ -11,7 +11,7 @@ from engine.core.records import CashPolicy, FillTiming, IntrabarPath
 FILL_TIMINGS = ("next_open", "next_close", "same_close")
 SHARE_MODES = ("fractional", "integer")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
-INTRABAR_PATHS = ("nearest", "ohlc", "olhc")
+INTRABAR_PATHS = ("nearest", "ohlc", "olhc", "close")
 STOP_BASES = ("fill", "close")
 TRAIL_SOURCES = ("high_low", "close")
 POSITION_RULES = ("stop_loss", "take_profit", "trailing_stop", "max_bars")
@@ -37,7 +37,7 @@ class BacktestConfig:
     profile: str = "tradegap"
     periods_per_year: int = 252
     # resting orders inside a bar (None: the profile's default)
-    intrabar_path: str = "nearest"
+    intrabar_path: str | None = None
     stop_first: bool | None = None
     stop_base: str | None = None
     trail_source: str | None = None
@@ -69,7 +69,8 @@ class BacktestConfig:
             raise ValueError(f"max_leverage must be at least 1, got {self.max_leverage}")
         if self.periods_per_year <= 0:
             raise ValueError("periods_per_year must be positive")
-        _one_of("intrabar_path", self.intrabar_path, INTRABAR_PATHS)
+        if self.intrabar_path is not None:
+            _one_of("intrabar_path", self.intrabar_path, INTRABAR_PATHS)
         if self.stop_base is not None:
             _one_of("stop_base", self.stop_base, STOP_BASES)
         if self.trail_source is not None:
@@ -122,6 +123,7 @@ class BacktestConfig:
         stop_first = hooks.stop_first if self.stop_first is None else self.stop_first
         stop_base = self.stop_base or hooks.stop_base
         trail_source = self.trail_source or hooks.trail_source
+        path = self.intrabar_path or hooks.intrabar_path
         return KernelSettings(
             fill=getattr(FillTiming, self.fill), fees=float(self.fees),
             per_share=float(self.per_share), min_fee=float(self.min_fee),
@@ -131,9 +133,10 @@ class BacktestConfig:
             submission_check=hooks.submission_check, drop_without_bar=hooks.drop_without_bar,
             sequence=hooks.sequence_code, volume_limit=float(hooks.volume_limit or 0.0),
             decision_sizing=hooks.decision_code, reject_reason=hooks.reject_code,
-            intrabar_path=getattr(IntrabarPath, self.intrabar_path),
+            intrabar_path=getattr(IntrabarPath, path), tick_size=float(hooks.tick_size),
             stop_first=bool(stop_first), stop_base_close=stop_base == "close",
-            trail_close=trail_source == "close", stop_slippage=hooks.stop_slippage,
+            trail_close=trail_source == "close" or path == "close",
+            stop_slippage=hooks.stop_slippage,
             stop_loss=float(self.stop_loss), take_profit=float(self.take_profit),
             trailing_stop=float(self.trailing_stop), max_bars=int(self.max_bars),
             max_positions=int(self.max_positions), max_gross=float(self.max_gross),
@@ -183,9 +186,11 @@ class KernelSettings(NamedTuple):
     decision_sizing: int
     reject_reason: int  # Reason of a buy that does not fit
     intrabar_path: int  # IntrabarPath
+    tick_size: float  # > 0: limit and stop prices rounded to it when placed (zipline's way)
     stop_first: bool  # a stop reached in the bar fills before its OCO sibling
     stop_base_close: bool  # risk rule levels from the entry bar's close (else the fill)
-    trail_close: bool  # trailing references follow the close (else the high / low)
+    trail_close: bool  # trailing references follow the close (else the high / low; the
+    # close always under the `close` path)
     stop_slippage: bool  # stops fill with slippage, capped at the bar
     stop_loss: float  # risk rules, 0: off
     take_profit: float

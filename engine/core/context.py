@@ -25,7 +25,7 @@ from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
 from engine.core.kernels import NEVER
 from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, due_bar, rebalance
-from engine.core.kernels.resting import planned_positions, planned_verdict
+from engine.core.kernels.resting import placed_level, planned_positions, planned_verdict
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
 from engine.core.records import (
@@ -224,8 +224,8 @@ class Context:
         group = self._families.get(parent, -2)
         nan = float("nan")
         oid = self._book.place(
-            self.bar, j, order_type, shares, limit=nan if limit is None else limit,
-            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            self.bar, j, order_type, shares, limit=self._level(limit, shares, True),
+            stop=self._level(stop, shares, False), trail=nan if trail is None else trail,
             trail_mode=getattr(TrailMode, trail_mode),
             reference=float(self.last_close[j]), valid_until=self._valid_until(valid_until),
             active_from=NEVER, parent=parent, group=group)
@@ -272,9 +272,15 @@ class Context:
             return self._book.reject(self.bar, j, OrderKind.shares, amount, order_type, verdict)
         nan = float("nan")
         return self._book.place(
-            self.bar, j, order_type, amount, limit=nan if limit is None else limit,
-            stop=nan if stop is None else stop, trail=nan if trail is None else trail,
+            self.bar, j, order_type, amount, limit=self._level(limit, amount, True),
+            stop=self._level(stop, amount, False), trail=nan if trail is None else trail,
             trail_mode=trail_mode, reference=close, valid_until=last, group=group)
+
+    def _level(self, price: float | None, shares: float, is_limit: bool) -> float:
+        """A limit or stop price as the book keeps it (rounded to the profile's tick)."""
+        if price is None:
+            return float("nan")
+        return float(placed_level(self._settings, float(price), shares > 0, is_limit))
 
     def _planned(self) -> np.ndarray:
         """The positions planned at this decision (portfolio rules): held plus the open

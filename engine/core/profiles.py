@@ -31,7 +31,13 @@ vectorbt and backtrader), `stop_base` (the price the risk rules' levels are frac
 the fill price, or the entry bar's close under vectorbt), `trail_source` (what moves a
 trailing stop: the bar's high/low, or the close under backtrader, whose StopTrail follows
 the close) and `stop_slippage` (vectorbt's default `stop_exit_price` fills a stop at its
-level without slippage).
+level without slippage), `intrabar_path` (where resting orders are checked: along the bar's
+path, or under `zipline` at its close only, in placement order with the market orders of
+the close, the volume cap shared and a met condition sticky) and `tick_size` (zipline rounds
+limit and stop prices to the cent when they are placed, `asymmetric_round_price`: a buy
+limit and a sell stop towards the lower cent unless within 0.05 of a cent above it, the
+others mirrored; 0: not rounded). The volume cap (`volume_limit`) is one budget per asset
+and bar shared by all its fills, resting ones too.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class Profile:
     stop_base: str = "fill"  # or "close": the entry bar's close
     trail_source: str = "high_low"  # or "close"
     stop_slippage: bool = True  # stops fill with slippage (capped at the bar)
+    intrabar_path: str = "nearest"  # or "close": resting orders see each bar's close only
+    tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +122,7 @@ PROFILES = {
     ),
     "zipline": Profile(
         "zipline", decision_sizing="zipline", sequence="submission", volume_limit=0.1,
+        intrabar_path="close", tick_size=0.01,
         requires={"fill": "next_close", "shares": "integer", "cash_policy": "allow_negative"},
         defaults={"slippage": 0.0005, "per_share": 0.001},
     ),

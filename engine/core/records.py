@@ -104,6 +104,7 @@ class _IntrabarPath(NamedTuple):
     nearest: int = 0  # open, the extreme nearer the open, the other extreme, close
     ohlc: int = 1  # open, high, low, close
     olhc: int = 2  # open, low, high, close
+    close: int = 3  # the close only: checked against each close, filled there (zipline)
 
 
 IntrabarPath = _IntrabarPath()
@@ -166,7 +167,8 @@ ORDER_DT = np.dtype([
     ("parent", np.int64),  # id of its bracket parent, else -1
     ("group", np.int64),  # OCO group (the id of its first member), else -1
     ("origin", np.int64),  # Origin: the strategy or the risk rule that created it
-    ("triggered", np.int64),  # stop_limit: 1 once its stop was reached (then a limit)
+    ("triggered", np.int64),  # 1: a stop_limit's stop was reached (then a limit); 2 (close
+    # path): its condition held on a close it was checked at, so it fills at every later one
     ("has_children", np.int64),  # 1: a bracket parent whose children wait for its fill
 ], align=True)
 

@@ -108,6 +108,7 @@ def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
         sim.fills, sim.rejections, sim._overrides = [], [], {}
         oracle.arm(bar, here, entries)
         if sim.resting:
+            sim.begin_bar(bar, here)
             sim._rest(bar, here)
         exits = {asset: price for _, asset, _, price, _, _ in sim.fills}
         found = {i: asset for i, asset, price in flat

@@ -13,7 +13,7 @@ in the weights, sells first as our `rebalance` does. zipline sizes each target a
 checks cash (it can go negative) and fills at the next bar's close. Only `fill =
 'next_close'` is therefore accepted. Costs come from the config (`fees` → `PerDollar`,
 `per_share`/`min_fee` → `PerShare`, `fixed_fee` → `PerTrade`, one of them at most;
-`slippage` → `FixedBasisPointsSlippage` with `volume_limit=1`) unless `zipline_costs=True`
+`slippage` → `FixedBasisPointsSlippage` with `volume_limit=0.1`) unless `zipline_costs=True`
 keeps zipline's defaults (5 bp slippage capped at 10% of the bar's volume, $0.001 a
 share), under which large orders fill over several bars.
 
@@ -86,7 +86,8 @@ def run_zipline_orders(
     Each row is placed at the close of its timestamp with `order(asset, quantity,
     style=...)` (whole shares; zipline has no trailing stops, OCO, brackets or expiry, so
     those columns must be empty). zipline checks limits and stops against each later bar's
-    close only and fills at that close (plus slippage). Fills' `order_id` is the row.
+    close only and fills at that close (plus slippage), as the `zipline` profile's `close`
+    path does. Fills' `order_id` is the row.
     """
     config = config or BacktestConfig.for_profile("zipline")
     for name in ("trail", "valid_until", "group", "parent"):

@@ -12,6 +12,9 @@ module holds the order itself and the pure per-order rules; `simulation.py` book
   (a stop-limit whose limit is only reached on the way to the close), 4 a market exit at
   the close (time exits under close fills).
 - `path_of(bar, intrabar_path)`: which extreme comes first.
+- `at_close(order, close, buy)`: under the `close` path (zipline's), whether the order's
+  condition holds at the bar's close, its trigger state moving as zipline's does.
+- `to_tick(price, prefer_down, tick)`: a level rounded to the tick as zipline rounds it.
 - `order_table_rows(frame)`: the rows of an order table (`timestamp, asset, type,
   quantity, limit_price, stop_price, trail, trail_mode, valid_until, group, id, parent`),
   checked and in row order.
@@ -35,6 +38,7 @@ gate does.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -44,7 +48,7 @@ from engine.reference.bars import CLOSE, HIGH, LOW, OPEN
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
 RULE_TRIGGERS = ("stop_loss", "take_profit", "trailing_stop", "time_exit")
-PATHS = ("nearest", "ohlc", "olhc")
+PATHS = ("nearest", "ohlc", "olhc", "close")
 STOP_BASES = ("fill", "close")
 TRAIL_SOURCES = ("high_low", "close")
 TRAIL_MODES = ("percent", "absolute")
@@ -74,6 +78,8 @@ class Resting:
     trigger: str = ""  # what the fill reports: the type, or the risk rule
     peak: float = math.nan  # trailing reference: highest (sell) or lowest (buy) price seen
     triggered: bool = False  # a stop-limit whose stop was reached: now a limit
+    reached: bool = False  # `close` path: its condition held on a close; it keeps filling
+    filled: float = 0.0  # shares filled so far (the volume cap can cut a fill short)
     status: str = "open"
     reason: str | None = None
 
@@ -103,6 +109,37 @@ class Resting:
         else:
             seen = bar[CLOSE] if trail_source == "close" else bar[HIGH]
             self.peak = max(self.peak, seen)
+
+
+def to_tick(price: float, prefer_down: bool, tick: float) -> float:
+    """`price` rounded to a multiple of `tick` the way zipline's `asymmetric_round_price`
+    does: to the lower tick unless within 0.05 tick of the upper one when `prefer_down`
+    (a buy limit, a sell stop), mirrored otherwise; a half goes up (`consistent_round`)."""
+    shift = (0.95 - 0.5) * tick - sys.float_info.epsilon * 10
+    ticks = (price - shift if prefer_down else price + shift) / tick
+    whole = math.ceil(ticks) if ticks % 1 >= 0.5 else math.floor(ticks)
+    return tick * whole
+
+
+def at_close(order: Resting, close: float, buy: bool) -> bool:
+    """Whether the order fills at this close under the `close` path, as zipline's
+    `check_order_triggers` reads it: a buy limit at `close ≤ limit`, a buy stop (or a
+    trailing stop's level) at `close ≥ stop`, sells mirrored; a stop-limit whose stop holds
+    becomes a limit (`triggered`) checked on the same close. Once it holds, it holds
+    (`reached`): a fill the volume cap cut short goes on at later closes."""
+    if order.reached:
+        return True
+    if order.type == "stop_limit" and not order.triggered:
+        if not (close >= order.stop if buy else close <= order.stop):
+            return False
+        order.triggered = True
+    if order.type in ("limit", "stop_limit"):
+        holds = close <= order.limit if buy else close >= order.limit
+    else:
+        level = order.trailing_level(buy) if order.type == "trailing_stop" else order.stop
+        holds = close >= level if buy else close <= level
+    order.reached = holds
+    return holds
 
 
 def path_of(bar: tuple, intrabar_path: str) -> tuple[int, int]:

@@ -70,7 +70,9 @@ class Rules:
     # Bookkeeping.
     booking: str = "once"  # "twice_logged": two rows each; "twice_hidden": one row, booked twice
     # Resting orders inside a bar (engine/reference/resting.py).
-    intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in
+    intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in;
+    # "close": the close alone, each asset's orders there in placement order (zipline)
+    tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
     stop_first: bool = False  # a stop reached anywhere in the bar fills before its OCO sibling
     stop_base: str = "fill"  # a rule's (or bracket child's) base price: fill price or bar close
     trail_source: str = "high_low"  # what moves a trailing reference: the extremes or the close
@@ -149,7 +151,9 @@ def rules_for(settings: Any) -> Rules:
     Resting orders and risk rules take the settings' names (missing or None: default, 0:
     off). `stop_first` defaults to on under `vectorbt` and `backtrader`; `stop_base` to the
     entry bar's `close` under `vectorbt`; `trail_source` to `close` under `backtrader`;
-    `stop_slippage` to off under `vectorbt` (its stops fill at their level).
+    `stop_slippage` to off under `vectorbt` (its stops fill at their level);
+    `intrabar_path` to `close` under `zipline`, whose limits and stops are cent-rounded
+    (`tick_size`) and checked on each close.
     """
     s = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
     fill = s.get("fill", "next_open")
@@ -170,7 +174,8 @@ def rules_for(settings: Any) -> Rules:
         return default if value is None else value
 
     rules = rules.with_(
-        intrabar_path=setting("intrabar_path", "nearest"),
+        intrabar_path=setting("intrabar_path", "close" if profile == "zipline" else "nearest"),
+        tick_size=0.01 if profile == "zipline" else 0.0,
         stop_first=bool(setting("stop_first", profile in ("vectorbt", "backtrader"))),
         stop_base=setting("stop_base", "close" if profile == "vectorbt" else "fill"),
         trail_source=setting("trail_source", "close" if profile == "backtrader" else "high_low"),

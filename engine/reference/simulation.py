@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.reference.bars import CLOSE, OPEN, VOLUME, Bars
 from engine.reference.execution import add, buy, rounded, sell
 from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
 from engine.reference.resting import (
     Resting,
+    at_close,
     event,
     last_bar_of,
     stop_fill_price,
+    to_tick,
 )
 from engine.reference.rules import Rules
 
@@ -102,6 +104,8 @@ class Simulation:
         self._table_ids: dict = {}  # an order table's `id` → our order id
         self._plan: dict | None = None  # portfolio rules: positions planned by this decision
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
+        self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
+        self._spent: set[str] = set()  # assets an order found the cap spent on this bar
 
     def run(self, start: int = 0, stop: int | None = None) -> Simulation:
         for t in range(start, len(self.bars.timestamps) if stop is None else stop):
@@ -118,6 +122,7 @@ class Simulation:
         rules = self.rules_at(t)
         self._overrides = overrides or {}
         first = len(self.fills)
+        self.begin_bar(t, rules)
         if rules.submission_check and t:
             self._screen(t, rules)
         look_ahead = rules.delay == 0 and rules.point == "open"
@@ -125,10 +130,16 @@ class Simulation:
             self._decide(t, rules, t)
         if rules.point == "open":
             self._fill(t, rules, OPEN)
+        by_placement = rules.intrabar_path == "close" and rules.point == "close" \
+            and rules.delay >= 1
+        market_ids = {a: o.id for a, o in self.book.pending.items()
+                      if o.due <= t and a in self.bars.rows[t]} if by_placement else {}
         if self.resting:
-            self._rest(t, rules)
+            self._rest(t, rules, market_ids, before=True)
         if rules.point == "close" and rules.delay >= 1:
             self._fill(t, rules, CLOSE)
+        if by_placement and self.resting:
+            self._rest(t, rules, market_ids, before=False)
         if rules.halt_drawdown:
             self._peak = max(self._peak, self.book.cash + self.marked(t))
         if not look_ahead:
@@ -138,6 +149,13 @@ class Simulation:
         if self.record:
             self.equity.append((self.book.cash, self.marked(t)))
         return self.fills[first:]
+
+    def begin_bar(self, t: int, rules: Rules) -> None:
+        """A fresh volume cap for bar `t` (zipline skips an asset whose bar has no volume);
+        `step` calls it, and so must a caller that tries resting orders on its own."""
+        self._volume_left = {}
+        self._spent = {a for a, bar in self.bars.rows[t].items() if bar[VOLUME] == 0} \
+            if rules.volume_limit else set()
 
     def force(self, t: int, fills: list[tuple[str, float, float, float]]) -> None:
         """Bar `t` with the given fills (asset, quantity, price, fee) booked instead of the
@@ -397,7 +415,7 @@ class Simulation:
         if delta < 0 and not rules.allow_short:
             size = min(size, position)
         size = rounded(size, rules)
-        cap = math.floor(rules.volume_limit * volume) if rules.volume_limit else None
+        cap = self._cap(order.asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
         if delta > 0:
@@ -406,6 +424,9 @@ class Simulation:
         else:
             status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, rules)
         quantity = size if delta > 0 else -size
+        self._use_volume(order.asset, cap, quantity)
+        kept = cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
+            and status != "rejected"  # the cap cut it short: the rest waits
         fill = None
         if status == "filled":
             forced_fee = self._overrides.get(order.asset, (None, None, True))[1]
@@ -417,11 +438,10 @@ class Simulation:
             if self.resting or self._children or rules.position_rules:
                 self._after_fill(t, rules, order.asset, position, adjusted, order.id,
                                  closes_by_target=order.target_kind is not None)
-        elif order.id in self._children:
+        elif order.id in self._children and not kept:
             for child in self._children.pop(order.id):
                 self._settle(child, t, "cancelled", "cancelled")
-        if cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
-                and status != "rejected":
+        if kept:
             self._remove(order)
             left = order.less(quantity)
             if order.asset in book.pending:
@@ -457,8 +477,8 @@ class Simulation:
         order = Resting(
             id=order_id, asset=asset, type=kind, quantity=quantity, created=t,
             live_from=t + 1, last_bar=last_bar_of(row["valid_until"], t, self.bars.timestamps),
-            limit=None if row["limit_price"] is None else float(row["limit_price"]),
-            stop=None if row["stop_price"] is None else float(row["stop_price"]),
+            limit=self._level(row["limit_price"], quantity > 0, rules),
+            stop=self._level(row["stop_price"], quantity <= 0, rules),
             trail=None if row["trail"] is None else float(row["trail"]),
             trail_mode=row["trail_mode"], trigger=kind,
             group=None if row["group"] is None else ("group", row["group"]))
@@ -478,6 +498,32 @@ class Simulation:
                 return
         if order.status == "open":
             self.resting.append(order)
+
+    @staticmethod
+    def _level(price: float | None, prefer_down: bool, rules: Rules) -> float | None:
+        """A limit or stop price as placed: rounded to `tick_size` when the rules round
+        (a buy limit and a sell stop prefer the lower tick)."""
+        if price is None:
+            return None
+        return to_tick(float(price), prefer_down, rules.tick_size) if rules.tick_size \
+            else float(price)
+
+    def _cap(self, asset: str, rules: Rules, volume: float) -> float | None:
+        """Shares the volume cap still lets `asset` fill this bar (None: no cap)."""
+        if not rules.volume_limit:
+            return None
+        if asset in self._spent:
+            return 0.0
+        return self._volume_left.setdefault(asset, math.floor(rules.volume_limit * volume))
+
+    def _use_volume(self, asset: str, cap: float | None, quantity: float) -> None:
+        """Take a fill's shares from the asset's cap; an order that found it spent stops
+        the asset's fills for the bar (zipline's LiquidityExceeded)."""
+        if cap is None:
+            return
+        self._volume_left[asset] -= abs(quantity)
+        if cap <= 0:
+            self._spent.add(asset)
 
     def _adopt(self, t: int, rules: Rules, child: Resting, parent_id: int) -> None:
         """A bracket child: one OCO group with its siblings, live after the parent fills."""
@@ -506,14 +552,83 @@ class Simulation:
         if order.type == "trailing_stop":
             order.peak = price if stop_base == "fill" else bar[CLOSE]
 
-    def _rest(self, t: int, rules: Rules) -> None:
-        """Resting orders at bar `t`: tried along the path, then trailing references move,
-        then orders past their last bar expire."""
+    def _rest(self, t: int, rules: Rules, market_ids: dict[str, int] | None = None,
+              before: bool = True) -> None:
+        """Resting orders at bar `t`: tried along the path (or at the close), then trailing
+        references move, then orders past their last bar expire.
+
+        `market_ids` names each asset's market order due at this close under the `close`
+        path: the orders placed before it are tried `before` the market batch, the others
+        after it (then the references move and expiry comes). Without it: every order."""
+        market_ids = market_ids or {}
         row = self.bars.rows[t]
         book = self.book
         live = [o for o in self.resting if o.status == "open" and o.live_from is not None
-                and o.live_from <= t and o.asset in row]
+                and o.live_from <= t and o.asset in row
+                and (o.id < market_ids.get(o.asset, math.inf)) == before]
         sides = {o.id: o.is_buy(book.positions.get(o.asset, 0.0)) for o in live}
+        if rules.intrabar_path == "close":
+            self._rest_at_close(t, rules, live, sides)
+        else:
+            self._rest_on_path(t, rules, live, sides)
+        if before and market_ids:
+            return
+        source = "close" if rules.intrabar_path == "close" else rules.trail_source
+        for order in self.resting:
+            if (order.status == "open" and order.type == "trailing_stop"
+                    and order.live_from is not None and order.live_from <= t
+                    and order.asset in row):
+                side = order.is_buy(book.positions.get(order.asset, 0.0))
+                order.follow(row[order.asset], sides.get(order.id, side), source)
+        for order in self.resting:
+            if order.status == "open" and order.last_bar is not None and order.last_bar <= t:
+                self._settle(order, t, "expired", None)
+        self.resting = [o for o in self.resting if o.status == "open"]
+
+    def _rest_at_close(self, t: int, rules: Rules, live: list[Resting], sides: dict) -> None:
+        """The `close` path: every order is checked at the close (`at_close`) and fills
+        there like a market order (the market slippage, uncapped), in id order; time exits
+        keep the market orders' fill point (`stop_first` groups as on the path). Once an
+        order finds its asset's volume cap spent, the asset's later orders are not even
+        checked this bar."""
+        row = self.bars.rows[t]
+        events, reaching = [], []
+        for order in live:
+            close = row[order.asset][CLOSE]
+            if order.type == "market":  # a time exit, at the fill point of market orders
+                phase, price, _ = event(order, row[order.asset], sides[order.id],
+                                        rules.intrabar_path, at_close=rules.point == "close")
+                item = (order, (phase, stop_fill_price(price, sides[order.id],
+                                                       row[order.asset], rules.slippage), False))
+                reaching.append(item)
+            else:
+                side = 1 if sides[order.id] else -1
+                item = (order, (3, close * (1 + side * rules.slippage), False))
+                if at_close(replace(order), close, sides[order.id]):
+                    reaching.append(item)
+            events.append(item)
+        key = self._event_key(reaching, rules)
+        headroom = self._headroom(t, rules)
+        for order, (_, price, _) in sorted(events, key=key):
+            if order.status != "open" or order.asset in self._spent:
+                continue
+            if order.type != "market" and not at_close(order, row[order.asset][CLOSE],
+                                                       sides[order.id]):
+                continue
+            self._fill_resting(t, rules, order, sides[order.id], price, False,
+                               row[order.asset], headroom)
+
+    def _headroom(self, t: int, rules: Rules) -> float:
+        """(L − 1) × the book valued at the bar's open (last close without a bar)."""
+        if rules.max_leverage <= 1.0:
+            return 0.0
+        row, last = self.bars.rows[t], self.bars.last
+        return (rules.max_leverage - 1.0) * self.book.value(
+            {a: row[a][OPEN] if a in row else last(t, a, CLOSE) for a in self.book.positions})
+
+    def _rest_on_path(self, t: int, rules: Rules, live: list[Resting], sides: dict) -> None:
+        """Along the bar's path: the orders in the order their conditions are met."""
+        row = self.bars.rows[t]
         events = []
         for order in live:
             hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
@@ -521,23 +636,11 @@ class Simulation:
             if hit is not None:
                 events.append((order, hit))
         if events:
-            headroom = 0.0
-            if rules.max_leverage > 1.0:
-                last = self.bars.last
-                headroom = (rules.max_leverage - 1.0) * book.value(
-                    {a: row[a][OPEN] if a in row else last(t, a, CLOSE)
-                     for a in book.positions})
+            headroom = self._headroom(t, rules)
             for order, (_, price, slipped) in sorted(events, key=self._event_key(events, rules)):
-                if order.status == "open":
+                if order.status == "open" and order.asset not in self._spent:
                     self._fill_resting(t, rules, order, sides[order.id], price, slipped,
                                        row[order.asset], headroom)
-        for order in live:
-            if order.status == "open" and order.type == "trailing_stop":
-                order.follow(row[order.asset], sides[order.id], rules.trail_source)
-        for order in self.resting:
-            if order.status == "open" and order.last_bar is not None and order.last_bar <= t:
-                self._settle(order, t, "expired", None)
-        self.resting = [o for o in self.resting if o.status == "open"]
 
     @staticmethod
     def _event_key(events: list, rules: Rules) -> Callable:
@@ -570,10 +673,17 @@ class Simulation:
         """Execute one resting order at `price` and book it at once."""
         book = self.book
         position = book.positions.get(order.asset, 0.0)
-        size = abs(position) if order.close_position else abs(order.quantity)
+        wanted = abs(position) if order.close_position else abs(order.quantity - order.filled)
+        size = wanted
         if not is_buy and not rules.allow_short:
             size = min(size, max(position, 0.0))
         size = rounded(size, rules)
+        cap = self._cap(order.asset, rules, bar[VOLUME])
+        if cap is not None and cap <= 0:
+            self._spent.add(order.asset)
+            return
+        if cap is not None:
+            size = min(size, cap)
         if slipped:
             slippage = rules.slippage if rules.stop_slippage or not order.is_stop else 0.0
             price = stop_fill_price(price, is_buy, bar, slippage)
@@ -589,17 +699,24 @@ class Simulation:
                 self.rejections.append((t, order.asset, reason))
             return
         quantity = size if is_buy else -size
+        self._use_volume(order.asset, cap, quantity)
         book.cash = cash
         self._move(order.asset, quantity)
         self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
         rule = order.trigger if order.close_position else None
-        self._settle(order, t, "filled", reason or rule, quantity)
+        if cap is not None and size >= cap and wanted - size > 1e-9:
+            order.filled += quantity  # the cap cut it short: the rest waits for later bars
+            if self.record:
+                self.orders[order.id][7] = t
+                self.orders[order.id][8] += quantity
+        else:
+            self._settle(order, t, "filled", reason or rule, quantity)
         if order.group is not None:
             for other in self.resting:
-                if other.group == order.group and other.status == "open":
+                if other.group == order.group and other.status == "open" and other is not order:
                     self._settle(other, t, "cancelled", "oco")
         for child in self.resting:
-            if child.parent == order.id and child.status == "open":
+            if child.parent == order.id and child.status == "open" and child.live_from is None:
                 self._arm(child, t, adjusted, bar, rules.stop_base)
         self._after_fill(t, rules, order.asset, position, adjusted, order.id,
                          closes_by_target=False)

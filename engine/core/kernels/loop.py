@@ -2,7 +2,8 @@
 
 Per bar t: (profile) screen the last decision's orders; 1–2 fill the orders due at t and
 book them into the ledger (market orders at the open, then the resting orders along the
-bar's path, `resting.py`; with close fills the resting orders first), give new positions
+bar's path, `resting.py`; with close fills the resting orders first, or under the `close`
+path each asset's orders at the close in placement order), give new positions
 their risk-rule exits; 3 mark; 4 decide; 5 queue; with `same_close`, fill and book again at
 the close; record cash and the positions' value. `advance` runs bars from `start`
 until it needs Python: a decision of a callback strategy (it returns there, before phase
@@ -24,7 +25,7 @@ from engine.core.book import (
     release_children_nb,
     submit_nb,
 )
-from engine.core.kernels import argsort_stable, kernel
+from engine.core.kernels import NEVER, argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
 from engine.core.kernels.hooks import (
     drop_without_bar,
@@ -34,6 +35,9 @@ from engine.core.kernels.hooks import (
     volume_cap,
 )
 from engine.core.kernels.resting import (
+    AFTER_MARKET,
+    ALL,
+    BEFORE_MARKET,
     place_rows,
     planned_positions,
     planned_verdict,
@@ -45,6 +49,7 @@ from engine.core.ledger import apply_fills_nb, book_value, positions_value
 from engine.core.records import (
     DecisionSizing,
     FillTiming,
+    IntrabarPath,
     OrderKind,
     OrderStatus,
     OrderType,
@@ -73,13 +78,15 @@ def due_bar(s, bar: int) -> int:
 
 
 @kernel
-def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions, journal,
-               n_fills, slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
+def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, cash, positions,
+               journal, n_fills, slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
     """Phases 1–2 at one fill point: size, sequence and execute the orders due now, book
     the fills into the ledger and the outcomes into the book. False if nothing was due.
 
     `price` is the fill price row, `known` the price that values a held asset without a
-    bar; `wi`/`wf` are work arrays (`N_INT_WORK`/`N_FLOAT_WORK` rows over the assets).
+    bar; `budget` each asset's shares left under the volume cap this bar (used up here; an
+    order that finds it spent marks the asset `stopped`); `wi`/`wf` are work arrays
+    (`N_INT_WORK`/`N_FLOAT_WORK` rows over the assets).
     """
     drop_without_bar(s, bar, slots, orders, has_bar)
     due, ids, status, reason, fill_asset, fill_order = wi[0], wi[1], wi[2], wi[3], wi[4], wi[5]
@@ -102,7 +109,10 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions
         ids[i] = slots[j]["order_id"]
         held[i] = positions[j]
         px[i] = price[j]
-        cap[i] = volume_cap(s, volume[bar, j] if s.volume_limit > 0 else 0.0)
+        if s.volume_limit > 0:
+            cap[i] = 0.0 if stopped[j] else budget[j]
+        else:
+            cap[i] = np.inf
     order, buffer = wi[6], wi[7]
     sequence(s, count, value, ids, order, buffer)
     extra = (s.leverage - 1.0) * worth if s.leverage > 1.0 else 0.0
@@ -110,6 +120,11 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, volume, cash, positions
                   fee, status, reason)
     filled = 0
     for i in range(count):
+        if s.volume_limit > 0:
+            j = due[order[i]]
+            budget[j] -= abs(size[i])
+            if cap[order[i]] <= 0:
+                stopped[j] = True
         if status[i] == OrderStatus.filled:
             fill_asset[filled] = due[order[i]]
             fill_order[filled] = ids[order[i]]
@@ -247,10 +262,18 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
     nothing_known = np.full(n_assets, np.nan)
     last_fill = np.full(n_assets, -1, dtype=np.int64)
     held = np.empty(n_assets)  # positions before a bar's fills (the risk rules' replay)
+    budget = np.full(n_assets, np.inf)  # shares left under the volume cap this bar
+    stopped = np.zeros(n_assets, dtype=np.bool_)  # an order found the budget spent
+    split = np.full(n_assets, NEVER)  # id of the due market order at a `close` path close
+    on_close = s.intrabar_path == IntrabarPath.close and s.fill == FillTiming.next_close
     peak = -np.inf
     for t in range(start):
         peak = max(peak, cash_curve[t] + value_curve[t])
     for t in range(start, n_bars):
+        if s.volume_limit > 0:
+            for j in range(n_assets):
+                budget[j] = volume_cap(s, volume[t, j])
+                stopped[j] = volume[t, j] == 0  # zipline skips a bar without volume
         if not (resume == AFTER_DECISION and t == start):
             fills_room, orders_room = room_needed(s, n_assets, n_resting[0], in_kernel)
             if by_rows:
@@ -265,21 +288,29 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 screen(s, t, slots, orders, cash[0], last_close[t - 1])
             known = known_open[t - 1] if t > 0 else nothing_known
             if s.fill == FillTiming.next_open:
-                fill_batch(s, t, open_[t], close[t], known, has_bar[t], volume, cash, positions,
-                           journal, n_fills, slots, orders, n_orders, resting, n_resting, wi,
-                           wf)
+                fill_batch(s, t, open_[t], close[t], known, has_bar[t], budget, stopped, cash,
+                           positions, journal, n_fills, slots, orders, n_orders, resting,
+                           n_resting, wi, wf)
+            valuation = wf[8]  # read only with leverage (the buying power)
             if n_resting[0] > 0:
-                valuation = wf[8]  # read only with leverage (the buying power)
                 if s.leverage > 1.0:
                     for j in range(n_assets):
                         valuation[j] = open_[t, j] if has_bar[t, j] else known[j]
-                resting_pass(s, t, open_[t], high[t], low[t], close[t], has_bar[t], valuation,
-                             cash, positions, journal, n_fills, slots, orders, n_orders,
-                             resting, n_resting)
+                if on_close:
+                    for j in range(n_assets):
+                        due = has_bar[t, j] and is_due(slots[j], t)
+                        split[j] = slots[j]["order_id"] if due else NEVER
+                resting_pass(s, t, BEFORE_MARKET if on_close else ALL, split, budget, stopped,
+                             open_[t], high[t], low[t], close[t], has_bar[t], valuation, cash,
+                             positions, journal, n_fills, orders, resting, n_resting)
             if s.fill == FillTiming.next_close:
-                fill_batch(s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash,
-                           positions, journal, n_fills, slots, orders, n_orders, resting, n_resting,
-                           wi, wf)
+                fill_batch(s, t, close[t], close[t], last_close[t], has_bar[t], budget, stopped,
+                           cash, positions, journal, n_fills, slots, orders, n_orders, resting,
+                           n_resting, wi, wf)
+                if on_close and n_resting[0] > 0:
+                    resting_pass(s, t, AFTER_MARKET, split, budget, stopped, open_[t], high[t],
+                                 low[t], close[t], has_bar[t], valuation, cash, positions,
+                                 journal, n_fills, orders, resting, n_resting)
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
                                last_fill, orders, n_orders, resting, n_resting)
@@ -308,9 +339,9 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
         if s.position_rules:
             held[:] = positions
         if s.fill == FillTiming.same_close and fill_batch(
-                s, t, close[t], close[t], last_close[t], has_bar[t], volume, cash, positions,
-                journal,
-                n_fills, slots, orders, n_orders, resting, n_resting, wi, wf):
+                s, t, close[t], close[t], last_close[t], has_bar[t], budget, stopped, cash,
+                positions, journal, n_fills, slots, orders, n_orders, resting, n_resting, wi,
+                wf):
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
                                last_fill, orders, n_orders, resting, n_resting)

@@ -3,9 +3,11 @@
 The bar's price path is the open, then the two extremes in the order `intrabar_path` says
 (`nearest`: the extreme nearer the open first), then the close. `match` finds the phase at
 which a resting order's condition is met (0 the open, 1 the first extreme, 2 the second, 3
-the way to the close) and its fill price (docs/semantics.md, "Fill prices"); `resting_pass`
-fills the bar's orders in phase order (ties by id; with `stop_first` the stops first),
-each booked at once through the ledger and the book. A pass that finds no resting order
+the way to the close) and its fill price (docs/semantics.md, "Fill prices"); under the
+`close` path `match_close` checks an order against the close alone (zipline's way, a met
+condition sticky); `resting_pass` fills the bar's orders in phase order (ties by id; with
+`stop_first` the stops first), each booked at once through the ledger and the book, within
+the asset's share of the bar's volume (`budget`). A pass that finds no resting order
 returns at once. `position_rules` gives a position its exits (`stop_loss`, ...) after the
 fills that open it, resizes them when it changes and cancels them when it is flat;
 `entry_verdict` is the check of the portfolio rules when an order is placed; `place_rows`
@@ -21,6 +23,7 @@ from engine.core.book import (
     cancel_group_nb,
     close_resting_nb,
     entry_of,
+    fill_part_resting_nb,
     place_nb,
     reject_nb,
     release_children_nb,
@@ -32,6 +35,7 @@ from engine.core.book import (
 )
 from engine.core.kernels import NEVER, kernel
 from engine.core.kernels.execution import execute_batch
+from engine.core.kernels.hooks import still_open
 from engine.core.ledger import add_position, apply_fills_nb, book_value
 from engine.core.records import (
     FillTiming,
@@ -46,6 +50,27 @@ from engine.core.records import (
 
 NO_FILL = -1
 GAP_TOL = 1e-12  # a level within this of a price is reached
+ALL, BEFORE_MARKET, AFTER_MARKET = 0, 1, 2  # which of a bar's orders a pass tries
+STOP_PASSED, REACHED = 1, 2  # `triggered` states (records.py)
+
+
+@kernel
+def round_level(price: float, prefer_down: bool, tick: float) -> float:
+    """zipline's `asymmetric_round_price`: `price` to a multiple of `tick`, towards the
+    lower tick unless within 0.05 tick below the upper one (`prefer_down`; mirrored
+    otherwise), halves rounded up as its `consistent_round` does."""
+    diff = (0.95 - 0.5) * tick - 2.220446049250313e-16 * 10
+    v = (price - diff) / tick if prefer_down else (price + diff) / tick
+    return tick * (np.ceil(v) if v % 1.0 >= 0.5 else np.floor(v))
+
+
+@kernel
+def placed_level(s, price: float, buy: bool, is_limit: bool) -> float:
+    """A user's limit or stop price as the book keeps it: rounded to `tick_size` when the
+    profile rounds (a buy limit and a sell stop prefer the lower tick), else as given."""
+    if s.tick_size > 0 and np.isfinite(price):
+        return round_level(price, buy == is_limit, s.tick_size)
+    return price
 
 
 @kernel
@@ -152,8 +177,50 @@ def match(s, record, o, h, low, c):
 
 
 @kernel
-def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, positions,
-                 journal, n_fills, slots, orders, n_orders, resting, n_resting) -> None:
+def match_close(record, c):
+    """(reached, state) of one resting order checked against the close `c` alone.
+
+    zipline's `check_order_triggers`: a buy limit is reached at `c ≤ limit`, a buy stop at
+    `c ≥ stop` (sells mirrored); a stop-limit whose stop holds is a limit from then on
+    (`STOP_PASSED`) and its limit is checked on the same close; an order once reached stays
+    reached (`REACHED`) and fills at every later close until it is done.
+    """
+    state = record["triggered"]
+    if state == REACHED:
+        return True, state
+    buy = record["amount"] > 0
+    kind = record["type"]
+    if kind == OrderType.stop_limit and state != STOP_PASSED:
+        stop = record["stop_price"]
+        if not ((c >= stop) if buy else (c <= stop)):
+            return False, state
+        state = STOP_PASSED
+    if kind == OrderType.limit or kind == OrderType.stop_limit:
+        limit = record["limit_price"]
+        reached = (c <= limit) if buy else (c >= limit)
+    else:
+        level = record["stop_price"]
+        if kind == OrderType.trailing_stop:
+            level = trail_level(buy, record["reference"], record["trail"], record["trail_mode"])
+        reached = (c >= level) if buy else (c <= level)
+    return reached, REACHED if reached else state
+
+
+@kernel
+def in_part(part: int, oid: int, split: int) -> bool:
+    """Whether a pass of `part` tries order `oid` of an asset whose due market order (at a
+    close fill under the `close` path) has id `split` (NEVER: none)."""
+    if part == BEFORE_MARKET:
+        return oid < split
+    if part == AFTER_MARKET:
+        return oid > split
+    return True
+
+
+@kernel
+def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, has_bar,
+                 valuation, cash, positions, journal, n_fills, orders, resting,
+                 n_resting) -> None:
     """Fill the resting orders reached in bar `bar`, move trailing references, expire.
 
     Orders are tried in the order their conditions are met along the path (ties by id;
@@ -161,33 +228,57 @@ def resting_pass(s, bar, open_, high, low, close, has_bar, valuation, cash, posi
     (costs, rounding, cash policy as for market orders), booked, and cancels its OCO group.
     A risk rule's exit closes the position held then; it waits while the position is flat
     or on the other side (the end of the bar cancels it, `position_rules`).
+
+    Under the `close` path every order is at the close, in id order; with close fills the
+    loop runs `BEFORE_MARKET` (ids below the asset's due market order, `split`), the market
+    batch, then `AFTER_MARKET`, so an asset's orders take the close in placement order.
+    `budget` is each asset's shares left under the volume cap (inf without one); `stopped`
+    marks an asset whose budget an order found spent (its later orders wait). References
+    move and orders expire after `ALL` or `AFTER_MARKET`.
     """
     n = n_resting[0]
     if n == 0:
         return
+    on_close = s.intrabar_path == IntrabarPath.close
     ids = np.empty(n, dtype=np.int64)
     phases = np.empty(n, dtype=np.int64)
     prices = np.empty(n)
+    reach = np.ones(n, dtype=np.bool_)
+    states = np.full(n, -1, dtype=np.int64)
     count = 0
     for k in range(n):
         oid = resting[k]
         record = orders[oid]
         j = record["asset"]
-        if record["status"] != OrderStatus.open or record["active_from"] > bar or not has_bar[j]:
+        if (record["status"] != OrderStatus.open or record["active_from"] > bar
+                or not has_bar[j] or not in_part(part, oid, split[j])):
             continue
-        phase, price, triggered = match(s, record, open_[j], high[j], low[j], close[j])
-        if triggered and not record["triggered"]:
-            set_triggered_nb(orders, oid)
-        if phase == NO_FILL:
-            continue
+        if on_close and record["type"] != OrderType.market:
+            reached, state = match_close(record, close[j])
+            if not reached and state == record["triggered"]:
+                continue
+            buy = record["amount"] > 0
+            phase = 3
+            price = close[j] * (1.0 + s.slippage) if buy else close[j] * (1.0 - s.slippage)
+            reach[count] = reached
+            states[count] = state
+        else:
+            phase, price, triggered = match(s, record, open_[j], high[j], low[j], close[j])
+            if triggered and not record["triggered"]:
+                set_triggered_nb(orders, oid, STOP_PASSED)
+            if phase == NO_FILL:
+                continue
         ids[count] = oid
         phases[count] = phase
         prices[count] = price
         count += 1
     if count:
-        order = trial_order(s, ids, phases, count, orders)
-        fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
-                      journal, n_fills, orders, resting, n_resting)
+        order = trial_order(s, ids, phases, reach, count, orders)
+        fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, close,
+                      count, valuation, cash, positions, journal, n_fills, orders, resting,
+                      n_resting)
+    if part == BEFORE_MARKET:
+        return
     for k in range(n_resting[0]):
         oid = resting[k]
         record = orders[oid]
@@ -211,7 +302,7 @@ def is_stop_type(kind: int) -> bool:
 
 
 @kernel
-def trial_order(s, ids, phases, count, orders):
+def trial_order(s, ids, phases, reach, count, orders):
     """Positions of the reached orders `ids[:count]` in the order they are tried.
 
     Sort key: (phase, id). A time exit (a market order) has the phase of its fill point:
@@ -219,7 +310,8 @@ def trial_order(s, ids, phases, count, orders):
     OCO group with a stop-type member (stop, stop-limit, trailing stop) reached in the bar
     moves whole to the earliest phase its reached members have and to its first reached
     stop's id, its stops ahead of their siblings: key (earliest, first stop id, 0 for a
-    stop else 1, id).
+    stop else 1, id). Only members whose condition holds (`reach`) count there; the others
+    (under the `close` path, orders whose trigger state moves) keep their (phase, id).
     """
     k0 = np.empty(count, dtype=np.int64)
     k1 = np.empty(count, dtype=np.int64)
@@ -235,13 +327,14 @@ def trial_order(s, ids, phases, count, orders):
         for i in range(count):
             record = orders[ids[i]]
             group = record["group"]
-            if group < 0 or record["type"] == OrderType.market:
+            if group < 0 or record["type"] == OrderType.market or not reach[i]:
                 continue
             earliest = phases[i]
             anchor = -1
             for m in range(count):
                 other = orders[ids[m]]
-                if other["group"] != group or other["type"] == OrderType.market:
+                if (other["group"] != group or other["type"] == OrderType.market
+                        or not reach[m]):
                     continue
                 earliest = min(earliest, phases[m])
                 if is_stop_type(other["type"]) and (anchor < 0 or ids[m] < anchor):
@@ -273,13 +366,20 @@ def trial_before(k0, k1, k2, ids, a, b) -> bool:
 
 
 @kernel
-def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, positions,
-                  journal, n_fills, orders, resting, n_resting) -> None:
+def fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, close, count,
+                  valuation, cash, positions, journal, n_fills, orders, resting,
+                  n_resting) -> None:
     """Execute the reached orders one by one in trial order (`order`: positions in `ids`)
-    and book each fill (`close`: the bar's closes, for a bracket child's stop base)."""
+    and book each fill (`close`: the bar's closes, for a bracket child's stop base).
+
+    An order of a `stopped` asset is not tried (not even its trigger state, `states`, −1:
+    none to set, changes); one whose condition is not met (`reach`) only sets that state.
+    A fill takes at most the asset's `budget`; an order that finds it spent stops the
+    asset, and one the budget cut short stays open with the rest.
+    """
     one = np.zeros(1, dtype=np.int64)
     delta, held, px = np.empty(1), np.empty(1), np.empty(1)
-    cap = np.full(1, np.inf)
+    cap = np.empty(1)
     size, adj, fee = np.empty(1), np.empty(1), np.empty(1)
     status, reason = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64)
     asset = np.empty(1, dtype=np.int64)
@@ -288,19 +388,30 @@ def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, pos
     if s.leverage > 1.0:
         extra = (s.leverage - 1.0) * book_value(cash[0], positions, valuation)
     for i in range(count):
-        oid = ids[order[i]]
+        k = order[i]
+        oid = ids[k]
         record = orders[oid]
         if record["status"] != OrderStatus.open:
             continue  # cancelled by an earlier fill of its group this bar
         j = record["asset"]
+        if stopped[j]:
+            continue
+        if states[k] >= 0 and states[k] != record["triggered"]:
+            set_triggered_nb(orders, oid, states[k])
+        if not reach[k]:
+            continue
         if record["origin"] != Origin.user:
             if positions[j] == 0 or positions[j] * record["amount"] > 0:
                 continue  # flat or reversed: the end of the bar cancels or resizes it
             delta[0] = -positions[j]
         else:
-            delta[0] = record["amount"]
+            delta[0] = record["amount"] - record["filled_quantity"]
+        if budget[j] <= 0:
+            stopped[j] = True
+            continue
+        cap[0] = budget[j]
         held[0] = positions[j]
-        px[0] = prices[order[i]]
+        px[0] = prices[k]
         execute_batch(1, one, delta, held, px, cap, cash[0], extra, s, 0.0, size, adj, fee,
                       status, reason)
         filled = status[0] == OrderStatus.filled
@@ -309,7 +420,11 @@ def fill_in_order(s, bar, ids, order, prices, close, count, valuation, cash, pos
             oid_out[0] = oid
             apply_fills_nb(cash, positions, journal, n_fills, bar, asset, size, adj, fee,
                            oid_out, 1)
-        close_resting_nb(orders, oid, bar, status[0], reason[0], size[0])
+            budget[j] -= abs(size[0])
+        if still_open(s, delta[0], size[0], cap[0], status[0]):
+            fill_part_resting_nb(orders, oid, bar, size[0])
+        else:
+            close_resting_nb(orders, oid, bar, status[0], reason[0], size[0])
         if filled and record["group"] >= 0:
             cancel_group_nb(orders, resting, n_resting, record["group"], oid, Reason.oco)
         if record["has_children"]:
@@ -490,7 +605,9 @@ def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, pos
             if group < 0 or not group_is_open(orders, resting, n_resting, group):
                 group = -2
         oid = place_nb(orders, n_orders, resting, n_resting, bar, j, kind, quantity,
-                       rows_f[k, ROW_LIMIT], rows_f[k, ROW_STOP], rows_f[k, ROW_TRAIL],
+                       placed_level(s, rows_f[k, ROW_LIMIT], quantity > 0, True),
+                       placed_level(s, rows_f[k, ROW_STOP], quantity > 0, False),
+                       rows_f[k, ROW_TRAIL],
                        rows_i[k, ROW_TRAIL_MODE], close, rows_i[k, ROW_VALID_UNTIL],
                        active_from, parent, group, Origin.user)
         row_state[STATE_ORDER, k] = oid
