@@ -144,32 +144,32 @@ class _DecisionSizing(NamedTuple):
 
 DecisionSizing = _DecisionSizing()
 
-ORDER_DT = np.dtype([
+ORDER_DT = np.dtype([  # 8-byte fields, then 4-byte, then the 1-byte codes: 120 bytes a record
     ("order_id", np.int64),  # its id: its index in the book's records
-    ("created_bar", np.int64),  # bar at whose close the order was placed
-    ("asset", np.int64),  # asset index (column of the market)
-    ("kind", np.int64),  # OrderKind
     ("amount", np.float64),  # shares, cash value or fraction, as requested
-    ("status", np.int64),  # OrderStatus; `open` until the book closes the order
-    ("reason", np.int64),  # Reason
     ("superseded_by", np.int64),  # id of the order that replaced or absorbed it, else -1
-    ("filled_bar", np.int64),  # bar of its last fill, -1 unless filled
     ("filled_quantity", np.float64),  # signed shares filled so far
     # resting orders (market slot orders keep the defaults: type market, NaN prices, -1)
-    ("type", np.int64),  # OrderType
     ("limit_price", np.float64),  # limit of a limit / stop_limit, else NaN
     ("stop_price", np.float64),  # trigger of a stop / stop_limit, else NaN
     ("trail", np.float64),  # distance of a trailing stop (fraction or amount), else NaN
-    ("trail_mode", np.int64),  # TrailMode
     ("reference", np.float64),  # trailing stop: the best price so far (peak or trough)
     ("valid_until", np.int64),  # last bar at which it may fill; NEVER: good till cancelled
     ("active_from", np.int64),  # first bar it is checked at (NEVER: bracket child waiting)
     ("parent", np.int64),  # id of its bracket parent, else -1
     ("group", np.int64),  # OCO group (the id of its first member), else -1
-    ("origin", np.int64),  # Origin: the strategy or the risk rule that created it
-    ("triggered", np.int64),  # 1: a stop_limit's stop was reached (then a limit); 2 (close
+    ("created_bar", np.int32),  # bar at whose close the order was placed
+    ("asset", np.int32),  # asset index (column of the market)
+    ("filled_bar", np.int32),  # bar of its last fill, -1 unless filled
+    ("kind", np.int8),  # OrderKind
+    ("status", np.int8),  # OrderStatus; `open` until the book closes the order
+    ("reason", np.int8),  # Reason
+    ("type", np.int8),  # OrderType
+    ("trail_mode", np.int8),  # TrailMode
+    ("origin", np.int8),  # Origin: the strategy or the risk rule that created it
+    ("triggered", np.int8),  # 1: a stop_limit's stop was reached (then a limit); 2 (close
     # path): its condition held on a close it was checked at, so it fills at every later one
-    ("has_children", np.int64),  # 1: a bracket parent whose children wait for its fill
+    ("has_children", np.int8),  # 1: a bracket parent whose children wait for its fill
 ], align=True)
 
 SLOT_DT = np.dtype([  # the open order of one asset (the book holds one slot per asset)

@@ -111,27 +111,46 @@ def argsort_stable(values, count, order, buffer) -> None:
 
 
 @kernel
-def _gather_words(words, picks, out) -> None:
-    """`out[k, i] = words[i, picks[k]]`: columns of a record array's 8-byte words, in one
-    pass over the records."""
-    for i in range(words.shape[0]):
-        for k in range(len(picks)):
-            out[k, i] = words[i, picks[k]]
+def _gather_fields(w8, p8, o8, w4, p4, o4, w1, p1, o1) -> None:
+    """`o8[k, i] = w8[i, p8[k]]`, and the same from the 4-byte and 1-byte views: a record
+    array's fields, widened to 8 bytes, in one pass over the records."""
+    for i in range(w8.shape[0]):
+        for k in range(len(p8)):
+            o8[k, i] = w8[i, p8[k]]
+        for k in range(len(p4)):
+            o4[k, i] = w4[i, p4[k]]
+        for k in range(len(p1)):
+            o1[k, i] = w1[i, p1[k]]
 
 
 def record_columns(records: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Fields `names` of `records` (fields of 8 bytes) as fresh contiguous columns.
+    """Fields `names` of `records` as fresh contiguous columns: 8-byte fields as they are,
+    narrower integer fields widened to int64.
 
     One pass over the records instead of one strided pass per field: a field read alone
     touches every record's cache line, so a wide table's columns cost a pass each.
     """
     fields = records.dtype.fields
+    records = np.ascontiguousarray(records)
+    n, size = len(records), records.dtype.itemsize
+    picks: dict[int, list[str]] = {8: [], 4: [], 1: []}
     for name in names:
-        if fields[name][0].itemsize != 8 or fields[name][1] % 8:
-            raise ValueError(f"field {name} is not an aligned 8-byte word")
-    words = np.ascontiguousarray(records).view(np.int64).reshape(
-        len(records), records.dtype.itemsize // 8)
-    picks = np.array([fields[name][1] // 8 for name in names], dtype=np.int64)
-    block = np.empty((len(names), len(records)), dtype=np.int64)
-    _gather_words(words, picks, block)
-    return {name: block[k].view(fields[name][0]) for k, name in enumerate(names)}
+        kind, offset = fields[name][0], fields[name][1]
+        if kind.itemsize not in picks or offset % kind.itemsize or (
+                kind.itemsize != 8 and kind.kind != "i"):
+            raise ValueError(f"field {name} is not an aligned 8-byte word or narrower integer")
+        picks[kind.itemsize].append(name)
+    views = {width: records.view(dtype).reshape(n, size // width)
+             for width, dtype in ((8, np.int64), (4, np.int32), (1, np.int8))}
+    blocks = {width: np.empty((len(chosen), n), dtype=np.int64)
+              for width, chosen in picks.items()}
+    offsets = {width: np.array([fields[name][1] // width for name in chosen], dtype=np.int64)
+               for width, chosen in picks.items()}
+    _gather_fields(*(part for width in (8, 4, 1)
+                     for part in (views[width], offsets[width], blocks[width])))
+    columns = {}
+    for width, chosen in picks.items():
+        for k, name in enumerate(chosen):
+            kind = fields[name][0]
+            columns[name] = blocks[width][k].view(kind) if width == 8 else blocks[width][k]
+    return {name: columns[name] for name in names}
