@@ -22,7 +22,7 @@ every output a user reads.
 Each measurement runs in a fresh process after an untimed warm-up on a small market and
 reports the best of its repeats. Usage:
 
-    python bench/stops_vs_vectorbt.py [--assets 500] [--days 2520] [--repeats 3]
+    python bench/stops_vs_vectorbt.py [--assets 500] [--days 2520] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, default=500)
     parser.add_argument("--days", type=int, default=2520)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
