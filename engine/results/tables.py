@@ -84,18 +84,16 @@ class BacktestResult:
     def _triggers(self) -> pl.Series:
         """What fired each order: the risk rule that created it, else its type."""
         orders = self._order_columns
-        origin, kind = orders["origin"], orders["type"]
-        code = np.where(origin != Origin.user, len(TYPE_NAMES) + origin, kind)
-        return pl.Series([*TYPE_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(code)
+        return _named(orders["type"], TYPE_NAMES, orders["origin"],
+                      orders["origin"] != Origin.user)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
         market = self._sim.market
         orders = self._order_columns
         codes = orders["reason"]
-        by_rule = (codes == Reason.none) & (orders["origin"] != Origin.user)
-        codes = np.where(by_rule, len(REASON_NAMES) + orders["origin"], codes)
-        reason = pl.Series([*REASON_NAMES, *ORIGIN_NAMES], dtype=pl.String).gather(codes)
+        reason = _named(codes, REASON_NAMES, orders["origin"],
+                        (codes == Reason.none) & (orders["origin"] != Origin.user))
         superseded = np.flatnonzero(orders["reason"] == Reason.superseded)
         if len(superseded):
             merged = orders["status"][superseded] == STATUS_NAMES.index("merged")
@@ -207,9 +205,7 @@ class BacktestResult:
 
 def _gather_or_null(values: pl.Series, index: np.ndarray, present: np.ndarray) -> pl.Series:
     """`values` at `index`, null where not `present`."""
-    if present.all():
-        return values.gather(index)
-    return values.gather(pl.Series(index).set(pl.Series(~present), None))
+    return values.gather(_where_or_null(index, present))
 
 
 def _where_or_null(values: np.ndarray, present: np.ndarray) -> pl.Series:
@@ -221,3 +217,10 @@ def _where_or_null(values: np.ndarray, present: np.ndarray) -> pl.Series:
 def _nan_to_null(values: np.ndarray) -> pl.Series:
     """Float `values` with NaN as null (a field that does not apply)."""
     return pl.Series(values, nan_to_null=True)
+
+
+def _named(codes: np.ndarray, names: tuple, origin: np.ndarray, by_rule: np.ndarray
+           ) -> pl.Series:
+    """`names` of `codes`, the risk rule's name (`origin`) where `by_rule`."""
+    both = pl.Series([*names, *ORIGIN_NAMES], dtype=pl.String)
+    return both.gather(np.where(by_rule, len(names) + origin, codes))

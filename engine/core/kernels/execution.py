@@ -81,6 +81,12 @@ def buy(i, power, size, adj, fee, status, reason, s, reject_reason):
 
 
 @kernel
+def with_slippage(price: float, slippage: float, buy: bool) -> float:
+    """`price` moved against the trader by `slippage` (a fraction): the one slippage rule."""
+    return price * (1.0 + slippage) if buy else price * (1.0 - slippage)
+
+
+@kernel
 def execute_batch(count, sequence, delta, position, price, cap, cash, extra_power, s,
                   slippage, size, adj, fee, status, reason):
     """Execute the first `count` orders of a batch in `sequence` (positions in the batch).
@@ -105,7 +111,7 @@ def execute_batch(count, sequence, delta, position, price, cap, cash, extra_powe
         n = min(n, cap[j])
         p = price[j]
         if slippage:
-            p = p * (1.0 - slippage) if sell else p * (1.0 + slippage)
+            p = with_slippage(p, slippage, not sell)
         size[i] = n
         adj[i] = p
         fee[i] = fee_of(n, p, n * p, s)

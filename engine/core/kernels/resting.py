@@ -34,7 +34,7 @@ from engine.core.book import (
     update_rules_nb,
 )
 from engine.core.kernels import NEVER, kernel
-from engine.core.kernels.execution import execute_batch
+from engine.core.kernels.execution import execute_batch, with_slippage
 from engine.core.kernels.hooks import still_open
 from engine.core.ledger import add_position, apply_fills_nb, book_value
 from engine.core.records import (
@@ -52,6 +52,7 @@ NO_FILL = -1
 GAP_TOL = 1e-12  # a level within this of a price is reached
 ALL, BEFORE_MARKET, AFTER_MARKET = 0, 1, 2  # which of a bar's orders a pass tries
 STOP_PASSED, REACHED = 1, 2  # `triggered` states (records.py)
+TICK_EPSILON = 10 * float(np.finfo(np.float64).eps)  # zipline's open bound of a tick's range
 
 
 @kernel
@@ -59,7 +60,7 @@ def round_level(price: float, prefer_down: bool, tick: float) -> float:
     """zipline's `asymmetric_round_price`: `price` to a multiple of `tick`, towards the
     lower tick unless within 0.05 tick below the upper one (`prefer_down`; mirrored
     otherwise), halves rounded up as its `consistent_round` does."""
-    diff = (0.95 - 0.5) * tick - 2.220446049250313e-16 * 10
+    diff = (0.95 - 0.5) * tick - TICK_EPSILON
     v = (price - diff) / tick if prefer_down else (price + diff) / tick
     return tick * (np.ceil(v) if v % 1.0 >= 0.5 else np.floor(v))
 
@@ -121,9 +122,8 @@ def stop_trigger(buy: bool, level: float, o, h, low, ph, pl):
 @kernel
 def slipped(buy: bool, price: float, slippage: float, h: float, low: float) -> float:
     """A stop's fill price moved against the trader, never outside [low, high]."""
-    if buy:
-        return min(price * (1.0 + slippage), h)
-    return max(price * (1.0 - slippage), low)
+    moved = with_slippage(price, slippage, buy)
+    return min(moved, h) if buy else max(moved, low)
 
 
 @kernel
@@ -259,7 +259,7 @@ def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, 
                 continue
             buy = record["amount"] > 0
             phase = 3
-            price = close[j] * (1.0 + s.slippage) if buy else close[j] * (1.0 - s.slippage)
+            price = with_slippage(close[j], s.slippage, buy)
             reach[count] = reached
             states[count] = state
         else:
