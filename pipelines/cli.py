@@ -1,6 +1,13 @@
 """The `tradegap` command line: backtest files, generate demo data, run the main job.
 
-Bad input prints one line naming the file, column and first offending rows, and exits 2.
+Exit codes: 0 success; 1 a step of `run` failed (named on stderr); 2 bad input, printed as
+one line naming the file, column and first offending rows (an output folder that is not
+ours to replace is bad input too: nothing is written); 3 every step of `run` ran but an
+ERROR-severity check failed (named on stderr).
+
+An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
+output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
+replaces a tradegap output of another kind. An output may never contain an input.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from engine.core.profiles import PROFILES
 from engine.errors import InputError
 
 EXIT_BAD_INPUT = 2
+OUT_HELP = ("output folder: new, empty, or an earlier output of this command (replaced "
+            "atomically; a folder holding anything else is refused)")
+FORCE_HELP = "replace a tradegap output of another kind in --out"
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +44,8 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--orders",
                       help="Parquet or CSV: timestamp, asset, type, quantity, limit_price, "
                            "stop_price, trail, valid_until, group (docs/semantics.md)")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="named execution semantics: tradegap (default), vectorbt, backtrader, "
                         "zipline; a profile sets the settings it needs")
@@ -131,7 +142,10 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from engine.core.backtest import run_backtest, run_orders
     from engine.data.loading import load_prices
+    from engine.results.artifacts import claim_output
 
+    inputs = (args.prices, args.orders, args.weights)
+    claim_output(args.out, "backtest", inputs, args.force)
     try:
         config = config_from_args(args)
     except ValueError as error:
@@ -140,7 +154,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         args.prices)
     result = (run_orders(prices, Path(args.orders), config) if args.orders
               else run_backtest(prices, Path(args.weights), config))
-    out = result.save(args.out)
+    out = result.save(args.out, inputs, args.force)
     metrics = result.metrics
     print(f"{result.fills.height} fills, final equity {metrics['final_equity']:,.2f} "
           f"(total return {metrics['total_return']:+.2%}); wrote {out}")
@@ -175,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("tradegap demo: an event-driven engine with the classic bugs against a plain loop, "
           f"on generated data ({args.assets} assets × {args.days} days, top 25 at 4%, "
           "rebalanced every 21 days)", flush=True)
-    analysis = run_demo(args.out, args.assets, args.days)
+    analysis = run_demo(args.out, args.assets, args.days, args.force)
     equity = analysis.summary["final_equity"]
     print(f"returns: engine {equity['b'] / 1e6 - 1:+,.0%}, manual loop "
           f"{equity['a'] / 1e6 - 1:+,.0%}")
@@ -207,28 +221,37 @@ def _gap_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
     p.add_argument("--weights", help="target weights both sides traded (enables replay)")
     p.add_argument("--cash", type=float, help="initial cash (default: A's, else 1,000,000)")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
     from engine.gap.files import run_gap
     from engine.gap.report import headline
 
-    analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash)
+    analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash,
+                       args.force)
     print(f"{analysis.summary['verdict']}: {headline(analysis.summary)}")
     print(f"wrote {Path(args.out).resolve()}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradegap", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tradegap", description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 success, 1 a step failed, 2 bad input (one line), 3 an "
+               "ERROR-severity check failed")
     sub = parser.add_subparsers(dest="command", required=True)
     _backtest_parser(sub)
     _generate_parser(sub)
     _gap_parser(sub)
     where = ("artifacts go to OUT/artifacts (default: $TRADEGAP_ARTIFACTS, else "
              "out/artifacts)")
-    run = sub.add_parser("run", help="run the main job on the embedded default data")
+    run = sub.add_parser(
+        "run", help="run the main job on the embedded default data",
+        description="Run the nightly job in-process. One run at a time per artifact folder "
+                    "(a second run waits for the first). Exit 0: every step and ERROR check "
+                    "passed; 1: a step failed; 2: bad input; 3: an ERROR check failed.")
     run.add_argument("--out", help=where)
     run.add_argument("--external-fills",
                      help="your engine's fill log (timestamp, asset, quantity, price, fee; "
@@ -237,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
     demo.add_argument("--days", type=int, default=1260, help="days (default: 1260)")
+    demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     accept = sub.add_parser(
         "accept-baseline",
         help="accept the current backtest results as the baselines the nightly run checks")

@@ -10,10 +10,14 @@ from pipelines.executors import dask_config, dask_executor
 from pipelines.freshness import NIGHTLY_CRON
 
 SWEEP_TAG = "tradegap/sweep"
+# Runs that rewrite the shared artifacts (market data, signals, backtests, reports): the
+# instance runs one at a time (deploy/*.yaml), so no run reads another's half-written inputs.
+ARTIFACTS_TAG = "tradegap/artifacts"
 
 nightly_regression = define_asset_job(
     "nightly_regression",
     selection=AssetSelection.groups(DATA, SIGNALS, BACKTEST, REPORT, COMPARE, PEERS),
+    tags={ARTIFACTS_TAG: "main"},
     description="Materialize data → signals → backtests (engine, reference and installed "
     "peers) → reports and trade gaps, with every check: ledger identities, engine-reference "
     "parity (blocking), peer parity and the accepted baselines.",
@@ -32,6 +36,7 @@ parameter_sweep = define_asset_job(
 sweep_report = define_asset_job(
     "sweep_report",
     selection=AssetSelection.assets("sweep_summary"),
+    tags={ARTIFACTS_TAG: "main"},
     description="Compare every materialized sweep point.",
 )
 

@@ -63,31 +63,71 @@ def progress_logger(_) -> logging.Logger:
     return log
 
 
-def run_main_job(base: Path, external_fills: str | None = None) -> int:
-    """Run `nightly_regression` in-process with artifacts under `base`; 0 if it succeeded.
+EXIT_STEP_FAILED = 1
+EXIT_CHECK_FAILED = 3
 
-    `external_fills` is your engine's fill log, compared with the reference.
+
+def run_main_job(base: Path, external_fills: str | None = None,
+                 run_config: dict | None = None) -> int:
+    """Run `nightly_regression` in-process with artifacts under `base`; its exit code.
+
+    0 when every step succeeded and no ERROR-severity check failed; `EXIT_STEP_FAILED` when a
+    step failed; `EXIT_CHECK_FAILED` when every step ran but an ERROR check failed (each is
+    named on stderr). `base` must be new, empty or a tradegap artifact folder, and is locked
+    for the run (`pipelines.lock`). `external_fills` is your engine's fill log, compared with
+    the reference; `run_config` is Dagster run config laid over the defaults.
     """
+    from engine.results.artifacts import claim_output, mark_folder
     from pipelines.definitions import ASSETS, CHECKS, resources
     from pipelines.jobs import nightly_regression
+    from pipelines.lock import artifact_lock
 
-    start = time.perf_counter()
-    print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
-    defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
-                       resources=resources(str(base)), loggers={"progress": progress_logger})
-    result = defs.resolve_job_def("nightly_regression").execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"loggers": {"progress": {}},
-                    "ops": {"backtest_external": {"config": {
-                        "fills_path": external_fills or ""}}}},
-    )
-    elapsed = time.perf_counter() - start
-    if not result.success:
-        print(f"tradegap: the run failed after {elapsed:.1f}s; see the messages above",
-              file=sys.stderr)
-        return 1
+    claim_output(base, "artifacts", inputs=(external_fills,))
+    base.mkdir(parents=True, exist_ok=True)
+    mark_folder(base, "artifacts")
+    with artifact_lock(base):
+        start = time.perf_counter()
+        print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
+        defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
+                           resources=resources(str(base)),
+                           loggers={"progress": progress_logger})
+        result = defs.resolve_job_def("nightly_regression").execute_in_process(
+            instance=DagsterInstance.ephemeral(), raise_on_error=False,
+            run_config=merged({"loggers": {"progress": {}},
+                               "ops": {"backtest_external": {"config": {
+                                   "fills_path": external_fills or ""}}}}, run_config or {}),
+        )
+        elapsed = time.perf_counter() - start
+        return report_outcome(result, base, elapsed)
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`base` with `over` laid on top, nested dictionaries merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def report_outcome(result, base: Path, elapsed: float) -> int:
+    """Print the summary or what failed; the exit code of the run."""
+    failed_steps = [(event.step_key, root_cause(event.event_specific_data.error))
+                    for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    if failed_steps or not result.success:
+        for step, cause in failed_steps:
+            print(f"tradegap: step {step} failed: {cause}", file=sys.stderr)
+        print(f"tradegap: the run failed after {elapsed:.1f}s", file=sys.stderr)
+        return EXIT_STEP_FAILED
     print_summary(result, base, elapsed)
-    return 0
+    failed_checks = [evaluation for evaluation in result.get_asset_check_evaluations()
+                     if not evaluation.passed
+                     and evaluation.severity == AssetCheckSeverity.ERROR]
+    for evaluation in failed_checks:
+        print(f"tradegap: check {evaluation.asset_key.to_user_string()}:"
+              f"{evaluation.check_name} failed (ERROR): {evaluation.description}",
+              file=sys.stderr)
+    return EXIT_CHECK_FAILED if failed_checks else 0
 
 
 def print_summary(result, base: Path, elapsed: float) -> None:

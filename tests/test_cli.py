@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 
 from engine import BacktestConfig, run_backtest
+from engine.results.artifacts import MARKER
 from pipelines.cli import main
 
 OUTPUTS = {"fills.parquet", "orders.parquet", "positions.parquet", "equity.parquet",
-           "trades.parquet", "metrics.json"}
+           "trades.parquet", "metrics.json", MARKER}
 
 
 @pytest.fixture(scope="module")

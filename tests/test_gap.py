@@ -13,6 +13,7 @@ from engine.gap.compare import Tolerance, canonical, join_sides
 from engine.gap.report import render_markdown
 from engine.gap.vocabulary import CAUSES, WHAT_WENT_WRONG, rule_switches
 from engine.reference import Rules, rules_for
+from engine.results.artifacts import MARKER
 from pipelines.cli import main
 from tests.builders import random_universe, top_k_weights
 
@@ -107,7 +108,7 @@ def test_tradegap_gap_on_two_backtest_outputs_writes_four_outputs(universe, tmp_
                  "--out", str(tmp_path / "gap")]) == 0
     out = tmp_path / "gap"
     assert {p.name for p in out.iterdir()} == {"gap_fills.parquet", "gap_summary.json",
-                                                "gap_report.md", "gap_report.png"}
+                                                "gap_report.md", "gap_report.png", MARKER}
     summary = json.loads((out / "gap_summary.json").read_text())
     assert summary["verdict"] == "explained"
     assert summary["first_divergence"]["cause"] == "rounding"

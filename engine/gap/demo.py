@@ -23,7 +23,7 @@ from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import render_markdown, render_png
 from engine.reference import rules_for, run_reference
 from engine.research.weights import top_k_weights
-from engine.results.artifacts import replace_directory, to_json
+from engine.results.artifacts import claim_output, to_json, write_output
 
 FEES = 0.001
 
@@ -104,8 +104,10 @@ class SeedEngine:
         return self.cash + sum(q * self.known[a] for a, q in self.holdings.items())
 
 
-def run_demo(out: str | Path, n_assets: int = 500, n_days: int = 1260) -> GapAnalysis:
+def run_demo(out: str | Path, n_assets: int = 500, n_days: int = 1260,
+             force: bool = False) -> GapAnalysis:
     """The seed engine against the reference loop on generated data; reports in `out`."""
+    claim_output(out, "demo", force=force)
     prices = generate_market(n_assets=n_assets, n_days=n_days, seed=5, gaps=False)
     weights = top_k_weights(momentum_scores(prices), 25, 21)
     cash = 1_000_000.0
@@ -125,5 +127,5 @@ def run_demo(out: str | Path, n_assets: int = 500, n_days: int = 1260) -> GapAna
         (tmp / "gap_report.md").write_text(render_markdown(analysis))
         (tmp / "gap_report.png").write_bytes(render_png(analysis))
 
-    replace_directory(out, fill)
+    write_output(out, "demo", fill, force=force)
     return analysis

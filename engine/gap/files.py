@@ -18,7 +18,7 @@ from engine.errors import InputError
 from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import render_markdown, render_png
 from engine.reference import rules_for
-from engine.results.artifacts import replace_directory, to_json
+from engine.results.artifacts import claim_output, to_json, write_output
 
 OUTPUTS = ("gap_fills.parquet", "gap_summary.json", "gap_report.md", "gap_report.png")
 
@@ -47,9 +47,15 @@ def read_side(source: str | Path, prices: pl.DataFrame) -> tuple[Side, BacktestC
 
 def run_gap(
     a: str | Path, b: str | Path, prices: str | Path, out: str | Path,
-    weights: str | Path | None = None, cash: float | None = None,
+    weights: str | Path | None = None, cash: float | None = None, force: bool = False,
 ) -> GapAnalysis:
-    """Analyze B against A and write the four outputs into `out` (replaced atomically)."""
+    """Analyze B against A and write the four outputs into `out` (replaced atomically).
+
+    `out` must be new, empty or an earlier gap report (`artifacts.claim_output`) and may not
+    contain an input; that is checked before any work.
+    """
+    inputs = (a, b, prices, weights)
+    claim_output(out, "gap", inputs, force)
     bars = load_prices(prices)
     side_a, config_a = read_side(a, bars)
     side_b, _ = read_side(b, bars)
@@ -64,5 +70,5 @@ def run_gap(
         (tmp / "gap_report.md").write_text(render_markdown(analysis))
         (tmp / "gap_report.png").write_bytes(render_png(analysis))
 
-    replace_directory(out, fill)
+    write_output(out, "gap", fill, inputs, force)
     return analysis

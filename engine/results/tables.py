@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from engine.core.records import (
     Origin,
     Reason,
 )
-from engine.results.artifacts import replace_directory, to_json, write_parquet
+from engine.results.artifacts import to_json, write_output, write_parquet
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
@@ -186,10 +187,13 @@ class BacktestResult:
             model.validate(getattr(self, name), lazy=True)
         return self
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, inputs: Iterable[str | Path | None] = (),
+             force: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The folder is built aside and renamed into place: on any error it is untouched.
+        The folder is built aside and renamed into place: on any error it is untouched. It
+        must be new, empty or an earlier backtest output (`artifacts.claim_output`), and may
+        not contain `inputs`.
         """
         self.validate()
 
@@ -200,7 +204,7 @@ class BacktestResult:
                 to_json({"metrics": self.metrics, "config": self.config.to_dict()})
             )
 
-        return replace_directory(out_dir, fill)
+        return write_output(out_dir, "backtest", fill, inputs, force)
 
 
 def _gather_or_null(values: pl.Series, index: np.ndarray, present: np.ndarray) -> pl.Series:

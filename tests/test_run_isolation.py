@@ -1,0 +1,134 @@
+"""Runs on one artifact folder cannot mix their inputs, and `tradegap run`'s exit code says
+whether a step or an ERROR-severity check failed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import AssetSelection, DagsterInstance, materialize
+
+from engine import BacktestConfig, run_backtest
+from pipelines.definitions import ASSETS, CHECKS, resources
+from pipelines.lock import artifact_lock
+from pipelines.run import EXIT_CHECK_FAILED, EXIT_STEP_FAILED, merged
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"ops": {
+    "market_data": {"config": {"n_assets": 20, "n_days": 200, "seed": 3}},
+    "signals": {"config": {"train_window": 60, "refit_every": 10}},
+    "target_weights": {"config": {"top_k": 4, "every": 10}},
+}}
+
+RUN = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from pipelines.run import run_main_job
+    base, fills, config = sys.argv[1], sys.argv[2] or None, json.loads(sys.argv[3])
+    sys.exit(run_main_job(Path(base), external_fills=fills, run_config=config))
+""")
+
+
+def start_run(base: Path, fills: Path | None, config: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", RUN, str(base), str(fills or ""),
+                             json.dumps(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def unexplainable_log(tmp_path_factory) -> Path:
+    """A fill log the analysis cannot explain: one rebalance's buys 30% too large."""
+    folder = tmp_path_factory.mktemp("inputs")
+    done = materialize([*ASSETS, *CHECKS], selection=AssetSelection.assets(
+        "market_data", "features", "signals", "target_weights"),
+        resources=resources(str(folder / "artifacts")), run_config=SMALL,
+        instance=DagsterInstance.ephemeral())
+    assert done.success
+    market = pl.read_parquet(folder / "artifacts" / "market_data.parquet")
+    weights = pl.read_parquet(folder / "artifacts" / "target_weights.parquet")
+    fills = run_backtest(market, weights, BacktestConfig()).fills.drop("order_id")
+    third = fills["timestamp"].unique().sort()[2]
+    fills = fills.with_columns(pl.when(pl.col("timestamp") == third)
+                               .then(pl.col("quantity") * 1.3).otherwise("quantity")
+                               .alias("quantity"))
+    path = folder / "my_engine.csv"
+    fills.write_csv(path)
+    return path
+
+
+def test_two_concurrent_runs_on_one_folder_each_end_with_their_own_checks(
+        tmp_path, unexplainable_log):
+    base = tmp_path / "artifacts"
+    first = start_run(base, unexplainable_log, SMALL)
+    time.sleep(2)
+    second = start_run(base, None, SMALL)
+    out_first, err_first = first.communicate(timeout=1200)
+    out_second, err_second = second.communicate(timeout=1200)
+    assert first.returncode == EXIT_CHECK_FAILED, err_first
+    assert "trade_gap:external_log_explained failed" in err_first
+    assert "check trade_gap:external_log_explained passed" not in out_first
+    assert second.returncode == 0, err_second
+    assert "waiting for the run using" in err_second
+    assert "check trade_gap:external_log_explained passed" in out_second
+
+
+def test_a_failing_error_check_alone_exits_non_zero_and_names_it(tmp_path, unexplainable_log):
+    run = start_run(tmp_path / "artifacts", unexplainable_log, SMALL)
+    out, err = run.communicate(timeout=1200)
+    assert run.returncode == EXIT_CHECK_FAILED
+    assert "check trade_gap:external_log_explained failed (ERROR)" in err
+    assert "performance_summary done" in out
+
+
+def test_a_failing_step_exits_non_zero_and_names_the_step(tmp_path):
+    bad = tmp_path / "prices.csv"
+    bad.write_text("timestamp,asset,open\n2020-01-01,A,1\n")
+    config = merged(SMALL, {"ops": {"market_data": {"config": {"prices_paths": [str(bad)]}}}})
+    run = start_run(tmp_path / "artifacts", None, config)
+    _, err = run.communicate(timeout=1200)
+    assert run.returncode == EXIT_STEP_FAILED
+    assert "step market_data failed" in err
+
+
+def test_the_lock_makes_a_second_holder_wait_or_refuse(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from pipelines.lock import artifact_lock
+        with artifact_lock(Path({str(tmp_path)!r})):
+            print("held", flush=True)
+            time.sleep(3)
+            Path({str(tmp_path / "finished")!r}).write_text("yes")
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RuntimeError, match="another tradegap run holds it"), \
+            artifact_lock(tmp_path, wait=False):
+        pass
+    with artifact_lock(tmp_path):
+        assert (tmp_path / "finished").read_text() == "yes"
+    holder.wait()
+
+
+def test_run_config_merges_key_by_key():
+    assert merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 4}}) == {
+        "a": {"b": 1, "c": 4}, "d": 3}
+
+
+@pytest.mark.parametrize("instance", ["deploy/dagster.yaml", "deploy/dagster-local.yaml"])
+def test_the_instances_run_one_artifact_writing_run_at_a_time(instance):
+    import yaml
+
+    from pipelines.jobs import ARTIFACTS_TAG, nightly_regression, sweep_report
+
+    text = (Path(__file__).parents[1] / instance).read_text()
+    limits = yaml.safe_load(text)["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": ARTIFACTS_TAG, "limit": 1} in limits
+    for job in (nightly_regression, sweep_report):
+        assert ARTIFACTS_TAG in job.tags
