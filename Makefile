@@ -29,8 +29,10 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The warm-up compiles every kernel once, so the first run loads them from the cache.
 $(RUNTIME): pyproject.toml | $(PY)
 	$(PIP) install -q -e .
+	$(PY) -m engine.warmup
 	touch $@
 
 $(DEV): pyproject.toml $(RUNTIME)
