@@ -46,7 +46,8 @@ def quiet_env() -> dict:
 
 def test_a_terminal_sees_done_of_total():
     shown = run_on_terminal(quiet_env())
-    assert "bars diagnosed" in shown and "40/40" in shown
+    assert "bars diagnosed" in shown and "0/40" in shown
+    assert "slow" in shown and "3/3" in shown and "it/s" in shown
 
 
 def test_piped_output_and_ci_stay_quiet():
