@@ -96,6 +96,7 @@ bench: $(DEV)
 	$(PY) bench/gap_speed.py
 	$(PY) bench/make_run.py
 	$(PY) bench/sweep_dask.py
+	$(PY) bench/sweep_grid.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

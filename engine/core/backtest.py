@@ -30,10 +30,21 @@ def run_backtest(
     """
     config = config or BacktestConfig()
     market = market_of(prices)
-    targets = load_weights(
+    return run_weights(market, valid_weights(weights, market, config), config)
+
+
+def valid_weights(weights: Source, market: Market, config: BacktestConfig) -> pl.DataFrame:
+    """`weights` validated against `market` under `config`'s short and leverage settings."""
+    return load_weights(
         weights, market, allow_short=config.allow_short, allow_leverage=config.allow_leverage
     )
-    return _run(market, TargetWeights(targets), config)
+
+
+def run_weights(market: Market, weights: pl.DataFrame, config: BacktestConfig
+                ) -> BacktestResult:
+    """Run weights already validated against `market` (`valid_weights`): a sweep validates
+    each strategy's weights once for all its execution settings."""
+    return _run(market, TargetWeights(weights), config)
 
 
 def run_orders(

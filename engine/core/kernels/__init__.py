@@ -7,7 +7,8 @@ rules (`resting.py`), the phase-ordered loop (`loop.py`) and the first-in-first-
 kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`).
 
 Kernels are plain functions over arrays, compiled by numba with `cache=True`, so a new
-process loads the machine code from disk. numba keys a cached kernel on its own file only,
+process loads the machine code from disk, and `nogil=True`, so threads (a sweep's points)
+run them on every core at once. numba keys a cached kernel on its own file only,
 so a kernel would keep a changed callee's old code: the cache lives in a folder named by a
 digest of every module that holds kernels (`CACHE_DIR`, under `$NUMBA_CACHE_DIR` when set).
 With `NUMBA_DISABLE_JIT=1` the kernels run as the plain Python they are written in (a
@@ -51,7 +52,7 @@ def kernel(function):
     previous = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = CACHE_DIR
     try:
-        return njit(cache=True)(function)
+        return njit(cache=True, nogil=True)(function)
     finally:
         numba.config.CACHE_DIR = previous
 
