@@ -7,7 +7,7 @@ implementation the engine is checked against. `market_of(prices)` validates and 
 prices once, for many runs.
 """
 
-from engine.core.backtest import market_of, run_backtest, run_orders, run_strategy
+from engine.backtest import market_of, run_backtest, run_orders, run_strategy
 from engine.core.config import BacktestConfig
 from engine.core.context import Context
 from engine.core.strategy import Strategy, TargetWeights

@@ -23,6 +23,8 @@ from tests.builders import random_universe
 from tests.builders import top_k_weights as random_top_k
 from tests.parity import REL, assert_same_fills
 
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def complete():
