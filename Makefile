@@ -1,5 +1,6 @@
 # make run: set up and run the main job on the embedded default data.
 # make test: set up and run ruff, `dg check defs` and every test.
+# make check: ruff and the fast tier (every test without a tier marker; see docs/testing.md).
 # make ui: the Dagster UI (dg dev) on the embedded SQLite instance.
 # make postgres / make ui-postgres / make postgres-stop: the deployment instance on a
 #   project-local PostgreSQL server (see README: Deployment).
@@ -9,7 +10,7 @@ PIP := $(PY) -m pip
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test test-plain-python lint bench ui ui-postgres postgres postgres-stop \
+.PHONY: run test check test-plain-python lint bench ui ui-postgres postgres postgres-stop \
 	system-packages clean
 
 # The engine's tests again with the kernels as plain Python (no compilation).
@@ -57,6 +58,13 @@ test: $(DEV) system-packages
 	DAGSTER_HOME=$$(mktemp -d) $(VENV)/bin/dg check defs
 	$(VENV)/bin/pytest -q
 	$(MAKE) test-plain-python
+
+# The fast tier: the tests that carry none of the markers declared in pyproject.toml.
+FAST := not (slow or peers or ui or postgres or dask or corpus)
+
+check: $(DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -m "$(FAST)"
 
 test-plain-python: $(DEV)
 	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -q -p no:cacheprovider $(ENGINE_TESTS)

@@ -4,12 +4,12 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from assets.groups import BACKTEST
+from assets.resources import ExecutionSettings, fingerprint
+from assets.types import BacktestTables
 from engine import BacktestConfig, BacktestResult, run_backtest
 from engine.data.market import Market
 from engine.reference import run_reference
 from engine.results.derive import derive_tables
-from pipelines.resources import ExecutionSettings, fingerprint
-from pipelines.types import BacktestTables
 
 HEADLINE = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "turnover",
             "n_fills", "n_rejected")

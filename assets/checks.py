@@ -12,8 +12,8 @@ from dagster import (
     asset_check,
 )
 
+from assets.resources import ArtifactStore, ExecutionSettings
 from engine.results.checks import fill_parity, ledger_problems
-from pipelines.resources import ArtifactStore, ExecutionSettings
 
 Tables = dict[str, pl.DataFrame]
 

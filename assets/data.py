@@ -5,9 +5,9 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 from pydantic import Field
 
 from assets.groups import DATA
+from assets.types import BarsFrame
 from engine.data.loading import load_prices
 from engine.data.synthetic import generate_market
-from pipelines.types import BarsFrame
 
 
 class MarketDataConfig(Config):

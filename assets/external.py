@@ -11,11 +11,11 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.backtests import finish
 from assets.groups import BACKTEST
+from assets.resources import ExecutionSettings
+from assets.types import BacktestTables
 from engine.data.loading import FILL_COLUMNS, load_fills
 from engine.data.market import Market
 from engine.results.derive import derive_tables, equity_from_fills
-from pipelines.resources import ExecutionSettings
-from pipelines.types import BacktestTables
 
 
 class ExternalLogConfig(Config):

@@ -10,13 +10,13 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from assets.groups import COMPARE
+from assets.io_manager import image_markdown
+from assets.resources import ArtifactStore, ExecutionSettings
+from assets.types import GapTables
 from engine.gap.analyze import Side, analyze
 from engine.gap.report import headline, render_markdown, render_png
 from engine.gap.vocabulary import CAUSES
 from engine.reference import rules_for
-from pipelines.io_manager import image_markdown
-from pipelines.resources import ArtifactStore, ExecutionSettings
-from pipelines.types import GapTables
 
 # (a, b, causes allowed): engine and reference must be identical; your own engine's log
 # may differ in any way the analysis explains.

@@ -26,12 +26,12 @@ from dagster import (
 
 from assets.backtests import engine_tables, finish
 from assets.groups import PEERS
+from assets.resources import ExecutionSettings
+from assets.types import BacktestTables, PeerEnginesFrame
 from engine import BacktestConfig, run_backtest
 from engine.data.market import Market
 from engine.results.checks import fill_parity
 from engine.results.derive import derive_tables
-from pipelines.resources import ExecutionSettings
-from pipelines.types import BacktestTables, PeerEnginesFrame
 
 PEERS_KNOWN = ("vectorbt", "backtrader", "zipline")
 PEER_POOL = "peer_engines"

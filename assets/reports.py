@@ -6,9 +6,9 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from assets.groups import REPORT
-from pipelines.io_manager import image_markdown, markdown_table
-from pipelines.resources import ArtifactStore
-from pipelines.types import SummaryFrame
+from assets.io_manager import image_markdown, markdown_table
+from assets.resources import ArtifactStore
+from assets.types import SummaryFrame
 
 COLUMNS = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "turnover",
            "n_fills")

@@ -6,12 +6,12 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.groups import SIGNALS
+from assets.resources import ExecutionSettings
+from assets.types import FeaturesFrame, ScoresFrame, WeightsFrame
 from engine.data.loading import load_signals, load_weights
 from engine.research.features import compute_features
 from engine.research.signals import Ridge, walk_forward_scores
 from engine.research.weights import top_k_weights
-from pipelines.resources import ExecutionSettings
-from pipelines.types import FeaturesFrame, ScoresFrame, WeightsFrame
 
 
 class SignalsConfig(Config):

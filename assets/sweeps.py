@@ -21,10 +21,10 @@ from dagster import (
 from assets.backtests import engine_tables, finish
 from assets.groups import SWEEP
 from assets.reports import equity_plot, report_metadata, summary_rows
+from assets.resources import ArtifactStore, ExecutionSettings
+from assets.types import BacktestTables, SummaryFrame
 from engine import run_backtest
 from engine.research.weights import top_k_weights
-from pipelines.resources import ArtifactStore, ExecutionSettings
-from pipelines.types import BacktestTables, SummaryFrame
 
 TOP_K = (10, 25, 50, 100)
 EVERY = (5, 10, 21, 63)

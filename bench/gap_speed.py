@@ -24,10 +24,10 @@ import polars as pl
 from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from engine.gap.analyze import Side, analyze
-from engine.gap.compare import Tolerance, join_sides
 from engine.gap.observe import observe
 from engine.reference import Bars, Simulation, decisions_from_weights, rules_for
 from engine.research.weights import top_k_weights
+from engine.results.compare import Tolerance, join_sides
 
 
 def fill_logs(n_fills: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

@@ -54,7 +54,7 @@ def warm_up() -> None:
 
 def singles(n_assets: int, n_days: int) -> dict:
     from engine import BacktestConfig, market_of
-    from engine.core.backtest import run_weights, valid_weights
+    from engine.backtest import run_weights, valid_weights
     from engine.research.weights import top_k_weights
     from engine.sweep import grid
 

@@ -13,8 +13,8 @@ first import) does not load numba, polars and pandera.
 from importlib import import_module
 
 _HOMES = {
-    "market_of": "engine.core.backtest", "run_backtest": "engine.core.backtest",
-    "run_orders": "engine.core.backtest", "run_strategy": "engine.core.backtest",
+    "market_of": "engine.backtest", "run_backtest": "engine.backtest",
+    "run_orders": "engine.backtest", "run_strategy": "engine.backtest",
     "BacktestConfig": "engine.core.config", "Context": "engine.core.context",
     "Strategy": "engine.core.strategy", "TargetWeights": "engine.core.strategy",
     "InputError": "engine.errors", "BacktestResult": "engine.results.tables",

@@ -56,7 +56,7 @@ def run_sweep(
     (default: the machine's cores) share the read-only market.
     """
     from engine import BacktestConfig, market_of
-    from engine.core.backtest import run_weights, valid_weights
+    from engine.backtest import run_weights, valid_weights
     from engine.research.weights import top_k_weights
 
     base = base or BacktestConfig()

@@ -40,7 +40,7 @@ def _orders(prices: pl.DataFrame) -> pl.DataFrame:
 
 def warm_up() -> None:
     """Run every entry point once on a tiny market."""
-    from engine.core.backtest import market_of, run_backtest, run_orders, run_strategy
+    from engine.backtest import market_of, run_backtest, run_orders, run_strategy
     from engine.core.config import BacktestConfig
     from engine.core.profiles import PROFILES
     from engine.core.strategy import Strategy

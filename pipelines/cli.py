@@ -140,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from engine.core.backtest import run_backtest, run_orders
+    from engine.backtest import run_backtest, run_orders
     from engine.data.loading import load_prices
     from engine.results.artifacts import claim_output
 
@@ -176,7 +176,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.resources import artifacts_dir
+    from assets.resources import artifacts_dir
     from pipelines.run import run_main_job
 
     return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills)
@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_accept_baseline(args: argparse.Namespace) -> int:
     from assets.groups import BACKTEST_ASSETS
-    from pipelines.resources import ArtifactStore, artifacts_dir
+    from assets.resources import ArtifactStore, artifacts_dir
 
     base = artifacts_dir(args.out)
     store = ArtifactStore(base_dir=str(base))

@@ -9,6 +9,7 @@ from dagster import Definitions, load_assets_from_modules
 from assets import backtests, data, external, signals
 from assets.checks import CHECKS as CORE_CHECKS
 from assets.gap import ENGINE_AND_REFERENCE, EXTERNAL_PAIR, build_trade_gap
+from assets.io_manager import ParquetIOManager
 from assets.peers import (
     PeerSettings,
     all_peer_definitions,
@@ -17,14 +18,13 @@ from assets.peers import (
     peer_backtests,
 )
 from assets.reports import build_performance_summary
+from assets.resources import ArtifactStore, ExecutionSettings, artifacts_dir
 from assets.sweeps import SWEEP_BACKTESTS, sweep_summary
 from assets.versions import with_code_versions
 from pipelines.alerts import alert_channel
 from pipelines.executors import default_executor
 from pipelines.freshness import nightly_freshness_alert, with_freshness_policy
-from pipelines.io_manager import ParquetIOManager
 from pipelines.jobs import nightly_regression, nightly_schedule, parameter_sweep, sweep_report
-from pipelines.resources import ArtifactStore, ExecutionSettings, artifacts_dir
 from pipelines.sensors import SENSORS
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckSeverity, DagsterInstance, Definitions, logger
 
+from pipelines.failures import root_cause
+
 SHOWN = ("STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
 
 
@@ -43,17 +45,6 @@ class _Progress(logging.Handler):
         else:
             label = f"{event.step_key} FAILED: {root_cause(event.event_specific_data.error)}"
         print(f"  [{elapsed:5.1f}s] {label}", flush=True)
-
-
-def root_cause(error) -> str:
-    """The innermost error's message: for bad input, the one-line InputError."""
-    while error.cause is not None:
-        error = error.cause
-    message = error.message.strip().splitlines()[-1]
-    qualified, _, rest = message.partition(": ")
-    if qualified.rpartition(".")[2] == error.cls_name:
-        message = rest
-    return f"{error.cls_name}: {message}"
 
 
 @logger(description="One line per finished step or check, for the terminal.")

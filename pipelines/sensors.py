@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from pipelines.alerts import AlertChannel
-from pipelines.run import root_cause
+from pipelines.failures import root_cause
 
 
 def failed_checks(instance: DagsterInstance, run_id: str) -> list[dict[str, object]]:

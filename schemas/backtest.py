@@ -8,11 +8,11 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
+from schemas.vocabulary import ORDER_KINDS, ORDER_STATUSES, ORDER_TYPES, ORIGINS, RULES
+
 Timestamp = DateTime(time_unit="us")
 # Columns of resting orders and risk rules: optional, so fills and orders rebuilt from
 # another engine's log (the reference, the peers) validate without them.
-ORDER_TYPES = ["market", "limit", "stop", "stop_limit", "trailing_stop"]
-RULES = ["stop_loss", "take_profit", "trailing_stop", "time_exit"]
 
 
 class Fills(pa.DataFrameModel):
@@ -42,13 +42,12 @@ class Orders(pa.DataFrameModel):
     created: Timestamp = pa.Field(description="Bar at whose close the order was placed.")
     asset: pl.String = pa.Field(description="Asset name.")
     kind: pl.String = pa.Field(
-        isin=["shares", "value", "percent", "target_shares", "target_value", "target_percent"],
+        isin=list(ORDER_KINDS),
         description="Sizing method.",
     )
     amount: pl.Float64 = pa.Field(description="Requested shares, cash value or fraction.")
     status: pl.String = pa.Field(
-        isin=["filled", "rejected", "noop", "replaced", "merged", "open", "cancelled",
-              "expired"],
+        isin=list(ORDER_STATUSES),
         description="Outcome: filled, rejected (see reason), noop (nothing to trade), "
         "replaced/merged (superseded by a later order), open (unfilled at the end), "
         "cancelled (reason oco, position_closed or cancelled), expired (past valid_until).",
@@ -57,7 +56,7 @@ class Orders(pa.DataFrameModel):
     filled_at: Timestamp = pa.Field(nullable=True, description="Bar of the fill, if filled.")
     filled_quantity: pl.Float64 = pa.Field(description="Signed shares filled (0 unless filled).")
     type: Optional[pl.String] = pa.Field(  # noqa: UP045 (pandera reads Optional)
-        isin=ORDER_TYPES, description="market, limit, stop, stop_limit or trailing_stop.")
+        isin=list(ORDER_TYPES), description="market, limit, stop, stop_limit or trailing_stop.")
     limit_price: Optional[pl.Float64] = pa.Field(  # noqa: UP045
         nullable=True, description="Limit of a limit or stop_limit order.")
     stop_price: Optional[pl.Float64] = pa.Field(  # noqa: UP045
@@ -71,7 +70,7 @@ class Orders(pa.DataFrameModel):
     group: Optional[pl.Int64] = pa.Field(  # noqa: UP045
         nullable=True, description="OCO group (the id of its first order); null: none.")
     origin: Optional[pl.String] = pa.Field(  # noqa: UP045
-        isin=["user", *RULES], description="Who placed it: user, or the risk rule.")
+        isin=list(ORIGINS), description="Who placed it: user, or the risk rule.")
 
     class Config:
         strict = True

@@ -12,6 +12,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
+from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
+
 Timestamp = DateTime(time_unit="us")
 
 
@@ -66,13 +68,13 @@ class OrderRows(pa.DataFrameModel):
     timestamp: Timestamp = pa.Field(description="Decision bar (a bar of the prices).")
     asset: pl.String = pa.Field(description="Asset name, one of the prices' assets.")
     type: pl.String = pa.Field(
-        isin=["market", "limit", "stop", "stop_limit", "trailing_stop"],
+        isin=list(ORDER_TYPES),
         description="Order type.")
     quantity: pl.Float64 = pa.Field(description="Signed shares: + buys, − sells; not 0.")
     limit_price: pl.Float64 = pa.Field(nullable=True, description="Limit (limit, stop_limit).")
     stop_price: pl.Float64 = pa.Field(nullable=True, description="Trigger (stop, stop_limit).")
     trail: pl.Float64 = pa.Field(nullable=True, description="Trailing distance.")
-    trail_mode: pl.String = pa.Field(isin=["percent", "absolute"],
+    trail_mode: pl.String = pa.Field(isin=list(TRAIL_MODES),
                                      description="How `trail` is read.")
     valid_bars: pl.Int64 = pa.Field(nullable=True, description="Bars it may wait; null: none.")
     valid_until: Timestamp = pa.Field(nullable=True, description="Last time it may fill.")

@@ -33,6 +33,8 @@ from pipelines.definitions import defs, resources
 from pipelines.freshness import NIGHTLY_OUTPUTS, nightly_freshness_alert
 from tests.test_pipeline import SMALL, drift_the_reference
 
+pytestmark = pytest.mark.slow
+
 
 def read_alerts(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -23,6 +23,8 @@ from pipelines.cli import main
 from pipelines.definitions import ASSETS, resources
 from tests.test_loading import edit
 
+pytestmark = pytest.mark.slow
+
 NAN, INF = float("nan"), float("inf")
 UPSTREAM = ("market_data", "features", "signals", "target_weights")
 

@@ -18,10 +18,12 @@ from dagster import AssetSelection, DagsterInstance, execute_job, materialize
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from distributed import Client, LocalCluster
 
+from assets.resources import ARTIFACTS_ENV
 from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
 from pipelines.executors import existing_cluster
-from pipelines.resources import ARTIFACTS_ENV
 from tests.test_pipeline import SMALL
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = {"ops": {name: SMALL["ops"][name] for name in ("market_data", "signals")}}

@@ -9,11 +9,11 @@ import pytest
 
 from engine import BacktestConfig, run_backtest
 from engine.gap.analyze import Side, analyze
-from engine.gap.compare import Tolerance, canonical, join_sides
 from engine.gap.report import render_markdown
 from engine.gap.vocabulary import CAUSES, WHAT_WENT_WRONG, rule_switches
 from engine.reference import Rules, rules_for
 from engine.results.artifacts import MARKER
+from engine.results.compare import Tolerance, canonical, join_sides
 from pipelines.cli import main
 from tests.builders import random_universe, top_k_weights
 

@@ -25,6 +25,8 @@ from tests.gap_corpus import build, engines, markets, run, truth
 from tests.gap_corpus.manifest import BY_NAME, PAIRS
 from tests.gap_corpus.run import Outcome
 
+pytestmark = [pytest.mark.corpus, pytest.mark.peers, pytest.mark.slow]
+
 TABLE = Path(__file__).resolve().parents[1] / "out" / "gap_corpus.md"
 RAN: list[Outcome] = []
 

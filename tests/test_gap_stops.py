@@ -13,6 +13,8 @@ from engine.gap.vocabulary import CAUSES, WHAT_WENT_WRONG, rule_switches
 from engine.reference import Bars, Rules, Simulation, decisions_from_weights, rules_for
 from engine.research.weights import top_k_weights
 
+pytestmark = pytest.mark.slow
+
 STOP_CAUSES = {"intrabar_path", "stop_priority", "stop_base", "trail_reference",
                "stop_slippage", "gap_fill", "entry_bar_check"}
 WIDE = {"stop_loss": 0.04, "take_profit": 0.06}

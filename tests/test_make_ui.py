@@ -16,6 +16,8 @@ import pytest
 from pipelines.ui import default_signals
 from tests.dagster_server import ROOT, Server, alive, descendants, free_port, wait_until_loaded
 
+pytestmark = pytest.mark.ui
+
 STOP_SECONDS = 90
 
 

@@ -18,6 +18,8 @@ from engine.errors import InputError
 from engine.results.artifacts import MARKER, claim_output
 from pipelines.cli import main
 
+pytestmark = pytest.mark.slow
+
 BACKTEST_OUTPUTS = {"fills.parquet", "orders.parquet", "positions.parquet", "equity.parquet",
                     "trades.parquet", "metrics.json", MARKER}
 

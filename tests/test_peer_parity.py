@@ -14,14 +14,16 @@ import pytest
 from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.gap.analyze import Side, analyze
-from engine.gap.compare import Tolerance, join_sides
 from engine.peers.backtrader import run_backtrader
 from engine.peers.zipline import run_zipline
 from engine.reference import rules_for
 from engine.research.weights import top_k_weights
+from engine.results.compare import Tolerance, join_sides
 from tests.builders import random_universe
 from tests.builders import top_k_weights as random_top_k
 from tests.parity import REL, assert_same_fills
+
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

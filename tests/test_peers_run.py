@@ -18,10 +18,12 @@ import pytest
 
 from engine import BacktestConfig
 from engine.peers.backtrader import run_backtrader
-from engine.peers.vectorbt import PeerResult
+from engine.peers.result import PeerResult
 from engine.peers.zipline import run_zipline, setup_side_env
 from schemas.backtest import Fills
 from tests.builders import random_universe, top_k_weights
+
+pytestmark = pytest.mark.peers
 
 N_ASSETS, N_BARS, K, EVERY, SEED = 8, 120, 3, 5, 5
 CASH = 1_000_000.0

@@ -21,6 +21,7 @@ from dagster import (
 
 from assets.backtests import backtest_engine
 from assets.groups import SWEEP
+from assets.resources import ArtifactStore, ExecutionSettings
 from assets.sweeps import (
     SWEEP_ASSET_NAMES,
     SWEEP_BACKTESTS,
@@ -28,12 +29,13 @@ from assets.sweeps import (
     sweep_key,
     sweep_summary,
 )
+from assets.types import BarsFrame
 from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from pipelines.definitions import ASSETS, CHECKS, defs, resources
 from pipelines.jobs import nightly_regression
-from pipelines.resources import ArtifactStore, ExecutionSettings
-from pipelines.types import BarsFrame
+
+pytestmark = [pytest.mark.slow, pytest.mark.peers]
 
 SMALL = {
     "ops": {

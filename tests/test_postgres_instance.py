@@ -29,6 +29,8 @@ from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
 from tests.dagster_server import ROOT, Server, free_port, ui_server
 from tests.test_ui_end_to_end import IN_PROCESS
 
+pytestmark = [pytest.mark.postgres, pytest.mark.dask, pytest.mark.slow]
+
 BACKFILL = """mutation ($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) { __typename
     ... on LaunchBackfillSuccess { backfillId }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, materialize
 
 from engine.data.synthetic import generate_market
@@ -12,6 +13,8 @@ from engine.research.features import compute_features
 from engine.results.artifacts import write_table
 from pipelines.definitions import ASSETS, CHECKS, resources
 from tests.test_pipeline import MAIN, SMALL
+
+pytestmark = pytest.mark.slow
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -26,6 +26,8 @@ from engine.reference import run_reference
 from tests.parity import REL, relative_gap
 from tests.resting_cases import Orders, entries, gappy_bars, table, target_calls
 
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
 KEY = ["timestamp", "asset", "order_id"]
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 

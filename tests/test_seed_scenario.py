@@ -18,6 +18,8 @@ from engine.reference import run_reference
 from engine.research.weights import top_k_weights
 from tests.parity import REL, assert_same_fills
 
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
 N_ASSETS, K, EVERY, REBALANCES = 500, 25, 21, 239
 
 

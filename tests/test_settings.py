@@ -11,11 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from assets.resources import ARTIFACTS_ENV, ExecutionSettings, artifacts_dir, settings_fields
 from engine import BacktestConfig
 from pipelines import cli
 from pipelines.cli import build_parser, config_from_args, main
 from pipelines.definitions import resources
-from pipelines.resources import ARTIFACTS_ENV, ExecutionSettings, artifacts_dir, settings_fields
 
 BACKTEST_ARGS = ["backtest", "--prices", "p.csv", "--weights", "w.csv", "--out", "o"]
 

@@ -10,6 +10,8 @@ from engine.data.synthetic import generate_market, momentum_scores
 from engine.research.weights import top_k_weights
 from engine.sweep import Point, grid, run_sweep, summary
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def market():

@@ -41,6 +41,8 @@ import pytest
 from tests.browser import FLAGS, browser, chromium_path
 from tests.dagster_server import ROOT, Server, ui_server
 
+pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.peers]
+
 JOB = "nightly_regression"
 MAIN_ASSETS = ("market_data", "features", "signals", "target_weights", "backtest_engine",
                "backtest_reference", "performance_summary")

@@ -12,6 +12,8 @@ from engine.peers.vectorbt import run_vectorbt
 from tests.builders import random_universe, top_k_weights
 from tests.parity import REL, assert_same_fills, relative_gap
 
+pytestmark = pytest.mark.peers
+
 N_ASSETS, N_BARS = 40, 260
 COSTS = {"fees": 0.001, "fixed_fee": 1.0, "slippage": 0.0005}
 

@@ -46,8 +46,8 @@ def test_the_graph_holds_every_project_module_python_imports(module):
 def test_the_backtest_version_covers_the_settings_profiles_loading_and_the_loop():
     covered = set(project_modules("assets.backtests"))
     assert {"engine.core.config", "engine.core.profiles", "engine.data.loading",
-            "engine.core.backtest", "engine.core.loop", "engine.reference",
-            "pipelines.resources"} <= covered
+            "engine.backtest", "engine.core.loop", "engine.reference",
+            "assets.resources"} <= covered
 
 
 def test_relative_and_function_level_imports_are_followed(tmp_path, monkeypatch):

@@ -37,8 +37,7 @@ from engine.core.records import (
     TrailMode,
 )
 from engine.data.market import Market, sealed
-
-TRAIL_MODES = ("percent", "absolute")
+from schemas.vocabulary import TRAIL_MODES
 
 
 class Context:

@@ -2,45 +2,36 @@
 
 Enums are named tuples of small ints, so the compiled kernels read them as constants and
 Python code reads them by name; each `*_NAMES` tuple gives the text a table shows for a
-code. Records are numpy structured dtypes, one row per order or fill, documented field by
-field; the order book owns the order records and open-order slots, the ledger owns the fill
-journal (engine/core/book.py, engine/core/ledger.py).
+code. The enums whose words appear in tables and input files (order kinds, statuses, types,
+origins, trail modes) number the words of `schemas/vocabulary.py` in order: the schemas
+may not import the engine, so the words live there and the codes here. Records are numpy
+structured dtypes, one row per order or fill, documented field by field; the order book owns
+the order records and open-order slots, the ledger owns the fill journal
+(engine/core/book.py, engine/core/ledger.py).
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import NamedTuple
 
 import numpy as np
 
-
-class _OrderKind(NamedTuple):
-    shares: int = 0  # a number of shares (negative sells)
-    value: int = 1  # shares worth a cash amount at the fill price
-    percent: int = 2  # shares worth a fraction of the book value
-    target_shares: int = 3  # trade the delta to hold a number of shares
-    target_value: int = 4  # ... shares worth a cash amount
-    target_percent: int = 5  # ... shares worth a fraction of the book value
+from schemas.vocabulary import ORDER_KINDS, ORDER_STATUSES, ORDER_TYPES, ORIGINS, TRAIL_MODES
 
 
-OrderKind = _OrderKind()
-KIND_NAMES = _OrderKind._fields
+def codes(name: str, words: tuple[str, ...]) -> tuple:
+    """A named tuple of the codes 0, 1, ... of `words`, readable by name (`OrderType.limit`)."""
+    return namedtuple(name, words)(*range(len(words)))
+
+
+OrderKind = codes("OrderKind", ORDER_KINDS)
+KIND_NAMES = ORDER_KINDS
 NO_TARGET = -1  # target kind of an open-order slot holding only delta amounts
 
 
-class _OrderStatus(NamedTuple):
-    filled: int = 0  # traded (possibly shrunk, see reason)
-    rejected: int = 1  # refused; the reason says why
-    noop: int = 2  # nothing to trade after capping and rounding
-    replaced: int = 3  # a later target order took its place
-    merged: int = 4  # a later delta order absorbed it
-    open: int = 5  # no outcome yet: still waiting in the book at the end
-    cancelled: int = 6  # withdrawn before it filled; the reason says by what
-    expired: int = 7  # not filled by its `valid_until` bar
-
-
-OrderStatus = _OrderStatus()
-STATUS_NAMES = _OrderStatus._fields
+OrderStatus = codes("OrderStatus", ORDER_STATUSES)
+STATUS_NAMES = ORDER_STATUSES
 
 
 class _Reason(NamedTuple):
@@ -67,37 +58,14 @@ REASON_NAMES = (None, "shrunk_to_cash", "insufficient_cash", "fee_exceeds_procee
 REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
 
 
-class _OrderType(NamedTuple):
-    market: int = 0  # fills at the next fill point (a slot order) or, from a rule, at the open
-    limit: int = 1  # buy at or below / sell at or above `limit_price`
-    stop: int = 2  # becomes a market order once `stop_price` is reached
-    stop_limit: int = 3  # becomes a limit at `limit_price` once `stop_price` is reached
-    trailing_stop: int = 4  # a stop whose level trails the best price since placement
-
-
-OrderType = _OrderType()
-TYPE_NAMES = _OrderType._fields
+OrderType = codes("OrderType", ORDER_TYPES)
+TYPE_NAMES = ORDER_TYPES
 STOP_TYPES = (OrderType.stop, OrderType.stop_limit, OrderType.trailing_stop)
 
+Origin = codes("Origin", ORIGINS)
+ORIGIN_NAMES = ORIGINS
 
-class _Origin(NamedTuple):
-    user: int = 0  # placed by the strategy or the order table
-    stop_loss: int = 1  # risk rule exits (BacktestConfig), one OCO group per position
-    take_profit: int = 2
-    trailing_stop: int = 3
-    time_exit: int = 4
-
-
-Origin = _Origin()
-ORIGIN_NAMES = _Origin._fields
-
-
-class _TrailMode(NamedTuple):
-    percent: int = 0  # level = reference × (1 ∓ trail)
-    absolute: int = 1  # level = reference ∓ trail
-
-
-TrailMode = _TrailMode()
+TrailMode = codes("TrailMode", TRAIL_MODES)
 
 
 class _IntrabarPath(NamedTuple):

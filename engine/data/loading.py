@@ -31,6 +31,7 @@ from engine.data.market import Market
 from engine.errors import InputError
 from schemas.market import Bars, OrderRows, Weights
 from schemas.signals import Scores
+from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
 
 Source = str | Path | pl.DataFrame
 
@@ -41,8 +42,6 @@ FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 ORDER_COLUMNS = ("timestamp", "asset", "type", "quantity")
 ORDER_OPTIONAL = ("limit_price", "stop_price", "trail", "trail_mode", "valid_until", "group",
                   "id", "parent")
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
-TRAIL_MODES = ("percent", "absolute")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)

@@ -23,13 +23,13 @@ import polars as pl
 
 from engine.gap import decisions as decided
 from engine.gap.attribute import Game, Marks
-from engine.gap.compare import KEYS, Tolerance, join_sides
 from engine.gap.diagnose import START_WINDOW, Diagnoser, Diagnosis, departures
 from engine.gap.events import Fault, faults_of
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed, observe
 from engine.gap.vocabulary import CAUSES
 from engine.reference import Bars, Rules
+from engine.results.compare import KEYS, Tolerance, join_sides
 
 EXPLAINED_SHARE = 0.99
 DECISION_LAG = 4  # bars before B's first difference re-run: its decision came up to 3 before

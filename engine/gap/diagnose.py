@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine.gap.compare import Tolerance
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.vocabulary import (
@@ -34,6 +33,7 @@ from engine.gap.vocabulary import (
 )
 from engine.reference import Bars, Book, Rules, Simulation
 from engine.reference.execution import add
+from engine.results.compare import Tolerance
 
 RECENT = 8  # earlier fill bars tried as the onset of a hidden-state fault
 WARM_UP = 2  # bars replayed under a new hypothesis before its first bar, to queue its orders

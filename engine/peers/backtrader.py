@@ -29,7 +29,7 @@ from engine.core.config import BacktestConfig
 from engine.core.strategy import decision_weights
 from engine.data.loading import load_prices, load_weights
 from engine.data.market import Market
-from engine.peers.vectorbt import PeerResult
+from engine.peers.result import PeerResult
 
 UNSUPPORTED = {
     "per_share": "not mapped to a backtrader commission scheme",

@@ -9,8 +9,6 @@ no price on the fill row instead of waiting; use complete universes for exact pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import polars as pl
 
@@ -18,23 +16,12 @@ from engine.core.config import BacktestConfig
 from engine.core.strategy import decision_weights
 from engine.data.loading import load_prices, load_weights
 from engine.data.market import Market
+from engine.peers.result import PeerResult
 
 UNSUPPORTED = {
     "per_share": "vectorbt has no per-share commission",
     "min_fee": "vectorbt has no minimum commission",
 }
-
-
-@dataclass(frozen=True)
-class PeerResult:
-    """A peer's run, normalized: `fills` (fills schema) and `equity` (equity schema)."""
-
-    fills: pl.DataFrame
-    equity: pl.DataFrame
-
-    @property
-    def final_equity(self) -> float:
-        return float(self.equity["equity"][-1])
 
 
 def vectorbt_inputs(

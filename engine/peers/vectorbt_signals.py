@@ -25,7 +25,7 @@ import polars as pl
 from engine.core.config import BacktestConfig
 from engine.data.loading import load_prices
 from engine.data.market import Market
-from engine.peers.vectorbt import PeerResult
+from engine.peers.result import PeerResult
 
 
 def run_vectorbt_signals(

@@ -43,7 +43,7 @@ from engine.core.config import BacktestConfig
 from engine.core.strategy import decision_weights
 from engine.data.loading import load_prices, load_weights
 from engine.data.market import Market
-from engine.peers.vectorbt import PeerResult
+from engine.peers.result import PeerResult
 
 REQUIREMENTS = (
     "zipline-reloaded==3.2.1", "numpy==2.4.6", "polars==2.1.0", "pandera[polars]==0.35.0",

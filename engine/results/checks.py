@@ -1,4 +1,4 @@
-"""Checks over a backtest's tables: the ledger identities and fill-by-fill parity.
+"""Checks over a backtest's tables: the ledger identities and fill parity.
 
 Each returns plain values (problems found, gaps measured) for the caller to report.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.gap.compare import canonical
+from engine.results.compare import DEFAULT_TOLERANCE, FIELDS, Tolerance, join_sides, what_differs
 
 REL = 1e-9
 
@@ -57,7 +57,7 @@ def ledger_problems(tables: dict[str, pl.DataFrame], initial_cash: float) -> lis
 
 @dataclass(frozen=True)
 class Parity:
-    """How two fill logs compare fill by fill."""
+    """How two fill logs compare per (timestamp, asset), judged by `compare.join_sides`."""
 
     fills_a: int
     fills_b: int
@@ -65,10 +65,11 @@ class Parity:
     max_gap: dict[str, float]
     first_mismatch: dict | None
     final_equity_gap: float
+    tolerance: Tolerance = DEFAULT_TOLERANCE
 
     @property
     def ok(self) -> bool:
-        return self.first_mismatch is None and self.final_equity_gap <= REL
+        return self.first_mismatch is None and self.final_equity_gap <= self.tolerance.rel
 
     def summary(self) -> str:
         if self.ok:
@@ -82,32 +83,23 @@ class Parity:
 
 
 def fill_parity(
-    a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame], rel: float = REL
+    a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame], tolerance: Tolerance = DEFAULT_TOLERANCE
 ) -> Parity:
-    """Match fills on (timestamp, asset), summed per key (engines split orders into fills
-    differently), and compare quantity, price and fee to `rel`."""
-    keys = ["timestamp", "asset"]
-    cols = ["quantity", "price", "fee"]
-    joined = canonical(a["fills"]).select(*keys, *cols).join(
-        canonical(b["fills"]).select(*keys, *cols), on=keys, how="full", coalesce=True,
-        suffix="_b",
-    ).sort(keys)
-    gaps, bad = {}, pl.lit(False)
-    for col in cols:
-        scale = pl.max_horizontal(pl.col(col).abs(), pl.col(f"{col}_b").abs(), pl.lit(1e-12))
-        gap = ((pl.col(col) - pl.col(f"{col}_b")).abs() / scale).fill_null(float("inf"))
-        joined = joined.with_columns(gap.alias(f"{col}_gap"))
-        gaps[col] = float(joined[f"{col}_gap"].max() or 0.0)
-        bad = bad | (pl.col(f"{col}_gap") > rel)
-    mismatches = joined.filter(bad)
+    """Fills compared per (timestamp, asset) by the one fill comparison (`join_sides`: row
+    counts, quantity, price and fee to `tolerance`), and the final equities to `tolerance.rel`."""
+    joined = join_sides(a["fills"], b["fills"], tolerance)
+    gaps = {}
+    for col in FIELDS:
+        scale = pl.max_horizontal(pl.col(f"{col}_a").abs(), pl.col(f"{col}_b").abs(),
+                                  pl.lit(1e-12))
+        gap = (pl.col(f"{col}_a") - pl.col(f"{col}_b")).abs() / scale
+        gaps[col] = float(joined.select(gap.max()).item() or 0.0)
+    divergent = joined.filter(pl.col("divergent"))
     first = None
-    if mismatches.height:
-        row = mismatches.row(0, named=True)
-        what = ("missing on the second side" if row["quantity_b"] is None else
-                "missing on the first side" if row["quantity"] is None else
-                ", ".join(f"{c} {row[c]:.10g} vs {row[c + '_b']:.10g}" for c in cols
-                          if row[f"{c}_gap"] > rel))
-        first = {"timestamp": row["timestamp"], "asset": row["asset"], "what": what}
+    if divergent.height:
+        row = divergent.row(0, named=True)
+        first = {"timestamp": row["timestamp"], "asset": row["asset"],
+                 "what": what_differs(row, tolerance)}
     ea, eb = float(a["equity"]["equity"][-1]), float(b["equity"]["equity"][-1])
-    return Parity(a["fills"].height, b["fills"].height, joined.height - mismatches.height, gaps,
-                  first, abs(ea - eb) / max(abs(ea), abs(eb), 1e-12))
+    return Parity(a["fills"].height, b["fills"].height, joined.height - divergent.height, gaps,
+                  first, abs(ea - eb) / max(abs(ea), abs(eb), 1e-12), tolerance)
