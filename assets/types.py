@@ -12,7 +12,7 @@ import pandera.errors
 import polars as pl
 from dagster import DagsterType, TypeCheck
 
-from schemas import backtest, gap, market, reports, signals
+from schemas import backtest, gap, market, reports, signals, sweep
 
 BACKTEST_MODELS = {
     "fills": backtest.Fills,
@@ -71,3 +71,4 @@ SummaryFrame = frame_type("PerformanceSummary", reports.PerformanceSummary)
 PeerEnginesFrame = frame_type("PeerEngines", reports.PeerEngines)
 BacktestTables = tables_type("BacktestTables", BACKTEST_MODELS)
 GapTables = tables_type("GapTables", {"summary": gap.GapSummary})
+SweepChunk = tables_type("SweepChunk", {"points": sweep.SweepPoints, "equity": sweep.SweepEquity})

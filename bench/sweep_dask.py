@@ -1,24 +1,24 @@
-"""The parameter sweep on Dask with 1 and 2 workers, side by side in one run.
+"""The whole 96-point grid as one `parameter_sweep` run on Dask, against the engine alone.
 
 Materializes the upstream assets once on the embedded default data (500 assets × 2,520
-days), then runs the same `parameter_sweep` partitions (each: six backtests, one per fee
-and fill timing) on Dask with 1 worker, then with 2, two ways:
+days), then runs `parameter_sweep` (its chunks, each running a quarter of the grid in one
+call, then the summary) on Dask with 1 and with 2 workers, two ways:
 
-- `per run`: the job's default, a local cluster started by each run (as a launch from the
-  UI does), so the wall time includes starting the workers and importing the code;
+- `per run`: the job's default, a local cluster started by the run (as a launch from the UI
+  does), so the wall time includes starting the workers and importing the code;
 - `running`: one cluster started beforehand and named by address, as a team's scheduler
   is, so the workers are warm.
 
-Steps are the backtests' own time, inputs and artifact writing included. The machine's
-load average is printed: the other processes share its 2 cores. Usage (from the
+Beside them, the sum of the 96 single-run engine times (`run_weights` and the metrics on a
+prepared market, in this process): what the grid costs without any orchestration. The
+machine's load average is printed: other processes share its 2 cores. Usage (from the
 repository root):
 
-    .venv/bin/python bench/sweep_dask.py [--partitions 4]
+    .venv/bin/python bench/sweep_dask.py
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -26,19 +26,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ((10, 5), (25, 21), (50, 10), (100, 63), (25, 5), (50, 21))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--partitions", type=int, default=4, choices=range(1, len(GRID) + 1))
-    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sweep_dask_") as folder:
         os.environ["TRADEGAP_ARTIFACTS"] = str(Path(folder, "artifacts"))
         from dagster import AssetSelection, DagsterInstance, materialize
         from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-        from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
+        from assets.sweeps import SweepGrid
         from pipelines.definitions import ASSETS, resources
 
         start = time.perf_counter()
@@ -48,33 +44,54 @@ def main() -> int:
         if not upstream.success:
             sys.exit("bench/sweep_dask.py: the upstream assets failed")
         print(f"upstream (500 assets × 2,520 days): {time.perf_counter() - start:.1f} s")
+        points = SweepGrid().points()
+        engine = engine_seconds(Path(folder, "artifacts"), points)
+        print(f"grid: {len(points)} points; the single-run engine times add up to "
+              f"{engine:.1f} s\n")
         home = Path(folder, "home")
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         job = ReconstructableRepository.for_module(
             "pipelines.definitions", "defs", str(ROOT)).get_reconstructable_job(
             "parameter_sweep")
-        keys = [sweep_key(k, every) for k, every in GRID[:args.partitions]]
-        steps = len(keys) * len(SWEEP_ASSET_NAMES)
-        print(f"sweep: {len(keys)} partitions × {len(SWEEP_ASSET_NAMES)} execution settings "
-              f"= {steps} backtests, one run per partition\n")
         rows = []
         with DagsterInstance.local_temp(str(home)) as instance:
             for mode in ("per run", "running"):
                 for workers in (1, 2):
-                    rows.append((mode, workers, *sweep(instance, job, keys, mode, workers)))
-    print(f"  {'cluster':<8} {'workers':>7}  {'wall':>8}  {'sum of steps':>12}  {'speed-up':>8}")
+                    rows.append((mode, workers, *sweep(instance, job, mode, workers)))
+    print(f"  {'cluster':<8} {'workers':>7}  {'wall':>8}  {'sum of steps':>12}  "
+          f"{'wall / engine sum':>17}")
     for mode, workers, wall, step_seconds in rows:
-        base = next(w for m, n, w, _ in rows if m == mode and n == 1)
         print(f"  {mode:<8} {workers:>7}  {wall:6.1f} s  {step_seconds:10.1f} s  "
-              f"{base / wall:7.2f}×")
+              f"{wall / engine:16.2f}")
     print(f"\nload average (1, 5, 15 min) at the end: "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return 0
 
 
-def sweep(instance, job, keys, mode: str, workers: int) -> tuple[float, float]:
-    """Wall time and summed step time of the partitions `keys` on `workers` Dask workers."""
+def engine_seconds(artifacts: Path, points) -> float:
+    """The summed time of each point run alone on a prepared market (weights ready)."""
+    import polars as pl
+
+    from engine import BacktestConfig, market_of
+    from engine.backtest import run_weights, valid_weights
+    from engine.research.weights import top_k_weights
+
+    market = market_of(pl.read_parquet(artifacts / "market_data.parquet"))
+    signals = pl.read_parquet(artifacts / "signals.parquet")
+    total = 0.0
+    for point in points:
+        config = BacktestConfig().with_(**point.settings)
+        weights = valid_weights(top_k_weights(signals, point.top_k, point.every), market,
+                                config)
+        start = time.perf_counter()
+        run_weights(market, weights, config).metrics  # noqa: B018
+        total += time.perf_counter() - start
+    return total
+
+
+def sweep(instance, job, mode: str, workers: int) -> tuple[float, float]:
+    """Wall time and summed step time of one whole-grid run on `workers` Dask workers."""
     from dagster import execute_job
     from distributed import LocalCluster
 
@@ -89,16 +106,12 @@ def sweep(instance, job, keys, mode: str, workers: int) -> tuple[float, float]:
         config = local_cluster(workers)
     try:
         start = time.perf_counter()
-        step_seconds = 0.0
-        for key in keys:
-            result = execute_job(job, instance=instance,
-                                 run_config={"execution": {"config": config}},
-                                 tags={"dagster/partition": str(key)})
-            if not result.success:
-                sys.exit(f"bench/sweep_dask.py: partition {key} failed")
-            step_seconds += sum(e.event_specific_data.duration_ms / 1000
-                                for e in result.all_events
-                                if e.event_type_value == "STEP_SUCCESS")
+        result = execute_job(job, instance=instance,
+                             run_config={"execution": {"config": config}})
+        if not result.success:
+            sys.exit(f"bench/sweep_dask.py: the sweep failed ({mode}, {workers} workers)")
+        step_seconds = sum(e.event_specific_data.duration_ms / 1000 for e in result.all_events
+                           if e.event_type_value == "STEP_SUCCESS")
         return time.perf_counter() - start, step_seconds
     finally:
         if cluster is not None:

@@ -19,7 +19,7 @@ from assets.peers import (
 )
 from assets.reports import build_performance_summary
 from assets.resources import ArtifactStore, ExecutionSettings, artifacts_dir
-from assets.sweeps import SWEEP_BACKTESTS, sweep_summary
+from assets.sweeps import SWEEP_CHUNKS, SweepGrid, sweep_summary
 from assets.versions import with_code_versions
 from pipelines.alerts import alert_channel
 from pipelines.executors import default_executor
@@ -36,6 +36,7 @@ def resources(base_dir: str | Path | None = None) -> dict[str, object]:
         "store": ArtifactStore(base_dir=base),
         "settings": ExecutionSettings(),
         "peers": PeerSettings(),
+        "sweep_grid": SweepGrid(),
         "alerts": alert_channel(base),
     }
 
@@ -49,7 +50,7 @@ ASSETS = with_freshness_policy(with_code_versions([
     *PEER_ASSETS,
     build_performance_summary(BACKTESTS),
     build_trade_gap(ENGINE_AND_REFERENCE + EXTERNAL_PAIR + comparisons(PEER_NAMES)),
-    *SWEEP_BACKTESTS,
+    *SWEEP_CHUNKS,
     sweep_summary,
 ]))
 CHECKS = [*CORE_CHECKS, *PEER_CHECKS]

@@ -25,19 +25,20 @@ nightly_regression = define_asset_job(
 
 parameter_sweep = define_asset_job(
     "parameter_sweep",
-    selection=AssetSelection.assets(*SWEEP_ASSET_NAMES),
+    selection=AssetSelection.assets(*SWEEP_ASSET_NAMES, "sweep_summary"),
     executor_def=dask_executor,
     config={"execution": {"config": dask_config()}},
     tags={SWEEP_TAG: "grid"},
-    description="One partition (top-K × rebalance interval) at every fee and fill timing: "
-    "six steps on a Dask cluster. Backfill it over the partitions to run the whole grid.",
+    description="The whole grid (the sweep_grid resource: top-K × rebalance interval × fee × "
+    "fill timing) in chunks, each chunk one step running its points in one call, spread over "
+    "a Dask cluster; then the summary of every point.",
 )
 
 sweep_report = define_asset_job(
     "sweep_report",
     selection=AssetSelection.assets("sweep_summary"),
     tags={ARTIFACTS_TAG: "main"},
-    description="Compare every materialized sweep point.",
+    description="Rank every point of the materialized sweep chunks again.",
 )
 
 nightly_schedule = ScheduleDefinition(

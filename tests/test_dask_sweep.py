@@ -1,8 +1,8 @@
-"""The sweep on Dask: `parameter_sweep` partitions run through a real `distributed` cluster.
+"""The sweep on Dask: `parameter_sweep`'s chunks run through a real `distributed` cluster.
 
 A `LocalCluster` of two worker processes is started here and named to the job by address,
-as a remote scheduler is (`cluster.existing.address`); one more partition runs on the
-job's own default, a local cluster the executor creates. Runs go through a persistent
+as a remote scheduler is (`cluster.existing.address`); one more run goes to the job's own
+default, a local cluster the executor creates. Runs go through a persistent
 instance (the Dask executor needs one) and the artifact folder the workers inherit
 (`TRADEGAP_ARTIFACTS`).
 """
@@ -19,7 +19,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from distributed import Client, LocalCluster
 
 from assets.resources import ARTIFACTS_ENV
-from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
+from assets.sweeps import SWEEP_ASSET_NAMES
 from pipelines.executors import existing_cluster
 from tests.test_pipeline import SMALL
 
@@ -69,46 +69,43 @@ def sweep_job():
         "pipelines.definitions", "defs", str(ROOT)).get_reconstructable_job("parameter_sweep")
 
 
-def run_partition(instance, key, run_config=None):
+GRID = {"resources": {"sweep_grid": {"config": {
+    "top_k": [3, 6], "every": [5, 21], "fees_bp": [0.0, 25.0], "fills": ["next_open"]}}}}
+STEPS = {*SWEEP_ASSET_NAMES, "sweep_summary"}
+
+
+def run_sweep_job(instance, run_config):
     return execute_job(sweep_job(), instance=instance, run_config=run_config,
-                       tags={"dagster/partition": str(key)}, raise_on_error=False)
+                       raise_on_error=False)
 
 
-def test_sweep_partitions_run_on_the_workers_of_a_dask_cluster(artifacts, instance, cluster):
+def test_the_sweep_chunks_run_on_the_workers_of_a_dask_cluster(artifacts, instance, cluster):
     with Client(cluster) as client:
         worker_pids = set(client.run(os.getpid).values())
-    keys = [sweep_key(10, 5), sweep_key(25, 21)]
-    for key in keys:
-        result = run_partition(instance, key, {"execution": {"config": existing_cluster(
-            cluster.scheduler_address)}})
-        assert result.success, [e.message for e in result.all_events
-                                if e.event_type_value == "STEP_FAILURE"]
-        steps = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
-        assert {e.step_key for e in steps} == set(SWEEP_ASSET_NAMES)
-        assert {e.pid for e in steps} <= worker_pids  # executed by the Dask workers
-        assert os.getpid() not in {e.pid for e in steps}
-        materialized = {(m.asset_key.to_user_string(), m.partition)
-                        for m in result.get_asset_materialization_events()
-                        for m in [m.materialization]}
-        assert materialized == {(name, str(key)) for name in SWEEP_ASSET_NAMES}
+    result = run_sweep_job(instance, {**GRID, "execution": {"config": existing_cluster(
+        cluster.scheduler_address)}})
+    assert result.success, [e.message for e in result.all_events
+                            if e.event_type_value == "STEP_FAILURE"]
+    steps = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert {e.step_key for e in steps} == STEPS  # one step per chunk and the summary
+    assert {e.pid for e in steps} <= worker_pids  # executed by the Dask workers
+    assert os.getpid() not in {e.pid for e in steps}
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+                    for m in [m.materialization]}
+    assert materialized == STEPS
     with Client(cluster) as client:
         ran = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
     assert {f"parameter_sweep.{name}" for name in SWEEP_ASSET_NAMES} <= set(ran)
-    for key in keys:
-        fills = artifacts / "sweep_fee10bp_next_open" / str(key).replace("|", "/")
-        assert pl.read_parquet(fills / "fills.parquet").height > 0
+    summary = pl.read_parquet(artifacts / "sweep_summary.parquet")
+    assert summary.height == 8 and summary["n_fills"].min() > 0
 
 
 def test_the_sweep_job_defaults_to_a_local_cluster_it_starts(artifacts, instance):
     from pipelines.definitions import defs
 
-    key = sweep_key(50, 63)
-    default = defs.resolve_job_def("parameter_sweep").partitioned_config
-    run_config = default.get_run_config_for_partition_key(str(key))  # what a launch uses
-    assert run_config["execution"]["config"]["cluster"]["local"]["n_workers"] == 2
-    result = run_partition(instance, key, run_config)
+    default = defs.resolve_job_def("parameter_sweep").run_config  # what a launch starts from
+    assert default["execution"]["config"]["cluster"]["local"]["n_workers"] == 2
+    result = run_sweep_job(instance, {**default, **GRID})
     assert result.success
     steps = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
-    assert {e.step_key for e in steps} == set(SWEEP_ASSET_NAMES)
-    assert len({e.pid for e in steps}) == 2  # the two workers of the cluster it started
-    assert os.getpid() not in {e.pid for e in steps}
+    assert {e.step_key for e in steps} == STEPS

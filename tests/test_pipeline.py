@@ -22,13 +22,7 @@ from dagster import (
 from assets.backtests import backtest_engine
 from assets.groups import SWEEP
 from assets.resources import ArtifactStore, ExecutionSettings
-from assets.sweeps import (
-    SWEEP_ASSET_NAMES,
-    SWEEP_BACKTESTS,
-    parse_partition,
-    sweep_key,
-    sweep_summary,
-)
+from assets.sweeps import CHUNKS, SWEEP_ASSET_NAMES, SWEEP_CHUNKS, SweepGrid, sweep_summary
 from assets.types import BarsFrame
 from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
@@ -158,35 +152,54 @@ def test_user_signals_naming_unknown_assets_fail_the_signals_asset(tmp_path):
     assert "signals.csv: column 'asset'" in failure.event_specific_data.error.to_string()
 
 
-def test_a_sweep_over_two_partitions_is_compared_by_the_summary(tmp_path):
+SMALL_GRID = SweepGrid(top_k=[3, 6], every=[5, 21], fees_bp=[0.0, 25.0],
+                       fills=["next_open", "next_close"])
+
+
+def test_the_sweep_runs_its_grid_in_chunks_and_ranks_every_point(tmp_path):
     upstream = {"ops": {k: SMALL["ops"][k] for k in ("market_data", "signals")}}
     assert run_main(tmp_path, upstream, AssetSelection.assets("market_data", "features",
                                                               "signals")).success
-    for key in (sweep_key(10, 5), sweep_key(25, 21)):
-        result = materialize([*ASSETS], selection=SWEEP_BACKTESTS, partition_key=key,
-                             resources=resources(str(tmp_path)),
-                             instance=DagsterInstance.ephemeral())
-        assert result.success
-        assert len(result.get_asset_materialization_events()) == len(SWEEP_ASSET_NAMES)
-    result = materialize([*ASSETS], selection=[sweep_summary],
-                         resources=resources(str(tmp_path)),
+    result = materialize([*ASSETS], selection=[*SWEEP_CHUNKS, sweep_summary],
+                         resources={**resources(str(tmp_path)), "sweep_grid": SMALL_GRID},
                          instance=DagsterInstance.ephemeral())
     assert result.success
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert steps == {*SWEEP_ASSET_NAMES, "sweep_summary"}  # one step per chunk, not per point
+    points = SMALL_GRID.points()
+    chunks = [pl.read_parquet(tmp_path / name / "points.parquet") for name in SWEEP_ASSET_NAMES]
+    assert [chunk.height for chunk in chunks] == [len(points[i::CHUNKS]) for i in range(CHUNKS)]
     summary = pl.read_parquet(tmp_path / "sweep_summary.parquet")
-    assert summary.height == 2 * len(SWEEP_ASSET_NAMES)
-    assert {"k10 every5 fee0bp next_open", "k25 every21 fee25bp next_close"} <= set(
-        summary["backtest"])
-    assert summary["n_fills"].min() > 0
-    assert (tmp_path / "sweep_fee10bp_next_open" / "every21" / "k25" / "fills.parquet").is_file()
+    assert sorted(summary["backtest"]) == sorted(point.label for point in points)
+    assert summary["sharpe"].drop_nulls().is_sorted(descending=True)
     by_point = {row["backtest"]: row for row in summary.iter_rows(named=True)}
-    free, costly = by_point["k25 every21 fee0bp next_open"], by_point[
-        "k25 every21 fee25bp next_open"]
+    free = by_point["k6 every21 fees=0.0 fill=next_open"]
+    costly = by_point["k6 every21 fees=0.0025 fill=next_open"]
     assert free["n_fills"] > 0 and costly["final_equity"] < free["final_equity"]
+    market = pl.read_parquet(tmp_path / "market_data.parquet")
+    signals = pl.read_parquet(tmp_path / "signals.parquet")
+    from engine.research.weights import top_k_weights
+
+    alone = run_backtest(market, top_k_weights(signals, 6, 21),
+                         BacktestConfig(fees=0.0025, fill="next_open"))
+    assert costly["final_equity"] == alone.final_equity
+    equity = pl.concat([pl.read_parquet(tmp_path / name / "equity.parquet")
+                        for name in SWEEP_ASSET_NAMES])
+    curve = equity.filter(pl.col("backtest") == "k6 every21 fees=0.0025 fill=next_open")
+    assert curve["equity"].to_list() == alone.equity["equity"].to_list()
 
 
-def test_sweep_partition_keys_round_trip():
-    assert parse_partition(sweep_key(25, 21)) == (25, 21)
-    assert str(sweep_key(25, 21)) == "every21|k25"
+def test_an_empty_grid_fails_the_summary_with_the_reason(tmp_path):
+    upstream = {"ops": {k: SMALL["ops"][k] for k in ("market_data", "signals")}}
+    assert run_main(tmp_path, upstream, AssetSelection.assets("market_data", "features",
+                                                              "signals")).success
+    result = materialize([*ASSETS], selection=[*SWEEP_CHUNKS, sweep_summary],
+                         resources={**resources(str(tmp_path)),
+                                    "sweep_grid": SweepGrid(top_k=[])},
+                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["sweep_summary"]
+    assert "the sweep grid has no points" in str(failures[0].event_specific_data.error)
 
 
 def baseline_check(result, backtest: str = "backtest_engine"):

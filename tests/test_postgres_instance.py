@@ -23,26 +23,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from assets.sweeps import SWEEP_ASSET_NAMES, sweep_key
+from assets.sweeps import SWEEP_ASSET_NAMES
 from tests.dagster_server import ROOT, Server, free_port, ui_server
 from tests.test_ui_end_to_end import IN_PROCESS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.dask, pytest.mark.slow]
 
-BACKFILL = """mutation ($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) { __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message } ... on Error { message } } }"""
-BACKFILL_RUNS = """query ($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
-  ... on Runs { results { runId status tags { key value } } } } }"""
 START_SCHEDULE = """mutation ($selector: ScheduleSelector!) {
   startSchedule(scheduleSelector: $selector) { __typename
   ... on ScheduleStateResult { scheduleState { status } }
   ... on PythonError { message } ... on Error { message } } }"""
-PARTITIONS = [sweep_key(10, 5), sweep_key(25, 21)]
-BACKFILL_SECONDS = 900
+GRID = {"resources": {"sweep_grid": {"config": {
+    "top_k": [3, 6], "every": [5, 21], "fees_bp": [0.0, 25.0], "fills": ["next_open"]}}}}
 ALERT_SECONDS = 180
 
 
@@ -82,8 +76,7 @@ def deployment(home, postgres, artifacts) -> Iterator[dict]:
     environment = {**postgres, "TRADEGAP_ARTIFACTS": str(artifacts)}
     with ui_server(home, environment) as server:
         nightly, _ = server.run_job("nightly_regression", IN_PROCESS)
-        backfill = launch_backfill(server)
-        sweep_runs = wait_for_backfill(server, backfill)
+        sweep, _ = server.run_job("parameter_sweep", sweep_config())
         schedule = server.graphql(START_SCHEDULE, selector={
             **server.repository("nightly_regression"),
             "scheduleName": "nightly_regression_schedule"})["startSchedule"]
@@ -95,38 +88,15 @@ def deployment(home, postgres, artifacts) -> Iterator[dict]:
             **IN_PROCESS["ops"], "market_data": {"config": {"prices_paths": [str(bad)]}}}})
         assert server.wait_for_run(failing) == "FAILURE"
         alert = wait_for_alert(artifacts / "alerts" / "alerts.jsonl", failing, server)
-    yield {"nightly": nightly, "backfill": backfill, "sweep_runs": sweep_runs,
-           "failing": failing, "alert": alert, "environment": environment}
+    yield {"nightly": nightly, "sweep": sweep, "failing": failing, "alert": alert,
+           "environment": environment}
 
 
-def launch_backfill(server: Server) -> str:
-    params = {"selector": {"partitionSetName": "parameter_sweep_partition_set",
-                           "repositorySelector": server.repository("parameter_sweep")},
-              "partitionNames": [str(key) for key in PARTITIONS]}
-    launched = server.graphql(BACKFILL, params=params)["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    return launched["backfillId"]
+def sweep_config() -> dict:
+    """The sweep job's own run config (a local Dask cluster) with a small grid."""
+    from pipelines.definitions import defs
 
-
-def wait_for_backfill(server: Server, backfill: str) -> list[str]:
-    """The backfill's runs, once there is one per partition and all have finished."""
-    deadline = time.monotonic() + BACKFILL_SECONDS
-    runs = []
-    while time.monotonic() < deadline:
-        reply = server.graphql(BACKFILL_RUNS, filter={
-            "tags": [{"key": "dagster/backfill", "value": backfill}]})["runsOrError"]
-        runs = reply["results"]
-        if len(runs) == len(PARTITIONS) and all(
-                run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs):
-            failed = [run["runId"] for run in runs if run["status"] != "SUCCESS"]
-            if failed:
-                errors = [e["message"] for run_id in failed for e in server.run_events(run_id)
-                          if e.get("level") == "ERROR"]
-                pytest.fail(f"sweep runs {failed} failed:\n" + "\n".join(errors[-10:]))
-            return [run["runId"] for run in runs]
-        time.sleep(2)
-    pytest.fail(f"backfill {backfill} unfinished after {BACKFILL_SECONDS}s: {runs}\n"
-                f"{server.log_tail()}")
+    return {**defs.resolve_job_def("parameter_sweep").run_config, **GRID}
 
 
 def wait_for_alert(path: Path, run_id: str, server: Server) -> dict:
@@ -179,27 +149,23 @@ def test_the_nightly_run_and_its_materializations_are_read_back(deployment, inst
         assert [record.run_id for record in records] == [deployment["nightly"]], name
 
 
-def test_the_sweep_backfill_ran_each_partition_on_dask(deployment, instance):
-    runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": deployment["backfill"]}))
-    assert sorted(run.tags["dagster/partition"] for run in runs) == sorted(
-        str(key) for key in PARTITIONS)
-    for run in runs:
-        assert (run.job_name, run.status) == ("parameter_sweep", DagsterRunStatus.SUCCESS)
-        assert "local" in run.run_config["execution"]["config"]["cluster"]
-        events = [entry.dagster_event for entry in instance.all_logs(run.run_id)
-                  if entry.dagster_event is not None]
-        [run_worker] = {event.pid for event in events
-                        if event.event_type == DagsterEventType.RUN_START}
-        steps = [event for event in events if event.event_type == DagsterEventType.STEP_SUCCESS]
-        assert len(steps) == len(SWEEP_ASSET_NAMES)
-        # six steps in the two processes of the Dask cluster, neither the run's own process
-        # (in-process) nor one process per step (multiprocess)
-        assert len({event.pid for event in steps}) <= 2
-        assert run_worker not in {event.pid for event in steps}
+def test_the_sweep_ran_its_chunks_on_dask(deployment, instance):
+    run = instance.get_run_by_id(deployment["sweep"])
+    assert (run.job_name, run.status) == ("parameter_sweep", DagsterRunStatus.SUCCESS)
+    assert "local" in run.run_config["execution"]["config"]["cluster"]
+    events = [entry.dagster_event for entry in instance.all_logs(run.run_id)
+              if entry.dagster_event is not None]
+    [run_worker] = {event.pid for event in events
+                    if event.event_type == DagsterEventType.RUN_START}
+    steps = [event for event in events if event.event_type == DagsterEventType.STEP_SUCCESS]
+    assert {step.step_key for step in steps} == {*SWEEP_ASSET_NAMES, "sweep_summary"}
+    # the steps in the two processes of the Dask cluster, neither the run's own process
+    # (in-process) nor one process per step (multiprocess)
+    assert len({event.pid for event in steps}) <= 2
+    assert run_worker not in {event.pid for event in steps}
     for name in SWEEP_ASSET_NAMES:
         records = instance.fetch_materializations(AssetKey(name), limit=10).records
-        assert sorted(record.partition_key for record in records) == sorted(
-            str(key) for key in PARTITIONS), name
+        assert [record.run_id for record in records] == [deployment["sweep"]], name
 
 
 def test_the_schedule_state_is_stored(instance):
@@ -223,5 +189,5 @@ def test_the_rows_are_in_the_servers_own_tables(deployment, postgres):
         env={**os.environ, "PGPASSWORD": postgres["TRADEGAP_PG_PASSWORD"]},
         capture_output=True, text=True, check=True)
     runs, materializations = (int(value) for value in done.stdout.strip().split("|"))
-    assert runs >= 4  # nightly, two sweep partitions, the failing run
-    assert materializations >= 12 + 2 * len(SWEEP_ASSET_NAMES)
+    assert runs >= 3  # nightly, the sweep, the failing run
+    assert materializations >= 12 + len(SWEEP_ASSET_NAMES) + 1
