@@ -208,16 +208,100 @@ def _gap_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="target weights both sides traded (enables replay)")
     p.add_argument("--cash", type=float, help="initial cash (default: A's, else 1,000,000)")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--a-profile", choices=list(PROFILES),
+                   help="the rules of a bare log as A: this profile with the settings flags "
+                        "(default: inferred from A's fills)")
+    _log_options(p)
+    for field, flag, options in setting_options():
+        if field != "initial_cash":
+            p.add_argument(flag, dest=field, **options)
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """How fill logs are read (`engine.logs`): shared by `gap` and `explain`."""
+    from engine.logs import FORMATS
+    from engine.logs.options import PARTIALS, PRICE_TOLERANCE
+
+    p.add_argument("--format", choices=[*FORMATS, "columns"],
+                   help="the log's format (default: detected from its columns)")
+    p.add_argument("--columns", help="read the log column by column: key=Name,... with keys "
+                   "timestamp, asset, quantity, side, price, fee (A+B sums columns), order, "
+                   "trigger")
+    p.add_argument("--assets", help="CSV mapping the log's symbols (first column) to the "
+                   "prices' assets (second)")
+    p.add_argument("--partials", choices=PARTIALS, default="keep",
+                   help="keep every partial fill, or sum those of one order on one bar")
+    p.add_argument("--price-tolerance", type=float, default=PRICE_TOLERANCE,
+                   help="how far outside its bar's low-high range a fill may be "
+                        f"(default {PRICE_TOLERANCE})")
+
+
+def log_options_from_args(args: argparse.Namespace):
+    from engine.logs.options import LogOptions, parse_columns
+
+    return LogOptions(format=args.format, columns=parse_columns(args.columns),
+                      assets=args.assets, partials=args.partials,
+                      price_tolerance=args.price_tolerance)
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
     from engine.gap.files import run_gap
     from engine.gap.report import headline
 
-    analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash)
+    a_config = None
+    settings = [f.name for f in dataclasses.fields(BacktestConfig)
+                if f.name not in ("profile", "initial_cash")]
+    if args.a_profile or any(getattr(args, name, None) is not None for name in settings):
+        args.profile = args.a_profile or "tradegap"
+        a_config = _config(args)
+    analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash,
+                       log_options_from_args(args), a_config)
     print(f"{analysis.summary['verdict']}: {headline(analysis.summary)}")
     print(f"wrote {Path(args.out).resolve()}")
     return 0
+
+
+def _explain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="explain your engine's or broker's fill log against "
+                                       "tradegap run on the same inputs")
+    p.add_argument("--fills", required=True, help="your log as your engine or broker wrote "
+                   "it (vectorbt, backtrader, zipline, nautilus_trader, LEAN, IB Flex, ours)")
+    p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--weights", help="the target weights your engine traded")
+    what.add_argument("--orders", help="the order table your engine traded")
+    what.add_argument("--signals", help="scores (timestamp, asset, score): equal weights on "
+                      "the --top best every --every bars")
+    p.add_argument("--top", type=int, default=25, help="assets held with --signals")
+    p.add_argument("--every", type=int, default=21, help="bars between rebalances (--signals)")
+    p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
+                   help="the engine whose rules your log should follow")
+    p.add_argument("--out", default="out/explain", help="report folder (default: out/explain)")
+    _log_options(p)
+    for field, flag, options in setting_options():
+        p.add_argument(flag, dest=field, **options)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from engine.gap.explain import Decisions, run_explain
+    from engine.gap.report import headline
+
+    decisions = Decisions(args.weights, args.orders, args.signals, args.top, args.every)
+    explained = run_explain(args.fills, args.prices, args.out, decisions, _config(args),
+                            log_options_from_args(args))
+    for note in explained.log.notes:
+        print(f"note: {note}")
+    print(f"read {explained.log.fills.height} fills as {explained.log.format.title}")
+    print(headline(explained.analysis.summary))
+    print(f"wrote {Path(args.out).resolve()}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> BacktestConfig:
+    try:
+        return config_from_args(args)
+    except ValueError as error:
+        raise InputError("command line", str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backtest_parser(sub)
     _generate_parser(sub)
     _gap_parser(sub)
+    _explain_parser(sub)
     where = ("artifacts go to OUT/artifacts (default: $TRADEGAP_ARTIFACTS, else "
              "out/artifacts)")
     run = sub.add_parser("run", help="run the main job on the embedded default data")
@@ -246,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
-            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap, "demo": cmd_demo}
+            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap, "demo": cmd_demo,
+            "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:
