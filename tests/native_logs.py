@@ -128,6 +128,94 @@ def _zipline_here(folder: Path) -> None:
     pd.DataFrame(rows).to_csv(folder / "zipline_transactions.csv", index=False)
 
 
+def nautilus_report(prices: pl.DataFrame, orders: pl.DataFrame, fees: float,
+                    folder: Path) -> Path:
+    """nautilus_trader's `trader.generate_fills_report()` as `to_csv` writes it, for market
+    orders (`timestamp, asset, quantity`) submitted in `on_bar`: each fills at that bar's
+    close. Bars are stamped at 21:00 UTC (the session close) and priced in USD cents."""
+    prices.write_parquet(folder / "prices.parquet")
+    orders.write_parquet(folder / "orders.parquet")
+    (folder / "fees.json").write_text(json.dumps(fees))
+    python = REPO / ".venv" / "nautilus" / "bin" / "python"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([str(python), "-m", "tests.native_logs", "nautilus", str(folder)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"nautilus_trader failed:\n{done.stderr[-3000:]}")
+    return folder / "nautilus_fills.csv"
+
+
+def _nautilus_here(folder: Path) -> None:
+    """In the nautilus side environment: one venue, one Equity and daily LAST bars per
+    asset, a strategy that submits the orders of each bar in its `on_bar`."""
+    from decimal import Decimal
+
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.model.currencies import USD
+    from nautilus_trader.model.data import Bar, BarSpecification, BarType
+    from nautilus_trader.model.enums import (
+        AccountType,
+        AggregationSource,
+        BarAggregation,
+        OmsType,
+        OrderSide,
+        PriceType,
+    )
+    from nautilus_trader.model.identifiers import InstrumentId, Symbol, TraderId, Venue
+    from nautilus_trader.model.instruments import Equity
+    from nautilus_trader.model.objects import Money, Price, Quantity
+    from nautilus_trader.trading.strategy import Strategy
+
+    prices = pl.read_parquet(folder / "prices.parquet")
+    orders = pl.read_parquet(folder / "orders.parquet")
+    fee = Decimal(repr(json.loads((folder / "fees.json").read_text())))
+    venue = Venue("XNAS")
+    engine = BacktestEngine(BacktestEngineConfig(
+        trader_id=TraderId("TESTER-001"), logging=LoggingConfig(bypass_logging=True)))
+    engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.MARGIN,
+                     base_currency=USD, starting_balances=[Money(1_000_000, USD)])
+    spec = BarSpecification(1, BarAggregation.DAY, PriceType.LAST)
+    types = {}
+    for name in prices["asset"].unique().sort().to_list():
+        instrument = Equity(
+            instrument_id=InstrumentId(Symbol(name), venue), raw_symbol=Symbol(name),
+            currency=USD, price_precision=2, price_increment=Price(0.01, 2),
+            lot_size=Quantity.from_int(1), ts_event=0, ts_init=0, maker_fee=fee, taker_fee=fee)
+        engine.add_instrument(instrument)
+        types[name] = BarType(instrument.id, spec, AggregationSource.EXTERNAL)
+    close_ns = (pl.col("timestamp").dt.offset_by("21h").cast(pl.Datetime("ns"))
+                .cast(pl.Int64))
+    bars = [Bar(types[a], Price(o, 2), Price(h, 2), Price(low, 2), Price(c, 2),
+                Quantity(max(v, 1.0), 0), ts, ts)
+            for a, o, h, low, c, v, ts in prices.select(
+                "asset", "open", "high", "low", "close", pl.col("volume").floor(),
+                close_ns.alias("ts")).iter_rows()]
+    engine.add_data(bars)
+    due: dict[tuple[int, str], list[float]] = {}
+    for ts, asset, q in orders.select(close_ns.alias("ts"), "asset", "quantity").iter_rows():
+        due.setdefault((ts, asset), []).append(q)
+
+    class Orders(Strategy):
+        def on_start(self) -> None:
+            for bar_type in types.values():
+                self.subscribe_bars(bar_type)
+
+        def on_bar(self, bar) -> None:
+            symbol = bar.bar_type.instrument_id.symbol.value
+            for q in due.get((bar.ts_init, symbol), ()):
+                side = OrderSide.BUY if q > 0 else OrderSide.SELL
+                self.submit_order(self.order_factory.market(
+                    bar.bar_type.instrument_id, side, Quantity.from_int(int(abs(q)))))
+
+    engine.add_strategy(Orders())
+    engine.run()
+    engine.trader.generate_fills_report().to_csv(folder / "nautilus_fills.csv")
+    engine.dispose()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "zipline":
         _zipline_here(Path(sys.argv[2]))
+    elif sys.argv[1] == "nautilus":
+        _nautilus_here(Path(sys.argv[2]))
