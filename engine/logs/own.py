@@ -20,7 +20,8 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 TRADEGAP = LogFormat("tradegap", "tradegap fills",
-                     frozenset({"timestamp", "asset", "quantity", "price", "fee"}), _prepare)
+                     frozenset({"timestamp", "asset", "quantity", "price", "fee"}), _prepare,
+                     names={"time": "timestamp", "symbol": "asset"})
 
 
 def by_columns(mapping: dict[str, str]) -> LogFormat:

@@ -82,6 +82,8 @@ class _Failer:
 
 
 def _show(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else str(value)
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, float):
@@ -106,7 +108,7 @@ def _signed(frame: pl.DataFrame, fail: _Failer) -> pl.DataFrame:
 def _times(times: pl.Series, fail: _Failer, frame: pl.DataFrame) -> pl.Series:
     """Fill times as naive UTC datetimes (aware ones converted to UTC)."""
     if times.dtype == pl.String:
-        parsed = times.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        parsed = _inferred(times)
         for fmt in TIME_FORMATS:
             if parsed.null_count() == 0:
                 break
@@ -124,6 +126,14 @@ def _times(times: pl.Series, fail: _Failer, frame: pl.DataFrame) -> pl.Series:
     if times.dtype.time_zone is not None:
         times = times.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     return times.cast(pl.Datetime("us"))
+
+
+def _inferred(times: pl.Series) -> pl.Series:
+    """Times in the format polars infers from the first ones (all null if none fits)."""
+    try:
+        return times.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:
+        return pl.Series(times.name, [None] * times.len(), pl.Datetime("us"))
 
 
 def _on_bars(frame: pl.DataFrame, prices: pl.DataFrame, fail: _Failer) -> pl.DataFrame:
