@@ -322,3 +322,28 @@ def test_fees_from_several_columns(market):
                                   "fee": "Commission+Tax"})
     read = read_log(log, prices, options).fills
     assert (read["fee"] - fills["fee"]).abs().max() < 1e-9
+
+
+def test_a_bare_log_as_a_takes_its_rules_from_the_profile_and_settings(market, tmp_path):
+    folder, _, _ = market
+    common = ["--prices", str(folder / "prices.parquet"), "--weights",
+              str(folder / "weights.parquet")]
+    stops = ["--profile", "vectorbt", "--stop-loss", "0.02", "--take-profit", "0.03"]
+    assert main(["backtest", *common, "--out", str(tmp_path / "a"), *stops]) == 0
+    assert main(["backtest", *common, "--out", str(tmp_path / "b"), *stops,
+                 "--fees", "0.002"]) == 0
+    fills_a = pl.read_parquet(tmp_path / "a" / "fills.parquet")
+    assert fills_a.height > 0 and (fills_a["trigger"] != "").any()
+    fills_a.select(FILLS).write_parquet(tmp_path / "a.parquet")
+
+    def summary(a: str, *flags: str) -> dict:
+        out = tmp_path / f"gap-{len(flags)}-{Path(a).name}"
+        assert main(["gap", "--a", a, "--b", str(tmp_path / "b"), *common, "--out", str(out),
+                     *flags]) == 0
+        found = json.loads((out / "gap_summary.json").read_text())
+        return {k: v for k, v in found.items() if k not in ("a", "b")}
+
+    from_folder = summary(str(tmp_path / "a"))
+    assert summary(str(tmp_path / "a.parquet"), "--a-profile", "vectorbt", "--stop-loss",
+                   "0.02", "--take-profit", "0.03") == from_folder
+    assert {f["cause"] for f in from_folder["faults"]} == {"fee"}
