@@ -262,8 +262,9 @@ def test_a_fill_at_the_session_close_in_utc_belongs_to_that_days_bar(market):
      r"column 'Price': read as vectorbt records_readable: price outside its bar's low–high "
      r"range by more than 2.0% \(--price-tolerance\), found [\d.]+ at rows 5"),
     (lambda f: f.with_columns(pl.col("Price") * 100),
-     r"column 'Price': read as vectorbt records_readable: scale mismatch: the prices are ×100"
-     r" their bars' closes"),
+     r"column 'Price': read as vectorbt records_readable: scale mismatch \(rescale the log "
+     r"or the prices\): the prices are ×100 their bars' closes \(median ratio [\d.]+: cents "
+     r"against dollars, another unit, an unadjusted split\?\) at rows 1, 2, 3, 4, 5"),
     (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(-pl.col("Size"))
                               .otherwise(pl.col("Size")).alias("Size")),
      r"column 'Side': read as vectorbt records_readable: the side contradicts the quantity's "

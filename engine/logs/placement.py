@@ -231,9 +231,9 @@ def _checked(frame: pl.DataFrame, prices: pl.DataFrame, tolerance: float, fail: 
         nice = next((f for f in NICE_FACTORS if abs(factor / f - 1) <= SCALE_SPREAD), None)
         said = f"×{nice:g}" if nice else f"×{factor:.4g}"
         fail(joined, pl.lit(True), "price",
-             f"scale mismatch: the prices are {said} their bars' closes (median ratio "
-             f"{factor:.4g}; cents against dollars, or another unit or split?): rescale "
-             "the log or the prices")
+             f"scale mismatch (rescale the log or the prices): the prices are {said} "
+             f"their bars' closes (median ratio {factor:.4g}: cents against dollars, "
+             "another unit, an unadjusted split?)")
     low, high, p = pl.col("low"), pl.col("high"), pl.col("price")
     fail(joined, (p < low * (1 - tolerance)) | (p > high * (1 + tolerance)), "price",
          f"price outside its bar's low–high range by more than {tolerance:.1%} "
