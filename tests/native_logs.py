@@ -130,7 +130,8 @@ def _zipline_here(folder: Path) -> None:
 
 def nautilus_report(prices: pl.DataFrame, orders: pl.DataFrame, fees: float,
                     folder: Path) -> Path:
-    """nautilus_trader's `trader.generate_fills_report()` as `to_csv` writes it, for market
+    """nautilus_trader's `trader.generate_fills_report()` as `to_csv` writes it (and its
+    `generate_order_fills_report()` beside it, `nautilus_orders.csv`), for market
     orders (`timestamp, asset, quantity`) submitted in `on_bar`: each fills at that bar's
     close. Bars are stamped at 21:00 UTC (the session close) and priced in USD cents."""
     prices.write_parquet(folder / "prices.parquet")
@@ -211,6 +212,7 @@ def _nautilus_here(folder: Path) -> None:
     engine.add_strategy(Orders())
     engine.run()
     engine.trader.generate_fills_report().to_csv(folder / "nautilus_fills.csv")
+    engine.trader.generate_order_fills_report().to_csv(folder / "nautilus_orders.csv")
     engine.dispose()
 
 

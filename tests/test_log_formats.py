@@ -48,6 +48,17 @@ def assert_same_diagnosis(tmp: Path, folder: Path, native: Path, own: pl.DataFra
     decisions = flags or ("--weights", str(folder / "weights.parquet"), *SETTINGS)
     by_native = summary_of(tmp, folder, native, *decisions)
     assert by_native == summary_of(tmp, folder, own_file, *decisions)
+    reference = tmp / "reference"
+    assert main(["backtest", "--prices", str(folder / "prices.parquet"), *decisions,
+                 "--out", str(reference)]) == 0
+    gaps = []
+    for log in (native, own_file):
+        out = tmp / f"gap-{log.name}"
+        assert main(["gap", "--a", str(reference), "--b", str(log), "--prices",
+                     str(folder / "prices.parquet"), "--out", str(out)]) == 0
+        found = json.loads((out / "gap_summary.json").read_text())
+        gaps.append({k: v for k, v in found.items() if k not in ("a", "b")})
+    assert gaps[0] == gaps[1]
     return by_native
 
 
@@ -348,3 +359,19 @@ def test_a_bare_log_as_a_takes_its_rules_from_the_profile_and_settings(market, t
     assert summary(str(tmp_path / "a.parquet"), "--a-profile", "vectorbt", "--stop-loss",
                    "0.02", "--take-profit", "0.03") == from_folder
     assert {f["cause"] for f in from_folder["faults"]} == {"fee"}
+
+
+def test_signals_are_the_pipelines_top_k_weights(market, tmp_path):
+    folder, prices, fills = market
+    scores = prices.select("timestamp", "asset", score=(pl.col("close") * 7.0) % 1.0)
+    scores.write_parquet(tmp_path / "scores.parquet")
+    from engine.research.weights import top_k_weights
+
+    top_k_weights(scores, k=2, every=4).write_parquet(tmp_path / "weights.parquet")
+    fills.write_parquet(tmp_path / "mine.parquet")
+    by_signals = summary_of(tmp_path, folder, tmp_path / "mine.parquet", "--signals",
+                            str(tmp_path / "scores.parquet"), "--top", "2", "--every", "4")
+    (tmp_path / "out-mine.parquet").rename(tmp_path / "first")
+    by_weights = summary_of(tmp_path, folder, tmp_path / "mine.parquet", "--weights",
+                            str(tmp_path / "weights.parquet"))
+    assert by_signals == by_weights and by_signals["verdict"] != "identical"

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from engine.core.config import BacktestConfig
+from engine.logs import read_log
 from pipelines.cli import main
 from tests.native_logs import (
     backtrader_logs,
@@ -19,7 +20,7 @@ from tests.native_logs import (
     zipline_log,
 )
 
-DAY = pl.Datetime("us")
+FILLS = ["timestamp", "asset", "quantity", "price", "fee"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,9 @@ def test_nautilus_fills_report(market, tmp_path):
     orders_flag = ("--orders", str(tmp_path / "orders.parquet"))
     summary = same_both_ways(tmp_path, folder, native, own, orders_flag, "--fill", "same_close")
     assert summary["verdict"] == "identical"  # a market order in on_bar fills at its close
+    per_order = read_log(tmp_path / "nautilus_orders.csv", prices)
+    assert per_order.format.name == "nautilus_orders"
+    assert per_order.fills.select(FILLS).equals(read_log(native, prices).fills.select(FILLS))
     charged = same_both_ways(tmp_path, folder, native, own, orders_flag, "--fill",
                              "same_close", "--fees", "0.001")
     assert "fee" in causes(charged)
