@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from engine.core.config import BacktestConfig
-from engine.logs import read_log
+from engine.logs import LogOptions, read_log
 from pipelines.cli import main
 from tests.native_logs import (
     backtrader_logs,
@@ -153,3 +153,23 @@ def test_nautilus_fills_report(market, tmp_path):
     charged = same_both_ways(tmp_path, folder, native, own, orders_flag, "--fill",
                              "same_close", "--fees", "0.001")
     assert "fee" in causes(charged)
+
+
+def test_nautilus_partial_fills_kept_or_summed(market, tmp_path):
+    """nautilus's L1 book fills a market order past a quarter of the bar's volume in two
+    rows of one order, the second a tick worse: kept, or summed at their average."""
+    _, prices, _ = market
+    thin = prices.with_columns(volume=pl.lit(400.0))
+    stamps = prices["timestamp"].unique().sort()
+    orders = pl.DataFrame({"timestamp": [stamps[2], stamps[6]], "asset": ["A0001", "A0001"],
+                           "type": ["market"] * 2, "quantity": [150.0, -150.0]})
+    native = nautilus_report(thin, orders, 0.0, tmp_path)
+    kept = read_log(native, thin).fills
+    assert kept["quantity"].to_list() == [100.0, 50.0, -100.0, -50.0]
+    assert kept["order"].n_unique() == 2
+    close = thin.filter(pl.col("asset") == "A0001", pl.col("timestamp") == stamps[2])[
+        "close"][0]
+    assert kept["price"][:2].to_list() == pytest.approx([close, close + 0.01])
+    summed = read_log(native, thin, LogOptions(partials="sum")).fills
+    assert summed["quantity"].to_list() == [150.0, -150.0]
+    assert summed["price"][0] == pytest.approx((100 * close + 50 * (close + 0.01)) / 150)
