@@ -375,3 +375,17 @@ def test_signals_are_the_pipelines_top_k_weights(market, tmp_path):
     by_weights = summary_of(tmp_path, folder, tmp_path / "mine.parquet", "--weights",
                             str(tmp_path / "weights.parquet"))
     assert by_signals == by_weights and by_signals["verdict"] != "identical"
+
+
+def test_numbers_are_checked_on_the_files_own_rows(market, tmp_path):
+    _, prices, fills = market
+    text, _ = ib_flex(fills)
+    lines = text.splitlines()
+    cells = lines[4].split(",")  # the first fill's second execution (data row 2)
+    cells[IB_HEADER.index("IBCommission")] = '"0.35"'  # a rebate: negative as a fee
+    lines[4] = ",".join(cells)
+    native = tmp_path / "flex.csv"
+    native.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"flex.csv: column 'IBCommission': read as IB Flex "
+                       r"Trades CSV: fee must be a non-negative cost, found -0.35 at rows 2$"):
+        read_log(native, prices)

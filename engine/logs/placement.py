@@ -49,7 +49,14 @@ def place(raw: pl.DataFrame, prices: pl.DataFrame, options: LogOptions, fmt: Log
         raise InputError(label, f"read as {fmt.title}: no fills")
     for key in ("time", "symbol", "quantity", "price"):
         fail(raw, pl.col(key).is_null(), key, "missing or not readable")
-    frame = raw.with_columns(pl.col("fee").fill_null(0.0))
+    q, p, f = pl.col("quantity"), pl.col("price"), pl.col("fee")
+    fail(raw, ~q.is_finite() | (q == 0), "quantity", "quantity must be a non-zero number",
+         show="quantity")
+    fail(raw, ~p.is_finite() | (p <= 0), "price", "price must be a positive number",
+         show="price")
+    fail(raw, f.is_not_null() & (~f.is_finite() | (f < 0)), "fee",
+         "fee must be a non-negative cost", show="fee")
+    frame = raw.with_columns(f.fill_null(0.0))
     frame = _signed(frame, fail)
     frame = frame.with_columns(time=_times(frame["time"], fail, frame))
     frame = _on_bars(frame, prices, fail)
