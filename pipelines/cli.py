@@ -316,8 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the main job on the embedded default data")
     run.add_argument("--out", help=where)
     run.add_argument("--external-fills",
-                     help="your engine's fill log (timestamp, asset, quantity, price, fee; "
-                          "Parquet or CSV) to compare with the reference")
+                     help="your engine's or broker's fill log as it wrote it (vectorbt, "
+                          "backtrader, zipline, nautilus_trader, LEAN, IB Flex, or timestamp, "
+                          "asset, quantity, price, fee; docs/explain.md) to compare with the "
+                          "reference")
     demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
