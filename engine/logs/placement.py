@@ -115,14 +115,7 @@ def _signed(frame: pl.DataFrame, fail: _Failer) -> pl.DataFrame:
 def _times(times: pl.Series, fail: _Failer, frame: pl.DataFrame) -> pl.Series:
     """Fill times as naive UTC datetimes (aware ones converted to UTC)."""
     if times.dtype == pl.String:
-        parsed = _inferred(times)
-        for fmt in TIME_FORMATS:
-            if parsed.null_count() == 0:
-                break
-            other = times.str.strip_chars().str.to_datetime(fmt, strict=False,
-                                                            time_unit="us")
-            if other.null_count() < parsed.null_count():
-                parsed = other
+        parsed = _parsed(times.str.strip_chars())
         fail(frame.with_columns(parsed=parsed), pl.col("parsed").is_null(), "time",
              "not a date or time", show="time")
         times = parsed
@@ -135,11 +128,20 @@ def _times(times: pl.Series, fail: _Failer, frame: pl.DataFrame) -> pl.Series:
     return times.cast(pl.Datetime("us"))
 
 
-def _inferred(times: pl.Series) -> pl.Series:
-    """Times in the format polars infers from the first ones (all null if none fits)."""
+def _parsed(times: pl.Series) -> pl.Series:
+    """Text times in the first format (polars' inference, then TIME_FORMATS) that reads
+    a sample of them whole; unreadable ones null."""
+    sample = times.drop_nulls().head(200)
+    for fmt in (None, *TIME_FORMATS):
+        if _as_times(sample, fmt).null_count() == 0:
+            return _as_times(times, fmt)
+    return _as_times(times, None)
+
+
+def _as_times(times: pl.Series, fmt: str | None) -> pl.Series:
     try:
-        return times.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
-    except pl.exceptions.ComputeError:
+        return times.str.to_datetime(fmt, strict=False, time_unit="us")
+    except pl.exceptions.ComputeError:  # inference found no format
         return pl.Series(times.name, [None] * times.len(), pl.Datetime("us"))
 
 
