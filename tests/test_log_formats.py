@@ -85,6 +85,11 @@ def test_lean_result_orders_json(market, tmp_path):
     own = fills.with_columns(fee=pl.lit(0.0))  # LEAN's orders carry no fees
     summary = assert_same_diagnosis(tmp_path, folder, native, own)
     assert "fee" in {f["cause"] for f in summary["faults"]}
+    orders["2"]["status"] = 2
+    native.write_text(json.dumps({"orders": orders}))
+    with pytest.raises(InputError, match=r"1234567.json: column 'status': read as LEAN result "
+                       r"orders: an order partially filled .* \(order 2\) at rows 2$"):
+        read_log(native, market[1])
 
 
 def test_lean_order_events_json_with_partial_fills(market, tmp_path):

@@ -3,7 +3,8 @@
 Keys are read case-insensitively (Result.cs writes PascalCase, recent files camelCase).
 - Result JSON: `orders` keyed by id, one per order: `symbol.value`, signed `quantity`,
   `price` (the fill price once filled), `lastFillTime` (else `time`), `type`, `status`
-  (2 partially filled, 3 filled are kept). Orders carry no fees.
+  (3 filled are kept; 2, partially filled, is refused: the order holds its requested
+  quantity, and only the order-events file has what filled). Orders carry no fees.
 - Order events (`<id>-order-events.json`): one object per event; `filled` and
   `partiallyFilled` ones are fills: `symbolValue`, `fillQuantity` (signed), `direction`,
   `fillPrice`, `orderFeeAmount`, `time` (Unix seconds, UTC), `orderId`.
@@ -18,13 +19,15 @@ from typing import Any
 
 import polars as pl
 
+from engine.errors import InputError
 from engine.logs.spec import LogFormat, pick, raw
 
 ORDER_TYPES = {0: "MARKET", 1: "LIMIT", 2: "STOP_MARKET", 3: "STOP_LIMIT",
                4: "MARKET_ON_OPEN", 5: "MARKET_ON_CLOSE", 6: "OPTION_EXERCISE",
                7: "LIMIT_IF_TOUCHED", 8: "COMBO_MARKET", 9: "COMBO_LIMIT",
                10: "COMBO_LEG_LIMIT", 11: "TRAILING_STOP"}
-FILLED = {2, 3}
+FILLED = 3
+PARTIALLY_FILLED = 2
 
 
 def _lower(value: Any) -> Any:
@@ -45,7 +48,7 @@ def is_lean(document: Any) -> bool:
         and "fillquantity" in document[0]
 
 
-def from_json(document: Any) -> pl.DataFrame:
+def from_json(document: Any, label: str) -> pl.DataFrame:
     """The rows of a result JSON's orders or of an order-events list, as a flat frame."""
     document = _lower(document)
     if isinstance(document, dict):
@@ -63,7 +66,14 @@ def from_json(document: Any) -> pl.DataFrame:
                                            "quantity": pl.Float64, "price": pl.Float64,
                                            "status": pl.Int64, "order": pl.String,
                                            "trigger": pl.String}, orient="row")
-        return frame.with_row_index("row", 1).filter(pl.col("status").is_in(FILLED))
+        frame = frame.with_row_index("row", 1)
+        partial = frame.filter(pl.col("status") == PARTIALLY_FILLED)
+        if partial.height:
+            raise InputError(label, "read as LEAN result orders: an order partially filled "
+                             "holds its requested quantity only; read the order-events "
+                             f"file instead (order {partial['order'][0]})", "status",
+                             partial["row"].head(5).to_list(), total=partial.height)
+        return frame.filter(pl.col("status") == FILLED)
     rows = [{
         "time": event.get("time"), "symbol": event.get("symbolvalue") or event.get("symbol"),
         "quantity": event.get("fillquantity"), "direction": event.get("direction"),

@@ -78,7 +78,7 @@ def _open(source: str | Path | pl.DataFrame, name: str | None
                 raise InputError(label, "a JSON log must be a LEAN result (with orders) or "
                                         "a LEAN order-events list")
             kind = "lean:orders" if isinstance(document, dict) else "lean:events"
-            return lean.from_json(document), label, kind
+            return lean.from_json(document, label), label, kind
         return _read_csv(path), label, "table"
     except (pl.exceptions.PolarsError, json.JSONDecodeError, UnicodeDecodeError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
