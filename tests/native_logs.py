@@ -138,6 +138,9 @@ def nautilus_report(prices: pl.DataFrame, orders: pl.DataFrame, fees: float,
     orders.write_parquet(folder / "orders.parquet")
     (folder / "fees.json").write_text(json.dumps(fees))
     python = REPO / ".venv" / "nautilus" / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"no nautilus_trader environment at {python}: `make` creates it "
+                           "(the nautilus peer's side environment, nautilus_trader 1.221.0)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([str(python), "-m", "tests.native_logs", "nautilus", str(folder)],
                           cwd=REPO, env=env, capture_output=True, text=True)
