@@ -289,6 +289,13 @@ def test_a_fill_at_the_session_close_in_utc_belongs_to_that_days_bar(market):
                               .otherwise(pl.col("Side")).alias("Side")),
      r"column 'Side': read as vectorbt records_readable: side is neither buy nor sell, "
      r"found 'Hold' at rows 4"),
+    (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("n/a"))
+                              .otherwise(pl.col("Fees").cast(pl.String)).alias("Fees")),
+     r"column 'Fees': read as vectorbt records_readable: not a number, found 'n/a' at rows "
+     r"6"),
+    (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit(""))
+                              .otherwise(pl.col("Size").cast(pl.String)).alias("Size")),
+     r"column 'Size': read as vectorbt records_readable: missing at rows 7"),
     (lambda f: f.rename({"Side": "Direction"}),
      r"vbt.csv: no known log format has these columns \(Order Id, Column, Timestamp, Size, "
      r"Price, Fees, Direction\): name one with --format"),

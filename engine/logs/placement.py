@@ -29,7 +29,7 @@ import polars as pl
 from engine.data.loading import FILL_COLUMNS, load_fills
 from engine.errors import InputError
 from engine.logs.options import LogOptions
-from engine.logs.spec import LogFormat
+from engine.logs.spec import NUMBERS, LogFormat
 
 BUY = {"BUY", "B", "BOT", "BOUGHT", "LONG", "0"}
 SELL = {"SELL", "S", "SLD", "SOLD", "SHORT", "SELL_SHORT", "1"}
@@ -47,8 +47,12 @@ def place(raw: pl.DataFrame, prices: pl.DataFrame, options: LogOptions, fmt: Log
     fail = _Failer(label, fmt)
     if raw.height == 0:
         raise InputError(label, f"read as {fmt.title}: no fills")
+    for key in NUMBERS:
+        fail(raw, pl.col(f"{key}_text").is_not_null() & pl.col(key).is_null(), key,
+             "not a number", show=f"{key}_text")
     for key in ("time", "symbol", "quantity", "price"):
-        fail(raw, pl.col(key).is_null(), key, "missing or not readable")
+        fail(raw, pl.col(key).is_null(), key, "missing")
+    raw = raw.drop(f"{key}_text" for key in NUMBERS)
     q, p, f = pl.col("quantity"), pl.col("price"), pl.col("fee")
     fail(raw, ~q.is_finite() | (q == 0), "quantity", "quantity must be a non-zero number",
          show="quantity")

@@ -4,7 +4,8 @@ A format's `prepare` returns one row per fill with the columns of `RAW`: `time` 
 dtype; parsed later), `symbol` (the log's name for the asset), `quantity` (signed, or
 unsigned when `side` says the direction), `side` ('BUY'/'SELL' text or null), `price`,
 `fee` (a cost, non-negative), `order` and `trigger` (text or null) and `row` (the row's
-number in the file, for messages).
+number in the file, for messages); the numbers' text is kept beside them (`quantity_text`,
+...) so that an unreadable one is named, not taken as missing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 RAW = ("time", "symbol", "quantity", "side", "price", "fee", "order", "trigger", "row")
+NUMBERS = ("quantity", "price", "fee")  # each also kept as `<name>_text`, for messages
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ def raw(frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
     exprs = []
     for name in RAW:
         expr = columns.get(name, pl.col("row") if name == "row" else pl.lit(None))
-        if name in ("quantity", "price", "fee"):
+        if name in NUMBERS:
+            given = text(expr)
+            exprs.append(pl.when(given != "").then(given).alias(f"{name}_text"))
             expr = number(expr)
         elif name in ("symbol", "side", "order", "trigger"):
             expr = text(expr)
