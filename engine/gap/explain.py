@@ -40,6 +40,8 @@ class Decisions:
 
 @dataclass(frozen=True)
 class Explained:
+    """The analysis, and the log as it was read (its format and what that leaves out)."""
+
     analysis: GapAnalysis
     log: NativeLog
 
