@@ -223,17 +223,102 @@ def _gap_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cash", type=float, help="initial cash (default: A's, else 1,000,000)")
     p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--a-profile", choices=list(PROFILES),
+                   help="the rules of a bare log as A: this profile with the settings flags "
+                        "(default: inferred from A's fills)")
+    _log_options(p)
+    for field, flag, options in setting_options():
+        if field != "initial_cash":
+            p.add_argument(flag, dest=field, **options)
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """How fill logs are read (`engine.logs`): shared by `gap` and `explain`."""
+    from engine.logs import FORMATS
+    from engine.logs.options import PARTIALS, PRICE_TOLERANCE
+
+    p.add_argument("--format", choices=[*FORMATS, "columns"],
+                   help="the log's format (default: detected from its columns)")
+    p.add_argument("--columns", help="read the log column by column: key=Name,... with keys "
+                   "timestamp, asset, quantity, side, price, fee (A+B sums columns), order, "
+                   "trigger")
+    p.add_argument("--assets", help="CSV mapping the log's symbols (first column) to the "
+                   "prices' assets (second)")
+    p.add_argument("--partials", choices=PARTIALS, default="keep",
+                   help="keep every partial fill, or sum those of one order on one bar")
+    p.add_argument("--price-tolerance", type=float, default=PRICE_TOLERANCE,
+                   help="how far outside its bar's low-high range a fill may be "
+                        f"(default {PRICE_TOLERANCE})")
+
+
+def log_options_from_args(args: argparse.Namespace):
+    from engine.logs.options import LogOptions, parse_columns
+
+    return LogOptions(format=args.format, columns=parse_columns(args.columns),
+                      assets=args.assets, partials=args.partials,
+                      price_tolerance=args.price_tolerance)
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
     from engine.gap.files import run_gap
     from engine.gap.report import headline
 
+    a_config = None
+    settings = [f.name for f in dataclasses.fields(BacktestConfig)
+                if f.name not in ("profile", "initial_cash")]
+    if args.a_profile or any(getattr(args, name, None) is not None for name in settings):
+        args.profile = args.a_profile or "tradegap"
+        a_config = _config(args)
     analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash,
-                       args.force)
+                       log_options_from_args(args), a_config, args.force)
     print(f"{analysis.summary['verdict']}: {headline(analysis.summary)}")
     print(f"wrote {Path(args.out).resolve()}")
     return 0
+
+
+def _explain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="explain your engine's or broker's fill log against "
+                                       "tradegap run on the same inputs")
+    p.add_argument("--fills", required=True, help="your log as your engine or broker wrote "
+                   "it (vectorbt, backtrader, zipline, nautilus_trader, LEAN, IB Flex, ours)")
+    p.add_argument("--prices", required=True, help="Parquet or CSV: timestamp, asset, OHLCV")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--weights", help="the target weights your engine traded")
+    what.add_argument("--orders", help="the order table your engine traded")
+    what.add_argument("--signals", help="scores (timestamp, asset, score): equal weights on "
+                      "the --top best every --every bars")
+    p.add_argument("--top", type=int, default=25, help="assets held with --signals")
+    p.add_argument("--every", type=int, default=21, help="bars between rebalances (--signals)")
+    p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
+                   help="the engine whose rules your log should follow")
+    p.add_argument("--out", default="out/explain", help="report folder (default: out/explain); "
+                   + OUT_HELP)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    _log_options(p)
+    for field, flag, options in setting_options():
+        p.add_argument(flag, dest=field, **options)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from engine.explain import Decisions, run_explain
+    from engine.gap.report import headline
+
+    decisions = Decisions(args.weights, args.orders, args.signals, args.top, args.every)
+    explained = run_explain(args.fills, args.prices, args.out, decisions, _config(args),
+                            log_options_from_args(args), args.force)
+    for note in explained.log.notes:
+        print(f"note: {note}")
+    print(f"read {explained.log.fills.height} fills as {explained.log.format.title}")
+    print(headline(explained.analysis.summary))
+    print(f"wrote {Path(args.out).resolve()}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> BacktestConfig:
+    try:
+        return config_from_args(args)
+    except ValueError as error:
+        raise InputError("command line", str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backtest_parser(sub)
     _generate_parser(sub)
     _gap_parser(sub)
+    _explain_parser(sub)
     where = ("artifacts go to OUT/artifacts (default: $TRADEGAP_ARTIFACTS, else "
              "out/artifacts)")
     run = sub.add_parser(
@@ -254,8 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "passed; 1: a step failed; 2: bad input; 3: an ERROR check failed.")
     run.add_argument("--out", help=where)
     run.add_argument("--external-fills",
-                     help="your engine's fill log (timestamp, asset, quantity, price, fee; "
-                          "Parquet or CSV) to compare with the reference")
+                     help="your engine's or broker's fill log as it wrote it (vectorbt, "
+                          "backtrader, zipline, nautilus_trader, LEAN, IB Flex, or timestamp, "
+                          "asset, quantity, price, fee; docs/explain.md) to compare with the "
+                          "reference")
     demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
@@ -270,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
-            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap, "demo": cmd_demo}
+            "accept-baseline": cmd_accept_baseline, "gap": cmd_gap, "demo": cmd_demo,
+            "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

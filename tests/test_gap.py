@@ -127,7 +127,8 @@ def test_tradegap_gap_refuses_a_fills_file_with_unknown_assets(universe, tmp_pat
     code = main(["gap", "--a", str(tmp_path / "b.parquet"), "--b", str(tmp_path / "b.parquet"),
                  "--prices", str(tmp_path / "prices.parquet"), "--out", str(tmp_path / "g")])
     assert code == 2
-    assert "b.parquet: column 'asset': asset not in the prices" in capsys.readouterr().err
+    assert ("b.parquet: column 'asset': read as tradegap fills: unknown asset"
+            in capsys.readouterr().err)
     assert not (tmp_path / "g").exists()
 
 

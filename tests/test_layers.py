@@ -7,12 +7,14 @@ packages of one layer do not import each other. Every `import` counts, inside fu
 - `schemas`: the pandera models and the closed word lists; they import nothing of ours, so
   the engine and the pipeline can both read them.
 - `engine.errors`, `engine.progress`, `engine.data`, `engine.core`: errors and progress
-  bars, input loading, then the simulation core.
+  bars, input loading, then the simulation core beside the readers of other engines' and
+  brokers' trade logs (`engine.logs`).
 - `engine.results`: tables, metrics, parity checks and the one fill comparison.
 - `engine.reference`, `engine.peers`, `engine.research`: the independent reference (it
   imports nothing else of the engine), the peer adapters, signals and weights.
 - `engine.gap`: the trade-gap analysis, over the reference and the results.
-- `engine.backtest`, then `engine` itself: the public entry points.
+- `engine.backtest`, then `engine` itself: the public entry points (`engine.explain` runs
+  our engine, then the gap analysis, on a user's log; `engine.sweep` runs grids).
 - `assets`: the Dagster assets with their resources, types and IO manager.
 - `pipelines`: definitions, jobs, sensors, the CLI; only they assemble.
 """
@@ -29,7 +31,7 @@ LAYERS = [
     ["schemas"],
     ["engine.errors", "engine.progress"],
     ["engine.data"],
-    ["engine.core"],
+    ["engine.core", "engine.logs"],
     ["engine.results"],
     ["engine.reference", "engine.peers", "engine.research"],
     ["engine.gap"],

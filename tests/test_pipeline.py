@@ -28,6 +28,7 @@ from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from pipelines.definitions import ASSETS, CHECKS, defs, resources
 from pipelines.jobs import nightly_regression
+from tests.native_logs import vectorbt_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.peers]
 
@@ -298,6 +299,29 @@ def test_your_own_engines_log_is_explained_against_the_reference(tmp_path):
     assert row["headline"].startswith("backtest_external charged other fees")
     assert (tmp_path / "trade_gap_reports"
             / "backtest_external_vs_backtest_reference.png").is_file()
+
+
+def test_a_native_vectorbt_log_is_explained_in_the_nightly_report(tmp_path):
+    first = run_main(tmp_path, selection=AssetSelection.assets(
+        "market_data", "features", "signals", "target_weights"))
+    assert first.success
+    market = pl.read_parquet(tmp_path / "market_data.parquet")
+    weights = pl.read_parquet(tmp_path / "target_weights.parquet")
+    log = vectorbt_log(market, weights, BacktestConfig.for_profile("vectorbt", fees=0.002),
+                       tmp_path / "vbt_orders.csv")
+    config = {"ops": {**SMALL["ops"], "backtest_external": {
+        "config": {"fills_path": str(log), "format": "vectorbt"}}}}
+    result = run_main(tmp_path, run_config=config)
+    assert result.success
+    source = [e.materialization.metadata["source"].value
+              for e in result.get_asset_materialization_events()
+              if e.asset_key.to_user_string() == "backtest_external"]
+    assert source == [f"{log}, read as vectorbt records_readable"]
+    gaps = pl.read_parquet(tmp_path / "trade_gap" / "summary.parquet")
+    row = gaps.filter(pl.col("pair") == "backtest_external vs backtest_reference").row(
+        0, named=True)
+    assert row["first_cause"] == "fee"
+    assert "fee" in row["root_causes"]
 
 
 def test_risk_rules_in_the_run_config_reach_the_engine_and_the_reference(tmp_path):

@@ -1,8 +1,8 @@
 """`tradegap gap` on files: read two sides (fill files or backtest folders), write the report.
 
 A backtest folder (as `tradegap backtest` writes it) gives fills, the equity curve and the
-settings used; a fills file (Parquet or CSV: `timestamp, asset, quantity, price, fee`) gives
-fills only, and the rest is inferred.
+settings used; a fill log (ours, `timestamp, asset, quantity, price, fee`, or one an engine
+or broker wrote: `engine.logs`) gives fills only, and its rules are given or inferred.
 """
 
 from __future__ import annotations
@@ -13,23 +13,29 @@ from pathlib import Path
 import polars as pl
 
 from engine.core.config import BacktestConfig
-from engine.data.loading import load_fills, load_prices, load_weights
+from engine.data.loading import FILL_COLUMNS, load_fills, load_prices, load_weights
 from engine.errors import InputError
 from engine.gap.analyze import GapAnalysis, Side, analyze
 from engine.gap.report import render_markdown, render_png
-from engine.reference import rules_for
+from engine.logs import LogOptions, read_log
+from engine.reference import Rules, rules_for
 from engine.results.artifacts import claim_output, to_json, write_output
 
 OUTPUTS = ("gap_fills.parquet", "gap_summary.json", "gap_report.md", "gap_report.png")
 
 
-def read_side(source: str | Path, prices: pl.DataFrame) -> tuple[Side, BacktestConfig | None]:
-    """One side from a backtest folder or a fills file, with its settings when known."""
+def read_side(
+    source: str | Path, prices: pl.DataFrame, log: LogOptions | None = None,
+    rules: Rules | None = None,
+) -> tuple[Side, BacktestConfig | None]:
+    """One side from a backtest folder or a fill log (any format `engine.logs` reads), with
+    its settings when known; a bare log takes `rules` (None: inferred by the analysis)."""
     path = Path(source)
     if not path.exists():
         raise InputError(str(source), "no such file or folder")
     if not path.is_dir():
-        return Side(load_fills(path, prices), name=path.name), None
+        fills = read_log(path, prices, log).fills.select(FILL_COLUMNS)
+        return Side(fills, rules=rules, name=path.name), None
     fills_file = path / "fills.parquet"
     if not fills_file.is_file():
         raise InputError(str(source), "folder has no fills.parquet (not a backtest output)")
@@ -47,22 +53,33 @@ def read_side(source: str | Path, prices: pl.DataFrame) -> tuple[Side, BacktestC
 
 def run_gap(
     a: str | Path, b: str | Path, prices: str | Path, out: str | Path,
-    weights: str | Path | None = None, cash: float | None = None, force: bool = False,
+    weights: str | Path | None = None, cash: float | None = None,
+    log: LogOptions | None = None, a_config: BacktestConfig | None = None,
+    force: bool = False,
 ) -> GapAnalysis:
     """Analyze B against A and write the four outputs into `out` (replaced atomically).
 
-    `out` must be new, empty or an earlier gap report (`artifacts.claim_output`) and may not
+    `log` says how fill logs are read; `a_config` gives a bare log as A its rules. `out`
+    must be new, empty or an earlier gap report (`artifacts.claim_output`) and may not
     contain an input; that is checked before any work.
     """
     inputs = (a, b, prices, weights)
     claim_output(out, "gap", inputs, force)
     bars = load_prices(prices)
-    side_a, config_a = read_side(a, bars)
-    side_b, _ = read_side(b, bars)
+    side_a, config_a = read_side(a, bars, log, rules_for(a_config) if a_config else None)
+    config_a = config_a or a_config
+    side_b, _ = read_side(b, bars, log)
     targets = load_weights(weights, bars, allow_short=True, allow_leverage=True) \
         if weights else None
     initial_cash = cash or (config_a.initial_cash if config_a else 1_000_000.0)
     analysis = analyze(side_a, side_b, bars, targets, initial_cash)
+    write_outputs(analysis, out, inputs, force)
+    return analysis
+
+
+def write_outputs(analysis: GapAnalysis, out: str | Path, inputs: tuple = (),
+                  force: bool = False) -> None:
+    """The four outputs of an analysis, into `out` (replaced atomically; a gap output)."""
 
     def fill(tmp: Path) -> None:
         analysis.gap_fills.write_parquet(tmp / "gap_fills.parquet")
@@ -71,4 +88,3 @@ def run_gap(
         (tmp / "gap_report.png").write_bytes(render_png(analysis))
 
     write_output(out, "gap", fill, inputs, force)
-    return analysis
