@@ -75,10 +75,6 @@ def with_offsets(prices: pl.DataFrame) -> pl.DataFrame:
     return prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"))
 
 
-def unsorted(prices: pl.DataFrame) -> pl.DataFrame:
-    return pl.concat([prices.slice(8, 8), prices.head(8), prices.slice(16)])
-
-
 def leverage(weights: pl.DataFrame, _prices) -> pl.DataFrame:
     return edit(weights, 2, "weight", 0.9)
 
@@ -109,9 +105,6 @@ CASES = [
          prices_csv(lambda p: pl.concat([p.head(3), p.slice(2, 1), p.slice(3)])),
          "prices.csv: duplicate (timestamp, asset) rows for (2010-01-04, 'A0003') "
          "at rows 3, 4"),
-    Case("unsorted rows", "prices", prices_csv(unsorted),
-         f"{PRICE} 'timestamp': row sorts before the row above it (sort by timestamp, then "
-         "asset) at rows 9"),
     Case("close above the high", "prices",
          prices_csv(lambda p: edit(p, 5, "close", p["high"][4] * 1.5)),
          f"{PRICE} 'high': high below open or close (inconsistent bar; repair_ohlc widens "

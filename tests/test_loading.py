@@ -10,7 +10,7 @@ import pandera.errors
 import polars as pl
 import pytest
 
-from engine.data.loading import load_orders, load_prices, load_weights, read_table
+from engine.data.loading import load_orders, load_prices, load_signals, load_weights, read_table
 from engine.data.market import Market
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.errors import InputError
@@ -323,20 +323,19 @@ def test_duplicate_rows_far_apart_are_found_in_unsorted_input(prices, tmp_path):
     )
 
 
-def test_rows_out_of_timestamp_order_are_named(prices, tmp_path):
-    swapped = pl.concat([prices.slice(8, 8), prices.head(8), prices.slice(16)])
-    assert message(load_prices, write_csv(swapped, tmp_path)) == (
-        "prices.csv: column 'timestamp': row sorts before the row above it "
-        "(sort by timestamp, then asset) at rows 9"
-    )
+@pytest.mark.parametrize("order", ["asset", "reversed", "shuffled"])
+def test_rows_in_any_order_are_sorted_by_timestamp_then_asset(prices, tmp_path, order):
+    reordered = {"asset": prices.sort("asset", "timestamp"), "reversed": prices.reverse(),
+                 "shuffled": prices.sample(fraction=1.0, shuffle=True, seed=4)}[order]
+    assert not reordered.equals(prices)
+    loaded = load_prices(write_csv(reordered, tmp_path))
+    assert loaded.equals(load_prices(prices))
 
 
-def test_rows_out_of_asset_order_are_named(prices, tmp_path):
-    swapped = pl.concat([prices.head(2), prices.slice(3, 1), prices.slice(2, 1),
-                         prices.slice(4)])
-    assert message(load_prices, write_csv(swapped, tmp_path)) == (
-        "prices.csv: column 'asset': row sorts before the row above it "
-        "(sort by timestamp, then asset) at rows 4"
+def test_a_bad_value_in_unsorted_rows_is_named_at_its_row_in_the_file(prices, tmp_path):
+    grouped = edit(prices.sort("asset", "timestamp"), 7, "close", -1.0)
+    assert message(load_prices, write_csv(grouped, tmp_path)) == (
+        "prices.csv: column 'close': price must be a positive number, found -1.0 at rows 7"
     )
 
 
@@ -382,11 +381,10 @@ def test_duplicate_weights_are_rejected(weights, prices):
     )
 
 
-def test_unsorted_weights_are_rejected(weights, prices):
-    backwards = weights.reverse()
-    assert message(load_weights, backwards, prices).startswith(
-        "weights: column 'asset': row sorts before the row above it"
-    )
+def test_unsorted_weights_and_signals_are_sorted(weights, prices):
+    assert load_weights(weights.reverse(), prices).equals(load_weights(weights, prices))
+    scores = weights.rename({"weight": "score"})
+    assert load_signals(scores.reverse(), prices).equals(load_signals(scores, prices))
 
 
 def test_negative_weights_need_allow_short(weights, prices):

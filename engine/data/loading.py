@@ -2,7 +2,8 @@
 
 Prices come out as `timestamp, asset, open, high, low, close, volume` and weights as
 `timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
-`Float64`, in the input's row order, which must already be sorted by (timestamp, asset).
+`Float64`, sorted by (timestamp, asset). Rows may come in any order (a vendor's file grouped
+by asset is sorted here); a (timestamp, asset) key given twice is refused.
 Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
 the 1-based data rows (as in the file) of the first offenders. The value checks of a table
 run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
@@ -88,7 +89,7 @@ def load_prices(
                        "volume must be a non-negative number", "volume"))
         _reject_first(frame, label, [*checks, KEYS])
     frame = _check_ohlc(frame, label, repair_ohlc)
-    return _gate(frame, Bars, label)
+    return _gate(_in_key_order(frame), Bars, label)
 
 
 def _bars_look_valid(frame: pl.DataFrame) -> bool:
@@ -130,7 +131,7 @@ def load_weights(
     _reject_first(frame, label, checks)
     if not allow_leverage:
         _check_leverage(frame, label, gross=allow_short)
-    return _gate(frame, Weights, label)
+    return _gate(_in_key_order(frame), Weights, label)
 
 
 def load_signals(source: Source, prices: Source | Market, name: str | None = None
@@ -141,7 +142,7 @@ def load_signals(source: Source, prices: Source | Market, name: str | None = Non
     checks = [(~pl.col("score").is_finite(), "score", "score must be a finite number", "score"),
               *_on_prices(prices), KEYS]
     _reject_first(frame, label, checks)
-    return _gate(frame, Scores, label)
+    return _gate(_in_key_order(frame), Scores, label)
 
 
 def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
@@ -467,7 +468,7 @@ def _key_flags() -> dict[str, pl.Expr]:
 
 
 def _check_keys(frame: pl.DataFrame, label: str) -> None:
-    """One row per (timestamp, asset), sorted by timestamp, then asset."""
+    """One row per (timestamp, asset), in any order (`_in_key_order` sorts them later)."""
     flags = frame.select(**_key_flags())
     back = flags["back_ts"] | flags["back_asset"]
     if back.any():
@@ -478,10 +479,15 @@ def _check_keys(frame: pl.DataFrame, label: str) -> None:
         first = frame.filter(duplicated).row(0, named=True)
         _raise(frame, duplicated, label, None, "duplicate (timestamp, asset) rows for "
                f"({_show(first['timestamp'])}, {_show(first['asset'])})")
-    if back.any():
-        column = "timestamp" if flags["back_ts"][int(back.arg_true()[0])] else "asset"
-        _raise(frame, back, label, column,
-               "row sorts before the row above it (sort by timestamp, then asset)")
+
+
+def _in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows sorted by (timestamp, asset); as they are when they already are (checked
+    after the value checks, so that their messages name the rows as in the file)."""
+    flags = _key_flags()
+    if frame.select((flags["back_ts"] | flags["back_asset"]).any()).item():
+        return frame.sort("timestamp", "asset")
+    return frame
 
 
 def _check_leverage(frame: pl.DataFrame, label: str, gross: bool) -> None:
