@@ -63,13 +63,16 @@ def progress_logger(_) -> logging.Logger:
     return log
 
 
-def run_main_job(base: Path, external_fills: str | None = None) -> int:
+def run_main_job(base: Path, external_fills: str | None = None,
+                 run_config: dict | None = None) -> int:
     """Run `nightly_regression` in-process with artifacts under `base`; 0 if it succeeded.
 
-    `external_fills` is your engine's fill log, compared with the reference.
+    `external_fills` is your engine's fill log, compared with the reference; `run_config`
+    (`pipelines.run_config.user_run_config`: the user's files and settings) is merged in.
     """
     from pipelines.definitions import ASSETS, CHECKS, resources
     from pipelines.jobs import nightly_regression
+    from pipelines.run_config import merge
 
     start = time.perf_counter()
     print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
@@ -77,9 +80,9 @@ def run_main_job(base: Path, external_fills: str | None = None) -> int:
                        resources=resources(str(base)), loggers={"progress": progress_logger})
     result = defs.resolve_job_def("nightly_regression").execute_in_process(
         instance=DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"loggers": {"progress": {}},
-                    "ops": {"backtest_external": {"config": {
-                        "fills_path": external_fills or ""}}}},
+        run_config=merge(run_config or {}, {
+            "loggers": {"progress": {}},
+            "ops": {"backtest_external": {"config": {"fills_path": external_fills or ""}}}}),
     )
     elapsed = time.perf_counter() - start
     if not result.success:

@@ -179,7 +179,7 @@ def good(tmp_path_factory) -> dict[str, object]:
                  "--out", str(out)]) == 0
     artifacts = folder / "artifacts"
     config = {"ops": {"market_data": {"config": {"prices_paths": [str(prices_path)]}},
-                      "signals": {"config": {"train_window": 20, "refit_every": 5}},
+                      "signals": {"config": {"skip": True}},  # the weights come from a file
                       "target_weights": {"config": {"weights_path": str(weights_path)}}}}
     result = materialize(ASSETS, selection=AssetSelection.assets(*UPSTREAM),
                          resources=resources(artifacts), run_config=config,
