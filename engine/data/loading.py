@@ -185,10 +185,10 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     frame = _cast_assets(frame, label)
     for column in ("quantity", "limit_price", "stop_price", "trail"):
         frame = _cast_number(frame, column, label)
-    text = [pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
-            for c in ("type", "trail_mode", "group", "id", "parent", "valid_until")]
-    frame = frame.with_columns(text).with_columns(
-        pl.col("trail_mode").fill_null("percent"))
+    for column in ("type", "trail_mode", "group", "id", "parent", "valid_until"):
+        if column == "type" or column in present:  # one at a time: one column's copy at most
+            frame = frame.with_columns(_trimmed(frame[column], column in ("id", "parent")))
+    frame = frame.with_columns(pl.col("trail_mode").fill_null("percent"))
     kind, qty = pl.col("type"), pl.col("quantity")
     limit, stop, trail = pl.col("limit_price"), pl.col("stop_price"), pl.col("trail")
     needs_limit = kind.is_in(["limit", "stop_limit"])
@@ -242,6 +242,17 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     return _gate(frame, OrderRows, label)
 
 
+def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
+    """Text without surrounding blanks, empty text as null. A column of few distinct values
+    (`distinct` False: types, modes, bar counts) is trimmed through its distinct values, so
+    that millions of rows cost one new column, not a copy per step."""
+    values = values.cast(pl.String)
+    if distinct:
+        return values.str.strip_chars().replace("", None)
+    seen = values.unique().drop_nulls()
+    return values.replace_strict(seen, seen.str.strip_chars().replace("", None), default=None)
+
+
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
     raw = frame["valid_until"]
@@ -252,17 +263,19 @@ def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
                                   valid_until=pl.lit(None, dtype=pl.Datetime("us"))
                                   ).select(columns)
     if isinstance(raw.dtype, pl.Datetime | pl.Date):
-        bars = pl.Series([None] * frame.height, dtype=pl.Float64)
+        bars = pl.repeat(None, frame.height, dtype=pl.Float64, eager=True)
         stamps = _cast_timestamps(pl.DataFrame({"timestamp": raw}), label).to_series()
     else:
         raw = raw.cast(pl.String)
         bars = raw.cast(pl.Float64, strict=False)
         as_time = raw.is_not_null() & bars.is_null()
-        filler = _show(frame["timestamp"][0])
-        parsed = _cast_timestamps(pl.DataFrame({"timestamp": raw.zip_with(
-            as_time, pl.Series([filler] * frame.height))}), label).to_series()
-        stamps = parsed.zip_with(as_time, pl.Series([None] * frame.height,
-                                                     dtype=pl.Datetime("us")))
+        if as_time.any():
+            filler = _show(frame["timestamp"][0])
+            parsed = _cast_timestamps(pl.select(timestamp=pl.when(as_time).then(raw)
+                                                .otherwise(pl.lit(filler))), label).to_series()
+            stamps = pl.select(pl.when(as_time).then(parsed)).to_series()
+        else:  # bar counts only: nothing to parse
+            stamps = pl.repeat(None, frame.height, dtype=pl.Datetime("us"), eager=True)
     bad_bars = bars.is_not_null() & ((bars < 1) | (bars != bars.floor()))
     _reject(frame, bad_bars, label, "valid_until",
             "valid_until in bars must be a whole number of at least 1", show="valid_until")
@@ -518,15 +531,25 @@ def _price_keys(prices: Source) -> pl.DataFrame:
 
 Check = tuple[pl.Expr, str, str, str | None]  # (bad rows, column, problem, column shown)
 KEYS = "keys"  # the check that keys are unique and sorted
+CHECK_SLICE = 1 << 20  # rows `_reject_first` checks at a time
 
 
 def _reject_first(frame: pl.DataFrame, label: str, checks: list[Check | str]) -> None:
     """Run `checks` in one pass and raise for the first that fails, as `_reject` words it;
-    the check `KEYS` is `_check_keys`."""
+    the check `KEYS` is `_check_keys`.
+
+    The pass reads `CHECK_SLICE` rows at a time, each slice overlapping the one before by a
+    row (for the checks that compare a row with the row above), so the checks' temporary
+    columns stay small whatever the table's length.
+    """
     flags = [(pl.any_horizontal(*_key_flags().values()) if check == KEYS
               else check[0].fill_null(True)).any().alias(str(i))
              for i, check in enumerate(checks)]
-    for check, fails in zip(checks, frame.select(flags).row(0), strict=True):
+    failing = [False] * len(checks)
+    for start in range(0, max(frame.height, 1), CHECK_SLICE):
+        part = frame.slice(max(start - 1, 0), CHECK_SLICE + (start > 0))
+        failing = [a or b for a, b in zip(failing, part.select(flags).row(0), strict=True)]
+    for check, fails in zip(checks, failing, strict=True):
         if fails and check == KEYS:
             _check_keys(frame, label)
         elif fails:
