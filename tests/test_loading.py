@@ -10,6 +10,7 @@ import pandera.errors
 import polars as pl
 import pytest
 
+from engine.data import loading
 from engine.data.loading import load_orders, load_prices, load_signals, load_weights, read_table
 from engine.data.market import Market
 from engine.data.synthetic import generate_market, momentum_scores
@@ -461,3 +462,31 @@ def test_signals_naming_an_unknown_asset_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"signals.csv: column 'asset': asset not in the prices"
                        r", found 'NOPE' at rows 3"):
         load_signals(path, prices)
+
+
+@pytest.mark.parametrize("bad_row", [4, 5, 6, 9])
+def test_checks_read_in_slices_find_the_first_bad_row_across_slice_edges(
+        prices, monkeypatch, bad_row):
+    """The check pass reads a table a slice at a time; a row that sorts before the row
+    above it is found when the two rows sit on either side of a slice edge."""
+    monkeypatch.setattr(loading, "CHECK_SLICE", 4)
+    market = Market.from_bars(load_prices(prices))
+    stamps = prices["timestamp"].unique().sort().head(10).to_list()
+    stamps[bad_row - 1], stamps[bad_row - 2] = stamps[bad_row - 2], stamps[bad_row - 1]
+    orders = pl.DataFrame({"timestamp": stamps, "asset": ["A0001"] * 10,
+                           "type": [" market "] * 10, "quantity": [1.0] * 10})
+    assert message(load_orders, orders, market) == (
+        "orders: column 'timestamp': row sorts before the row above it (sort orders by "
+        f"timestamp) at rows {bad_row}")
+    fine = orders.sort("timestamp")
+    assert load_orders(fine, market)["type"].to_list() == ["market"] * 10
+    bad_weight = load_weights(weights_on(prices), prices).with_columns(
+        weight=pl.when(pl.int_range(pl.len()) == bad_row - 1).then(float("nan"))
+        .otherwise(pl.col("weight")))
+    assert message(load_weights, bad_weight, prices).endswith(f"at rows {bad_row}")
+
+
+def weights_on(prices: pl.DataFrame) -> pl.DataFrame:
+    """A small weight on every bar of the first two assets."""
+    return prices.filter(pl.col("asset").is_in(["A0001", "A0002"])).select(
+        "timestamp", "asset", weight=pl.lit(0.1))
