@@ -26,10 +26,14 @@ class _Progress(logging.Handler):
         self.checks: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        meta = getattr(record, "dagster_meta", {})
+        event = meta.get("dagster_event")
+        elapsed = time.perf_counter() - self.start
+        if event is None and record.levelno >= logging.WARNING and meta.get("orig_message"):
+            print(f"  [{elapsed:5.1f}s] {meta.get('step_key') or 'run'} warning: "
+                  f"{meta['orig_message']}", flush=True)
         if event is None or event.event_type_value not in SHOWN:
             return
-        elapsed = time.perf_counter() - self.start
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             verdict = ("passed" if data.passed else
