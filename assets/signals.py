@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 
 from assets.groups import SIGNALS
 from engine.data.loading import load_signals, load_weights
-from engine.research.features import compute_features
+from engine.research.features import DegenerateFeature, compute_features
 from engine.research.signals import Ridge, walk_forward_scores
 from engine.research.weights import top_k_weights
 from pipelines.resources import ExecutionSettings
@@ -68,8 +68,9 @@ def signals(
             f"ridge(alpha={config.ridge_alpha}), window {config.train_window}, "
             f"refit every {config.refit_every}"),
         "scored_bars": MetadataValue.int(scores.height),
-        "dropped_features": MetadataValue.text(
-            "; ".join(str(w.message) for w in caught) or "none"),
+        "dropped_features": MetadataValue.text("; ".join(
+            str(w.message) for w in caught if issubclass(w.category, DegenerateFeature))
+            or "none"),
     })
     return scores
 

@@ -145,3 +145,16 @@ def test_run_flags_are_checked_in_one_line(tmp_path, capsys):
     assert "run.yaml: a run config is a mapping" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "--weights", "w.csv", "--signals", "s.csv"])
+
+
+def test_the_signals_asset_names_the_dropped_feature_in_its_metadata(tmp_path, sp500_bars):
+    prices = tmp_path / "sp500.csv"
+    sp500_bars.write_csv(prices)
+    result = materialize([*ASSETS, *CHECKS], selection=["market_data", "features", "signals"],
+                         resources=resources(str(tmp_path / "artifacts")),
+                         run_config=user_run_config(prices=str(prices)),
+                         instance=DagsterInstance.ephemeral())
+    [signals] = [m for m in result.asset_materializations_for_node("signals")]
+    assert signals.metadata["dropped_features"].value == (
+        "feature volume_z dropped: no value on any row (null or NaN throughout)")
+    assert signals.metadata["scored_bars"].value > 0
