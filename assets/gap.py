@@ -17,6 +17,7 @@ from engine.gap.analyze import Side, analyze
 from engine.gap.report import headline, render_markdown, render_png
 from engine.gap.vocabulary import CAUSES
 from engine.reference import rules_for
+from engine.results.markdown import escape
 
 # (a, b, causes allowed): engine and reference must be identical; your own engine's log
 # may differ in any way the analysis explains.
@@ -95,7 +96,7 @@ def build_trade_gap(comparisons: list[tuple[str, str, frozenset]]):
                              f"{headline(analysis.summary)}")
         summary = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
         context.add_output_metadata({"verdicts": MetadataValue.md(
-            "\n".join(f"- **{r['pair']}**: {r['verdict']}" for r in rows)), **metadata})
+            "\n".join(f"- **{escape(r['pair'])}**: {r['verdict']}" for r in rows)), **metadata})
         return {"summary": summary, **tables}
 
     return trade_gap

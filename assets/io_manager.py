@@ -25,26 +25,30 @@ from dagster import (
 )
 
 from engine.results.artifacts import replace_directory, write_parquet, write_table
+from engine.results.markdown import escape
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = 5) -> str:
-    """The first `rows` rows as a markdown table (for metadata previews)."""
+    """The first `rows` rows as a markdown table (for metadata previews), every value
+    escaped."""
     head = frame.head(rows)
     cells = [[_cell(v) for v in row] for row in head.iter_rows()]
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines = ["| " + " | ".join(escape(c) for c in head.columns) + " |",
+             "|" + "---|" * len(head.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
 def image_markdown(png: bytes, alt: str) -> MetadataValue:
     """A PNG as markdown metadata the UI renders as a picture (an inline data URI)."""
-    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+    data = base64.b64encode(png).decode()
+    return MetadataValue.md(f"![{escape(alt)}](data:image/png;base64,{data})")
 
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return escape(value)
 
 
 def frame_metadata(frame: pl.DataFrame, path: Path) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """The signal stage: features, a walk-forward ML score, and top-K target weights."""
 
 import functools
+import warnings
 
 import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, asset
@@ -9,15 +10,17 @@ from assets.groups import SIGNALS
 from assets.resources import ExecutionSettings
 from assets.types import FeaturesFrame, ScoresFrame, WeightsFrame
 from engine.data.loading import load_signals, load_weights
-from engine.research.features import compute_features
+from engine.research.features import DegenerateFeature, compute_features
 from engine.research.signals import Ridge, walk_forward_scores
 from engine.research.weights import top_k_weights
 
 
 class SignalsConfig(Config):
-    """The walk-forward model, or `signals_path` to use the user's own scores instead."""
+    """The walk-forward model, or `signals_path` to use the user's own scores instead;
+    `skip` computes none (an empty table) when the target weights come from a file."""
 
     signals_path: str | None = None
+    skip: bool = False
     train_window: int = 252
     refit_every: int = 21
     ridge_alpha: float = 1.0
@@ -48,14 +51,26 @@ def signals(
         scores = load_signals(config.signals_path, market_data)
         context.add_output_metadata({"source": MetadataValue.path(config.signals_path)})
         return scores
+    if config.skip:
+        context.add_output_metadata({"source": MetadataValue.text(
+            "none: the target weights come from a file")})
+        return pl.DataFrame(schema={"timestamp": pl.Datetime("us"), "asset": pl.String,
+                                    "score": pl.Float64})
     model = functools.partial(Ridge, alpha=config.ridge_alpha)
-    scores = walk_forward_scores(features, model, train_window=config.train_window,
-                                 refit_every=config.refit_every)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = walk_forward_scores(features, model, train_window=config.train_window,
+                                     refit_every=config.refit_every)
+    for warning in caught:
+        context.log.warning(str(warning.message))
     context.add_output_metadata({
         "source": MetadataValue.text(
             f"ridge(alpha={config.ridge_alpha}), window {config.train_window}, "
             f"refit every {config.refit_every}"),
         "scored_bars": MetadataValue.int(scores.height),
+        "dropped_features": MetadataValue.text("; ".join(
+            str(w.message) for w in caught if issubclass(w.category, DegenerateFeature))
+            or "none"),
     })
     return scores
 

@@ -178,8 +178,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from assets.resources import artifacts_dir
     from pipelines.run import run_main_job
+    from pipelines.run_config import user_run_config
 
-    return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills)
+    config = user_run_config(args.prices, args.weights, args.signals, args.config)
+    return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills,
+                        run_config=config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -334,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = ("artifacts go to OUT/artifacts (default: $TRADEGAP_ARTIFACTS, else "
              "out/artifacts)")
     run = sub.add_parser(
-        "run", help="run the main job on the embedded default data",
+        "run", help="run the main job on your files or the embedded data",
         description="Run the nightly job in-process. One run at a time per artifact folder "
                     "(a second run waits for the first). Exit 0: every step and ERROR check "
                     "passed; 1: a step failed; 2: bad input; 3: an ERROR check failed.")
@@ -344,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "backtrader, zipline, nautilus_trader, LEAN, IB Flex, or timestamp, "
                           "asset, quantity, price, fee; docs/explain.md) to compare with the "
                           "reference")
+    run.add_argument("--prices", help="Parquet or CSV: timestamp, asset, OHLCV, rows in any "
+                                      "order (default: generated data)")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--weights", help="Parquet or CSV: timestamp, asset, weight (traded "
+                                          "instead of the model's top-K)")
+    source.add_argument("--signals", help="Parquet or CSV: timestamp, asset, score (ranked "
+                                          "instead of the model's scores)")
+    run.add_argument("--config", help="run config YAML (ops: ...), as `dagster job execute "
+                                      "-c` takes; the flags above win (docs/pipeline.md)")
     demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")

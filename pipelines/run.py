@@ -28,10 +28,14 @@ class _Progress(logging.Handler):
         self.checks: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        meta = getattr(record, "dagster_meta", {})
+        event = meta.get("dagster_event")
+        elapsed = time.perf_counter() - self.start
+        if event is None and record.levelno >= logging.WARNING and meta.get("orig_message"):
+            print(f"  [{elapsed:5.1f}s] {meta.get('step_key') or 'run'} warning: "
+                  f"{meta['orig_message']}", flush=True)
         if event is None or event.event_type_value not in SHOWN:
             return
-        elapsed = time.perf_counter() - self.start
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             verdict = ("passed" if data.passed else
@@ -66,14 +70,16 @@ def run_main_job(base: Path, external_fills: str | None = None,
     step failed; `EXIT_CHECK_FAILED` when every step ran but an ERROR check failed (each is
     named on stderr). `base` must be new, empty or a tradegap artifact folder, and is locked
     for the run (`pipelines.lock`). `external_fills` is your engine's fill log, compared with
-    the reference; `run_config` is Dagster run config laid over the defaults.
+    the reference; `run_config` (`pipelines.run_config.user_run_config`: the user's files and
+    settings) is merged in.
     """
     from engine.results.artifacts import claim_output, mark_folder
     from pipelines.definitions import ASSETS, CHECKS, resources
     from pipelines.jobs import nightly_regression
     from pipelines.lock import artifact_lock
+    from pipelines.run_config import merge, user_inputs
 
-    claim_output(base, "artifacts", inputs=(external_fills,))
+    claim_output(base, "artifacts", inputs=(external_fills, *user_inputs(run_config or {})))
     base.mkdir(parents=True, exist_ok=True)
     mark_folder(base, "artifacts")
     with artifact_lock(base):
@@ -84,21 +90,12 @@ def run_main_job(base: Path, external_fills: str | None = None,
                            loggers={"progress": progress_logger})
         result = defs.resolve_job_def("nightly_regression").execute_in_process(
             instance=DagsterInstance.ephemeral(), raise_on_error=False,
-            run_config=merged({"loggers": {"progress": {}},
-                               "ops": {"backtest_external": {"config": {
-                                   "fills_path": external_fills or ""}}}}, run_config or {}),
+            run_config=merge(run_config or {}, {"loggers": {"progress": {}}, **(
+                {"ops": {"backtest_external": {"config": {"fills_path": external_fills}}}}
+                if external_fills else {})}),
         )
         elapsed = time.perf_counter() - start
         return report_outcome(result, base, elapsed)
-
-
-def merged(base: dict, over: dict) -> dict:
-    """`base` with `over` laid on top, nested dictionaries merged key by key."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
 
 
 def report_outcome(result, base: Path, elapsed: float) -> int:

@@ -10,7 +10,8 @@ import pandera.errors
 import polars as pl
 import pytest
 
-from engine.data.loading import load_orders, load_prices, load_weights, read_table
+from engine.data import loading
+from engine.data.loading import load_orders, load_prices, load_signals, load_weights, read_table
 from engine.data.market import Market
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.errors import InputError
@@ -323,20 +324,19 @@ def test_duplicate_rows_far_apart_are_found_in_unsorted_input(prices, tmp_path):
     )
 
 
-def test_rows_out_of_timestamp_order_are_named(prices, tmp_path):
-    swapped = pl.concat([prices.slice(8, 8), prices.head(8), prices.slice(16)])
-    assert message(load_prices, write_csv(swapped, tmp_path)) == (
-        "prices.csv: column 'timestamp': row sorts before the row above it "
-        "(sort by timestamp, then asset) at rows 9"
-    )
+@pytest.mark.parametrize("order", ["asset", "reversed", "shuffled"])
+def test_rows_in_any_order_are_sorted_by_timestamp_then_asset(prices, tmp_path, order):
+    reordered = {"asset": prices.sort("asset", "timestamp"), "reversed": prices.reverse(),
+                 "shuffled": prices.sample(fraction=1.0, shuffle=True, seed=4)}[order]
+    assert not reordered.equals(prices)
+    loaded = load_prices(write_csv(reordered, tmp_path))
+    assert loaded.equals(load_prices(prices))
 
 
-def test_rows_out_of_asset_order_are_named(prices, tmp_path):
-    swapped = pl.concat([prices.head(2), prices.slice(3, 1), prices.slice(2, 1),
-                         prices.slice(4)])
-    assert message(load_prices, write_csv(swapped, tmp_path)) == (
-        "prices.csv: column 'asset': row sorts before the row above it "
-        "(sort by timestamp, then asset) at rows 4"
+def test_a_bad_value_in_unsorted_rows_is_named_at_its_row_in_the_file(prices, tmp_path):
+    grouped = edit(prices.sort("asset", "timestamp"), 7, "close", -1.0)
+    assert message(load_prices, write_csv(grouped, tmp_path)) == (
+        "prices.csv: column 'close': price must be a positive number, found -1.0 at rows 7"
     )
 
 
@@ -382,11 +382,10 @@ def test_duplicate_weights_are_rejected(weights, prices):
     )
 
 
-def test_unsorted_weights_are_rejected(weights, prices):
-    backwards = weights.reverse()
-    assert message(load_weights, backwards, prices).startswith(
-        "weights: column 'asset': row sorts before the row above it"
-    )
+def test_unsorted_weights_and_signals_are_sorted(weights, prices):
+    assert load_weights(weights.reverse(), prices).equals(load_weights(weights, prices))
+    scores = weights.rename({"weight": "score"})
+    assert load_signals(scores.reverse(), prices).equals(load_signals(scores, prices))
 
 
 def test_negative_weights_need_allow_short(weights, prices):
@@ -463,3 +462,31 @@ def test_signals_naming_an_unknown_asset_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"signals.csv: column 'asset': asset not in the prices"
                        r", found 'NOPE' at rows 3"):
         load_signals(path, prices)
+
+
+@pytest.mark.parametrize("bad_row", [4, 5, 6, 9])
+def test_checks_read_in_slices_find_the_first_bad_row_across_slice_edges(
+        prices, monkeypatch, bad_row):
+    """The check pass reads a table a slice at a time; a row that sorts before the row
+    above it is found when the two rows sit on either side of a slice edge."""
+    monkeypatch.setattr(loading, "CHECK_SLICE", 4)
+    market = Market.from_bars(load_prices(prices))
+    stamps = prices["timestamp"].unique().sort().head(10).to_list()
+    stamps[bad_row - 1], stamps[bad_row - 2] = stamps[bad_row - 2], stamps[bad_row - 1]
+    orders = pl.DataFrame({"timestamp": stamps, "asset": ["A0001"] * 10,
+                           "type": [" market "] * 10, "quantity": [1.0] * 10})
+    assert message(load_orders, orders, market) == (
+        "orders: column 'timestamp': row sorts before the row above it (sort orders by "
+        f"timestamp) at rows {bad_row}")
+    fine = orders.sort("timestamp")
+    assert load_orders(fine, market)["type"].to_list() == ["market"] * 10
+    bad_weight = load_weights(weights_on(prices), prices).with_columns(
+        weight=pl.when(pl.int_range(pl.len()) == bad_row - 1).then(float("nan"))
+        .otherwise(pl.col("weight")))
+    assert message(load_weights, bad_weight, prices).endswith(f"at rows {bad_row}")
+
+
+def weights_on(prices: pl.DataFrame) -> pl.DataFrame:
+    """A small weight on every bar of the first two assets."""
+    return prices.filter(pl.col("asset").is_in(["A0001", "A0002"])).select(
+        "timestamp", "asset", weight=pl.lit(0.1))

@@ -15,9 +15,11 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from engine import BacktestConfig, run_backtest
+from engine.errors import InputError
 from pipelines.definitions import ASSETS, CHECKS, resources
 from pipelines.lock import artifact_lock
-from pipelines.run import EXIT_CHECK_FAILED, EXIT_STEP_FAILED, merged
+from pipelines.run import EXIT_CHECK_FAILED, EXIT_STEP_FAILED, run_main_job
+from pipelines.run_config import merge, user_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +92,7 @@ def test_a_failing_error_check_alone_exits_non_zero_and_names_it(tmp_path, unexp
 def test_a_failing_step_exits_non_zero_and_names_the_step(tmp_path):
     bad = tmp_path / "prices.csv"
     bad.write_text("timestamp,asset,open\n2020-01-01,A,1\n")
-    config = merged(SMALL, {"ops": {"market_data": {"config": {"prices_paths": [str(bad)]}}}})
+    config = merge(SMALL, {"ops": {"market_data": {"config": {"prices_paths": [str(bad)]}}}})
     run = start_run(tmp_path / "artifacts", None, config)
     _, err = run.communicate(timeout=1200)
     assert run.returncode == EXIT_STEP_FAILED
@@ -116,9 +118,18 @@ def test_the_lock_makes_a_second_holder_wait_or_refuse(tmp_path):
     holder.wait()
 
 
-def test_run_config_merges_key_by_key():
-    assert merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 4}}) == {
-        "a": {"b": 1, "c": 4}, "d": 3}
+def test_the_files_a_run_config_reads_are_its_inputs(tmp_path):
+    config = {"ops": {"market_data": {"config": {"prices_paths": ["a.csv", "b.csv"]}},
+                      "target_weights": {"config": {"weights_path": "w.csv"}},
+                      "signals": {"config": {"skip": True}}}}
+    assert user_inputs(config) == ["a.csv", "b.csv", "w.csv"]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "prices.csv").write_text("timestamp,asset\n")
+    with pytest.raises(InputError, match="contains the input"):
+        run_main_job(data, run_config={"ops": {"market_data": {"config": {
+            "prices_paths": [str(data / "prices.csv")]}}}})
+    assert [p.name for p in data.iterdir()] == ["prices.csv"]
 
 
 @pytest.mark.parametrize("instance", ["deploy/dagster.yaml", "deploy/dagster-local.yaml"])

@@ -11,6 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from engine.data.synthetic import generate_market
+from engine.errors import InputError
 from engine.research.features import LABEL, compute_features
 from engine.research.signals import Ridge, walk_forward_scores
 
@@ -237,11 +238,12 @@ def test_a_model_predicting_the_wrong_number_of_rows_is_a_bug(market):
         walk_forward_scores(compute_features(market), model_factory=Broken, **SETTINGS)
 
 
-def test_too_little_history_gives_no_scores(market):
+def test_too_little_history_is_an_error_that_says_why(market):
     features = compute_features(market)
-    none = walk_forward_scores(features, min_train_rows=10**6)
-    assert none.height == 0
-    assert none.columns == ["timestamp", "asset", "score"]
+    with pytest.raises(InputError, match=r"^signals: too few training rows: at most \d+ rows "
+                       r"with every feature in a 252-bar training window, min_train_rows is "
+                       r"1000000$"):
+        walk_forward_scores(features, min_train_rows=10**6)
 
 
 def test_bad_settings_raise(market):

@@ -2,7 +2,8 @@
 
 Prices come out as `timestamp, asset, open, high, low, close, volume` and weights as
 `timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
-`Float64`, in the input's row order, which must already be sorted by (timestamp, asset).
+`Float64`, sorted by (timestamp, asset). Rows may come in any order (a vendor's file grouped
+by asset is sorted here); a (timestamp, asset) key given twice is refused.
 Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
 the 1-based data rows (as in the file) of the first offenders. The value checks of a table
 run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
@@ -87,7 +88,7 @@ def load_prices(
                        "volume must be a non-negative number", "volume"))
         _reject_first(frame, label, [*checks, KEYS])
     frame = _check_ohlc(frame, label, repair_ohlc)
-    return _gate(frame, Bars, label)
+    return _gate(_in_key_order(frame), Bars, label)
 
 
 def _bars_look_valid(frame: pl.DataFrame) -> bool:
@@ -129,7 +130,7 @@ def load_weights(
     _reject_first(frame, label, checks)
     if not allow_leverage:
         _check_leverage(frame, label, gross=allow_short)
-    return _gate(frame, Weights, label)
+    return _gate(_in_key_order(frame), Weights, label)
 
 
 def load_signals(source: Source, prices: Source | Market, name: str | None = None
@@ -140,7 +141,7 @@ def load_signals(source: Source, prices: Source | Market, name: str | None = Non
     checks = [(~pl.col("score").is_finite(), "score", "score must be a finite number", "score"),
               *_on_prices(prices), KEYS]
     _reject_first(frame, label, checks)
-    return _gate(frame, Scores, label)
+    return _gate(_in_key_order(frame), Scores, label)
 
 
 def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
@@ -183,10 +184,10 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     frame = _cast_assets(frame, label)
     for column in ("quantity", "limit_price", "stop_price", "trail"):
         frame = _cast_number(frame, column, label)
-    text = [pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
-            for c in ("type", "trail_mode", "group", "id", "parent", "valid_until")]
-    frame = frame.with_columns(text).with_columns(
-        pl.col("trail_mode").fill_null("percent"))
+    for column in ("type", "trail_mode", "group", "id", "parent", "valid_until"):
+        if column == "type" or column in present:  # one at a time: one column's copy at most
+            frame = frame.with_columns(_trimmed(frame[column], column in ("id", "parent")))
+    frame = frame.with_columns(pl.col("trail_mode").fill_null("percent"))
     kind, qty = pl.col("type"), pl.col("quantity")
     limit, stop, trail = pl.col("limit_price"), pl.col("stop_price"), pl.col("trail")
     needs_limit = kind.is_in(["limit", "stop_limit"])
@@ -240,6 +241,17 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     return _gate(frame, OrderRows, label)
 
 
+def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
+    """Text without surrounding blanks, empty text as null. A column of few distinct values
+    (`distinct` False: types, modes, bar counts) is trimmed through its distinct values, so
+    that millions of rows cost one new column, not a copy per step."""
+    values = values.cast(pl.String)
+    if distinct:
+        return values.str.strip_chars().replace("", None)
+    seen = values.unique().drop_nulls()
+    return values.replace_strict(seen, seen.str.strip_chars().replace("", None), default=None)
+
+
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
     raw = frame["valid_until"]
@@ -250,17 +262,19 @@ def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
                                   valid_until=pl.lit(None, dtype=pl.Datetime("us"))
                                   ).select(columns)
     if isinstance(raw.dtype, pl.Datetime | pl.Date):
-        bars = pl.Series([None] * frame.height, dtype=pl.Float64)
+        bars = pl.repeat(None, frame.height, dtype=pl.Float64, eager=True)
         stamps = _cast_timestamps(pl.DataFrame({"timestamp": raw}), label).to_series()
     else:
         raw = raw.cast(pl.String)
         bars = raw.cast(pl.Float64, strict=False)
         as_time = raw.is_not_null() & bars.is_null()
-        filler = _show(frame["timestamp"][0])
-        parsed = _cast_timestamps(pl.DataFrame({"timestamp": raw.zip_with(
-            as_time, pl.Series([filler] * frame.height))}), label).to_series()
-        stamps = parsed.zip_with(as_time, pl.Series([None] * frame.height,
-                                                     dtype=pl.Datetime("us")))
+        if as_time.any():
+            filler = _show(frame["timestamp"][0])
+            parsed = _cast_timestamps(pl.select(timestamp=pl.when(as_time).then(raw)
+                                                .otherwise(pl.lit(filler))), label).to_series()
+            stamps = pl.select(pl.when(as_time).then(parsed)).to_series()
+        else:  # bar counts only: nothing to parse
+            stamps = pl.repeat(None, frame.height, dtype=pl.Datetime("us"), eager=True)
     bad_bars = bars.is_not_null() & ((bars < 1) | (bars != bars.floor()))
     _reject(frame, bad_bars, label, "valid_until",
             "valid_until in bars must be a whole number of at least 1", show="valid_until")
@@ -466,7 +480,7 @@ def _key_flags() -> dict[str, pl.Expr]:
 
 
 def _check_keys(frame: pl.DataFrame, label: str) -> None:
-    """One row per (timestamp, asset), sorted by timestamp, then asset."""
+    """One row per (timestamp, asset), in any order (`_in_key_order` sorts them later)."""
     flags = frame.select(**_key_flags())
     back = flags["back_ts"] | flags["back_asset"]
     if back.any():
@@ -477,10 +491,15 @@ def _check_keys(frame: pl.DataFrame, label: str) -> None:
         first = frame.filter(duplicated).row(0, named=True)
         _raise(frame, duplicated, label, None, "duplicate (timestamp, asset) rows for "
                f"({_show(first['timestamp'])}, {_show(first['asset'])})")
-    if back.any():
-        column = "timestamp" if flags["back_ts"][int(back.arg_true()[0])] else "asset"
-        _raise(frame, back, label, column,
-               "row sorts before the row above it (sort by timestamp, then asset)")
+
+
+def _in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows sorted by (timestamp, asset); as they are when they already are (checked
+    after the value checks, so that their messages name the rows as in the file)."""
+    flags = _key_flags()
+    if frame.select((flags["back_ts"] | flags["back_asset"]).any()).item():
+        return frame.sort("timestamp", "asset")
+    return frame
 
 
 def _check_leverage(frame: pl.DataFrame, label: str, gross: bool) -> None:
@@ -511,15 +530,25 @@ def _price_keys(prices: Source) -> pl.DataFrame:
 
 Check = tuple[pl.Expr, str, str, str | None]  # (bad rows, column, problem, column shown)
 KEYS = "keys"  # the check that keys are unique and sorted
+CHECK_SLICE = 1 << 20  # rows `_reject_first` checks at a time
 
 
 def _reject_first(frame: pl.DataFrame, label: str, checks: list[Check | str]) -> None:
     """Run `checks` in one pass and raise for the first that fails, as `_reject` words it;
-    the check `KEYS` is `_check_keys`."""
+    the check `KEYS` is `_check_keys`.
+
+    The pass reads `CHECK_SLICE` rows at a time, each slice overlapping the one before by a
+    row (for the checks that compare a row with the row above), so the checks' temporary
+    columns stay small whatever the table's length.
+    """
     flags = [(pl.any_horizontal(*_key_flags().values()) if check == KEYS
               else check[0].fill_null(True)).any().alias(str(i))
              for i, check in enumerate(checks)]
-    for check, fails in zip(checks, frame.select(flags).row(0), strict=True):
+    failing = [False] * len(checks)
+    for start in range(0, max(frame.height, 1), CHECK_SLICE):
+        part = frame.slice(max(start - 1, 0), CHECK_SLICE + (start > 0))
+        failing = [a or b for a, b in zip(failing, part.select(flags).row(0), strict=True)]
+    for check, fails in zip(checks, failing, strict=True):
         if fails and check == KEYS:
             _check_keys(frame, label)
         elif fails:

@@ -14,6 +14,7 @@ import polars as pl
 
 from engine.gap.analyze import GapAnalysis
 from engine.gap.vocabulary import WHAT_WENT_WRONG, day
+from engine.results.markdown import escape
 
 HEADLINE_FAULTS = 8
 
@@ -68,8 +69,8 @@ def headline(summary: dict[str, Any]) -> str:
 def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
     """The gap report as markdown."""
     s = analysis.summary
-    lines = [f"# Trade gap: {s['b'] or 'B'} against {s['a'] or 'A'}", "",
-             f"**{s['verdict'].capitalize()}.** {headline(s)}", ""]
+    lines = [f"# Trade gap: {escape(s['b'] or 'B')} against {escape(s['a'] or 'A')}", "",
+             f"**{s['verdict'].capitalize()}.** {escape(headline(s))}", ""]
     fe = s["final_equity"]
     lines += [f"Final equity (from each side's fills): A {fe['a']:,.2f}, B {fe['b']:,.2f}, "
               f"gap {_money(fe['gap'])}. Fills: A {s['fills']['a']}, B {s['fills']['b']}; "
@@ -80,16 +81,16 @@ def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
                   "amount | share |", "|---|---|---|---|---|---:|---:|---:|"]
         for f in s["faults"]:
             end = "–" if f["end"] is None else day(f["end"])
-            lines.append(f"| {f['side']} | {f['cause']} | {f['what']} | {day(f['onset'])} | "
-                         f"{end} | {f['bars_touched']} | {_money(f['amount'])} | "
-                         f"{f['share']:.2%} |")
+            lines.append(f"| {f['side']} | {f['cause']} | {escape(f['what'])} | "
+                         f"{day(f['onset'])} | {end} | {f['bars_touched']} | "
+                         f"{_money(f['amount'])} | {f['share']:.2%} |")
         lines.append("")
     if s["first_divergence"]:
         first = s["first_divergence"]
         context = analysis.gap_fills.filter(
             (pl.col("timestamp") == first["timestamp"]) & pl.col("divergent"))
         lines += ["## First divergence", "",
-                  f"At {first['timestamp']} on {first['asset']} ({first['cause']}): "
+                  f"At {first['timestamp']} on {escape(first['asset'])} ({first['cause']}): "
                   f"A {_fill(first, 'a')}; B {_fill(first, 'b')}. Divergent fills of "
                   "that bar:", "", _table(context.head(context_rows)), ""]
     if s["attribution"]:
@@ -107,7 +108,7 @@ def render_markdown(analysis: GapAnalysis, context_rows: int = 8) -> str:
                 pl.col("divergent") & pl.col("cause").str.split("+").list.contains(cause))
             lines += [f"### {cause}: {count} fills", "", _table(rows.head(context_rows)), ""]
     if s.get("trusted_rules"):
-        rules = ", ".join(f"{k}={v}" for k, v in s["trusted_rules"].items())
+        rules = escape(", ".join(f"{k}={v}" for k, v in s["trusted_rules"].items()))
         lines += ["## Trusted rules (A's)", "", rules, ""]
     return "\n".join(lines)
 
@@ -134,7 +135,7 @@ def _cell(value: object) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return escape(value)
 
 
 def render_png(analysis: GapAnalysis) -> bytes:

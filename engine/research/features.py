@@ -110,3 +110,27 @@ def compute_features(
         .sort("timestamp", "asset")
         .collect()
     )
+
+
+class DegenerateFeature(UserWarning):
+    """A feature column dropped before fitting: it has no value, or no variance."""
+
+
+def degenerate_features(features: pl.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """The `columns` a model cannot learn from, each with the reason: no value on any row
+    (null or NaN throughout, as `volume_z` is when the volume never changes), or one value
+    on every row that has one (no variance)."""
+    finite = [pl.col(c).cast(pl.Float64).filter(pl.col(c).cast(pl.Float64).is_finite())
+              for c in columns]
+    stats = features.select(
+        *(f.len().alias(f"{c}:n") for f, c in zip(finite, columns, strict=True)),
+        *(f.min().alias(f"{c}:min") for f, c in zip(finite, columns, strict=True)),
+        *(f.max().alias(f"{c}:max") for f, c in zip(finite, columns, strict=True)),
+    ).row(0, named=True)
+    found = {}
+    for column in columns:
+        if stats[f"{column}:n"] == 0:
+            found[column] = "no value on any row (null or NaN throughout)"
+        elif stats[f"{column}:min"] == stats[f"{column}:max"]:
+            found[column] = f"no variance (every row is {stats[f'{column}:min']:g})"
+    return found

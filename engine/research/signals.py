@@ -17,19 +17,26 @@ training rows; the next ones follow every `refit_every` timestamps. A refit date
 rows fits nothing and its block has no scores. Each refit builds a fresh model from the
 factory.
 
+Features. By default every feature column is used except the degenerate ones (no value on
+any row, or no variance), each dropped with a `DegenerateFeature` warning that names it. No
+scored row at all is an `InputError` that says why (for example "no training rows: every
+row has a null feature").
+
 Scores are the model's raw predictions of the next-bar return, not demeaned, ranked or
 scaled across assets: within one timestamp only their order matters to a top-k rule.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
-from engine.research.features import LABEL
+from engine.errors import InputError
+from engine.research.features import LABEL, DegenerateFeature, degenerate_features
 
 NO_LABEL = np.iinfo(np.int64).max
 
@@ -89,7 +96,9 @@ def walk_forward_scores(
 ) -> pl.DataFrame:
     """Out-of-sample scores `timestamp, asset, score` from a model refit walking forward.
 
-    `feature_columns` defaults to every column except `timestamp`, `asset` and `fwd_ret`.
+    `feature_columns` defaults to every column except `timestamp`, `asset` and `fwd_ret`,
+    less the degenerate ones (dropped with a `DegenerateFeature` warning). Raises
+    `InputError` with the reason when no row can be scored.
     """
     if train_window < 1 or refit_every < 1 or min_train_rows < 1:
         raise ValueError(
@@ -99,6 +108,13 @@ def walk_forward_scores(
     keys = ("timestamp", "asset", LABEL)
     if feature_columns is None:
         feature_columns = [name for name in features.columns if name not in keys]
+        dropped = degenerate_features(features, feature_columns)
+        for name, reason in dropped.items():
+            warnings.warn(f"feature {name} dropped: {reason}", DegenerateFeature, stacklevel=2)
+        if dropped and len(dropped) == len(feature_columns):
+            raise InputError("features", "no usable feature: " + "; ".join(
+                f"{name}: {reason}" for name, reason in dropped.items()))
+        feature_columns = [name for name in feature_columns if name not in dropped]
     missing = [name for name in (*keys, *feature_columns) if name not in features.columns]
     if missing:
         raise ValueError(f"features lack columns {missing}")
@@ -118,9 +134,37 @@ def walk_forward_scores(
         X, y, bar, label_bar, len(calendar), model_factory,
         train_window, refit_every, min_train_rows,
     )
+    if not scored.any():
+        raise InputError("signals", _why_nothing_scored(X, y, bar, label_bar, feature_columns,
+                                                        train_window, min_train_rows))
     return rows.select("timestamp", "asset").with_columns(
         pl.Series("score", scores, dtype=pl.Float64)
     ).filter(pl.Series(scored))
+
+
+def _why_nothing_scored(
+    X: np.ndarray, y: np.ndarray, bar: np.ndarray, label_bar: np.ndarray,
+    columns: Sequence[str], train_window: int, min_train_rows: int,
+) -> str:
+    """Why `walk_forward_arrays` scored no row, in the words of a one-line error."""
+    if not len(X):
+        return "no training rows: the features table is empty"
+    finite = np.isfinite(X)
+    if not finite.all(axis=1).any():
+        worst = int(np.argmin(finite.sum(axis=0)))
+        return (f"no training rows: every row has a null feature ({columns[worst]} is null "
+                f"on {int((~finite[:, worst]).sum())} of {len(X)} rows)")
+    trainable = finite.all(axis=1) & np.isfinite(y) & (label_bar != NO_LABEL)
+    if not trainable.any():
+        return ("no training rows: no row with every feature has a known next-bar return")
+    rows = bar[trainable]
+    most = int((np.searchsorted(rows, rows, side="right")
+                - np.searchsorted(rows, rows - train_window + 1)).max())
+    if most >= min_train_rows:
+        return ("no row to score: no row with every feature comes after the first refit "
+                "date with enough training rows")
+    return (f"too few training rows: at most {most} rows with every feature in a "
+            f"{train_window}-bar training window, min_train_rows is {min_train_rows}")
 
 
 def walk_forward_arrays(
