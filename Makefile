@@ -3,7 +3,7 @@
 # make check: ruff and the fast tier (every test without a tier marker; see docs/testing.md).
 # make ui: the Dagster UI (dg dev) on the embedded SQLite instance.
 # make postgres / make ui-postgres / make postgres-stop: the deployment instance on a
-#   project-local PostgreSQL server (see README: Deployment).
+#   project-local PostgreSQL server (see docs/operations.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip

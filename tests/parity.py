@@ -1,9 +1,13 @@
-"""Fill-by-fill comparison used by the parity tests."""
+"""Fill-by-fill comparison used by the parity tests, with the one tolerance rule of
+`engine.results.compare` (|a − b| ≤ max(rel × max(|a|, |b|), 1e-9)), applied fill by fill
+in order rather than per (timestamp, asset)."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
+from engine.results.compare import FIELDS, Tolerance
 
 REL = 1e-9
 
@@ -30,9 +34,12 @@ def assert_same_fills(ours: pl.DataFrame, theirs: pl.DataFrame, rel: float = REL
     for key in ("timestamp", "asset"):
         mismatch = (ours[key] != theirs[key]).arg_true()
         assert mismatch.len() == 0, f"{key} differs first at fill {mismatch[0]}"
-    gaps = {
-        col: relative_gap(ours[col].to_numpy(), theirs[col].to_numpy())
-        for col in ("quantity", "price", "fee")
-    }
-    assert max(gaps.values()) <= rel, gaps
+    gaps = {col: relative_gap(ours[col].to_numpy(), theirs[col].to_numpy()) for col in FIELDS}
+    tolerance = Tolerance(rel=rel)
+    both = pl.DataFrame({**{f"{c}_a": ours[c] for c in FIELDS},
+                         **{f"{c}_b": theirs[c] for c in FIELDS}})
+    differs = both.select(pl.any_horizontal(
+        tolerance.differs(pl.col(f"{c}_a"), pl.col(f"{c}_b")) for c in FIELDS)).to_series()
+    assert not differs.any(), (f"fill {differs.arg_true()[0]} differs beyond the tolerance",
+                               gaps)
     return gaps

@@ -16,7 +16,7 @@ import pytest
 from pipelines.ui import default_signals
 from tests.dagster_server import ROOT, Server, alive, descendants, free_port, wait_until_loaded
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 STOP_SECONDS = 90
 

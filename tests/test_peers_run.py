@@ -23,7 +23,7 @@ from engine.peers.zipline import run_zipline, setup_side_env
 from schemas.backtest import Fills
 from tests.builders import random_universe, top_k_weights
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
 
 N_ASSETS, N_BARS, K, EVERY, SEED = 8, 120, 3, 5, 5
 CASH = 1_000_000.0
