@@ -5,22 +5,16 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
+from schemas.reports import PerformanceSummary
 
-class SweepPoints(pa.DataFrameModel):
+
+class SweepPoints(PerformanceSummary):
     """One row per parameter set of a chunk: its settings and headline metrics."""
 
-    backtest: pl.String = pa.Field(unique=True, description="The point's label.")
     top_k: pl.Int64 = pa.Field(ge=1, description="Assets held.")
     every: pl.Int64 = pa.Field(ge=1, description="Bars between rebalances.")
     fees: pl.Float64 = pa.Field(ge=0, description="Fees, fraction of traded value.")
     fill: pl.String = pa.Field(description="When a decision at a close fills.")
-    final_equity: pl.Float64 = pa.Field(description="Equity at the last bar.")
-    total_return: pl.Float64 = pa.Field(description="final / initial − 1.")
-    cagr: pl.Float64 = pa.Field(nullable=True, description="Compound annual growth rate.")
-    sharpe: pl.Float64 = pa.Field(nullable=True, description="Annualized, risk-free 0.")
-    max_drawdown: pl.Float64 = pa.Field(description="Worst peak-to-trough, negative.")
-    turnover: pl.Float64 = pa.Field(nullable=True, description="Annualized one-way turnover.")
-    n_fills: pl.Int64 = pa.Field(ge=0, description="Fills.")
 
     class Config:
         strict = True
