@@ -11,6 +11,15 @@ first import) does not load numba, polars and pandera.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # where each name lives, for readers and the import-graph tools
+    from engine.backtest import market_of, run_backtest, run_orders, run_strategy
+    from engine.core.config import BacktestConfig
+    from engine.core.context import Context
+    from engine.core.strategy import Strategy, TargetWeights
+    from engine.errors import InputError
+    from engine.results.tables import BacktestResult
 
 _HOMES = {
     "market_of": "engine.backtest", "run_backtest": "engine.backtest",
