@@ -36,6 +36,7 @@ $(RUNTIME): pyproject.toml | $(PY)
 $(DEV): pyproject.toml $(RUNTIME)
 	$(PIP) install -q -e '.[dev]'
 	$(PY) -m engine.peers.zipline --setup
+	$(PY) -m engine.peers.nautilus --setup
 	touch $@
 
 run: $(RUNTIME)

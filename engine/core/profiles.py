@@ -24,6 +24,10 @@ cash is checked; it implies some settings and refuses others (see `check`).
   toward zero unless within 1e-4 of a whole share; fills at the next close, at most
   `int(10% × bar volume)` shares per bar with the rest carried to later bars; no cash
   check; by default 5 bp slippage and $0.001 a share.
+- `nautilus`: nautilus_trader's bar execution. A bar's market orders fill at its close
+  (`same_close`), whole shares, no cash check (a margin account); an order whose asset
+  has no bar at the decision is dropped. Resting orders follow the bar as open → high →
+  low → close (`ohlc`, nautilus's fixed order; `nearest` is near its adaptive one).
 
 Resting orders (docs/semantics.md, "Resting orders and risk rules"): a profile gives the
 defaults of `stop_first` (a stop reached anywhere in the bar fills before its OCO sibling:
@@ -125,5 +129,10 @@ PROFILES = {
         intrabar_path="close", tick_size=0.01,
         requires={"fill": "next_close", "shares": "integer", "cash_policy": "allow_negative"},
         defaults={"slippage": 0.0005, "per_share": 0.001},
+    ),
+    "nautilus": Profile(
+        "nautilus", drop_without_bar=True, intrabar_path="ohlc",
+        requires={"fill": "same_close", "shares": "integer", "cash_policy": "allow_negative",
+                  "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
     ),
 }

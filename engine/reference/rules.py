@@ -146,7 +146,8 @@ def rules_for(settings: Any) -> Rules:
     each decision's orders by a pseudo-execution before the next bar, executes in
     submission order and refuses overdrafts as `margin`; `zipline` sizes at the decision
     close by truncating the share delta, fills at most 10% of a bar's volume (the rest
-    waits) and executes in submission order.
+    waits) and executes in submission order; `nautilus` drops an order whose asset has no
+    bar when it is due and walks a bar open, high, low, close.
 
     Resting orders and risk rules take the settings' names (missing or None: default, 0:
     off). `stop_first` defaults to on under `vectorbt` and `backtrader`; `stop_base` to the
@@ -174,7 +175,8 @@ def rules_for(settings: Any) -> Rules:
         return default if value is None else value
 
     rules = rules.with_(
-        intrabar_path=setting("intrabar_path", "close" if profile == "zipline" else "nearest"),
+        intrabar_path=setting("intrabar_path", {"zipline": "close", "nautilus": "ohlc"}.get(
+            profile, "nearest")),
         tick_size=0.01 if profile == "zipline" else 0.0,
         stop_first=bool(setting("stop_first", profile in ("vectorbt", "backtrader"))),
         stop_base=setting("stop_base", "close" if profile == "vectorbt" else "fill"),
@@ -192,4 +194,6 @@ def rules_for(settings: Any) -> Rules:
                            submission_check=True, reject_reason="margin")
     if profile == "zipline":
         return rules.with_(sizing="decision_truncate", sequence="submission", volume_limit=0.1)
+    if profile == "nautilus":
+        return rules.with_(drop_without_bar=True)
     return rules
