@@ -79,6 +79,7 @@ class Profile:
     stop_slippage: bool = True  # stops fill with slippage (capped at the bar)
     intrabar_path: str = "nearest"  # or "close": resting orders see each bar's close only
     tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
+    bar_ticks: bool = False  # the bar as four prices, fills at the levels (nautilus)
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -131,7 +132,7 @@ PROFILES = {
         defaults={"slippage": 0.0005, "per_share": 0.001},
     ),
     "nautilus": Profile(
-        "nautilus", drop_without_bar=True, intrabar_path="ohlc",
+        "nautilus", drop_without_bar=True, intrabar_path="ohlc", bar_ticks=True,
         requires={"fill": "same_close", "shares": "integer", "cash_policy": "allow_negative",
                   "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
     ),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,9 +63,17 @@ UNSUPPORTED = {
 }
 
 
+@dataclass(frozen=True)
+class NautilusResult(PeerResult):
+    """A nautilus run: fills and equity, and `orders`: each order's row (None for the
+    weights' orders), final nautilus status and the reason of a rejection or denial."""
+
+    orders: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
 def run_nautilus(prices: pl.DataFrame, weights: pl.DataFrame,
                  config: BacktestConfig | None = None, python: str | Path | None = None,
-                 adaptive: bool = False) -> PeerResult:
+                 adaptive: bool = False) -> NautilusResult:
     """Run nautilus on the same inputs as `engine.run_backtest` and normalize the result."""
     config = config or BacktestConfig.for_profile("nautilus")
     _check(config, weights_mode=True)
@@ -74,7 +83,7 @@ def run_nautilus(prices: pl.DataFrame, weights: pl.DataFrame,
 def run_nautilus_orders(prices: pl.DataFrame, orders: pl.DataFrame,
                         config: BacktestConfig | None = None,
                         python: str | Path | None = None, adaptive: bool = False
-                        ) -> PeerResult:
+                        ) -> NautilusResult:
     """Submit an order table's rows in nautilus at the close of their timestamps.
 
     Fills' `order_id` is the row. `adaptive` sets `bar_adaptive_high_low_ordering`.
@@ -108,13 +117,13 @@ def _check(config: BacktestConfig, weights_mode: bool) -> None:
                          "cash_policy='allow_negative'")
 
 
-def _dispatch(prices, inputs, config, python, mode, adaptive) -> PeerResult:
+def _dispatch(prices, inputs, config, python, mode, adaptive) -> NautilusResult:
     if python is None and importlib.util.find_spec("nautilus_trader") is not None:
         return _run_here(prices, inputs, config, mode, adaptive)
-    fills, equity = side_env.run_module(
+    tables = side_env.run_module(
         MODULE, side_python(python), prices, inputs,
         {"config": config.to_dict(), "mode": mode, "adaptive": adaptive})
-    return PeerResult(fills, equity)
+    return NautilusResult(tables["fills"], tables["equity"], tables["orders"])
 
 
 def _run_from_folder(work: Path) -> None:
@@ -126,10 +135,11 @@ def _run_from_folder(work: Path) -> None:
                        settings["adaptive"])
     result.fills.write_parquet(work / "fills.parquet")
     result.equity.write_parquet(work / "equity.parquet")
+    result.orders.write_parquet(work / "orders.parquet")
 
 
 def _run_here(prices: pl.DataFrame, inputs: pl.DataFrame, config: BacktestConfig,
-              mode: str, adaptive: bool) -> PeerResult:
+              mode: str, adaptive: bool) -> NautilusResult:
     market = Market.from_bars(load_prices(prices))
     if mode == "weights":
         plan = _WeightsPlan(market, decision_weights(market, load_weights(inputs, market)))
@@ -137,8 +147,8 @@ def _run_here(prices: pl.DataFrame, inputs: pl.DataFrame, config: BacktestConfig
         from engine.peers.nautilus_orders import OrdersPlan
 
         plan = OrdersPlan(market, inputs)
-    fills = _simulate(market, config, plan, adaptive)
-    return PeerResult(fills, _equity(market, fills, config.initial_cash))
+    fills, orders = _simulate(market, config, plan, adaptive)
+    return NautilusResult(fills, _equity(market, fills, config.initial_cash), orders)
 
 
 class _WeightsPlan:
@@ -204,8 +214,10 @@ class Desk:
         self.strategy.submit_order(order)
 
 
-def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool) -> pl.DataFrame:
-    """Run the plan in a nautilus backtest; the fills, one per order and bar."""
+def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool
+              ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Run the plan in a nautilus backtest; the fills (one per order and bar) and the
+    orders' final statuses."""
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig
     from nautilus_trader.model.currencies import Currency
@@ -261,6 +273,7 @@ def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool) -> p
     per_bar = market.has_bar.sum(axis=1)
     column = {i.id.value: j for j, i in enumerate(instruments)}
     fills: list[tuple] = []
+    reasons: dict[str, str] = {}
 
     class Runner(Strategy):
         def on_start(self) -> None:
@@ -276,6 +289,12 @@ def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool) -> p
                 self.seen = 0
                 plan.place(self.desk, t)
 
+        def on_order_rejected(self, event) -> None:
+            reasons[event.client_order_id.value] = event.reason
+
+        def on_order_denied(self, event) -> None:
+            reasons[event.client_order_id.value] = event.reason
+
         def on_order_filled(self, event) -> None:
             j = column[event.instrument_id.value]
             q = event.last_qty.as_double()
@@ -289,10 +308,16 @@ def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool) -> p
             if hasattr(plan, "filled"):
                 plan.filled(self.desk, event)
 
-    engine.add_strategy(Runner())
+    runner = Runner()
+    engine.add_strategy(runner)
     engine.run()
+    rows = runner.desk.rows
+    statuses = {o.client_order_id.value: o.status_string() for o in engine.cache.orders()}
+    orders = pl.DataFrame(
+        [(rows[c], statuses.get(c), reasons.get(c)) for c in rows], orient="row",
+        schema={"order_id": pl.Int64, "status": pl.String, "reason": pl.String})
     engine.dispose()
-    return _fills_table(market, fills)
+    return _fills_table(market, fills), orders.sort("order_id")
 
 
 def _fills_table(market: Market, fills: list[tuple]) -> pl.DataFrame:

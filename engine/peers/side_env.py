@@ -2,7 +2,8 @@
 
 `setup(path, requirements)` creates it once per set of requirements; `run_module` runs one
 of our adapter modules there over Parquet files in a temporary folder (`prices.parquet`,
-`inputs.parquet`, `settings.json` in; `fills.parquet`, `equity.parquet` out).
+`inputs.parquet`, `settings.json` in; `fills.parquet`, `equity.parquet` and whatever else
+the module writes out).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def interpreter(python: str | Path | None, variable: str, default: Path, module:
 
 
 def run_module(module: str, python: Path, prices: pl.DataFrame, inputs: pl.DataFrame,
-               settings: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Run `python -m module FOLDER` in the side interpreter; its (fills, equity)."""
+               settings: dict) -> dict[str, pl.DataFrame]:
+    """Run `python -m module FOLDER` in the side interpreter; the tables it wrote, by name
+    (`fills`, `equity`, ...)."""
     with tempfile.TemporaryDirectory(prefix="tradegap-side-") as folder:
         work = Path(folder)
         prices.write_parquet(work / "prices.parquet")
@@ -54,4 +56,5 @@ def run_module(module: str, python: Path, prices: pl.DataFrame, inputs: pl.DataF
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{module} failed in {python}:\n{done.stderr[-4000:]}")
-        return pl.read_parquet(work / "fills.parquet"), pl.read_parquet(work / "equity.parquet")
+        return {path.stem: pl.read_parquet(path) for path in work.glob("*.parquet")
+                if path.stem not in ("prices", "inputs")}

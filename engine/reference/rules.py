@@ -81,6 +81,9 @@ class Rules:
     # fills at the level (not the open); a position's exits are tried on its entry bar.
     gap_fill: str = "open"
     entry_bar_check: bool = False
+    # nautilus: a bar is four trade prices (open, extremes, close); resting orders fill at
+    # their own levels there, trailing levels move one price behind.
+    bar_ticks: bool = False
     # Position rules: exits of every position opened from flat (0: off).
     stop_loss: float = 0.0
     take_profit: float = 0.0
@@ -195,5 +198,5 @@ def rules_for(settings: Any) -> Rules:
     if profile == "zipline":
         return rules.with_(sizing="decision_truncate", sequence="submission", volume_limit=0.1)
     if profile == "nautilus":
-        return rules.with_(drop_without_bar=True)
+        return rules.with_(drop_without_bar=True, bar_ticks=True)
     return rules
