@@ -6,8 +6,8 @@ OHLC bars with gapped opens (tests/resting_cases.py), one order, OCO pair or bra
 asset (nautilus moves its market to a limit it fills, which holds back the asset's other
 limits on that side at that price: a difference tested below). Pass: the same fills
 (timestamp, asset, quantity, and for orders the row) with price and fee equal to 1e-9
-relative, and final equity to 1e-9. Differences we keep are tested as differences
-(docs/peers.md, "nautilus_trader").
+relative, and final equity to 1e-9 (ours, and nautilus's own account's). Differences we
+keep are tested as differences (docs/peers.md, "nautilus_trader").
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def weights_parity(prices: pl.DataFrame, weights: pl.DataFrame, **settings):
     for ours in (engine, reference):
         assert_same_fills(ours.fills.sort(KEY), theirs.fills.sort(KEY))
         assert ours.final_equity == pytest.approx(theirs.final_equity, rel=REL)
+        # nautilus's own account: balance plus unrealized PnL at the last closes
+        assert ours.final_equity == pytest.approx(theirs.account["equity"][0], rel=REL)
     return engine, theirs
 
 

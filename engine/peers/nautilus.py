@@ -65,10 +65,13 @@ UNSUPPORTED = {
 
 @dataclass(frozen=True)
 class NautilusResult(PeerResult):
-    """A nautilus run: fills and equity, and `orders`: each order's row (None for the
-    weights' orders), final nautilus status and the reason of a rejection or denial."""
+    """A nautilus run: fills and equity (our ledger of nautilus's fills), `orders`: each
+    order's row, final nautilus status and the reason of a rejection or denial, and
+    `account`: nautilus's own account at the end (`balance`, `unrealized` at the last
+    closes, `equity` their sum)."""
 
     orders: pl.DataFrame = field(default_factory=pl.DataFrame)
+    account: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def run_nautilus(prices: pl.DataFrame, weights: pl.DataFrame,
@@ -123,7 +126,8 @@ def _dispatch(prices, inputs, config, python, mode, adaptive) -> NautilusResult:
     tables = side_env.run_module(
         MODULE, side_python(python), prices, inputs,
         {"config": config.to_dict(), "mode": mode, "adaptive": adaptive})
-    return NautilusResult(tables["fills"], tables["equity"], tables["orders"])
+    return NautilusResult(tables["fills"], tables["equity"], tables["orders"],
+                          tables["account"])
 
 
 def _run_from_folder(work: Path) -> None:
@@ -136,6 +140,7 @@ def _run_from_folder(work: Path) -> None:
     result.fills.write_parquet(work / "fills.parquet")
     result.equity.write_parquet(work / "equity.parquet")
     result.orders.write_parquet(work / "orders.parquet")
+    result.account.write_parquet(work / "account.parquet")
 
 
 def _run_here(prices: pl.DataFrame, inputs: pl.DataFrame, config: BacktestConfig,
@@ -147,8 +152,8 @@ def _run_here(prices: pl.DataFrame, inputs: pl.DataFrame, config: BacktestConfig
         from engine.peers.nautilus_orders import OrdersPlan
 
         plan = OrdersPlan(market, inputs)
-    fills, orders = _simulate(market, config, plan, adaptive)
-    return NautilusResult(fills, _equity(market, fills, config.initial_cash), orders)
+    fills, orders, account = _simulate(market, config, plan, adaptive)
+    return NautilusResult(fills, _equity(market, fills, config.initial_cash), orders, account)
 
 
 class _WeightsPlan:
@@ -215,9 +220,9 @@ class Desk:
 
 
 def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool
-              ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Run the plan in a nautilus backtest; the fills (one per order and bar) and the
-    orders' final statuses."""
+              ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Run the plan in a nautilus backtest; the fills (one per order and bar), the
+    orders' final statuses and the account at the end."""
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig
     from nautilus_trader.model.currencies import Currency
@@ -316,8 +321,15 @@ def _simulate(market: Market, config: BacktestConfig, plan, adaptive: bool
     orders = pl.DataFrame(
         [(rows[c], statuses.get(c), reasons.get(c)) for c in rows], orient="row",
         schema={"order_id": pl.Int64, "status": pl.String, "reason": pl.String})
+    balance = engine.cache.account_for_venue(venue).balance_total(currency).as_double()
+    last = market.last_close[-1]
+    unrealized = sum(
+        p.unrealized_pnl(Price(float(last[column[p.instrument_id.value]]), PRECISION)).as_double()
+        for p in engine.cache.positions_open())
+    account = pl.DataFrame({"balance": [balance], "unrealized": [unrealized],
+                            "equity": [balance + unrealized]})
     engine.dispose()
-    return _fills_table(market, fills), orders.sort("order_id")
+    return _fills_table(market, fills), orders.sort("order_id"), account
 
 
 def _fills_table(market: Market, fills: list[tuple]) -> pl.DataFrame:
