@@ -37,7 +37,7 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="named execution semantics: tradegap (default), vectorbt, backtrader, "
-                        "zipline; a profile sets the settings it needs")
+                        "zipline, nautilus; a profile sets the settings it needs")
     p.add_argument("--repair-ohlc", action="store_true",
                    help="accept bars whose high or low does not cover the open and close by "
                         "widening them (refused by default)")
