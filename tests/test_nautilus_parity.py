@@ -22,6 +22,7 @@ from engine.data.synthetic import generate_market, momentum_scores
 from engine.peers.nautilus import run_nautilus, run_nautilus_orders, setup_side_env
 from engine.reference import run_reference
 from engine.research.weights import top_k_weights
+from schemas.backtest import Fills
 from tests.builders import random_universe
 from tests.builders import top_k_weights as random_top_k
 from tests.parity import REL, assert_same_fills, relative_gap
@@ -58,6 +59,16 @@ def test_market_orders_fill_at_the_bar_close_like_nautilus(every, fees):
     assert engine.fills.height > 20
     at = theirs.fills.join(prices, on=KEY)
     assert ((at["price"] - at["close"]).abs() <= REL * at["close"]).all()
+
+
+def test_nautilus_fills_fit_our_schema_and_every_market_order_fills_once():
+    prices, _, _ = random_universe(8, 60, seed=6)
+    config = BacktestConfig.for_profile("nautilus", initial_cash=100_000.0, fees=0.001)
+    theirs = run_nautilus(prices, random_top_k(8, 60, k=3, every=5, seed=6), config)
+    Fills.validate(theirs.fills)
+    assert theirs.fills["order_id"].is_unique().all()
+    assert theirs.orders["status"].unique().to_list() == ["FILLED"]
+    assert theirs.orders.height == theirs.fills.height
 
 
 def test_market_orders_match_with_listings_delistings_and_missing_bars():
