@@ -39,6 +39,7 @@ $(RUNTIME): pyproject.toml | $(PY)
 $(DEV): pyproject.toml $(RUNTIME)
 	$(PIP) install -q -e '.[dev]'
 	$(PY) -m engine.peers.zipline --setup
+	$(PY) -m engine.peers.nautilus --setup
 	touch $@
 
 run: $(RUNTIME)

@@ -1,14 +1,14 @@
 """Peer engines in the pipeline: each installed peer beside the engine under its profile.
 
-For every peer that is installed (vectorbt and backtrader with the dev extra, zipline in
-its side environment) two assets run on the same data and weights: `backtest_<peer>`, the
-real peer, and `backtest_engine_<peer>`, our engine under the peer's profile; `trade_gap`
-compares them and the check `parity_with_engine` requires them equal. Peers run on the
-first `PeerSettings.max_assets` assets (by name) to keep the nightly run short, in the
-concurrency pool `peer_engines` so that they do not oversubscribe the cores (the instance
-sets the pool's limit). A peer that is not installed is never left out silently:
-`peer_engines` lists every peer, whether it runs, and how to install the missing ones, and
-warns in the run's log.
+For every peer that is installed (vectorbt and backtrader with the dev extra, zipline and
+nautilus_trader in their side environments) two assets run on the same data and weights:
+`backtest_<peer>`, the real peer, and `backtest_engine_<peer>`, our engine under the
+peer's profile; `trade_gap` compares them and the check `parity_with_engine` requires them
+equal. Peers run on the first `PeerSettings.max_assets` assets (by name) to keep the
+nightly run short, in the concurrency pool `peer_engines` so that they do not oversubscribe
+the cores (the instance sets the pool's limit). A peer that is not installed is never left
+out silently: `peer_engines` lists every peer, whether it runs, and how to install the
+missing ones, and warns in the run's log.
 """
 
 import importlib.util
@@ -33,13 +33,15 @@ from engine.data.market import Market
 from engine.results.checks import fill_parity
 from engine.results.derive import derive_tables
 
-PEERS_KNOWN = ("vectorbt", "backtrader", "zipline")
+PEERS_KNOWN = ("vectorbt", "backtrader", "zipline", "nautilus")
 PEER_POOL = "peer_engines"
 INSTALL = {
     "vectorbt": "pip install 'vectorbt==1.2.0' 'vectorbt-rust==1.2.0' (or pip install -e '.[dev]')",
     "backtrader": "pip install 'backtrader==1.9.78.123' (or pip install -e '.[dev]')",
     "zipline": "python -m engine.peers.zipline --setup (a side environment: zipline-reloaded "
                "needs pandas < 3)",
+    "nautilus": "python -m engine.peers.nautilus --setup (a side environment: nautilus_trader "
+                "1.221.0 needs pandas < 3)",
 }
 
 
@@ -51,11 +53,13 @@ class PeerSettings(ConfigurableResource):
 
 def installed_peers() -> list[str]:
     """The peers this environment can run."""
-    from engine.peers.zipline import SIDE_ENV
+    from engine.peers import nautilus, zipline
 
     found = [name for name in ("vectorbt", "backtrader") if importlib.util.find_spec(name)]
-    if importlib.util.find_spec("zipline") or (SIDE_ENV / ".tradegap-ready").exists():
-        found.append("zipline")
+    for name, module, package in (("zipline", zipline, "zipline"),
+                                  ("nautilus", nautilus, "nautilus_trader")):
+        if importlib.util.find_spec(package) or (module.SIDE_ENV / ".tradegap-ready").exists():
+            found.append(name)
     return found
 
 
@@ -79,6 +83,8 @@ def run_peer(peer: str, bars: pl.DataFrame, weights: pl.DataFrame, config: Backt
         from engine.peers.vectorbt import run_vectorbt as run
     elif peer == "backtrader":
         from engine.peers.backtrader import run_backtrader as run
+    elif peer == "nautilus":
+        from engine.peers.nautilus import run_nautilus as run
     else:
         from engine.peers.zipline import run_zipline as run
     return run(bars, weights, config)

@@ -48,7 +48,7 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="named execution semantics: tradegap (default), vectorbt, backtrader, "
-                        "zipline; a profile sets the settings it needs")
+                        "zipline, nautilus; a profile sets the settings it needs")
     p.add_argument("--repair-ohlc", action="store_true",
                    help="accept bars whose high or low does not cover the open and close by "
                         "widening them (refused by default)")

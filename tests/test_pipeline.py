@@ -42,6 +42,9 @@ SMALL = {
 MAIN = AssetSelection.all() - AssetSelection.groups(SWEEP)
 
 
+PEERS = ("vectorbt", "backtrader", "zipline", "nautilus")
+
+
 def run_main(base: Path, run_config: dict = SMALL, selection=MAIN):
     return materialize([*ASSETS, *CHECKS], selection=selection, resources=resources(str(base)),
                        run_config=run_config, instance=DagsterInstance.ephemeral(),
@@ -93,7 +96,7 @@ def test_the_main_graph_materializes_with_every_check_passing(tmp_path):
     gaps = pl.read_parquet(tmp_path / "trade_gap" / "summary.parquet")
     assert "backtest_reference vs backtest_engine" in gaps["pair"].to_list()
     assert set(gaps["verdict"]) == {"identical"}
-    for peer in ("vectorbt", "backtrader", "zipline"):
+    for peer in PEERS:
         assert checks[f"backtest_{peer}:parity_with_engine"] is True
         assert f"backtest_{peer} vs backtest_engine_{peer}" in gaps["pair"].to_list()
     for table in ("fills", "orders", "positions", "equity", "trades", "metrics"):
@@ -101,8 +104,7 @@ def test_the_main_graph_materializes_with_every_check_passing(tmp_path):
         assert (tmp_path / "backtest_reference" / f"{table}.parquet").is_file()
     summary = pl.read_parquet(tmp_path / "performance_summary.parquet")
     assert summary["backtest"].to_list()[:2] == ["backtest_engine", "backtest_reference"]
-    assert {f"backtest_{peer}" for peer in ("vectorbt", "backtrader", "zipline")} <= set(
-        summary["backtest"])
+    assert {f"backtest_{peer}" for peer in PEERS} <= set(summary["backtest"])
     assert summary["final_equity"][0] == pytest.approx(summary["final_equity"][1], rel=1e-9)
     assert (tmp_path / "performance_summary.png").read_bytes()[:4] == b"\x89PNG"
 

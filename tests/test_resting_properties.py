@@ -22,7 +22,7 @@ from tests.parity import REL, relative_gap
 from tests.resting_cases import gappy_bars, random_orders
 
 COLUMNS = ["timestamp", "asset", "quantity", "price", "fee", "trigger"]
-PROFILES = ["tradegap", "vectorbt", "backtrader", "zipline"]
+PROFILES = ["tradegap", "vectorbt", "backtrader", "zipline", "nautilus"]
 RULES = [{}, {"stop_loss": 0.03}, {"take_profit": 0.04},
          {"stop_loss": 0.03, "take_profit": 0.05}, {"trailing_stop": 0.03},
          {"trailing_stop": 0.02, "take_profit": 0.06, "max_bars": 5}, {"max_bars": 3},

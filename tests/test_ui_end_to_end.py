@@ -47,7 +47,7 @@ JOB = "nightly_regression"
 MAIN_ASSETS = ("market_data", "features", "signals", "target_weights", "backtest_engine",
                "backtest_reference", "performance_summary")
 BACKTESTS = ("backtest_engine", "backtest_reference")
-PEERS = ("vectorbt", "backtrader", "zipline")
+PEERS = ("vectorbt", "backtrader", "zipline", "nautilus")
 SMALL = {
     "ops": {
         "market_data": {"config": {"n_assets": 30, "n_days": 300, "seed": 1}},

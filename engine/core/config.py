@@ -136,7 +136,7 @@ class BacktestConfig:
             intrabar_path=getattr(IntrabarPath, path), tick_size=float(hooks.tick_size),
             stop_first=bool(stop_first), stop_base_close=stop_base == "close",
             trail_close=trail_source == "close" or path == "close",
-            stop_slippage=hooks.stop_slippage,
+            stop_slippage=hooks.stop_slippage, bar_ticks=hooks.bar_ticks,
             stop_loss=float(self.stop_loss), take_profit=float(self.take_profit),
             trailing_stop=float(self.trailing_stop), max_bars=int(self.max_bars),
             max_positions=int(self.max_positions), max_gross=float(self.max_gross),
@@ -192,6 +192,7 @@ class KernelSettings(NamedTuple):
     trail_close: bool  # trailing references follow the close (else the high / low; the
     # close always under the `close` path)
     stop_slippage: bool  # stops fill with slippage, capped at the bar
+    bar_ticks: bool  # resting orders see the bar as four prices and fill at their levels
     stop_loss: float  # risk rules, 0: off
     take_profit: float
     trailing_stop: float

@@ -24,6 +24,10 @@ cash is checked; it implies some settings and refuses others (see `check`).
   toward zero unless within 1e-4 of a whole share; fills at the next close, at most
   `int(10% × bar volume)` shares per bar with the rest carried to later bars; no cash
   check; by default 5 bp slippage and $0.001 a share.
+- `nautilus`: nautilus_trader's bar execution. A bar's market orders fill at its close
+  (`same_close`), whole shares, no cash check (a margin account); an order whose asset
+  has no bar at the decision is dropped. Resting orders follow the bar as open → high →
+  low → close (`ohlc`, nautilus's fixed order; `nearest` is near its adaptive one).
 
 Resting orders (docs/semantics.md, "Resting orders and risk rules"): a profile gives the
 defaults of `stop_first` (a stop reached anywhere in the bar fills before its OCO sibling:
@@ -75,6 +79,7 @@ class Profile:
     stop_slippage: bool = True  # stops fill with slippage (capped at the bar)
     intrabar_path: str = "nearest"  # or "close": resting orders see each bar's close only
     tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
+    bar_ticks: bool = False  # the bar as four prices, fills at the levels (nautilus)
     requires: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -125,5 +130,10 @@ PROFILES = {
         intrabar_path="close", tick_size=0.01,
         requires={"fill": "next_close", "shares": "integer", "cash_policy": "allow_negative"},
         defaults={"slippage": 0.0005, "per_share": 0.001},
+    ),
+    "nautilus": Profile(
+        "nautilus", drop_without_bar=True, intrabar_path="ohlc", bar_ticks=True,
+        requires={"fill": "same_close", "shares": "integer", "cash_policy": "allow_negative",
+                  "slippage": 0.0, "per_share": 0.0, "min_fee": 0.0, "fixed_fee": 0.0},
     ),
 }

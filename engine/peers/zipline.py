@@ -43,13 +43,14 @@ from engine.core.config import BacktestConfig
 from engine.core.strategy import decision_weights
 from engine.data.loading import load_prices, load_weights
 from engine.data.market import Market
+from engine.peers import side_env
 from engine.peers.result import PeerResult
 
 REQUIREMENTS = (
     "zipline-reloaded==3.2.1", "numpy==2.4.6", "polars==2.1.0", "pandera[polars]==0.35.0",
     "numba==0.68.1",
 )
-REPO = Path(__file__).resolve().parents[2]
+REPO = side_env.REPO
 SIDE_ENV = REPO / ".venv" / "zipline"
 PYTHON_VARIABLE = "TRADEGAP_ZIPLINE_PYTHON"
 CALENDAR = "XNYS"
@@ -102,27 +103,13 @@ def run_zipline_orders(
 
 def side_python(python: str | Path | None = None) -> Path:
     """The side interpreter: `python`, else `$TRADEGAP_ZIPLINE_PYTHON`, else `.venv/zipline`."""
-    chosen = Path(python or os.environ.get(PYTHON_VARIABLE) or SIDE_ENV / "bin" / "python")
-    if not chosen.exists():
-        raise RuntimeError(
-            f"no zipline environment at {chosen}: create it with "
-            f"`python -m engine.peers.zipline --setup` or set {PYTHON_VARIABLE}"
-        )
-    return chosen
+    return side_env.interpreter(python, PYTHON_VARIABLE, SIDE_ENV, "engine.peers.zipline")
 
 
 def setup_side_env(path: Path = SIDE_ENV) -> Path:
     """Create (once per set of requirements) a virtual environment with zipline and the
     engine's needs; its python."""
-    python = path / "bin" / "python"
-    done = path / ".tradegap-ready"
-    if done.exists() and done.read_text() == " ".join(REQUIREMENTS) + "\n":
-        return python
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
-    done.write_text(" ".join(REQUIREMENTS) + "\n")
-    return python
+    return side_env.setup(path, REQUIREMENTS)
 
 
 def _run_elsewhere(

@@ -95,11 +95,12 @@ class Resting:
     def is_stop(self) -> bool:
         return self.type in STOP_TYPES
 
-    def trailing_level(self, buy: bool) -> float:
-        """The trailing stop's level from its reference: below the peak for a sell."""
+    def trailing_level(self, buy: bool, peak: float | None = None) -> float:
+        """The trailing stop's level from its reference (or `peak`): below it for a sell."""
+        peak = self.peak if peak is None else peak
         if self.trail_mode == "absolute":
-            return self.peak + self.trail if buy else self.peak - self.trail
-        return self.peak * (1 + self.trail) if buy else self.peak * (1 - self.trail)
+            return peak + self.trail if buy else peak - self.trail
+        return peak * (1 + self.trail) if buy else peak * (1 - self.trail)
 
     def follow(self, bar: tuple, buy: bool, trail_source: str) -> None:
         """Move the trailing reference after a bar in which the order was tried."""
@@ -190,8 +191,10 @@ def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int,
 
 
 def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: str = "open",
-          at_close: bool = False) -> tuple[int, float, bool] | None:
+          at_close: bool = False, bar_ticks: bool = False) -> tuple[int, float, bool] | None:
     """Where the order fills in `bar`: (phase, price before slippage, slipped), or None.
+
+    `bar_ticks` (the `nautilus` profile) sees the bar as its four prices (`_on_ticks`).
 
     `gap_fill` "level" (a departure the gap analysis replays, not a setting) fills a limit,
     stop or trailing stop whose level the open gapped past at the level, not the open.
@@ -205,6 +208,8 @@ def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: s
     if order.type == "market":  # a time exit, at the fill point of market orders
         return (CLOSE_EXIT, bar[CLOSE], True) if at_close else (TIME_EXIT, bar[OPEN], True)
     high_phase, low_phase = path_of(bar, intrabar_path)
+    if bar_ticks:
+        return _on_ticks(order, bar, buy, high_phase)
     at_level = gap_fill == "level"
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
         hit = _limit(buy, order.limit, bar, high_phase, low_phase,
@@ -217,6 +222,50 @@ def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: s
         hit = _stop(buy, order.trailing_level(buy), bar, high_phase, low_phase, at_level)
         return None if hit is None else (*hit, True)
     return _stop_limit(order, bar, buy, high_phase, low_phase)
+
+
+def _on_ticks(order: Resting, bar: tuple, buy: bool, high_phase: int
+              ) -> tuple[int, float, bool] | None:
+    """The bar as nautilus executes it: four trade prices (open, the extremes in path
+    order, close), each a point where orders are matched and filled at their own level.
+
+    A limit fills at its limit at the first price at or beyond it; a stop at its stop at
+    the first price at or beyond the stop; a stop-limit, once a price reached its stop,
+    fills at the first price (that one included) within its limit: at the stop if that is
+    the price that triggered it, else at that price held back to the nearer of its limit
+    and stop (for a buy, no lower than the lesser of the two). A trailing stop checked at
+    the k-th price has trailed the prices up to the (k − 2)-th: nautilus moves it after
+    each price's matching, from the price before. Nothing slips.
+    """
+    first, second = (bar[HIGH], bar[LOW]) if high_phase == FIRST else (bar[LOW], bar[HIGH])
+    prices = [bar[OPEN], first, second, bar[CLOSE]]
+    peak = order.peak
+    for phase, price in enumerate(prices):
+        if order.type == "limit":
+            if (price <= order.limit) if buy else (price >= order.limit):
+                return phase, order.limit, False
+            continue
+        if order.type == "stop_limit":
+            triggering = not order.triggered and (
+                price >= order.stop if buy else price <= order.stop)
+            order.triggered = order.triggered or triggering
+            if order.triggered and ((price <= order.limit) if buy else (price >= order.limit)):
+                if triggering:  # matched as it triggers: a taker fill at the stop
+                    return phase, order.stop, False
+                # a maker fill later: this price, but never better than the nearer bound
+                if buy:
+                    return phase, max(price, min(order.limit, order.stop)), False
+                return phase, min(price, max(order.limit, order.stop)), False
+            continue
+        level = order.stop
+        if order.type == "trailing_stop":
+            if phase >= 2:
+                older = prices[phase - 2]
+                peak = min(peak, older) if buy else max(peak, older)
+            level = order.trailing_level(buy, peak)
+        if (price >= level) if buy else (price <= level):
+            return phase, level, False
+    return None
 
 
 def _stop_limit(order: Resting, bar: tuple, buy: bool, high_phase: int, low_phase: int

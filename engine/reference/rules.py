@@ -81,6 +81,9 @@ class Rules:
     # fills at the level (not the open); a position's exits are tried on its entry bar.
     gap_fill: str = "open"
     entry_bar_check: bool = False
+    # nautilus: a bar is four trade prices (open, extremes, close); resting orders fill at
+    # their own levels there, trailing levels move one price behind.
+    bar_ticks: bool = False
     # Position rules: exits of every position opened from flat (0: off).
     stop_loss: float = 0.0
     take_profit: float = 0.0
@@ -146,7 +149,8 @@ def rules_for(settings: Any) -> Rules:
     each decision's orders by a pseudo-execution before the next bar, executes in
     submission order and refuses overdrafts as `margin`; `zipline` sizes at the decision
     close by truncating the share delta, fills at most 10% of a bar's volume (the rest
-    waits) and executes in submission order.
+    waits) and executes in submission order; `nautilus` drops an order whose asset has no
+    bar when it is due and walks a bar open, high, low, close.
 
     Resting orders and risk rules take the settings' names (missing or None: default, 0:
     off). `stop_first` defaults to on under `vectorbt` and `backtrader`; `stop_base` to the
@@ -174,7 +178,8 @@ def rules_for(settings: Any) -> Rules:
         return default if value is None else value
 
     rules = rules.with_(
-        intrabar_path=setting("intrabar_path", "close" if profile == "zipline" else "nearest"),
+        intrabar_path=setting("intrabar_path", {"zipline": "close", "nautilus": "ohlc"}.get(
+            profile, "nearest")),
         tick_size=0.01 if profile == "zipline" else 0.0,
         stop_first=bool(setting("stop_first", profile in ("vectorbt", "backtrader"))),
         stop_base=setting("stop_base", "close" if profile == "vectorbt" else "fill"),
@@ -192,4 +197,6 @@ def rules_for(settings: Any) -> Rules:
                            submission_check=True, reject_reason="margin")
     if profile == "zipline":
         return rules.with_(sizing="decision_truncate", sequence="submission", volume_limit=0.1)
+    if profile == "nautilus":
+        return rules.with_(drop_without_bar=True, bar_ticks=True)
     return rules

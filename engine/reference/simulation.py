@@ -632,7 +632,7 @@ class Simulation:
         events = []
         for order in live:
             hit = event(order, row[order.asset], sides[order.id], rules.intrabar_path,
-                        rules.gap_fill, rules.point == "close")
+                        rules.gap_fill, rules.point == "close", rules.bar_ticks)
             if hit is not None:
                 events.append((order, hit))
         if events:

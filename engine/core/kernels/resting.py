@@ -135,15 +135,56 @@ def trail_level(buy: bool, reference: float, trail: float, mode: int) -> float:
 
 
 @kernel
+def match_ticks(record, buy: bool, points):
+    """(phase, price, newly triggered) of one resting order on a bar seen as four prices,
+    nautilus's bar execution: `points` are the open, the two extremes in path order and
+    the close (phases 0–3). A limit fills at its limit at the first point at or past it, a
+    stop at its trigger; a stop-limit triggers at a point past its stop and fills at the
+    first point from there that meets its limit: at the stop when that is the triggering
+    point, else at that point bounded by the nearer of its limit and stop (a buy: no lower
+    than it; nautilus's maker fill); a trailing level is trailed from the reference and
+    the points two or more before the one it is checked at (nautilus trails after each
+    tick's matching, from the tick before)."""
+    kind = record["type"]
+    limit, stop = record["limit_price"], record["stop_price"]
+    reference = record["reference"]
+    triggered = record["triggered"] != 0
+    for k in range(4):
+        x = points[k]
+        if kind == OrderType.trailing_stop:
+            if k >= 2:
+                seen = points[k - 2]
+                reference = min(reference, seen) if buy else max(reference, seen)
+            stop = trail_level(buy, reference, record["trail"], record["trail_mode"])
+        if kind == OrderType.limit:
+            if (x <= limit) if buy else (x >= limit):
+                return k, limit, False
+        elif kind == OrderType.stop_limit:
+            fresh = not triggered and ((x >= stop) if buy else (x <= stop))
+            triggered = triggered or fresh
+            if triggered and ((x <= limit) if buy else (x >= limit)):
+                if fresh:
+                    return k, stop, True
+                return k, max(x, min(limit, stop)) if buy else min(x, max(limit, stop)), True
+        elif (x >= stop) if buy else (x <= stop):
+            return k, stop, False
+    return NO_FILL, np.nan, triggered
+
+
+@kernel
 def match(s, record, o, h, low, c):
     """(phase, price, newly triggered) of one resting order in one bar; phase −1: no fill.
 
     A stop-limit triggered inside the bar fills at its trigger if that satisfies the limit,
     else at the limit if the rest of the path reaches it; triggered, it is a limit after.
+    With `bar_ticks` (nautilus) the bar is its four prices (`match_ticks`).
     """
     buy = record["amount"] > 0
     kind = record["type"]
     ph, pl = extreme_phases(s.intrabar_path, o, h, low)
+    if s.bar_ticks and kind != OrderType.market:
+        first, second = (h, low) if ph == 1 else (low, h)
+        return match_ticks(record, buy, (o, first, second, c))
     if kind == OrderType.limit or (kind == OrderType.stop_limit and record["triggered"]):
         phase, price = limit_fill(buy, record["limit_price"], o, h, low, ph, pl)
         return phase, price, False
