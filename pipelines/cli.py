@@ -1,6 +1,8 @@
 """The `tradegap` command line: backtest files, generate demo data, run the main job.
 
 Bad input prints one line naming the file, column and first offending rows, and exits 2.
+An error of the system (disk full, permission denied, a read-only folder) prints one line
+naming the path and the cause, and exits 1; outputs are left as they were in both cases.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.core.profiles import PROFILES
 from engine.errors import InputError
 
 EXIT_BAD_INPUT = 2
+EXIT_SYSTEM_ERROR = 1
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
@@ -256,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:
+        where = error.filename or getattr(args, "out", None) or "?"
+        print(f"tradegap: error: {where}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
 
 
 if __name__ == "__main__":

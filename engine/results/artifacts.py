@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+OS_ERROR_CODE = re.compile(r"os error (\d+)")
 RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
 NAME_ATTEMPTS = 100
 
@@ -40,14 +42,31 @@ def _new_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
+def os_error(error: Exception, path: str | Path) -> OSError:
+    """`error` as an OSError naming `path`: the writers' IO failures (polars reports a full
+    disk as a ComputeError ending in "os error 28") become one cause and one path."""
+    code = getattr(error, "errno", None)
+    if code is None and (found := OS_ERROR_CODE.search(str(error))):
+        code = int(found.group(1))
+    if code is None:
+        return error if isinstance(error, OSError) else OSError(str(error))
+    return OSError(code, os.strerror(code), str(path))
+
+
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(_unique_path(path, ".tmp", _new_file))
+    try:
+        tmp = str(_unique_path(path, ".tmp", _new_file))
+    except OSError as error:
+        raise os_error(error, path) from error
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, pl.exceptions.ComputeError) as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise os_error(error, path) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -61,7 +80,12 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
     follows it, so equal frames could give different files; one chunk makes artifact hashes
     a usable regression fingerprint.
     """
-    frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
+    try:
+        frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
+    except pl.exceptions.ComputeError as error:
+        if not OS_ERROR_CODE.search(str(error)):
+            raise
+        raise os_error(error, path) from error
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
@@ -145,9 +169,20 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
     """
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _unique_path(out_dir, "", lambda candidate: candidate.mkdir())
     try:
-        fill(tmp)
+        tmp = _unique_path(out_dir, "", lambda candidate: candidate.mkdir())
+    except OSError as error:
+        raise os_error(error, out_dir) from error
+    try:
+        try:
+            fill(tmp)
+        except OSError as error:  # name the file as it would have been, not the temporary
+            if error.errno is None or not error.filename:
+                raise
+            inside = Path(error.filename)
+            if inside.is_relative_to(tmp):
+                inside = out_dir / inside.relative_to(tmp)
+            raise OSError(error.errno, error.strerror, str(inside)) from error
         _swap_in(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
