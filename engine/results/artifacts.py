@@ -42,15 +42,14 @@ def _new_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
-def os_error(error: Exception, path: str | Path) -> OSError:
-    """`error` as an OSError naming `path`: the writers' IO failures (polars reports a full
-    disk as a ComputeError ending in "os error 28") become one cause and one path."""
+def os_error(error: Exception, path: str | Path) -> OSError | None:
+    """`error` as an OSError naming `path`, or None when it is not a system error: the
+    writers' IO failures (polars reports a full disk as a ComputeError ending in "os error
+    28") become one cause and one path."""
     code = getattr(error, "errno", None)
     if code is None and (found := OS_ERROR_CODE.search(str(error))):
         code = int(found.group(1))
-    if code is None:
-        return error if isinstance(error, OSError) else OSError(str(error))
-    return OSError(code, os.strerror(code), str(path))
+    return None if code is None else OSError(code, os.strerror(code), str(path))
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -60,13 +59,17 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     try:
         tmp = str(_unique_path(path, ".tmp", _new_file))
     except OSError as error:
-        raise os_error(error, path) from error
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
     try:
         write(tmp)
         os.replace(tmp, path)
     except (OSError, pl.exceptions.ComputeError) as error:
         Path(tmp).unlink(missing_ok=True)
-        raise os_error(error, path) from error
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -83,9 +86,9 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
     try:
         frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
     except pl.exceptions.ComputeError as error:
-        if not OS_ERROR_CODE.search(str(error)):
+        if (mapped := os_error(error, path)) is None:
             raise
-        raise os_error(error, path) from error
+        raise mapped from error
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
@@ -172,7 +175,9 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
     try:
         tmp = _unique_path(out_dir, "", lambda candidate: candidate.mkdir())
     except OSError as error:
-        raise os_error(error, out_dir) from error
+        if (mapped := os_error(error, out_dir)) is None:
+            raise
+        raise mapped from error
     try:
         try:
             fill(tmp)
