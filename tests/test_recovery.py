@@ -27,7 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.launcher import WorkerStatus
 
+from pipelines.launcher import worker_status
 from pipelines.ui import default_signals, session_members
 from tests.dagster_server import ROOT, free_port
 from tests.test_ui_end_to_end import IN_PROCESS
@@ -219,3 +221,18 @@ def test_the_rerun_succeeds_and_nothing_is_lost(deployment, outage, recovered):
         assert not slot_holders(instance)
     assert before["market_data"] == [failed_run]  # written before the outage, kept
     assert [a["run_id"] for a in alerts(deployment)] == [failed_run]
+
+
+def test_a_worker_counts_as_alive_only_while_its_own_process_runs():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        started_at = time.time()
+        assert worker_status(child.pid, started_at).status == WorkerStatus.RUNNING
+        # a process that started after the run did is another one with a reused id
+        assert worker_status(child.pid, started_at - 3600).status == WorkerStatus.FAILED
+    finally:
+        child.kill()
+        child.wait()
+    dead = worker_status(child.pid, started_at)
+    assert dead.status == WorkerStatus.FAILED
+    assert f"run worker process {child.pid} is gone" in dead.msg
