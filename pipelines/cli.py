@@ -1,9 +1,11 @@
 """The `tradegap` command line: backtest files, generate demo data, run the main job.
 
-Exit codes: 0 success; 1 a step of `run` failed (named on stderr); 2 bad input, printed as
-one line naming the file, column and first offending rows (an output folder that is not
-ours to replace is bad input too: nothing is written); 3 every step of `run` ran but an
-ERROR-severity check failed (named on stderr).
+Exit codes: 0 success; 1 a step of `run` failed (named on stderr), or an error of the
+system (disk full, permission denied, a read-only folder), printed as one line naming the
+path and the cause; 2 bad input, printed as one line naming the file, column and first
+offending rows (an output folder that is not ours to replace is bad input too: nothing is
+written); 3 every step of `run` ran but an ERROR-severity check failed (named on stderr).
+Outputs are left as they were on every error.
 
 An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
 output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
@@ -34,6 +36,7 @@ EXIT_BAD_INPUT = 2
 OUT_HELP = ("output folder: new, empty, or an earlier output of this command (replaced "
             "atomically; a folder holding anything else is refused)")
 FORCE_HELP = "replace a tradegap output of another kind in --out"
+EXIT_SYSTEM_ERROR = 1
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
@@ -327,8 +330,8 @@ def _config(args: argparse.Namespace) -> BacktestConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tradegap", description=__doc__.splitlines()[0],
-        epilog="exit codes: 0 success, 1 a step failed, 2 bad input (one line), 3 an "
-               "ERROR-severity check failed")
+        epilog="exit codes: 0 success, 1 a step failed or a system error (one line), 2 bad "
+               "input (one line), 3 an ERROR-severity check failed")
     sub = parser.add_subparsers(dest="command", required=True)
     _backtest_parser(sub)
     _generate_parser(sub)
@@ -381,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:
+        where = error.filename or getattr(args, "out", None) or "?"
+        print(f"tradegap: error: {where}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
 
 
 if __name__ == "__main__":

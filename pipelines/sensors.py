@@ -6,7 +6,10 @@ ends, every check it evaluated that failed with severity ERROR is alerted (parit
 identities, results that moved from their baseline, unexplained trade gaps); a failed run
 is alerted too, with its failed steps and the root cause. Warnings (a backtest without an
 accepted baseline) show in the UI without an alert. Both are run-status sensors, which
-read the event log the same way on SQLite and Postgres.
+read the event log the same way on SQLite and Postgres, and watch every run of the
+instance, whatever started it: the UI, a schedule, a backfill or `dagster job execute`
+(which records no code location). A run whose process died is marked failed by the run
+monitoring daemon (`pipelines/launcher.py`) and alerted here like any other failure.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def send_check_alerts(alerts: AlertChannel, instance: DagsterInstance, run_id: s
 
 
 @run_failure_sensor(name="run_failure_alert", default_status=DefaultSensorStatus.RUNNING,
+                    monitor_all_code_locations=True,
                     description="Alert on every failed run, and on the checks it failed.")
 def run_failure_alert(context: RunFailureSensorContext, alerts: AlertChannel) -> None:
     """Send one alert naming the job, the run, its failed steps and the root cause."""
@@ -66,7 +70,7 @@ def run_failure_alert(context: RunFailureSensorContext, alerts: AlertChannel) ->
 
 
 @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name="check_failure_alert",
-                   default_status=DefaultSensorStatus.RUNNING,
+                   default_status=DefaultSensorStatus.RUNNING, monitor_all_code_locations=True,
                    description="Alert on every failed check (severity ERROR) of a finished run.")
 def check_failure_alert(context: RunStatusSensorContext, alerts: AlertChannel) -> None:
     """Send one alert per failed check of a run that otherwise succeeded."""

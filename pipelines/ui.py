@@ -11,6 +11,9 @@ inherit SIGINT and SIGTERM ignored and outlive whoever stops the UI. This launch
   SIGHUP alone (`kill -INT <make's pid>`), resets that signal to its default and waits for
   its children without passing the signal on; the launcher reads this in /proc.
 
+Once stopping, it ignores further stop signals: a supervisor's group SIGTERM (systemd,
+`docker stop`, `kill -TERM -- -PGID`) reaches it twice, directly and through make.
+
     python -m pipelines.ui [--host 127.0.0.1] [--port 3000]
 
 `DAGSTER_HOME` names the instance (`make ui` sets a project-local one).
@@ -84,7 +87,15 @@ def caught_signals(pid: int) -> set[int]:
     return set()
 
 
+def ignore_stop_signals() -> None:
+    """While stopping, further stop signals (a group SIGTERM reaches the launcher from the
+    supervisor and again from make) must not interrupt the shutdown."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
 def _raise_stop(number: int, _frame) -> None:
+    ignore_stop_signals()
     raise Stop(signal.Signals(number).name)
 
 
@@ -115,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 return process.wait(timeout=POLL_SECONDS)
             if watched - caught_signals(parent):
+                ignore_stop_signals()
                 raise Stop(f"parent {parent} is stopping")
     except Stop as stop:
         print(f"tradegap ui: {stop}: stopping dg dev and its processes", file=sys.stderr,

@@ -1,5 +1,9 @@
 """Writing artifacts without losing what is there: write to a temporary path, then rename.
 
+Temporary files and folders are created with the modes a plain `open` or `mkdir` would give
+(0666 and 0777 less the umask), not `tempfile`'s private 0600 and 0700, so a UI, daemon or
+worker running as another user of the group reads the artifacts once they are renamed.
+
 An output folder carries a marker (`MARKER`) naming its kind and the entries it wrote; a
 folder is replaced only when it is empty, new, or a tradegap output of the same kind holding
 nothing else, so a command never deletes what it did not write.
@@ -7,27 +11,69 @@ nothing else, so a command never deletes what it did not write.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import math
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+OS_ERROR_CODE = re.compile(r"os error (\d+)")
+RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
+NAME_ATTEMPTS = 100
+
+
+def _unique_path(near: Path, suffix: str, create: Callable[[Path], None]) -> Path:
+    """A fresh hidden path beside `near`, created by `create` (which must refuse to reuse)."""
+    for _ in range(NAME_ATTEMPTS):
+        candidate = near.with_name(f".{near.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(near))
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def os_error(error: Exception, path: str | Path) -> OSError | None:
+    """`error` as an OSError naming `path`, or None when it is not a system error: the
+    writers' IO failures (polars reports a full disk as a ComputeError ending in "os error
+    28") become one cause and one path."""
+    code = getattr(error, "errno", None)
+    if code is None and (found := OS_ERROR_CODE.search(str(error))):
+        code = int(found.group(1))
+    return None if code is None else OSError(code, os.strerror(code), str(path))
+
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        tmp = str(_unique_path(path, ".tmp", _new_file))
+    except OSError as error:
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, pl.exceptions.ComputeError) as error:
+        Path(tmp).unlink(missing_ok=True)
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -41,7 +87,12 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
     follows it, so equal frames could give different files; one chunk makes artifact hashes
     a usable regression fingerprint.
     """
-    frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
+    try:
+        frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
+    except pl.exceptions.ComputeError as error:
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
@@ -134,25 +185,82 @@ def mark_folder(folder: str | Path, kind: str) -> None:
                      lambda tmp: Path(tmp).write_text(json.dumps({"kind": kind}) + "\n"))
 
 
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step (Linux renameat2); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second),
+                 RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Put the folder `tmp` at `out_dir`; what was there ends up at `tmp`, or is gone.
+
+    Where the system can exchange two paths, `out_dir` always exists and always holds one
+    complete version, even while other processes swap the same folder. Elsewhere the old
+    copy is moved aside under a name of its own, so concurrent swaps never collide.
+    """
+    while True:
+        try:
+            os.rename(tmp, out_dir)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        try:
+            if _exchange(tmp, out_dir):
+                return
+        except FileNotFoundError:
+            continue  # another swap moved it aside: try again
+        old = out_dir.with_name(f".{out_dir.name}.{secrets.token_hex(6)}.old")
+        try:
+            os.rename(out_dir, old)
+        except FileNotFoundError:
+            continue  # another swap moved it aside: try again
+        try:
+            os.rename(tmp, out_dir)
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                os.rename(old, out_dir)
+                raise
+            # another swap put its complete copy in place meanwhile; it stands
+        shutil.rmtree(old, ignore_errors=True)
+        return
+
+
 def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
     """Build a directory with `fill(tmp)`, then swap it in for `out_dir` in one rename.
 
-    If `fill` raises, `out_dir` is left exactly as it was.
+    If `fill` raises, `out_dir` is left exactly as it was. Concurrent swaps of one folder
+    are safe: each ends with one complete version in place.
     """
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        fill(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
+        tmp = _unique_path(out_dir, "", lambda candidate: candidate.mkdir())
+    except OSError as error:
+        if (mapped := os_error(error, out_dir)) is None:
+            raise
+        raise mapped from error
+    try:
+        try:
+            fill(tmp)
+        except OSError as error:  # name the file as it would have been, not the temporary
+            if error.errno is None or not error.filename:
+                raise
+            inside = Path(error.filename)
+            if inside.is_relative_to(tmp):
+                inside = out_dir / inside.relative_to(tmp)
+            raise OSError(error.errno, error.strerror, str(inside)) from error
+        _swap_in(tmp, out_dir)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -1,0 +1,126 @@
+"""Artifact files as other users and other processes see them: modes that follow the umask,
+and folder swaps that stay whole while several processes swap the same folder."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.results import artifacts
+from engine.results.artifacts import replace_directory, write_table
+from tests.dagster_server import ROOT
+
+FILES = ("a.txt", "b.txt", "c.txt")
+SWAPPERS = 4
+SWAPS = 400
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask 022", "umask 002"])
+def test_outputs_get_the_modes_the_umask_gives(umask, tmp_path):
+    prices, weights, out = tmp_path / "prices.parquet", tmp_path / "w.csv", tmp_path / "run"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for command in (["generate", "--prices", str(prices), "--weights", str(weights),
+                     "--assets", "10", "--days", "60", "--top", "3", "--every", "5"],
+                    ["backtest", "--prices", str(prices), "--weights", str(weights),
+                     "--out", str(out)]):
+        done = subprocess.run([sys.executable, "-m", "pipelines.cli", *command], cwd=tmp_path,
+                              env=environment, capture_output=True, text=True,
+                              preexec_fn=lambda: os.umask(umask))
+        assert done.returncode == 0, done.stderr
+    files, folders = 0o666 & ~umask, 0o777 & ~umask
+    assert (mode(prices), mode(weights)) == (files, files)
+    assert mode(out) == folders
+    assert {path.name: mode(path) for path in out.iterdir()} == {
+        path.name: files for path in out.iterdir()}
+
+
+def test_write_table_and_replace_directory_follow_the_umask_in_process(tmp_path):
+    import polars as pl
+
+    previous = os.umask(0o002)
+    try:
+        table = write_table(pl.DataFrame({"x": [1]}), tmp_path / "market_data.parquet")
+        folder = replace_directory(tmp_path / "backtest",
+                                   lambda tmp: (tmp / "f.txt").write_text("x"))
+    finally:
+        os.umask(previous)
+    assert (mode(table), mode(folder), mode(folder / "f.txt")) == (0o664, 0o775, 0o664)
+
+
+def _swap_many(out: str, worker: int, swaps: int, exchange: bool) -> None:
+    """Swap in `swaps` complete versions of `out`, each file naming the version."""
+    if not exchange:
+        artifacts._exchange = lambda first, second: False
+    for number in range(swaps):
+        version = f"{worker}-{number}"
+
+        def fill(tmp: Path, version: str = version) -> None:
+            for name in FILES:
+                (tmp / name).write_text(version)
+
+        replace_directory(out, fill)
+
+
+def _read_whole(out: Path) -> str | None:
+    """The version `out` holds, read through one handle on the folder; None when the
+    folder was swapped out while being read (its files are being removed)."""
+    handle = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = sorted(os.listdir(handle))
+        versions = set()
+        for name in names:
+            file = os.open(name, os.O_RDONLY, dir_fd=handle)
+            try:
+                versions.add(os.read(file, 100).decode())
+            finally:
+                os.close(file)
+        if os.stat(out).st_ino != os.fstat(handle).st_ino:
+            return None
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(handle)
+    assert names == list(FILES), f"incomplete folder in place: {names}"
+    assert len(versions) == 1, f"mixed versions in place: {versions}"
+    return versions.pop()
+
+
+@pytest.mark.parametrize("exchange", [True, False],
+                         ids=["exchanged in one step", "moved aside under unique names"])
+def test_concurrent_swaps_never_fail_and_leave_one_complete_version(exchange, tmp_path):
+    out = tmp_path / "shared"
+    _swap_many(str(out), -1, 1, exchange=True)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_swap_many, args=(str(out), worker, SWAPS, exchange))
+               for worker in range(SWAPPERS)]
+    for process in workers:
+        process.start()
+    reads, missing, seen = 0, 0, set()
+    while any(process.is_alive() for process in workers):
+        try:
+            version = _read_whole(out)
+        except FileNotFoundError:
+            missing += 1
+            continue
+        reads += 1
+        if version is not None:
+            seen.add(version)
+    for process in workers:
+        process.join()
+    assert [process.exitcode for process in workers] == [0] * SWAPPERS
+    assert len(seen) > 1 and reads > 10
+    if exchange:
+        assert missing == 0, f"{out} was missing {missing} times of {reads + missing}"
+    final = _read_whole(out)
+    assert final is not None and final.split("-")[1] == str(SWAPS - 1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shared"]
