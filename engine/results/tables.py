@@ -27,19 +27,11 @@ from engine.results.artifacts import to_json, write_output, write_parquet
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
-from schemas import backtest as schemas
 
 ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "superseded_by",
                 "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
                 "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
-SCHEMAS = {
-    "fills": schemas.Fills,
-    "orders": schemas.Orders,
-    "positions": schemas.Positions,
-    "equity": schemas.Equity,
-    "trades": schemas.Trades,
-}
 
 
 class BacktestResult:
@@ -182,9 +174,12 @@ class BacktestResult:
         return {name: getattr(self, name) for name in TABLES}
 
     def validate(self) -> BacktestResult:
-        """Check every table against its pandera model in `schemas.backtest`."""
-        for name, model in SCHEMAS.items():
-            model.validate(getattr(self, name), lazy=True)
+        """Check every table against its pandera model in `schemas.backtest` (loaded here:
+        a run that only reads its tables never imports pandera)."""
+        from schemas import backtest as schemas
+
+        for name in TABLES:
+            getattr(schemas, name.capitalize()).validate(getattr(self, name), lazy=True)
         return self
 
     def save(self, out_dir: str | Path, inputs: Iterable[str | Path | None] = (),
