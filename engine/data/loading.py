@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.data.market import Market
+from engine.data.market import Market, grid_width
 from engine.errors import InputError
 from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
 
@@ -74,10 +74,25 @@ def load_prices(
     `repair_ohlc` accepts bars whose high or low does not cover the open and close by
     widening them; by default such bars are refused.
     """
+    return _load_bars(source, name, repair_ohlc)[0]
+
+
+def load_market(source: Source, name: str | None = None, repair_ohlc: bool = False) -> Market:
+    """`load_prices` pivoted into a `Market`: a complete grid found while checking the keys
+    is pivoted as found, not searched for again."""
+    bars, width = _load_bars(source, name, repair_ohlc)
+    return Market.from_bars(bars, width)
+
+
+def _load_bars(source: Source, name: str | None, repair_ohlc: bool
+               ) -> tuple[pl.DataFrame, int | None]:
+    """The validated bars and, when known, their grid width (`market.grid_width`)."""
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
-    if _bars_clean(frame):
-        return _gate(frame, "Bars", label)
+    if _bar_values_clean(frame):
+        width = _complete_grid(frame)
+        if width or _keys_in_order(frame):
+            return _gate(frame, "Bars", label), width
     if not _bars_look_valid(frame):
         checks = [(~(pl.col(c).is_finite() & (pl.col(c) > 0)), c,
                    "price must be a positive number", c) for c in PRICE_FIELDS]
@@ -86,26 +101,45 @@ def load_prices(
                        "volume must be a non-negative number", "volume"))
         _reject_first(frame, label, [*checks, KEYS])
     frame = _check_ohlc(frame, label, repair_ohlc)
-    return _gate(_in_key_order(frame), "Bars", label)
+    return _gate(_in_key_order(frame), "Bars", label), None
 
 
-def _bars_clean(frame: pl.DataFrame) -> bool:
-    """Every check of `load_prices` in one parallel pass over the columns: prices finite and
-    positive, volumes finite and non-negative, low ≤ open, close ≤ high, keys unique and in
-    (timestamp, asset) order. True: the bars are valid as they are; False sends them
-    through the checks that name the offending rows (and sort or repair them)."""
+def _bar_values_clean(frame: pl.DataFrame) -> bool:
+    """The value checks of `load_prices` at array speed, one reduction a column: prices
+    finite and positive, volumes finite and non-negative (NaN, and null read as NaN, fail
+    both), low ≤ open, close ≤ high. False sends the bars through the checks that name the
+    offending rows (or repair them)."""
+    open_, high, low, close, volume = (frame[c].to_numpy() for c in (*PRICE_FIELDS, "volume"))
+    for values in (open_, high, low, close):
+        if not (values.min() > 0 and values.max() < np.inf):
+            return False
+    if not (volume.min() >= 0 and volume.max() < np.inf):
+        return False
+    body = np.maximum(open_, close)
+    if not (high >= body).all():
+        return False
+    np.minimum(open_, close, out=body)
+    return bool((low <= body).all())
+
+
+def _complete_grid(frame: pl.DataFrame) -> int:
+    """The number of assets when the keys are unique, sorted and form a complete grid (each
+    timestamp, in increasing order, has the same assets in increasing order), else 0."""
+    stamps = frame["timestamp"].to_physical().to_numpy()
+    width = grid_width(stamps, frame["asset"])
+    if not width:
+        return 0
+    firsts = stamps[::width]
+    assets = frame["asset"].head(width)
+    ordered = (firsts[1:] > firsts[:-1]).all() and (assets.slice(1) > assets.head(-1)).all()
+    return width if ordered else 0
+
+
+def _keys_in_order(frame: pl.DataFrame) -> bool:
+    """Keys unique and sorted by (timestamp, asset)."""
     ts, asset = pl.col("timestamp"), pl.col("asset")
-    body = ("open", "close")
-    checks = [
-        *((pl.col(c).is_finite() & (pl.col(c) > 0)) for c in PRICE_FIELDS),
-        pl.col("volume").is_finite() & (pl.col("volume") >= 0),
-        pl.col("high") >= pl.max_horizontal(body),
-        pl.col("low") <= pl.min_horizontal(body),
-        (ts > ts.shift(1)) | ((ts == ts.shift(1)) & (asset > asset.shift(1))),
-    ]
-    flags = frame.select(c.fill_null(i == len(checks) - 1).all().alias(str(i))
-                         for i, c in enumerate(checks))
-    return all(flags.row(0))
+    after = (ts > ts.shift(1)) | ((ts == ts.shift(1)) & (asset > asset.shift(1)))
+    return frame.select(after.fill_null(True).all()).item()
 
 
 def _bars_look_valid(frame: pl.DataFrame) -> bool:
