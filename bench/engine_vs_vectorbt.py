@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,27 +123,36 @@ def measure(n_assets: int, n_days: int, score: str, every: int, repeats: int) ->
     return {"answers": answers, "peaks": peaks}
 
 
-def cold_cli(n_assets: int, n_days: int) -> dict[str, float]:
-    """Seconds of `tradegap backtest` in a new process on the daily turnover workload, with
-    the compiled-code cache present and absent."""
-    tradegap_cmd = Path(sys.executable).with_name("tradegap")
+def cold_cli(n_assets: int, n_days: int, repeats: int = 3) -> dict[str, str]:
+    """`tradegap backtest` (`python -m pipelines.cli backtest`, this tree's code) in a new
+    process on the daily turnover workload: wall and CPU seconds (the child's user + system
+    time), median of `repeats` with the compiled-code cache present, once with an empty one."""
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as folder:
         work = Path(folder)
         prices, weights = inputs(n_assets, n_days, "turnover", 1)
         prices.write_parquet(work / "prices.parquet")
         weights.write_parquet(work / "weights.parquet")
-        command = [str(tradegap_cmd), "backtest", "--prices", str(work / "prices.parquet"),
-                   "--weights", str(work / "weights.parquet"), "--out", str(work / "out"),
-                   "--fees", str(FEES)]
-        seconds = {}
+        command = [sys.executable, "-m", "pipelines.cli", "backtest", "--prices",
+                   str(work / "prices.parquet"), "--weights", str(work / "weights.parquet"),
+                   "--out", str(work / "out"), "--fees", str(FEES)]
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-        for label, extra in (("cache present", {}),
-                             ("cache absent", {"NUMBA_CACHE_DIR": str(work / "empty")})):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
-                           env={**os.environ, **extra})
-            seconds[label] = time.perf_counter() - start
-        return seconds
+        figures = {}
+        for label, extra, times in (
+                ("cache present", {}, repeats),
+                ("cache absent", {"NUMBA_CACHE_DIR": str(work / "empty")}, 1)):
+            walls, cpus = [], []
+            for _ in range(times):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
+                               env={**os.environ, **extra})
+                walls.append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            figures[label] = (f"{statistics.median(walls):.2f} s wall "
+                              f"({min(walls):.2f}–{max(walls):.2f}), "
+                              f"{statistics.median(cpus):.2f} s CPU")
+        return figures
 
 
 def main() -> None:
@@ -185,7 +196,7 @@ def main() -> None:
                 print("| " + " | ".join(cells) + " |", flush=True)
     cold = cold_cli(500, 2520)
     print("\ncold `tradegap backtest` (500 × 2,520, turnover, daily; new process): "
-          + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in cold.items()))
+          + "; ".join(f"{label} {figures}" for label, figures in cold.items()))
 
 
 if __name__ == "__main__":

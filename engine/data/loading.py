@@ -105,15 +105,13 @@ def _load_bars(source: Source, name: str | None, repair_ohlc: bool
 
 
 def _bar_values_clean(frame: pl.DataFrame) -> bool:
-    """The value checks of `load_prices` at array speed, one reduction a column: prices
-    finite and positive, volumes finite and non-negative (NaN, and null read as NaN, fail
-    both), low ≤ open, close ≤ high. False sends the bars through the checks that name the
-    offending rows (or repair them)."""
+    """The value checks of `load_prices` at array speed: low > 0, high finite and
+    low ≤ open, close ≤ high (which makes all four prices finite and positive; NaN, and
+    null read as NaN, fail), volumes finite and non-negative. False sends the bars through
+    the checks that name the offending rows (or repair them)."""
     open_, high, low, close, volume = (frame[c].to_numpy() for c in (*PRICE_FIELDS, "volume"))
-    for values in (open_, high, low, close):
-        if not (values.min() > 0 and values.max() < np.inf):
-            return False
-    if not (volume.min() >= 0 and volume.max() < np.inf):
+    if not (low.min() > 0 and high.max() < np.inf and volume.min() >= 0
+            and volume.max() < np.inf):
         return False
     body = np.maximum(open_, close)
     if not (high >= body).all():
