@@ -39,6 +39,8 @@ FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 ORDER_COLUMNS = ("timestamp", "asset", "type", "quantity")
 ORDER_OPTIONAL = ("limit_price", "stop_price", "trail", "trail_mode", "valid_until", "group",
                   "id", "parent")
+ORDER_LAYOUT = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
+                "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -304,8 +306,7 @@ def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
     raw = frame["valid_until"]
-    columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
-               "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
+    columns = ORDER_LAYOUT
     if raw.null_count() == frame.height:  # good till cancelled throughout: nothing to parse
         return frame.with_columns(valid_bars=pl.lit(None, dtype=pl.Int64),
                                   valid_until=pl.lit(None, dtype=pl.Datetime("us"))
@@ -640,15 +641,14 @@ def _show(value: object) -> str:
 def _gate(frame: pl.DataFrame, model: str, label: str) -> pl.DataFrame:
     """Final check of columns and dtypes against the pandera model named `model`.
 
-    A frame already in the normalized layout of its model (`NORMALIZED`: the required
-    columns in order, timestamps `Datetime("us")`, assets `String`, numbers `Float64`) is
-    what the pandera model checks at this depth, and passes without loading pandera. The
-    value checks (positive prices, unique sorted keys, ...) were all made above, with row
-    numbers in the messages; repeating them through pandera would cost more memory than
-    the backtest (1.5 GB at 10M bars). Artifacts are validated in full where they are written.
+    A frame in the layout the loaders produce for that model (`LAYOUTS`) is what the model
+    checks at this depth, and passes without loading pandera; any other goes through the
+    model. The value checks (positive prices, unique sorted keys, ...) were all made above,
+    with row numbers in the messages; repeating them through pandera would cost more memory
+    than the backtest (1.5 GB at 10M bars). Artifacts are validated in full where they are
+    written.
     """
-    columns = NORMALIZED.get(model)
-    if columns and frame.schema == _normalized_schema(columns):
+    if frame.schema == LAYOUTS[model]:
         return frame
     import pandera.errors
     from pandera.config import ValidationDepth, config_context
@@ -665,14 +665,21 @@ def _gate(frame: pl.DataFrame, model: str, label: str) -> pl.DataFrame:
         raise InputError(label, problem) from None
 
 
-NORMALIZED = {"Bars": PRICE_COLUMNS, "Weights": WEIGHT_COLUMNS, "Scores": SIGNAL_COLUMNS}
+def _layout(columns: tuple[str, ...], **dtypes: pl.DataType) -> pl.Schema:
+    """The loaders' output layout: `columns` in order, keys as `Datetime("us")` and
+    `String`, the other columns `Float64` unless named in `dtypes`."""
+    keys = {"timestamp": pl.Datetime("us"), "asset": pl.String}
+    return pl.Schema({c: dtypes.get(c) or keys.get(c, pl.Float64) for c in columns})
 
 
-def _normalized_schema(columns: tuple[str, ...]) -> pl.Schema:
-    """The layout `_normalize` gives `columns`: keys as `Datetime("us")` and `String`,
-    every other column `Float64`."""
-    return pl.Schema({c: {"timestamp": pl.Datetime("us"), "asset": pl.String}.get(c, pl.Float64)
-                      for c in columns})
+LAYOUTS = {
+    "Bars": _layout(PRICE_COLUMNS),
+    "Weights": _layout(WEIGHT_COLUMNS),
+    "Scores": _layout(SIGNAL_COLUMNS),
+    "OrderRows": _layout(ORDER_LAYOUT, type=pl.String, trail_mode=pl.String,
+                         valid_bars=pl.Int64, valid_until=pl.Datetime("us"), group=pl.String,
+                         id=pl.String, parent=pl.String),
+}
 
 
 def _first_line(error: Exception) -> str:

@@ -64,7 +64,7 @@ class BacktestResult:
                 "price": fills["price"],
                 "fee": fills["fee"],
                 "order_id": fills["order_id"],
-                "trigger": self._triggers.gather(np.maximum(fills["order_id"], 0)),
+                "trigger": self._triggers(np.maximum(fills["order_id"], 0)),
             }
         )
 
@@ -73,12 +73,12 @@ class BacktestResult:
         """The order fields the tables read, one column each (read in one pass)."""
         return self._sim.book.columns(ORDER_FIELDS)
 
-    @cached_property
-    def _triggers(self) -> pl.Series:
-        """What fired each order: the risk rule that created it, else its type."""
+    def _triggers(self, order_ids: np.ndarray) -> pl.Series:
+        """What fired each of the orders `order_ids`: the risk rule that created it, else
+        its type (named per fill, not per order placed)."""
         orders = self._order_columns
-        return _named(orders["type"], TYPE_NAMES, orders["origin"],
-                      orders["origin"] != Origin.user)
+        origin = orders["origin"][order_ids]
+        return _named(orders["type"][order_ids], TYPE_NAMES, origin, origin != Origin.user)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
