@@ -169,7 +169,7 @@ def main() -> None:
     print(f"top {TOP} at equal weight, next open, {FEES:.1%} fees; full = run_backtest + "
           "6 tables (tradegap), from_orders + value, orders, assets, trades (vectorbt); "
           f"{args.repeats} repeats interleaved (2 at 2,000 × 5,040); times best / median / "
-          "worst wall; ratio = vectorbt-rust time / tradegap time per repeat, and of the "
+          "worst wall, then CPU; ratio = vectorbt-rust time / tradegap time per repeat, and of the "
           "median CPU seconds")
     columns = ("size", "workload", "rebalance", "tradegap full", "vectorbt-rust full",
                "ratio full", "tradegap engine only", "vectorbt-rust engine only",
@@ -188,7 +188,8 @@ def main() -> None:
                 assert gap < 1e-9, f"final equity differs by {gap:.1e}"
                 cells = [f"{n_assets:,} × {n_days:,}", score, label]
                 for run in ("full", "engine"):
-                    cells += [spread(runs[e, run]) for e in ENGINES]
+                    cells += [f"{spread(runs[e, run])}, CPU {spread(runs[e, run], 'cpu')}"
+                              for e in ENGINES]
                     cells.append(ratio_text(ratios(runs["vectorbt-rust", run],
                                                    runs["tradegap", run])))
                 cells += [f"{peaks['tradegap']:,.0f} / {peaks['vectorbt-rust']:,.0f} MB",
