@@ -18,26 +18,31 @@ Each engine produces every output a user reads:
   the trade records.
 
 `engine only` is the simulation alone (tradegap: `run_backtest`, whose tables are built on
-first access; vectorbt: `from_orders`). Every measurement runs in a fresh process (peak RSS
-is per process) after an untimed warm-up on a small market (compiled code, imports), and
-reports the best of its repeats (other work on the machine only ever adds time).
-Finally `tradegap backtest` on files runs in a new process with the compiled-code cache
-present and with an empty one (`NUMBA_CACHE_DIR` pointing at an empty folder). Usage:
+first access; vectorbt: `from_orders`). Each engine runs in its own process (peak RSS is
+per process) after an untimed warm-up on a small market (compiled code, imports); the two
+processes take turns, run by run (`interleave.py`), so that both meet the same load. Each
+cell gives the best, median and worst wall time of the repeats; the ratios are per repeat
+(best, median, worst) and of the median CPU seconds, which other work on the machine
+disturbs less. Finally `tradegap backtest` on files runs in a new process with the
+compiled-code cache present and with an empty one (`NUMBA_CACHE_DIR` pointing at an empty
+folder). Usage:
 
-    python bench/engine_vs_vectorbt.py [--sizes 500x2520,2000x5040] [--repeats 3]
+    python bench/engine_vs_vectorbt.py [--sizes 500x2520,2000x5040] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from interleave import Worker, interleave, ratio_text, ratios, serve, spread
 
 TOP, FEES = 50, 0.001
 SCORES = ("momentum", "turnover")
@@ -98,94 +103,101 @@ def vectorbt_rust(prices, weights):
     return engine, full
 
 
-def worker(name: str, n_assets: int, n_days: int, score: str, every: int, repeats: int) -> dict:
-    """Time one engine on one workload in this process; returns the figures."""
+def worker(name: str, n_assets: int, n_days: int, score: str, every: int) -> None:
+    """Serve one engine's runs (`engine`, `full`) on one workload from this process."""
     factory = {"tradegap": tradegap, "vectorbt-rust": vectorbt_rust}[name]
     for warm in factory(*inputs(30, 120, score, every)):
         warm()
     engine, full = factory(*inputs(n_assets, n_days, score, every))
-    times = {"engine": [], "full": []}
-    for _ in range(repeats):
-        for label, run in (("engine", engine), ("full", full)):
-            start = time.perf_counter()
-            final_equity, n_fills = run()
-            times[label].append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"engine": min(times["engine"]), "full": min(times["full"]),
-            "peak_mb": peak, "final_equity": final_equity, "fills": n_fills}
+    serve({"engine": engine, "full": full})
 
 
-def measure(*args) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"  {args[0]}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure(n_assets: int, n_days: int, score: str, every: int, repeats: int) -> dict:
+    """Both engines' runs on one workload, interleaved; {(engine, run): answers}, peaks."""
+    workers = {e: Worker([__file__, "--worker", e, str(n_assets), str(n_days), score,
+                          str(every)]) for e in ENGINES}
+    answers = interleave(workers, ["engine", "full"], repeats)
+    peaks = {e: w.ask("peak")["peak_mb"] for e, w in workers.items()}
+    for w in workers.values():
+        w.close()
+    return {"answers": answers, "peaks": peaks}
 
 
-def cold_cli(n_assets: int, n_days: int) -> dict[str, float]:
-    """Seconds of `tradegap backtest` in a new process on the daily turnover workload, with
-    the compiled-code cache present and absent."""
-    tradegap_cmd = Path(sys.executable).with_name("tradegap")
+def cold_cli(n_assets: int, n_days: int, repeats: int = 3) -> dict[str, str]:
+    """`tradegap backtest` (`python -m pipelines.cli backtest`, this tree's code) in a new
+    process on the daily turnover workload: wall and CPU seconds (the child's user + system
+    time), median of `repeats` with the compiled-code cache present, once with an empty one."""
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as folder:
         work = Path(folder)
         prices, weights = inputs(n_assets, n_days, "turnover", 1)
         prices.write_parquet(work / "prices.parquet")
         weights.write_parquet(work / "weights.parquet")
-        command = [str(tradegap_cmd), "backtest", "--prices", str(work / "prices.parquet"),
-                   "--weights", str(work / "weights.parquet"), "--out", str(work / "out"),
-                   "--fees", str(FEES)]
-        seconds = {}
+        command = [sys.executable, "-m", "pipelines.cli", "backtest", "--prices",
+                   str(work / "prices.parquet"), "--weights", str(work / "weights.parquet"),
+                   "--out", str(work / "out"), "--fees", str(FEES)]
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-        for label, extra in (("cache present", {}),
-                             ("cache absent", {"NUMBA_CACHE_DIR": str(work / "empty")})):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
-                           env={**os.environ, **extra})
-            seconds[label] = time.perf_counter() - start
-        return seconds
+        figures = {}
+        for label, extra, times in (
+                ("cache present", {}, repeats),
+                ("cache absent", {"NUMBA_CACHE_DIR": str(work / "empty")}, 1)):
+            walls, cpus = [], []
+            for _ in range(times):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
+                               env={**os.environ, **extra})
+                walls.append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            figures[label] = (f"{statistics.median(walls):.2f} s wall "
+                              f"({min(walls):.2f}–{max(walls):.2f}), "
+                              f"{statistics.median(cpus):.2f} s CPU")
+        return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500x2520,2000x5040")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        name, n_assets, n_days, score, every, repeats = args.worker
-        print(json.dumps(worker(name, int(n_assets), int(n_days), score, int(every),
-                                int(repeats))))
+        name, n_assets, n_days, score, every = args.worker
+        worker(name, int(n_assets), int(n_days), score, int(every))
         return
 
     print(f"top {TOP} at equal weight, next open, {FEES:.1%} fees; full = run_backtest + "
           "6 tables (tradegap), from_orders + value, orders, assets, trades (vectorbt); "
-          f"best of {args.repeats} runs (1 at 2,000 × 5,040)")
-    columns = ("size", "workload", "rebalance", "tradegap full", "vectorbt-rust full", "ratio",
-               "tradegap engine only", "vectorbt-rust engine only",
-               "peak RSS tradegap / vectorbt", "fills")
+          f"{args.repeats} repeats interleaved (2 at 2,000 × 5,040); times best / median / "
+          "worst wall, then CPU; ratio = vectorbt-rust time / tradegap time per repeat, and of the "
+          "median CPU seconds")
+    columns = ("size", "workload", "rebalance", "tradegap full", "vectorbt-rust full",
+               "ratio full", "tradegap engine only", "vectorbt-rust engine only",
+               "ratio engine only", "peak RSS tradegap / vectorbt", "fills")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for size in args.sizes.split(","):
         n_assets, n_days = map(int, size.split("x"))
-        repeats = args.repeats if n_assets * n_days <= 2_000_000 else 1
+        repeats = args.repeats if n_assets * n_days <= 2_000_000 else 2
         for score in SCORES:
             for label, every in EVERY.items():
-                ours, theirs = (measure(e, n_assets, n_days, score, every, repeats)
-                                for e in ENGINES)
-                if not ours or not theirs:
-                    continue
-                gap = abs(ours["final_equity"] / theirs["final_equity"] - 1)
+                got = measure(n_assets, n_days, score, every, repeats)
+                runs, peaks = got["answers"], got["peaks"]
+                ours, theirs = (runs[e, "full"][-1]["result"] for e in ENGINES)
+                gap = abs(ours[0] / theirs[0] - 1)
                 assert gap < 1e-9, f"final equity differs by {gap:.1e}"
-                print(f"| {n_assets:,} × {n_days:,} | {score} | {label} | "
-                      f"{ours['full']:.3f} s | {theirs['full']:.3f} s | "
-                      f"**{theirs['full'] / ours['full']:.2f}×** | {ours['engine']:.3f} s | "
-                      f"{theirs['engine']:.3f} s | {ours['peak_mb']:,.0f} / "
-                      f"{theirs['peak_mb']:,.0f} MB | {ours['fills']:,} |", flush=True)
+                cells = [f"{n_assets:,} × {n_days:,}", score, label]
+                for run in ("full", "engine"):
+                    cells += [f"{spread(runs[e, run])}, CPU {spread(runs[e, run], 'cpu')}"
+                              for e in ENGINES]
+                    cells.append(ratio_text(ratios(runs["vectorbt-rust", run],
+                                                   runs["tradegap", run])))
+                cells += [f"{peaks['tradegap']:,.0f} / {peaks['vectorbt-rust']:,.0f} MB",
+                          f"{ours[1]:,}"]
+                print("| " + " | ".join(cells) + " |", flush=True)
     cold = cold_cli(500, 2520)
     print("\ncold `tradegap backtest` (500 × 2,520, turnover, daily; new process): "
-          + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in cold.items()))
+          + "; ".join(f"{label} {figures}" for label, figures in cold.items()))
 
 
 if __name__ == "__main__":

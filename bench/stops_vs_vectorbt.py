@@ -19,8 +19,10 @@ every output a user reads.
 - The cost of the rules: tradegap's daily target-weight rebalance (about 95 fills a bar)
   with and without the two stops.
 
-Each measurement runs in a fresh process after an untimed warm-up on a small market and
-reports the best of its repeats. Usage:
+Each runner has its own process, warmed up untimed on a small market; the processes take
+turns run by run (`interleave.py`), so that all meet the same load. Each line gives the
+best, median and worst wall time and the CPU seconds; the ratios are per repeat (best,
+median, worst) and of the median CPU seconds. Usage:
 
     python bench/stops_vs_vectorbt.py [--assets 500] [--days 2520] [--repeats 5]
 """
@@ -28,12 +30,9 @@ reports the best of its repeats. Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import time
 
 from engine_vs_vectorbt import FEES, inputs
+from interleave import Worker, interleave, ratio_text, ratios, serve, spread
 
 STOP_LOSS, TAKE_PROFIT = 0.05, 0.10
 SLOT_VALUE = 0.002  # of the initial cash per entry: small enough that cash never binds
@@ -145,26 +144,10 @@ RUNNERS = {
 }
 
 
-def worker(name: str, n_assets: int, n_days: int, repeats: int) -> dict:
-    warm = RUNNERS[name](*inputs(30, 120, "turnover", 1))
-    warm()
-    run = RUNNERS[name](*inputs(n_assets, n_days, "turnover", 1))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fills, stops = run()
-        times.append(time.perf_counter() - start)
-    return {"seconds": min(times), "fills": fills, "stop_fills": stops}
-
-
-def measure(name: str, n_assets: int, n_days: int, repeats: int) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", name, str(n_assets), str(n_days),
-           str(repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"  {name}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def worker(name: str, n_assets: int, n_days: int) -> None:
+    """Serve one runner's `full` run from this process, after a warm-up."""
+    RUNNERS[name](*inputs(30, 120, "turnover", 1))()
+    serve({"full": RUNNERS[name](*inputs(n_assets, n_days, "turnover", 1))})
 
 
 def main() -> None:
@@ -172,32 +155,36 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=500)
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        name, n_assets, n_days, repeats = args.worker
-        print(json.dumps(worker(name, int(n_assets), int(n_days), int(repeats))))
+        name, n_assets, n_days = args.worker
+        worker(name, int(n_assets), int(n_days))
         return
     print(f"stops on the daily turnover workload, {args.assets} assets × {args.days} days, "
           f"stop-loss {STOP_LOSS:.0%}, take-profit {TAKE_PROFIT:.0%}, full outputs, "
-          f"best of {args.repeats}")
-    figures = {name: measure(name, args.assets, args.days, args.repeats) for name in RUNNERS}
-    for name, got in figures.items():
-        if got:
-            print(f"  {name:<32} {got['seconds']:7.3f} s  {got['fills']:>8,} fills")
-    theirs = figures["vectorbt-rust, signals + stops"]
-    print("  ratio on the signals (vectorbt-rust time / tradegap time; target ≥ 3×):")
+          f"{args.repeats} repeats interleaved; wall and CPU best / median / worst")
+    workers = {name: Worker([__file__, "--worker", name, str(args.assets), str(args.days)])
+               for name in RUNNERS}
+    runs = {name: answers for (name, _), answers in
+            interleave(workers, ["full"], args.repeats).items()}
+    for worker_process in workers.values():
+        worker_process.close()
+    for name, answers in runs.items():
+        fills = answers[-1]["result"][0]
+        print(f"  {name:<32} {spread(answers)}  CPU {spread(answers, 'cpu')}  {fills:>8,} fills")
+    theirs = runs["vectorbt-rust, signals + stops"]
+    print("  ratio on the signals (vectorbt-rust time / tradegap time per repeat; target ≥ 3×):")
     for name, setup in (("tradegap, same, prepared market", "inputs prepared outside the "
                          "timing on both sides"),
                         ("tradegap, signals + stops", "tradegap also loading and validating "
                          "the prices")):
-        ours = figures[name]
-        if ours and theirs:
-            print(f"    {theirs['seconds'] / ours['seconds']:.2f}×  {setup}")
-    stops, plain = figures["tradegap, weights + stops"], figures["tradegap, weights"]
-    if stops and plain:
-        print(f"  cost of the rules on the weights: {stops['seconds'] / plain['seconds']:.2f}× "
-              f"the same run without them ({stops['stop_fills']:,} stop fills)")
+        print(f"    {ratio_text(ratios(theirs, runs[name]))}  {setup}")
+    stops, plain = runs["tradegap, weights + stops"], runs["tradegap, weights"]
+    stop_fills = stops[-1]["result"][1]
+    cost = ratios(stops, plain)
+    print(f"  cost of the rules on the weights: {cost['median']:.2f}× the same run without "
+          f"them (median of repeats; CPU {cost['cpu']:.2f}×; {stop_fills:,} stop fills)")
 
 
 if __name__ == "__main__":

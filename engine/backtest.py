@@ -9,7 +9,7 @@ import polars as pl
 from engine.core.config import BacktestConfig
 from engine.core.loop import simulate
 from engine.core.strategy import OrderTable, Strategy, TargetWeights
-from engine.data.loading import load_orders, load_prices, load_weights
+from engine.data.loading import load_market, load_orders, load_weights
 from engine.data.market import Market
 from engine.results.tables import BacktestResult
 
@@ -68,7 +68,7 @@ def run_strategy(
 
 def market_of(prices: Prices) -> Market:
     """The market of `prices`: loaded, validated and pivoted, or a `Market` as it is."""
-    return prices if isinstance(prices, Market) else Market.from_bars(load_prices(prices))
+    return prices if isinstance(prices, Market) else load_market(prices)
 
 
 def _run(market: Market, strategy: Strategy, config: BacktestConfig) -> BacktestResult:

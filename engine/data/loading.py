@@ -24,14 +24,10 @@ import difflib
 from pathlib import Path
 
 import numpy as np
-import pandera.errors
 import polars as pl
-from pandera.config import ValidationDepth, config_context
 
-from engine.data.market import Market
+from engine.data.market import Market, grid_width
 from engine.errors import InputError
-from schemas.market import Bars, OrderRows, Weights
-from schemas.signals import Scores
 from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
 
 Source = str | Path | pl.DataFrame
@@ -43,6 +39,8 @@ FILL_COLUMNS = ("timestamp", "asset", "quantity", "price", "fee")
 ORDER_COLUMNS = ("timestamp", "asset", "type", "quantity")
 ORDER_OPTIONAL = ("limit_price", "stop_price", "trail", "trail_mode", "valid_until", "group",
                   "id", "parent")
+ORDER_LAYOUT = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
+                "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
 PRICE_FIELDS = ("open", "high", "low", "close")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -78,8 +76,25 @@ def load_prices(
     `repair_ohlc` accepts bars whose high or low does not cover the open and close by
     widening them; by default such bars are refused.
     """
+    return _load_bars(source, name, repair_ohlc)[0]
+
+
+def load_market(source: Source, name: str | None = None, repair_ohlc: bool = False) -> Market:
+    """`load_prices` pivoted into a `Market`: a complete grid found while checking the keys
+    is pivoted as found, not searched for again."""
+    bars, width = _load_bars(source, name, repair_ohlc)
+    return Market.from_bars(bars, width)
+
+
+def _load_bars(source: Source, name: str | None, repair_ohlc: bool
+               ) -> tuple[pl.DataFrame, int | None]:
+    """The validated bars and, when known, their grid width (`market.grid_width`)."""
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
+    if _bar_values_clean(frame):
+        width = _complete_grid(frame)
+        if width or _keys_in_order(frame):
+            return _gate(frame, "Bars", label), width
     if not _bars_look_valid(frame):
         checks = [(~(pl.col(c).is_finite() & (pl.col(c) > 0)), c,
                    "price must be a positive number", c) for c in PRICE_FIELDS]
@@ -88,7 +103,43 @@ def load_prices(
                        "volume must be a non-negative number", "volume"))
         _reject_first(frame, label, [*checks, KEYS])
     frame = _check_ohlc(frame, label, repair_ohlc)
-    return _gate(_in_key_order(frame), Bars, label)
+    return _gate(_in_key_order(frame), "Bars", label), None
+
+
+def _bar_values_clean(frame: pl.DataFrame) -> bool:
+    """The value checks of `load_prices` at array speed: low > 0, high finite and
+    low ≤ open, close ≤ high (which makes all four prices finite and positive; NaN, and
+    null read as NaN, fail), volumes finite and non-negative. False sends the bars through
+    the checks that name the offending rows (or repair them)."""
+    open_, high, low, close, volume = (frame[c].to_numpy() for c in (*PRICE_FIELDS, "volume"))
+    if not (low.min() > 0 and high.max() < np.inf and volume.min() >= 0
+            and volume.max() < np.inf):
+        return False
+    body = np.maximum(open_, close)
+    if not (high >= body).all():
+        return False
+    np.minimum(open_, close, out=body)
+    return bool((low <= body).all())
+
+
+def _complete_grid(frame: pl.DataFrame) -> int:
+    """The number of assets when the keys are unique, sorted and form a complete grid (each
+    timestamp, in increasing order, has the same assets in increasing order), else 0."""
+    stamps = frame["timestamp"].to_physical().to_numpy()
+    width = grid_width(stamps, frame["asset"])
+    if not width:
+        return 0
+    firsts = stamps[::width]
+    assets = frame["asset"].head(width)
+    ordered = (firsts[1:] > firsts[:-1]).all() and (assets.slice(1) > assets.head(-1)).all()
+    return width if ordered else 0
+
+
+def _keys_in_order(frame: pl.DataFrame) -> bool:
+    """Keys unique and sorted by (timestamp, asset)."""
+    ts, asset = pl.col("timestamp"), pl.col("asset")
+    after = (ts > ts.shift(1)) | ((ts == ts.shift(1)) & (asset > asset.shift(1)))
+    return frame.select(after.fill_null(True).all()).item()
 
 
 def _bars_look_valid(frame: pl.DataFrame) -> bool:
@@ -130,7 +181,7 @@ def load_weights(
     _reject_first(frame, label, checks)
     if not allow_leverage:
         _check_leverage(frame, label, gross=allow_short)
-    return _gate(_in_key_order(frame), Weights, label)
+    return _gate(_in_key_order(frame), "Weights", label)
 
 
 def load_signals(source: Source, prices: Source | Market, name: str | None = None
@@ -141,7 +192,7 @@ def load_signals(source: Source, prices: Source | Market, name: str | None = Non
     checks = [(~pl.col("score").is_finite(), "score", "score must be a finite number", "score"),
               *_on_prices(prices), KEYS]
     _reject_first(frame, label, checks)
-    return _gate(_in_key_order(frame), Scores, label)
+    return _gate(_in_key_order(frame), "Scores", label)
 
 
 def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.DataFrame:
@@ -238,7 +289,7 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
                                                        | pl.col("group").is_not_null()),
                 label, "type", "valid_until and group apply to resting orders, not market orders")
     _check_links(frame, label)
-    return _gate(frame, OrderRows, label)
+    return _gate(frame, "OrderRows", label)
 
 
 def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
@@ -255,8 +306,7 @@ def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     """`valid_until` as a whole number of bars (≥ 1) or a timestamp after the row's."""
     raw = frame["valid_until"]
-    columns = ("timestamp", "asset", "type", "quantity", "limit_price", "stop_price", "trail",
-               "trail_mode", "valid_bars", "valid_until", "group", "id", "parent")
+    columns = ORDER_LAYOUT
     if raw.null_count() == frame.height:  # good till cancelled throughout: nothing to parse
         return frame.with_columns(valid_bars=pl.lit(None, dtype=pl.Int64),
                                   valid_until=pl.lit(None, dtype=pl.Datetime("us"))
@@ -588,21 +638,48 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _gate(
-    frame: pl.DataFrame, model: type[Bars] | type[Weights] | type[Scores], label: str
-) -> pl.DataFrame:
-    """Final check of columns and dtypes against the pandera model.
+def _gate(frame: pl.DataFrame, model: str, label: str) -> pl.DataFrame:
+    """Final check of columns and dtypes against the pandera model named `model`.
 
-    The value checks (positive prices, unique sorted keys, ...) were all made above, with
-    row numbers in the messages; repeating them through pandera would cost more memory than
-    the backtest (1.5 GB at 10M bars). Artifacts are validated in full where they are written.
+    A frame in the layout the loaders produce for that model (`LAYOUTS`) is what the model
+    checks at this depth, and passes without loading pandera; any other goes through the
+    model. The value checks (positive prices, unique sorted keys, ...) were all made above,
+    with row numbers in the messages; repeating them through pandera would cost more memory
+    than the backtest (1.5 GB at 10M bars). Artifacts are validated in full where they are
+    written.
     """
+    if frame.schema == LAYOUTS[model]:
+        return frame
+    import pandera.errors
+    from pandera.config import ValidationDepth, config_context
+
+    import schemas.market
+    import schemas.signals
+
+    schema = getattr(schemas.market, model, None) or getattr(schemas.signals, model)
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-            return model.validate(frame)
+            return schema.validate(frame)
     except pandera.errors.SchemaError as error:
-        problem = f"fails the {model.__name__} schema: {_first_line(error)}"
+        problem = f"fails the {model} schema: {_first_line(error)}"
         raise InputError(label, problem) from None
+
+
+def _layout(columns: tuple[str, ...], **dtypes: pl.DataType) -> pl.Schema:
+    """The loaders' output layout: `columns` in order, keys as `Datetime("us")` and
+    `String`, the other columns `Float64` unless named in `dtypes`."""
+    keys = {"timestamp": pl.Datetime("us"), "asset": pl.String}
+    return pl.Schema({c: dtypes.get(c) or keys.get(c, pl.Float64) for c in columns})
+
+
+LAYOUTS = {
+    "Bars": _layout(PRICE_COLUMNS),
+    "Weights": _layout(WEIGHT_COLUMNS),
+    "Scores": _layout(SIGNAL_COLUMNS),
+    "OrderRows": _layout(ORDER_LAYOUT, type=pl.String, trail_mode=pl.String,
+                         valid_bars=pl.Int64, valid_until=pl.Datetime("us"), group=pl.String,
+                         id=pl.String, parent=pl.String),
+}
 
 
 def _first_line(error: Exception) -> str:

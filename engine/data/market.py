@@ -47,7 +47,7 @@ class Market:
         return sealed(forward_fill(self.open, self.has_bar))
 
     def _pivot(self, name: str) -> np.ndarray:
-        return _pivot(self._bars[name].to_numpy(), (self.n_bars, self.n_assets), self._cells)
+        return _pivot(_values(self._bars, name), (self.n_bars, self.n_assets), self._cells)
 
     @property
     def n_bars(self) -> int:
@@ -91,14 +91,16 @@ class Market:
         return dense
 
     @classmethod
-    def from_bars(cls, bars: pl.DataFrame) -> Market:
+    def from_bars(cls, bars: pl.DataFrame, width: int | None = None) -> Market:
         """Pivot validated long bars (`timestamp, asset, open, high, low, close, volume`).
 
         The bars must be sorted by (timestamp, asset) and unique, as `engine.data.loading`
-        guarantees; a complete grid is reshaped without copying cell by cell.
+        guarantees; a complete grid is reshaped without copying cell by cell. `width`, when
+        the loader found it, is `grid_width` of the bars (searched for when None).
         """
         stamps = bars["timestamp"].to_numpy()
-        width = _grid_width(stamps, bars["asset"])
+        if width is None:
+            width = grid_width(stamps, bars["asset"])
         if width:
             timestamps, assets = bars["timestamp"].gather_every(width), bars["asset"].head(width)
             cells = None
@@ -117,22 +119,28 @@ class Market:
             has_bar = np.zeros(shape, dtype=bool)
             has_bar[cells] = True
             has_bar = sealed(has_bar)
-        close = _pivot(bars["close"].to_numpy(), shape, cells)
+        close = _pivot(_values(bars, "close"), shape, cells)
         last_close = close if cells is None else sealed(forward_fill(close, has_bar))
-        return cls(timestamps, assets, _pivot(bars["open"].to_numpy(), shape, cells), close,
+        return cls(timestamps, assets, _pivot(_values(bars, "open"), shape, cells), close,
                    has_bar, last_close, bars, cells)
 
 
-def _grid_width(stamps: np.ndarray, assets: pl.Series) -> int:
+def grid_width(stamps: np.ndarray, assets: pl.Series) -> int:
     """The number of assets when sorted, unique bars form a complete grid (every timestamp
     has the first timestamp's assets), else 0."""
-    width = int(np.searchsorted(stamps, stamps[0], side="right"))
-    if len(stamps) % width:
+    width = int(np.searchsorted(stamps, stamps[0], side="right")) if len(stamps) else 0
+    if not width or len(stamps) % width:
         return 0
     blocks = stamps.reshape(-1, width)
     if not (blocks == blocks[:, :1]).all():
         return 0
     return width if (assets.slice(width) == assets.head(len(assets) - width)).all() else 0
+
+
+def _values(bars: pl.DataFrame, name: str) -> np.ndarray:
+    """A column as a read-only view of polars' memory: a column read in chunks (a Parquet
+    file's row groups) is joined once by polars rather than copied twice through numpy."""
+    return bars[name].rechunk().to_numpy()
 
 
 def sealed(array: np.ndarray) -> np.ndarray:

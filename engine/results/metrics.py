@@ -83,10 +83,10 @@ def compute_metrics(
     n_closed: float | int = math.nan
     win_rate = math.nan
     if trades is not None:
-        closed = trades.filter(pl.col("status") == "closed")
-        n_trades, n_closed = trades.height, closed.height
+        closed = trades["status"] == "closed"  # counted in place: no copy of the rows
+        n_trades, n_closed = trades.height, int(closed.sum())
         if n_closed:
-            win_rate = float((closed["pnl"] > 0).sum()) / n_closed
+            win_rate = float(((trades["pnl"] > 0) & closed).sum()) / n_closed
 
     with np.errstate(divide="ignore", invalid="ignore"):
         return {

@@ -27,19 +27,11 @@ from engine.results.artifacts import to_json, write_output, write_parquet
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
-from schemas import backtest as schemas
 
 ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "superseded_by",
                 "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
                 "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
-SCHEMAS = {
-    "fills": schemas.Fills,
-    "orders": schemas.Orders,
-    "positions": schemas.Positions,
-    "equity": schemas.Equity,
-    "trades": schemas.Trades,
-}
 
 
 class BacktestResult:
@@ -72,7 +64,7 @@ class BacktestResult:
                 "price": fills["price"],
                 "fee": fills["fee"],
                 "order_id": fills["order_id"],
-                "trigger": self._triggers.gather(np.maximum(fills["order_id"], 0)),
+                "trigger": self._triggers(np.maximum(fills["order_id"], 0)),
             }
         )
 
@@ -81,12 +73,12 @@ class BacktestResult:
         """The order fields the tables read, one column each (read in one pass)."""
         return self._sim.book.columns(ORDER_FIELDS)
 
-    @cached_property
-    def _triggers(self) -> pl.Series:
-        """What fired each order: the risk rule that created it, else its type."""
+    def _triggers(self, order_ids: np.ndarray) -> pl.Series:
+        """What fired each of the orders `order_ids`: the risk rule that created it, else
+        its type (named per fill, not per order placed)."""
         orders = self._order_columns
-        return _named(orders["type"], TYPE_NAMES, orders["origin"],
-                      orders["origin"] != Origin.user)
+        origin = orders["origin"][order_ids]
+        return _named(orders["type"][order_ids], TYPE_NAMES, origin, origin != Origin.user)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
@@ -182,9 +174,12 @@ class BacktestResult:
         return {name: getattr(self, name) for name in TABLES}
 
     def validate(self) -> BacktestResult:
-        """Check every table against its pandera model in `schemas.backtest`."""
-        for name, model in SCHEMAS.items():
-            model.validate(getattr(self, name), lazy=True)
+        """Check every table against its pandera model in `schemas.backtest` (loaded here:
+        a run that only reads its tables never imports pandera)."""
+        from schemas import backtest as schemas
+
+        for name in TABLES:
+            getattr(schemas, name.capitalize()).validate(getattr(self, name), lazy=True)
         return self
 
     def save(self, out_dir: str | Path, inputs: Iterable[str | Path | None] = (),

@@ -98,12 +98,13 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
     entry_price = price[lot]
     sign = np.sign(quantity[lot])
     pnl = sign * size * (exit_price - entry_price) - entry_fee - exit_fee
+    time_us = np.asarray(time_us, dtype=np.int64)
     return pl.DataFrame(
         {
             "asset": names.gather(piece_asset),
             "direction": pl.Series(["short", "long"]).gather((sign > 0).astype(np.uint32)),
-            "entry_time": pl.Series(time_us[lot]).cast(pl.Datetime("us")),
-            "exit_time": pl.Series(time_us[np.maximum(close, 0)]).cast(pl.Datetime("us")),
+            "entry_time": pl.Series(time_us[lot].view("datetime64[us]")),
+            "exit_time": pl.Series(_stamps_or_null(time_us, close)),
             "quantity": size,
             "entry_price": entry_price,
             "exit_price": exit_price,
@@ -113,7 +114,15 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
             "return": pnl / (size * entry_price),
             "status": pl.Series(["open", "closed"]).gather(closed.astype(np.uint32)),
         }
-    ).with_columns(pl.when(pl.Series(closed)).then(pl.col("exit_time")).alias("exit_time"))
+    )
+
+
+def _stamps_or_null(time_us: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """The time of each `fill` row as microsecond datetimes, NaT (null in polars) where the
+    row is −1: built in one pass, not masked afterwards."""
+    stamps = time_us[np.maximum(fill, 0)]
+    stamps[fill < 0] = np.iinfo(np.int64).min  # NaT
+    return stamps.view("datetime64[us]")
 
 
 def _read_only(values, dtype) -> np.ndarray:

@@ -1,0 +1,49 @@
+"""A backtest loads only what it uses: `tradegap backtest` starts without Dagster or
+plotting, and `run_backtest` with every table starts without pandas or pandera (they are
+loaded where the written tables are validated)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.cli import main
+
+HEAVY = ("dagster", "matplotlib", "pandas", "pandera")
+LOADED = f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    prices, weights = folder / "prices.parquet", folder / "weights.parquet"
+    assert main(["generate", "--prices", str(prices), "--weights", str(weights),
+                 "--assets", "20", "--days", "120", "--top", "5", "--every", "5"]) == 0
+    return prices, weights
+
+
+def loaded_after(code: str) -> set[str]:
+    """The heavy packages a new interpreter holds after running `code`."""
+    done = subprocess.run([sys.executable, "-c", f"import sys\n{code}\n{LOADED}"],
+                          capture_output=True, text=True, check=True)
+    return set(filter(None, done.stdout.splitlines()[-1].split(",")))
+
+
+def test_tradegap_backtest_imports_neither_dagster_nor_matplotlib(data, tmp_path):
+    prices, weights = data
+    argv = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out",
+            str(tmp_path / "out"), "--fees", "0.001"]
+    loaded = loaded_after(f"from pipelines.cli import main\nassert main({argv!r}) == 0")
+    assert not loaded & {"dagster", "matplotlib"}
+    assert (tmp_path / "out" / "trades.parquet").is_file()
+
+
+def test_run_backtest_with_every_table_imports_no_pandas_pandera_or_dagster(data):
+    prices, weights = data
+    loaded = loaded_after(
+        "from engine import BacktestConfig, run_backtest\n"
+        f"result = run_backtest({str(prices)!r}, {str(weights)!r}, BacktestConfig(fees=0.001))\n"
+        "assert result.tables()['fills'].height and result.metrics['final_equity'] > 0")
+    assert loaded == set()
