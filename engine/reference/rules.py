@@ -23,7 +23,13 @@ SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
 GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
-BOOKINGS = ("once", "twice_logged", "twice_hidden")
+# How often each fill is logged and booked, and when the extra booking happens: after the
+# batch (its later orders do not see it) or as it executes (they do).
+BOOKINGS = ("once", "twice_logged", "twice_hidden", "twice_executing",
+            "twice_logged_executing", "logged_twice")
+LOGGED_TWICE = ("twice_logged", "twice_logged_executing", "logged_twice")
+BOOKED_AS_EXECUTED = ("twice_executing", "twice_logged_executing")
+BOOKED_AFTER_BATCH = ("twice_logged", "twice_hidden")
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ class Rules:
     volume_limit: float = 0.0  # > 0: at most this share of a bar's volume fills per bar
     drop_without_bar: bool = False  # an order whose asset has no bar when due is dropped
     # Bookkeeping.
-    booking: str = "once"  # "twice_logged": two rows each; "twice_hidden": one row, booked twice
+    booking: str = "once"  # logged n, booked m times (BOOKINGS): "twice_logged" 2/2 and
+    # "twice_hidden" 1/2 after the batch; "twice_executing" 1/2 and "twice_logged_executing"
+    # 2/2 as each fill executes; "logged_twice" 2/1 (a duplicated row)
     # Resting orders inside a bar (engine/reference/resting.py).
     intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in;
     # "close": the close alone, each asset's orders there in placement order (zipline)

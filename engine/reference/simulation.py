@@ -35,7 +35,7 @@ from engine.reference.resting import (
     stop_fill_price,
     to_tick,
 )
-from engine.reference.rules import Rules
+from engine.reference.rules import BOOKED_AFTER_BATCH, BOOKED_AS_EXECUTED, LOGGED_TWICE, Rules
 
 HISTORY = 4  # batches of positions kept for stale-position rules
 Fill = tuple[int, str, float, float, float, int]  # bar, asset, quantity, price, fee, order id
@@ -177,6 +177,47 @@ class Simulation:
             self._remove(order)  # a same-bar engine filled them just now
         if self.record:
             self.equity.append((self.book.cash, self.marked(t)))
+
+    # Stepping from a given book (the gap analysis replays another engine one bar at a time)
+
+    def reset(self, book: Book, rules: Rules | None = None) -> None:
+        """Start the next bar from `book` (and, if given, under `rules` at every bar):
+        nothing recorded so far, no one-off prices, no resting order or bracket child."""
+        if rules is not None:
+            self.rules_at = lambda _bar, r=rules: r
+        self.book = book
+        self.fills, self.equity, self.rejections = [], [], []
+        self._overrides = {}
+        if self.resting or self.resting_orders or self._children:
+            self.resting, self.resting_orders, self.triggers, self._children = [], {}, {}, {}
+
+    def arm_exits(self, rules: Rules, entries: list[tuple[str, int, float]],
+                  first_id: int) -> None:
+        """The position rules' exits of the positions held, opened by `entries` (asset,
+        entry bar, fill price), numbered from `first_id`."""
+        saved, self._next_id = self._next_id, first_id
+        positions = self.book.positions
+        for asset, bar, price in entries:
+            position = positions.get(asset, 0.0)
+            if position:
+                self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
+        self._next_id = saved
+
+    def try_resting(self, t: int, rules: Rules) -> list[Fill]:
+        """Only the resting orders of bar `t` (the exits armed); returns their fills."""
+        first = len(self.fills)
+        if self.resting:
+            self.begin_bar(t, rules)
+            self._rest(t, rules)
+        return self.fills[first:]
+
+    def book_fill(self, t: int, asset: str, quantity: float, price: float, fee: float
+                  ) -> None:
+        """Book and log one fill at bar `t` that no order of this run made (another
+        engine's rule made it: the gap analysis replays it)."""
+        self.book.cash = add(self.book.cash, -quantity * price - fee)
+        self._move(asset, quantity)
+        self.fills.append((t, asset, quantity, price, fee, -1))
 
     def marked(self, t: int) -> float:
         """Positions at their last known closes after bar `t`, added in asset order."""
@@ -368,11 +409,11 @@ class Simulation:
                                  row[order.asset][VOLUME], headroom)
             if fill is not None:
                 logged.append(fill)
-        if rules.booking != "once":
+        if rules.booking in BOOKED_AFTER_BATCH:
             for fill in logged:
                 self._book(fill, rules)
-            if rules.booking == "twice_logged":
-                logged = [fill for fill in logged for _ in (0, 1)]
+        if rules.booking in LOGGED_TWICE:
+            logged = [fill for fill in logged for _ in (0, 1)]
         self.fills += logged
 
     def _valuation(self, t: int, rules: Rules, point: int, due: list[Order],
@@ -435,6 +476,8 @@ class Simulation:
             book.cash = cash if rules.fees_in_cash else add(cash, fee)
             self._move(order.asset, quantity)
             fill = (t, order.asset, quantity, adjusted, fee, order.id)
+            if rules.booking in BOOKED_AS_EXECUTED:  # the batch's later orders see it
+                self._book(fill, rules)
             if self.resting or self._children or rules.position_rules:
                 self._after_fill(t, rules, order.asset, position, adjusted, order.id,
                                  closes_by_target=order.target_kind is not None)
