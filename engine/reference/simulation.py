@@ -13,9 +13,11 @@ along the bar's price path (resting.py), then trailing references move and expir
 go; portfolio rules are checked as each decision places its orders. They live in
 `Simulation.resting` (the open ones) and `resting_orders` (every one), not in the `Book`.
 
-`Simulation` keeps its state in one `Book` that a caller may read or replace between bars,
-and `rules` may be one `Rules` or a function of the bar: the gap analysis uses both to
-replay another engine from that engine's own book, one bar at a time.
+`Simulation` keeps its state in one `Book`, and `rules` may be one `Rules` or a function of
+the bar. Its public stepping API replays another engine from that engine's own book, one
+bar at a time (the gap analysis uses nothing else): `reset(book, rules)`, `arm_exits`
+(the position rules' exits of positions opened earlier), `step(t)`, `force(t, fills)`,
+`try_resting(t, rules)` and `book_fill` (a fill no order of this run made).
 """
 
 from __future__ import annotations
