@@ -15,7 +15,7 @@ Side A is the trusted side. The analysis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,9 +78,9 @@ def analyze(
     if divergent.height == 0:
         return _identical(joined, a, b, bars, equity_a, equity_b, weights is not None)
 
-    exits = bool(a.rules and a.rules.position_rules)
-    observed_a = observe(a.fills, prices, bar_of, exits)
-    observed_b = observe(b.fills, prices, bar_of, exits)
+    position_rules = bool(a.rules and a.rules.position_rules)
+    observed_a = observe(a.fills, prices, bar_of, position_rules)
+    observed_b = observe(b.fills, prices, bar_of, position_rules)
     trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
     label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
     excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
@@ -97,9 +97,14 @@ def analyze(
                                 label_bars).run()
         trusted, diagnosis_a = _fold_global(trusted, diagnosis_a, log_a, bars, decisions,
                                             observed_a, tolerance, label_bars)
+    same_until = max(min(label_bars) - DECISION_LAG, 0)
     diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
-                            label_bars, excused,
-                            same_until=max(min(label_bars) - DECISION_LAG, 0)).run()
+                            label_bars, excused, same_until).run()
+    if diagnosis_b.undecided:  # B's own exits: its visible models without them, again
+        observed_b = _without_undecided(b.fills, prices, bar_of, diagnosis_b,
+                                        position_rules)
+        diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
+                                label_bars, excused, same_until).run()
 
     game_b = Game(bars, decisions, trusted, observed_b, diagnosis_b, log_b, initial_cash,
                   marks)
@@ -124,6 +129,27 @@ def analyze(
     summary = _summary(gap_fills, faults, attribution, equity_a, equity_b, a, b, trusted,
                        weights is not None)
     return GapAnalysis(gap_fills.select(GAP_COLUMNS), faults, summary, curves)
+
+
+def _without_undecided(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict,
+                       diagnosis: Diagnosis, exits: bool) -> Observed:
+    """A side's visible models read from the fills that answer a decision; with the exit
+    rule the others follow, when the reference can replay it (it then arms the side's
+    entries from the rule's first one on, and its exit fills are left out of the price
+    model as any rule's exits are)."""
+    keys = pl.DataFrame([(t, a) for t, by_asset in diagnosis.undecided.items()
+                         for a in by_asset], orient="row", schema={"bar": pl.Int64,
+                                                                   "asset": pl.String})
+    stamps = pl.DataFrame({"timestamp": list(bar_of), "bar": list(bar_of.values())},
+                          schema={"timestamp": fills.schema["timestamp"], "bar": pl.Int64})
+    decided = fills.join(keys.join(stamps, on="bar").drop("bar"), on=["timestamp", "asset"],
+                         how="anti", maintain_order="left")
+    rule = diagnosis.exit_rule
+    if not rule.fields:
+        return observe(decided, prices, bar_of, exits)
+    return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
+                   exit_since=rule.since, exit_words=rule.words,
+                   exit_bars=tuple(sorted(diagnosis.undecided)))
 
 
 def _fills(log: FillLog) -> list[tuple]:
@@ -265,7 +291,7 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
 
 
 _VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
-                  "fees": "fee"}
+                  "fees": "fee", "exit_rule": "exit_rule"}
 
 
 def _same(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:

@@ -27,7 +27,7 @@ from engine.reference.bars import CLOSE
 
 EXACT_UP_TO = 5
 VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
-                 "fees": "fee"}
+                 "fees": "fee", "exit_rule": "exit_rule"}
 FIELDS = {"point": ("point",), "slippage": ("slippage",), "rounding": ("rounding", "lot"),
           "fees": ("fees", "per_share", "min_fee", "fixed_fee")}
 
@@ -107,6 +107,12 @@ class Game:
         return [d for d in departures(t, switches, self.observed, self.trusted)
                 if isinstance(d, str)]
 
+    def _fields(self, name: str) -> tuple[str, ...]:
+        """The `Rules` fields a visible departure sets."""
+        if name == "exit_rule":
+            return tuple(field for field, _ in self.observed.exit_fields)
+        return FIELDS[name]
+
     def share_baseline(self, other: Game) -> None:
         """Take `other`'s replay of the trusted rules alone: the same run for both sides."""
         self._cache[frozenset()] = other.value(frozenset())
@@ -135,14 +141,15 @@ class Game:
             visible = self.observed.rules_at(t)
             rules = self.trusted.with_(**{field: visible[field] for name in self._visible(t)
                                           if VISIBLE_CAUSE[name] in acting
-                                          for field in FIELDS[name]})
+                                          for field in self._fields(name)})
             verdict = verdicts.get(t)
             for switch in sorted(verdict.switches if verdict else (), key=lambda s: s.words):
                 if self.diagnosis.cause_of(switch) in acting and not switch.state:
                     rules = switch.apply(rules, t)
             for switch, last in states.items():
                 if switch.state in ("fees_out_of_cash", "booked_twice_since",
-                                    "logged_twice_since") and switch.since <= t <= last:
+                                    "logged_twice_since", "fees_twice_since") \
+                        and switch.since <= t <= last:
                     rules = switch.apply(rules)
                 elif switch.state == "booked_twice" and t == switch.since:
                     rules = rules.with_(booking="twice_hidden")
@@ -153,7 +160,7 @@ class Game:
         sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash, record=False)
         forced = "unexplained" in acting
         rule = self.diagnosis.exit_rule
-        exits = rule is not None and rule.cause in acting
+        exits = rule is not None and rule.cause in acting and not self.observed.exit_fields
         for t in range(len(self.bars.timestamps)):
             sized = t not in self.diagnosis.unsized
             overrides = {a: (p if "fill_price" in acting else None,

@@ -33,6 +33,7 @@ from engine.gap.vocabulary import (
     booked_twice_since,
     fees_out_of_cash,
     fees_out_of_cash_once,
+    fees_twice_since,
     logged_twice_since,
     peer_rule_sets,
     rule_switches,
@@ -157,7 +158,10 @@ class Diagnoser:
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self.oracle = Oracle(bars, decisions)
-        self.exits = trusted.position_rules  # each side's exits are rebuilt from its entries
+        # each side's exits are rebuilt from its entries (an exit rule of its own arms
+        # the entries from its first one on)
+        self.exits = trusted.position_rules or bool(observed.exit_fields)
+        self.armed_from = 0 if trusted.position_rules else observed.exit_since
         visible = trusted.with_(**observed.rules_at(-1))
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
@@ -169,7 +173,8 @@ class Diagnoser:
         """The trusted rules with the side's visible fields at bar t and `switches`."""
         observed = self.observed
         here = frozenset(s for s in switches if s.state in ONE_BAR and s.since == t)
-        key = (observed.price_at(t), observed.fee_at(t), observed.rounding_at(t), switches, here)
+        key = (observed.price_at(t), observed.fee_at(t), observed.rounding_at(t), switches, here,
+               bool(observed.exit_fields) and t >= observed.exit_since)
         rules = self._rules.get(key)
         if rules is None:
             rules = self.trusted.with_(**observed.rules_at(t))
@@ -204,6 +209,8 @@ class Diagnoser:
                         positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
                 cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+            elif switch.state == "fees_twice_since" and own.bar > switch.since:
+                cash -= self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
             elif switch.state == "fees_once" and own.bar > switch.since:
                 fees = self.log.fees_before
                 cash += fees[switch.since + 1] - fees[switch.since]
@@ -230,9 +237,11 @@ class Diagnoser:
         if not self.exits or not own.positions:
             return None
         out = []
-        for asset in sorted(own.positions):
+        longs_only = not self.trusted.position_rules  # an exit rule
+        for asset in sorted(own.positions):  # of the side's own closes the longs it exited
             found = self.log.entry(asset, own.bar)
-            if found is not None:
+            if found is not None and found[0] >= self.armed_from and (
+                    own.positions[asset] > 0 or not longs_only):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
 
@@ -302,7 +311,7 @@ class Diagnoser:
                                                                                ).values()):
                 predicted, after, missed = self.size_at_model_price(own, base_state, actual,
                                                                     (predicted, after, missed))
-            undecided = self.undecided(own, base, predicted, actual) if missed else {}
+            undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
                 diagnosis.undecided[t] = undecided
                 actual = {a: k for a, k in actual.items() if a not in undecided}
@@ -349,16 +358,19 @@ class Diagnoser:
         return diagnosis
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
-                  actual: dict[str, Key]) -> dict[str, Key]:
+                  actual: dict[str, Key], alive: list[Hypothesis]) -> dict[str, Key]:
         """The bar's fills that answer no decision: at a bar where none acts and no order
-        is open, fills that only reduce held positions (a rule A does not have exits)."""
+        is open, fills that only reduce positions the side holds, or believes it holds
+        under a hypothesis alive (a rule A does not have exits what the engine believes)."""
         t = own.bar
-        if self.trusted.position_rules or base.pending or base.unnetted or predicted \
+        if self.trusted.position_rules or predicted or any(
+                h.pending or h.unnetted for h in (base, *alive)) \
                 or self._decided(t, self.rules_at(t, frozenset())):
             return {}
+        beliefs = [own.positions, *(self.book_for(own, h).positions for h in alive)]
         for asset, (q, *_) in actual.items():
-            held = own.positions.get(asset, 0.0)
-            if q * held >= 0 or abs(q) > abs(held) * (1 + 1e-9):
+            if not any(q * held.get(asset, 0.0) < 0 and abs(q) <= abs(held.get(asset, 0.0))
+                       * (1 + 1e-9) for held in beliefs):
                 return {}
         return dict(actual)
 
@@ -392,6 +404,10 @@ class Diagnoser:
         """
         t = own.bar
         currents = [h.switches for h in alive if h.switches]
+        # a set made from a hypothesis alive before t starts from that hypothesis' own
+        # open orders (its rules queued them; the trusted rules' would not)
+        singles = self.vocabulary + self.state_switches(t)
+        origins = {_combine(h.switches, s): h for h in alive if h.switches for s in singles}
         tried: dict[frozenset[Switch], tuple[float, int]] = {}  # → (distance, bars lasted)
         start = self.distance(*self._last_guess, missed)
         best: list = [start, None, missed]
@@ -405,7 +421,9 @@ class Diagnoser:
             for switches in dict.fromkeys(level):
                 if switches in tried or len(tried) >= budget:
                     continue
-                hypothesis = self.warmed(switches, recent, t)
+                origin = origins.get(switches)
+                hypothesis = Hypothesis(switches, *origin.state()) if origin is not None \
+                    else self.warmed(switches, recent, t)
                 guess, book = self.predict(own, hypothesis)
                 wrong = self.mismatches(guess, actual)
                 hypothesis.advance(book)
@@ -418,7 +436,6 @@ class Diagnoser:
                 elif far < best[0]:
                     best[:] = [far, hypothesis, wrong]
 
-        singles = self.vocabulary + self.state_switches(t)
         evaluate([c - {s} for c in currents for s in c])
         for level in ([_combine(c, s) for c in currents for s in singles],
                       [frozenset({s}) for s in singles]):
@@ -460,8 +477,9 @@ class Diagnoser:
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
         scores = {frozenset(): self.reproduced(frozenset(), window)}
         missed = self.first_missed(window)
-        singles = self.vocabulary if missed is None else [  # a state fault begun there first
-            s for s in self.state_switches(missed) if s.since == missed] + self.vocabulary
+        onsets = {fills[0], missed}  # a state fault begun at the first fills, or there
+        singles = self.vocabulary if missed is None else [
+            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary
         best = frozenset()
         frontier = [best]
         for _ in range(MAX_START):
@@ -546,6 +564,7 @@ class Diagnoser:
                     booked_twice_since(b, stamps[b], executing=True),
                     booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]))]
                 + [fees_out_of_cash(b, stamps[b]) for b in onsets]
+                + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
@@ -629,6 +648,9 @@ class Diagnoser:
                       ) -> Rules:
         kept = frozenset(s for s in switches if s != element)
         rules = self.rules_at(t, kept)
+        if element == "exit_rule":
+            return rules.with_(**{name: getattr(self.trusted, name)
+                                  for name, _ in self.observed.exit_fields})
         if element == "fees":
             return rules.with_(fees=self.trusted.fees, per_share=self.trusted.per_share,
                                min_fee=self.trusted.min_fee, fixed_fee=self.trusted.fixed_fee)
@@ -694,6 +716,8 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
     if any(visible[n] != getattr(trusted, n) for n in ("fees", "per_share", "min_fee",
                                                           "fixed_fee")):
         names.append("fees")
+    if observed.exit_fields and t >= observed.exit_since:
+        names.append("exit_rule")
     return [*sorted(switches, key=lambda s: s.words), *names]
 
 

@@ -65,6 +65,9 @@ def faults_of(side: str, diagnosis: Diagnosis, observed: Observed, trusted: Rule
         bars_ = sorted(diagnosis.undecided)
         rule = diagnosis.exit_rule
         faults.append(Fault(side, rule.cause, rule.words, bars_[0], bars_[-1], bars_))
+    elif observed.exit_fields:  # replayed as a rule: from its first entry, at its exits
+        faults.append(Fault(side, "exit_rule", observed.exit_words, observed.exit_since,
+                            None, list(observed.exit_bars)))
     for fault in faults:
         fault.timestamps = stamps
     _share_amounts(faults, per_bar, len(stamps))

@@ -26,10 +26,14 @@ ROUND_LEVELS = (0.01, 0.005, 0.001)  # a fitted level is the roundest inside its
 
 @dataclass(frozen=True)
 class ExitRule:
-    """What the undecided fills of a side follow: its cause and words."""
+    """What the undecided fills of a side follow: its cause and words; for a rule the
+    reference can replay (exits at their level inside the bar), its `Rules` fields and
+    the first bar whose entries it arms (`since`)."""
 
     cause: str
     words: str
+    fields: tuple[tuple[str, object], ...] = ()
+    since: int = 0
 
 
 def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bars
@@ -44,7 +48,10 @@ def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bar
                 for at_level in (True, False):
                     level = _fit(exits, entries, bars, kind, base, at_level)
                     if level is not None:
-                        return ExitRule("exit_rule", _words(kind, base, at_level, level))
+                        name = "stop_loss" if kind == "stop-loss" else "take_profit"
+                        fields = ((name, level), ("stop_base", base)) if at_level else ()
+                        return ExitRule("exit_rule", _words(kind, base, at_level, level),
+                                        fields, min(e[0] for e in entries))
         held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
         if len(held) == 1:
             return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
@@ -101,9 +108,9 @@ def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level:
     if lo >= hi + TOL:
         return None
     for step in ROUND_LEVELS:
-        level = math.ceil((max(lo, 0.0) + TOL) / step) * step
-        if level <= hi + TOL:
-            return round(level, 6)
+        level = round(math.ceil(max(lo, 0.0) / step - 1e-6) * step, 10)
+        if lo - TOL <= level <= hi + TOL and level > 0:
+            return level
     return (max(lo, 0.0) + hi) / 2
 
 

@@ -124,6 +124,8 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         Switch("short_selling", "sells not capped at the position",
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
+        Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
+               (("stale_cash_check", True),)),
     ]
     switches += stop_switches(trusted)
     if observed.rounding != "none" or rounds:
@@ -153,6 +155,10 @@ def stop_switches(trusted: Rules) -> list[Switch]:
                                "reaches both" if not trusted.stop_first else
                                "stop-loss and take-profit in the order the path reaches them",
                                (("stop_first", not trusted.stop_first),)))
+        if trusted.take_profit:  # the family's third member: the take-profit always first
+            switches.append(Switch("stop_priority", "take-profit before stop-loss in a bar "
+                                   "that reaches both, even when the open gapped past the stop",
+                                   (("take_profit_first", True), ("stop_first", False))))
         switches.append(Switch("stop_slippage", "stops filled without slippage"
                                if trusted.stop_slippage else "stops filled with slippage",
                                (("stop_slippage", not trusted.stop_slippage),)))
@@ -230,6 +236,12 @@ BOOKED_OVER_LOGGED = {"booked_twice_since": 2.0, "logged_twice_since": 0.5}
 def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
     return Switch("sizing_basis", f"fees left out of cash since {day(timestamp)}",
                   (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
+
+
+def fees_twice_since(bar: int, timestamp: Any) -> Switch:
+    """Every fee since `bar` taken from cash twice as it executes (logged once)."""
+    return Switch("sizing_basis", f"fees charged twice (logged once) since {day(timestamp)}",
+                  (("fees_twice", True),), state="fees_twice_since", since=bar)
 
 
 def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:

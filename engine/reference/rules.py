@@ -58,6 +58,7 @@ class Rules:
     value_refresh: bool = False  # the book value is re-read after every order of a batch
     held_valuation: str = "last_close"  # a held asset without a bar: last close or last fill price
     fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
+    fees_twice: bool = False  # on: each fee leaves cash twice as it executes (logged once)
     position_basis: str = "current"  # the position a target is netted against
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
@@ -68,6 +69,7 @@ class Rules:
     cash_policy: str = "shrink"
     max_leverage: float = 1.0  # buying power = cash + (max_leverage − 1) × book value
     allow_short: bool = False
+    stale_cash_check: bool = False  # on: each buy is checked against the batch's first buy's cash
     submission_check: bool = False  # backtrader: pseudo-execute at submission, refuse overdrafts
     reject_reason: str = "insufficient_cash"
     # Market realities.
@@ -82,6 +84,9 @@ class Rules:
     # "close": the close alone, each asset's orders there in placement order (zipline)
     tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
     stop_first: bool = False  # a stop reached anywhere in the bar fills before its OCO sibling
+    # A departure no profile takes, for the gap analysis: a take-profit (limit) reached
+    # anywhere in the bar fills before its OCO sibling, even when the open gapped past the stop.
+    take_profit_first: bool = False
     stop_base: str = "fill"  # a rule's (or bracket child's) base price: fill price or bar close
     trail_source: str = "high_low"  # what moves a trailing reference: the extremes or the close
     stop_slippage: bool = True  # off: stops fill at their level without slippage (vectorbt)

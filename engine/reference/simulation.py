@@ -108,6 +108,7 @@ class Simulation:
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
+        self._balance: float | None = None  # the cash at the batch's first buy
 
     def run(self, start: int = 0, stop: int | None = None) -> Simulation:
         for t in range(start, len(self.bars.timestamps) if stop is None else stop):
@@ -402,6 +403,7 @@ class Simulation:
 
         book.history = (*book.history[-(HISTORY - 1):], dict(book.positions))
         headroom = (rules.max_leverage - 1.0) * value
+        self._balance = None
         logged: list[Fill] = []
         for i, (_, order, delta) in enumerate(requests):
             if rules.value_refresh and i:
@@ -461,7 +463,13 @@ class Simulation:
         cap = self._cap(order.asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
-        if delta > 0:
+        if delta > 0 and rules.stale_cash_check:  # checked against the first buy's cash
+            if self._balance is None:
+                self._balance = book.cash
+            status, reason, size, adjusted, fee, left = buy(size, price, self._balance,
+                                                            headroom, rules)
+            cash = add(book.cash, -(self._balance - left)) if status == "filled" else book.cash
+        elif delta > 0:
             status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
                                                             rules)
         else:
@@ -476,6 +484,8 @@ class Simulation:
             if forced_fee is not None:
                 cash, fee = add(cash, fee - forced_fee), forced_fee
             book.cash = cash if rules.fees_in_cash else add(cash, fee)
+            if rules.fees_twice:
+                book.cash = add(book.cash, -fee)
             self._move(order.asset, quantity)
             fill = (t, order.asset, quantity, adjusted, fee, order.id)
             if rules.booking in BOOKED_AS_EXECUTED:  # the batch's later orders see it
@@ -691,14 +701,20 @@ class Simulation:
     def _event_key(events: list, rules: Rules) -> Callable:
         """Sort key of a bar's events: phase, then order id. With `stop_first`, an OCO
         group whose stop is reached in the bar moves, whole, to the group's earliest phase
-        and its first stop's id, its stops ahead of their siblings."""
+        and its first stop's id, its stops ahead of their siblings; `take_profit_first`
+        does the same for its take-profit (limit)."""
         earliest: dict = {}
         anchor: dict = {}
-        if rules.stop_first:
+        limits = rules.take_profit_first  # else the stops go first
+
+        def preferred(order: Resting) -> bool:
+            return order.type == "limit" if limits else order.is_stop
+
+        if rules.stop_first or limits:
             reached = [(o, phase) for o, (phase, _, _) in events
                        if o.group is not None and o.type != "market"]
             for order, _ in reached:
-                if order.is_stop:
+                if preferred(order):
                     anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
             for order, phase in reached:
                 if order.group in anchor:
@@ -708,7 +724,8 @@ class Simulation:
             order, (phase, _, _) = item
             if order.group in anchor and order.type != "market":
                 group = order.group
-                return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
+                return (earliest[group], anchor[group], 0 if preferred(order) else 1,
+                        order.id)
             return (phase, order.id, 0, order.id)
 
         return key
@@ -748,6 +765,8 @@ class Simulation:
         book.cash = cash
         self._move(order.asset, quantity)
         self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
+        if rules.booking in BOOKED_AS_EXECUTED:  # a rule's exit is booked as any fill is
+            self._book(self.fills[-1], rules)
         rule = order.trigger if order.close_position else None
         if cap is not None and size >= cap and wanted - size > 1e-9:
             order.filled += quantity  # the cap cut it short: the rest waits for later bars
