@@ -151,3 +151,19 @@ def test_a_bug_is_refused_with_a_wrong_name_or_form():
         Bug("wrong_bar", param=1)
     with pytest.raises(ValueError, match="each bug at most once"):
         Wiring.of("whole_target", "whole_target")
+
+
+def test_a_cash_check_on_the_opening_balance_never_stops_an_accumulating_strategy():
+    """Buys checked against the opening balance fill whole however far cash has gone
+    below zero; checked against the balance at the batch's first buy, they stop once the
+    batch begins with no cash."""
+    prices, scores = market()
+    opening = run(prices, scores, Bug("second_portfolio"), Bug("stale_cash", param="opening"))
+    first_buy = run(prices, scores, Bug("second_portfolio"), Bug("stale_cash"))
+
+    def lowest_cash(fills):
+        return (CASH - (fills["quantity"] * fills["price"] + fills["fee"]).cum_sum()).min()
+
+    assert lowest_cash(opening.fills) < -5 * CASH
+    assert -CASH < lowest_cash(first_buy.fills) < 0
+    assert opening.fills.height > first_buy.fills.height

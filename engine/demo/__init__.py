@@ -4,8 +4,9 @@ optional risk manager, and wiring-bug switches (`wiring.py`) that are all off by
 
 Without bugs its fills equal the reference under the `tradegap` profile (next open, book
 valued at the fill, sells first, buys in ascending value, the last buy shrunk to the cash
-left). `run_engine` runs it; `draw_engine` draws engines with random bugs and the truth
-about them; `run_demo` is `tradegap demo`. docs/demo.md describes it all.
+left). `run_engine` runs it; `generator.draw_engine` draws engines with random bugs and
+the truth about them, `judging.judge` holds the gap analysis against that truth, and
+`story.run_demo` is `tradegap demo`. docs/demo.md describes it all.
 """
 
 from engine.demo.engine import EngineRun, run_engine

@@ -32,6 +32,7 @@ class Broker:
         self.market = market
         self.bus = bus
         self.account = Portfolio(cash)
+        self.opening = float(cash)
         self.fee_rate = fee_rate
         self.wiring = wiring
         self.log: list[Fill] = []
@@ -66,7 +67,7 @@ class Broker:
         prices = self.market.prices(bar, phase)
         stale = self.wiring.on("stale_cash", bar)
         lost = self.wiring.on("lost_order", bar)
-        balance = None  # what a stale cash check reads: the cash at the batch's first buy
+        balance = None  # what a stale cash check reads (see `wiring.py`)
         buys = 0
         for order in sorted(orders, key=lambda o: o.value):
             price = prices[order.asset]
@@ -75,7 +76,8 @@ class Broker:
                 if lost and buys == lost.param:
                     continue
                 if balance is None:
-                    balance = self.account.cash
+                    balance = self.opening if stale and stale.param == "opening" \
+                        else self.account.cash
                 cash = balance if stale else self.account.cash
                 fill = self.buy(bar, order.asset, order.shares, price, cash)
             else:

@@ -145,6 +145,8 @@ def draw_bugs(rng: np.random.Generator, decision_bars: list[int], controls: bool
 def _param(rng: np.random.Generator, name: str):
     if name == "double_dispatch":
         return str(rng.choice(["as_executed", "after_batch"]))
+    if name == "stale_cash":
+        return str(rng.choice(["first_buy", "opening"]))
     if name == "late_cache":
         return int(rng.choice([1, 2]))
     if name == "wrong_bar":

@@ -50,6 +50,7 @@ def analyze_drawn(drawn: DrawnEngine, with_weights: bool = True) -> GapAnalysis:
 
 
 def judge(drawn: DrawnEngine, analysis: GapAnalysis) -> Judgement:
+    """How the analysis of `drawn` compares with its truth."""
     summary = analysis.summary
     stamps = drawn.prices["timestamp"].unique().sort().to_list()
     bar_of = {t: i for i, t in enumerate(stamps)}

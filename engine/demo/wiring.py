@@ -16,8 +16,9 @@ orders, the broker when it fills, the risk manager at each bar). `param` says wh
   or the open two bars after it (param 2), not the next open.
 - `fees_twice`: the broker charges each fee and the portfolio charges it again (the log
   shows it once).
-- `stale_cash`: the cash check reads the balance taken at the batch's first buy, not
-  lowered by the buys after it.
+- `stale_cash`: the cash check reads a stale balance: param "first_buy", the balance
+  taken at the batch's first buy, not lowered by the buys after it; "opening", the
+  balance the account opened with, never refreshed.
 - `risk_manager`: a risk manager places stop-loss exits nobody decided (param: the stop,
   a fraction below the entry's fill price).
 - `double_log`: each fill is written to the log twice (booked once).
@@ -36,8 +37,8 @@ BUGS = ("double_dispatch", "second_portfolio", "late_cache", "whole_target", "wr
         "fees_twice", "stale_cash", "risk_manager", "double_log", "sizing_bias",
         "lost_order")
 DEFAULT_PARAM: dict[str, Any] = {"double_dispatch": "as_executed", "late_cache": 1,
-                                 "wrong_bar": 0, "risk_manager": 0.08, "sizing_bias": 0.01,
-                                 "lost_order": 3}
+                                 "wrong_bar": 0, "stale_cash": "first_buy",
+                                 "risk_manager": 0.08, "sizing_bias": 0.01, "lost_order": 3}
 DISPATCH_MODES = ("as_executed", "after_batch")
 
 
@@ -56,6 +57,8 @@ class Bug:
             object.__setattr__(self, "param", DEFAULT_PARAM[self.name])
         if self.name == "double_dispatch" and self.param not in DISPATCH_MODES:
             raise ValueError(f"double_dispatch param must be one of {DISPATCH_MODES}")
+        if self.name == "stale_cash" and self.param not in ("first_buy", "opening"):
+            raise ValueError("stale_cash param must be first_buy or opening")
         if self.name == "late_cache" and self.param not in (1, 2, 3):
             raise ValueError("late_cache param (batches late) must be 1, 2 or 3")
         if self.name == "wrong_bar" and self.param not in (0, 2):
