@@ -49,6 +49,7 @@ PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its
 HELPFUL = 8  # single switches that came closest, paired with every other
 SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
 GIVE_UP = 10  # searches in a row that found nothing: stop searching until a bar is explained
+WEAK = 2  # bars a rule switch must explain beyond a stretch nothing explains
 START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
 
 
@@ -157,7 +158,7 @@ class Diagnoser:
         self._start_state: tuple = ({}, (), (), -1)  # the state the start is fitted from
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
-        self.oracle = Oracle(bars, decisions)
+        self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
         self.exits = trusted.position_rules or bool(observed.exit_fields)
@@ -355,6 +356,11 @@ class Diagnoser:
             hypothesis = chosen.get(t)
             if hypothesis is not None and id(hypothesis) in before:
                 self.record_needed(diagnosis, own, hypothesis.switches, earlier)
+        while True:  # a bar made unexplained may leave another switch weak
+            verdicts = self.without_weak(diagnosis)
+            if verdicts is diagnosis.verdicts:
+                break
+            diagnosis.verdicts = verdicts
         return diagnosis
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
@@ -373,6 +379,33 @@ class Diagnoser:
                        * (1 + 1e-9) for held in beliefs):
                 return {}
         return dict(actual)
+
+    def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
+        """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
+        bar nothing explains, is a coincidence of an engine the vocabulary does not
+        describe (a lost order a stricter cash check happens to fit): its bars are
+        unexplained."""
+        verdicts = diagnosis.verdicts
+        lost = sorted(t for t, v in verdicts.items() if v.unexplained)
+        if not lost:
+            return verdicts
+        spans: dict[Switch, list[int]] = {}
+        for t, verdict in verdicts.items():
+            for switch in verdict.switches:
+                if not switch.state and diagnosis.touched(switch, t):
+                    spans.setdefault(switch, []).append(t)
+        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
+            any(abs(t - u) <= PERSIST for u in lost) for t in bars)}
+        if not weak:
+            return verdicts
+        out = dict(verdicts)
+        for switch in weak:
+            for t in spans[switch]:
+                verdict = out[t]
+                out[t] = BarVerdict(t, verdict.switches - {switch}, verdict.evidenced,
+                                    frozenset(self.log.by_bar.get(t) or self.bars.rows[t]),
+                                    verdict.refuted)
+        return out
 
     def size_at_model_price(self, own: OwnBook, base_state: tuple, actual: dict[str, Key],
                             sized: tuple) -> tuple:
@@ -426,6 +459,10 @@ class Diagnoser:
                     else self.warmed(switches, recent, t)
                 guess, book = self.predict(own, hypothesis)
                 wrong = self.mismatches(guess, actual)
+                if wrong and origin is not None:  # a change of timing re-decides: warm it
+                    hypothesis = self.warmed(switches, recent, t)
+                    guess, book = self.predict(own, hypothesis)
+                    wrong = self.mismatches(guess, actual)
                 hypothesis.advance(book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)

@@ -23,8 +23,9 @@ class Oracle:
     side's own book holds the exits that side's rules would hold.
     """
 
-    def __init__(self, bars: Bars, decisions: dict[int, list]) -> None:
-        self.sim = Simulation(bars, decisions, Rules(), 0.0, record=False)
+    def __init__(self, bars: Bars, decisions: dict[int, list], initial_cash: float = 0.0
+                 ) -> None:
+        self.sim = Simulation(bars, decisions, Rules(), initial_cash, record=False)
         self.bars = bars
         self.decisions = decisions
 

@@ -124,8 +124,11 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         Switch("short_selling", "sells not capped at the position",
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
+        # (a stale balance is another cash check: it replaces the cash policy's switches)
         Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
-               (("stale_cash_check", True),)),
+               (("cash_check", "first_buy"), ("cash_policy", trusted.cash_policy))),
+        Switch("cash_limit", "each buy checked against the opening balance",
+               (("cash_check", "opening"), ("cash_policy", trusted.cash_policy))),
     ]
     switches += stop_switches(trusted)
     if observed.rounding != "none" or rounds:

@@ -21,6 +21,7 @@ SIZINGS = ("fill", "decision_floor", "decision_truncate")
 VALUATIONS = ("fill_price", "previous_close", "decision_close")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
+CASH_CHECKS = ("current", "first_buy", "opening")
 GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
 # How often each fill is logged and booked, and when the extra booking happens: after the
@@ -69,7 +70,9 @@ class Rules:
     cash_policy: str = "shrink"
     max_leverage: float = 1.0  # buying power = cash + (max_leverage − 1) × book value
     allow_short: bool = False
-    stale_cash_check: bool = False  # on: each buy is checked against the batch's first buy's cash
+    # the cash each buy is checked against: the current cash, the cash at the batch's first
+    # buy (not lowered by the buys after it), or the opening balance (CASH_CHECKS)
+    cash_check: str = "current"
     submission_check: bool = False  # backtrader: pseudo-execute at submission, refuse overdrafts
     reject_reason: str = "insufficient_cash"
     # Market realities.
@@ -110,6 +113,7 @@ class Rules:
                               ("valuation", VALUATIONS), ("sequence", SEQUENCES),
                               ("cash_policy", CASH_POLICIES),
                               ("position_basis", POSITION_BASES), ("booking", BOOKINGS),
+                              ("cash_check", CASH_CHECKS),
                               ("intrabar_path", PATHS), ("stop_base", STOP_BASES),
                               ("trail_source", TRAIL_SOURCES), ("gap_fill", GAP_FILLS)):
             if getattr(self, name) not in allowed:

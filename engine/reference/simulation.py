@@ -108,7 +108,8 @@ class Simulation:
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
-        self._balance: float | None = None  # the cash at the batch's first buy
+        self._balance: float | None = None  # the stale balance a batch's buys are checked on
+        self.opening = float(initial_cash)  # the opening balance
 
     def run(self, start: int = 0, stop: int | None = None) -> Simulation:
         for t in range(start, len(self.bars.timestamps) if stop is None else stop):
@@ -463,9 +464,9 @@ class Simulation:
         cap = self._cap(order.asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
-        if delta > 0 and rules.stale_cash_check:  # checked against the first buy's cash
+        if delta > 0 and rules.cash_check != "current":  # against a stale balance
             if self._balance is None:
-                self._balance = book.cash
+                self._balance = self.opening if rules.cash_check == "opening" else book.cash
             status, reason, size, adjusted, fee, left = buy(size, price, self._balance,
                                                             headroom, rules)
             cash = add(book.cash, -(self._balance - left)) if status == "filled" else book.cash
