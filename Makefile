@@ -103,6 +103,7 @@ bench: $(DEV)
 	$(PY) bench/engine_vs_vectorbt.py
 	$(PY) bench/stops_vs_vectorbt.py
 	$(PY) bench/gap_speed.py
+	$(PY) bench/gap_drawn.py
 	$(PY) bench/make_run.py
 	$(PY) bench/sweep_dask.py
 	$(PY) bench/sweep_grid.py

@@ -189,18 +189,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.gap.demo import run_demo
+    from engine.demo.story import EVERY, TOP, planted_words, run_demo
     from engine.gap.report import headline
 
-    print("tradegap demo: an event-driven engine with the classic bugs against a plain loop, "
-          f"on generated data ({args.assets} assets × {args.days} days, top 25 at 4%, "
-          "rebalanced every 21 days)", flush=True)
-    analysis = run_demo(args.out, args.assets, args.days, args.force)
-    equity = analysis.summary["final_equity"]
-    print(f"returns: engine {equity['b'] / 1e6 - 1:+,.0%}, manual loop "
-          f"{equity['a'] / 1e6 - 1:+,.0%}")
-    print(headline(analysis.summary))
+    print(f"tradegap demo: an event-driven engine wired as the seed's was, against a plain "
+          f"loop, on generated data ({args.assets} assets × {args.days} days, top {TOP} at "
+          f"{1 / TOP:.0%}, rebalanced every {EVERY} days)", flush=True)
+    demo = run_demo(args.out, args.assets, args.days, force=args.force)
     out = Path(args.out).resolve()
+    stamps = demo.analysis.curves["timestamp"]
+    print("planted: " + "; ".join(planted_words(demo.engine.wiring, stamps)))
+    print(f"returns: engine {demo.engine.total_return:+,.0%} (its own account), manual loop "
+          f"{demo.manual_return:+,.0%}")
+    print(f"{demo.analysis.summary['verdict']}: {headline(demo.analysis.summary)}")
     print(f"full report: {out / 'gap_report.md'} (plot: {out / 'gap_report.png'})")
     return 0
 
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "instead of the model's scores)")
     run.add_argument("--config", help="run config YAML (ops: ...), as `dagster job execute "
                                       "-c` takes; the flags above win (docs/pipeline.md)")
-    demo = sub.add_parser("demo", help="diagnose an engine with the classic bugs")
+    demo = sub.add_parser("demo", help="diagnose an event-driven engine wired as the seed's was")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
     demo.add_argument("--days", type=int, default=1260, help="days (default: 1260)")

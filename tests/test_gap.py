@@ -153,18 +153,3 @@ def test_a_peer_profiles_results_are_explained_against_the_default(profile, caus
     assert s["verdict"] == "explained"
     assert set(s["root_causes"]) <= causes
     assert abs(s["attribution"].get("unexplained", 0.0)) <= 0.01 * abs(s["final_equity"]["gap"])
-
-
-def test_the_demo_finds_the_seed_engines_bugs_and_says_so_first(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--assets", "60",
-                 "--days", "400"]) == 0
-    printed = capsys.readouterr().out.splitlines()
-    summary = json.loads((tmp_path / "demo" / "gap_summary.json").read_text())
-    causes = {fault["cause"] for fault in summary["faults"]}
-    assert summary["verdict"] == "explained"
-    assert {"accumulation", "cash_limit", "duplicate_fill"} <= causes
-    twice = [f for f in summary["faults"] if "booked twice" in f["what"]]
-    assert len(twice) == 1 and twice[0]["onset"] == twice[0]["end"]
-    assert "traded whole targets instead of deltas" in printed[2]
-    assert "applied fills twice" in printed[2]
-    assert (tmp_path / "demo" / "gap_report.png").is_file()

@@ -190,3 +190,19 @@ def test_stop_switches_only_with_position_rules():
 def test_vectorbt_rules_fill_stops_without_slippage():
     assert rules_for({"profile": "vectorbt"}).stop_slippage is False
     assert rules_for({}).stop_slippage is True
+
+
+def test_a_take_profit_preferred_over_a_gapped_stop_is_stop_priority(market):
+    """The third member of the stop-priority family: the take-profit whenever the bar
+    reaches it, even when the open gapped past the stop."""
+    config_a, _ = configs(TIGHT, {}, {})
+    trusted = rules_for(config_a.to_dict())
+    run_a = run_backtest(market[0], market[1], config_a)
+    analysis = analyzed(market, config_a, run_a.fills,
+                        reference_fills(market, trusted.with_(take_profit_first=True)))
+    assert analysis.summary["verdict"] == "explained"
+    assert {f.cause for f in analysis.faults} == {"stop_priority"}
+    assert [f.words for f in analysis.faults] == [
+        "take-profit before stop-loss in a bar that reaches both, even when the open "
+        "gapped past the stop"]
+    assert min(f.onset for f in analysis.faults) == first_divergent_bar(market, analysis)

@@ -184,6 +184,27 @@ def test_the_path_decides_a_stop_and_target_in_one_bar_unless_stop_first():
     assert fills(run(prices, *rows, profile="vectorbt"))[1][2] == 95.0
 
 
+GAP_PAST_STOP = (94.0, 111.0, 93.0, 100.0)  # stop 95 gapped at the open, target 110 reached
+
+
+def test_which_exit_wins_when_the_open_gaps_past_one_level_and_the_bar_reaches_the_other():
+    from engine.reference import rules_for
+
+    for bar, path, stop, target in ((GAP_PAST_STOP, (2, -100.0, 94.0, "stop"),
+                                     (2, -100.0, 94.0, "stop"), (2, -100.0, 110.0, "limit")),
+                                    (GAP_PAST_TARGET, (2, -100.0, 112.0, "limit"),
+                                     (2, -100.0, 95.0, "stop"), (2, -100.0, 112.0, "limit"))):
+        prices = bars(FLAT, FLAT, bar)
+        rows = (HOLD, order("stop", -100.0, bar=1, stop_price=95.0, group="exit"),
+                order("limit", -100.0, bar=1, limit_price=110.0, group="exit"))
+        base = rules_for({"initial_cash": 1e6})
+        won = [fills(run_reference(prices, config={"initial_cash": 1e6}, rules=rules,
+                                   resting=table(list(rows))))[1]
+               for rules in (base, base.with_(stop_first=True),
+                             base.with_(take_profit_first=True))]
+        assert won == [path, stop, target]
+
+
 @pytest.mark.parametrize(("path", "winner"), [("ohlc", "limit"), ("olhc", "stop"),
                                               ("nearest", "stop")])
 def test_intrabar_path_orders_the_extremes(path, winner):

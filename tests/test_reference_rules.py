@@ -46,6 +46,19 @@ def test_a_batch_booked_twice_is_logged_once_and_sold_down_by_the_next_decision(
     assert fills(result) == [(1, "A", 50.0, 10.0), (2, "A", -50.0, 10.0)]
 
 
+def test_a_fill_booked_twice_as_it_executes_leaves_the_batchs_later_buys_less_cash():
+    result = run(FLAT, FLAT, {0: {"A": 0.4, "B": 0.4}}, booking="twice_executing")
+    # Day 1: A buys 40 shares (400) and books them twice: 200 of cash left, so B, bought
+    # after A (ascending value, column order on ties), is shrunk to 20 shares.
+    assert fills(result) == [(1, "A", 40.0, 10.0), (1, "B", 20.0, 10.0)]
+
+
+def test_a_row_logged_twice_is_booked_once():
+    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 0.5}}, booking="logged_twice")
+    # Each fill is two rows of 50; the book holds 50, so day 2 has nothing to trade.
+    assert fills(result) == [(1, "A", 50.0, 10.0), (1, "A", 50.0, 10.0)]
+
+
 def test_fees_left_out_of_cash_let_a_buy_spend_what_the_fees_took():
     result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 1.0}}, fees=0.01, fees_in_cash=False)
     # Day 1: 50 shares, fee 5 never leaves cash (500 left). Day 2: book 500 + 500 = 1000,

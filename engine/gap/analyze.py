@@ -15,7 +15,7 @@ Side A is the trusted side. The analysis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,9 +78,9 @@ def analyze(
     if divergent.height == 0:
         return _identical(joined, a, b, bars, equity_a, equity_b, weights is not None)
 
-    exits = bool(a.rules and a.rules.position_rules)
-    observed_a = observe(a.fills, prices, bar_of, exits)
-    observed_b = observe(b.fills, prices, bar_of, exits)
+    position_rules = bool(a.rules and a.rules.position_rules)
+    observed_a = observe(a.fills, prices, bar_of, position_rules)
+    observed_b = observe(b.fills, prices, bar_of, position_rules)
     trusted = (a.rules or Rules()).with_(**observed_a.rules_at(-1))
     label_bars = {bar_of[t] for t in divergent["timestamp"].unique().to_list()}
     excused = {} if weights is not None else decided.unknown(bars, log_a, log_b)
@@ -97,15 +97,14 @@ def analyze(
                                 label_bars).run()
         trusted, diagnosis_a = _fold_global(trusted, diagnosis_a, log_a, bars, decisions,
                                             observed_a, tolerance, label_bars)
+    same_until = max(min(label_bars) - DECISION_LAG, 0)
     diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
-                            label_bars, excused,
-                            same_until=max(min(label_bars) - DECISION_LAG, 0)).run()
-
-    labels = _labels(divergent, bar_of, log_a, log_b, diagnosis_a, diagnosis_b,
-                     observed_a, observed_b, tolerance)
-    gap_fills = joined.join(labels, on=KEYS, how="left").with_columns(
-        pl.col("cause").fill_null("identical"), pl.col("side").fill_null(""),
-        pl.col("root").fill_null(False))
+                            label_bars, excused, same_until).run()
+    if diagnosis_b.undecided:  # B's own exits: its visible models without them, again
+        observed_b = _without_undecided(b.fills, prices, bar_of, diagnosis_b,
+                                        position_rules)
+        diagnosis_b = Diagnoser(log_b, bars, decisions, trusted, observed_b, tolerance,
+                                label_bars, excused, same_until).run()
 
     game_b = Game(bars, decisions, trusted, observed_b, diagnosis_b, log_b, initial_cash,
                   marks)
@@ -118,6 +117,11 @@ def analyze(
         amounts_a, per_bar_a = game_a.amounts()
         games["A"] = (game_a, amounts_a, per_bar_a, equity_a)
     attribution, curves = _attribution(games, equity_a, equity_b, bars)
+    labels = _labels(divergent, bar_of, log_a, log_b, diagnosis_a, diagnosis_b,
+                     observed_a, observed_b, tolerance, games)
+    gap_fills = joined.join(labels, on=KEYS, how="left").with_columns(
+        pl.col("cause").fill_null("identical"), pl.col("side").fill_null(""),
+        pl.col("root").fill_null(False))
     faults = faults_of("B", diagnosis_b, observed_b, trusted, log_b, bars, per_bar_b)
     if diagnosis_a is not None:
         faults = faults_of("A", diagnosis_a, observed_a, trusted, log_a, bars,
@@ -125,6 +129,27 @@ def analyze(
     summary = _summary(gap_fills, faults, attribution, equity_a, equity_b, a, b, trusted,
                        weights is not None)
     return GapAnalysis(gap_fills.select(GAP_COLUMNS), faults, summary, curves)
+
+
+def _without_undecided(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict,
+                       diagnosis: Diagnosis, exits: bool) -> Observed:
+    """A side's visible models read from the fills that answer a decision; with the exit
+    rule the others follow, when the reference can replay it (it then arms the side's
+    entries from the rule's first one on, and its exit fills are left out of the price
+    model as any rule's exits are)."""
+    keys = pl.DataFrame([(t, a) for t, by_asset in diagnosis.undecided.items()
+                         for a in by_asset], orient="row", schema={"bar": pl.Int64,
+                                                                   "asset": pl.String})
+    stamps = pl.DataFrame({"timestamp": list(bar_of), "bar": list(bar_of.values())},
+                          schema={"timestamp": fills.schema["timestamp"], "bar": pl.Int64})
+    decided = fills.join(keys.join(stamps, on="bar").drop("bar"), on=["timestamp", "asset"],
+                         how="anti", maintain_order="left")
+    rule = diagnosis.exit_rule
+    if not rule.fields:
+        return observe(decided, prices, bar_of, exits)
+    return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
+                   exit_since=rule.since, exit_words=rule.words,
+                   exit_bars=tuple(sorted(diagnosis.undecided)))
 
 
 def _fills(log: FillLog) -> list[tuple]:
@@ -186,16 +211,18 @@ MISSING_BAR_FIELDS = {"drop_without_bar", "held_valuation"}
 
 def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLog,
             diagnosis_a: Diagnosis | None, diagnosis_b: Diagnosis, observed_a: Observed,
-            observed_b: Observed, tolerance: Tolerance) -> pl.DataFrame:
+            observed_b: Observed, tolerance: Tolerance, games: dict) -> pl.DataFrame:
     """For every divergent key: the causes that made it differ and on which side."""
-    sides = [(name, log, diagnosis, observed) for name, log, diagnosis, observed in
+    sides = [(name, log, diagnosis, observed, set(games[name][0].causes))
+             for name, log, diagnosis, observed in
              (("A", log_a, diagnosis_a, observed_a), ("B", log_b, diagnosis_b, observed_b))
              if diagnosis is not None]
     rows = []
     for (timestamp,), keys in divergent.group_by("timestamp", maintain_order=True):
         t = bar_of[timestamp]
         found = {name: _bar_causes(t, keys["asset"].to_list(), log, diagnosis, observed,
-                                   tolerance) for name, log, diagnosis, observed in sides}
+                                   tolerance, attributed)
+                 for name, log, diagnosis, observed, attributed in sides}
         for asset in keys["asset"].to_list():
             causes: list[str] = []
             names = []
@@ -213,9 +240,12 @@ def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLo
 
 
 def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
-                observed: Observed, tolerance: Tolerance) -> dict[str, list[str]]:
+                observed: Observed, tolerance: Tolerance, attributed: set[str]
+                ) -> dict[str, list[str]]:
     """Why this side's fills at bar t are not what the trusted rules make of its book:
-    per asset, the departures that change its fill (empty: it followed them)."""
+    per asset, the departures that change its fill (empty: it followed them). Only causes
+    the attribution carries label a fill (`attributed`), so that labels and amounts agree;
+    a fill only they would explain is unexplained."""
     verdict = diagnosis.verdicts[t]
     actual = log.by_bar.get(t, {})
     trusted = diagnosis.trusted_fills.get(t, {})
@@ -224,7 +254,11 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
     elements = list(without) if without else departures(t, verdict.switches, observed,
                                                          diagnosis.trusted_rules)
     out = {}
+    undecided = diagnosis.undecided.get(t, {})
     for asset in assets:
+        if asset in undecided:  # answers no decision: the exit rule, or unexplained
+            out[asset] = [diagnosis.exit_rule.cause]
+            continue
         if asset in verdict.unexplained:
             out[asset] = ["unexplained"]
             continue
@@ -239,10 +273,16 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
             causes.append("fee")
         needed = [e for e in elements if without
                   and not _same(mine, without[e].get(asset), tolerance)] or elements
+        consequence = False
         for element in needed:
+            if element in diagnosis.consequences:
+                consequence = True  # counted under its root, a fill it propagated
+                continue
             cause = element.cause if hasattr(element, "cause") else _VISIBLE_CAUSE[element]
-            if cause not in causes:
+            if cause not in causes and cause in attributed:
                 causes.append(cause)
+        if consequence and not causes:
+            continue
         if not causes:  # a one-off price or fee elsewhere in the bar changed its cash
             causes = sorted({c for p, f in overrides.values() for c, v in
                              (("fill_price", p), ("fee", f)) if v is not None})
@@ -251,7 +291,7 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
 
 
 _VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
-                  "fees": "fee"}
+                  "fees": "fee", "exit_rule": "exit_rule"}
 
 
 def _same(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:

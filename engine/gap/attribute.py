@@ -21,12 +21,13 @@ import numpy as np
 from engine.gap.diagnose import Diagnosis, departures
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed
+from engine.gap.vocabulary import ONE_BAR
 from engine.reference import Bars, Rules, Simulation
 from engine.reference.bars import CLOSE
 
 EXACT_UP_TO = 5
 VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
-                 "fees": "fee"}
+                 "fees": "fee", "exit_rule": "exit_rule"}
 FIELDS = {"point": ("point",), "slippage": ("slippage",), "rounding": ("rounding", "lot"),
           "fees": ("fees", "per_share", "min_fee", "fixed_fee")}
 
@@ -82,9 +83,12 @@ class Game:
             for switch in verdict.switches:
                 if self.diagnosis.touched(switch, t):
                     onset = switch.since if switch.state else t
-                    found[switch.cause] = min(found.get(switch.cause, onset), onset)
+                    cause = self.diagnosis.cause_of(switch)
+                    found[cause] = min(found.get(cause, onset), onset)
             if verdict.unexplained:
                 found.setdefault("unexplained", t)
+        if self.diagnosis.undecided:
+            found.setdefault(self.diagnosis.exit_rule.cause, min(self.diagnosis.undecided))
         visible = self.observed
         for t in self.log.fill_bars:
             for name in self._visible(t):
@@ -102,6 +106,12 @@ class Game:
         switches = verdict.switches if verdict else frozenset()
         return [d for d in departures(t, switches, self.observed, self.trusted)
                 if isinstance(d, str)]
+
+    def _fields(self, name: str) -> tuple[str, ...]:
+        """The `Rules` fields a visible departure sets."""
+        if name == "exit_rule":
+            return tuple(field for field, _ in self.observed.exit_fields)
+        return FIELDS[name]
 
     def share_baseline(self, other: Game) -> None:
         """Take `other`'s replay of the trusted rules alone: the same run for both sides."""
@@ -124,30 +134,33 @@ class Game:
         states = {}
         for verdict in verdicts.values():
             for switch in verdict.switches:
-                if switch.state and switch.cause in acting:
+                if switch.state and self.diagnosis.cause_of(switch) in acting:
                     states[switch] = max(states.get(switch, switch.since), verdict.bar)
 
         def rules_at(t: int) -> Rules:
             visible = self.observed.rules_at(t)
             rules = self.trusted.with_(**{field: visible[field] for name in self._visible(t)
                                           if VISIBLE_CAUSE[name] in acting
-                                          for field in FIELDS[name]})
+                                          for field in self._fields(name)})
             verdict = verdicts.get(t)
             for switch in sorted(verdict.switches if verdict else (), key=lambda s: s.words):
-                if switch.cause in acting and not switch.state:
+                if self.diagnosis.cause_of(switch) in acting and not switch.state:
                     rules = switch.apply(rules, t)
             for switch, last in states.items():
-                if switch.state in ("fees_out_of_cash", "booked_twice_since") and \
-                        switch.since <= t <= last:
+                if switch.state in ("fees_out_of_cash", "booked_twice_since",
+                                    "logged_twice_since", "fees_twice_since") \
+                        and switch.since <= t <= last:
                     rules = switch.apply(rules)
                 elif switch.state == "booked_twice" and t == switch.since:
                     rules = rules.with_(booking="twice_hidden")
-                elif switch.state == "fees_once":
+                elif switch.state in ONE_BAR:
                     rules = switch.apply(rules, t)
             return rules
 
         sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash, record=False)
         forced = "unexplained" in acting
+        rule = self.diagnosis.exit_rule
+        exits = rule is not None and rule.cause in acting and not self.observed.exit_fields
         for t in range(len(self.bars.timestamps)):
             sized = t not in self.diagnosis.unsized
             overrides = {a: (p if "fill_price" in acting else None,
@@ -158,6 +171,8 @@ class Game:
                 sim.force(t, [(a, q, p, f) for a, q, p, f in self.log.rows.get(t, ())])
             else:
                 sim.step(t, overrides)
+            if exits and t in self.diagnosis.undecided:
+                _exit(sim, t, self.diagnosis.undecided[t])
         return self.marks.equity(sim.fills, self.initial_cash)
 
     def amounts(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -186,3 +201,12 @@ class Game:
 
 def _fills(log: FillLog) -> list[tuple]:
     return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
+
+
+def _exit(sim: Simulation, t: int, fills: dict) -> None:
+    """The replay's positions in `fills`' assets closed as the side's undecided fills
+    closed its own, at their prices and fee rates."""
+    for asset, (q, price, fee, _) in sorted(fills.items()):
+        held = sim.book.positions.get(asset, 0.0)
+        if held and held * q < 0:
+            sim.book_fill(t, asset, -held, price, fee * abs(held / q))

@@ -18,6 +18,7 @@ import polars as pl
 
 from engine.gap.logs import FillLog, aggregate
 from engine.gap.observe import Observed
+from engine.gap.oracle import Oracle
 from engine.reference import Bars, Book, Rebalance, Rules, decisions_from_weights
 from engine.reference.bars import CLOSE, OPEN
 
@@ -90,10 +91,7 @@ def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
             if trigger is not None and trigger != "market":
                 out.setdefault(bar, set()).add(i)
         return out
-    from engine.gap.diagnose import Oracle  # the oracle's exits, armed as the diagnosis arms them
-
-    oracle = Oracle(bars, {})
-    sim = oracle.sim
+    oracle = Oracle(bars, {})  # the oracle's exits, armed as the diagnosis arms them
     books = {book.bar: book for book in log.books() if book.bar in log.rows}
     for bar in log.fill_bars:
         flat = [(i, asset, p) for i, asset, before, after, p in log.moves[bar]
@@ -104,13 +102,8 @@ def exit_rows(fills: pl.DataFrame, log: FillLog, bars: Bars, rules: Rules,
         entries = [(a, *found) for a in sorted(own.positions)
                    if (found := log.entry(a, bar)) is not None]
         here = rules.with_(**observed.rules_at(bar))
-        sim.book = Book(own.cash, dict(own.positions))
-        sim.fills, sim.rejections, sim._overrides = [], [], {}
-        oracle.arm(bar, here, entries)
-        if sim.resting:
-            sim.begin_bar(bar, here)
-            sim._rest(bar, here)
-        exits = {asset: price for _, asset, _, price, _, _ in sim.fills}
+        fills = oracle.exits(bar, here, Book(own.cash, dict(own.positions)), entries)
+        exits = {asset: price for _, asset, _, price, _, _ in fills}
         found = {i: asset for i, asset, price in flat
                  if asset in exits and abs(price - exits[asset]) <= 1e-9 * abs(price)}
         if here.point == "open" and len(found) < len(log.rows[bar]):

@@ -19,19 +19,25 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine.gap.logs import FillLog, Key, OwnBook, aggregate
+from engine.gap.exits import ExitRule, undecided_rule
+from engine.gap.logs import FillLog, Key, OwnBook
 from engine.gap.observe import Observed
+from engine.gap.oracle import Entry, Oracle
 from engine.gap.vocabulary import (
+    BOOKED_OVER_LOGGED,
     ONE_BAR,
     Switch,
     booked_twice,
+    booked_twice_executing,
     booked_twice_since,
     fees_out_of_cash,
     fees_out_of_cash_once,
+    fees_twice_since,
+    logged_twice_since,
     peer_rule_sets,
     rule_switches,
 )
-from engine.reference import Bars, Book, Rules, Simulation
+from engine.reference import Bars, Book, Rules
 from engine.reference.execution import add
 from engine.results.compare import Tolerance
 
@@ -43,6 +49,7 @@ PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its
 HELPFUL = 8  # single switches that came closest, paired with every other
 SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
 GIVE_UP = 10  # searches in a row that found nothing: stop searching until a bar is explained
+WEAK = 2  # bars a rule switch must explain beyond a stretch nothing explains
 START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
 
 
@@ -107,6 +114,14 @@ class Diagnosis:
     needed: dict[int, set] = field(default_factory=dict)  # bar → departures changing a fill
     unsized: set[int] = field(default_factory=set)  # bars whose one-off prices were not sized
 
+    consequences: dict[Switch, Switch] = field(default_factory=dict)  # → its root
+    undecided: dict[int, dict[str, Key]] = field(default_factory=dict)  # no decision's fills
+    exit_rule: ExitRule | None = None  # the rule they follow (or one unexplained item)
+
+    def cause_of(self, switch: Switch) -> str:
+        """The cause a switch is counted under: its root's, for a consequence."""
+        return self.consequences.get(switch, switch).cause
+
     def left_out(self, t: int) -> dict[Switch | str, dict[str, Key]]:
         """Fills at bar t with each departure of the bar's verdict left out (if several)."""
         return self.without.get(t, {})
@@ -119,64 +134,6 @@ class Diagnosis:
         if not verdict.evidenced or verdict.unexplained:
             return False
         return switch in self.needed[t] if t in self.needed else True
-
-
-Entry = tuple[str, int, float]  # asset, the bar its position was opened at, the fill price
-ARMED_IDS = -10**9  # ids of the exits armed from a side's entries (before any order's)
-
-
-class Oracle:
-    """The reference `Simulation` stepped one bar at a time from a given book.
-
-    The position rules' exits are not carried from bar to bar: before each bar they are
-    armed afresh from the side's own entries (`entries`) under the bar's rules, at levels
-    from the entry's fill price or its bar's close (`stop_base`), a trailing reference
-    moved over the bars since (`trail_source`), so that the replay of one bar from the
-    side's own book holds the exits that side's rules would hold.
-    """
-
-    def __init__(self, bars: Bars, decisions: dict[int, list]) -> None:
-        self.sim = Simulation(bars, decisions, Rules(), 0.0, record=False)
-        self.bars = bars
-
-    def step(self, t: int, rules: Rules, book: Book, overrides: dict | None,
-             entries: list[Entry] | None = None) -> tuple[dict[str, Key], Book]:
-        sim = self.sim
-        sim.rules_at = lambda _bar: rules
-        sim.book = book
-        sim.fills, sim.equity, sim.rejections = [], [], []
-        self.arm(t, rules, entries)
-        fills = sim.step(t, overrides)
-        return aggregate([(a, q, p, f) for _, a, q, p, f, _ in fills]), sim.book
-
-    def arm(self, t: int, rules: Rules, entries: list[Entry] | None) -> None:
-        """The open exits before bar t of the positions opened by `entries`."""
-        sim = self.sim
-        if sim.resting or sim.resting_orders or sim._children:
-            sim.resting, sim.resting_orders, sim.triggers, sim._children = [], {}, {}, {}
-        if not entries or not rules.position_rules:
-            return
-        saved, sim._next_id = sim._next_id, ARMED_IDS
-        positions = sim.book.positions
-        for asset, bar, price in entries:
-            position = positions.get(asset, 0.0)
-            if position:
-                sim._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
-        sim._next_id = saved
-        for order in sim.resting:
-            if order.type == "trailing_stop":
-                self.trail(order, t, rules, positions[order.asset] < 0)
-
-    def trail(self, order, t: int, rules: Rules, buy: bool) -> None:
-        """Move a trailing reference over the bars it was tried at before t."""
-        first = order.live_from
-        if rules.entry_bar_check and rules.point != "open":
-            first += 1  # exits of a close fill come after the bar's resting orders
-        rows = self.bars.rows
-        for bar in range(first, t):
-            row = rows[bar].get(order.asset)
-            if row is not None:
-                order.follow(row, buy, rules.trail_source)
 
 
 class Diagnoser:
@@ -201,8 +158,11 @@ class Diagnoser:
         self._start_state: tuple = ({}, (), (), -1)  # the state the start is fitted from
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
-        self.oracle = Oracle(bars, decisions)
-        self.exits = trusted.position_rules  # each side's exits are rebuilt from its entries
+        self.oracle = Oracle(bars, decisions, log.initial_cash)
+        # each side's exits are rebuilt from its entries (an exit rule of its own arms
+        # the entries from its first one on)
+        self.exits = trusted.position_rules or bool(observed.exit_fields)
+        self.armed_from = 0 if trusted.position_rules else observed.exit_since
         visible = trusted.with_(**observed.rules_at(-1))
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
@@ -214,7 +174,8 @@ class Diagnoser:
         """The trusted rules with the side's visible fields at bar t and `switches`."""
         observed = self.observed
         here = frozenset(s for s in switches if s.state in ONE_BAR and s.since == t)
-        key = (observed.price_at(t), observed.fee_at(t), observed.rounding_at(t), switches, here)
+        key = (observed.price_at(t), observed.fee_at(t), observed.rounding_at(t), switches, here,
+               bool(observed.exit_fields) and t >= observed.exit_since)
         rules = self._rules.get(key)
         if rules is None:
             rules = self.trusted.with_(**observed.rules_at(t))
@@ -227,7 +188,8 @@ class Diagnoser:
         """The book the engine believes it has: its own book plus hidden-state changes."""
         cash, positions = own.cash, dict(own.positions)
         for switch in hypothesis.switches:
-            if switch.state == "booked_twice" and own.bar > switch.since:
+            if switch.state in ("booked_twice", "booked_twice_executing") \
+                    and own.bar > switch.since:
                 for asset, q, p, f in self.log.rows.get(switch.since, ()):
                     cash = add(cash, -(q * p + f))
                     after = add(positions.get(asset, 0.0), q)
@@ -235,18 +197,21 @@ class Diagnoser:
                         positions[asset] = after
                     else:
                         positions.pop(asset, None)
-            elif switch.state == "booked_twice_since" and own.bar > switch.since:
-                then = self.books[switch.since]  # every fill since booked once more
-                cash = add(cash, own.cash - then.cash)
+            elif switch.state in BOOKED_OVER_LOGGED and own.bar > switch.since:
+                then = self.books[switch.since]  # every fill since booked m/n times
+                extra = BOOKED_OVER_LOGGED[switch.state] - 1.0
+                cash = add(cash, extra * (own.cash - then.cash))
                 for asset in {*own.positions, *then.positions}:
                     now = own.positions.get(asset, 0.0)
-                    after = add(now, now - then.positions.get(asset, 0.0))
+                    after = add(now, extra * (now - then.positions.get(asset, 0.0)))
                     if after:
                         positions[asset] = after
                     else:
                         positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
                 cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+            elif switch.state == "fees_twice_since" and own.bar > switch.since:
+                cash -= self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
             elif switch.state == "fees_once" and own.bar > switch.since:
                 fees = self.log.fees_before
                 cash += fees[switch.since + 1] - fees[switch.since]
@@ -273,9 +238,11 @@ class Diagnoser:
         if not self.exits or not own.positions:
             return None
         out = []
-        for asset in sorted(own.positions):
+        longs_only = not self.trusted.position_rules  # an exit rule
+        for asset in sorted(own.positions):  # of the side's own closes the longs it exited
             found = self.log.entry(asset, own.bar)
-            if found is not None:
+            if found is not None and found[0] >= self.armed_from and (
+                    own.positions[asset] > 0 or not longs_only):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
 
@@ -289,7 +256,7 @@ class Diagnoser:
 
     def _decided(self, t: int, rules: Rules) -> bool:
         """Whether bar t acts on a decision under `rules` (else it has nothing to fill)."""
-        decisions = self.oracle.sim.decisions
+        decisions = self.oracle.decisions
         return (t - rules.delay + 1 if rules.delay > 1 else t) in decisions
 
     def distance(self, predicted: dict[str, Key], actual: dict[str, Key],
@@ -345,6 +312,11 @@ class Diagnoser:
                                                                                ).values()):
                 predicted, after, missed = self.size_at_model_price(own, base_state, actual,
                                                                     (predicted, after, missed))
+            undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
+            if undecided:  # set apart before sizing is checked: no hypothesis answers them
+                diagnosis.undecided[t] = undecided
+                actual = {a: k for a, k in actual.items() if a not in undecided}
+                missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
             if missed:
                 self.advance_actual(base, own)
@@ -376,12 +348,64 @@ class Diagnoser:
                 labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = _verdicts(states)
+        diagnosis.consequences = consequences(diagnosis.verdicts)
+        if diagnosis.undecided:
+            diagnosis.exit_rule = undecided_rule(diagnosis.undecided, self.log, self.bars)
         diagnosis.unsized = set(self.diagnosis_unsized)
         for t, (own, before, earlier) in labels.items():
             hypothesis = chosen.get(t)
             if hypothesis is not None and id(hypothesis) in before:
                 self.record_needed(diagnosis, own, hypothesis.switches, earlier)
+        while True:  # a bar made unexplained may leave another switch weak
+            verdicts = self.without_weak(diagnosis)
+            if verdicts is diagnosis.verdicts:
+                break
+            diagnosis.verdicts = verdicts
         return diagnosis
+
+    def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
+                  actual: dict[str, Key], alive: list[Hypothesis]) -> dict[str, Key]:
+        """The bar's fills that answer no decision: at a bar where none acts and no order
+        is open, fills that only reduce positions the side holds, or believes it holds
+        under a hypothesis alive (a rule A does not have exits what the engine believes)."""
+        t = own.bar
+        if self.trusted.position_rules or predicted or any(
+                h.pending or h.unnetted for h in (base, *alive)) \
+                or self._decided(t, self.rules_at(t, frozenset())):
+            return {}
+        beliefs = [own.positions, *(self.book_for(own, h).positions for h in alive)]
+        for asset, (q, *_) in actual.items():
+            if not any(q * held.get(asset, 0.0) < 0 and abs(q) <= abs(held.get(asset, 0.0))
+                       * (1 + 1e-9) for held in beliefs):
+                return {}
+        return dict(actual)
+
+    def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
+        """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
+        bar nothing explains, is a coincidence of an engine the vocabulary does not
+        describe (a lost order a stricter cash check happens to fit): its bars are
+        unexplained."""
+        verdicts = diagnosis.verdicts
+        lost = sorted(t for t, v in verdicts.items() if v.unexplained)
+        if not lost:
+            return verdicts
+        spans: dict[Switch, list[int]] = {}
+        for t, verdict in verdicts.items():
+            for switch in verdict.switches:
+                if not switch.state and diagnosis.touched(switch, t):
+                    spans.setdefault(switch, []).append(t)
+        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
+            any(abs(t - u) <= PERSIST for u in lost) for t in bars)}
+        if not weak:
+            return verdicts
+        out = dict(verdicts)
+        for switch in weak:
+            for t in spans[switch]:
+                verdict = out[t]
+                out[t] = BarVerdict(t, verdict.switches - {switch}, verdict.evidenced,
+                                    frozenset(self.log.by_bar.get(t) or self.bars.rows[t]),
+                                    verdict.refuted)
+        return out
 
     def size_at_model_price(self, own: OwnBook, base_state: tuple, actual: dict[str, Key],
                             sized: tuple) -> tuple:
@@ -413,6 +437,10 @@ class Diagnoser:
         """
         t = own.bar
         currents = [h.switches for h in alive if h.switches]
+        # a set made from a hypothesis alive before t starts from that hypothesis' own
+        # open orders (its rules queued them; the trusted rules' would not)
+        singles = self.vocabulary + self.state_switches(t)
+        origins = {_combine(h.switches, s): h for h in alive if h.switches for s in singles}
         tried: dict[frozenset[Switch], tuple[float, int]] = {}  # → (distance, bars lasted)
         start = self.distance(*self._last_guess, missed)
         best: list = [start, None, missed]
@@ -426,9 +454,15 @@ class Diagnoser:
             for switches in dict.fromkeys(level):
                 if switches in tried or len(tried) >= budget:
                     continue
-                hypothesis = self.warmed(switches, recent, t)
+                origin = origins.get(switches)
+                hypothesis = Hypothesis(switches, *origin.state()) if origin is not None \
+                    else self.warmed(switches, recent, t)
                 guess, book = self.predict(own, hypothesis)
                 wrong = self.mismatches(guess, actual)
+                if wrong and origin is not None:  # a change of timing re-decides: warm it
+                    hypothesis = self.warmed(switches, recent, t)
+                    guess, book = self.predict(own, hypothesis)
+                    wrong = self.mismatches(guess, actual)
                 hypothesis.advance(book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)
@@ -439,7 +473,6 @@ class Diagnoser:
                 elif far < best[0]:
                     best[:] = [far, hypothesis, wrong]
 
-        singles = self.vocabulary + self.state_switches(t)
         evaluate([c - {s} for c in currents for s in c])
         for level in ([_combine(c, s) for c in currents for s in singles],
                       [frozenset({s}) for s in singles]):
@@ -480,12 +513,16 @@ class Diagnoser:
         self._start_state = state
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
         scores = {frozenset(): self.reproduced(frozenset(), window)}
+        missed = self.first_missed(window)
+        onsets = {fills[0], missed}  # a state fault begun at the first fills, or there
+        singles = self.vocabulary if missed is None else [
+            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary
         best = frozenset()
         frontier = [best]
         for _ in range(MAX_START):
             if scores[best][0] >= len(fills):
                 break
-            level = [_combine(chosen, s) for chosen in frontier for s in self.vocabulary
+            level = [_combine(chosen, s) for chosen in frontier for s in singles
                      if s not in chosen]
             level += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
                                  *bundle}) for chosen in frontier for bundle in bundles
@@ -508,6 +545,16 @@ class Diagnoser:
             if scores[lighter][0] >= scores[best][0]:
                 best = lighter
         return best
+
+    def first_missed(self, window: list[OwnBook]) -> int | None:
+        """The first bar of `window` the trusted rules do not reproduce from the own book."""
+        hypothesis = Hypothesis(frozenset(), *self._start_state)
+        for own in window:
+            guess, book = self.predict(own, hypothesis)
+            if self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                return own.bar
+            hypothesis.advance(book)
+        return None
 
     def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
                    ) -> tuple[int, float]:
@@ -549,8 +596,12 @@ class Diagnoser:
         recent = earlier[-RECENT:]
         onsets = list(dict.fromkeys([*earlier[:1], *recent, t]))
         return ([booked_twice(b, stamps[b]) for b in reversed(recent)]
-                + [booked_twice_since(b, stamps[b]) for b in onsets]
+                + [booked_twice_executing(b, stamps[b]) for b in [t, *reversed(recent)]]
+                + [switch for b in onsets for switch in (
+                    booked_twice_since(b, stamps[b], executing=True),
+                    booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]))]
                 + [fees_out_of_cash(b, stamps[b]) for b in onsets]
+                + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
@@ -577,15 +628,9 @@ class Diagnoser:
         """Move a hypothesis past bar `own.bar` with the side's actual fills booked, so
         that the orders it queues there are decided from the book the side really had."""
         t = own.bar
-        sim = self.oracle.sim
         rules = rules or self.rules_at(t, hypothesis.switches)
-        sim.rules_at = lambda _bar: rules
-        sim.book = self.book_for(own, hypothesis)
-        sim.fills, sim.equity, sim.rejections = [], [], []
-        if sim.resting or sim._children:
-            sim.resting, sim._children = [], {}
-        sim.force(t, self.log.rows.get(t, []))
-        hypothesis.advance(sim.book)
+        hypothesis.advance(self.oracle.force(t, rules, self.book_for(own, hypothesis),
+                                             self.log.rows.get(t, [])))
 
     def record_trusted(self, diagnosis: Diagnosis, own: OwnBook,
                        base_state: tuple, predicted: dict[str, Key]
@@ -640,6 +685,9 @@ class Diagnoser:
                       ) -> Rules:
         kept = frozenset(s for s in switches if s != element)
         rules = self.rules_at(t, kept)
+        if element == "exit_rule":
+            return rules.with_(**{name: getattr(self.trusted, name)
+                                  for name, _ in self.observed.exit_fields})
         if element == "fees":
             return rules.with_(fees=self.trusted.fees, per_share=self.trusted.per_share,
                                min_fee=self.trusted.min_fee, fixed_fee=self.trusted.fixed_fee)
@@ -705,4 +753,26 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
     if any(visible[n] != getattr(trusted, n) for n in ("fees", "per_share", "min_fee",
                                                           "fixed_fee")):
         names.append("fees")
+    if observed.exit_fields and t >= observed.exit_since:
+        names.append("exit_rule")
     return [*sorted(switches, key=lambda s: s.words), *names]
+
+
+BOOK_CHECKS = {"allow_short", "cash_policy", "max_leverage"}
+
+
+def consequences(verdicts: dict[int, BarVerdict]) -> dict[Switch, Switch]:
+    """Checks against the book that only ever act beside a fill booked twice: a sell that
+    goes short, or a cash check that reads cash double booking spent, follow from the
+    double booking (the engine's checks read the book it believes) and are counted under
+    it, not as causes of their own."""
+    together: dict[Switch, set[Switch] | None] = {}
+    for verdict in verdicts.values():
+        roots = {s for s in verdict.switches if s.cause == "duplicate_fill"}
+        for switch in verdict.switches:
+            if switch.state or not {n for n, _ in switch.changes} & BOOK_CHECKS:
+                continue
+            seen = together.get(switch, roots)
+            together[switch] = None if seen is None else seen & roots
+    return {s: min(roots, key=lambda r: (r.since, r.words))
+            for s, roots in together.items() if roots}

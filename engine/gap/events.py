@@ -36,13 +36,17 @@ class Fault:
     touched: list[int] = field(default_factory=list)
     amount: float = 0.0
     timestamps: list = field(default_factory=list, repr=False)
+    spans: list[tuple[int, int | None]] = field(default_factory=list)  # (onset, end) each
 
     def to_dict(self, gap: float) -> dict[str, Any]:
         stamp = self.timestamps
+        spans = self.spans or [(self.onset, self.end)]
         return {
             "side": self.side, "cause": self.cause, "what": self.words,
             "onset": stamp[self.onset],
             "end": None if self.end is None else stamp[self.end],
+            "spans": [{"onset": stamp[a], "end": None if b is None else stamp[b]}
+                      for a, b in spans],
             "bars_touched": len(self.touched),
             "first_bars": [stamp[t] for t in self.touched[:5]],
             "amount": self.amount,
@@ -57,10 +61,40 @@ def faults_of(side: str, diagnosis: Diagnosis, observed: Observed, trusted: Rule
     faults = _hidden(side, diagnosis) + _visible(side, observed, trusted, log, diagnosis)
     faults += _one_off(side, observed)
     faults += _unexplained(side, diagnosis)
+    if diagnosis.undecided:
+        bars_ = sorted(diagnosis.undecided)
+        rule = diagnosis.exit_rule
+        faults.append(Fault(side, rule.cause, rule.words, bars_[0], bars_[-1], bars_))
+    elif observed.exit_fields:  # replayed as a rule: from its first entry, at its exits
+        faults.append(Fault(side, "exit_rule", observed.exit_words, observed.exit_since,
+                            None, list(observed.exit_bars)))
     for fault in faults:
         fault.timestamps = stamps
     _share_amounts(faults, per_bar, len(stamps))
-    return sorted(faults, key=lambda f: (f.onset, f.cause))
+    return sorted(_merged(faults), key=lambda f: (f.onset, f.cause))
+
+
+def _merged(faults: list[Fault]) -> list[Fault]:
+    """One fault per root cause: the spans of the same fault (same side, cause and words;
+    every unexplained stretch of a side) joined into one fault that lists them."""
+    groups: dict[tuple, list[Fault]] = {}
+    for fault in sorted(faults, key=lambda f: f.onset):
+        key = (fault.side, fault.cause, "" if fault.cause == "unexplained" else fault.words)
+        groups.setdefault(key, []).append(fault)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        ends = [f.end for f in group]
+        merged = Fault(first.side, first.cause, first.words, first.onset,
+                       None if None in ends else max(ends),
+                       sorted({t for f in group for t in f.touched}),
+                       sum(f.amount for f in group), first.timestamps,
+                       [(f.onset, f.end) for f in group])
+        if first.cause == "unexplained":
+            merged.words = first.words.replace("first on", f"in {len(group)} stretch"
+                                               f"{'es' if len(group) > 1 else ''}, first on")
+        out.append(merged)
+    return out
 
 
 def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
@@ -78,10 +112,10 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
         if not verdict.evidenced:
             continue
         for switch in verdict.switches:
-            if not diagnosis.touched(switch, t):
+            if switch in diagnosis.consequences or not diagnosis.touched(switch, t):
                 continue
             if switch not in open_:
-                if switch.state in ("booked_twice", "fees_once"):
+                if switch.state in ("booked_twice", "booked_twice_executing", "fees_once"):
                     one_off.add(switch.words)
                 onset = switch.since if switch.state else t
                 open_[switch] = Fault(side, switch.cause, switch.words, onset, None)

@@ -56,6 +56,12 @@ class Observed:
     rounding_by_bar: dict[int, tuple[str, float]] = field(default_factory=dict)
     overrides: dict[int, dict[str, tuple[float | None, float | None]]] = field(
         default_factory=dict)
+    # An exit rule fitted to the fills that answer no decision (exits.py), as `Rules`
+    # fields acting from bar `exit_since` (the first entry it armed), and its words.
+    exit_fields: tuple[tuple[str, object], ...] = ()
+    exit_since: int = 0
+    exit_words: str = ""
+    exit_bars: tuple[int, ...] = ()  # the bars between decisions it exited at
 
     def price_at(self, bar: int) -> PriceModel:
         return self.price_by_bar.get(bar, self.price)
@@ -76,8 +82,9 @@ class Observed:
         """The `Rules` fields this side's fills show at `bar`."""
         price = self.price_at(bar)
         rounding, lot = self.rounding_at(bar)
+        exits = dict(self.exit_fields) if self.exit_fields and bar >= self.exit_since else {}
         return {"point": price.point, "slippage": price.slippage,
-                **self.fee_at(bar).as_rules(), "rounding": rounding, "lot": lot}
+                **self.fee_at(bar).as_rules(), "rounding": rounding, "lot": lot, **exits}
 
 
 def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool = False

@@ -16,7 +16,7 @@ from engine.gap.analyze import GapAnalysis
 from engine.gap.vocabulary import WHAT_WENT_WRONG, day
 from engine.results.markdown import escape
 
-HEADLINE_FAULTS = 8
+HEADLINE_CAUSES = 3
 
 
 def _money(value: float) -> str:
@@ -24,45 +24,39 @@ def _money(value: float) -> str:
 
 
 def _when(spans: list[dict[str, Any]]) -> str:
-    """"from X on", "at X only", "from X to Y", joined for a fault that comes back."""
-    parts = []
-    for fault in spans:
-        if fault["end"] is None:
-            parts.append(f"from {day(fault['onset'])} on")
-        elif fault["end"] == fault["onset"]:
-            parts.append(f"at {day(fault['onset'])} only")
-        else:
-            parts.append(f"from {day(fault['onset'])} to {day(fault['end'])}")
-    return " and ".join(parts)
+    """"from X on", "at X only", "from X to Y"; a fault that came back says how often."""
+    first = spans[0]
+    if len(spans) > 1:
+        return f"from {day(first['onset'])} ({len(spans)} spans)"
+    if first["end"] is None:
+        return f"from {day(first['onset'])} on"
+    if first["end"] == first["onset"]:
+        return f"at {day(first['onset'])} only"
+    return f"from {day(first['onset'])} to {day(first['end'])}"
 
 
 def headline(summary: dict[str, Any]) -> str:
-    """The first sentence: each fault, where it starts (and ends), and its share of the gap.
+    """The first sentence: the root causes, largest share first, each with its onset.
 
-    A fault that stops and comes back is one entry with each of its spans; faults are
-    listed by onset, at most `HEADLINE_FAULTS` of them (the rest are in the report).
+    One clause per fault (its spans are one fault), at most `HEADLINE_CAUSES` of them;
+    the rest are in the report's tables.
     """
     a, b = summary["a"] or "A", summary["b"] or "B"
     if summary["verdict"] == "identical":
         return f"{b} and {a} are identical: every fill matches within tolerance."
     gap = summary["final_equity"]["gap"]
-    grouped: dict[tuple, list[dict[str, Any]]] = {}
-    for fault in summary["faults"]:
-        grouped.setdefault((fault["side"], fault["cause"], fault["what"]), []).append(fault)
+    faults = sorted(summary["faults"], key=lambda f: -abs(f["share"]))
     parts = []
-    for (side, cause, what), spans in list(grouped.items())[:HEADLINE_FAULTS]:
-        who = b if side == "B" else a
-        share = sum(f["share"] for f in spans)
-        parts.append(f"{who} {WHAT_WENT_WRONG[cause]} ({what}) {_when(spans)}, "
-                     f"{share:.1%} of the gap")
-    more = len(grouped) - len(parts)
-    what = "; ".join(parts) + (f"; and {more} more" if more > 0 else "") if parts \
-        else f"{b} differs"
+    for fault in faults[:HEADLINE_CAUSES]:
+        who = b if fault["side"] == "B" else a
+        parts.append(f"{who} {WHAT_WENT_WRONG[fault['cause']]} ({fault['what']}) "
+                     f"{_when(fault.get('spans') or [fault])}, {fault['share']:.1%} of the gap")
+    more = len(faults) - len(parts)
+    what = "; ".join(parts) + (f"; {more} smaller in the faults table" if more > 0 else "") \
+        if parts else f"{b} differs"
     explained = sum(v for c, v in summary["attribution"].items() if c != "unexplained")
     share = explained / gap if gap else 1.0
-    first = summary["first_divergence"]
-    return (f"{what} — first divergence at {day(first['timestamp'])} on {first['asset']} "
-            f"({first['cause']}); the faults explain {share:.1%} of the {_money(gap)} "
+    return (f"{what} — the faults explain {share:.1%} of the {_money(gap)} "
             f"final-equity gap ({b} against {a}).")
 
 
@@ -151,10 +145,6 @@ def render_png(analysis: GapAnalysis) -> bytes:
     for column, label in (("equity_a", "A"), ("equity_b", "B")):
         if column in curves.columns:
             top.plot(times, curves[column].to_numpy(), label=label, linewidth=1.2)
-    for fault in analysis.summary["faults"]:
-        top.axvline(fault["onset"], color="red", linewidth=0.8, alpha=0.6)
-        top.annotate(fault["cause"], (fault["onset"], 1.0), xycoords=("data", "axes fraction"),
-                     rotation=90, fontsize=7, va="top", ha="right", color="red")
     top.set_ylabel("equity")
     top.legend()
     top.grid(alpha=0.3)
@@ -169,7 +159,32 @@ def render_png(analysis: GapAnalysis) -> bytes:
         bottom.legend(fontsize=8)
     bottom.grid(alpha=0.3)
     fig.tight_layout()
+    top.set_xlim(*top.get_xlim())  # the labels are placed for these limits
+    onset_labels(top, analysis.summary["faults"])
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def onset_labels(axes, faults: list[dict[str, Any]]) -> list:
+    """A red line at each fault's onset and its cause written beside it, each label on the
+    highest row where it overlaps no other label (returns the labels' extents)."""
+    renderer = axes.figure.canvas.get_renderer()
+    placed: list = []
+    for fault in sorted(faults, key=lambda f: f["onset"]):
+        axes.axvline(fault["onset"], color="red", linewidth=0.8, alpha=0.6)
+        row = 0
+        while True:
+            text = axes.annotate(fault["cause"], (fault["onset"], 1.0 - 0.08 * row),
+                                 xycoords=("data", "axes fraction"), fontsize=7, va="top",
+                                 ha="left", color="red",
+                                 bbox={"boxstyle": "square,pad=0.1", "fc": "white",
+                                       "ec": "none", "alpha": 0.7})
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            text.remove()
+            row += 1
+    return placed

@@ -21,7 +21,7 @@ CAUSES = (
     "timing", "look_ahead", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
     "sequencing", "duplicate_fill", "accumulation", "stale_position", "volume_limit",
     "missing_fill", "short_selling", "intrabar_path", "stop_priority", "stop_base",
-    "trail_reference", "stop_slippage", "gap_fill", "entry_bar_check", "propagated",
+    "trail_reference", "stop_slippage", "gap_fill", "entry_bar_check", "exit_rule", "propagated",
     "unexplained",
 )
 
@@ -47,6 +47,7 @@ WHAT_WENT_WRONG = {
     "stop_slippage": "filled stops with other slippage",
     "gap_fill": "filled exits gapped past at another price (their level or the open)",
     "entry_bar_check": "tried a position's exits from another bar (the entry bar or the next)",
+    "exit_rule": "exited positions by a rule A does not have",
     "unexplained": "differs in ways the vocabulary does not explain",
 }
 
@@ -123,6 +124,11 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         Switch("short_selling", "sells not capped at the position",
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
+        # (a stale balance is another cash check: it replaces the cash policy's switches)
+        Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
+               (("cash_check", "first_buy"), ("cash_policy", trusted.cash_policy))),
+        Switch("cash_limit", "each buy checked against the opening balance",
+               (("cash_check", "opening"), ("cash_policy", trusted.cash_policy))),
     ]
     switches += stop_switches(trusted)
     if observed.rounding != "none" or rounds:
@@ -152,6 +158,10 @@ def stop_switches(trusted: Rules) -> list[Switch]:
                                "reaches both" if not trusted.stop_first else
                                "stop-loss and take-profit in the order the path reaches them",
                                (("stop_first", not trusted.stop_first),)))
+        if trusted.take_profit:  # the family's third member: the take-profit always first
+            switches.append(Switch("stop_priority", "take-profit before stop-loss in a bar "
+                                   "that reaches both, even when the open gapped past the stop",
+                                   (("take_profit_first", True), ("stop_first", False))))
         switches.append(Switch("stop_slippage", "stops filled without slippage"
                                if trusted.stop_slippage else "stops filled with slippage",
                                (("stop_slippage", not trusted.stop_slippage),)))
@@ -198,10 +208,32 @@ def booked_twice(bar: int, timestamp: Any) -> Switch:
                   state="booked_twice", since=bar)
 
 
-def booked_twice_since(bar: int, timestamp: Any) -> Switch:
-    return Switch("duplicate_fill", f"every fill booked twice (logged once) since "
-                  f"{day(timestamp)}", (("booking", "twice_hidden"),),
+def booked_twice_executing(bar: int, timestamp: Any) -> Switch:
+    return Switch("duplicate_fill", f"fills of {day(timestamp)} booked twice as they "
+                  "executed (logged once)", (("booking", "twice_executing"),),
+                  state="booked_twice_executing", since=bar)
+
+
+def booked_twice_since(bar: int, timestamp: Any, executing: bool = False) -> Switch:
+    """Every fill since `bar` logged once and booked twice: after its batch, or as it
+    executes (the batch's later orders see the cash and positions it booked twice)."""
+    when = " as it executes" if executing else ""
+    return Switch("duplicate_fill", f"every fill booked twice{when} (logged once) since "
+                  f"{day(timestamp)}",
+                  (("booking", "twice_executing" if executing else "twice_hidden"),),
                   state="booked_twice_since", since=bar)
+
+
+def logged_twice_since(bar: int, timestamp: Any) -> Switch:
+    """Every fill since `bar` logged twice and booked once (a duplicated row)."""
+    return Switch("duplicate_fill", f"every fill logged twice (booked once) since "
+                  f"{day(timestamp)}", (("booking", "logged_twice"),),
+                  state="logged_twice_since", since=bar)
+
+
+# The factor a state switch's span multiplies a side's own book changes by: what the
+# engine booked over what it logged.
+BOOKED_OVER_LOGGED = {"booked_twice_since": 2.0, "logged_twice_since": 0.5}
 
 
 def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
@@ -209,12 +241,19 @@ def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
                   (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
 
 
+def fees_twice_since(bar: int, timestamp: Any) -> Switch:
+    """Every fee since `bar` taken from cash twice as it executes (logged once)."""
+    return Switch("sizing_basis", f"fees charged twice (logged once) since {day(timestamp)}",
+                  (("fees_twice", True),), state="fees_twice_since", since=bar)
+
+
 def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:
     return Switch("sizing_basis", f"the fees of {day(timestamp)} left out of cash",
                   (("fees_in_cash", False),), state="fees_once", since=bar)
 
 
-ONE_BAR = {"fees_once"}  # state switches whose rule change acts at their own bar only
+# State switches whose rule change acts at their own bar only.
+ONE_BAR = {"fees_once", "booked_twice_executing"}
 
 
 def day(timestamp: Any) -> str:

@@ -21,9 +21,16 @@ SIZINGS = ("fill", "decision_floor", "decision_truncate")
 VALUATIONS = ("fill_price", "previous_close", "decision_close")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
+CASH_CHECKS = ("current", "first_buy", "opening")
 GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
-BOOKINGS = ("once", "twice_logged", "twice_hidden")
+# How often each fill is logged and booked, and when the extra booking happens: after the
+# batch (its later orders do not see it) or as it executes (they do).
+BOOKINGS = ("once", "twice_logged", "twice_hidden", "twice_executing",
+            "twice_logged_executing", "logged_twice")
+LOGGED_TWICE = ("twice_logged", "twice_logged_executing", "logged_twice")
+BOOKED_AS_EXECUTED = ("twice_executing", "twice_logged_executing")
+BOOKED_AFTER_BATCH = ("twice_logged", "twice_hidden")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Rules:
     value_refresh: bool = False  # the book value is re-read after every order of a batch
     held_valuation: str = "last_close"  # a held asset without a bar: last close or last fill price
     fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
+    fees_twice: bool = False  # on: each fee leaves cash twice as it executes (logged once)
     position_basis: str = "current"  # the position a target is netted against
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
@@ -62,18 +70,26 @@ class Rules:
     cash_policy: str = "shrink"
     max_leverage: float = 1.0  # buying power = cash + (max_leverage − 1) × book value
     allow_short: bool = False
+    # the cash each buy is checked against: the current cash, the cash at the batch's first
+    # buy (not lowered by the buys after it), or the opening balance (CASH_CHECKS)
+    cash_check: str = "current"
     submission_check: bool = False  # backtrader: pseudo-execute at submission, refuse overdrafts
     reject_reason: str = "insufficient_cash"
     # Market realities.
     volume_limit: float = 0.0  # > 0: at most this share of a bar's volume fills per bar
     drop_without_bar: bool = False  # an order whose asset has no bar when due is dropped
     # Bookkeeping.
-    booking: str = "once"  # "twice_logged": two rows each; "twice_hidden": one row, booked twice
+    booking: str = "once"  # logged n, booked m times (BOOKINGS): "twice_logged" 2/2 and
+    # "twice_hidden" 1/2 after the batch; "twice_executing" 1/2 and "twice_logged_executing"
+    # 2/2 as each fill executes; "logged_twice" 2/1 (a duplicated row)
     # Resting orders inside a bar (engine/reference/resting.py).
     intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in;
     # "close": the close alone, each asset's orders there in placement order (zipline)
     tick_size: float = 0.0  # > 0: limit and stop prices rounded to it when placed (zipline)
     stop_first: bool = False  # a stop reached anywhere in the bar fills before its OCO sibling
+    # A departure no profile takes, for the gap analysis: a take-profit (limit) reached
+    # anywhere in the bar fills before its OCO sibling, even when the open gapped past the stop.
+    take_profit_first: bool = False
     stop_base: str = "fill"  # a rule's (or bracket child's) base price: fill price or bar close
     trail_source: str = "high_low"  # what moves a trailing reference: the extremes or the close
     stop_slippage: bool = True  # off: stops fill at their level without slippage (vectorbt)
@@ -100,6 +116,7 @@ class Rules:
                               ("valuation", VALUATIONS), ("sequence", SEQUENCES),
                               ("cash_policy", CASH_POLICIES),
                               ("position_basis", POSITION_BASES), ("booking", BOOKINGS),
+                              ("cash_check", CASH_CHECKS),
                               ("intrabar_path", PATHS), ("stop_base", STOP_BASES),
                               ("trail_source", TRAIL_SOURCES), ("gap_fill", GAP_FILLS)):
             if getattr(self, name) not in allowed:

@@ -13,9 +13,11 @@ along the bar's price path (resting.py), then trailing references move and expir
 go; portfolio rules are checked as each decision places its orders. They live in
 `Simulation.resting` (the open ones) and `resting_orders` (every one), not in the `Book`.
 
-`Simulation` keeps its state in one `Book` that a caller may read or replace between bars,
-and `rules` may be one `Rules` or a function of the bar: the gap analysis uses both to
-replay another engine from that engine's own book, one bar at a time.
+`Simulation` keeps its state in one `Book`, and `rules` may be one `Rules` or a function of
+the bar. Its public stepping API replays another engine from that engine's own book, one
+bar at a time (the gap analysis uses nothing else): `reset(book, rules)`, `arm_exits`
+(the position rules' exits of positions opened earlier), `step(t)`, `force(t, fills)`,
+`try_resting(t, rules)` and `book_fill` (a fill no order of this run made).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from engine.reference.resting import (
     stop_fill_price,
     to_tick,
 )
-from engine.reference.rules import Rules
+from engine.reference.rules import BOOKED_AFTER_BATCH, BOOKED_AS_EXECUTED, LOGGED_TWICE, Rules
 
 HISTORY = 4  # batches of positions kept for stale-position rules
 Fill = tuple[int, str, float, float, float, int]  # bar, asset, quantity, price, fee, order id
@@ -106,6 +108,8 @@ class Simulation:
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
+        self._balance: float | None = None  # the stale balance a batch's buys are checked on
+        self.opening = float(initial_cash)  # the opening balance
 
     def run(self, start: int = 0, stop: int | None = None) -> Simulation:
         for t in range(start, len(self.bars.timestamps) if stop is None else stop):
@@ -177,6 +181,47 @@ class Simulation:
             self._remove(order)  # a same-bar engine filled them just now
         if self.record:
             self.equity.append((self.book.cash, self.marked(t)))
+
+    # Stepping from a given book (the gap analysis replays another engine one bar at a time)
+
+    def reset(self, book: Book, rules: Rules | None = None) -> None:
+        """Start the next bar from `book` (and, if given, under `rules` at every bar):
+        nothing recorded so far, no one-off prices, no resting order or bracket child."""
+        if rules is not None:
+            self.rules_at = lambda _bar, r=rules: r
+        self.book = book
+        self.fills, self.equity, self.rejections = [], [], []
+        self._overrides = {}
+        if self.resting or self.resting_orders or self._children:
+            self.resting, self.resting_orders, self.triggers, self._children = [], {}, {}, {}
+
+    def arm_exits(self, rules: Rules, entries: list[tuple[str, int, float]],
+                  first_id: int) -> None:
+        """The position rules' exits of the positions held, opened by `entries` (asset,
+        entry bar, fill price), numbered from `first_id`."""
+        saved, self._next_id = self._next_id, first_id
+        positions = self.book.positions
+        for asset, bar, price in entries:
+            position = positions.get(asset, 0.0)
+            if position:
+                self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
+        self._next_id = saved
+
+    def try_resting(self, t: int, rules: Rules) -> list[Fill]:
+        """Only the resting orders of bar `t` (the exits armed); returns their fills."""
+        first = len(self.fills)
+        if self.resting:
+            self.begin_bar(t, rules)
+            self._rest(t, rules)
+        return self.fills[first:]
+
+    def book_fill(self, t: int, asset: str, quantity: float, price: float, fee: float
+                  ) -> None:
+        """Book and log one fill at bar `t` that no order of this run made (another
+        engine's rule made it: the gap analysis replays it)."""
+        self.book.cash = add(self.book.cash, -quantity * price - fee)
+        self._move(asset, quantity)
+        self.fills.append((t, asset, quantity, price, fee, -1))
 
     def marked(self, t: int) -> float:
         """Positions at their last known closes after bar `t`, added in asset order."""
@@ -359,6 +404,7 @@ class Simulation:
 
         book.history = (*book.history[-(HISTORY - 1):], dict(book.positions))
         headroom = (rules.max_leverage - 1.0) * value
+        self._balance = None
         logged: list[Fill] = []
         for i, (_, order, delta) in enumerate(requests):
             if rules.value_refresh and i:
@@ -368,11 +414,11 @@ class Simulation:
                                  row[order.asset][VOLUME], headroom)
             if fill is not None:
                 logged.append(fill)
-        if rules.booking != "once":
+        if rules.booking in BOOKED_AFTER_BATCH:
             for fill in logged:
                 self._book(fill, rules)
-            if rules.booking == "twice_logged":
-                logged = [fill for fill in logged for _ in (0, 1)]
+        if rules.booking in LOGGED_TWICE:
+            logged = [fill for fill in logged for _ in (0, 1)]
         self.fills += logged
 
     def _valuation(self, t: int, rules: Rules, point: int, due: list[Order],
@@ -418,7 +464,13 @@ class Simulation:
         cap = self._cap(order.asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
-        if delta > 0:
+        if delta > 0 and rules.cash_check != "current":  # against a stale balance
+            if self._balance is None:
+                self._balance = self.opening if rules.cash_check == "opening" else book.cash
+            status, reason, size, adjusted, fee, left = buy(size, price, self._balance,
+                                                            headroom, rules)
+            cash = add(book.cash, -(self._balance - left)) if status == "filled" else book.cash
+        elif delta > 0:
             status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
                                                             rules)
         else:
@@ -433,8 +485,12 @@ class Simulation:
             if forced_fee is not None:
                 cash, fee = add(cash, fee - forced_fee), forced_fee
             book.cash = cash if rules.fees_in_cash else add(cash, fee)
+            if rules.fees_twice:
+                book.cash = add(book.cash, -fee)
             self._move(order.asset, quantity)
             fill = (t, order.asset, quantity, adjusted, fee, order.id)
+            if rules.booking in BOOKED_AS_EXECUTED:  # the batch's later orders see it
+                self._book(fill, rules)
             if self.resting or self._children or rules.position_rules:
                 self._after_fill(t, rules, order.asset, position, adjusted, order.id,
                                  closes_by_target=order.target_kind is not None)
@@ -646,14 +702,20 @@ class Simulation:
     def _event_key(events: list, rules: Rules) -> Callable:
         """Sort key of a bar's events: phase, then order id. With `stop_first`, an OCO
         group whose stop is reached in the bar moves, whole, to the group's earliest phase
-        and its first stop's id, its stops ahead of their siblings."""
+        and its first stop's id, its stops ahead of their siblings; `take_profit_first`
+        does the same for its take-profit (limit)."""
         earliest: dict = {}
         anchor: dict = {}
-        if rules.stop_first:
+        limits = rules.take_profit_first  # else the stops go first
+
+        def preferred(order: Resting) -> bool:
+            return order.type == "limit" if limits else order.is_stop
+
+        if rules.stop_first or limits:
             reached = [(o, phase) for o, (phase, _, _) in events
                        if o.group is not None and o.type != "market"]
             for order, _ in reached:
-                if order.is_stop:
+                if preferred(order):
                     anchor[order.group] = min(anchor.get(order.group, order.id), order.id)
             for order, phase in reached:
                 if order.group in anchor:
@@ -663,7 +725,8 @@ class Simulation:
             order, (phase, _, _) = item
             if order.group in anchor and order.type != "market":
                 group = order.group
-                return (earliest[group], anchor[group], 0 if order.is_stop else 1, order.id)
+                return (earliest[group], anchor[group], 0 if preferred(order) else 1,
+                        order.id)
             return (phase, order.id, 0, order.id)
 
         return key
@@ -703,6 +766,8 @@ class Simulation:
         book.cash = cash
         self._move(order.asset, quantity)
         self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
+        if rules.booking in BOOKED_AS_EXECUTED:  # a rule's exit is booked as any fill is
+            self._book(self.fills[-1], rules)
         rule = order.trigger if order.close_position else None
         if cap is not None and size >= cap and wanted - size > 1e-9:
             order.filled += quantity  # the cap cut it short: the rest waits for later bars

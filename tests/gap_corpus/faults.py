@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+import numpy as np
+
 from tests.gap_corpus.loop import Costs, Order, Ticket
 
 
@@ -74,6 +76,14 @@ class Fault:
     def postings(self, k: int) -> int:
         return 1
 
+    def postings_as_executed(self, k: int) -> int:
+        return 1
+
+    def at_open(self, bar: int, broker) -> list[Ticket]:
+        """Orders no decision made, filled at this bar's open before its batch (a risk
+        manager's); the broker books and logs them."""
+        return []
+
     def rows(self, k: int) -> int:
         return 1
 
@@ -89,6 +99,29 @@ class BookedTwice(Fault):
     in_books: ClassVar[bool] = True
 
     def postings(self, k: int) -> int:
+        return 2
+
+
+@dataclass(frozen=True)
+class BookedTwiceAsExecuted(Fault):
+    """Fills applied twice as they execute (the batch's later orders see it), logged once."""
+
+    cause: ClassVar[str] = "duplicate_fill"
+
+    def postings(self, k: int) -> int:
+        return 2
+
+    def postings_as_executed(self, k: int) -> int:
+        return 2
+
+
+@dataclass(frozen=True)
+class RowLoggedTwice(Fault):
+    """Every fill logged twice (a duplicated row) and booked once."""
+
+    cause: ClassVar[str] = "duplicate_fill"
+
+    def rows(self, k: int) -> int:
         return 2
 
 
@@ -349,3 +382,36 @@ class PartialExit(Fault):
 
     def shares(self, k, order, shares, done):
         return shares * self.share if order.weight == 0.0 and shares < 0 else shares
+
+
+# Orders no decision made
+
+
+@dataclass(frozen=True)
+class StopLossManager(Fault):
+    """A risk manager selling a position at the next open once a close is `level` below
+    its entry's fill price."""
+
+    level: float = 0.1
+    cause: ClassVar[str] = "exit_rule"
+
+    def at_open(self, bar: int, broker) -> list[Ticket]:
+        tape, out = broker.tape, []
+        entries: dict[str, float] = {}
+        held: dict[str, float] = {}
+        for ticket in broker.journal:
+            before = held.get(ticket.asset, 0.0)
+            held[ticket.asset] = before + ticket.quantity
+            if before <= 1e-9 < held[ticket.asset]:
+                entries[ticket.asset] = ticket.price
+        for asset, position in sorted(broker.ledger.holdings().items()):
+            j = tape.column[asset]
+            close, open_ = tape.close[bar - 1, j] if bar else np.nan, tape.open[bar, j]
+            if position <= 0 or np.isnan(close) or np.isnan(open_) or asset not in entries:
+                continue
+            if close <= entries[asset] * (1 - self.level):
+                ticket = broker.fill(bar, asset, -position, open_, broker.ledger.cash,
+                                     broker.costs, [], 0)
+                if ticket is not None:
+                    out.append(ticket)
+        return out

@@ -247,7 +247,8 @@ class Broker:
             if ticket is not None:
                 for fault in faults:
                     ticket = fault.ticket(k, ticket, costs)
-                cash = plus(cash, ticket.flow) if ticket.flow < 0 else cash + ticket.flow
+                for _ in range(max((f.postings_as_executed(k) for f in faults), default=1)):
+                    cash = plus(cash, ticket.flow) if ticket.flow < 0 else cash + ticket.flow
                 tickets.append(ticket)
         for fault in faults:
             tickets = tickets + fault.extra(k, bar, tickets, self, point, costs)
@@ -339,6 +340,10 @@ def run_broker(tape: Tape, weights: pl.DataFrame, initial_cash: float, fees: flo
     index = {bar: k for k, bar in enumerate(sorted(decisions))}
     n_bars = len(tape.timestamps)
     for bar in range(n_bars):
+        for fault in faults:
+            for ticket in fault.at_open(bar, broker):
+                broker.ledger.post(ticket)
+                broker.journal.append(ticket)
         for batch in calendar.pop((bar, 0), []):
             broker.execute(bar, batch, broker.active(batch.k))
         if bar in decisions:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from tests.gap_corpus.faults import (
     BookedTwice,
+    BookedTwiceAsExecuted,
     BuysFirst,
     CloseFill,
     ColumnOrder,
@@ -47,6 +48,7 @@ from tests.gap_corpus.faults import (
     OneOffQuote,
     PartialExit,
     QuantityTimes,
+    RowLoggedTwice,
     ShiftTwice,
     SizingBias,
     StalePosition,
@@ -185,6 +187,12 @@ PAIRS: list[Pair] = [
     loop("loop_logged_twice_from_k", "tight5", [LoggedTwice(6)], MID, ["duplicate_fill"],
          a="engine"),
     loop("loop_logged_twice_one_bar", "gaps5", [LoggedTwice(10, 11)], ONE,
+         ["duplicate_fill"]),
+    loop("loop_booked_as_executed_from_k", "tight5", [BookedTwiceAsExecuted(6)], MID,
+         ["duplicate_fill"]),
+    loop("loop_booked_as_executed_from_start", "spare21", [BookedTwiceAsExecuted(0)], FIRST,
+         ["duplicate_fill"]),
+    loop("loop_row_logged_twice_from_k", "tight5", [RowLoggedTwice(6)], MID,
          ["duplicate_fill"]),
     # Accumulation.
     loop("loop_whole_target_from_start", "tight5", [WholeTarget(0)], FIRST, ["accumulation"]),
