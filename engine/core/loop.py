@@ -81,7 +81,7 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
     none = sealed(np.empty((0, n_assets)))
     can_rest = table is None or settings.position_rules
-    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see resting.place_rows
+    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see placement.place_rows
     high, low = (market.high, market.low) if can_rest else (none, none)
     known_open = profile.held_prices(market, config.fill)
     cash, value = np.empty(n_bars), np.empty(n_bars)

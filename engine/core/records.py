@@ -190,3 +190,49 @@ FILL_DT = np.dtype([
     ("fee", np.float64),  # every cost charged for the fill
     ("order_id", np.int64),  # order that produced it
 ], align=True)
+
+
+class BookArrays(NamedTuple):
+    """The order book's arrays as its kernels take them (`OrderBook.state`)."""
+
+    slots: np.ndarray  # SLOT_DT per asset: its open market order
+    orders: np.ndarray  # ORDER_DT by order id
+    n_orders: np.ndarray  # [orders placed so far]
+    resting: np.ndarray  # ids of the resting orders still open, in id order
+    n_resting: np.ndarray  # [how many of `resting` are used]
+
+
+class Decision(NamedTuple):
+    """What an order placed at a decision is checked against: the decision `bar`, the
+    equity marked there and its peak so far, the positions planned by the decision so far
+    (`plan`, updated by each accepted entry; empty without portfolio rules) and the last
+    closes (which value the plan and start a trailing reference)."""
+
+    bar: int
+    equity: float
+    peak: float
+    plan: np.ndarray
+    last_close: np.ndarray
+
+
+class OrderSpec(NamedTuple):
+    """One order to place (`placement.place_order`): a market order (`type` market and a
+    user `origin`: the asset's slot order of `kind` and `amount`) or a resting order of
+    `amount` signed shares. `parent` ≥ 0 makes it a bracket child; `group` −2 starts an OCO
+    group named by its id (−1: none); `active_from` is the first bar it is checked at
+    unless a bracket child (its entry's fill decides)."""
+
+    asset: int
+    kind: int  # OrderKind (resting orders: shares)
+    type: int  # OrderType
+    amount: float
+    limit: float
+    stop: float
+    trail: float
+    trail_mode: int  # TrailMode
+    reference: float  # a trailing stop's first reference price
+    valid_until: int  # last bar it may fill at (NEVER: good till cancelled)
+    active_from: int
+    parent: int
+    group: int
+    origin: int  # Origin

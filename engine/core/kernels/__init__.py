@@ -1,10 +1,10 @@
 """Compiled kernels: the engine's one implementation of every per-bar rule.
 
 Sizing (`sizing.py`), execution with costs, rounding, cash policy and leverage
-(`execution.py`), the profile hooks (`hooks.py`), resting orders inside a bar and the risk
-rules (`resting.py`), the phase-ordered loop (`loop.py`) and the first-in-first-out trades
-(`trades.py`); booking into the ledger and order-book updates are
-kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`).
+(`execution.py`), the profile hooks (`hooks.py`), placing every order (`placement.py`),
+resting orders inside a bar and the risk rules (`resting.py`), the phase-ordered loop
+(`loop.py`) and the first-in-first-out trades (`trades.py`); booking into the ledger and
+order-book updates are kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`).
 
 Kernels are plain functions over arrays, compiled by numba with `cache=True`, so a new
 process loads the machine code from disk. numba keys a cached kernel on its own file only,

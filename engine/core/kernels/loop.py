@@ -21,9 +21,7 @@ from engine.core.book import (
     close_nb,
     fill_part_nb,
     is_due,
-    reject_nb,
     release_children_nb,
-    submit_nb,
 )
 from engine.core.kernels import NEVER, argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
@@ -34,25 +32,29 @@ from engine.core.kernels.hooks import (
     still_open,
     volume_cap,
 )
+from engine.core.kernels.placement import (
+    market_order,
+    place_order,
+    place_rows,
+    planned_positions,
+)
 from engine.core.kernels.resting import (
     AFTER_MARKET,
     ALL,
     BEFORE_MARKET,
-    place_rows,
-    planned_positions,
-    planned_verdict,
     position_rules,
     resting_pass,
 )
 from engine.core.kernels.sizing import decision_shares, requested_delta
 from engine.core.ledger import apply_fills_nb, book_value, positions_value
 from engine.core.records import (
+    BookArrays,
+    Decision,
     DecisionSizing,
     FillTiming,
     IntrabarPath,
     OrderKind,
     OrderStatus,
-    OrderType,
     Reason,
 )
 
@@ -69,12 +71,6 @@ def room_needed(s, n_assets: int, n_resting: int, decided_here: bool):
     fills = 2 * n_assets + n_resting
     rules = RULE_ORDERS * fills if s.position_rules else 0
     return fills, rules + (n_assets if decided_here else 0)
-
-
-@kernel
-def due_bar(s, bar: int) -> int:
-    """First bar at which an order placed at `bar`'s close may fill."""
-    return bar if s.fill == FillTiming.same_close else bar + 1
 
 
 @kernel
@@ -157,82 +153,37 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, cash, 
 
 
 @kernel
-def rebalance(s, bar, target, equity, peak, positions, planned, last_close, slots, orders,
-              n_orders, resting, n_resting, wi, wf) -> int:
+def rebalance(s, bar, target, equity, peak, positions, planned, last_close, book, wi,
+              wf) -> int:
     """Phases 4–5 for target weights over every asset: orders for what is targeted, held
-    or pending, submitted sells first by the delta estimated at this close. With portfolio
-    rules, each is checked in that order at this close (`entry_verdict`) and one that
-    breaks a rule is recorded `rejected` instead. Returns the number of orders recorded
-    (the caller reserves room for one per asset)."""
-    chosen, assets = wi[0], wi[1]
-    estimate, amounts = wf[0], wf[1]
+    or pending, placed sells first by the delta estimated at this close (`place_order`,
+    which checks each against the portfolio rules with the positions `planned` at this
+    decision and records one that breaks a rule `rejected`). Returns the number of orders
+    recorded (the caller reserves room for one per asset)."""
+    chosen = wi[0]
+    estimate = wf[0]
     count = 0
     for j in range(len(target)):
-        if target[j] != 0 or positions[j] != 0 or slots[j]["order_id"] >= 0:
+        if target[j] != 0 or positions[j] != 0 or book.slots[j]["order_id"] >= 0:
             chosen[count] = j
             estimate[count] = target[j] * equity - positions[j] * last_close[j]
             count += 1
     by_estimate = wi[6]
     argsort_stable(estimate, count, by_estimate, wi[7])
-    due = due_bar(s, bar)
-    if s.portfolio_rules:
-        return checked_rebalance(s, bar, due, target, equity, peak, positions, planned,
-                                 last_close, chosen, by_estimate, count, slots, orders,
-                                 n_orders, assets, amounts)
-    if s.decision_sizing == DecisionSizing.at_fill:
-        for i in range(count):
-            assets[i] = chosen[by_estimate[i]]
-            amounts[i] = target[assets[i]]
-        submit_nb(slots, orders, n_orders, bar, due, assets, OrderKind.target_percent, amounts,
-                  count)
-        return count
+    at = Decision(bar, equity, peak, planned, last_close)
     placed = 0
     for i in range(count):
         j = chosen[by_estimate[i]]
-        shares = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
-                                 last_close[j])
-        if np.isfinite(shares) and shares != 0:
-            assets[placed] = j
-            amounts[placed] = shares
-            placed += 1
-    submit_nb(slots, orders, n_orders, bar, due, assets, OrderKind.shares, amounts, placed)
-    return placed
-
-
-@kernel
-def checked_rebalance(s, bar, due, target, equity, peak, positions, planned, last_close,
-                      chosen, by_estimate, count, slots, orders, n_orders, assets,
-                      amounts) -> int:
-    """`rebalance`'s orders one by one, each checked against the portfolio rules with the
-    positions `planned` at this decision (`planned_positions`, then the decision's orders
-    accepted before it; updated here), estimated at this close."""
-    placed = 0
-    for i in range(count):
-        j = chosen[by_estimate[i]]
-        q = planned[j]
-        price = last_close[j]
-        if s.decision_sizing == DecisionSizing.at_fill:
-            kind, amount = OrderKind.target_percent, target[j]
-            new_q = target[j] * equity / price
-        else:
+        kind = OrderKind.target_percent
+        amount = target[j]
+        if s.decision_sizing != DecisionSizing.at_fill:
             kind = OrderKind.shares
             amount = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
-                                     price)
+                                     last_close[j])
             if not (np.isfinite(amount) and amount != 0):
                 continue
-            new_q = q + amount
-        if not np.isfinite(new_q):
-            new_q = q
-        verdict = planned_verdict(s, planned, last_close, j, new_q, price, equity, peak)
+        place_order(s, at, market_order(j, kind, amount), book)
         placed += 1
-        if verdict != Reason.none:
-            reject_nb(orders, n_orders, bar, j, kind, amount, OrderType.market, verdict)
-            continue
-        assets[0] = j
-        amounts[0] = amount
-        submit_nb(slots, orders, n_orders, bar, due, assets, kind, amounts, 1)
-        if np.isfinite(price) and equity > 0:
-            planned[j] = new_q
     return placed
 
 
@@ -250,10 +201,11 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
     placed and no risk rule is on). The weights are decided here
     when `weight_start` has a row per bar: the weights of bar t are
     `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`. An order table is placed
-    here when `row_start` has a row per bar (`resting.place_rows`; `row_state` keeps what
+    here when `row_start` has a row per bar (`placement.place_rows`; `row_state` keeps what
     its rows placed between calls).
     """
     n_bars, n_assets = close.shape
+    book = BookArrays(slots, orders, n_orders, resting, n_resting)
     by_rows = len(row_start) == n_bars + 1
     in_kernel = len(weight_start) == n_bars + 1 or by_rows
     wi = np.empty((N_INT_WORK, n_assets), dtype=np.int64)
@@ -313,7 +265,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                                  journal, n_fills, orders, resting, n_resting)
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
-                               last_fill, orders, n_orders, resting, n_resting)
+                               last_fill, book)
             cash_curve[t] = cash[0]
             if decide[t]:
                 value_curve[t] = positions_value(positions, last_close[t])
@@ -323,8 +275,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                     return t, DECIDE, equity
                 if by_rows:
                     place_rows(s, t, row_start[t], row_start[t + 1], rows_i, rows_f,
-                               row_state, equity, peak, positions, last_close[t], slots,
-                               orders, n_orders, resting, n_resting)
+                               row_state, equity, peak, positions, last_close[t], book)
                 else:
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = weight[k]
@@ -332,7 +283,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                     if s.portfolio_rules:
                         planned = planned_positions(positions, orders, resting, n_resting)
                     rebalance(s, t, target, equity, peak, positions, planned, last_close[t],
-                              slots, orders, n_orders, resting, n_resting, wi, wf)
+                              book, wi, wf)
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = 0.0
         first_fill = n_fills[0]
@@ -344,7 +295,7 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 wf):
             if n_fills[0] > first_fill:
                 position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
-                               last_fill, orders, n_orders, resting, n_resting)
+                               last_fill, book)
             cash_curve[t] = cash[0]
             value_curve[t] = positions_value(positions, last_close[t])
         elif not decide[t]:

@@ -9,9 +9,8 @@ condition sticky); `resting_pass` fills the bar's orders in phase order (ties by
 `stop_first` the stops first), each booked at once through the ledger and the book, within
 the asset's share of the bar's volume (`budget`). A pass that finds no resting order
 returns at once. `position_rules` gives a position its exits (`stop_loss`, ...) after the
-fills that open it, resizes them when it changes and cancels them when it is flat;
-`entry_verdict` is the check of the portfolio rules when an order is placed; `place_rows`
-places an order table's rows of one bar inside the compiled loop.
+fills that open it (placed through `placement.place_rules`), resizes them when it
+changes and cancels them when it is flat.
 """
 
 from __future__ import annotations
@@ -22,25 +21,21 @@ from engine.core.book import (
     cancel_asset_nb,
     cancel_group_nb,
     close_resting_nb,
-    entry_of,
     fill_part_resting_nb,
-    place_nb,
-    reject_nb,
     release_children_nb,
     set_reference_nb,
     set_triggered_nb,
-    submit_nb,
     sweep_nb,
     update_rules_nb,
 )
-from engine.core.kernels import NEVER, kernel
+from engine.core.kernels import kernel
 from engine.core.kernels.execution import execute_batch, with_slippage
 from engine.core.kernels.hooks import still_open
+from engine.core.kernels.placement import place_rules
 from engine.core.ledger import add_position, apply_fills_nb, book_value
 from engine.core.records import (
     FillTiming,
     IntrabarPath,
-    OrderKind,
     OrderStatus,
     OrderType,
     Origin,
@@ -52,26 +47,6 @@ NO_FILL = -1
 GAP_TOL = 1e-12  # a level within this of a price is reached
 ALL, BEFORE_MARKET, AFTER_MARKET = 0, 1, 2  # which of a bar's orders a pass tries
 STOP_PASSED, REACHED = 1, 2  # `triggered` states (records.py)
-TICK_EPSILON = 10 * float(np.finfo(np.float64).eps)  # zipline's open bound of a tick's range
-
-
-@kernel
-def round_level(price: float, prefer_down: bool, tick: float) -> float:
-    """zipline's `asymmetric_round_price`: `price` to a multiple of `tick`, towards the
-    lower tick unless within 0.05 tick below the upper one (`prefer_down`; mirrored
-    otherwise), halves rounded up as its `consistent_round` does."""
-    diff = (0.95 - 0.5) * tick - TICK_EPSILON
-    v = (price - diff) / tick if prefer_down else (price + diff) / tick
-    return tick * (np.ceil(v) if v % 1.0 >= 0.5 else np.floor(v))
-
-
-@kernel
-def placed_level(s, price: float, buy: bool, is_limit: bool) -> float:
-    """A user's limit or stop price as the book keeps it: rounded to `tick_size` when the
-    profile rounds (a buy limit and a sell stop prefer the lower tick), else as given."""
-    if s.tick_size > 0 and np.isfinite(price):
-        return round_level(price, buy == is_limit, s.tick_size)
-    return price
 
 
 @kernel
@@ -436,7 +411,7 @@ def fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, cl
 
 @kernel
 def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close, last_fill,
-                   orders, n_orders, resting, n_resting) -> None:
+                   book) -> None:
     """After the fills of a bar from journal row `first_fill`, replayed in order from `held`
     (the positions before them; updated here): a fill that opens a position from flat, or
     reverses one, gives it new exits at the stop base (that fill's price, or the bar's
@@ -456,176 +431,12 @@ def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close,
         last_fill[j] = i
         if after != 0 and before * after <= 0:
             if before != 0 or moved_before:
-                cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
+                cancel_asset_nb(book.orders, book.resting, book.n_resting, j, True,
+                                Reason.position_closed)
             base = close[j] if s.stop_base_close else journal[i]["price"]
-            place_rules(s, bar, j, after, base, orders, n_orders, resting, n_resting)
-    update_rules_nb(orders, resting, n_resting, positions, last_fill)
+            place_rules(s, bar, j, after, base, book)
+    update_rules_nb(book.orders, book.resting, book.n_resting, positions, last_fill)
     for i in range(first_fill, end):
         last_fill[journal[i]["asset"]] = -1
 
 
-@kernel
-def place_rules(s, bar, asset, q, base, orders, n_orders, resting, n_resting) -> None:
-    """The exits of a position of `q` shares entered at `bar` at `base`: one OCO group."""
-    long = q > 0
-    group = -2
-    if s.stop_loss > 0:
-        level = base * (1.0 - s.stop_loss) if long else base * (1.0 + s.stop_loss)
-        group = place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.stop, -q,
-                         np.nan, level, np.nan, 0, np.nan, NEVER, bar + 1, -1, group,
-                         Origin.stop_loss)
-    if s.take_profit > 0:
-        level = base * (1.0 + s.take_profit) if long else base * (1.0 - s.take_profit)
-        oid = place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.limit, -q,
-                       level, np.nan, np.nan, 0, np.nan, NEVER, bar + 1, -1, group,
-                       Origin.take_profit)
-        group = oid if group == -2 else group
-    if s.trailing_stop > 0:
-        oid = place_nb(orders, n_orders, resting, n_resting, bar, asset,
-                       OrderType.trailing_stop, -q, np.nan, np.nan, s.trailing_stop,
-                       TrailMode.percent, base, NEVER, bar + 1, -1, group,
-                       Origin.trailing_stop)
-        group = oid if group == -2 else group
-    if s.max_bars > 0:
-        place_nb(orders, n_orders, resting, n_resting, bar, asset, OrderType.market, -q,
-                 np.nan, np.nan, np.nan, 0, np.nan, NEVER, bar + s.max_bars, -1,
-                 group, Origin.time_exit)
-
-
-@kernel
-def planned_positions(positions, orders, resting, n_resting):
-    """Positions as planned at a decision, before its orders: held, plus the open resting
-    entries (the user's resting orders that are not bracket children)."""
-    planned = positions.copy()
-    for k in range(n_resting[0]):
-        record = orders[resting[k]]
-        if (record["status"] == OrderStatus.open and record["origin"] == Origin.user
-                and record["parent"] < 0):
-            planned[record["asset"]] += record["amount"]
-    return planned
-
-
-@kernel
-def planned_verdict(s, planned, last_close, j, new_q, price, equity, peak) -> int:
-    """`entry_verdict` of an order taking asset `j` from `planned[j]` to `new_q` shares,
-    the other assets as planned (valued at `last_close`, `j` at `price`)."""
-    held = 0
-    gross = 0.0
-    for i in range(len(planned)):
-        if planned[i] != 0:
-            held += 1
-            if i != j and np.isfinite(last_close[i]):
-                gross += abs(planned[i] * last_close[i])
-    if np.isfinite(price):
-        gross += abs(new_q) * price
-    return entry_verdict(s, held, gross, planned[j], new_q, price, equity, peak)
-
-
-@kernel
-def entry_verdict(s, held: int, gross: float, q: float, new_q: float, price: float,
-                  equity: float, peak: float) -> int:
-    """Reason code of the portfolio rule an order breaks when placed (0: none).
-
-    Only entries (orders that increase |position| or reverse it) are checked: `halt_drawdown` (the
-    drawdown from the equity peak has reached it), `max_positions` (`held` positions
-    open already and this one opens another), `max_weight` (|new position| × price over
-    equity), `max_gross` (`gross` exposure after the order over equity).
-    """
-    if (abs(new_q) <= abs(q) and q * new_q >= 0) or not np.isfinite(price):
-        return Reason.none
-    if s.halt_drawdown > 0 and peak > 0 and equity <= peak * (1.0 - s.halt_drawdown):
-        return Reason.halt_drawdown
-    if s.max_positions > 0 and q == 0 and held >= s.max_positions:
-        return Reason.max_positions
-    slack = 1.0 + 1e-9
-    if s.max_weight > 0 and abs(new_q) * price > s.max_weight * equity * slack:
-        return Reason.max_weight
-    if s.max_gross > 0 and gross > s.max_gross * equity * slack:
-        return Reason.max_gross
-    return Reason.none
-
-
-# order-table rows: columns of the int and float row arrays (`place_rows`)
-ROW_ASSET, ROW_TYPE, ROW_TRAIL_MODE, ROW_VALID_UNTIL, ROW_LABEL, ROW_PARENT = range(6)
-ROW_QUANTITY, ROW_LIMIT, ROW_STOP, ROW_TRAIL = range(4)
-STATE_ORDER, STATE_FAMILY, STATE_LABEL = range(3)
-
-
-@kernel
-def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, positions,
-               last_close, slots, orders, n_orders, resting, n_resting) -> None:
-    """Place order-table rows `first` … `last − 1` at the close of `bar`, in row order,
-    exactly as `Context.order` places them one call per row.
-
-    `rows_i` columns: asset, OrderType, TrailMode, last bar (NEVER: none), OCO label code
-    (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail (NaN where
-    none). `row_state` rows (over table rows): the order id each row placed, the group of
-    a parent row's children, the group an OCO label names (its first order's id).
-    """
-    planned = positions
-    if s.portfolio_rules:
-        planned = planned_positions(positions, orders, resting, n_resting)
-    assets = np.empty(1, dtype=np.int64)
-    amounts = np.empty(1)
-    due = bar if s.fill == FillTiming.same_close else bar + 1
-    for k in range(first, last):
-        j = rows_i[k, ROW_ASSET]
-        kind = rows_i[k, ROW_TYPE]
-        quantity = rows_f[k, ROW_QUANTITY]
-        close = last_close[j]
-        parent_row = rows_i[k, ROW_PARENT]
-        verdict = Reason.none
-        if s.portfolio_rules and parent_row < 0:
-            verdict = planned_verdict(s, planned, last_close, j, planned[j] + quantity, close,
-                                      equity, peak)
-            if verdict != Reason.none:
-                row_state[STATE_ORDER, k] = reject_nb(orders, n_orders, bar, j,
-                                                      OrderKind.shares, quantity, kind, verdict)
-                continue
-            if np.isfinite(close) and equity > 0:
-                planned[j] += quantity
-        if kind == OrderType.market:
-            assets[0] = j
-            amounts[0] = quantity
-            row_state[STATE_ORDER, k] = submit_nb(slots, orders, n_orders, bar, due, assets,
-                                                  OrderKind.shares, amounts, 1)
-            continue
-        group = -1
-        active_from = bar + 1
-        parent = -1
-        label = rows_i[k, ROW_LABEL]
-        if parent_row >= 0:
-            parent = row_state[STATE_ORDER, parent_row]
-            group = row_state[STATE_FAMILY, parent_row]
-            if group < 0:
-                group = -2
-            active_from = NEVER
-        elif label >= 0:
-            group = row_state[STATE_LABEL, label]
-            if group < 0 or not group_is_open(orders, resting, n_resting, group):
-                group = -2
-        oid = place_nb(orders, n_orders, resting, n_resting, bar, j, kind, quantity,
-                       placed_level(s, rows_f[k, ROW_LIMIT], quantity > 0, True),
-                       placed_level(s, rows_f[k, ROW_STOP], quantity > 0, False),
-                       rows_f[k, ROW_TRAIL],
-                       rows_i[k, ROW_TRAIL_MODE], close, rows_i[k, ROW_VALID_UNTIL],
-                       active_from, parent, group, Origin.user)
-        row_state[STATE_ORDER, k] = oid
-        if parent_row >= 0:
-            if row_state[STATE_FAMILY, parent_row] < 0:
-                row_state[STATE_FAMILY, parent_row] = oid
-            if orders[entry_of(orders, parent)]["status"] != OrderStatus.open:
-                close_resting_nb(orders, oid, bar, OrderStatus.cancelled, Reason.cancelled,
-                                 0.0)
-        elif label >= 0 and group == -2:
-            row_state[STATE_LABEL, label] = oid
-
-
-@kernel
-def group_is_open(orders, resting, n_resting, group) -> bool:
-    """Whether an order of OCO `group` is still open."""
-    for k in range(n_resting[0]):
-        record = orders[resting[k]]
-        if record["group"] == group and record["status"] == OrderStatus.open:
-            return True
-    return False
