@@ -10,9 +10,9 @@ that writes slots and records; everyone else reads sealed copies.
 Resting orders (limit, stop, stop-limit, trailing stop, and the exits the risk rules
 create) are records too, several per asset if need be; `resting[:n_resting]` lists the
 ids of those still open, in id order, so the compiled loop visits only them and skips the
-pass entirely when the count is 0. Their matching inside a bar is
-`engine.core.kernels.resting`; every change it makes to an order goes through a kernel
-here.
+pass entirely when the count is 0. Where they fill inside a bar is
+`engine.core.kernels.matching` and `fill_pass`; every change those make to an order goes
+through a kernel here.
 """
 
 from __future__ import annotations

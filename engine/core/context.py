@@ -27,12 +27,8 @@ from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
 from engine.core.kernels import NEVER
 from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, rebalance
-from engine.core.kernels.placement import (
-    place_market,
-    place_order,
-    planned_positions,
-    user_order,
-)
+from engine.core.kernels.placement import place_market, place_order, user_order
+from engine.core.kernels.portfolio_rules import planned_positions
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
 from engine.core.records import (
@@ -334,8 +330,7 @@ class Context:
             raise ValueError("weights must be finite")
         first = self._book.n_orders
         self._book.reserve(n_assets)
-        placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
-                           self._ledger.positions, self._planned(), self.last_close,
+        placed = rebalance(self._settings, self._decision(), target, self._ledger.positions,
                            self._book.state(), np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
         return np.arange(first, first + placed, dtype=np.int64)

@@ -192,6 +192,52 @@ FILL_DT = np.dtype([
 ], align=True)
 
 
+class BarArrays(NamedTuple):
+    """The market as the compiled loop reads it: bars × assets (`Market`)."""
+
+    open: np.ndarray
+    high: np.ndarray  # 0 rows when no order can rest
+    low: np.ndarray  # 0 rows when no order can rest
+    close: np.ndarray
+    last_close: np.ndarray  # the last known close (NaN before an asset's first bar)
+    known_open: np.ndarray  # the price that values a held asset without a bar
+    has_bar: np.ndarray
+    volume: np.ndarray  # 0 rows without a volume cap
+
+
+class Schedule(NamedTuple):
+    """What is decided at each bar: `decide` (bars with a decision) and, when decided in
+    the compiled loop, a weight table (`weight_start` has a row per bar + 1, the weights of
+    bar t are `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`) or an order
+    table (`row_start` likewise over the rows `rows_i`/`rows_f`; `row_state` keeps what its
+    rows placed, `placement.place_rows`). Unused tables have 0 rows."""
+
+    decide: np.ndarray
+    weight_start: np.ndarray
+    weight_asset: np.ndarray
+    weight: np.ndarray
+    row_start: np.ndarray
+    rows_i: np.ndarray
+    rows_f: np.ndarray
+    row_state: np.ndarray
+
+
+class LedgerArrays(NamedTuple):
+    """The ledger's arrays as its booking kernel takes them (`Ledger.state`)."""
+
+    cash: np.ndarray  # [cash]
+    positions: np.ndarray  # shares by asset
+    journal: np.ndarray  # FILL_DT rows
+    n_fills: np.ndarray  # [rows of `journal` used]
+
+
+class Curves(NamedTuple):
+    """Per bar: cash at the close and the positions' value at the last known closes."""
+
+    cash: np.ndarray
+    value: np.ndarray
+
+
 class BookArrays(NamedTuple):
     """The order book's arrays as its kernels take them (`OrderBook.state`)."""
 

@@ -1,12 +1,13 @@
 """Placing orders: the one routine every order of the engine goes through.
 
 `place_order` places one order at the close of a decision bar, whoever asks: a callback
-strategy (`Context`), an order table's rows (`place_rows`), target weights (`rebalance`),
-a bracket's entry and children, or the risk rules' exits of a position (`place_rules`).
-It checks a user's entry against the portfolio rules (`entry_verdict`, against the
-positions planned at the decision), rounds a user's levels to the profile's tick, puts a
-market order into its asset's slot (cancelling the waiting children of an entry a target
-replaces) and attaches a bracket child to the order that carries its parent's entry
+strategy (`Context`), an order table's rows (`place_rows`), target weights
+(`loop.rebalance`), a bracket's entry and children, or the risk rules' exits of a position
+(`position_rules.place_rules`). It checks a user's entry against the portfolio rules
+(`refusal`: `portfolio_rules.entry_verdict` against the positions planned at the
+decision), puts a market order into its asset's slot (`place_market_order`, cancelling the
+waiting children of an entry a target replaces), rounds a user's levels to the profile's
+tick and attaches a bracket child to the order that carries its parent's entry
 (`child_state`; docs/semantics.md, "Brackets").
 """
 
@@ -20,9 +21,14 @@ from engine.core.book import (
     place_nb,
     reject_nb,
     release_children_nb,
+    submit_nb,
     submit_one_nb,
 )
 from engine.core.kernels import NEVER, kernel
+from engine.core.kernels.portfolio_rules import (
+    planned_after,
+    planned_verdict,
+)
 from engine.core.records import (
     Decision,
     FillTiming,
@@ -32,7 +38,6 @@ from engine.core.records import (
     OrderType,
     Origin,
     Reason,
-    TrailMode,
 )
 
 TICK_EPSILON = 10 * float(np.finfo(np.float64).eps)  # zipline's open bound of a tick's range
@@ -80,77 +85,6 @@ def child_state(orders, parent) -> int:
 
 
 @kernel
-def planned_positions(positions, orders, resting, n_resting):
-    """Positions as planned at a decision, before its orders: held, plus the open resting
-    entries (the user's resting orders that are not bracket children)."""
-    planned = positions.copy()
-    for k in range(n_resting[0]):
-        record = orders[resting[k]]
-        if (record["status"] == OrderStatus.open and record["origin"] == Origin.user
-                and record["parent"] < 0):
-            planned[record["asset"]] += record["amount"]
-    return planned
-
-
-@kernel
-def planned_after(kind: int, amount: float, planned: float, close: float,
-                  equity: float) -> float:
-    """The position an order leads to from `planned` shares, estimated at the decision
-    close (a target sets it; other orders add to it)."""
-    if kind == OrderKind.shares:
-        return planned + amount
-    if kind == OrderKind.value:
-        return planned + amount / close
-    if kind == OrderKind.percent:
-        return planned + amount * equity / close
-    if kind == OrderKind.target_shares:
-        return amount
-    if kind == OrderKind.target_value:
-        return amount / close
-    return amount * equity / close
-
-
-@kernel
-def planned_verdict(s, planned, last_close, j, new_q, price, equity, peak) -> int:
-    """`entry_verdict` of an order taking asset `j` from `planned[j]` to `new_q` shares,
-    the other assets as planned (valued at `last_close`, `j` at `price`)."""
-    held = 0
-    gross = 0.0
-    for i in range(len(planned)):
-        if planned[i] != 0:
-            held += 1
-            if i != j and np.isfinite(last_close[i]):
-                gross += abs(planned[i] * last_close[i])
-    if np.isfinite(price):
-        gross += abs(new_q) * price
-    return entry_verdict(s, held, gross, planned[j], new_q, price, equity, peak)
-
-
-@kernel
-def entry_verdict(s, held: int, gross: float, q: float, new_q: float, price: float,
-                  equity: float, peak: float) -> int:
-    """Reason code of the portfolio rule an order breaks when placed (0: none).
-
-    Only entries (orders that increase |position| or reverse it) are checked: `halt_drawdown` (the
-    drawdown from the equity peak has reached it), `max_positions` (`held` positions
-    open already and this one opens another), `max_weight` (|new position| × price over
-    equity), `max_gross` (`gross` exposure after the order over equity).
-    """
-    if (abs(new_q) <= abs(q) and q * new_q >= 0) or not np.isfinite(price):
-        return Reason.none
-    if s.halt_drawdown > 0 and peak > 0 and equity <= peak * (1.0 - s.halt_drawdown):
-        return Reason.halt_drawdown
-    if s.max_positions > 0 and q == 0 and held >= s.max_positions:
-        return Reason.max_positions
-    slack = 1.0 + 1e-9
-    if s.max_weight > 0 and abs(new_q) * price > s.max_weight * equity * slack:
-        return Reason.max_weight
-    if s.max_gross > 0 and gross > s.max_gross * equity * slack:
-        return Reason.max_gross
-    return Reason.none
-
-
-@kernel
 def place_order(s, at: Decision, order: OrderSpec, book) -> int:
     """Place `order` at the close of decision `at.bar`; its id.
 
@@ -165,25 +99,12 @@ def place_order(s, at: Decision, order: OrderSpec, book) -> int:
     """
     j = order.asset
     user = order.origin == Origin.user
-    if user and s.portfolio_rules and order.parent < 0:
-        close = at.last_close[j]
-        new_q = planned_after(order.kind, order.amount, at.plan[j], close, at.equity)
-        verdict = planned_verdict(s, at.plan, at.last_close, j, new_q, close, at.equity,
-                                  at.peak)
-        if verdict != Reason.none:
-            return reject_nb(book.orders, book.n_orders, at.bar, j, order.kind, order.amount,
-                             order.type, verdict)
-        if np.isfinite(new_q) and np.isfinite(close) and at.equity > 0:
-            at.plan[j] = new_q
     if user and order.type == OrderType.market:
-        previous = book.slots[j]["order_id"]
-        oid = submit_one_nb(book.slots, book.orders, book.n_orders, at.bar,
-                            due_bar(s, at.bar), j, order.kind, order.amount)
-        if (previous >= 0 and book.orders[previous]["has_children"]
-                and book.orders[previous]["status"] == OrderStatus.replaced):
-            release_children_nb(book.orders, book.resting, book.n_resting, previous, at.bar,
-                                False, np.nan)
-        return oid
+        return place_market_order(s, at, j, order.kind, order.amount, book)
+    if user and s.portfolio_rules and order.parent < 0:
+        refused = refusal(s, at, j, order.kind, order.amount, order.type, book)
+        if refused >= 0:
+            return refused
     limit, stop = order.limit, order.stop
     if user:
         limit = placed_level(s, limit, order.amount > 0, True)
@@ -203,6 +124,41 @@ def place_order(s, at: Decision, order: OrderSpec, book) -> int:
     return oid
 
 
+@kernel(inline=True)
+def refusal(s, at: Decision, j, kind, amount, order_type, book) -> int:
+    """The id of the `rejected` record of an entry that breaks a portfolio rule at
+    decision `at`, else −1 (the accepted entry moves the plan, `at.plan`)."""
+    close = at.last_close[j]
+    new_q = planned_after(kind, amount, at.plan[j], close, at.equity)
+    verdict = planned_verdict(s, at.plan, at.last_close, j, new_q, close, at.equity, at.peak)
+    if verdict != Reason.none:
+        return reject_nb(book.orders, book.n_orders, at.bar, j, kind, amount, order_type,
+                         verdict)
+    if np.isfinite(new_q) and np.isfinite(close) and at.equity > 0:
+        at.plan[j] = new_q
+    return -1
+
+
+@kernel(inline=True)
+def place_market_order(s, at: Decision, j, kind, amount, book) -> int:
+    """A user's market order of `kind` on asset `j` (`place_order`): checked against the
+    portfolio rules, then into the asset's slot, due at the next fill point; the waiting
+    children of an entry it replaces are cancelled. Inlined into the loops that place
+    one per asset (`place_market`)."""
+    if s.portfolio_rules:
+        refused = refusal(s, at, j, kind, amount, OrderType.market, book)
+        if refused >= 0:
+            return refused
+    previous = book.slots[j]["order_id"]
+    oid = submit_one_nb(book.slots, book.orders, book.n_orders, at.bar, due_bar(s, at.bar), j,
+                        kind, amount)
+    if (previous >= 0 and book.n_resting[0] > 0 and book.orders[previous]["has_children"]
+            and book.orders[previous]["status"] == OrderStatus.replaced):
+        release_children_nb(book.orders, book.resting, book.n_resting, previous, at.bar,
+                            False, np.nan)
+    return oid
+
+
 @kernel
 def user_order(asset, kind, order_type, amount, limit, stop, trail, trail_mode, reference,
                valid_until, bar, parent, group) -> OrderSpec:
@@ -212,47 +168,26 @@ def user_order(asset, kind, order_type, amount, limit, stop, trail, trail_mode, 
 
 
 @kernel
-def market_order(asset, kind, amount) -> OrderSpec:
-    """A user's market order of `kind` (see `OrderSpec`)."""
-    return OrderSpec(asset, kind, OrderType.market, amount, np.nan, np.nan, np.nan, 0,
-                     np.nan, NEVER, NEVER, -1, -1, Origin.user)
-
-
-@kernel
 def place_market(s, at: Decision, assets, kind, amounts, count, book, ids) -> None:
-    """A strategy's market orders of `kind`, one per asset, in order (`place_order`);
-    `ids[:count]` gets their ids."""
+    """A user's market orders of `kind`, one per asset, in order, each as
+    `place_market_order` places it; `ids[:count]` gets their ids. Without portfolio rules
+    the batch goes into the slots in one pass (`submit_nb`), then the waiting children of
+    the entries it replaced are cancelled."""
+    if s.portfolio_rules:
+        for i in range(count):
+            ids[i] = place_market_order(s, at, assets[i], kind, amounts[i], book)
+        return
     for i in range(count):
-        ids[i] = place_order(s, at, market_order(assets[i], kind, amounts[i]), book)
-
-
-@kernel
-def place_rules(s, bar, asset, q, base, book) -> None:
-    """The exits of a position of `q` shares entered at `bar` at `base`: one OCO group."""
-    long = q > 0
-    at = Decision(bar, np.nan, np.nan, np.empty(0), np.empty(0))
-    group = -2
-    if s.stop_loss > 0:
-        level = base * (1.0 - s.stop_loss) if long else base * (1.0 + s.stop_loss)
-        group = place_order(s, at, OrderSpec(asset, OrderKind.shares, OrderType.stop, -q,
-                                             np.nan, level, np.nan, 0, np.nan, NEVER,
-                                             bar + 1, -1, group, Origin.stop_loss), book)
-    if s.take_profit > 0:
-        level = base * (1.0 + s.take_profit) if long else base * (1.0 - s.take_profit)
-        oid = place_order(s, at, OrderSpec(asset, OrderKind.shares, OrderType.limit, -q,
-                                           level, np.nan, np.nan, 0, np.nan, NEVER,
-                                           bar + 1, -1, group, Origin.take_profit), book)
-        group = oid if group == -2 else group
-    if s.trailing_stop > 0:
-        oid = place_order(s, at, OrderSpec(asset, OrderKind.shares, OrderType.trailing_stop,
-                                           -q, np.nan, np.nan, s.trailing_stop,
-                                           TrailMode.percent, base, NEVER, bar + 1, -1,
-                                           group, Origin.trailing_stop), book)
-        group = oid if group == -2 else group
-    if s.max_bars > 0:
-        place_order(s, at, OrderSpec(asset, OrderKind.shares, OrderType.market, -q, np.nan,
-                                     np.nan, np.nan, 0, np.nan, NEVER, bar + s.max_bars, -1,
-                                     group, Origin.time_exit), book)
+        ids[i] = book.slots[assets[i]]["order_id"]  # the order each replaces or absorbs
+    first = submit_nb(book.slots, book.orders, book.n_orders, at.bar, due_bar(s, at.bar),
+                      assets, kind, amounts, count)
+    for i in range(count):
+        previous = ids[i]
+        if (previous >= 0 and book.n_resting[0] > 0 and book.orders[previous]["has_children"]
+                and book.orders[previous]["status"] == OrderStatus.replaced):
+            release_children_nb(book.orders, book.resting, book.n_resting, previous, at.bar,
+                                False, np.nan)
+        ids[i] = first + i
 
 
 # order-table rows: columns of the int and float row arrays (`place_rows`)
@@ -262,20 +197,16 @@ STATE_ORDER, STATE_FAMILY, STATE_LABEL = range(3)
 
 
 @kernel
-def place_rows(s, bar, first, last, rows_i, rows_f, row_state, equity, peak, positions,
-               last_close, book) -> None:
-    """Place order-table rows `first` … `last − 1` at the close of `bar`, in row order,
-    each through `place_order` as `Context.order` places one call per row.
+def place_rows(s, at, first, last, rows_i, rows_f, row_state, book) -> None:
+    """Place order-table rows `first` … `last − 1` at decision `at`, in row order, each
+    through `place_order` as `Context.order` places one call per row.
 
     `rows_i` columns: asset, OrderType, TrailMode, last bar (NEVER: none), OCO label code
     (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail (NaN where
     none). `row_state` rows (over table rows): the order id each row placed, the group of
     a parent row's children, the group an OCO label names (its first order's id).
     """
-    plan = np.empty(0)
-    if s.portfolio_rules:
-        plan = planned_positions(positions, book.orders, book.resting, book.n_resting)
-    at = Decision(bar, equity, peak, plan, last_close)
+    bar, last_close = at.bar, at.last_close
     for k in range(first, last):
         j = rows_i[k, ROW_ASSET]
         kind = rows_i[k, ROW_TYPE]

@@ -1,16 +1,11 @@
-"""Resting orders inside a bar: where each one fills, in what order, and the risk rules.
+"""The resting orders' fill pass of one bar: which are reached, in what order, and booking.
 
-The bar's price path is the open, then the two extremes in the order `intrabar_path` says
-(`nearest`: the extreme nearer the open first), then the close. `match` finds the phase at
-which a resting order's condition is met (0 the open, 1 the first extreme, 2 the second, 3
-the way to the close) and its fill price (docs/semantics.md, "Fill prices"); under the
-`close` path `match_close` checks an order against the close alone (zipline's way, a met
-condition sticky); `resting_pass` fills the bar's orders in phase order (ties by id; with
-`stop_first` the stops first), each booked at once through the ledger and the book, within
-the asset's share of the bar's volume (`budget`). A pass that finds no resting order
-returns at once. `position_rules` gives a position its exits (`stop_loss`, ...) after the
-fills that open it (placed through `placement.place_rules`), resizes them when it
-changes and cancels them when it is flat.
+`resting_pass` fills the bar's reached orders (`matching.py`) in phase order (ties by id;
+with `stop_first` the stops of an OCO group first, `trial_order`), each executed alone
+against the cash left and booked at once through the ledger and the book
+(`fill_in_order`), within the asset's share of the bar's volume (`budget`); then trailing
+references move and orders past `valid_until` expire. A pass that finds no resting order
+returns at once.
 """
 
 from __future__ import annotations
@@ -26,159 +21,15 @@ from engine.core.book import (
     set_reference_nb,
     set_triggered_nb,
     sweep_nb,
-    update_rules_nb,
 )
 from engine.core.kernels import kernel
 from engine.core.kernels.execution import execute_batch, with_slippage
 from engine.core.kernels.hooks import still_open
-from engine.core.kernels.placement import place_rules
-from engine.core.ledger import add_position, apply_fills_nb, book_value
-from engine.core.records import (
-    FillTiming,
-    IntrabarPath,
-    OrderStatus,
-    OrderType,
-    Origin,
-    Reason,
-    TrailMode,
-)
+from engine.core.kernels.matching import NO_FILL, STOP_PASSED, match, match_close
+from engine.core.ledger import apply_fills_nb, book_value
+from engine.core.records import IntrabarPath, OrderStatus, OrderType, Origin, Reason
 
-NO_FILL = -1
-GAP_TOL = 1e-12  # a level within this of a price is reached
 ALL, BEFORE_MARKET, AFTER_MARKET = 0, 1, 2  # which of a bar's orders a pass tries
-STOP_PASSED, REACHED = 1, 2  # `triggered` states (records.py)
-
-
-@kernel
-def extreme_phases(path: int, o: float, h: float, low: float):
-    """(phase of the high, phase of the low) on the bar's path: 1 and 2 in some order.
-    `nearest` takes the high first on a tie."""
-    if path == IntrabarPath.ohlc:
-        return 1, 2
-    if path == IntrabarPath.olhc:
-        return 2, 1
-    return (1, 2) if h - o <= o - low else (2, 1)
-
-
-@kernel
-def limit_fill(buy: bool, level: float, o, h, low, ph, pl):
-    """(phase, price) of a limit at `level`: the open when it is already better, else the
-    level when the bar reaches it; no slippage."""
-    if buy:
-        if o <= level:
-            return 0, o
-        if low <= level:
-            return pl, level
-    else:
-        if o >= level:
-            return 0, o
-        if h >= level:
-            return ph, level
-    return NO_FILL, np.nan
-
-
-@kernel
-def stop_trigger(buy: bool, level: float, o, h, low, ph, pl):
-    """(phase, price) at which a stop at `level` triggers: the open on a gap past it, else
-    the level when the bar reaches it."""
-    if buy:
-        if o >= level:
-            return 0, o
-        if h >= level:
-            return ph, level
-    else:
-        if o <= level:
-            return 0, o
-        if low <= level:
-            return pl, level
-    return NO_FILL, np.nan
-
-
-@kernel
-def slipped(buy: bool, price: float, slippage: float, h: float, low: float) -> float:
-    """A stop's fill price moved against the trader, never outside [low, high]."""
-    moved = with_slippage(price, slippage, buy)
-    return min(moved, h) if buy else max(moved, low)
-
-
-@kernel
-def trail_level(buy: bool, reference: float, trail: float, mode: int) -> float:
-    """A trailing stop's level from its reference (peak for a sell, trough for a buy)."""
-    if mode == TrailMode.absolute:
-        return reference + trail if buy else reference - trail
-    return reference * (1.0 + trail) if buy else reference * (1.0 - trail)
-
-
-@kernel
-def match(s, record, o, h, low, c):
-    """(phase, price, newly triggered) of one resting order in one bar; phase −1: no fill.
-
-    A stop-limit triggered inside the bar fills at its trigger if that satisfies the limit,
-    else at the limit if the rest of the path reaches it; triggered, it is a limit after.
-    """
-    buy = record["amount"] > 0
-    kind = record["type"]
-    ph, pl = extreme_phases(s.intrabar_path, o, h, low)
-    if kind == OrderType.limit or (kind == OrderType.stop_limit and record["triggered"]):
-        phase, price = limit_fill(buy, record["limit_price"], o, h, low, ph, pl)
-        return phase, price, False
-    if kind == OrderType.stop or kind == OrderType.trailing_stop:
-        level = record["stop_price"]
-        if kind == OrderType.trailing_stop:
-            level = trail_level(buy, record["reference"], record["trail"], record["trail_mode"])
-        phase, price = stop_trigger(buy, level, o, h, low, ph, pl)
-        if phase == NO_FILL:
-            return phase, price, False
-        return phase, slipped(buy, price, s.slippage if s.stop_slippage else 0.0, h, low), False
-    if kind == OrderType.stop_limit:
-        phase, at = stop_trigger(buy, record["stop_price"], o, h, low, ph, pl)
-        if phase == NO_FILL:
-            return phase, at, False
-        limit = record["limit_price"]
-        if phase == 0:
-            phase, price = limit_fill(buy, limit, o, h, low, ph, pl)
-            return phase, price, True
-        if (at <= limit) if buy else (at >= limit):
-            return phase, at, True
-        # the rest of the path after the trigger: the other extreme, then the close
-        rest = (low if buy else h) if phase == 1 else c
-        if (rest <= limit) if buy else (rest >= limit):
-            return phase + 1, limit, True
-        return NO_FILL, np.nan, True
-    # market (a time exit): at the fill point of market orders
-    if s.fill == FillTiming.next_open:
-        return 0, slipped(buy, o, s.slippage, h, low), False
-    return 3, slipped(buy, c, s.slippage, h, low), False
-
-
-@kernel
-def match_close(record, c):
-    """(reached, state) of one resting order checked against the close `c` alone.
-
-    zipline's `check_order_triggers`: a buy limit is reached at `c ≤ limit`, a buy stop at
-    `c ≥ stop` (sells mirrored); a stop-limit whose stop holds is a limit from then on
-    (`STOP_PASSED`) and its limit is checked on the same close; an order once reached stays
-    reached (`REACHED`) and fills at every later close until it is done.
-    """
-    state = record["triggered"]
-    if state == REACHED:
-        return True, state
-    buy = record["amount"] > 0
-    kind = record["type"]
-    if kind == OrderType.stop_limit and state != STOP_PASSED:
-        stop = record["stop_price"]
-        if not ((c >= stop) if buy else (c <= stop)):
-            return False, state
-        state = STOP_PASSED
-    if kind == OrderType.limit or kind == OrderType.stop_limit:
-        limit = record["limit_price"]
-        reached = (c <= limit) if buy else (c >= limit)
-    else:
-        level = record["stop_price"]
-        if kind == OrderType.trailing_stop:
-            level = trail_level(buy, record["reference"], record["trail"], record["trail_mode"])
-        reached = (c >= level) if buy else (c <= level)
-    return reached, REACHED if reached else state
 
 
 @kernel
@@ -193,9 +44,7 @@ def in_part(part: int, oid: int, split: int) -> bool:
 
 
 @kernel
-def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, has_bar,
-                 valuation, cash, positions, journal, n_fills, orders, resting,
-                 n_resting) -> None:
+def resting_pass(s, bar, part, split, budget, stopped, bars, valuation, ledger, book) -> None:
     """Fill the resting orders reached in bar `bar`, move trailing references, expire.
 
     Orders are tried in the order their conditions are met along the path (ties by id;
@@ -211,9 +60,12 @@ def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, 
     marks an asset whose budget an order found spent (its later orders wait). References
     move and orders expire after `ALL` or `AFTER_MARKET`.
     """
+    orders, resting, n_resting = book.orders, book.resting, book.n_resting
     n = n_resting[0]
     if n == 0:
         return
+    open_, high, low = bars.open[bar], bars.high[bar], bars.low[bar]
+    close, has_bar = bars.close[bar], bars.has_bar[bar]
     on_close = s.intrabar_path == IntrabarPath.close
     ids = np.empty(n, dtype=np.int64)
     phases = np.empty(n, dtype=np.int64)
@@ -250,8 +102,7 @@ def resting_pass(s, bar, part, split, budget, stopped, open_, high, low, close, 
     if count:
         order = trial_order(s, ids, phases, reach, count, orders)
         fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, close,
-                      count, valuation, cash, positions, journal, n_fills, orders, resting,
-                      n_resting)
+                      count, valuation, ledger, book)
     if part == BEFORE_MARKET:
         return
     for k in range(n_resting[0]):
@@ -342,8 +193,7 @@ def trial_before(k0, k1, k2, ids, a, b) -> bool:
 
 @kernel
 def fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, close, count,
-                  valuation, cash, positions, journal, n_fills, orders, resting,
-                  n_resting) -> None:
+                  valuation, ledger, book) -> None:
     """Execute the reached orders one by one in trial order (`order`: positions in `ids`)
     and book each fill (`close`: the bar's closes, for a bracket child's stop base).
 
@@ -352,6 +202,8 @@ def fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, cl
     A fill takes at most the asset's `budget`; an order that finds it spent stops the
     asset, and one the budget cut short stays open with the rest.
     """
+    cash, positions, journal, n_fills = ledger
+    orders, resting, n_resting = book.orders, book.resting, book.n_resting
     one = np.zeros(1, dtype=np.int64)
     delta, held, px = np.empty(1), np.empty(1), np.empty(1)
     cap = np.empty(1)
@@ -407,36 +259,3 @@ def fill_in_order(s, bar, ids, order, prices, reach, states, budget, stopped, cl
             release_children_nb(orders, resting, n_resting, oid, bar, filled, base)
         if filled and positions[j] == 0 and s.position_rules:
             cancel_asset_nb(orders, resting, n_resting, j, True, Reason.position_closed)
-
-
-@kernel
-def position_rules(s, bar, first_fill, journal, n_fills, positions, held, close, last_fill,
-                   book) -> None:
-    """After the fills of a bar from journal row `first_fill`, replayed in order from `held`
-    (the positions before them; updated here): a fill that opens a position from flat, or
-    reverses one, gives it new exits at the stop base (that fill's price, or the bar's
-    close), the exits of the position it replaces (reversed, or closed by an earlier fill
-    of the bar) cancelled (`position_closed`). Then, in one pass, the exits of every asset
-    the fills moved are cancelled where the position is flat and resized to it elsewhere.
-    `last_fill` is −1 over the assets, and is again on return."""
-    if not s.position_rules:
-        return
-    end = n_fills[0]
-    for i in range(first_fill, end):
-        j = journal[i]["asset"]
-        before = held[j]
-        after = add_position(before, journal[i]["quantity"])
-        moved_before = last_fill[j] != -1  # an earlier fill of this bar (it may have closed)
-        held[j] = after
-        last_fill[j] = i
-        if after != 0 and before * after <= 0:
-            if before != 0 or moved_before:
-                cancel_asset_nb(book.orders, book.resting, book.n_resting, j, True,
-                                Reason.position_closed)
-            base = close[j] if s.stop_base_close else journal[i]["price"]
-            place_rules(s, bar, j, after, base, book)
-    update_rules_nb(book.orders, book.resting, book.n_resting, positions, last_fill)
-    for i in range(first_fill, end):
-        last_fill[journal[i]["asset"]] = -1
-
-
