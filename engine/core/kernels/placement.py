@@ -84,7 +84,7 @@ def child_state(orders, parent) -> int:
     return ENDED
 
 
-@kernel
+@kernel(inline=True)
 def place_order(s, at: Decision, order: OrderSpec, book) -> int:
     """Place `order` at the close of decision `at.bar`; its id.
 

@@ -47,17 +47,17 @@ def position_rules(s, bar, first_fill, ledger, held, close, last_fill, book) -> 
                 cancel_asset_nb(book.orders, book.resting, book.n_resting, j, True,
                                 Reason.position_closed)
             base = close[j] if s.stop_base_close else journal[i]["price"]
-            place_rules(s, bar, j, after, base, book)
+            place_rules(s, Decision(bar, np.nan, np.nan, held, close), j, after, base, book)
     update_rules_nb(book.orders, book.resting, book.n_resting, positions, last_fill)
     for i in range(first_fill, end):
         last_fill[journal[i]["asset"]] = -1
 
 
 @kernel
-def place_rules(s, bar, asset, q, base, book) -> None:
+def place_rules(s, at, asset, q, base, book) -> None:
     """The exits of a position of `q` shares entered at `bar` at `base`: one OCO group."""
     long = q > 0
-    at = Decision(bar, np.nan, np.nan, np.empty(0), np.empty(0))
+    bar = at.bar  # the rules' exits are never checked: `at` names the bar only
     group = -2
     if s.stop_loss > 0:
         level = base * (1.0 - s.stop_loss) if long else base * (1.0 + s.stop_loss)
