@@ -45,7 +45,7 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
     return first
 
 
-@kernel
+@kernel(inline=True)
 def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) -> int:
     """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
     open order, a delta is folded into it. Its id; the caller reserves room."""
