@@ -17,7 +17,8 @@ DEV := $(VENV)/.dev-installed
 ENGINE_TESTS := tests/test_ledger.py tests/test_orders.py tests/test_costs_and_cash.py \
 	tests/test_phase_order.py tests/test_sealed_state.py tests/test_invariants.py \
 	tests/test_properties.py tests/test_trades.py tests/test_kernels.py \
-	tests/test_resting_orders.py tests/test_risk_rules.py tests/test_resting_invariants.py
+	tests/test_resting_orders.py tests/test_risk_rules.py tests/test_resting_invariants.py \
+	tests/test_bracket_placement.py
 
 DAGSTER_HOME := $(CURDIR)/.dagster_home
 PG_HOME := $(CURDIR)/.dagster_home_postgres

@@ -7,7 +7,13 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from engine import Strategy
+
 START = dt.datetime(2024, 1, 1)
+# how a bracket's children are placed: right after the entry; after the other orders of
+# the decision; after a market order of the asset that the entry merges into; at a later
+# decision (the entry may have filled by then); or under an entry that never fills
+PLACEMENTS = ("after_entry", "after_others", "after_merge", "later_bar", "never_fills")
 TABLE_SCHEMA = {
     "timestamp": pl.Datetime("us"), "asset": pl.String, "type": pl.String,
     "quantity": pl.Float64, "limit_price": pl.Float64, "stop_price": pl.Float64,
@@ -62,6 +68,7 @@ class Orders:
         self.close = {(t, a): c for t, a, c in prices.select("timestamp", "asset",
                                                             "close").iter_rows()}
         self.rows: list[dict] = []
+        self.deferred: list[dict] = []  # rows placed after every other row of their bar
 
     def base(self, shares: float) -> None:
         """A market buy of `shares` of every asset at the first bar (sells never short)."""
@@ -121,24 +128,40 @@ class Orders:
         self.add(t, asset, "limit", quantity, limit_price=self.away(close, up=sell),
                  group=label, valid_until=valid)
 
-    def bracket(self, ident: int, entry: str, quantity: float) -> None:
+    def bracket(self, ident: int, entry: str, quantity: float,
+                placements: tuple[str, ...] = PLACEMENTS[:1]) -> None:
         """An entry (market or limit) with a stop-loss and a take-profit child (a limit
-        entry and its children valid for the same bars, or good till cancelled)."""
+        entry and its children valid for the same bars, or good till cancelled), placed
+        one of the ways `placements` names (`PLACEMENTS`; drawn when several)."""
         t, asset, close = self.pick(last_margin=3)
         buy = quantity > 0
+        placement = placements[0]
+        if len(placements) > 1:
+            placement = placements[int(self.rng.integers(len(placements)))]
         valid = self.valid() if entry == "limit" else None
         parent = {"id": ident, "valid_until": valid}
         if entry == "limit":
-            parent["limit_price"] = self.away(close, up=not buy, low=0.0, high=0.02)
+            far = placement == "never_fills"  # a limit the bars do not reach
+            parent["limit_price"] = self.away(close, up=not buy, low=0.5 if far else 0.0,
+                                              high=0.6 if far else 0.02)
         self.add(t, asset, entry, quantity, **parent)
-        self.add(t, asset, "stop", -quantity, parent=ident, valid_until=valid,
-                 stop_price=self.away(close, up=not buy, low=0.01, high=0.05))
-        self.add(t, asset, "limit", -quantity, parent=ident, valid_until=valid,
-                 limit_price=self.away(close, up=buy, low=0.01, high=0.05))
+        if placement == "after_merge" and entry == "market":
+            self.add(t, asset, "market", float(self.rng.integers(1, 10)) * (1 if buy else -1))
+        later = placement == "later_bar" and t + 2 < len(self.days) - 1
+        child_t = t + int(self.rng.integers(1, 3)) if later else t
+        rows = self.rows if placement != "after_others" else self.deferred
+        for kind, fields in (("stop", {"stop_price": self.away(close, up=not buy, low=0.01,
+                                                                high=0.05)}),
+                             ("limit", {"limit_price": self.away(close, up=buy, low=0.01,
+                                                                 high=0.05)})):
+            rows.append({"timestamp": self.days[child_t], "asset": asset, "type": kind,
+                         "quantity": -quantity, "parent": ident,
+                         "valid_until": valid if child_t == t else None, **fields})
 
     def frame(self) -> pl.DataFrame:
-        """The table in time order (row order kept within a timestamp)."""
-        return table(self.rows).sort("timestamp", maintain_order=True)
+        """The table in time order (row order kept within a timestamp; deferred rows after
+        every other row of their timestamp)."""
+        return table(self.rows + self.deferred).sort("timestamp", maintain_order=True)
 
 
 def entries(prices: pl.DataFrame, seed: int, share: float = 0.15) -> pl.DataFrame:
@@ -173,5 +196,37 @@ def random_orders(prices: pl.DataFrame, seed: int, n: int) -> pl.DataFrame:
             orders.oco(f"g{i}", sell=bool(rng.random() < 0.5))
         else:
             orders.bracket(10_000 + i, "limit" if rng.random() < 0.5 else "market",
-                           float(rng.integers(1, 30)))
+                           float(rng.integers(1, 30)), PLACEMENTS)
     return orders.frame()
+
+
+class Replay(Strategy):
+    """An order table's rows as `Context.order` calls at their decisions, in row order
+    (a row's `group` as the `oco` label, its `parent` as the id its parent row got);
+    `after[(bar, k)]` lists calls `f(ctx)` made right after the bar's row k."""
+
+    def __init__(self, rows: list[dict], after: dict | None = None) -> None:
+        self.after = after or {}
+        self.ids: dict = {}
+        self.by_bar: dict = {}
+        for r in rows:
+            self.by_bar.setdefault(r["timestamp"], []).append(r)
+
+    def on_bar(self, ctx) -> None:
+        for k, r in enumerate(self.by_bar.get(ctx.timestamp, [])):
+            options: dict = {}
+            for column, name in (("limit_price", "limit"), ("stop_price", "stop"),
+                                 ("trail", "trail"), ("group", "oco")):
+                if r.get(column) is not None:
+                    options[name] = r[column]
+            if r.get("trail") is not None:
+                options["trail_mode"] = r.get("trail_mode") or "percent"
+            if r.get("valid_until") is not None:
+                options["valid_until"] = int(r["valid_until"])
+            if r.get("parent") is not None:
+                options["parent"] = self.ids[r["parent"]]
+            (oid,) = ctx.order(r["asset"], r["quantity"], **options).tolist()
+            if r.get("id") is not None:
+                self.ids[r["id"]] = oid
+            for call in self.after.get((ctx.bar, k), ()):
+                call(ctx)

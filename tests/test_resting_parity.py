@@ -523,7 +523,7 @@ def test_levels_round_to_the_cent_bit_for_bit_as_zipline_rounds_them():
     import json
     import subprocess
 
-    from engine.core.kernels.resting import round_level
+    from engine.core.kernels.placement import round_level
     from engine.peers.zipline import side_python
     from engine.reference.resting import to_tick
 

@@ -16,10 +16,15 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import BacktestConfig, run_backtest
+from engine import BacktestConfig, run_backtest, run_strategy
 from engine.reference import run_reference
+from engine.reference.bars import Bars
+from engine.reference.orders import Call
+from engine.reference.resting import order_table_rows
+from engine.reference.rules import rules_for
+from engine.reference.simulation import Place, Simulation
 from tests.parity import REL, relative_gap
-from tests.resting_cases import gappy_bars, random_orders
+from tests.resting_cases import Replay, gappy_bars, random_orders
 
 COLUMNS = ["timestamp", "asset", "quantity", "price", "fee", "trigger"]
 PROFILES = ["tradegap", "vectorbt", "backtrader", "zipline", "nautilus"]
@@ -111,6 +116,43 @@ def test_engine_applies_risk_rules_to_weights_like_the_reference(case, every):
     config = config_of(case)
     assert_same(run_backtest(prices, weights, config).fills,
                 run_reference(prices, weights, config).fills)
+
+
+def reference_fills(sim: Simulation, prices: pl.DataFrame) -> pl.DataFrame:
+    """The reference simulation's fills as a table (`COLUMNS`)."""
+    stamps = prices["timestamp"].unique().sort().to_list()
+    return pl.DataFrame(
+        [(stamps[t], a, q, p, f, sim.triggers.get(i, "market")) for t, a, q, p, f, i
+         in sim.fills], orient="row", schema={
+            "timestamp": pl.Datetime("us"), "asset": pl.String, "quantity": pl.Float64,
+            "price": pl.Float64, "fee": pl.Float64, "trigger": pl.String})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases, st.floats(0.0, 1.0))
+def test_a_strategy_placing_the_table_fills_like_the_reference_with_targets(case, share):
+    """The table's rows as `Context.order` calls (the callback path), with a target on
+    the asset right after a `share` of the market bracket entries (it replaces them)."""
+    prices = bars_of(case)
+    orders = random_orders(prices, case["seed"] + 1, case["n_orders"])
+    config = config_of(case)
+    bars = Bars.from_frame(prices)
+    rng = np.random.default_rng(case["seed"] + 3)
+    after, decisions = {}, {}
+    rows = orders.to_dicts()
+    for row, placed in zip(rows, order_table_rows(orders), strict=True):
+        bar = bars.index_of([row["timestamp"]])[row["timestamp"]]
+        decision = decisions.setdefault(bar, [])
+        k = sum(isinstance(call, Place) for call in decision)
+        decision.append(Place(placed))
+        if row["type"] == "market" and row["id"] is not None and rng.random() < share:
+            amount = float(rng.integers(0, 20))
+            decision.append(Call("target_shares", row["asset"], amount))
+            after[(bar, k)] = [lambda ctx, a=row["asset"], n=amount: ctx.order_target(a, n)]
+    engine = run_strategy(prices, Replay(rows, after), config)
+    reference = Simulation(bars, decisions, rules_for(config.to_dict()),
+                           config.initial_cash).run()
+    assert_same(engine.fills, reference_fills(reference, prices))
 
 
 def test_the_properties_compared_real_fills():

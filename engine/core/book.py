@@ -10,9 +10,9 @@ that writes slots and records; everyone else reads sealed copies.
 Resting orders (limit, stop, stop-limit, trailing stop, and the exits the risk rules
 create) are records too, several per asset if need be; `resting[:n_resting]` lists the
 ids of those still open, in id order, so the compiled loop visits only them and skips the
-pass entirely when the count is 0. Their matching inside a bar is
-`engine.core.kernels.resting`; every change it makes to an order goes through a kernel
-here.
+pass entirely when the count is 0. Where they fill inside a bar is
+`engine.core.kernels.matching` and `fill_pass`; every change those make to an order goes
+through a kernel here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from engine.core.records import (
     NO_TARGET,
     ORDER_DT,
     SLOT_DT,
+    BookArrays,
     OrderKind,
     OrderStatus,
     OrderType,
@@ -40,36 +41,42 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
     reserves room. Returns the id of the first new order (the rest follow in order)."""
     first = n_orders[0]
     for i in range(count):
-        asset = assets[i]
-        amount = amounts[i]
-        oid = first + i
-        new_record(orders[oid], oid, bar, asset, kind, amount, due_bar)
-        slot = slots[asset]
-        previous = slot["order_id"]
-        if previous >= 0:
-            old = orders[previous]
-            is_delta = kind < OrderKind.target_shares
-            old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
-            old["reason"] = Reason.superseded
-            old["superseded_by"] = oid
-            if is_delta and old["has_children"]:
-                orders[oid]["has_children"] = 1  # the entry still happens: children wait
-        if kind >= OrderKind.target_shares:
-            slot["target_kind"] = kind
-            slot["target_amount"] = amount
-            slot["add_shares"] = 0.0
-            slot["add_value"] = 0.0
-            slot["add_percent"] = 0.0
-        elif kind == OrderKind.shares:
-            slot["add_shares"] += amount
-        elif kind == OrderKind.value:
-            slot["add_value"] += amount
-        else:
-            slot["add_percent"] += amount
-        slot["order_id"] = oid
-        slot["due_bar"] = due_bar
-    n_orders[0] = first + count
+        submit_one_nb(slots, orders, n_orders, bar, due_bar, assets[i], kind, amounts[i])
     return first
+
+
+@kernel(inline=True)
+def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) -> int:
+    """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
+    open order, a delta is folded into it. Its id; the caller reserves room."""
+    oid = n_orders[0]
+    new_record(orders[oid], oid, bar, asset, kind, amount, due_bar)
+    slot = slots[asset]
+    previous = slot["order_id"]
+    if previous >= 0:
+        old = orders[previous]
+        is_delta = kind < OrderKind.target_shares
+        old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
+        old["reason"] = Reason.superseded
+        old["superseded_by"] = oid
+        if is_delta and old["has_children"]:
+            orders[oid]["has_children"] = 1  # the entry still happens: children wait
+    if kind >= OrderKind.target_shares:
+        slot["target_kind"] = kind
+        slot["target_amount"] = amount
+        slot["add_shares"] = 0.0
+        slot["add_value"] = 0.0
+        slot["add_percent"] = 0.0
+    elif kind == OrderKind.shares:
+        slot["add_shares"] += amount
+    elif kind == OrderKind.value:
+        slot["add_value"] += amount
+    else:
+        slot["add_percent"] += amount
+    slot["order_id"] = oid
+    slot["due_bar"] = due_bar
+    n_orders[0] = oid + 1
+    return oid
 
 
 @kernel
@@ -132,8 +139,8 @@ def place_nb(orders, n_orders, resting, n_resting, bar, asset, order_type, quant
     record["parent"] = parent
     record["group"] = oid if group == -2 else group
     record["origin"] = origin
-    if parent >= 0:
-        orders[parent]["has_children"] = 1
+    if parent >= 0:  # the order carrying the entry releases or cancels it
+        orders[entry_of(orders, parent)]["has_children"] = 1
     n_orders[0] = oid + 1
     resting[n_resting[0]] = oid
     n_resting[0] += 1
@@ -451,15 +458,8 @@ class OrderBook:
         return bool(cancel_nb(self._slots, self._orders, self._resting, self._n_resting,
                               order_id, bar))
 
-    def drop_orphans(self, parents: np.ndarray, bar: int) -> None:
-        """Cancel the waiting children of the given bracket parents that a later order
-        replaced (a target); a parent merged into a later delta order keeps them."""
-        for parent in parents.tolist():
-            if self._orders["status"][parent] == OrderStatus.replaced:
-                release_children_nb(self._orders, self._resting, self._n_resting, parent,
-                                    bar, False, np.nan)
-
-    def state(self) -> tuple[np.ndarray, ...]:
+    def state(self) -> BookArrays:
         """The arrays the compiled loop hands to this module's kernels (slots, orders,
         count, resting ids, their count); nothing else writes them."""
-        return self._slots, self._orders, self._n_orders, self._resting, self._n_resting
+        return BookArrays(self._slots, self._orders, self._n_orders, self._resting,
+                          self._n_resting)

@@ -3,9 +3,11 @@
 Every array a strategy sees is sealed (read-only, with no writable base): market rows,
 positions, open orders. Every order method takes one asset or an array of assets (names
 or column indices) and a scalar or an array of amounts, and queues the orders for their
-fill time through the order book's kernels. Target methods replace the asset's open
-order, so they net pending orders (docs/semantics.md); profiles that size at the decision
-turn targets into share orders here, with the same kernels the compiled loop uses.
+fill time through the kernels' one placement routine (`kernels/placement.py`), the one
+order tables and target weights use in the compiled loop. Target methods replace the
+asset's open order, so they net pending orders (docs/semantics.md); profiles that size at
+the decision turn targets into share orders here, with the same kernels the compiled loop
+uses.
 
 `order` with `limit`, `stop` or `trail` places a resting order (several may wait per
 asset), `bracket` an entry with a take-profit and a stop-loss, `cancel` withdraws an open
@@ -24,16 +26,17 @@ import numpy as np
 from engine.core.book import OrderBook
 from engine.core.config import KernelSettings
 from engine.core.kernels import NEVER
-from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, due_bar, rebalance
-from engine.core.kernels.resting import placed_level, planned_positions, planned_verdict
+from engine.core.kernels.loop import N_FLOAT_WORK, N_INT_WORK, rebalance
+from engine.core.kernels.placement import place_market, place_order, user_order
+from engine.core.kernels.portfolio_rules import planned_positions
 from engine.core.kernels.sizing import decision_orders
 from engine.core.ledger import Ledger
 from engine.core.records import (
+    Decision,
     DecisionSizing,
     OrderKind,
     OrderStatus,
     OrderType,
-    Reason,
     TrailMode,
 )
 from engine.data.market import Market, sealed
@@ -141,10 +144,12 @@ class Context:
         amount with `trail_mode='absolute'`), whose reference starts at this close. These
         rest in the book from the next bar until filled, cancelled or `valid_until` (a
         number of bars, or a timestamp: the last bar at or before it). Orders placed with
-        one `oco` label cancel each other when one fills. With `parent` (the id of an open
-        market or limit order) it is a bracket child: checked from the bar after the
-        parent's first fill, one OCO group with the parent's other children, cancelled if
-        the parent ends unfilled.
+        one `oco` label cancel each other when one fills. With `parent` (the id of a
+        market or limit order of the asset) it is a bracket child, one OCO group with the
+        parent's other children, following the order that carries the parent's entry
+        (the parent, or the order it merged into): checked from the bar after its first
+        fill (the next bar if it has filled), cancelled if it ends unfilled
+        (docs/semantics.md, "Brackets").
         """
         if parent is not None:
             return self._child(asset, shares, limit, stop, trail, trail_mode, valid_until,
@@ -220,17 +225,10 @@ class Context:
         order_type = (OrderType.trailing_stop if trail is not None else
                       OrderType.stop_limit if limit is not None and stop is not None else
                       OrderType.limit if limit is not None else OrderType.stop)
-        group = self._families.get(parent, -2)
-        nan = float("nan")
-        oid = self._book.place(
-            self.bar, j, order_type, shares, limit=self._level(limit, shares, True),
-            stop=self._level(stop, shares, False), trail=nan if trail is None else trail,
-            trail_mode=getattr(TrailMode, trail_mode),
-            reference=float(self.last_close[j]), valid_until=self._valid_until(valid_until),
-            active_from=NEVER, parent=parent, group=group)
+        oid = self._place(j, order_type, shares, limit, stop, trail,
+                          getattr(TrailMode, trail_mode), self._valid_until(valid_until),
+                          group=self._families.get(parent, -2), parent=parent)
         self._families.setdefault(parent, oid)
-        if record["status"] != OrderStatus.open:  # the parent was refused or is done
-            self._book.cancel(oid, self.bar)
         return np.array([oid], dtype=np.int64)
 
     def cancel(self, order_id: int) -> bool:
@@ -263,23 +261,25 @@ class Context:
         return group if (self._book.open_orders()["group"] == group).any() else -1
 
     def _place(self, j: int, order_type: int, amount: float, limit, stop, trail,
-               trail_mode: int, last: int, group: int = -1) -> int:
-        """One resting order, checked against the portfolio rules; its id."""
-        close = float(self.last_close[j])
-        verdict = self._verdict(j, OrderKind.shares, amount, close)
-        if verdict:
-            return self._book.reject(self.bar, j, OrderKind.shares, amount, order_type, verdict)
+               trail_mode: int, last: int, group: int = -1, parent: int = -1) -> int:
+        """One resting order (a bracket child with `parent`) through the kernels' one
+        placement routine (`place_order`); its id."""
         nan = float("nan")
-        return self._book.place(
-            self.bar, j, order_type, amount, limit=self._level(limit, amount, True),
-            stop=self._level(stop, amount, False), trail=nan if trail is None else trail,
-            trail_mode=trail_mode, reference=close, valid_until=last, group=group)
+        spec = user_order(j, OrderKind.shares, order_type, float(amount),
+                          nan if limit is None else float(limit),
+                          nan if stop is None else float(stop),
+                          nan if trail is None else float(trail), int(trail_mode),
+                          float(self.last_close[j]), int(last), self.bar, int(parent),
+                          int(group))
+        self._book.reserve(1)
+        return int(place_order(self._settings, self._decision(), spec, self._book.state()))
 
-    def _level(self, price: float | None, shares: float, is_limit: bool) -> float:
-        """A limit or stop price as the book keeps it (rounded to the profile's tick)."""
-        if price is None:
-            return float("nan")
-        return float(placed_level(self._settings, float(price), shares > 0, is_limit))
+    def _decision(self) -> Decision:
+        """This decision as the placement kernels read it (the plan only with portfolio
+        rules)."""
+        plan = self._planned() if self._settings.portfolio_rules else np.empty(0)
+        return Decision(self.bar, float(self.equity), float(self.peak), plan,
+                        self.last_close)
 
     def _planned(self) -> np.ndarray:
         """The positions planned at this decision (portfolio rules): held plus the open
@@ -289,21 +289,6 @@ class Context:
             self._plan = planned_positions(self._ledger.positions, orders, resting, n_resting)
             self._plan_bar = self.bar
         return self._plan
-
-    def _verdict(self, j: int, kind: int, amount: float, price: float) -> int:
-        """Reason code of the portfolio rule an order breaks (0: none), checked against the
-        positions planned at this decision (`planned_positions`, then each accepted order
-        of the decision); an accepted order moves the plan."""
-        s = self._settings
-        if not s.portfolio_rules:
-            return Reason.none
-        planned = self._planned()
-        new_q = self._planned_after(j, kind, amount, float(planned[j]))
-        verdict = int(planned_verdict(s, planned, self.last_close, j, new_q, price,
-                                      self.equity, self.peak))
-        if not verdict and np.isfinite(new_q) and np.isfinite(price) and self.equity > 0:
-            planned[j] = new_q
-        return verdict
 
     def order_value(self, asset: Any, value: Any) -> np.ndarray:
         """Trade shares worth `value` at the fill price."""
@@ -343,15 +328,10 @@ class Context:
         if not np.isfinite(target).all():
             raise ValueError("weights must be finite")
         first = self._book.n_orders
-        parents = self._parents(np.arange(n_assets))
         self._book.reserve(n_assets)
-        placed = rebalance(self._settings, self.bar, target, self.equity, self.peak,
-                           self._ledger.positions, self._planned(), self.last_close,
-                           *self._book.state(),
-                           np.empty((N_INT_WORK, n_assets), np.int64),
+        placed = rebalance(self._settings, self._decision(), target, self._ledger.positions,
+                           self._book.state(), np.empty((N_INT_WORK, n_assets), np.int64),
                            np.empty((N_FLOAT_WORK, n_assets)))
-        if len(parents):
-            self._book.drop_orphans(parents, self.bar)
         return np.arange(first, first + placed, dtype=np.int64)
 
     def _submit(self, asset: Any, kind: int, amount: Any) -> np.ndarray:
@@ -367,41 +347,10 @@ class Context:
             decision_orders(rule, kind, amounts, self.equity, self._ledger.positions[assets],
                             self.last_close[assets], shares)
             assets, amounts, kind = assets[shares != 0], shares[shares != 0], OrderKind.shares
-        due = due_bar(self._settings, self.bar)
-        parents = self._parents(assets)
-        if not self._settings.portfolio_rules:
-            ids = self._book.submit(self.bar, due, assets, kind, amounts)
-            if len(parents):
-                self._book.drop_orphans(parents, self.bar)
-            return ids
-        ids = []
-        for j, amount in zip(assets.tolist(), amounts.tolist(), strict=True):
-            verdict = self._verdict(j, kind, amount, float(self.last_close[j]))
-            if verdict:
-                ids.append(self._book.reject(self.bar, j, kind, amount, OrderType.market,
-                                             verdict))
-            else:
-                ids += self._book.submit(self.bar, due, np.array([j]), kind,
-                                         np.array([amount])).tolist()
-        if len(parents):
-            self._book.drop_orphans(parents, self.bar)
-        return np.array(ids, dtype=np.int64)
-
-    def _parents(self, assets: np.ndarray) -> np.ndarray:
-        """Open market orders of `assets` that are bracket parents."""
-        open_ids = self._book.open_ids[assets]
-        open_ids = open_ids[open_ids >= 0]
-        if not len(open_ids):
-            return open_ids
-        return open_ids[self._book.record("has_children")[open_ids] == 1]
-
-    def _planned_after(self, j: int, kind: int, amount: float, planned: float) -> float:
-        """The position an order leads to from `planned` shares, estimated at this close
-        (a target sets it; other orders add to it)."""
-        close = float(self.last_close[j])
-        shares = {OrderKind.shares: planned + amount, OrderKind.value: planned + amount / close,
-                  OrderKind.percent: planned + amount * self.equity / close,
-                  OrderKind.target_shares: amount,
-                  OrderKind.target_value: amount / close,
-                  OrderKind.target_percent: amount * self.equity / close}
-        return shares[kind]
+        count = len(assets)
+        ids = np.empty(count, dtype=np.int64)
+        self._book.reserve(count)
+        place_market(self._settings, self._decision(), np.ascontiguousarray(assets, np.int64),
+                     kind, np.ascontiguousarray(amounts, np.float64), count,
+                     self._book.state(), ids)
+        return ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.kernels import ABS_TOL, REL_TOL, cancels, kernel, record_columns
-from engine.core.records import FILL_DT
+from engine.core.records import FILL_DT, LedgerArrays
 from engine.data.market import sealed
 
 
@@ -133,7 +133,7 @@ class Ledger:
                        np.asarray(quantity, dtype=np.float64), np.asarray(price, np.float64),
                        np.asarray(fee, np.float64), np.asarray(order_id, np.int64), count)
 
-    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def state(self) -> LedgerArrays:
         """The arrays the compiled loop hands to `apply_fills_nb` (cash, positions, journal,
         count); nothing else writes them."""
-        return self._cash, self._positions, self._journal, self._n_fills
+        return LedgerArrays(self._cash, self._positions, self._journal, self._n_fills)

@@ -32,6 +32,7 @@ from engine.core.kernels.loop import (
     room_needed,
 )
 from engine.core.ledger import Ledger
+from engine.core.records import BarArrays, Curves, Schedule
 from engine.core.strategy import Strategy
 from engine.data.market import Market, sealed
 
@@ -81,18 +82,20 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
     none = sealed(np.empty((0, n_assets)))
     can_rest = table is None or settings.position_rules
-    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see resting.place_rows
+    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see placement.place_rows
     high, low = (market.high, market.low) if can_rest else (none, none)
     known_open = profile.held_prices(market, config.fill)
     cash, value = np.empty(n_bars), np.empty(n_bars)
 
+    bars = BarArrays(market.open, high, low, market.close, market.last_close, known_open,
+                     market.has_bar, volume)
+    schedule = Schedule(decide, weight_start, weight_asset, weight, row_start, rows_i, rows_f,
+                        row_state)
+    curves = Curves(cash, value)
     bar, resume = 0, FROM_START
     while bar < n_bars:
-        bar, why, equity = advance(
-            settings, bar, resume, market.open, high, low, market.close, market.last_close,
-            known_open, market.has_bar, volume, decide, weight_start, weight_asset, weight,
-            row_start, rows_i, rows_f, row_state, *ledger.state(), *book.state(), cash, value,
-        )
+        bar, why, equity = advance(settings, bar, resume, bars, schedule, ledger.state(),
+                                   book.state(), curves)
         resume = FROM_START
         if why == ROOM:
             fills, orders = room_needed(settings, n_assets, book.n_resting,

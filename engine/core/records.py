@@ -158,3 +158,95 @@ FILL_DT = np.dtype([
     ("fee", np.float64),  # every cost charged for the fill
     ("order_id", np.int64),  # order that produced it
 ], align=True)
+
+
+class BarArrays(NamedTuple):
+    """The market as the compiled loop reads it: bars × assets (`Market`)."""
+
+    open: np.ndarray
+    high: np.ndarray  # 0 rows when no order can rest
+    low: np.ndarray  # 0 rows when no order can rest
+    close: np.ndarray
+    last_close: np.ndarray  # the last known close (NaN before an asset's first bar)
+    known_open: np.ndarray  # the price that values a held asset without a bar
+    has_bar: np.ndarray
+    volume: np.ndarray  # 0 rows without a volume cap
+
+
+class Schedule(NamedTuple):
+    """What is decided at each bar: `decide` (bars with a decision) and, when decided in
+    the compiled loop, a weight table (`weight_start` has a row per bar + 1, the weights of
+    bar t are `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`) or an order
+    table (`row_start` likewise over the rows `rows_i`/`rows_f`; `row_state` keeps what its
+    rows placed, `placement.place_rows`). Unused tables have 0 rows."""
+
+    decide: np.ndarray
+    weight_start: np.ndarray
+    weight_asset: np.ndarray
+    weight: np.ndarray
+    row_start: np.ndarray
+    rows_i: np.ndarray
+    rows_f: np.ndarray
+    row_state: np.ndarray
+
+
+class LedgerArrays(NamedTuple):
+    """The ledger's arrays as its booking kernel takes them (`Ledger.state`)."""
+
+    cash: np.ndarray  # [cash]
+    positions: np.ndarray  # shares by asset
+    journal: np.ndarray  # FILL_DT rows
+    n_fills: np.ndarray  # [rows of `journal` used]
+
+
+class Curves(NamedTuple):
+    """Per bar: cash at the close and the positions' value at the last known closes."""
+
+    cash: np.ndarray
+    value: np.ndarray
+
+
+class BookArrays(NamedTuple):
+    """The order book's arrays as its kernels take them (`OrderBook.state`)."""
+
+    slots: np.ndarray  # SLOT_DT per asset: its open market order
+    orders: np.ndarray  # ORDER_DT by order id
+    n_orders: np.ndarray  # [orders placed so far]
+    resting: np.ndarray  # ids of the resting orders still open, in id order
+    n_resting: np.ndarray  # [how many of `resting` are used]
+
+
+class Decision(NamedTuple):
+    """What an order placed at a decision is checked against: the decision `bar`, the
+    equity marked there and its peak so far, the positions planned by the decision so far
+    (`plan`, updated by each accepted entry; empty without portfolio rules) and the last
+    closes (which value the plan and start a trailing reference)."""
+
+    bar: int
+    equity: float
+    peak: float
+    plan: np.ndarray
+    last_close: np.ndarray
+
+
+class OrderSpec(NamedTuple):
+    """One order to place (`placement.place_order`): a market order (`type` market and a
+    user `origin`: the asset's slot order of `kind` and `amount`) or a resting order of
+    `amount` signed shares. `parent` ≥ 0 makes it a bracket child; `group` −2 starts an OCO
+    group named by its id (−1: none); `active_from` is the first bar it is checked at
+    unless a bracket child (its entry's fill decides)."""
+
+    asset: int
+    kind: int  # OrderKind (resting orders: shares)
+    type: int  # OrderType
+    amount: float
+    limit: float
+    stop: float
+    trail: float
+    trail_mode: int  # TrailMode
+    reference: float  # a trailing stop's first reference price
+    valid_until: int  # last bar it may fill at (NEVER: good till cancelled)
+    active_from: int
+    parent: int
+    group: int
+    origin: int  # Origin

@@ -32,7 +32,7 @@ class Strategy:
     def order_rows(self, market: Market) -> RowTable | None:
         """An order table placed inside the compiled loop instead of calling `on_bar`:
         (decision mask per bar, first row of each bar (T + 1 entries), int rows, float
-        rows) as `engine.core.kernels.resting.place_rows` reads them; None (the default)
+        rows) as `engine.core.kernels.placement.place_rows` reads them; None (the default)
         means the loop calls `on_bar`."""
         return None
 

@@ -582,22 +582,23 @@ class Simulation:
             self._spent.add(asset)
 
     def _adopt(self, t: int, rules: Rules, child: Resting, parent_id: int) -> None:
-        """A bracket child: one OCO group with its siblings, live after the parent fills."""
+        """A bracket child: one OCO group with its siblings, following the order that
+        carries its parent's entry (the parent, or the order a later delta order merged it
+        into): it waits for that order's first fill, is live from the next bar if that
+        order has filled (in part or in full), and is cancelled if it ended unfilled."""
         child.parent = parent_id
         child.group = ("bracket", parent_id)
         child.live_from = None
-        status = self.orders[parent_id][5] if self.record else "open"
-        while status == "merged":  # the entry is carried by the order that absorbed it
-            parent_id = self._absorbed[parent_id]
-            status = self.orders[parent_id][5]
-        parent = self.resting_orders.get(parent_id)
-        if parent is None and status == "open":  # a market parent waiting to fill
-            self._children.setdefault(parent_id, []).append(child)
-        elif status == "filled":
-            fill = next(f for f in reversed(self.fills) if f[5] == parent_id)
-            self._arm(child, fill[0], fill[3], self.bars.rows[fill[0]][child.asset],
-                      rules.stop_base)
-        elif status != "open":
+        carrier = parent_id
+        while carrier in self._absorbed:
+            carrier = self._absorbed[carrier]
+        if any(fill[5] == carrier for fill in self.fills):
+            child.live_from = t + 1
+        elif carrier in self.resting_orders and self.resting_orders[carrier].status == "open":
+            pass  # a resting entry arms its children when it fills (`_fill_resting`)
+        elif any(order.id == carrier for order in self.book.open_orders()):
+            self._children.setdefault(carrier, []).append(child)
+        else:
             self._settle(child, t, "cancelled", "cancelled")
 
     @staticmethod
@@ -840,8 +841,8 @@ class Simulation:
 
     def _settle(self, order: Resting, t: int, status: str, reason: str | None,
                 quantity: float = 0.0) -> None:
-        """Record what became of a resting order; a parent that will never fill takes its
-        waiting children with it."""
+        """Record what became of a resting order; a parent that ends without filling
+        takes its waiting children with it (one that filled in part keeps the live ones)."""
         order.status, order.reason = status, reason
         if self.record:
             record = self.orders[order.id]
@@ -850,7 +851,8 @@ class Simulation:
             record[8] += quantity
         if status != "filled":
             for child in self.resting:
-                if child.parent == order.id and child.status == "open":
+                if (child.parent == order.id and child.status == "open"
+                        and child.live_from is None):
                     self._settle(child, t, "cancelled", "cancelled")
 
     # Portfolio rules (checked when an order is placed)

@@ -1,10 +1,15 @@
 """Compiled kernels: the engine's one implementation of every per-bar rule.
 
 Sizing (`sizing.py`), execution with costs, rounding, cash policy and leverage
-(`execution.py`), the profile hooks (`hooks.py`), resting orders inside a bar and the risk
-rules (`resting.py`), the phase-ordered loop (`loop.py`) and the first-in-first-out trades
-(`trades.py`); booking into the ledger and order-book updates are
-kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`).
+(`execution.py`), the profile hooks (`hooks.py`), placing every order (`placement.py`), the
+portfolio rules checked there (`portfolio_rules.py`), where a resting order fills inside a
+bar (`matching.py`), the bar's pass over the resting orders (`fill_pass.py`), the risk
+rules' exits of a position (`position_rules.py`), the phase-ordered loop (`loop.py`) and
+the first-in-first-out trades (`trades.py`); booking into the ledger and order-book updates
+are kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`). The arrays
+they share travel as records (`engine/core/records.py`: `BarArrays`, `Schedule`,
+`LedgerArrays`, `BookArrays`, `Curves`, `Decision`, `OrderSpec`), numba-compatible named
+tuples, instead of long argument lists.
 
 Kernels are plain functions over arrays, compiled by numba with `cache=True`, so a new
 process loads the machine code from disk, and `nogil=True`, so threads (a sweep's points)
@@ -46,13 +51,16 @@ ABS_TOL = 1e-12  # ... or within 1e-12 of each other
 NEVER = 2**62  # a bar after every bar
 
 
-def kernel(function):
+def kernel(function=None, *, inline: bool = False):
     """Compile `function` with numba, cached in `CACHE_DIR` (plain Python under
-    NUMBA_DISABLE_JIT)."""
+    NUMBA_DISABLE_JIT); `inline=True` inlines it into its compiled callers, for a routine
+    called once per order in a loop."""
+    if function is None:
+        return lambda f: kernel(f, inline=inline)
     previous = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = CACHE_DIR
     try:
-        return njit(cache=True, nogil=True)(function)
+        return njit(cache=True, nogil=True, inline="always" if inline else "never")(function)
     finally:
         numba.config.CACHE_DIR = previous
 

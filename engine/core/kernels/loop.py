@@ -2,7 +2,7 @@
 
 Per bar t: (profile) screen the last decision's orders; 1–2 fill the orders due at t and
 book them into the ledger (market orders at the open, then the resting orders along the
-bar's path, `resting.py`; with close fills the resting orders first, or under the `close`
+bar's path, `fill_pass.py`; with close fills the resting orders first, or under the `close`
 path each asset's orders at the close in placement order), give new positions
 their risk-rule exits; 3 mark; 4 decide; 5 queue; with `same_close`, fill and book again at
 the close; record cash and the positions' value. `advance` runs bars from `start`
@@ -21,12 +21,11 @@ from engine.core.book import (
     close_nb,
     fill_part_nb,
     is_due,
-    reject_nb,
     release_children_nb,
-    submit_nb,
 )
 from engine.core.kernels import NEVER, argsort_stable, kernel
 from engine.core.kernels.execution import execute_batch
+from engine.core.kernels.fill_pass import AFTER_MARKET, ALL, BEFORE_MARKET, resting_pass
 from engine.core.kernels.hooks import (
     drop_without_bar,
     screen,
@@ -34,25 +33,18 @@ from engine.core.kernels.hooks import (
     still_open,
     volume_cap,
 )
-from engine.core.kernels.resting import (
-    AFTER_MARKET,
-    ALL,
-    BEFORE_MARKET,
-    place_rows,
-    planned_positions,
-    planned_verdict,
-    position_rules,
-    resting_pass,
-)
+from engine.core.kernels.placement import place_market, place_rows
+from engine.core.kernels.portfolio_rules import planned_positions
+from engine.core.kernels.position_rules import position_rules
 from engine.core.kernels.sizing import decision_shares, requested_delta
 from engine.core.ledger import apply_fills_nb, book_value, positions_value
 from engine.core.records import (
+    Decision,
     DecisionSizing,
     FillTiming,
     IntrabarPath,
     OrderKind,
     OrderStatus,
-    OrderType,
     Reason,
 )
 
@@ -72,14 +64,8 @@ def room_needed(s, n_assets: int, n_resting: int, decided_here: bool):
 
 
 @kernel
-def due_bar(s, bar: int) -> int:
-    """First bar at which an order placed at `bar`'s close may fill."""
-    return bar if s.fill == FillTiming.same_close else bar + 1
-
-
-@kernel
-def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, cash, positions,
-               journal, n_fills, slots, orders, n_orders, resting, n_resting, wi, wf) -> bool:
+def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, ledger, book, wi,
+               wf) -> bool:
     """Phases 1–2 at one fill point: size, sequence and execute the orders due now, book
     the fills into the ledger and the outcomes into the book. False if nothing was due.
 
@@ -88,6 +74,8 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, cash, 
     order that finds it spent marks the asset `stopped`); `wi`/`wf` are work arrays
     (`N_INT_WORK`/`N_FLOAT_WORK` rows over the assets).
     """
+    cash, positions, journal, n_fills = ledger
+    slots, orders, resting, n_resting = book.slots, book.orders, book.resting, book.n_resting
     drop_without_bar(s, bar, slots, orders, has_bar)
     due, ids, status, reason, fill_asset, fill_order = wi[0], wi[1], wi[2], wi[3], wi[4], wi[5]
     delta, value, held, px, cap = wf[0], wf[1], wf[2], wf[3], wf[4]
@@ -157,102 +145,63 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, cash, 
 
 
 @kernel
-def rebalance(s, bar, target, equity, peak, positions, planned, last_close, slots, orders,
-              n_orders, resting, n_resting, wi, wf) -> int:
-    """Phases 4–5 for target weights over every asset: orders for what is targeted, held
-    or pending, submitted sells first by the delta estimated at this close. With portfolio
-    rules, each is checked in that order at this close (`entry_verdict`) and one that
-    breaks a rule is recorded `rejected` instead. Returns the number of orders recorded
-    (the caller reserves room for one per asset)."""
-    chosen, assets = wi[0], wi[1]
-    estimate, amounts = wf[0], wf[1]
+def rebalance(s, at, target, positions, book, wi, wf) -> int:
+    """Phases 4–5 for target weights over every asset at decision `at`: orders for what is
+    targeted, held or pending, placed sells first by the delta estimated at this close
+    (`placement.place_market`, which checks each against the portfolio rules with the
+    positions planned at this decision, `at.plan`, and records one that breaks a rule
+    `rejected`).
+    Returns the number of orders recorded (the caller reserves room for one per asset)."""
+    equity, last_close = at.equity, at.last_close
+    chosen = wi[0]
+    estimate = wf[0]
     count = 0
     for j in range(len(target)):
-        if target[j] != 0 or positions[j] != 0 or slots[j]["order_id"] >= 0:
+        if target[j] != 0 or positions[j] != 0 or book.slots[j]["order_id"] >= 0:
             chosen[count] = j
             estimate[count] = target[j] * equity - positions[j] * last_close[j]
             count += 1
     by_estimate = wi[6]
     argsort_stable(estimate, count, by_estimate, wi[7])
-    due = due_bar(s, bar)
-    if s.portfolio_rules:
-        return checked_rebalance(s, bar, due, target, equity, peak, positions, planned,
-                                 last_close, chosen, by_estimate, count, slots, orders,
-                                 n_orders, assets, amounts)
-    if s.decision_sizing == DecisionSizing.at_fill:
-        for i in range(count):
-            assets[i] = chosen[by_estimate[i]]
-            amounts[i] = target[assets[i]]
-        submit_nb(slots, orders, n_orders, bar, due, assets, OrderKind.target_percent, amounts,
-                  count)
-        return count
+    assets, amounts = wi[1], wf[1]
+    kind = OrderKind.target_percent
+    if s.decision_sizing != DecisionSizing.at_fill:
+        kind = OrderKind.shares
     placed = 0
     for i in range(count):
         j = chosen[by_estimate[i]]
-        shares = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
-                                 last_close[j])
-        if np.isfinite(shares) and shares != 0:
-            assets[placed] = j
-            amounts[placed] = shares
-            placed += 1
-    submit_nb(slots, orders, n_orders, bar, due, assets, OrderKind.shares, amounts, placed)
-    return placed
-
-
-@kernel
-def checked_rebalance(s, bar, due, target, equity, peak, positions, planned, last_close,
-                      chosen, by_estimate, count, slots, orders, n_orders, assets,
-                      amounts) -> int:
-    """`rebalance`'s orders one by one, each checked against the portfolio rules with the
-    positions `planned` at this decision (`planned_positions`, then the decision's orders
-    accepted before it; updated here), estimated at this close."""
-    placed = 0
-    for i in range(count):
-        j = chosen[by_estimate[i]]
-        q = planned[j]
-        price = last_close[j]
-        if s.decision_sizing == DecisionSizing.at_fill:
-            kind, amount = OrderKind.target_percent, target[j]
-            new_q = target[j] * equity / price
-        else:
-            kind = OrderKind.shares
+        amount = target[j]
+        if s.decision_sizing != DecisionSizing.at_fill:
             amount = decision_shares(s.decision_sizing, target[j] * equity, positions[j],
-                                     price)
+                                     last_close[j])
             if not (np.isfinite(amount) and amount != 0):
                 continue
-            new_q = q + amount
-        if not np.isfinite(new_q):
-            new_q = q
-        verdict = planned_verdict(s, planned, last_close, j, new_q, price, equity, peak)
+        assets[placed] = j
+        amounts[placed] = amount
         placed += 1
-        if verdict != Reason.none:
-            reject_nb(orders, n_orders, bar, j, kind, amount, OrderType.market, verdict)
-            continue
-        assets[0] = j
-        amounts[0] = amount
-        submit_nb(slots, orders, n_orders, bar, due, assets, kind, amounts, 1)
-        if np.isfinite(price) and equity > 0:
-            planned[j] = new_q
+    place_market(s, at, assets, kind, amounts, placed, book, wi[2])
     return placed
 
 
 @kernel
-def advance(s, start, resume, open_, high, low, close, last_close, known_open, has_bar,
-            volume, decide, weight_start, weight_asset, weight, row_start, rows_i, rows_f,
-            row_state, cash, positions, journal, n_fills, slots, orders, n_orders, resting,
-            n_resting, cash_curve, value_curve):
+def advance(s, start, resume, bars, schedule, ledger, book, curves):
     """Run bars from `start` (its first phase or, with `resume=AFTER_DECISION`, right after
-    its decision) until the end, a callback decision or a full journal or order record.
+    its decision) until the end, a callback decision or a full journal or order record,
+    over the market (`bars`), what is decided (`schedule`), the ledger's and the book's
+    arrays and the per-bar `curves` (records.py).
 
     Returns (bar, why, equity): `DONE`; `DECIDE` at `bar` with the equity marked there;
     `ROOM` at the start of `bar` (reserve the room `room_needed` says, then call again).
-    `high` and `low` may be empty (0 rows) when no order can rest (no resting order can be
-    placed and no risk rule is on). The weights are decided here
-    when `weight_start` has a row per bar: the weights of bar t are
-    `weight[weight_start[t]:weight_start[t + 1]]` on `weight_asset`. An order table is placed
-    here when `row_start` has a row per bar (`resting.place_rows`; `row_state` keeps what
-    its rows placed between calls).
+    `bars.high` and `bars.low` may be empty (0 rows) when no order can rest (no resting
+    order can be placed and no risk rule is on). A weight table or an order table in
+    `schedule` is decided here (`rebalance`, `placement.place_rows`).
     """
+    open_, close, last_close = bars.open, bars.close, bars.last_close
+    known_open, has_bar, volume = bars.known_open, bars.has_bar, bars.volume
+    decide, weight_start, weight_asset, weight, row_start, rows_i, rows_f, row_state = schedule
+    cash, positions, journal, n_fills = ledger
+    slots, orders, n_orders, resting, n_resting = book
+    cash_curve, value_curve = curves
     n_bars, n_assets = close.shape
     by_rows = len(row_start) == n_bars + 1
     in_kernel = len(weight_start) == n_bars + 1 or by_rows
@@ -288,9 +237,8 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 screen(s, t, slots, orders, cash[0], last_close[t - 1])
             known = known_open[t - 1] if t > 0 else nothing_known
             if s.fill == FillTiming.next_open:
-                fill_batch(s, t, open_[t], close[t], known, has_bar[t], budget, stopped, cash,
-                           positions, journal, n_fills, slots, orders, n_orders, resting,
-                           n_resting, wi, wf)
+                fill_batch(s, t, open_[t], close[t], known, has_bar[t], budget, stopped, ledger,
+                           book, wi, wf)
             valuation = wf[8]  # read only with leverage (the buying power)
             if n_resting[0] > 0:
                 if s.leverage > 1.0:
@@ -301,19 +249,15 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                         due = has_bar[t, j] and is_due(slots[j], t)
                         split[j] = slots[j]["order_id"] if due else NEVER
                 resting_pass(s, t, BEFORE_MARKET if on_close else ALL, split, budget, stopped,
-                             open_[t], high[t], low[t], close[t], has_bar[t], valuation, cash,
-                             positions, journal, n_fills, orders, resting, n_resting)
+                             bars, valuation, ledger, book)
             if s.fill == FillTiming.next_close:
                 fill_batch(s, t, close[t], close[t], last_close[t], has_bar[t], budget, stopped,
-                           cash, positions, journal, n_fills, slots, orders, n_orders, resting,
-                           n_resting, wi, wf)
+                           ledger, book, wi, wf)
                 if on_close and n_resting[0] > 0:
-                    resting_pass(s, t, AFTER_MARKET, split, budget, stopped, open_[t], high[t],
-                                 low[t], close[t], has_bar[t], valuation, cash, positions,
-                                 journal, n_fills, orders, resting, n_resting)
+                    resting_pass(s, t, AFTER_MARKET, split, budget, stopped, bars, valuation,
+                                 ledger, book)
             if n_fills[0] > first_fill:
-                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
-                               last_fill, orders, n_orders, resting, n_resting)
+                position_rules(s, t, first_fill, ledger, held, close[t], last_fill, book)
             cash_curve[t] = cash[0]
             if decide[t]:
                 value_curve[t] = positions_value(positions, last_close[t])
@@ -321,30 +265,27 @@ def advance(s, start, resume, open_, high, low, close, last_close, known_open, h
                 peak = max(peak, equity)
                 if not in_kernel:
                     return t, DECIDE, equity
+                planned = positions
+                if s.portfolio_rules:
+                    planned = planned_positions(positions, orders, resting, n_resting)
+                at = Decision(t, equity, peak, planned, last_close[t])
                 if by_rows:
-                    place_rows(s, t, row_start[t], row_start[t + 1], rows_i, rows_f,
-                               row_state, equity, peak, positions, last_close[t], slots,
-                               orders, n_orders, resting, n_resting)
+                    place_rows(s, at, row_start[t], row_start[t + 1], rows_i, rows_f,
+                               row_state, book)
                 else:
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = weight[k]
-                    planned = positions
-                    if s.portfolio_rules:
-                        planned = planned_positions(positions, orders, resting, n_resting)
-                    rebalance(s, t, target, equity, peak, positions, planned, last_close[t],
-                              slots, orders, n_orders, resting, n_resting, wi, wf)
+                    rebalance(s, at, target, positions, book, wi, wf)
                     for k in range(weight_start[t], weight_start[t + 1]):
                         target[weight_asset[k]] = 0.0
         first_fill = n_fills[0]
         if s.position_rules:
             held[:] = positions
         if s.fill == FillTiming.same_close and fill_batch(
-                s, t, close[t], close[t], last_close[t], has_bar[t], budget, stopped, cash,
-                positions, journal, n_fills, slots, orders, n_orders, resting, n_resting, wi,
-                wf):
+                s, t, close[t], close[t], last_close[t], has_bar[t], budget, stopped, ledger,
+                book, wi, wf):
             if n_fills[0] > first_fill:
-                position_rules(s, t, first_fill, journal, n_fills, positions, held, close[t],
-                               last_fill, orders, n_orders, resting, n_resting)
+                position_rules(s, t, first_fill, ledger, held, close[t], last_fill, book)
             cash_curve[t] = cash[0]
             value_curve[t] = positions_value(positions, last_close[t])
         elif not decide[t]:
