@@ -37,6 +37,7 @@ from engine.gap.vocabulary import (
     peer_rule_sets,
     rule_switches,
 )
+from engine.progress import progress
 from engine.reference import Bars, Book, Rules
 from engine.reference.execution import add
 from engine.results.compare import Tolerance
@@ -302,7 +303,9 @@ class Diagnoser:
             states[own.bar] = ([], False, frozenset())
         start = self.fit_start(base.state())
         alive: list[Hypothesis] = [Hypothesis(start, *base.state())] if start else []
-        for own in self.books[self.same_until:]:
+        remaining = self.books[self.same_until:]
+        for own in progress(remaining, total=len(remaining), what="bars diagnosed",
+                            unit="bar"):
             t = own.bar
             actual = self.log.by_bar.get(t, {})
             base_state = base.state()
