@@ -3,6 +3,8 @@ manual loop's return, and the analysis explains the gap by exactly the planted b
 
 from __future__ import annotations
 
+import pytest
+
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.demo import run_engine
 from engine.demo.generator import Market, build
@@ -10,6 +12,8 @@ from engine.demo.judging import judge
 from engine.demo.story import CASH, DATA_SEED, EVERY, FEES, TOP, run_demo, seed_wiring
 from engine.reference import run_reference
 from pipelines.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def test_the_seed_engine_reports_hundreds_of_times_the_manual_loops_return():

@@ -26,6 +26,8 @@ from engine.demo.judging import analyze_drawn, judge
 from engine.demo.wiring import Bug, Wiring
 from engine.results.compare import Tolerance, join_sides
 
+pytestmark = pytest.mark.slow
+
 DRAWS = range(16)  # what `make test` can afford; bench/gap_drawn.py draws 500
 
 

@@ -17,6 +17,8 @@ from engine.logs import LogOptions, read_log
 from pipelines.cli import main
 from tests.native_logs import small_market
 
+pytestmark = pytest.mark.slow
+
 FILLS = ["timestamp", "asset", "quantity", "price", "fee"]
 SETTINGS = ("--shares", "integer", "--fees", "0.0005")
 

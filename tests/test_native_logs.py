@@ -20,6 +20,8 @@ from tests.native_logs import (
     zipline_log,
 )
 
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
 FILLS = ["timestamp", "asset", "quantity", "price", "fee"]
 
 

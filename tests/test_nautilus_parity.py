@@ -28,6 +28,8 @@ from tests.builders import top_k_weights as random_top_k
 from tests.parity import REL, assert_same_fills, relative_gap
 from tests.resting_cases import Orders, gappy_bars, table
 
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
 KEY = ["timestamp", "asset"]
 ORDER_KEY = ["timestamp", "asset", "order_id"]
 

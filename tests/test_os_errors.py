@@ -17,6 +17,8 @@ import pytest
 
 from tests.dagster_server import ROOT
 
+pytestmark = pytest.mark.slow
+
 DISK_SIZE = "16m"
 
 

@@ -18,6 +18,8 @@ from pipelines.cli import main
 from pipelines.definitions import ASSETS, CHECKS, resources
 from pipelines.run_config import user_run_config
 
+pytestmark = pytest.mark.slow
+
 SP500 = Path(__file__).parent / "data" / "sp500_closes.csv"
 VOLUME = 1_000_000.0  # what a closes-only data set gets: one volume for every bar
 

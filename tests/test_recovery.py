@@ -34,6 +34,8 @@ from pipelines.ui import default_signals, session_members
 from tests.dagster_server import ROOT, free_port
 from tests.test_ui_end_to_end import IN_PROCESS
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 POOL = "peer_engines"
 BIN = Path(sys.executable).parent
 NIGHTLY = ("market_data", "signals", "target_weights", "backtest_engine", "backtest_reference",
