@@ -17,8 +17,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.config import BacktestConfig
-from engine.core.strategy import decision_weights
-from engine.data.loading import load_prices, load_weights
+from engine.data.loading import load_prices
 from engine.data.market import Market
 from engine.data.synthetic import generate_market
 
@@ -67,17 +66,9 @@ def backtrader_logs(prices: pl.DataFrame, weights: pl.DataFrame, config: Backtes
     import backtrader as bt
     import pandas as pd
 
-    from engine.peers.backtrader import _feed_frame, _rebalancer
+    from engine.peers.backtrader import rebalancing_cerebro
 
-    bars = load_prices(prices)
-    market = Market.from_bars(bars)
-    cerebro = bt.Cerebro(stdstats=False)
-    for j, asset in enumerate(market.assets.to_list()):
-        cerebro.adddata(bt.feeds.PandasData(dataname=_feed_frame(market, j), name=asset))
-    cerebro.broker.setcash(config.initial_cash)
-    cerebro.broker.setcommission(commission=config.fees)
-    cerebro.addstrategy(_rebalancer(bt), decisions=decision_weights(
-        market, load_weights(weights, bars)), exectype=bt.Order.Market)
+    cerebro, _ = rebalancing_cerebro(prices, weights, config)
     cerebro.addanalyzer(bt.analyzers.Transactions, _name="tx")
     cerebro.addanalyzer(bt.analyzers.PyFolio, _name="pf")
     (strategy,) = cerebro.run()

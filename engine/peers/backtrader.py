@@ -54,9 +54,16 @@ def run_backtrader(
     prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig | None = None
 ) -> BacktraderResult:
     """Run backtrader on the same inputs as `engine.run_backtest` and normalize the result."""
+    cerebro, market = rebalancing_cerebro(prices, weights, config or BacktestConfig())
+    (run,) = cerebro.run()
+    return _normalize(run, market)
+
+
+def rebalancing_cerebro(prices: pl.DataFrame, weights: pl.DataFrame, config: BacktestConfig):
+    """(cerebro, market): backtrader set up to rebalance to `weights` under `config`, not yet
+    run (a caller may add analyzers first)."""
     import backtrader as bt
 
-    config = config or BacktestConfig()
     for name, why in UNSUPPORTED.items():
         if getattr(config, name):
             raise ValueError(f"cannot run backtrader with {name}: {why}")
@@ -76,8 +83,7 @@ def run_backtrader(
     exectype = bt.Order.Close if config.fill == "next_close" else bt.Order.Market
     cerebro.addstrategy(_rebalancer(bt), decisions=decision_weights(market, targets),
                         exectype=exectype)
-    (run,) = cerebro.run()
-    return _normalize(run, market)
+    return cerebro, market
 
 
 def _feed_frame(market: Market, column: int):
