@@ -33,24 +33,30 @@ def module_path(name: str) -> Path | None:
     return None
 
 
-@functools.cache
-def _direct_imports(name: str) -> frozenset[str]:
-    """Project modules that module `name` imports (and their parent packages)."""
-    path = module_path(name)
+def imports_of(path: Path, name: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Every import in module `name` (at `path`), anywhere in its body: (module, names) with
+    relative imports resolved; `import a.b` gives ("a.b", ())."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            found += [(alias.name, ()) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        for target in targets:
+            found.append((base, tuple(alias.name for alias in node.names)))
+    return found
+
+
+@functools.cache
+def _direct_imports(name: str) -> frozenset[str]:
+    """Project modules that module `name` imports (and their parent packages)."""
+    path = module_path(name)
+    found: set[str] = set()
+    for base, names in imports_of(path, name):
+        for target in [base, *(f"{base}.{n}" for n in names)]:
             parts = target.split(".")
             found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     return frozenset(module for module in found if module_path(module) is not None)

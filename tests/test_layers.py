@@ -21,9 +21,10 @@ packages of one layer do not import each other. Every `import` counts, inside fu
 
 from __future__ import annotations
 
-import ast
 from collections import defaultdict
 from pathlib import Path
+
+from assets.versions import imports_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("schemas", "engine", "assets", "pipelines")
@@ -66,19 +67,8 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in known.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                targets = [f"{base}.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for target in targets:
+        for base, names in imports_of(path, name):
+            for target in [f"{base}.{n}" for n in names] or [base]:
                 module = owner(target)
                 if module and module != name:
                     graph[name].add(module)
