@@ -5,23 +5,19 @@ from __future__ import annotations
 import polars as pl
 
 from engine.errors import InputError
-from engine.logs.spec import LogFormat, column, number, pick, raw
+from engine.logs.spec import LogFormat, column, mapped, number, pick, raw
 
 DEFAULTS = {"timestamp": "timestamp", "asset": "asset", "quantity": "quantity",
             "side": "side", "price": "price", "fee": "fee", "order": "order_id",
             "trigger": "trigger"}
 
 
-def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    return raw(frame, time=pick(frame, "timestamp"), symbol=pick(frame, "asset"),
-               quantity=pick(frame, "quantity"), price=pick(frame, "price"),
-               fee=pick(frame, "fee"), order=pick(frame, "order_id"),
-               trigger=pick(frame, "trigger"))
-
+COLUMNS = {"time": "timestamp", "symbol": "asset", "quantity": "quantity", "price": "price",
+           "fee": "fee", "order": "order_id", "trigger": "trigger"}
 
 TRADEGAP = LogFormat("tradegap", "tradegap fills",
-                     frozenset({"timestamp", "asset", "quantity", "price", "fee"}), _prepare,
-                     names={"time": "timestamp", "symbol": "asset"})
+                     frozenset({"timestamp", "asset", "quantity", "price", "fee"}),
+                     mapped(COLUMNS), names=COLUMNS)
 
 
 def by_columns(mapping: dict[str, str]) -> LogFormat:

@@ -61,6 +61,12 @@ def text(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.String).str.strip_chars()
 
 
+def mapped(names: dict[str, str]) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """The reader of a log whose RAW keys are plain columns: `names` (RAW key → the log's
+    column) both reads the log and names its columns in messages."""
+    return lambda frame: raw(frame, **{key: pick(frame, name) for key, name in names.items()})
+
+
 def raw(frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
     """The RAW columns from expressions over `frame` (missing ones null, `row` kept)."""
     exprs = []

@@ -6,20 +6,11 @@ is unsigned and Side says 'Buy' or 'Sell'; Timestamp is the bar's index label.
 
 from __future__ import annotations
 
-import polars as pl
+from engine.logs.spec import LogFormat, mapped
 
-from engine.logs.spec import LogFormat, pick, raw
-
-
-def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    return raw(frame, time=pick(frame, "Timestamp"), symbol=pick(frame, "Column"),
-               quantity=pick(frame, "Size"), side=pick(frame, "Side"),
-               price=pick(frame, "Price"), fee=pick(frame, "Fees"),
-               order=pick(frame, "Order Id"))
-
+COLUMNS = {"time": "Timestamp", "symbol": "Column", "quantity": "Size", "side": "Side",
+           "price": "Price", "fee": "Fees", "order": "Order Id"}
 
 VECTORBT = LogFormat("vectorbt", "vectorbt records_readable",
                      frozenset({"column", "timestamp", "size", "price", "fees", "side"}),
-                     _prepare, names={"time": "Timestamp", "symbol": "Column",
-                                      "quantity": "Size", "side": "Side", "price": "Price",
-                                      "fee": "Fees"})
+                     mapped(COLUMNS), names=COLUMNS)
