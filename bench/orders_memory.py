@@ -1,13 +1,17 @@
-"""Peak memory of a large order table: reading and validating it, then turning it into the
-compiled loop's rows (and, with `--stage run`, the whole backtest).
+"""Peak memory of a large order table: reading and validating it into the compiled loop's
+rows, the whole backtest, and the backtest with its orders and fills tables.
 
 Writes a generated market and an order table of `--rows` rows (market, limit and stop
 orders on random assets and bars, sorted by timestamp) as Parquet or CSV, then measures
 each stage in a fresh process: its peak resident memory (`getrusage` of that process) and
-the rows it handled, side by side. Usage:
+the rows it handled, side by side for the two ways in: `whole` loads the validated table
+(`load_orders`, as before) and converts it; `batched` reads and checks it a batch of rows
+at a time straight into the loop's rows (`OrderTable.read`, what `run_orders` does).
+Usage:
 
     python bench/orders_memory.py [--rows 10000000] [--assets 500] [--days 2520]
-                                  [--format parquet|csv] [--stage load rows run]
+                                  [--format parquet|csv] [--stage rows run tables]
+                                  [--path whole batched]
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-STAGES = ("load", "rows", "run")
+STAGES = ("rows", "run", "tables")
+PATHS = ("whole", "batched")
 
 
 def write_inputs(folder: Path, rows: int, assets: int, days: int, fmt: str) -> tuple[Path, Path]:
@@ -56,7 +61,7 @@ def write_inputs(folder: Path, rows: int, assets: int, days: int, fmt: str) -> t
     return prices, path
 
 
-def measure(stage: str, prices: str, orders: str) -> dict:
+def measure(stage: str, path: str, prices: str, orders: str) -> dict:
     """Run one stage in this process; its peak RSS and the rows it handled."""
     import resource
 
@@ -65,18 +70,25 @@ def measure(stage: str, prices: str, orders: str) -> dict:
     from engine.core.loop import simulate
     from engine.core.strategy import OrderTable
     from engine.data.loading import load_orders
+    from engine.results.tables import BacktestResult
 
     market = market_of(prices)
     start = time.perf_counter()
-    table = load_orders(orders, market)
-    handled = table.height
+    strategy = (OrderTable(load_orders(orders, market)) if path == "whole"
+                else OrderTable.read(orders, market))
     if stage == "rows":
-        handled = len(OrderTable(table).order_rows(market)[2])
-    elif stage == "run":
-        handled = simulate(market, OrderTable(table), BacktestConfig()).book.n_orders
+        handled = len(strategy.order_rows(market)[2])
+    else:
+        simulation = simulate(market, strategy, BacktestConfig())
+        handled = simulation.book.n_orders
+        if stage == "tables":
+            result = BacktestResult(simulation)
+            tables = result.orders, result.fills
+            handled = tables[0].height
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB → GiB
-    return {"stage": stage, "rows": handled, "peak_gb": peak, "seconds": elapsed}
+    return {"stage": stage, "path": path, "rows": handled, "peak_gb": peak,
+            "seconds": elapsed}
 
 
 def main() -> None:
@@ -85,8 +97,9 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=500)
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--stage", nargs="+", choices=STAGES, default=["load", "rows"])
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--stage", nargs="+", choices=STAGES, default=["rows", "run"])
+    parser.add_argument("--path", nargs="+", choices=PATHS, default=list(PATHS))
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(*args.measure)))
@@ -96,16 +109,18 @@ def main() -> None:
         size = orders.stat().st_size / 1024**2
         print(f"{args.rows:,} order rows ({args.format}, {size:,.0f} MB) on "
               f"{args.assets} assets × {args.days} days")
-        print(f"{'stage':<6} {'rows':>12} {'peak RSS':>10} {'time':>8}")
+        print(f"{'stage':<7} {'path':<8} {'rows':>12} {'peak RSS':>10} {'time':>8}")
         for stage in args.stage:
-            out = subprocess.run([sys.executable, __file__, "--measure", stage, str(prices),
-                                  str(orders)], capture_output=True, text=True)
-            if out.returncode:
-                print(f"{stage:<6} failed: {out.stderr.strip().splitlines()[-1]}")
-                continue
-            r = json.loads(out.stdout)
-            print(f"{r['stage']:<6} {r['rows']:>12,} {r['peak_gb']:>8.2f} GB "
-                  f"{r['seconds']:>7.1f}s", flush=True)
+            for path in args.path:
+                out = subprocess.run([sys.executable, __file__, "--measure", stage, path,
+                                      str(prices), str(orders)], capture_output=True, text=True)
+                if out.returncode:
+                    print(f"{stage:<7} {path:<8} failed: "
+                          f"{out.stderr.strip().splitlines()[-1]}")
+                    continue
+                r = json.loads(out.stdout)
+                print(f"{r['stage']:<7} {r['path']:<8} {r['rows']:>12,} "
+                      f"{r['peak_gb']:>8.2f} GB {r['seconds']:>7.1f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import polars as pl
 from engine.core.config import BacktestConfig
 from engine.core.loop import simulate
 from engine.core.strategy import OrderTable, Strategy, TargetWeights
-from engine.data.loading import load_market, load_orders, load_weights
+from engine.data.loading import load_market, load_weights
 from engine.data.market import Market
 from engine.results.tables import BacktestResult
 
@@ -53,10 +53,11 @@ def run_orders(
     """Backtest an order table on prices: each row an order decided at its timestamp's
     close (`timestamp, asset, type, quantity, limit_price, stop_price, trail`, optional
     `trail_mode, valid_until, group, id, parent`; docs/semantics.md). Bad input raises
-    `engine.errors.InputError` with a one-line message."""
+    `engine.errors.InputError` with a one-line message. The table is read and checked a
+    batch of rows at a time, straight into the loop's rows (`OrderTable.read`)."""
     config = config or BacktestConfig()
     market = market_of(prices)
-    return _run(market, OrderTable(load_orders(orders, market)), config)
+    return _run(market, OrderTable.read(orders, market), config)
 
 
 def run_strategy(

@@ -23,6 +23,7 @@ from engine.core.kernels import NEVER, kernel, record_columns
 from engine.core.kernels.sizing import pending_shares
 from engine.core.records import (
     NO_TARGET,
+    OPEN_ORDER_DT,
     ORDER_DT,
     SLOT_DT,
     BookArrays,
@@ -50,7 +51,7 @@ def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) ->
     """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
     open order, a delta is folded into it. Its id; the caller reserves room."""
     oid = n_orders[0]
-    new_record(orders[oid], oid, bar, asset, kind, amount, due_bar)
+    new_record(orders[oid], bar, asset, kind, amount, due_bar)
     slot = slots[asset]
     previous = slot["order_id"]
     if previous >= 0:
@@ -80,9 +81,8 @@ def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) ->
 
 
 @kernel
-def new_record(record, oid, bar, asset, kind, amount, active_from):
+def new_record(record, bar, asset, kind, amount, active_from):
     """Fill in a new open order record: a market order unless the caller says more."""
-    record["order_id"] = oid
     record["created_bar"] = bar
     record["asset"] = asset
     record["kind"] = kind
@@ -112,7 +112,7 @@ def reject_nb(orders, n_orders, bar, asset, kind, amount, order_type, reason) ->
     """Record an order refused when placed (a portfolio rule); no slot changes. Its id."""
     oid = n_orders[0]
     record = orders[oid]
-    new_record(record, oid, bar, asset, kind, amount, NEVER)
+    new_record(record, bar, asset, kind, amount, NEVER)
     record["type"] = order_type
     record["status"] = OrderStatus.rejected
     record["reason"] = reason
@@ -128,7 +128,7 @@ def place_nb(orders, n_orders, resting, n_resting, bar, asset, order_type, quant
     starts a new OCO group named by this id (−1: none). The caller reserves room."""
     oid = n_orders[0]
     record = orders[oid]
-    new_record(record, oid, bar, asset, OrderKind.shares, quantity, active_from)
+    new_record(record, bar, asset, OrderKind.shares, quantity, active_from)
     record["type"] = order_type
     record["limit_price"] = limit
     record["stop_price"] = stop
@@ -163,7 +163,7 @@ def cancel_group_nb(orders, resting, n_resting, group, keep, reason) -> None:
     """Cancel the open orders of OCO `group` other than `keep`."""
     for k in range(n_resting[0]):
         record = orders[resting[k]]
-        if (record["group"] == group and record["order_id"] != keep
+        if (record["group"] == group and resting[k] != keep
                 and record["status"] == OrderStatus.open):
             record["status"] = OrderStatus.cancelled
             record["reason"] = reason
@@ -424,12 +424,17 @@ class OrderBook:
         return sealed(self._resting[: self.n_resting])
 
     def open_orders(self) -> np.ndarray:
-        """Every open order, market slots and resting, in id order (`ORDER_DT`, sealed)."""
+        """Every open order, market slots and resting, in id order (`OPEN_ORDER_DT`: the
+        `ORDER_DT` record with its `order_id`; sealed)."""
         ids = np.concatenate([self._slots["order_id"][self._slots["order_id"] >= 0],
                               self._resting[: self.n_resting]])
         ids = np.sort(ids)
         ids = ids[self._orders["status"][ids] == OrderStatus.open]
-        return sealed(self._orders[ids])
+        listed = np.empty(len(ids), dtype=OPEN_ORDER_DT)
+        listed["order_id"] = ids
+        for name in ORDER_DT.names:
+            listed[name] = self._orders[name][ids]
+        return sealed(listed)
 
     def place(self, bar: int, asset: int, order_type: int, quantity: float,
               limit: float = np.nan, stop: float = np.nan, trail: float = np.nan,

@@ -31,6 +31,7 @@ from engine.core.kernels.loop import (
     advance,
     room_needed,
 )
+from engine.core.kernels.placement import ROW_LABEL, ROW_PARENT
 from engine.core.ledger import Ledger
 from engine.core.records import BarArrays, Curves, Schedule
 from engine.core.strategy import Strategy
@@ -60,7 +61,7 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     rows = strategy.order_rows(market) if table is None else None
     expected = 4 * n_assets + 1024  # orders (and fills) expected; the arrays grow past it
     row_start = np.zeros(0, dtype=np.int64)
-    rows_i, rows_f = np.zeros((0, 6), dtype=np.int64), np.zeros((0, 4))
+    rows_i, rows_f = np.zeros((0, 6), dtype=np.int32), np.zeros((0, 4))
     if table is not None:
         decide, weight_start, weight_asset, weight = table
         expected += min(n_assets * int(decide.sum()), 2 * len(weight))
@@ -82,7 +83,7 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
     volume = market.volume if settings.volume_limit > 0 else sealed(np.empty((0, n_assets)))
     none = sealed(np.empty((0, n_assets)))
     can_rest = table is None or settings.position_rules
-    row_state = np.full((3, len(rows_i)), -1, dtype=np.int64)  # see placement.place_rows
+    row_state = np.full((3, len(rows_i) if rows_linked(rows_i) else 0), -1, dtype=np.int32)
     high, low = (market.high, market.low) if can_rest else (none, none)
     known_open = profile.held_prices(market, config.fill)
     cash, value = np.empty(n_bars), np.empty(n_bars)
@@ -110,3 +111,10 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             strategy.on_bar(ctx)
             resume = AFTER_DECISION
     return Simulation(market, config, ledger, book, cash, value)
+
+
+def rows_linked(rows_i: np.ndarray) -> bool:
+    """Whether an order table's rows name other rows (a parent or an OCO label): only then
+    does the loop keep what each row placed (`placement.place_rows`)."""
+    return bool(len(rows_i)) and bool((rows_i[:, ROW_PARENT] >= 0).any()
+                                      or (rows_i[:, ROW_LABEL] >= 0).any())

@@ -112,10 +112,10 @@ class _DecisionSizing(NamedTuple):
 
 DecisionSizing = _DecisionSizing()
 
-ORDER_DT = np.dtype([  # 8-byte fields, then 4-byte, then the 1-byte codes: 120 bytes a record
-    ("order_id", np.int64),  # its id: its index in the book's records
+ORDER_DT = np.dtype([  # 8-byte fields, then 4-byte, then the 1-byte codes: 96 bytes a record
+    # (no id field: a record's id is its index; ids, bars and assets fit 4 bytes, the bars
+    # that may be NEVER keep 8)
     ("amount", np.float64),  # shares, cash value or fraction, as requested
-    ("superseded_by", np.int64),  # id of the order that replaced or absorbed it, else -1
     ("filled_quantity", np.float64),  # signed shares filled so far
     # resting orders (market slot orders keep the defaults: type market, NaN prices, -1)
     ("limit_price", np.float64),  # limit of a limit / stop_limit, else NaN
@@ -124,8 +124,9 @@ ORDER_DT = np.dtype([  # 8-byte fields, then 4-byte, then the 1-byte codes: 120 
     ("reference", np.float64),  # trailing stop: the best price so far (peak or trough)
     ("valid_until", np.int64),  # last bar at which it may fill; NEVER: good till cancelled
     ("active_from", np.int64),  # first bar it is checked at (NEVER: bracket child waiting)
-    ("parent", np.int64),  # id of its bracket parent, else -1
-    ("group", np.int64),  # OCO group (the id of its first member), else -1
+    ("superseded_by", np.int32),  # id of the order that replaced or absorbed it, else -1
+    ("parent", np.int32),  # id of its bracket parent, else -1
+    ("group", np.int32),  # OCO group (the id of its first member), else -1
     ("created_bar", np.int32),  # bar at whose close the order was placed
     ("asset", np.int32),  # asset index (column of the market)
     ("filled_bar", np.int32),  # bar of its last fill, -1 unless filled
@@ -139,6 +140,10 @@ ORDER_DT = np.dtype([  # 8-byte fields, then 4-byte, then the 1-byte codes: 120 
     # path): its condition held on a close it was checked at, so it fills at every later one
     ("has_children", np.int8),  # 1: a bracket parent whose children wait for its fill
 ], align=True)
+
+OPEN_ORDER_DT = np.dtype([("order_id", np.int64),  # an open order's record with its id
+                          *((name, ORDER_DT.fields[name][0]) for name in ORDER_DT.names)],
+                         align=True)
 
 SLOT_DT = np.dtype([  # the open order of one asset (the book holds one slot per asset)
     ("order_id", np.int64),  # id of the asset's open order, -1: none (the one mark of open)

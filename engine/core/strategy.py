@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
 from engine.core.context import Context
 from engine.core.kernels import NEVER
+from engine.core.kernels.placement import (
+    ROW_ASSET,
+    ROW_LABEL,
+    ROW_PARENT,
+    ROW_TRAIL_MODE,
+    ROW_TYPE,
+    ROW_VALID_UNTIL,
+)
 from engine.core.records import TYPE_NAMES
+from engine.data.loading import load_orders_into
 from engine.data.market import Market
 
 WeightTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -86,15 +97,32 @@ class OrderTable(Strategy):
 
     The rows are placed inside the compiled loop (`order_rows`); `on_bar` places them
     through the strategy API instead, exactly the same way (with `compiled=False`).
+    `OrderTable.read` builds the loop's rows from a file batch by batch instead.
     """
 
     def __init__(self, orders: pl.DataFrame, compiled: bool = True) -> None:
         self._compiled = compiled
         self._table = orders
+        self._built: RowTable | None = None
         self._rows: dict[int, list[dict]] = {}
         self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
 
+    @classmethod
+    def read(cls, source: str | Path | pl.DataFrame, market: Market,
+             name: str | None = None) -> OrderTable:
+        """The order table of `source` (a frame or a Parquet/CSV path), validated and
+        turned into the loop's rows a batch at a time (`load_orders_into`): the same
+        orders as `OrderTable(load_orders(source, market))`, without the whole table in
+        memory. Placed in the compiled loop only."""
+        builder = OrderRowBuilder(market)
+        load_orders_into(source, market, builder.add, name)
+        strategy = cls(pl.DataFrame())
+        strategy._built = builder.table()
+        return strategy
+
     def decision_bars(self, market: Market) -> np.ndarray:
+        if self._built is not None:
+            return self._built[0]
         bars = market.bar_index(self._table["timestamp"])
         self._rows, self._ids = {}, {}
         for bar, row in zip(bars.tolist(), self._table.iter_rows(named=True), strict=True):
@@ -122,23 +150,66 @@ class OrderTable(Strategy):
                 ids[row["id"]] = oid
 
     def order_rows(self, market: Market) -> RowTable | None:
+        if self._built is not None:
+            return self._built
         if not self._compiled:
             return None
-        table = self._table
-        n = table.height
-        bars = market.bar_index(table["timestamp"])
-        start = np.searchsorted(bars, np.arange(market.n_bars + 1)).astype(np.int64)
-        rows_i = np.empty((n, 6), dtype=np.int64)
-        rows_i[:, 0] = market.asset_index(table["asset"])
-        rows_i[:, 1] = table["type"].cast(pl.Enum(TYPE_NAMES)).to_physical().to_numpy()
-        rows_i[:, 2] = (table["trail_mode"] == "absolute").to_numpy()
-        rows_i[:, 3] = _last_bars(table, bars, market)
-        rows_i[:, 4] = _first_seen_codes(table["group"])
-        rows_i[:, 5] = _rows_named(table["parent"], table["id"])
-        rows_f = np.empty((n, 4))
+        builder = OrderRowBuilder(market)
+        builder.add(self._table, 0, self._table.height)
+        return builder.table()
+
+
+class OrderRowBuilder:
+    """An order table's rows as the compiled loop reads them (`placement.place_rows`),
+    written batch by batch into arrays sized once: int32 codes, float64 amounts."""
+
+    def __init__(self, market: Market) -> None:
+        self._market = market
+        self._bars = np.zeros(0, dtype=np.int32)
+        self._rows_i = np.zeros((0, 6), dtype=np.int32)
+        self._rows_f = np.zeros((0, 4))
+        self._labels = pl.Series("group", [], pl.String)  # OCO labels in order of first use
+
+    def add(self, batch: pl.DataFrame, first: int, n_rows: int) -> None:
+        """Rows `first` … of a table of `n_rows` (loaded rows, `load_orders`); a batch at
+        row 0 starts the table over."""
+        market = self._market
+        if first == 0:
+            self._labels = self._labels.clear()
+            if len(self._bars) != n_rows:
+                self._bars = np.empty(n_rows, dtype=np.int32)
+                self._rows_i = np.empty((n_rows, 6), dtype=np.int32)
+                self._rows_f = np.empty((n_rows, 4))
+        rows = slice(first, first + batch.height)
+        bars = market.bar_index(batch["timestamp"])
+        self._bars[rows] = bars
+        rows_i = self._rows_i[rows]
+        rows_i[:, ROW_ASSET] = market.asset_index(batch["asset"])
+        rows_i[:, ROW_TYPE] = batch["type"].cast(pl.Enum(TYPE_NAMES)).to_physical().to_numpy()
+        rows_i[:, ROW_TRAIL_MODE] = (batch["trail_mode"] == "absolute").to_numpy()
+        last = _last_bars(batch, bars, market)
+        rows_i[:, ROW_VALID_UNTIL] = np.where(last >= np.iinfo(np.int32).max, -1, last)
+        rows_i[:, ROW_LABEL] = self._label_codes(batch["group"])
+        parents = _rows_named(batch["parent"], batch["id"])
+        rows_i[:, ROW_PARENT] = np.where(parents >= 0, parents + first, -1)
         for k, name in enumerate(("quantity", "limit_price", "stop_price", "trail")):
-            rows_f[:, k] = table[name].cast(pl.Float64).to_numpy()  # null → NaN
-        return start[1:] > start[:-1], start, rows_i, rows_f
+            self._rows_f[rows, k] = batch[name].cast(pl.Float64).to_numpy()  # null → NaN
+
+    def table(self) -> RowTable:
+        """(decision mask per bar, first row of each bar, int rows, float rows)."""
+        start = np.searchsorted(self._bars, np.arange(self._market.n_bars + 1)).astype(np.int64)
+        return start[1:] > start[:-1], start, self._rows_i, self._rows_f
+
+    def _label_codes(self, labels: pl.Series) -> np.ndarray:
+        """0, 1, … for each distinct label in order of first appearance in the table; −1
+        where null."""
+        if labels.null_count() == len(labels):
+            return np.full(len(labels), -1, dtype=np.int32)
+        fresh = labels.drop_nulls().unique(maintain_order=True)
+        self._labels = pl.concat([self._labels, fresh.filter(~fresh.is_in(
+            self._labels.implode()))])
+        return labels.replace_strict(self._labels, range(len(self._labels)), default=-1,
+                                     return_dtype=pl.Int32).to_numpy()
 
 
 def _last_bars(table: pl.DataFrame, bars: np.ndarray, market: Market) -> np.ndarray:
@@ -154,15 +225,6 @@ def _last_bars(table: pl.DataFrame, bars: np.ndarray, market: Market) -> np.ndar
         last = np.where(counted.is_not_null().to_numpy(),
                         bars + counted.fill_null(0).to_numpy(), last)
     return last
-
-
-def _first_seen_codes(labels: pl.Series) -> np.ndarray:
-    """0, 1, … for each distinct label in order of first appearance; −1 where null."""
-    if labels.null_count() == len(labels):
-        return np.full(len(labels), -1, dtype=np.int64)
-    seen = labels.drop_nulls().unique(maintain_order=True)
-    return labels.replace_strict(seen, range(len(seen)), default=-1,
-                                 return_dtype=pl.Int64).to_numpy()
 
 
 def _rows_named(names: pl.Series, ids: pl.Series) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,84 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
                 label, "type", "valid_until and group apply to resting orders, not market orders")
     _check_links(frame, label)
     return _gate(frame, "OrderRows", label)
+
+
+OrderSink = Callable[[pl.DataFrame, int, int], None]  # (validated rows, first row, rows)
+ORDER_BATCH = 1 << 18  # rows of an order table validated at a time (`load_orders_into`)
+PLAIN_ISO = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d+)?)?$"  # no offset
+
+
+def load_orders_into(source: Source, market: Market, sink: OrderSink,
+                     name: str | None = None) -> None:
+    """`load_orders` a batch of rows at a time, so that a large table is never held whole:
+    each validated batch goes to `sink(batch, first_row, n_rows)` in row order.
+
+    The checks that span batches (timestamps in order, ids unique) are made across them.
+    A table that fails any check is loaded whole by `load_orders` for its one-line error;
+    so is one whose batches cannot be read alone (a `parent` naming another row, text
+    timestamps other than plain ISO), which then goes to `sink` as one batch at row 0.
+    """
+    if not _orders_in_batches(source, market, sink):
+        table = load_orders(source, market, name)
+        sink(table, 0, table.height)
+
+
+def _orders_in_batches(source: Source, market: Market, sink: OrderSink) -> bool:
+    """Hand `source`'s rows to `sink` batch by batch; False (maybe after some batches)
+    when the table must be loaded whole instead."""
+    try:
+        n_rows, batches = _order_batches(source)
+        first, last_stamp, ids = 0, None, pl.Series("id", [], pl.String)
+        for raw in batches:
+            if first + raw.height > n_rows or not _batch_alone(raw):
+                return False
+            batch = load_orders(raw, market)
+            stamps = batch["timestamp"]
+            named = batch["id"].drop_nulls()
+            if (last_stamp is not None and stamps[0] < last_stamp) or (
+                    len(named) and named.is_in(ids.implode()).any()):
+                return False
+            if len(named):
+                ids = pl.concat([ids, named])
+            sink(batch, first, n_rows)
+            first, last_stamp = first + batch.height, stamps[-1]
+        return 0 < first == n_rows
+    except (InputError, pl.exceptions.PolarsError, OSError):
+        return False
+
+
+def _order_batches(source: Source) -> tuple[int, Iterable[pl.DataFrame]]:
+    """An order table's row count and its raw rows in batches of about `ORDER_BATCH`,
+    read as `read_table` reads the whole file (no rows: load it whole)."""
+    if isinstance(source, pl.DataFrame):
+        starts = range(0, source.height, ORDER_BATCH)
+        return source.height, (source.slice(start, ORDER_BATCH) for start in starts)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if not path.is_file() or suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+        return 0, ()
+    lazy = (pl.scan_parquet(path) if suffix in PARQUET_SUFFIXES
+            else pl.scan_csv(path, infer_schema=False))
+    return lazy.select(pl.len()).collect().item(), lazy.collect_batches(chunk_size=ORDER_BATCH)
+
+
+def _batch_alone(raw: pl.DataFrame) -> bool:
+    """Whether a batch of raw order rows validates alone as it would in the whole table:
+    no `parent` (it names rows of other batches) and text timestamps in plain ISO (the
+    other layouts are read by a rule inferred from the whole column)."""
+    if "parent" in raw.columns and raw["parent"].null_count() < raw.height:
+        return False
+    for column in ("timestamp", "valid_until"):
+        if column not in raw.columns or raw.schema[column] != pl.String:
+            continue
+        text = raw[column]
+        if column == "valid_until":  # trimmed before it is read (`_trimmed`)
+            text = text.str.strip_chars()
+            text = text.filter(text.cast(pl.Float64, strict=False).is_null())
+        plain = text.is_null() | (text == "") | text.str.contains(PLAIN_ISO)
+        if not plain.all():
+            return False
+    return True
 
 
 def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:

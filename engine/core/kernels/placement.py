@@ -201,34 +201,42 @@ def place_rows(s, at, first, last, rows_i, rows_f, row_state, book) -> None:
     """Place order-table rows `first` … `last − 1` at decision `at`, in row order, each
     through `place_order` as `Context.order` places one call per row.
 
-    `rows_i` columns: asset, OrderType, TrailMode, last bar (NEVER: none), OCO label code
-    (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail (NaN where
-    none). `row_state` rows (over table rows): the order id each row placed, the group of
-    a parent row's children, the group an OCO label names (its first order's id).
+    `rows_i` columns (int32): asset, OrderType, TrailMode, last bar (−1: none, NEVER), OCO
+    label code (−1: none), parent row (−1: none); `rows_f`: quantity, limit, stop, trail
+    (NaN where none). `row_state` rows (over table rows; no columns when the table has
+    neither parents nor labels): the order id each row placed, the group of a parent
+    row's children, the group an OCO label names (its first order's id).
     """
     bar, last_close = at.bar, at.last_close
+    tracked = row_state.shape[1] > 0
     for k in range(first, last):
-        j = rows_i[k, ROW_ASSET]
-        kind = rows_i[k, ROW_TYPE]
+        j = np.int64(rows_i[k, ROW_ASSET])
+        kind = np.int64(rows_i[k, ROW_TYPE])
         parent_row = rows_i[k, ROW_PARENT]
         label = rows_i[k, ROW_LABEL]
-        parent = -1
-        group = -1
+        valid_until = np.int64(rows_i[k, ROW_VALID_UNTIL])
+        if valid_until < 0:
+            valid_until = NEVER
+        parent = np.int64(-1)
+        group = np.int64(-1)
         if parent_row >= 0:
-            parent = row_state[STATE_ORDER, parent_row]
-            group = row_state[STATE_FAMILY, parent_row]
+            parent = np.int64(row_state[STATE_ORDER, parent_row])
+            group = np.int64(row_state[STATE_FAMILY, parent_row])
             if group < 0:
                 group = -2
         elif label >= 0 and kind != OrderType.market:
-            group = row_state[STATE_LABEL, label]
+            group = np.int64(row_state[STATE_LABEL, label])
             if group < 0 or not group_is_open(book.orders, book.resting, book.n_resting,
                                               group):
                 group = -2
         oid = place_order(s, at, user_order(j, OrderKind.shares, kind, rows_f[k, ROW_QUANTITY],
                                             rows_f[k, ROW_LIMIT], rows_f[k, ROW_STOP],
-                                            rows_f[k, ROW_TRAIL], rows_i[k, ROW_TRAIL_MODE],
-                                            last_close[j], rows_i[k, ROW_VALID_UNTIL], bar,
-                                            parent, group), book)
+                                            rows_f[k, ROW_TRAIL],
+                                            np.int64(rows_i[k, ROW_TRAIL_MODE]),
+                                            last_close[j], valid_until, bar, parent, group),
+                          book)
+        if not tracked:
+            continue
         row_state[STATE_ORDER, k] = oid
         if book.orders[oid]["status"] == OrderStatus.rejected or kind == OrderType.market:
             continue
