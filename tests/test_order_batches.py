@@ -5,6 +5,7 @@ one-line error; batches are made a few rows long here so that every check spans 
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 
 import numpy as np
 import polars as pl
@@ -12,8 +13,10 @@ import pytest
 
 from engine import BacktestConfig, InputError
 from engine.backtest import market_of, run_orders
+from engine.core import loop
+from engine.core.kernels.loop import ROW_STEP
 from engine.core.loop import simulate
-from engine.core.strategy import OrderTable
+from engine.core.strategy import OrderTable, _releasable, release_rows
 from engine.data import loading
 from engine.data.loading import load_orders, load_orders_into
 from engine.results.tables import TABLES, BacktestResult
@@ -138,3 +141,37 @@ def test_a_bad_table_read_in_batches_gets_the_whole_table_s_error(market, change
         run_orders(market, source)
     assert str(raised.value) == str(expected.value)
     assert "\n" not in str(raised.value)
+
+
+def test_released_rows_read_as_zeros_and_the_rest_is_kept():
+    rows = _releasable((5000, 6), np.int32)
+    rows[:] = 7
+    plain = np.full((5000, 6), 7, dtype=np.int32)
+    release_rows(rows, 2000)
+    release_rows(plain, 2000)
+    freed = 2000 * 24 // mmap.PAGESIZE * mmap.PAGESIZE // 4  # values in whole pages only
+    values = rows.reshape(-1)
+    assert freed > 6000 and not values[:freed].any()
+    assert (values[freed:] == 7).all() and (plain == 7).all()
+
+
+def test_a_run_frees_the_rows_it_placed_and_places_the_same_orders(market, monkeypatch):
+    n = ROW_STEP + 50_000
+    rng = np.random.default_rng(0)
+    bars = np.sort(rng.integers(0, N_BARS - 1, n))
+    kind = np.where(np.arange(n) % 1000 == 0, "limit", "market")
+    source = pl.DataFrame({
+        "timestamp": [T0 + dt.timedelta(days=int(b)) for b in range(N_BARS)],
+    })["timestamp"].gather(bars).to_frame().with_columns(
+        asset=pl.Series(rng.choice(np.array(ASSETS), n)), type=pl.Series(kind),
+        quantity=pl.Series(rng.choice(np.array([-1.0, 1.0]), n)),
+        limit_price=pl.Series(np.where(kind == "limit", 101.0, np.nan)).fill_nan(None))
+    monkeypatch.setattr(loading, "ORDER_BATCH", 1 << 17)
+    freed = []
+    monkeypatch.setattr(loop, "release_rows", lambda rows, before: (
+        freed.append(before), release_rows(rows, before)))
+    batched = tables(run_orders(market, source))
+    assert max(freed) >= ROW_STEP
+    monkeypatch.setattr(loop, "release_rows", lambda rows, before: None)
+    for name, frame in tables(run_orders(market, source)).items():
+        assert batched[name].equals(frame), name

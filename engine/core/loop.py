@@ -34,7 +34,7 @@ from engine.core.kernels.loop import (
 from engine.core.kernels.placement import ROW_LABEL, ROW_PARENT
 from engine.core.ledger import Ledger
 from engine.core.records import BarArrays, Curves, Schedule
-from engine.core.strategy import Strategy
+from engine.core.strategy import Strategy, release_rows
 from engine.data.market import Market, sealed
 
 PHASES = ("fill", "apply", "mark", "decide", "queue")
@@ -104,6 +104,8 @@ def simulate(market: Market, strategy: Strategy, config: BacktestConfig) -> Simu
             ledger.reserve(fills)
             if rows is not None:
                 orders += int(row_start[bar + 1] - row_start[bar])
+                release_rows(rows_i, int(row_start[bar]))  # placed: never read again
+                release_rows(rows_f, int(row_start[bar]))
             book.reserve(orders)
         elif why == DECIDE:
             ctx.bar, ctx.equity = bar, equity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,7 @@ class OrderTable(Strategy):
         self._compiled = compiled
         self._table = orders
         self._built: RowTable | None = None
+        self._read = False  # built by `read`: its rows go to one run
         self._rows: dict[int, list[dict]] = {}
         self._ids: dict[str, int] = {}  # a row's `id` → the id of the order it placed
 
@@ -113,16 +115,15 @@ class OrderTable(Strategy):
         """The order table of `source` (a frame or a Parquet/CSV path), validated and
         turned into the loop's rows a batch at a time (`load_orders_into`): the same
         orders as `OrderTable(load_orders(source, market))`, without the whole table in
-        memory. Placed in the compiled loop only."""
+        memory. Placed in the compiled loop, by one run (it frees the rows it placed)."""
         builder = OrderRowBuilder(market)
         load_orders_into(source, market, builder.add, name)
         strategy = cls(pl.DataFrame())
         strategy._built = builder.table()
+        strategy._read = True
         return strategy
 
     def decision_bars(self, market: Market) -> np.ndarray:
-        if self._built is not None:
-            return self._built[0]
         bars = market.bar_index(self._table["timestamp"])
         self._rows, self._ids = {}, {}
         for bar, row in zip(bars.tolist(), self._table.iter_rows(named=True), strict=True):
@@ -150,8 +151,12 @@ class OrderTable(Strategy):
                 ids[row["id"]] = oid
 
     def order_rows(self, market: Market) -> RowTable | None:
-        if self._built is not None:
-            return self._built
+        if self._read:
+            if self._built is None:
+                raise RuntimeError("a table from OrderTable.read runs once (the run frees "
+                                   "its rows); read it again for another run")
+            rows, self._built = self._built, None
+            return rows
         if not self._compiled:
             return None
         builder = OrderRowBuilder(market)
@@ -161,7 +166,8 @@ class OrderTable(Strategy):
 
 class OrderRowBuilder:
     """An order table's rows as the compiled loop reads them (`placement.place_rows`),
-    written batch by batch into arrays sized once: int32 codes, float64 amounts."""
+    written batch by batch into arrays sized once: int32 codes, float64 amounts. The
+    arrays are the run's own: it frees the rows it has placed (`release_rows`)."""
 
     def __init__(self, market: Market) -> None:
         self._market = market
@@ -178,8 +184,8 @@ class OrderRowBuilder:
             self._labels = self._labels.clear()
             if len(self._bars) != n_rows:
                 self._bars = np.empty(n_rows, dtype=np.int32)
-                self._rows_i = np.empty((n_rows, 6), dtype=np.int32)
-                self._rows_f = np.empty((n_rows, 4))
+                self._rows_i = _releasable((n_rows, 6), np.int32)
+                self._rows_f = _releasable((n_rows, 4), np.float64)
         rows = slice(first, first + batch.height)
         bars = market.bar_index(batch["timestamp"])
         self._bars[rows] = bars
@@ -210,6 +216,30 @@ class OrderRowBuilder:
             self._labels.implode()))])
         return labels.replace_strict(self._labels, range(len(self._labels)), default=-1,
                                      return_dtype=pl.Int32).to_numpy()
+
+
+def _releasable(shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """A zeroed array in an anonymous mapping of its own, whose pages `release_rows` can
+    give back to the system while the array lives."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if size == 0:
+        return np.zeros(shape, dtype=dtype)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
+
+
+def release_rows(rows: np.ndarray, before: int) -> None:
+    """Give the memory of rows `0 … before − 1` of `rows` back to the system (they read
+    as zeros afterwards) when `rows` lives in a mapping of its own (`_releasable`); other
+    arrays are left alone."""
+    buffer = rows
+    while isinstance(buffer, np.ndarray):
+        buffer = buffer.base
+    if isinstance(buffer, memoryview):
+        buffer = buffer.obj
+    end = before * rows.strides[0] // mmap.PAGESIZE * mmap.PAGESIZE
+    if isinstance(buffer, mmap.mmap) and end > 0:
+        buffer.madvise(mmap.MADV_DONTNEED, 0, end)
 
 
 def _last_bars(table: pl.DataFrame, bars: np.ndarray, market: Market) -> np.ndarray:

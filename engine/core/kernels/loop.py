@@ -52,6 +52,7 @@ DONE, DECIDE, ROOM = 0, 1, 2  # why `advance` returned
 FROM_START, AFTER_DECISION = 0, 1  # where `advance` resumes its first bar
 N_INT_WORK, N_FLOAT_WORK = 8, 12  # rows of the work arrays
 RULE_ORDERS = 4  # most exit orders the risk rules give one position
+ROW_STEP = 1 << 20  # order-table rows placed per call (then the caller frees them)
 
 
 @kernel
@@ -191,7 +192,8 @@ def advance(s, start, resume, bars, schedule, ledger, book, curves):
     arrays and the per-bar `curves` (records.py).
 
     Returns (bar, why, equity): `DONE`; `DECIDE` at `bar` with the equity marked there;
-    `ROOM` at the start of `bar` (reserve the room `room_needed` says, then call again).
+    `ROOM` at the start of `bar` (reserve the room `room_needed` says, then call again;
+    also after every `ROW_STEP` order-table rows, whose memory the caller may free).
     `bars.high` and `bars.low` may be empty (0 rows) when no order can rest (no resting
     order can be placed and no risk rule is on). A weight table or an order table in
     `schedule` is decided here (`rebalance`, `placement.place_rows`).
@@ -226,6 +228,8 @@ def advance(s, start, resume, bars, schedule, ledger, book, curves):
         if not (resume == AFTER_DECISION and t == start):
             fills_room, orders_room = room_needed(s, n_assets, n_resting[0], in_kernel)
             if by_rows:
+                if t > start and row_start[t] - row_start[start] >= ROW_STEP:
+                    return t, ROOM, np.nan  # the caller may free the rows placed so far
                 orders_room += row_start[t + 1] - row_start[t]
             if (n_fills[0] + fills_room > len(journal)
                     or n_orders[0] + orders_room > len(orders)):
