@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from engine.gap import decisions as decided
 from engine.gap.diagnose import Diagnoser
-from engine.gap.logs import FillLog
-from engine.gap.observe import Observed
 from engine.gap.stages.state import Analysis
-from engine.reference import Bars, Rules
-from engine.results.compare import Tolerance
+from engine.reference import Rules
 
 
 def decide(state: Analysis) -> None:
@@ -21,29 +18,26 @@ def decide(state: Analysis) -> None:
         return
     state.excused = decided.unknown(bars, state.log_a, state.log_b)
     exits = decided.exit_rows(a.fills, state.log_a, bars, state.trusted, state.observed_a)
-    state.trusted, state.decisions = _inferred(
-        state.log_a, state.log_b, bars, state.trusted, state.observed_b, state.tolerance,
-        state.excused, a.rules is None, exits)
+    state.trusted, state.decisions = _inferred(state, exits)
 
 
-def _inferred(log_a: FillLog, log_b: FillLog, bars: Bars, trusted: Rules,
-              observed_b: Observed, tolerance: Tolerance, excused: dict, unknown_rules: bool,
-              exits: dict[int, set[int]] | None = None) -> tuple[Rules, dict]:
+def _inferred(s: Analysis, exits: dict[int, set[int]]) -> tuple[Rules, dict]:
     """Decisions inferred from A's book. How A values a held asset that has no bar is not
     in its log; when A's rules are not given and that choice changes the decisions, the
     one under which B's own fills are reproduced most often is taken."""
-    decisions = decided.inferred(log_a, bars, trusted, exits)
-    if not unknown_rules:
+    bars, trusted = s.bars, s.trusted
+    decisions = decided.inferred(s.log_a, bars, trusted, exits)
+    if s.a.rules is not None:
         return trusted, decisions
     other = trusted.with_(held_valuation="last_fill_price"
                           if trusted.held_valuation == "last_close" else "last_close")
-    alternative = decided.inferred(log_a, bars, other, exits)
+    alternative = decided.inferred(s.log_a, bars, other, exits)
     if alternative == decisions:
         return trusted, decisions
     scored = []
     for rules, found in ((trusted, decisions), (other, alternative)):
-        diagnoser = Diagnoser(log_b, bars, found, rules, observed_b, tolerance,
-                              excused=excused)
+        diagnoser = Diagnoser(s.log_b, bars, found, rules, s.observed_b, s.tolerance,
+                              excused=s.excused)
         scored.append((diagnoser.reproduced(frozenset(), diagnoser.books), rules, found))
     _, rules, found = max(scored, key=lambda s: s[0])
     return rules, found

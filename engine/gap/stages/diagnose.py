@@ -9,11 +9,9 @@ from dataclasses import replace
 import polars as pl
 
 from engine.gap.diagnose import START_WINDOW, Diagnoser, Diagnosis
-from engine.gap.logs import FillLog
 from engine.gap.observe import Observed, observe
 from engine.gap.stages.state import Analysis
-from engine.reference import Bars, Rules
-from engine.results.compare import Tolerance
+from engine.reference import Rules
 
 DECISION_LAG = 4  # bars before B's first difference re-run: its decision came up to 3 before
 MISSING_BAR_FIELDS = {"drop_without_bar", "held_valuation"}
@@ -26,25 +24,22 @@ def diagnose(state: Analysis) -> None:
     if s.weighted:
         diagnosis_a = Diagnoser(s.log_a, s.bars, s.decisions, s.trusted, s.observed_a,
                                 s.tolerance, s.label_bars).run()
-        s.trusted, s.diagnosis_a = _fold_global(s.trusted, diagnosis_a, s.log_a, s.bars,
-                                                s.decisions, s.observed_a, s.tolerance,
-                                                s.label_bars)
+        s.trusted, s.diagnosis_a = _fold_global(s, diagnosis_a)
     same_until = max(min(s.label_bars) - DECISION_LAG, 0)
     s.diagnosis_b = Diagnoser(s.log_b, s.bars, s.decisions, s.trusted, s.observed_b,
                               s.tolerance, s.label_bars, s.excused, same_until).run()
     if s.diagnosis_b.undecided:  # B's own exits: its visible models without them, again
-        s.observed_b = _without_undecided(s.b.fills, s.prices, s.bar_of, s.diagnosis_b,
-                                          s.position_rules)
+        s.observed_b = _without_undecided(s)
         s.diagnosis_b = Diagnoser(s.log_b, s.bars, s.decisions, s.trusted, s.observed_b,
                                   s.tolerance, s.label_bars, s.excused, same_until).run()
 
 
-def _without_undecided(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict,
-                       diagnosis: Diagnosis, exits: bool) -> Observed:
-    """A side's visible models read from the fills that answer a decision; with the exit
-    rule the others follow, when the reference can replay it (it then arms the side's
-    entries from the rule's first one on, and its exit fills are left out of the price
-    model as any rule's exits are)."""
+def _without_undecided(s: Analysis) -> Observed:
+    """B's visible models read from the fills that answer a decision; with the exit rule
+    the others follow, when the reference can replay it (it then arms B's entries from the
+    rule's first one on, and its exit fills are left out of the price model as any rule's
+    exits are)."""
+    fills, prices, bar_of, diagnosis = s.b.fills, s.prices, s.bar_of, s.diagnosis_b
     keys = pl.DataFrame([(t, a) for t, by_asset in diagnosis.undecided.items()
                          for a in by_asset], orient="row", schema={"bar": pl.Int64,
                                                                    "asset": pl.String})
@@ -54,21 +49,20 @@ def _without_undecided(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict,
                          how="anti", maintain_order="left")
     rule = diagnosis.exit_rule
     if not rule.fields:
-        return observe(decided, prices, bar_of, exits)
+        return observe(decided, prices, bar_of, s.position_rules)
     return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
                    exit_since=rule.since, exit_words=rule.words,
                    exit_bars=tuple(sorted(diagnosis.undecided)))
 
 
-def _fold_global(trusted: Rules, diagnosis: Diagnosis, log: FillLog, bars: Bars,
-                 decisions: dict, observed: Observed, tolerance: Tolerance,
-                 label_bars: set[int]) -> tuple[Rules, Diagnosis]:
+def _fold_global(s: Analysis, diagnosis: Diagnosis) -> tuple[Rules, Diagnosis]:
     """A's own rules: switches A follows from its first fills to the end (or, for what an
     engine does with missing bars, from the first missing bar that mattered) are A's
     semantics, not faults; they join the trusted rules and A is diagnosed again. What
     remains are the places where A does not follow the weights."""
+    trusted = s.trusted
     verdicts = [diagnosis.verdicts[t] for t in sorted(diagnosis.verdicts)]
-    early = set(log.fill_bars[:START_WINDOW])
+    early = set(s.log_a.fill_bars[:START_WINDOW])
     folded = []
     for switch in {s for v in verdicts for s in v.switches if not s.state}:
         touched = [v.bar for v in verdicts if diagnosis.touched(switch, v.bar)]
@@ -83,5 +77,5 @@ def _fold_global(trusted: Rules, diagnosis: Diagnosis, log: FillLog, bars: Bars,
         return trusted, diagnosis
     for switch in sorted(folded, key=lambda s: s.words):
         trusted = switch.apply(trusted)
-    return trusted, Diagnoser(log, bars, decisions, trusted, observed, tolerance,
-                              label_bars).run()
+    return trusted, Diagnoser(s.log_a, s.bars, s.decisions, trusted, s.observed_a,
+                              s.tolerance, s.label_bars).run()

@@ -16,27 +16,23 @@ from engine.results.compare import KEYS, Tolerance
 def label(state: Analysis) -> None:
     """Fills `gap_fills`: every key of `joined` with its `cause`, `side` and `root` (reads
     the diagnoses and the causes the attribution carries)."""
-    s = state
-    labels = _labels(s.divergent, s.bar_of, s.log_a, s.log_b, s.diagnosis_a, s.diagnosis_b,
-                     s.observed_a, s.observed_b, s.tolerance, s.games)
-    s.gap_fills = s.joined.join(labels, on=KEYS, how="left").with_columns(
+    state.gap_fills = state.joined.join(_labels(state), on=KEYS, how="left").with_columns(
         pl.col("cause").fill_null("identical"), pl.col("side").fill_null(""),
         pl.col("root").fill_null(False))
 
 
-def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLog,
-            diagnosis_a: Diagnosis | None, diagnosis_b: Diagnosis, observed_a: Observed,
-            observed_b: Observed, tolerance: Tolerance, games: dict) -> pl.DataFrame:
+def _labels(s: Analysis) -> pl.DataFrame:
     """For every divergent key: the causes that made it differ and on which side."""
-    sides = [(name, log, diagnosis, observed, set(games[name][0].causes))
+    sides = [(name, log, diagnosis, observed, set(s.games[name][0].causes))
              for name, log, diagnosis, observed in
-             (("A", log_a, diagnosis_a, observed_a), ("B", log_b, diagnosis_b, observed_b))
+             (("A", s.log_a, s.diagnosis_a, s.observed_a),
+              ("B", s.log_b, s.diagnosis_b, s.observed_b))
              if diagnosis is not None]
     rows = []
-    for (timestamp,), keys in divergent.group_by("timestamp", maintain_order=True):
-        t = bar_of[timestamp]
+    for (timestamp,), keys in s.divergent.group_by("timestamp", maintain_order=True):
+        t = s.bar_of[timestamp]
         found = {name: _bar_causes(t, keys["asset"].to_list(), log, diagnosis, observed,
-                                   tolerance, attributed)
+                                   s.tolerance, attributed)
                  for name, log, diagnosis, observed, attributed in sides}
         for asset in keys["asset"].to_list():
             causes: list[str] = []
@@ -50,7 +46,7 @@ def _labels(divergent: pl.DataFrame, bar_of: dict, log_a: FillLog, log_b: FillLo
             else:
                 rows.append((timestamp, asset, "propagated", "", False))
     return pl.DataFrame(rows, orient="row", schema={
-        "timestamp": divergent.schema["timestamp"], "asset": pl.String, "cause": pl.String,
+        "timestamp": s.divergent.schema["timestamp"], "asset": pl.String, "cause": pl.String,
         "side": pl.String, "root": pl.Boolean})
 
 
