@@ -1,5 +1,6 @@
 """Peak memory of a large order table: reading and validating it into the compiled loop's
-rows, the whole backtest, and the backtest with its orders and fills tables.
+rows, the whole backtest, the backtest with its orders and fills tables, and the command
+line end to end (`tradegap backtest --orders ... --out`, every table written).
 
 Writes a generated market and an order table of `--rows` rows (market, limit and stop
 orders on random assets and bars, sorted by timestamp) as Parquet or CSV, then measures
@@ -7,10 +8,11 @@ each stage in a fresh process: its peak resident memory (`getrusage` of that pro
 the rows it handled, side by side for the two ways in: `whole` loads the validated table
 (`load_orders`, as before) and converts it; `batched` reads and checks it a batch of rows
 at a time straight into the loop's rows (`OrderTable.read`, what `run_orders` does).
-Usage:
+The `cli` stage runs the command in a child process (its path is always `batched`) and
+prints its peak against the 1.5 GB budget. Usage:
 
     python bench/orders_memory.py [--rows 10000000] [--assets 500] [--days 2520]
-                                  [--format parquet|csv] [--stage rows run tables]
+                                  [--format parquet|csv] [--stage rows run tables cli]
                                   [--path whole batched]
 """
 
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-STAGES = ("rows", "run", "tables")
+STAGES = ("rows", "run", "tables", "cli")
+BUDGET_GB = 1.5
 PATHS = ("whole", "batched")
 
 
@@ -62,8 +65,12 @@ def write_inputs(folder: Path, rows: int, assets: int, days: int, fmt: str) -> t
 
 
 def measure(stage: str, path: str, prices: str, orders: str) -> dict:
-    """Run one stage in this process; its peak RSS and the rows it handled."""
+    """Run one stage in this process (`cli`: in a child); its peak RSS and the rows it
+    handled."""
     import resource
+
+    if stage == "cli":
+        return measure_cli(prices, orders)
 
     from engine.backtest import market_of
     from engine.core.config import BacktestConfig
@@ -91,6 +98,24 @@ def measure(stage: str, path: str, prices: str, orders: str) -> dict:
             "seconds": elapsed}
 
 
+def measure_cli(prices: str, orders: str) -> dict:
+    """`tradegap backtest --orders` into a temporary folder, run as a child process: its
+    peak RSS and the rows of the orders table it wrote."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipelines.cli", "backtest", "--prices", prices,
+                        "--orders", orders, "--out", str(out)], check=True,
+                       capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        handled = pl.scan_parquet(out / "orders.parquet").select(pl.len()).collect().item()
+    return {"stage": "cli", "path": "batched", "rows": handled, "peak_gb": peak,
+            "seconds": elapsed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -111,7 +136,7 @@ def main() -> None:
               f"{args.assets} assets × {args.days} days")
         print(f"{'stage':<7} {'path':<8} {'rows':>12} {'peak RSS':>10} {'time':>8}")
         for stage in args.stage:
-            for path in args.path:
+            for path in (["batched"] if stage == "cli" else args.path):
                 out = subprocess.run([sys.executable, __file__, "--measure", stage, path,
                                       str(prices), str(orders)], capture_output=True, text=True)
                 if out.returncode:
@@ -119,8 +144,10 @@ def main() -> None:
                           f"{out.stderr.strip().splitlines()[-1]}")
                     continue
                 r = json.loads(out.stdout)
+                budget = (f"  ({'under' if r['peak_gb'] < BUDGET_GB else 'OVER'} the "
+                          f"{BUDGET_GB} GB budget)" if stage == "cli" else "")
                 print(f"{r['stage']:<7} {r['path']:<8} {r['rows']:>12,} "
-                      f"{r['peak_gb']:>8.2f} GB {r['seconds']:>7.1f}s", flush=True)
+                      f"{r['peak_gb']:>8.2f} GB {r['seconds']:>7.1f}s{budget}", flush=True)
 
 
 if __name__ == "__main__":

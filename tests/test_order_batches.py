@@ -175,3 +175,60 @@ def test_a_run_frees_the_rows_it_placed_and_places_the_same_orders(market, monke
     monkeypatch.setattr(loop, "release_rows", lambda rows, before: None)
     for name, frame in tables(run_orders(market, source)).items():
         assert batched[name].equals(frame), name
+
+
+def saved_orders(result: BacktestResult, out) -> pl.DataFrame:
+    result.save(out)
+    return pl.read_parquet(out / "orders.parquet")
+
+
+def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp_path,
+                                                                      monkeypatch):
+    import pyarrow.parquet as pq
+
+    from engine.results import tables as result_tables
+    from engine.results.artifacts import write_parquet
+
+    monkeypatch.setattr(result_tables, "ORDER_BATCH", 4)
+    config = BacktestConfig(stop_loss=0.01)
+    table = orders()
+    first = table["type"].to_list().index("market")
+    table = pl.concat([table[: first + 1], table[first: first + 1].with_columns(id=None),
+                       table[first + 1:]])  # two market orders on one asset and bar merge
+    streamed = run_orders(market, table, config)
+    held = run_orders(market, table, config)
+    frame = held.orders
+    assert {"merged", "filled"} <= set(frame["status"]) and (frame["origin"] != "user").any()
+    saved = saved_orders(streamed, tmp_path / "streamed")
+    assert "orders" not in streamed.__dict__  # never built whole
+    groups = pq.ParquetFile(tmp_path / "streamed" / "orders.parquet").num_row_groups
+    assert frame.height > 24 and groups == -(-frame.height // 4)
+    write_parquet(frame, tmp_path / "whole.parquet")
+    assert saved.equals(pl.read_parquet(tmp_path / "whole.parquet"))
+    assert saved.equals(frame) and saved.schema == frame.schema
+    assert (pq.read_schema(tmp_path / "streamed" / "orders.parquet")
+            == pq.read_schema(tmp_path / "whole.parquet"))
+    assert saved_orders(held, tmp_path / "held").equals(frame)
+    assert ((tmp_path / "streamed" / "metrics.json").read_text()
+            == (tmp_path / "held" / "metrics.json").read_text())
+
+
+def test_an_orders_batch_that_breaks_its_schema_leaves_the_output_untouched(
+        market, tmp_path, monkeypatch):
+    import pandera.errors
+
+    from engine.results import tables as result_tables
+
+    monkeypatch.setattr(result_tables, "ORDER_BATCH", 4)
+    result = run_orders(market, orders())
+    build = BacktestResult._orders_of
+
+    def broken(self, ids):
+        batch = build(self, ids)
+        return batch.with_columns(status=pl.lit("lost")) if ids.start == 12 else batch
+
+    monkeypatch.setattr(BacktestResult, "_orders_of", broken)
+    out = tmp_path / "out"
+    with pytest.raises(pandera.errors.SchemaErrors, match="lost"):
+        result.save(out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []

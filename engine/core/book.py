@@ -371,10 +371,12 @@ class OrderBook:
         """One field of every order placed so far, indexed by order id (a sealed copy)."""
         return sealed(self._orders[name][: self.n_orders])
 
-    def columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Fields `names` of every order placed so far, indexed by order id (fresh copies,
-        read in one pass: what a table of the orders is built from)."""
-        return record_columns(self._orders[: self.n_orders], names)
+    def columns(self, names: tuple[str, ...], ids: slice | np.ndarray = slice(None)
+                ) -> dict[str, np.ndarray]:
+        """Fields `names` of the orders `ids` (a slice or array of ids; default every order
+        placed so far) as fresh copies read in one pass: what a table of the orders is built
+        from, whole or a batch at a time."""
+        return record_columns(self._orders[: self.n_orders][ids], names)
 
     @property
     def open_ids(self) -> np.ndarray:

@@ -95,6 +95,33 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
         raise mapped from error
 
 
+def write_parquet_batches(frames: Iterable[pl.DataFrame], path: str | Path) -> None:
+    """Write the frames `frames` (one schema, at least one frame) as one Parquet table,
+    one row group each, holding only one frame at a time.
+
+    Read back it equals `write_parquet` of the frames concatenated: same columns, types
+    and rows, compressed alike (only the row groups fall elsewhere).
+    """
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for frame in frames:
+            table = frame.rechunk().to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd",
+                                          write_statistics=True)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        writer.close()
+    except OSError as error:
+        if (mapped := os_error(error, path)) is None:
+            raise
+        raise mapped from error
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
     """Write `frame` as CSV (`.csv`) or Parquet (anything else), atomically."""
     if Path(path).suffix.lower() == ".csv":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from engine.core.records import (
     Origin,
     Reason,
 )
-from engine.results.artifacts import to_json, write_output, write_parquet
+from engine.results.artifacts import to_json, write_output, write_parquet, write_parquet_batches
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
@@ -32,6 +32,7 @@ ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "s
                 "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
                 "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
+ORDER_BATCH = 1 << 20  # orders a batch of the orders table holds when it is written
 
 
 class BacktestResult:
@@ -68,23 +69,32 @@ class BacktestResult:
             }
         )
 
-    @cached_property
-    def _order_columns(self) -> dict[str, np.ndarray]:
-        """The order fields the tables read, one column each (read in one pass)."""
-        return self._sim.book.columns(ORDER_FIELDS)
-
     def _triggers(self, order_ids: np.ndarray) -> pl.Series:
         """What fired each of the orders `order_ids`: the risk rule that created it, else
         its type (named per fill, not per order placed)."""
-        orders = self._order_columns
-        origin = orders["origin"][order_ids]
-        return _named(orders["type"][order_ids], TYPE_NAMES, origin, origin != Origin.user)
+        book = self._sim.book
+        origin = book.record("origin")[order_ids]
+        return _named(book.record("type")[order_ids], TYPE_NAMES, origin,
+                      origin != Origin.user)
 
     @cached_property
     def orders(self) -> pl.DataFrame:
+        return self._orders_of(slice(None))
+
+    def order_batches(self, size: int | None = None) -> Iterator[pl.DataFrame]:
+        """The orders table `size` (default `ORDER_BATCH`) orders at a time (`orders`
+        sliced, at least one frame): what `save` writes, so a run of millions of orders
+        never holds the table whole."""
+        n, size = self._sim.book.n_orders, size or ORDER_BATCH
+        for start in range(0, max(n, 1), size):
+            yield self._orders_of(slice(start, min(start + size, n)))
+
+    def _orders_of(self, ids: slice) -> pl.DataFrame:
+        """The rows of the orders table for the orders `ids` (a slice of ids)."""
         market = self._sim.market
-        orders = self._order_columns
+        orders = self._sim.book.columns(ORDER_FIELDS, ids)
         codes = orders["reason"]
+        first = ids.start or 0
         reason = _named(codes, REASON_NAMES, orders["origin"],
                         (codes == Reason.none) & (orders["origin"] != Origin.user))
         superseded = np.flatnonzero(orders["reason"] == Reason.superseded)
@@ -101,7 +111,7 @@ class BacktestResult:
         stamps = market.timestamps
         return pl.DataFrame(
             {
-                "order_id": np.arange(len(codes), dtype=np.int64),
+                "order_id": np.arange(first, first + len(codes), dtype=np.int64),
                 "created": stamps.gather(orders["created_bar"]),
                 "asset": market.assets.gather(orders["asset"]),
                 "kind": pl.Series(KIND_NAMES).gather(orders["kind"]),
@@ -157,9 +167,16 @@ class BacktestResult:
                             np.asarray(market.last_close[-1]))
 
     @cached_property
+    def _statuses(self) -> pl.DataFrame:
+        """The orders' status column alone, as an enum (a byte an order): what the
+        metrics count, without the orders table."""
+        names = pl.Series(STATUS_NAMES, dtype=pl.Enum(STATUS_NAMES))
+        return pl.DataFrame({"status": names.gather(self._sim.book.record("status"))})
+
+    @cached_property
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(
-            self.equity, self.fills, self.orders, self.trades,
+            self.equity, self.fills, self._statuses, self.trades,
             initial_cash=self.config.initial_cash,
             periods_per_year=self.config.periods_per_year,
         )
@@ -173,33 +190,48 @@ class BacktestResult:
         """Every table by name (see `TABLES`)."""
         return {name: getattr(self, name) for name in TABLES}
 
-    def validate(self) -> BacktestResult:
-        """Check every table against its pandera model in `schemas.backtest` (loaded here:
-        a run that only reads its tables never imports pandera)."""
-        from schemas import backtest as schemas
-
-        for name in TABLES:
-            getattr(schemas, name.capitalize()).validate(getattr(self, name), lazy=True)
+    def validate(self, names: Iterable[str] = TABLES) -> BacktestResult:
+        """Check the tables `names` against their pandera models in `schemas.backtest`
+        (loaded here: a run that only reads its tables never imports pandera)."""
+        for name in names:
+            _validate(name, getattr(self, name))
         return self
 
     def save(self, out_dir: str | Path, inputs: Iterable[str | Path | None] = (),
              force: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The folder is built aside and renamed into place: on any error it is untouched. It
-        must be new, empty or an earlier backtest output (`artifacts.claim_output`), and may
-        not contain `inputs`.
+        The orders table is built, validated and written a batch of orders at a time
+        (`order_batches`) unless it is already held whole. The folder is built aside and
+        renamed into place: on any error it is untouched. It must be new, empty or an
+        earlier backtest output (`artifacts.claim_output`), and may not contain `inputs`.
         """
-        self.validate()
+        whole = "orders" in self.__dict__
+        self.validate([name for name in TABLES if whole or name != "orders"])
+
+        def checked(batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+            for batch in batches:
+                yield _validate("orders", batch)
 
         def fill(tmp: Path) -> None:
-            for name, frame in self.tables().items():
-                write_parquet(frame, tmp / f"{name}.parquet")
+            for name in TABLES:
+                path = tmp / f"{name}.parquet"
+                if name == "orders" and not whole:
+                    write_parquet_batches(checked(self.order_batches()), path)
+                else:
+                    write_parquet(getattr(self, name), path)
             (tmp / "metrics.json").write_text(
                 to_json({"metrics": self.metrics, "config": self.config.to_dict()})
             )
 
         return write_output(out_dir, "backtest", fill, inputs, force)
+
+
+def _validate(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` checked against the pandera model of the table `name`."""
+    from schemas import backtest as schemas
+
+    return getattr(schemas, name.capitalize()).validate(frame, lazy=True)
 
 
 def _gather_or_null(values: pl.Series, index: np.ndarray, present: np.ndarray) -> pl.Series:
