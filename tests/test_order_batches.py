@@ -211,6 +211,11 @@ def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp
     assert saved_orders(held, tmp_path / "held").equals(frame)
     assert ((tmp_path / "streamed" / "metrics.json").read_text()
             == (tmp_path / "held" / "metrics.json").read_text())
+    from engine.results.metrics import compute_metrics
+
+    counted = compute_metrics(held.equity, held.fills, frame, held.trades,
+                              initial_cash=config.initial_cash)
+    assert streamed.metrics == counted and counted["n_orders"] == frame.height
 
 
 def test_an_orders_batch_that_breaks_its_schema_leaves_the_output_untouched(

@@ -32,7 +32,7 @@ ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "s
                 "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
                 "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
-ORDER_BATCH = 1 << 20  # orders a batch of the orders table holds when it is written
+ORDER_BATCH = 1 << 18  # orders a batch of the orders table holds when it is written
 
 
 class BacktestResult:
@@ -167,19 +167,17 @@ class BacktestResult:
                             np.asarray(market.last_close[-1]))
 
     @cached_property
-    def _statuses(self) -> pl.DataFrame:
-        """The orders' status column alone, as an enum (a byte an order): what the
-        metrics count, without the orders table."""
-        names = pl.Series(STATUS_NAMES, dtype=pl.Enum(STATUS_NAMES))
-        return pl.DataFrame({"status": names.gather(self._sim.book.record("status"))})
-
-    @cached_property
     def metrics(self) -> dict[str, Any]:
-        return compute_metrics(
-            self.equity, self.fills, self._statuses, self.trades,
+        """The metrics; the orders are counted from their status codes (`compute_metrics`
+        given no orders table), so a run of millions of orders never builds the table."""
+        metrics = compute_metrics(
+            self.equity, self.fills, None, self.trades,
             initial_cash=self.config.initial_cash,
             periods_per_year=self.config.periods_per_year,
         )
+        status = self._sim.book.record("status")
+        rejected = int(np.count_nonzero(status == STATUS_NAMES.index("rejected")))
+        return metrics | {"n_orders": len(status), "n_rejected": rejected}
 
     @property
     def final_equity(self) -> float:
@@ -201,25 +199,26 @@ class BacktestResult:
              force: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The orders table is built, validated and written a batch of orders at a time
-        (`order_batches`) unless it is already held whole. The folder is built aside and
+        The orders table is built, validated and written first, a batch of orders at a
+        time (`order_batches`) unless it is already held whole. The folder is built aside and
         renamed into place: on any error it is untouched. It must be new, empty or an
         earlier backtest output (`artifacts.claim_output`), and may not contain `inputs`.
         """
         whole = "orders" in self.__dict__
-        self.validate([name for name in TABLES if whole or name != "orders"])
+        others = [name for name in TABLES if name != "orders"]
 
         def checked(batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
             for batch in batches:
                 yield _validate("orders", batch)
 
         def fill(tmp: Path) -> None:
-            for name in TABLES:
-                path = tmp / f"{name}.parquet"
-                if name == "orders" and not whole:
-                    write_parquet_batches(checked(self.order_batches()), path)
-                else:
-                    write_parquet(getattr(self, name), path)
+            if whole:  # already held: checked and written as it is
+                write_parquet(_validate("orders", self.orders), tmp / "orders.parquet")
+            else:  # first, while no other table is held
+                write_parquet_batches(checked(self.order_batches()), tmp / "orders.parquet")
+            self.validate(others)
+            for name in others:
+                write_parquet(getattr(self, name), tmp / f"{name}.parquet")
             (tmp / "metrics.json").write_text(
                 to_json({"metrics": self.metrics, "config": self.config.to_dict()})
             )
