@@ -157,7 +157,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         args.prices)
     result = (run_orders(prices, Path(args.orders), config) if args.orders
               else run_backtest(prices, Path(args.weights), config))
-    out = result.save(args.out, inputs, args.force)
+    out = result.save(args.out, inputs, args.force, release=True)
     metrics = result.metrics
     print(f"{result.fills.height} fills, final equity {metrics['final_equity']:,.2f} "
           f"(total return {metrics['total_return']:+.2%}); wrote {out}")

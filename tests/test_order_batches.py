@@ -177,8 +177,8 @@ def test_a_run_frees_the_rows_it_placed_and_places_the_same_orders(market, monke
         assert batched[name].equals(frame), name
 
 
-def saved_orders(result: BacktestResult, out) -> pl.DataFrame:
-    result.save(out)
+def saved_orders(result: BacktestResult, out, release: bool = False) -> pl.DataFrame:
+    result.save(out, release=release)
     return pl.read_parquet(out / "orders.parquet")
 
 
@@ -199,8 +199,10 @@ def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp
     held = run_orders(market, table, config)
     frame = held.orders
     assert {"merged", "filled"} <= set(frame["status"]) and (frame["origin"] != "user").any()
-    saved = saved_orders(streamed, tmp_path / "streamed")
+    saved = saved_orders(streamed, tmp_path / "streamed", release=True)
     assert "orders" not in streamed.__dict__  # never built whole
+    with pytest.raises(RuntimeError, match="released"):
+        streamed.orders  # noqa: B018 (its records were given back)
     groups = pq.ParquetFile(tmp_path / "streamed" / "orders.parquet").num_row_groups
     assert frame.height > 24 and groups == -(-frame.height // 4)
     write_parquet(frame, tmp_path / "whole.parquet")

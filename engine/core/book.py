@@ -361,7 +361,7 @@ class OrderBook:
     @property
     def records(self) -> np.ndarray:
         """Every order placed so far (`ORDER_DT`, indexed by id; a sealed copy)."""
-        return sealed(self._orders[: self.n_orders])
+        return sealed(self._placed())
 
     def get(self, order_id: int) -> np.void:
         """One order's record (a copy)."""
@@ -369,14 +369,26 @@ class OrderBook:
 
     def record(self, name: str) -> np.ndarray:
         """One field of every order placed so far, indexed by order id (a sealed copy)."""
-        return sealed(self._orders[name][: self.n_orders])
+        return sealed(self._placed()[name])
+
+    def release(self) -> None:
+        """Give the order records back to the system, for a caller done with them (a
+        command that has written its orders table); reading them afterwards is an error."""
+        self._orders = np.empty(0, dtype=ORDER_DT)
+        self._resting = np.empty(0, dtype=np.int64)
+
+    def _placed(self) -> np.ndarray:
+        """The records of every order placed so far (a view)."""
+        if len(self._orders) < self.n_orders:
+            raise RuntimeError("the order records were released (OrderBook.release)")
+        return self._orders[: self.n_orders]
 
     def columns(self, names: tuple[str, ...], ids: slice | np.ndarray = slice(None)
                 ) -> dict[str, np.ndarray]:
         """Fields `names` of the orders `ids` (a slice or array of ids; default every order
         placed so far) as fresh copies read in one pass: what a table of the orders is built
         from, whole or a batch at a time."""
-        return record_columns(self._orders[: self.n_orders][ids], names)
+        return record_columns(self._placed()[ids], names)
 
     @property
     def open_ids(self) -> np.ndarray:

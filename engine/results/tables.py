@@ -23,7 +23,13 @@ from engine.core.records import (
     Origin,
     Reason,
 )
-from engine.results.artifacts import to_json, write_output, write_parquet, write_parquet_batches
+from engine.results.artifacts import (
+    read_parquet_batches,
+    to_json,
+    write_output,
+    write_parquet,
+    write_parquet_batches,
+)
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
@@ -32,7 +38,7 @@ ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "s
                 "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
                 "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
-ORDER_BATCH = 1 << 18  # orders a batch of the orders table holds when it is written
+ORDER_BATCH = 1 << 16  # orders a batch of the orders table holds when it is written
 
 
 class BacktestResult:
@@ -72,10 +78,15 @@ class BacktestResult:
     def _triggers(self, order_ids: np.ndarray) -> pl.Series:
         """What fired each of the orders `order_ids`: the risk rule that created it, else
         its type (named per fill, not per order placed)."""
-        book = self._sim.book
-        origin = book.record("origin")[order_ids]
-        return _named(book.record("type")[order_ids], TYPE_NAMES, origin,
-                      origin != Origin.user)
+        codes = self._order_codes
+        origin = codes["origin"][order_ids]
+        return _named(codes["type"][order_ids], TYPE_NAMES, origin, origin != Origin.user)
+
+    @cached_property
+    def _order_codes(self) -> dict[str, np.ndarray]:
+        """The one-byte codes the fills and metrics read of every order (type, origin,
+        status): kept apart so that the order records can be released once written."""
+        return {name: self._sim.book.record(name) for name in ("type", "origin", "status")}
 
     @cached_property
     def orders(self) -> pl.DataFrame:
@@ -175,7 +186,7 @@ class BacktestResult:
             initial_cash=self.config.initial_cash,
             periods_per_year=self.config.periods_per_year,
         )
-        status = self._sim.book.record("status")
+        status = self._order_codes["status"]
         rejected = int(np.count_nonzero(status == STATUS_NAMES.index("rejected")))
         return metrics | {"n_orders": len(status), "n_rejected": rejected}
 
@@ -196,26 +207,33 @@ class BacktestResult:
         return self
 
     def save(self, out_dir: str | Path, inputs: Iterable[str | Path | None] = (),
-             force: bool = False) -> Path:
+             force: bool = False, release: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The orders table is built, validated and written first, a batch of orders at a
-        time (`order_batches`) unless it is already held whole. The folder is built aside and
+        The orders table is built and written first, a batch of orders at a time
+        (`order_batches`), then validated a row group at a time as written, unless it is
+        already held whole. The folder is built aside and
         renamed into place: on any error it is untouched. It must be new, empty or an
         earlier backtest output (`artifacts.claim_output`), and may not contain `inputs`.
+        `release`: give the order records back to the system once the orders table is
+        written (for a caller done with the orders, the command line); this result can then
+        no longer build its orders table.
         """
         whole = "orders" in self.__dict__
         others = [name for name in TABLES if name != "orders"]
 
-        def checked(batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-            for batch in batches:
-                yield _validate("orders", batch)
-
         def fill(tmp: Path) -> None:
             if whole:  # already held: checked and written as it is
                 write_parquet(_validate("orders", self.orders), tmp / "orders.parquet")
-            else:  # first, while no other table is held
-                write_parquet_batches(checked(self.order_batches()), tmp / "orders.parquet")
+            else:  # first, while no other table is held; checked as written, once the
+                # records are released (pandera is loaded only then)
+                write_parquet_batches(self.order_batches(), tmp / "orders.parquet")
+            if release:
+                self._order_codes  # noqa: B018 (kept before the records go)
+                self._sim.book.release()
+            if not whole:
+                for batch in read_parquet_batches(tmp / "orders.parquet"):
+                    _validate("orders", batch)
             self.validate(others)
             for name in others:
                 write_parquet(getattr(self, name), tmp / f"{name}.parquet")
