@@ -106,9 +106,11 @@ def measure_cli(prices: str, orders: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipelines.cli", "backtest", "--prices", prices,
-                        "--orders", orders, "--out", str(out)], check=True,
-                       capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "backtest", "--prices",
+                              prices, "--orders", orders, "--out", str(out)],
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"tradegap backtest: {run.stderr.strip().splitlines()[-1]}")
         elapsed = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
         handled = pl.scan_parquet(out / "orders.parquet").select(pl.len()).collect().item()
