@@ -16,10 +16,18 @@ side's bars, ends when a later bar refutes it, and may come back as a new event.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine.gap.exits import ExitRule, undecided_rule
+from engine.gap.exits import (
+    HELD,
+    Entries,
+    ExitRule,
+    armed_since,
+    rule_exits,
+    undecided_rule,
+)
 from engine.gap.logs import FillLog, Key, OwnBook
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
@@ -118,6 +126,9 @@ class Diagnosis:
     consequences: dict[Switch, Switch] = field(default_factory=dict)  # → its root
     undecided: dict[int, dict[str, Key]] = field(default_factory=dict)  # no decision's fills
     exit_rule: ExitRule | None = None  # the rule they follow (or one unexplained item)
+    rule_exits: set[tuple[int, str]] = field(default_factory=set)  # every fill it makes
+    exit_entries: dict[tuple[int, str], tuple[int, float] | None] = field(
+        default_factory=dict)  # (bar, asset) of an undecided fill → the entry it closes
 
     def cause_of(self, switch: Switch) -> str:
         """The cause a switch is counted under: its root's, for a consequence."""
@@ -168,6 +179,7 @@ class Diagnoser:
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
         self.books = list(log.books())
+        self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
 
     # Rules and books
 
@@ -225,27 +237,58 @@ class Diagnoser:
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
-        entries = self.entries_at(own)
+        book = self.book_for(own, hypothesis)
+        entries = self.entries_at(own, book, hypothesis.switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
                 or entries):
             return {}, Book(own.cash, own.positions, {}, hypothesis.history, (),
                             hypothesis.seen)
-        return self.oracle.step(t, rules, self.book_for(own, hypothesis),
-                                self.overrides_at(t), entries)
+        return self.oracle.step(t, rules, book, self.overrides_at(t), entries)
 
-    def entries_at(self, own: OwnBook) -> list[Entry] | None:
+    def entries_at(self, own: OwnBook, book: Book | None = None,
+                   switches: frozenset[Switch] = frozenset()) -> list[Entry] | None:
         """The entries of the positions held before bar `own.bar` (None without position
-        rules): their exits are armed from the side's own fills."""
-        if not self.exits or not own.positions:
+        rules): their exits are armed from the side's own fills. Under `switches` that
+        change what the side believes it holds, from the positions in `book` it believes
+        and their believed entries (an exit rule of its own acts on its belief)."""
+        if not self.exits:
+            return None
+        believed = self.believed(switches, own.bar) if book is not None else None
+        positions = book.positions if believed is not None else own.positions
+        if not positions:
             return None
         out = []
         longs_only = not self.trusted.position_rules  # an exit rule
-        for asset in sorted(own.positions):  # of the side's own closes the longs it exited
-            found = self.log.entry(asset, own.bar)
+        for asset in sorted(positions):  # of the side's own closes the longs it exited
+            found = believed.entry(asset, own.bar) if believed is not None else \
+                self.log.entry(asset, own.bar)
             if found is not None and found[0] >= self.armed_from and (
-                    own.positions[asset] > 0 or not longs_only):
+                    positions[asset] > 0 or not longs_only):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
+
+    def believed(self, switches: frozenset[Switch], until: int | None = None
+                 ) -> Entries | None:
+        """The entries of the positions the side believes it holds under `switches`,
+        walked over its fills up to bar `until` (None when they leave its positions as
+        booked: its own entries are those)."""
+        states = frozenset(s for s in switches if s.state in POSITION_STATES)
+        if not states:
+            return None
+        entries, walked = self._beliefs.setdefault(states, (Entries(), [0]))
+        hypothesis = Hypothesis(states)
+        last = self.log.n_bars if until is None else until
+        for t in self.fill_bars[bisect_left(self.fill_bars, walked[0]):
+                                bisect_left(self.fill_bars, last)]:
+            start = self.books[t]
+            believed = self.book_for(start, hypothesis).positions
+            factor = _factor(states, t)
+            for (_, asset, before, after, price) in self.log.moves[t]:
+                held = believed.get(asset, 0.0) + factor * (before - start.positions.get(
+                    asset, 0.0))
+                entries.fill(t, asset, held, after - before, price)
+        walked[0] = max(walked[0], last)
+        return entries
 
     def overrides_at(self, t: int) -> dict | None:
         """The side's one-off prices and fees at bar t, as the oracle takes them."""
@@ -317,7 +360,9 @@ class Diagnoser:
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
-                diagnosis.undecided[t] = undecided
+                diagnosis.undecided[t] = {a: key for a, (key, _) in undecided.items()}
+                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry)
+                                               in undecided.items()})
                 actual = {a: k for a, k in actual.items() if a not in undecided}
                 missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
@@ -353,7 +398,13 @@ class Diagnoser:
         diagnosis.verdicts, chosen = _verdicts(states)
         diagnosis.consequences = consequences(diagnosis.verdicts)
         if diagnosis.undecided:
-            diagnosis.exit_rule = undecided_rule(diagnosis.undecided, self.log, self.bars)
+            diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
+                                                 self.bars)
+            entry_of = self.entries_of(chosen)
+            diagnosis.exit_rule = armed_since(diagnosis.exit_rule, self.log, self.bars,
+                                              entry_of)
+            diagnosis.rule_exits = rule_exits(diagnosis.exit_rule, self.log, self.bars,
+                                              entry_of)
         diagnosis.unsized = set(self.diagnosis_unsized)
         for t, (own, before, earlier) in labels.items():
             hypothesis = chosen.get(t)
@@ -367,21 +418,46 @@ class Diagnoser:
         return diagnosis
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
-                  actual: dict[str, Key], alive: list[Hypothesis]) -> dict[str, Key]:
-        """The bar's fills that answer no decision: at a bar where none acts and no order
-        is open, fills that only reduce positions the side holds, or believes it holds
-        under a hypothesis alive (a rule A does not have exits what the engine believes)."""
+                  actual: dict[str, Key], alive: list[Hypothesis]
+                  ) -> dict[str, tuple[Key, tuple[int, float] | None]]:
+        """The bar's fills that answer no decision, each with the entry of the position it
+        closes: at a bar where none acts and no order is open, fills that only reduce
+        positions the side holds, or believes it holds under a hypothesis alive (a rule A
+        does not have exits what the engine believes, at the entries it believes). A fill
+        of the whole of one belief is read against that belief."""
         t = own.bar
         if self.trusted.position_rules or predicted or any(
                 h.pending or h.unnetted for h in (base, *alive)) \
                 or self._decided(t, self.rules_at(t, frozenset())):
             return {}
-        beliefs = [own.positions, *(self.book_for(own, h).positions for h in alive)]
-        for asset, (q, *_) in actual.items():
-            if not any(q * held.get(asset, 0.0) < 0 and abs(q) <= abs(held.get(asset, 0.0))
-                       * (1 + 1e-9) for held in beliefs):
+        beliefs = [(own.positions, None), *((self.book_for(own, h).positions, h)
+                                             for h in alive)]
+        out = {}
+        for asset, key in actual.items():
+            q = key[0]
+            fits = [(held.get(asset, 0.0), h) for held, h in beliefs
+                    if q * held.get(asset, 0.0) < 0
+                    and abs(q) <= abs(held.get(asset, 0.0)) * (1 + HELD)]
+            if not fits:
                 return {}
-        return dict(actual)
+            whole = [(held, h) for held, h in fits if abs(abs(q) - abs(held)) <= HELD * abs(q)]
+            _, h = (whole or fits)[0]
+            believed = self.believed(h.switches, t) if h is not None else None
+            out[asset] = (key, believed.entry(asset, t) if believed is not None
+                          else self.log.entry(asset, t))
+        return out
+
+    def entries_of(self, chosen: dict[int, Hypothesis]):
+        """The entries a fill at bar t may close: the side's own, and the believed ones
+        under the hypothesis chosen at t."""
+        def entry_of(asset: str, t: int) -> list[tuple[int, float]]:
+            found = [self.log.entry(asset, t)]
+            hypothesis = chosen.get(t)
+            believed = self.believed(hypothesis.switches, t) if hypothesis else None
+            if believed is not None:
+                found.append(believed.entry(asset, t))
+            return [e for e in found if e is not None]
+        return entry_of
 
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
         """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
@@ -648,8 +724,9 @@ class Diagnoser:
             diagnosis.trusted_fills[t] = predicted
         else:
             plain = Hypothesis(frozenset(), *base_state)
-            guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None,
-                                        self.entries_at(own))
+            book = self.book_for(own, plain)
+            guess, _ = self.oracle.step(t, self.trusted, book, None,
+                                        self.entries_at(own, book))
             diagnosis.trusted_fills[t] = guess
 
     def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
@@ -674,9 +751,10 @@ class Diagnoser:
                 self.advance_actual(probe, before,
                                     self.rules_without(before.bar, switches, element))
             self._excused_now = self.excused.get(t, set())
+            book = self.book_for(own, probe)
             out[element], _ = self.oracle.step(t, self.rules_without(t, switches, element),
-                                               self.book_for(own, probe), self.overrides_at(t),
-                                               self.entries_at(own))
+                                               book, self.overrides_at(t),
+                                               self.entries_at(own, book, kept))
         diagnosis.without[t] = out
         diagnosis.needed[t] = {e for e, fills in out.items()
                                if self.mismatches(fills, actual)}
@@ -697,6 +775,24 @@ class Diagnoser:
         if isinstance(element, str):
             return rules.with_(**{element: getattr(self.trusted, element)})
         return rules
+
+
+POSITION_STATES = {"booked_twice", "booked_twice_executing", *BOOKED_OVER_LOGGED}
+
+
+def _factor(states: frozenset[Switch], t: int) -> float:
+    """What the side believes a fill of bar t moved a position by, over what it logged:
+    2 for a fill booked twice as it executes, ½ for one logged twice (else 1: a fill booked
+    twice after its batch moves the belief only once the batch is over)."""
+    factor = 1.0
+    for s in states:
+        booking = dict(s.changes).get("booking")
+        if s.state in BOOKED_OVER_LOGGED and t >= s.since and booking in (
+                "twice_executing", "logged_twice"):
+            factor *= BOOKED_OVER_LOGGED[s.state]
+        elif s.state == "booked_twice_executing" and t == s.since:
+            factor *= 2.0
+    return factor
 
 
 def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:

@@ -13,13 +13,16 @@ unexplained item with their fills listed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from engine.gap.logs import FillLog, Key
 from engine.reference import Bars
 from engine.reference.bars import CLOSE, HIGH, LOW, OPEN
 
 TOL = 1e-9
+HELD = 1e-6  # an exit of the whole believed position, within the belief's float noise
 MIN_EXITS = 2  # a rule is fitted on two exits at least (one exit fits many rules)
 ROUND_LEVELS = (0.01, 0.005, 0.001)  # a fitted level is the roundest inside its interval
 
@@ -36,12 +39,50 @@ class ExitRule:
     since: int = 0
 
 
-def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bars
+@dataclass
+class Entries:
+    """The entries of the positions a side believes it holds, fill by fill: a fill from a
+    believed flat position opens one (its bar and price), a fill of the whole believed
+    position closes it (the exits armed on it go, as a risk manager's do)."""
+
+    opened: dict[str, tuple[list[int], list[float | None]]] = field(default_factory=dict)
+
+    def fill(self, t: int, asset: str, held: float, q: float, price: float) -> None:
+        """A fill of `q` at bar t, with `held` believed before it."""
+        noise = TOL * max(abs(q), abs(held), 1e-3)
+        if abs(held) <= noise and abs(q) > noise:
+            self._mark(t, asset, price)
+        elif abs(held + q) <= HELD * max(abs(q), 1e-3):
+            self._mark(t, asset, None)
+
+    def _mark(self, t: int, asset: str, price: float | None) -> None:
+        bars_, prices = self.opened.setdefault(asset, ([], []))
+        if bars_ and bars_[-1] == t and (price is None) == (prices[-1] is None):
+            if price is not None:  # the entry's last fill at its bar (a row logged twice)
+                prices[-1] = price
+            return
+        bars_.append(t)
+        prices.append(price)
+
+    def entry(self, asset: str, t: int) -> tuple[int, float] | None:
+        """The bar and price of the entry of the position believed held before bar t."""
+        found = self.opened.get(asset)
+        if found is None:
+            return None
+        i = bisect_left(found[0], t)
+        if not i or found[1][i - 1] is None:
+            return None
+        return found[0][i - 1], found[1][i - 1]
+
+
+def undecided_rule(undecided: dict[int, dict[str, Key]],
+                   entries: dict[tuple[int, str], tuple[int, float] | None], bars: Bars
                    ) -> ExitRule:
-    """The rule the fills that answer no decision follow, or one unexplained item."""
+    """The rule the fills that answer no decision follow (from the entries of the positions
+    believed held that they close), or one unexplained item."""
     exits = [(t, asset, key[1]) for t in sorted(undecided) for asset, key in
              sorted(undecided[t].items())]
-    entries = [log.entry(asset, t) for t, asset, _ in exits]
+    entries = [entries.get((t, asset)) for t, asset, _ in exits]
     if len(exits) >= MIN_EXITS and all(entries):
         for kind in ("stop-loss", "take-profit"):
             for base in ("fill", "close"):
@@ -60,6 +101,51 @@ def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bar
     more = f" and {len(exits) - 4} more" if len(exits) > 4 else ""
     return ExitRule("unexplained", f"{len(exits)} fills that answer no decision "
                     f"({listed}{more})")
+
+
+def rule_exits(rule: ExitRule, log: FillLog, bars: Bars,
+               entry_of: Callable[[str, int], list[tuple[int, float]]]
+               ) -> set[tuple[int, str]]:
+    """The (bar, asset) of every row of `log` that a replayable rule's exit makes: a sell
+    of a long at the rule's level from an entry of the position (`entry_of`: the side's
+    own and believed ones), or at the open where the open gapped past it (at a decision's
+    bar too, beside the decision's own fills, whose rows of the asset it marks with it)."""
+    return {(t, asset) for t, asset, entry, _ in _made(rule, log, bars, entry_of)
+            if entry[0] >= rule.since}
+
+
+def armed_since(rule: ExitRule, log: FillLog, bars: Bars,
+                entry_of: Callable[[str, int], list[tuple[int, float]]]) -> ExitRule:
+    """The rule arming entries from the first one an exit of it closes exactly at its level
+    (exits at a decision's bar are not set apart, and may be the rule's first ones)."""
+    first = min((entry[0] for _, _, entry, exact in _made(rule, log, bars, entry_of)
+                 if exact), default=rule.since)
+    return replace(rule, since=min(first, rule.since))
+
+
+def _made(rule: ExitRule, log: FillLog, bars: Bars,
+          entry_of: Callable[[str, int], list[tuple[int, float]]]):
+    """(bar, asset, entry, at its level) of every row the rule's exit may have made."""
+    fields = dict(rule.fields)
+    if not fields:
+        return
+    stop = "stop_loss" in fields
+    level = fields["stop_loss" if stop else "take_profit"]
+    rows = bars.rows
+    for t, fills in log.rows.items():
+        for asset, q, price, _ in fills:
+            row = rows[t].get(asset)
+            if q >= 0 or row is None:
+                continue
+            for entry in entry_of(asset, t):
+                ref = entry[1] if fields.get("stop_base", "fill") == "fill" else \
+                    rows[entry[0]][asset][CLOSE]
+                at = ref * (1.0 - level if stop else 1.0 + level)
+                if abs(price - at) <= TOL * abs(at):
+                    yield t, asset, entry, True
+                elif abs(price - row[OPEN]) <= TOL * abs(price) and (
+                        row[OPEN] <= at if stop else row[OPEN] >= at):
+                    yield t, asset, entry, False
 
 
 def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool
