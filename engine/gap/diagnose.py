@@ -28,7 +28,7 @@ from engine.gap.exits import (
     rule_exits,
     undecided_rule,
 )
-from engine.gap.logs import FillLog, Key, OwnBook
+from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
 from engine.gap.vocabulary import (
@@ -47,6 +47,7 @@ from engine.gap.vocabulary import (
 )
 from engine.progress import progress
 from engine.reference import Bars, Book, Rules
+from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
 from engine.results.compare import Tolerance
 
@@ -170,6 +171,8 @@ class Diagnoser:
         self._start_state: tuple = ({}, (), (), -1)  # the state the start is fitted from
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
+        self._set_apart = False  # whether the bar being diagnosed has fills set apart
+        self._split: tuple[int, set[str]] = (-1, set())  # a bar's assets with fills set apart
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -293,6 +296,8 @@ class Diagnoser:
     def overrides_at(self, t: int) -> dict | None:
         """The side's one-off prices and fees at bar t, as the oracle takes them."""
         found = self.observed.overrides.get(t)
+        if found and self._split[0] == t:
+            found = {a: v for a, v in found.items() if a not in self._split[1]}
         if not found:
             return None
         sized = t not in self.diagnosis_unsized
@@ -360,13 +365,18 @@ class Diagnoser:
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
-                diagnosis.undecided[t] = {a: key for a, (key, _) in undecided.items()}
-                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry)
+                diagnosis.undecided[t] = {a: key for a, (key, _, _) in undecided.items()}
+                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _)
                                                in undecided.items()})
                 actual = {a: k for a, k in actual.items() if a not in undecided}
+                actual.update({a: rest for a, (_, _, rest) in undecided.items() if rest})
+                self._split = (t, set(undecided))  # a one-off price there was an exit's
+                if any(a in self.observed.overrides.get(t, {}) for a in undecided):
+                    predicted, after = self.predict(own, base)
                 missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
-            if missed:
+            self._set_apart = bool(undecided)
+            if missed or undecided:
                 self.advance_actual(base, own)
             else:
                 base.advance(after)
@@ -376,7 +386,7 @@ class Diagnoser:
                 if self.mismatches(guess, actual):
                     hypothesis.died = t
                 else:
-                    hypothesis.advance(book)
+                    self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
             unexplained: frozenset[str] = frozenset()
             if not missed or survivors:
@@ -419,33 +429,60 @@ class Diagnoser:
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
                   actual: dict[str, Key], alive: list[Hypothesis]
-                  ) -> dict[str, tuple[Key, tuple[int, float] | None]]:
+                  ) -> dict[str, tuple[Key, tuple[int, float] | None, Key | None]]:
         """The bar's fills that answer no decision, each with the entry of the position it
-        closes: at a bar where none acts and no order is open, fills that only reduce
-        positions the side holds, or believes it holds under a hypothesis alive (a rule A
-        does not have exits what the engine believes, at the entries it believes). A fill
-        of the whole of one belief is read against that belief."""
+        closes and the asset's other fills at the bar (the decision's). At a bar where none
+        acts and no order is open: fills that only reduce positions the side holds, or
+        believes it holds under a hypothesis alive (a rule A does not have exits what the
+        engine believes, at the entries it believes), all or none. At a decision's bar
+        with no order open: fills that each close a whole believed position, all or none.
+        At any other bar: such fills at a price no market order fills at in the bar (a
+        level), after the decision's own fills of the asset (unless a rule fitted to them
+        replays them). A fill of the whole of one belief is read against that belief."""
         t = own.bar
-        if self.trusted.position_rules or predicted or any(
-                h.pending or h.unnetted for h in (base, *alive)) \
-                or self._decided(t, self.rules_at(t, frozenset())):
+        if self.trusted.position_rules:
             return {}
+        quiet = not (predicted or any(h.pending or h.unnetted for h in (base, *alive)))
+        decided = self._decided(t, self.rules_at(t, frozenset()))
         beliefs = [(own.positions, None), *((self.book_for(own, h).positions, h)
                                              for h in alive)]
         out = {}
         for asset, key in actual.items():
-            q = key[0]
-            fits = [(held.get(asset, 0.0), h) for held, h in beliefs
-                    if q * held.get(asset, 0.0) < 0
-                    and abs(q) <= abs(held.get(asset, 0.0)) * (1 + HELD)]
-            if not fits:
-                return {}
+            rest: Key | None = None
+            if not quiet and self.observed.exit_fields:
+                continue  # the rule fitted to them replays them
+            if not quiet:  # its rows at a level, after the decision's own (the rest)
+                rows = [r for r in self.log.rows.get(t, ()) if r[0] == asset]
+                level = [r[1] < 0 and not self._at_market(t, asset, r[1:]) for r in rows]
+                if not any(level):
+                    continue
+                key = aggregate([r for r, x in zip(rows, level, strict=True) if x])[asset]
+                rest = aggregate([r for r, x in zip(rows, level, strict=True) if not x]
+                                 ).get(asset)
+            q, before = key[0], rest[0] if rest else 0.0
+            fits = [(held.get(asset, 0.0) + before, h) for held, h in beliefs
+                    if q * (held.get(asset, 0.0) + before) < 0
+                    and abs(q) <= abs(held.get(asset, 0.0) + before) * (1 + HELD)]
             whole = [(held, h) for held, h in fits if abs(abs(q) - abs(held)) <= HELD * abs(q)]
+            if quiet and not (whole if decided else fits):
+                return {}
+            if not fits:
+                continue
             _, h = (whole or fits)[0]
             believed = self.believed(h.switches, t) if h is not None else None
             out[asset] = (key, believed.entry(asset, t) if believed is not None
-                          else self.log.entry(asset, t))
+                          else self.log.entry(asset, t), rest)
         return out
+
+    def _at_market(self, t: int, asset: str, key: Key) -> bool:
+        """Whether a fill is at a price market orders fill at in bar t: its open or close,
+        as they are or moved by the side's slippage."""
+        row = self.bars.rows[t].get(asset)
+        if row is None:
+            return True
+        slip = self.observed.price.slippage * (1.0 if key[0] > 0 else -1.0)
+        return any(abs(key[1] - p * m) <= 1e-9 * abs(p) for p in (row[OPEN], row[CLOSE])
+                   for m in (1.0, 1.0 + slip))
 
     def entries_of(self, chosen: dict[int, Hypothesis]):
         """The entries a fill at bar t may close: the side's own, and the believed ones
@@ -542,7 +579,7 @@ class Diagnoser:
                     hypothesis = self.warmed(switches, recent, t)
                     guess, book = self.predict(own, hypothesis)
                     wrong = self.mismatches(guess, actual)
-                hypothesis.advance(book)
+                self.advance(hypothesis, own, book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)
                 tried[switches] = (far, lasted)
@@ -701,6 +738,15 @@ class Diagnoser:
             else:
                 self.advance_actual(hypothesis, own, self.rules_at(own.bar, frozenset()))
         return hypothesis
+
+    def advance(self, hypothesis: Hypothesis, own: OwnBook, book: Book) -> None:
+        """Move a hypothesis that reproduced bar `own.bar` past it: to the book it predicted,
+        or, where fills were set apart as answering no decision, with the side's fills
+        booked (the orders it queues there are decided after those exits)."""
+        if self._set_apart:
+            self.advance_actual(hypothesis, own)
+        else:
+            hypothesis.advance(book)
 
     def advance_actual(self, hypothesis: Hypothesis, own: OwnBook,
                        rules: Rules | None = None) -> None:

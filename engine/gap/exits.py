@@ -1,12 +1,13 @@
 """Orders no decision made: fills that answer no decision, and the exit rule they follow.
 
-A side's fill at a bar where no decision acts and no order of its own is open, that only
-reduces a held position (a risk manager's exit), answers no decision: it is set apart
-before the bar's sizing is checked, so that nothing else (a price model, the hypotheses
-alive there) has to absorb it. A rule is then fitted to all of them, from the entries they
-close: a stop-loss or take-profit at a level from the entry's fill price or its bar's close,
-filled at the level inside the bar (the open when it gapped past) or at the next open once
-a close passed it; or a time exit N bars after the entry. Where none fits, they are one
+A side's fill that answers no decision (a risk manager's exit: it only reduces a position
+the side holds or believes it holds, where no decision's order fills it) is set apart
+before the bar's sizing is checked (`Diagnoser.undecided`), so that nothing else (a price
+model, the hypotheses alive there) has to absorb it. A rule is then fitted to all of them,
+from the entries of the positions they close as the side believed them (`Entries`): a
+stop-loss or take-profit at a level from the entry's fill price or its bar's close, filled
+at the level inside the bar (the open when it gapped past) or at the next open once a
+close passed it; or a time exit N bars after the entry. Where none fits, they are one
 unexplained item with their fills listed.
 """
 
@@ -23,7 +24,8 @@ from engine.reference.bars import CLOSE, HIGH, LOW, OPEN
 
 TOL = 1e-9
 HELD = 1e-6  # an exit of the whole believed position, within the belief's float noise
-MIN_EXITS = 2  # a rule is fitted on two exits at least (one exit fits many rules)
+MIN_EXITS = 2  # a rule is fitted on two exits at least (one exit fits many rules), or on
+# one filled at a level inside its bar, named with its level but not replayed
 ROUND_LEVELS = (0.01, 0.005, 0.001)  # a fitted level is the roundest inside its interval
 
 
@@ -83,16 +85,23 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
     exits = [(t, asset, key[1]) for t in sorted(undecided) for asset, key in
              sorted(undecided[t].items())]
     entries = [entries.get((t, asset)) for t, asset, _ in exits]
-    if len(exits) >= MIN_EXITS and all(entries):
+    one = len(exits) == 1 and entries[0] is not None and _inside(exits[0], bars)
+    if (len(exits) >= MIN_EXITS or one) and all(entries):
         for kind in ("stop-loss", "take-profit"):
             for base in ("fill", "close"):
-                for at_level in (True, False):
+                for at_level in (True,) if one else (True, False):
                     level = _fit(exits, entries, bars, kind, base, at_level)
                     if level is not None:
                         name = "stop_loss" if kind == "stop-loss" else "take_profit"
-                        fields = ((name, level), ("stop_base", base)) if at_level else ()
-                        return ExitRule("exit_rule", _words(kind, base, at_level, level),
-                                        fields, min(e[0] for e in entries))
+                        fields = ((name, level), ("stop_base", base)) \
+                            if at_level and not one else ()
+                        words = _words(kind, base, at_level, level)
+                        if one:
+                            t, asset, _ = exits[0]
+                            words = f"one exit no decision made ({asset} " \
+                                f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
+                        return ExitRule("exit_rule", words, fields,
+                                        min(e[0] for e in entries))
         held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
         if len(held) == 1:
             return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
@@ -146,6 +155,16 @@ def _made(rule: ExitRule, log: FillLog, bars: Bars,
                 elif abs(price - row[OPEN]) <= TOL * abs(price) and (
                         row[OPEN] <= at if stop else row[OPEN] >= at):
                     yield t, asset, entry, False
+
+
+def _inside(exit_: tuple[int, str, float], bars: Bars) -> bool:
+    """Whether an exit filled at a price inside its bar, off its open and close (a level
+    reached inside the bar: the one exit a rule is fitted on, as no market order fills
+    there)."""
+    t, asset, price = exit_
+    row = bars.rows[t].get(asset)
+    return row is not None and row[LOW] <= price <= row[HIGH] and all(
+        abs(price - row[k]) > TOL * abs(price) for k in (OPEN, CLOSE))
 
 
 def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool

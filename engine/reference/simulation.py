@@ -767,8 +767,10 @@ class Simulation:
         book.cash = cash
         self._move(order.asset, quantity)
         self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
-        if rules.booking in BOOKED_AS_EXECUTED:  # a rule's exit is booked as any fill is
-            self._book(self.fills[-1], rules)
+        if rules.booking in BOOKED_AS_EXECUTED or rules.booking in BOOKED_AFTER_BATCH:
+            self._book(self.fills[-1], rules)  # a rule's exit is booked and logged as any
+        if rules.booking in LOGGED_TWICE:  # fill is (it is a batch of its own)
+            self.fills.append(self.fills[-1])
         rule = order.trigger if order.close_position else None
         if cap is not None and size >= cap and wanted - size > 1e-9:
             order.filled += quantity  # the cap cut it short: the rest waits for later bars
