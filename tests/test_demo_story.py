@@ -53,9 +53,9 @@ def test_the_demo_is_explained_by_exactly_its_planted_bugs(demo):
     faults = demo.analysis.summary["faults"]
     assert {f["cause"] for f in faults} == {"accumulation", "cash_limit", "duplicate_fill",
                                             "exit_rule"}
-    assert [f["what"] for f in faults if f["cause"] == "duplicate_fill"] == [
-        f"every fill booked twice as it executes (logged once) since "
-        f"{str(prices['timestamp'].unique().sort()[n_days // 2])[:10]}"]
+    doubled = [f["what"] for f in faults if f["cause"] == "duplicate_fill"]
+    assert len(doubled) == 1
+    assert doubled[0].startswith("every fill booked twice as it executes (logged once) since")
     rule = next(f["what"] for f in faults if f["cause"] == "exit_rule")
     assert rule.startswith("exits at 15.0% below the entry's fill price")
     sentence = headline(demo.analysis.summary)
