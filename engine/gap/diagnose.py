@@ -290,6 +290,10 @@ class Diagnoser:
                 held = believed.get(asset, 0.0) + factor * (before - start.positions.get(
                     asset, 0.0))
                 entries.fill(t, asset, held, after - before, price)
+            if t + 1 < len(self.books):
+                then = self.book_for(self.books[t + 1], hypothesis).positions
+                for asset in dict.fromkeys(a for _, a, *_ in self.log.moves[t]):
+                    entries.after(t, asset, then.get(asset, 0.0))
         walked[0] = max(walked[0], last)
         return entries
 
@@ -345,6 +349,7 @@ class Diagnoser:
         recent: deque[tuple[OwnBook, tuple]] = deque(maxlen=WARM_UP)
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
+        beliefs: dict[tuple[int, str], Entries | None] = {}  # an exit's belief
         for own in self.books[: self.same_until]:  # as the other side did: nothing to tell
             recent.append((own, base.state()))
             self.advance_actual(base, own)
@@ -365,11 +370,13 @@ class Diagnoser:
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
-                diagnosis.undecided[t] = {a: key for a, (key, _, _) in undecided.items()}
-                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _)
+                diagnosis.undecided[t] = {a: key for a, (key, *_) in undecided.items()}
+                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _, _)
                                                in undecided.items()})
+                beliefs.update({(t, a): belief for a, (_, _, _, belief)
+                                in undecided.items()})
                 actual = {a: k for a, k in actual.items() if a not in undecided}
-                actual.update({a: rest for a, (_, _, rest) in undecided.items() if rest})
+                actual.update({a: rest for a, (_, _, rest, _) in undecided.items() if rest})
                 self._split = (t, set(undecided))  # a one-off price there was an exit's
                 if any(a in self.observed.overrides.get(t, {}) for a in undecided):
                     predicted, after = self.predict(own, base)
@@ -409,7 +416,7 @@ class Diagnoser:
         diagnosis.consequences = consequences(diagnosis.verdicts)
         if diagnosis.undecided:
             diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
-                                                 self.bars)
+                                                 self.bars, self.long_of(beliefs))
             entry_of = self.entries_of(chosen)
             diagnosis.exit_rule = armed_since(diagnosis.exit_rule, self.log, self.bars,
                                               entry_of)
@@ -429,9 +436,11 @@ class Diagnoser:
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
                   actual: dict[str, Key], alive: list[Hypothesis]
-                  ) -> dict[str, tuple[Key, tuple[int, float] | None, Key | None]]:
+                  ) -> dict[str, tuple[Key, tuple[int, float] | None, Key | None,
+                                       Entries | None]]:
         """The bar's fills that answer no decision, each with the entry of the position it
-        closes and the asset's other fills at the bar (the decision's). At a bar where none
+        closes, the asset's other fills at the bar (the decision's) and the belief it was
+        read against (None: the side's own book). At a bar where none
         acts and no order is open: fills that only reduce positions the side holds, or
         believes it holds under a hypothesis alive (a rule A does not have exits what the
         engine believes, at the entries it believes), all or none. At a decision's bar
@@ -471,7 +480,7 @@ class Diagnoser:
             _, h = (whole or fits)[0]
             believed = self.believed(h.switches, t) if h is not None else None
             out[asset] = (key, believed.entry(asset, t) if believed is not None
-                          else self.log.entry(asset, t), rest)
+                          else self.log.entry(asset, t), rest, believed)
         return out
 
     def _at_market(self, t: int, asset: str, key: Key) -> bool:
@@ -483,6 +492,18 @@ class Diagnoser:
         slip = self.observed.price.slippage * (1.0 if key[0] > 0 else -1.0)
         return any(abs(key[1] - p * m) <= 1e-9 * abs(p) for p in (row[OPEN], row[CLOSE])
                    for m in (1.0, 1.0 + slip))
+
+    def long_of(self, beliefs: dict[tuple[int, str], Entries | None]):
+        """Whether the position an exit at bar t closed was believed long before and after
+        bar k, in the belief the exit was read against."""
+        def long(t: int, asset: str, k: int) -> bool:
+            belief = beliefs.get((t, asset))
+            if belief is None:
+                held = (self.books[k].positions, self.books[min(k + 1, len(self.books) - 1)]
+                        .positions)
+                return all(p.get(asset, 0.0) > 0 for p in held)
+            return belief.position(asset, k) > 0 and belief.position(asset, k + 1) > 0
+        return long
 
     def entries_of(self, chosen: dict[int, Hypothesis]):
         """The entries a fill at bar t may close: the side's own, and the believed ones

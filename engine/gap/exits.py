@@ -48,6 +48,19 @@ class Entries:
     position closes it (the exits armed on it go, as a risk manager's do)."""
 
     opened: dict[str, tuple[list[int], list[float | None]]] = field(default_factory=dict)
+    held: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)  # after
+
+    def after(self, t: int, asset: str, position: float) -> None:
+        """The position believed held once bar t's fills of `asset` are all booked."""
+        bars_, values = self.held.setdefault(asset, ([], []))
+        bars_.append(t)
+        values.append(position)
+
+    def position(self, asset: str, t: int) -> float:
+        """The position believed held before bar t."""
+        found = self.held.get(asset)
+        i = bisect_left(found[0], t) if found else 0
+        return found[1][i - 1] if i else 0.0
 
     def fill(self, t: int, asset: str, held: float, q: float, price: float) -> None:
         """A fill of `q` at bar t, with `held` believed before it."""
@@ -78,10 +91,12 @@ class Entries:
 
 
 def undecided_rule(undecided: dict[int, dict[str, Key]],
-                   entries: dict[tuple[int, str], tuple[int, float] | None], bars: Bars
-                   ) -> ExitRule:
+                   entries: dict[tuple[int, str], tuple[int, float] | None], bars: Bars,
+                   long: Callable[[int, str, int], bool] | None = None) -> ExitRule:
     """The rule the fills that answer no decision follow (from the entries of the positions
-    believed held that they close), or one unexplained item."""
+    believed held that they close), or one unexplained item. `long(t, asset, k)`: whether
+    the position the exit at bar t closed was believed long before and after bar k (a
+    long-only exit can fire only then)."""
     exits = [(t, asset, key[1]) for t in sorted(undecided) for asset, key in
              sorted(undecided[t].items())]
     entries = [entries.get((t, asset)) for t, asset, _ in exits]
@@ -90,7 +105,7 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
         for kind in ("stop-loss", "take-profit"):
             for base in ("fill", "close"):
                 for at_level in (True,) if one else (True, False):
-                    level = _fit(exits, entries, bars, kind, base, at_level)
+                    level = _fit(exits, entries, bars, kind, base, at_level, long)
                     if level is not None:
                         name = "stop_loss" if kind == "stop-loss" else "take_profit"
                         fields = ((name, level), ("stop_base", base)) \
@@ -167,8 +182,8 @@ def _inside(exit_: tuple[int, str, float], bars: Bars) -> bool:
         abs(price - row[k]) > TOL * abs(price) for k in (OPEN, CLOSE))
 
 
-def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool
-         ) -> float | None:
+def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool,
+         long: Callable[[int, str, int], bool] | None = None) -> float | None:
     """The level (a fraction of the base) every exit agrees with, or None.
 
     With x = how far a price is past the base (1 − price/base for a stop, price/base − 1
@@ -206,7 +221,7 @@ def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level:
             earlier = range(entry_bar, t - 1)
         for k in earlier:
             bar = rows[k].get(asset)
-            if bar is not None:
+            if bar is not None and (long is None or long(t, asset, k)):
                 lo = max(lo, past(bar[extreme], ref))
         if lo >= hi + TOL or hi <= 0:
             return None
