@@ -13,14 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 import pytest
 
 from engine import BacktestConfig
 from engine.gap import decisions as decided
 from engine.gap.analyze import Side, analyze
+from engine.gap.attribute import Game, Marks
 from engine.gap.belief import Beliefs, Lagged, Zero
+from engine.gap.diagnose import Diagnoser
 from engine.gap.logs import FillLog
+from engine.gap.observe import observe
 from engine.gap.vocabulary import CAUSES, WHAT_WENT_WRONG, rule_switches
 from engine.reference import Bars, Rules, rules_for
 from tests.gap_corpus import markets, truth
@@ -214,3 +218,29 @@ def test_the_reads_admit_the_positions_the_engine_netted_against():
             checked += read.value is not None
         assert shrunk <= 1, k
     assert checked > len(batches)
+
+
+@pytest.mark.parametrize("name", ["a second portfolio that received only the first batch",
+                                  "positions read 1% larger at each rebalance"])
+def test_the_attribution_acts_a_belief_out_on_its_replays_own_book(name):
+    """The counterfactual with the belief acting alone is B's own run, fill for fill."""
+    market, fault, _, _ = CASES[name]
+    a, b = _fills(market, ()), _fills(market, (fault(),))
+    prices = markets.prices(market)
+    bars = Bars.from_frame(prices)
+    bar_of = {t: i for i, t in enumerate(bars.timestamps)}
+    rules = rules_for(BacktestConfig.for_profile("vectorbt", initial_cash=markets.INITIAL_CASH,
+                                                 fees=markets.MARKETS[market].fees))
+    trusted = rules.with_(**observe(a, prices, bar_of, False).rules_at(-1))
+    observed = observe(b, prices, bar_of, False)
+    log = FillLog(b, bars, markets.INITIAL_CASH)
+    decisions = decided.given(bars, markets.weights(market))
+    diagnosis = Diagnoser(log, bars, decisions, trusted, observed).run()
+    marks = Marks(bars)
+    game = Game(bars, decisions, trusted, observed, diagnosis, log, markets.INITIAL_CASH,
+                marks)
+    assert game.causes == ["belief_drift"]
+    own = marks.equity([(t, *row) for t in log.fill_bars for row in log.rows[t]],
+                       markets.INITIAL_CASH)
+    replay = game._replay(frozenset({"belief_drift"}))
+    assert np.allclose(replay, own, rtol=1e-9, atol=1e-6)

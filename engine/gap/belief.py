@@ -64,7 +64,7 @@ class Read:
 class Shape:
     """A belief's form relative to the own book; `positions(beliefs, t)` before bar t."""
 
-    def positions(self, beliefs: Beliefs, t: int) -> dict[str, float]:
+    def positions(self, beliefs: Beliefs | Replayed, t: int) -> dict[str, float]:
         raise NotImplementedError
 
     def describe(self, beliefs: Beliefs, since: int) -> tuple[str, str]:
@@ -207,10 +207,7 @@ class Beliefs:
 
     def batches(self, delay: int) -> list[int]:
         """The bars the decisions' orders are due at, `delay` bars after each."""
-        if delay not in self._batches:
-            n = len(self.books)
-            self._batches[delay] = sorted(d + delay for d in self.decisions if d + delay < n)
-        return self._batches[delay]
+        return _batches(self, delay)
 
     # Reading the belief off the orders
 
@@ -436,6 +433,27 @@ class Beliefs:
         if own.bar < switch.since:
             return own.positions
         return switch.belief.positions(self, own.bar)
+
+
+class Replayed:
+    """A replay's own books, appended bar by bar: what a shape of belief is relative to when
+    the attribution acts it out in a counterfactual replay."""
+
+    def __init__(self, bars: Bars, decisions: dict[int, list]) -> None:
+        self.bars, self.decisions = bars, decisions
+        self.books: list[OwnBook] = []
+        self._batches: dict[int, list[int]] = {}
+
+    def batches(self, delay: int) -> list[int]:
+        return _batches(self, delay)
+
+
+def _batches(holder: Beliefs | Replayed, delay: int) -> list[int]:
+    """The bars the decisions' orders are due at, `delay` bars after each (cached)."""
+    if delay not in holder._batches:
+        n = len(holder.bars.timestamps)
+        holder._batches[delay] = sorted(d + delay for d in holder.decisions if d + delay < n)
+    return holder._batches[delay]
 
 
 def _count(lag: int) -> str:
