@@ -3,7 +3,8 @@
 B is the corpus loop (tests/gap_corpus/loop.py) with a fault in the positions its orders
 net against, in forms the catalogue has no entry for: the own book on a subset of the
 assets, positions read three or four batches late, a factor that drifts by 1% a
-rebalance, a second portfolio that received only the first batch. Each must be named by
+rebalance, a second portfolio that received only the first batch, the fills since a
+rebalance counted twice in the positions read (not in the cash). Each must be named by
 its shape, at the first bar it changes a fill, with under 1% of the gap unexplained;
 a 1% sizing bias on one order and a lost buy stay `unexplained`.
 """
@@ -90,6 +91,18 @@ class FirstBatchOnly(Watching):
         return before[1].get(asset, 0.0) if len(before) > 1 else read
 
 
+@dataclass(frozen=True)
+class CountedTwice(Watching):
+    """Positions read with every fill since the fault's first batch counted twice (the
+    strategy's position map updated by the broker and again by the bus; cash booked once)."""
+
+    cause: ClassVar[str] = "duplicate_fill"
+
+    def position(self, k, asset, weight, read, stale):
+        then = self.before()[self.start].get(asset, 0.0)
+        return then + 2 * (read - then)
+
+
 def _assets(market: str) -> list[str]:
     return sorted(markets.prices(market)["asset"].unique().to_list())
 
@@ -110,6 +123,9 @@ CASES = {
     "a second portfolio that received only the first batch": (
         "tight5", lambda: FirstBatchOnly(0), "belief_drift",
         "sized from positions frozen at those before"),
+    "every fill since a rebalance counted twice in the positions read": (
+        "tight5", lambda: CountedTwice(8), "duplicate_fill",
+        "fills since 2010-03-31 applied twice to the positions it sizes from"),
 }
 
 
