@@ -253,8 +253,8 @@ class Beliefs:
             sold_all = q < 0 and o > 0 and abs(q + o) <= 1e-9 * o
             if q > 0 and tight:
                 out[asset] = Read(target - q, target - q, size, soft=True)
-            elif q == 0.0 and w > 0 and o == 0.0:  # a sell of nothing, or (out of cash)
-                out[asset] = Read(-math.inf if tight else target, math.inf, size)  # any buy
+            elif q == 0.0 and w > 0 and o == 0.0:  # a sell of nothing (or a buy the cash
+                out[asset] = Read(-math.inf if tight else target, math.inf, size)  # left out)
             elif q == 0.0 and w > 0 and tight:  # a buy the cash left nothing for
                 out[asset] = Read(-math.inf, target, size)
             elif sold_all:
@@ -293,17 +293,16 @@ class Beliefs:
         return any(abs(believed.get(a, 0.0) - own.get(a, 0.0)) > REL * r.size
                    for a, r in reads.items())
 
-    def propose(self, t: int, delay: int, after: int = -1) -> list[tuple[Shape, int]]:
-        """Shapes of belief that fit the reads at fill bar t and the batches after it
-        (up to `CONFIRM` of them), each with its onset: the first batch of the run of
-        batches before t it fits where it departs from the own book (not before
-        `after`). Simplest first."""
+    def propose(self, t: int, delay: int) -> list[tuple[Shape, int]]:
+        """Shapes of belief that fit the reads at fill bar t and the `CONFIRM` batches
+        after it, each with its onset: the first batch of its run of batches through t
+        where it departs from the own book. Simplest first."""
         if t not in self.batches(delay) or self.reads(t, delay) is None \
                 or not self.departs_any(t, delay):
             return []
         out = []
         for shape in self.candidates(t, delay):
-            since = self.onset(shape, t, delay, after)
+            since = self.onset(shape, t, delay)
             if since is not None:
                 out.append((shape, since))
         return out
@@ -312,16 +311,17 @@ class Beliefs:
         """Whether the own book does not fit the reads at batch t."""
         return not self.fits(Lagged(0), t, delay)
 
-    def onset(self, shape: Shape, t: int, delay: int, after: int) -> int | None:
-        """The first batch of the shape's run through t (None if it does not fit t and
-        the batches after it)."""
+    def onset(self, shape: Shape, t: int, delay: int) -> int | None:
+        """The first batch of the shape's run through t where it departs from the own
+        book (None if it does not fit t and the `CONFIRM` batches after it, or departs
+        nowhere)."""
         batches = self.batches(delay)
         i = batches.index(t)
         checked = 0
         for b in batches[i: i + WINDOW]:
             fit = self.fits(shape, b, delay)
             if fit is False:
-                if b == t or checked < CONFIRM:
+                if checked <= CONFIRM:
                     return None
                 break
             if fit:
@@ -330,7 +330,7 @@ class Beliefs:
                 break
         since = t
         for b in reversed(batches[:i]):
-            if b <= after or self.fits(shape, b, delay) is False:
+            if self.fits(shape, b, delay) is False:
                 break
             if self.departs(shape, b, delay):
                 since = b
