@@ -27,7 +27,7 @@ from engine.gap.logs import FillLog, OwnBook
 from engine.gap.vocabulary import Switch, belief_switch, day
 from engine.reference import Bars, Rebalance, Rules
 from engine.reference.bars import CLOSE, OPEN
-from engine.reference.simulation import HISTORY
+from engine.reference.faults import HISTORY
 
 WINDOW = 8  # batches after the failing one a shape is checked on
 CONFIRM = 2  # batches after it a shape must fit as well (fewer only at the log's end)
