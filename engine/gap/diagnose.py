@@ -437,14 +437,14 @@ class Diagnoser:
         of the following bars first (then the simplest); else the closest one.
 
         Levels are tried simplest first: the hypotheses this bar refuted less one switch
-        (a fault ended) or plus one (another began), then single switches; beside them the
-        shapes of what the side believed it held, read from its orders (`belief_sets`);
-        then pairs of the switches that helped alone. The search stops at the first level
-        that reproduces the bar. Several sets may reproduce a bar and part ways later, so each
-        is run over the next bars (`PERSIST` of them); if none lasts that long, a beam
-        extends the closest ones one switch at a time (an engine that differs in several
-        ways at once, such as a peer's own rules, shows each difference on another bar).
-        At most `budget` sets are tried.
+        (a fault ended) or plus one (another began), then single switches; beside them
+        (unless one lasts `PERSIST` bars) the shapes of what the side believed it held,
+        read from its orders (`belief_sets`); then pairs of the switches that helped
+        alone. The search stops at the first level that reproduces the bar. Several sets
+        may reproduce a bar and part ways later, so each is run over the next bars
+        (`PERSIST` of them); if none lasts that long, a beam extends the closest ones one
+        switch at a time (an engine that differs in several ways at once, such as a peer's
+        own rules, shows each difference on another bar). At most `budget` sets are tried.
         """
         t = own.bar
         currents = [h.switches for h in alive if h.switches]
@@ -489,9 +489,10 @@ class Diagnoser:
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
-        beliefs = self.belief_sets(t, currents)  # what the side believed it held
-        budget += len(beliefs)
-        evaluate(beliefs)
+        if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
+            beliefs = self.belief_sets(t, currents)
+            budget += len(beliefs)
+            evaluate(beliefs)
         helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
                          key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
         if not found:
