@@ -285,6 +285,12 @@ class Diagnoser:
         states = frozenset(s for s in switches if s.state in POSITION_STATES)
         if not states:
             return None
+        if states not in self._beliefs:  # before its first switch, the belief is the book
+            since = min(s.since for s in states)
+            self._beliefs[states] = (self._walk(frozenset(), since).before(since), [since])
+        return self._walk(states, until)
+
+    def _walk(self, states: frozenset[Switch], until: int | None) -> Entries:
         entries, walked = self._beliefs.setdefault(states, (Entries(), [0]))
         hypothesis = Hypothesis(states)
         last = self.log.n_bars if until is None else until

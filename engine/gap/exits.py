@@ -79,6 +79,17 @@ class Entries:
         bars_.append(t)
         prices.append(price)
 
+    def before(self, t: int) -> Entries:
+        """A copy holding what was marked before bar t."""
+        def cut(found: dict) -> dict:
+            out = {}
+            for asset, (bars_, values) in found.items():
+                i = bisect_left(bars_, t)
+                if i:
+                    out[asset] = (bars_[:i], values[:i])
+            return out
+        return Entries(cut(self.opened), cut(self.held))
+
     def entry(self, asset: str, t: int) -> tuple[int, float] | None:
         """The bar and price of the entry of the position believed held before bar t."""
         found = self.opened.get(asset)
