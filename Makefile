@@ -111,6 +111,7 @@ bench: $(DEV)
 	$(PY) bench/gap_speed.py
 	$(PY) bench/gap_drawn.py
 	$(PY) bench/make_run.py
+	$(PY) bench/cold_start.py
 	$(PY) bench/sweep_dask.py
 	$(PY) bench/sweep_grid.py
 
