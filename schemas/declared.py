@@ -120,7 +120,7 @@ def _import(name: str, globals=None, locals=None, fromlist=(), level=0):
         return found
     if name.startswith("schemas.") and level == 0:
         module = _read_module(name)
-        return module if fromlist else _import("schemas")
+        return module if fromlist else SimpleNamespace(**{name.split(".", 1)[1]: module})
     return builtins.__import__(name, globals, locals, fromlist, level)
 
 
