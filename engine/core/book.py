@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.kernels import NEVER, kernel, record_columns
+from engine.core.kernels import NEVER, kernel, read_only
 from engine.core.kernels.sizing import pending_shares
 from engine.core.records import (
     NO_TARGET,
@@ -371,10 +371,10 @@ class OrderBook:
         """One field of every order placed so far, indexed by order id (a sealed copy)."""
         return sealed(self._orders[name][: self.n_orders])
 
-    def columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Fields `names` of every order placed so far, indexed by order id (fresh copies,
-        read in one pass: what a table of the orders is built from)."""
-        return record_columns(self._orders[: self.n_orders], names)
+    def view(self) -> np.ndarray:
+        """Every order placed so far (indexed by id) as a read-only view of the records,
+        not a copy: for one pass that reads them at once (the result tables')."""
+        return read_only(self._orders[: self.n_orders])
 
     @property
     def open_ids(self) -> np.ndarray:
