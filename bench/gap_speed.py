@@ -31,7 +31,7 @@ from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from engine.gap.analyze import Side, analyze
 from engine.gap.observe import observe
-from engine.reference import Bars, Simulation, decisions_from_weights, rules_for
+from engine.reference import Bars, Simulation, Unrecorded, decisions_from_weights, rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
 
@@ -85,7 +85,7 @@ def diagnose(n_assets: int, n_days: int) -> None:
     bars = Bars.from_frame(prices)
     sim = Simulation(bars, decisions_from_weights(bars, weights),
                      lambda t: rules.with_(position_basis="stale") if t >= half else rules,
-                     config.initial_cash, record=False).run()
+                     config.initial_cash, Unrecorded()).run()
     b = pl.DataFrame([(bars.timestamps[t], s, q, p, f) for t, s, q, p, f, _ in sim.fills],
                      orient="row", schema={"timestamp": pl.Datetime("us"), "asset": pl.String,
                                            "quantity": pl.Float64, "price": pl.Float64,
