@@ -45,22 +45,40 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
     return first
 
 
-@kernel(inline=True)
+@kernel
 def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) -> int:
     """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
-    open order, a delta is folded into it. Its id; the caller reserves room."""
+    open order, a delta is folded into it. Its id; the caller reserves room. The records
+    are changed through record kernels (`supersede`, `enter_slot`): a call that passes
+    records, not arrays, costs no reference counting, which is most of a placement."""
     oid = n_orders[0]
-    new_record(orders[oid], oid, bar, asset, kind, amount, due_bar)
+    record = orders[oid]
+    new_record(record, oid, bar, asset, kind, amount, due_bar)
     slot = slots[asset]
     previous = slot["order_id"]
     if previous >= 0:
-        old = orders[previous]
-        is_delta = kind < OrderKind.target_shares
-        old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
-        old["reason"] = Reason.superseded
-        old["superseded_by"] = oid
-        if is_delta and old["has_children"]:
-            orders[oid]["has_children"] = 1  # the entry still happens: children wait
+        supersede(orders[previous], record, kind)
+    enter_slot(slot, oid, due_bar, kind, amount)
+    n_orders[0] = oid + 1
+    return oid
+
+
+@kernel
+def supersede(old, record, kind) -> None:
+    """The slot's open order `old` replaced by a target, or merged into a delta order
+    (`record`), which then carries a bracket entry's waiting children."""
+    is_delta = kind < OrderKind.target_shares
+    old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
+    old["reason"] = Reason.superseded
+    old["superseded_by"] = record["order_id"]
+    if is_delta and old["has_children"]:
+        record["has_children"] = 1  # the entry still happens: children wait
+
+
+@kernel
+def enter_slot(slot, oid, due_bar, kind, amount) -> None:
+    """Order `oid` of `kind` and `amount` into an asset's slot: a target replaces what it
+    held, a delta adds to it."""
     if kind >= OrderKind.target_shares:
         slot["target_kind"] = kind
         slot["target_amount"] = amount
@@ -75,8 +93,6 @@ def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) ->
         slot["add_percent"] += amount
     slot["order_id"] = oid
     slot["due_bar"] = due_bar
-    n_orders[0] = oid + 1
-    return oid
 
 
 @kernel
