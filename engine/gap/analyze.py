@@ -23,6 +23,7 @@ import polars as pl
 
 from engine.gap import decisions as decided
 from engine.gap.attribute import Game, Marks
+from engine.gap.collector import collector_paused
 from engine.gap.diagnose import START_WINDOW, Diagnoser, Diagnosis, departures
 from engine.gap.events import Fault, faults_of
 from engine.gap.logs import FillLog
@@ -61,6 +62,7 @@ GAP_COLUMNS = ["timestamp", "asset", "quantity_a", "price_a", "fee_a", "rows_a",
                "fee_diff", "divergent", "cause", "side", "root"]
 
 
+@collector_paused
 def analyze(
     a: Side, b: Side, prices: pl.DataFrame, weights: pl.DataFrame | None = None,
     initial_cash: float = 1_000_000.0, tolerance: Tolerance = DEFAULT_TOLERANCE,
