@@ -46,7 +46,10 @@ class Row(Mapping):
         if j is None:
             return _ABSENT
         i = int(rows.where[self._t, j])
-        return tuple(rows.values[i].tolist()) if i >= self._first else _ABSENT
+        if i < self._first:
+            return _ABSENT
+        o, h, lo, c, v = rows.values
+        return float(o[i]), float(h[i]), float(lo[i]), float(c[i]), float(v[i])
 
     def __getitem__(self, asset: str) -> Bar:
         bar = self.get(asset)
@@ -63,9 +66,10 @@ class Row(Mapping):
         end = int(rows.start[self._t + 1])
         names = rows.assets
         read = self._read
-        for j, bar in zip(rows.code[self._first: end].tolist(),
-                          rows.values[self._first: end].tolist(), strict=True):
-            read[names[j]] = tuple(bar)
+        columns = [column[self._first: end].tolist() for column in rows.values]
+        for j, bar in zip(rows.code[self._first: end].tolist(), zip(*columns, strict=True),
+                          strict=True):
+            read[names[j]] = bar
         return [(names[j], read[names[j]]) for j in rows.code[self._first: end].tolist()]
 
     def __iter__(self) -> Iterator[str]:
@@ -81,12 +85,12 @@ class Rows(Sequence):
     """`rows[t]`: bar t as a `Row`; the rows read last are kept with what was read of them."""
 
     def __init__(self, assets: list[str], start: np.ndarray, code: np.ndarray,
-                 values: np.ndarray) -> None:
+                 values: tuple[np.ndarray, ...]) -> None:
         self.assets = assets  # asset names, sorted (`code` indexes them)
         self.column = {a: j for j, a in enumerate(assets)}
         self.start = start  # rows of bar t are start[t]:start[t + 1], in the frame's order
         self.code = code
-        self.values = values  # (rows, 5): open, high, low, close, volume
+        self.values = values  # one array per field: open, high, low, close, volume
         n_bars = len(start) - 1
         where = np.full((n_bars, len(assets)), -1, dtype=np.int32 if len(code) < 2**31
                         else np.int64)
@@ -136,10 +140,11 @@ class Bars:
         bar = timestamps.search_sorted(prices["timestamp"]).to_numpy()
         assets = prices["asset"].unique().sort()
         code = assets.search_sorted(prices["asset"]).to_numpy().astype(np.int32)
-        values = prices.select(FIELDS).cast(pl.Float64).to_numpy()
+        values = tuple(prices[name].cast(pl.Float64).to_numpy() for name in FIELDS)
         order = np.argsort(bar, kind="stable")
-        if np.any(order != np.arange(len(order))):
-            bar, code, values = bar[order], code[order], values[order]
+        if np.any(order != np.arange(len(order))):  # else the frame's own columns
+            bar, code = bar[order], code[order]
+            values = tuple(column[order] for column in values)
         start = np.searchsorted(bar, np.arange(len(timestamps) + 1))
         return cls(timestamps.to_list(), Rows(assets.to_list(), start, code, values))
 
@@ -162,12 +167,12 @@ class Bars:
         rows = self.rows
         j = rows.column.get(asset)
         i = -1 if j is None else int(rows.where[t, j])
-        return math.nan if i < 0 else float(rows.values[i, field])
+        return math.nan if i < 0 else float(rows.values[field][i])
 
     def last_known(self, field: int) -> np.ndarray:
         """Every asset's last known `field` per bar (bars × assets in `column` order), NaN
         before its first bar."""
         where = self.rows.where
-        out = self.rows.values[where.clip(min=0), field]
+        out = self.rows.values[field][where.clip(min=0)]
         out[where < 0] = math.nan
         return out
