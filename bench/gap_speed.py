@@ -32,7 +32,7 @@ from engine import BacktestConfig, run_backtest
 from engine.data.synthetic import generate_market
 from engine.gap.analyze import Side, analyze
 from engine.gap.observe import observe
-from engine.reference import Bars, Simulation, decisions_from_weights, rules_for
+from engine.reference import Bars, Simulation, Unrecorded, decisions_from_weights, rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
 
@@ -81,7 +81,7 @@ def late_positions(prices: pl.DataFrame, weights: pl.DataFrame, config: Backtest
     half = len(bars.timestamps) // 2
     sim = Simulation(bars, decisions_from_weights(bars, weights),
                      lambda t: rules.with_(position_basis="stale") if t >= half else rules,
-                     config.initial_cash, record=False).run()
+                     config.initial_cash, Unrecorded()).run()
     return pl.DataFrame([(bars.timestamps[t], s, q, p, f) for t, s, q, p, f, _ in sim.fills],
                         orient="row", schema={"timestamp": pl.Datetime("us"),
                                               "asset": pl.String, "quantity": pl.Float64,

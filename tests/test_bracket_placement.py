@@ -135,8 +135,8 @@ def test_a_child_of_a_parent_a_target_replaced_is_cancelled(child_first):
     assert fills(engine) == [(1, 3.0, 10.0, "market")]
     assert [f[:3] for f in reference.fills] == [(1, "A", 3.0)]
     assert statuses(engine) == expected
-    assert [record[5] for record in reference.orders] == expected
-    assert engine.orders["reason"][child_id] == reference.orders[child_id][6] == "cancelled"
+    assert [record.status for record in reference.orders] == expected
+    assert engine.orders["reason"][child_id] == reference.orders[child_id].reason == "cancelled"
 
 
 def test_a_parent_filled_in_part_keeps_its_live_children():

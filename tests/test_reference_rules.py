@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.reference import Bars, Rules, Simulation, decisions_from_weights, run_reference
+from engine.reference import (
+    Bars,
+    Rules,
+    Simulation,
+    Unrecorded,
+    decisions_from_weights,
+    run_reference,
+)
 from tests import builders
 
 CASH = 1000.0
@@ -101,7 +108,7 @@ def test_a_forced_bar_books_the_given_fills_and_keeps_waiting_orders():
     prices = builders.bars(opens, opens, ["A", "B"])
     bars = Bars.from_frame(prices)
     sim = Simulation(bars, decisions_from_weights(bars, builders.weights(
-        {0: {"A": 0.3, "B": 0.3}})), Rules(), CASH, record=False)
+        {0: {"A": 0.3, "B": 0.3}})), Rules(), CASH, Unrecorded())
     sim.step(0)
     sim.force(1, [("A", 7.0, 10.0, 0.0)])
     assert sim.book.positions == {"A": 7.0}

@@ -22,7 +22,7 @@ from engine.gap.diagnose import Diagnosis, departures
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed
 from engine.gap.vocabulary import ONE_BAR
-from engine.reference import Bars, Rules, Simulation
+from engine.reference import Bars, Rules, Simulation, Unrecorded
 from engine.reference.bars import CLOSE
 
 EXACT_UP_TO = 5
@@ -150,7 +150,8 @@ class Game:
                     rules = switch.apply(rules, t)
             return rules
 
-        sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash, record=False)
+        sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash,
+                         Unrecorded())
         forced = "unexplained" in acting
         rule = self.diagnosis.exit_rule
         exits = rule is not None and rule.cause in acting and not self.observed.exit_fields

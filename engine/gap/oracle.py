@@ -7,7 +7,7 @@ Only the reference's public stepping API is used (`reset`, `arm_exits`, `step`, 
 from __future__ import annotations
 
 from engine.gap.logs import Key, aggregate
-from engine.reference import Bars, Book, Rules, Simulation
+from engine.reference import Bars, Book, Rules, Simulation, Unrecorded
 
 Entry = tuple[str, int, float]  # asset, the bar its position was opened at, the fill price
 ARMED_IDS = -10**9  # ids of the exits armed from a side's entries (before any order's)
@@ -25,7 +25,7 @@ class Oracle:
 
     def __init__(self, bars: Bars, decisions: dict[int, list], initial_cash: float = 0.0
                  ) -> None:
-        self.sim = Simulation(bars, decisions, Rules(), initial_cash, record=False)
+        self.sim = Simulation(bars, decisions, Rules(), initial_cash, Unrecorded())
         self.bars = bars
         self.decisions = decisions
 

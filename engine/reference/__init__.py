@@ -36,13 +36,15 @@ from typing import Any
 import polars as pl
 
 from engine.reference.bars import Bars
+from engine.reference.journal import Journal, Unrecorded
 from engine.reference.orders import KINDS, Call, Rebalance
 from engine.reference.resting import order_table_rows
 from engine.reference.rules import Rules, rules_for
 from engine.reference.simulation import Book, Place, Simulation
 
-__all__ = ["Bars", "Book", "Call", "Place", "Rebalance", "ReferenceResult", "Rules", "Simulation",
-           "decisions_from_orders", "decisions_from_weights", "rules_for", "run_reference"]
+__all__ = ["Bars", "Book", "Call", "Journal", "Place", "Rebalance", "ReferenceResult", "Rules",
+           "Simulation", "Unrecorded", "decisions_from_orders", "decisions_from_weights",
+           "rules_for", "run_reference"]
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,11 @@ def _result(sim: Simulation, bars: Bars, initial_cash: float) -> ReferenceResult
                 origin)
 
     orders = pl.DataFrame(
-        [(i, stamps[c], a, k if k in KINDS else "shares", float(m), s, r,
-          None if f is None else stamps[f], float(q), *details(i))
-         for i, c, a, k, m, s, r, f, q in sim.orders],
+        [(o.id, stamps[o.created], o.asset, o.kind if o.kind in KINDS else "shares",
+          float(o.amount), o.status, o.reason,
+          None if o.filled_at is None else stamps[o.filled_at], float(o.filled_quantity),
+          *details(o.id))
+         for o in sim.orders],
         schema={"order_id": pl.Int64, "created": time_type, "asset": pl.String,
                 "kind": pl.String, "amount": pl.Float64, "status": pl.String,
                 "reason": pl.String, "filled_at": time_type, "filled_quantity": pl.Float64,
