@@ -115,3 +115,21 @@ def test_a_forced_bar_books_the_given_fills_and_keeps_waiting_orders():
     assert list(sim.book.pending) == ["B"]  # B had no bar on day 1: its order still waits
     sim.step(2)
     assert [(a, q) for _, a, q, *_ in sim.fills] == [("A", 7.0), ("B", 30.0)]
+
+
+def test_a_replay_that_keeps_no_journal_fills_as_a_journaled_run_does():
+    opens = [[10.0, 20.0], [11.0, 19.0], [12.0, 18.0], [11.0, 21.0]]
+    prices = builders.bars(opens, opens, ["A", "B"])
+    bars = Bars.from_frame(prices)
+    decisions = decisions_from_weights(bars, builders.weights(
+        {0: {"A": 0.5, "B": 0.3}, 1: {"A": 0.2, "B": 0.6}, 2: {"A": 0.0, "B": 0.9}}))
+    rules = Rules(booking="twice_executing", position_basis="stale", fees=0.01)
+    journaled = Simulation(bars, decisions, rules, CASH).run()
+    replay = Simulation(bars, decisions, rules, CASH, Unrecorded()).run()
+    assert replay.fills == journaled.fills
+    assert replay.book == journaled.book
+    assert replay.orders == [] and replay.equity == []
+    # The journal names each order's fate: the first decision's two orders both filled.
+    assert {(o.asset, o.status) for o in journaled.orders if o.created == 0} == {
+        ("A", "filled"), ("B", "filled")}
+    assert len(journaled.equity) == len(opens)

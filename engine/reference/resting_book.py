@@ -38,6 +38,8 @@ class RestingOrders:
         self._absorbed: dict[int, int] = {}  # merged market order id → the order absorbing it
         self._table_ids: dict = {}  # an order table's `id` → our order id
 
+    # Placing: order-table rows and bracket children
+
     def _place(self, t: int, rules: Rules, row: dict) -> None:
         """Place one order-table row decided at the close of bar `t`."""
         asset, kind, quantity = row["asset"], row["type"], float(row["quantity"])
@@ -115,6 +117,8 @@ class RestingOrders:
         order.live_from = t + 1
         if order.type == "trailing_stop":
             order.peak = price if stop_base == "fill" else bar[CLOSE]
+
+    # Trying them along a bar
 
     def _rest(self, t: int, rules: Rules, market_ids: dict[str, int] | None = None,
               before: bool = True) -> None:
@@ -238,6 +242,8 @@ class RestingOrders:
             return (phase, order.id, 0, order.id)
 
         return key
+
+    # Filling, and what a fill sets off
 
     def _fill_resting(self, t: int, rules: Rules, order: Resting, is_buy: bool, price: float,
                       slipped: bool, bar: tuple, headroom: float) -> None:

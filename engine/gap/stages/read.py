@@ -1,0 +1,39 @@
+"""Read: the two fill logs compared per (timestamp, asset), each read on its own against the
+bars, and what each shows directly (price point, slippage, fees, rounding: `observe`)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.gap.attribute import Marks
+from engine.gap.logs import FillLog
+from engine.gap.observe import observe
+from engine.gap.stages.state import Analysis
+from engine.reference import Bars
+from engine.results.compare import join_sides
+
+
+def read(state: Analysis) -> None:
+    """Fills `joined`, `divergent`, `bars`, `bar_of`, the logs, marks and equity curves;
+    when a key differs, also `position_rules`, `observed_a`, `observed_b`, `label_bars`."""
+    a, b = state.a, state.b
+    state.joined = join_sides(a.fills, b.fills, state.tolerance)
+    state.bars = bars = Bars.from_frame(state.prices)
+    state.bar_of = {t: i for i, t in enumerate(bars.timestamps)}
+    state.log_a = FillLog(a.fills, bars, state.initial_cash)
+    state.log_b = FillLog(b.fills, bars, state.initial_cash)
+    state.marks = Marks(bars)
+    state.equity_a = state.marks.equity(_fills(state.log_a), state.initial_cash)
+    state.equity_b = state.marks.equity(_fills(state.log_b), state.initial_cash)
+    state.divergent = state.joined.filter(pl.col("divergent"))
+    if state.identical:
+        return
+    state.position_rules = bool(a.rules and a.rules.position_rules)
+    state.observed_a = observe(a.fills, state.prices, state.bar_of, state.position_rules)
+    state.observed_b = observe(b.fills, state.prices, state.bar_of, state.position_rules)
+    state.label_bars = {state.bar_of[t]
+                        for t in state.divergent["timestamp"].unique().to_list()}
+
+
+def _fills(log: FillLog) -> list[tuple]:
+    return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
