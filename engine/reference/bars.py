@@ -20,6 +20,7 @@ OPEN, HIGH, LOW, CLOSE, VOLUME = range(5)
 FIELDS = ("open", "high", "low", "close", "volume")
 Bar = tuple[float, float, float, float, float]
 KEPT_ROWS = 4096  # bars whose read assets are kept (the latest read)
+WHOLE_UP_TO = 2_000_000  # asset bars up to which every bar is a plain dict once read
 _ABSENT = ()
 
 
@@ -98,11 +99,17 @@ class Rows(Sequence):
         np.maximum.accumulate(where, axis=0, out=where)
         self.where = where  # the row of each asset's last bar at or before t (-1: none)
         self.kept: OrderedDict[int, Row] = OrderedDict()
+        # a small universe: each bar read becomes a dict of every asset's bar, kept
+        self.whole: list[dict[str, Bar] | None] | None = \
+            [None] * n_bars if len(code) <= WHOLE_UP_TO else None
 
     def __len__(self) -> int:
         return len(self.start) - 1
 
-    def __getitem__(self, t: int) -> Row:  # type: ignore[override]
+    def __getitem__(self, t: int) -> Row | dict[str, Bar]:  # type: ignore[override]
+        if self.whole is not None:
+            row = self.whole[t]
+            return row if row is not None else self._whole(t)
         kept = self.kept
         row = kept.get(t)
         if row is not None:
@@ -118,8 +125,17 @@ class Rows(Sequence):
                 kept.popitem(last=False)
         return row
 
-    def __iter__(self) -> Iterator[Row]:
+    def __iter__(self) -> Iterator[Row | dict[str, Bar]]:
         return (self[t] for t in range(len(self)))
+
+    def _whole(self, t: int) -> dict[str, Bar]:
+        """Bar t as a dict of every asset's bar, built at once and kept."""
+        lo, hi = self.start[t], self.start[t + 1]  # (IndexError past the last bar)
+        names = self.assets
+        bars = zip(*(column[lo:hi].tolist() for column in self.values), strict=True)
+        row = dict(zip([names[j] for j in self.code[lo:hi].tolist()], bars, strict=True))
+        self.whole[t] = row
+        return row
 
 
 class Bars:
