@@ -18,8 +18,9 @@ from math import factorial
 
 import numpy as np
 
+from engine.gap.belief import Replayed
 from engine.gap.diagnose import Diagnosis, departures
-from engine.gap.logs import FillLog
+from engine.gap.logs import FillLog, OwnBook
 from engine.gap.observe import Observed
 from engine.gap.vocabulary import ONE_BAR
 from engine.reference import Bars, Rules, Simulation, Unrecorded
@@ -148,6 +149,8 @@ class Game:
                     rules = rules.with_(booking="twice_hidden")
                 elif switch.state in ONE_BAR:
                     rules = switch.apply(rules, t)
+                elif switch.state == "belief" and switch.since <= t <= last:
+                    rules = switch.apply(rules)
             return rules
 
         sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash,
@@ -155,7 +158,15 @@ class Game:
         forced = "unexplained" in acting
         rule = self.diagnosis.exit_rule
         exits = rule is not None and rule.cause in acting and not self.observed.exit_fields
+        beliefs = [s for s in states if s.state == "belief"]  # acted out on the replay's book
+        replayed = Replayed(self.bars, self.decisions)
         for t in range(len(self.bars.timestamps)):
+            if beliefs:
+                book = sim.book
+                replayed.books.append(OwnBook(t, book.cash, dict(book.positions)))
+                for switch in beliefs:
+                    if switch.since <= t <= states[switch]:
+                        book.history = (*book.history, dict(switch.belief.positions(replayed, t)))
             sized = t not in self.diagnosis.unsized
             overrides = {a: (p if "fill_price" in acting else None,
                              f if "fee" in acting else None, sized)

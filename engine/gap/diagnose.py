@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from engine.gap.belief import Beliefs
 from engine.gap.exits import ExitRule, undecided_rule
 from engine.gap.logs import FillLog, Key, OwnBook
 from engine.gap.observe import Observed
@@ -168,6 +169,8 @@ class Diagnoser:
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
         self.books = list(log.books())
+        self.beliefs = Beliefs(log, bars, decisions, self.books, trusted,
+                               lambda t: observed.rules_at(t)["point"])
 
     # Rules and books
 
@@ -186,8 +189,10 @@ class Diagnoser:
         return rules
 
     def book_for(self, own: OwnBook, hypothesis: Hypothesis) -> Book:
-        """The book the engine believes it has: its own book plus hidden-state changes."""
+        """The book the engine believes it has: its own book plus hidden-state changes (a
+        belief's positions are passed as the last batch's, read one batch late)."""
         cash, positions = own.cash, dict(own.positions)
+        history = hypothesis.history
         for switch in hypothesis.switches:
             if switch.state in ("booked_twice", "booked_twice_executing") \
                     and own.bar > switch.since:
@@ -216,7 +221,9 @@ class Diagnoser:
             elif switch.state == "fees_once" and own.bar > switch.since:
                 fees = self.log.fees_before
                 cash += fees[switch.since + 1] - fees[switch.since]
-        return Book(cash, positions, dict(hypothesis.pending), hypothesis.history,
+            elif switch.state == "belief":
+                history = (*history, dict(self.beliefs.positions(switch, own)))
+        return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
@@ -430,13 +437,14 @@ class Diagnoser:
         of the following bars first (then the simplest); else the closest one.
 
         Levels are tried simplest first: the hypotheses this bar refuted less one switch
-        (a fault ended) or plus one (another began), then single switches, then pairs of
-        the switches that helped alone; the search stops at the first level that
-        reproduces the bar. Several sets may reproduce a bar and part ways later, so each
-        is run over the next bars (`PERSIST` of them); if none lasts that long, a beam
-        extends the closest ones one switch at a time (an engine that differs in several
-        ways at once, such as a peer's own rules, shows each difference on another bar).
-        At most `budget` sets are tried.
+        (a fault ended) or plus one (another began), then single switches; beside them
+        (unless one lasts `PERSIST` bars) the shapes of what the side believed it held,
+        read from its orders (`belief_sets`); then pairs of the switches that helped
+        alone. The search stops at the first level that reproduces the bar. Several sets
+        may reproduce a bar and part ways later, so each is run over the next bars
+        (`PERSIST` of them); if none lasts that long, a beam extends the closest ones one
+        switch at a time (an engine that differs in several ways at once, such as a peer's
+        own rules, shows each difference on another bar). At most `budget` sets are tried.
         """
         t = own.bar
         currents = [h.switches for h in alive if h.switches]
@@ -481,6 +489,10 @@ class Diagnoser:
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
+        if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
+            beliefs = self.belief_sets(t, currents)
+            budget += len(beliefs)
+            evaluate(beliefs)
         helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
                          key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
         if not found:
@@ -519,7 +531,8 @@ class Diagnoser:
         missed = self.first_missed(window)
         onsets = {fills[0], missed}  # a state fault begun at the first fills, or there
         singles = self.vocabulary if missed is None else [
-            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary
+            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary + [
+            s for b in self.belief_sets(missed, []) for s in b]
         best = frozenset()
         frontier = [best]
         for _ in range(MAX_START):
@@ -606,6 +619,18 @@ class Diagnoser:
                 + [fees_out_of_cash(b, stamps[b]) for b in onsets]
                 + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
+
+    def belief_sets(self, t: int, currents: list[frozenset[Switch]]
+                    ) -> list[frozenset[Switch]]:
+        """Hidden-state hypotheses from what the side believed it held (engine/gap/belief.py):
+        each shape of belief that fits bar t and the batches after it, alone and on top of
+        the hypotheses alive before t."""
+        out = []
+        for delay in sorted({self.trusted.delay, *(self.rules_at(t, c).delay for c in currents)}):
+            for shape, since in self.beliefs.propose(t, delay):
+                switch = self.beliefs.switch(shape, since)
+                out += [frozenset({switch}), *(_combine(c, switch) for c in currents)]
+        return out
 
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
         """A new hypothesis with the orders it would have queued over the last bars: the
