@@ -37,15 +37,8 @@ class Marks:
     """Last known closes as a dense (bar × asset) array, to value replays bar by bar."""
 
     def __init__(self, bars: Bars) -> None:
-        assets = sorted({a for row in bars.rows for a in row})
-        self.column = {a: j for j, a in enumerate(assets)}
-        close = np.full((len(bars.rows), len(assets)), np.nan)
-        for t, row in enumerate(bars.rows):
-            for asset, bar in row.items():
-                close[t, self.column[asset]] = bar[CLOSE]
-        rows = np.where(~np.isnan(close), np.arange(len(close))[:, None], 0)
-        np.maximum.accumulate(rows, axis=0, out=rows)
-        self.close = np.nan_to_num(close[rows, np.arange(close.shape[1])])
+        self.column = bars.column
+        self.close = np.nan_to_num(bars.last_known(CLOSE))
 
     def equity(self, fills: list[tuple], initial_cash: float) -> np.ndarray:
         """Equity after every bar from fills (bar, asset, quantity, price, fee, ...)."""
