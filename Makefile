@@ -1,4 +1,5 @@
-# make run: set up and run the main job on the embedded default data.
+# make run: set up, compile the kernels once (make warm) and run the main job on the
+#   embedded default data.
 # make test: set up and run ruff, `dg check defs` and every test.
 # make check: ruff and the fast tier (every test without a tier marker; see docs/testing.md).
 # make ui: the Dagster UI (dg dev) on the embedded SQLite instance.
@@ -10,7 +11,7 @@ PIP := $(PY) -m pip
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test check test-plain-python lint bench ui ui-postgres postgres postgres-stop \
+.PHONY: run warm test check test-plain-python lint bench ui ui-postgres postgres postgres-stop \
 	system-packages clean
 
 # The engine's tests again with the kernels as plain Python (no compilation).
@@ -31,11 +32,15 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# The warm-up compiles every kernel once, so the first run loads them from the cache.
 $(RUNTIME): pyproject.toml | $(PY)
 	$(PIP) install -q -e .
-	$(PY) -m engine.warmup
 	touch $@
+
+# Compile every kernel of this checkout once, so the first run loads them from the cache.
+# The cache lives in the checkout, one folder per version of the kernels: a new clone or a
+# changed kernel is compiled here; when the cache is complete this does nothing.
+warm: $(RUNTIME)
+	$(PY) -m engine.warmup
 
 $(DEV): pyproject.toml $(RUNTIME)
 	$(PIP) install -q -e '.[dev]'
@@ -43,7 +48,7 @@ $(DEV): pyproject.toml $(RUNTIME)
 	$(PY) -m engine.peers.nautilus --setup
 	touch $@
 
-run: $(RUNTIME)
+run: warm
 	$(VENV)/bin/tradegap run
 
 lint: $(DEV)
@@ -72,7 +77,7 @@ test-plain-python: $(DEV)
 	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -q -p no:cacheprovider $(ENGINE_TESTS)
 
 ui: export DAGSTER_HOME = $(CURDIR)/.dagster_home
-ui: $(RUNTIME) $(DAGSTER_HOME)/dagster.yaml
+ui: warm $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.ui --host $(UI_HOST) --port $(UI_PORT)
 
 $(DAGSTER_HOME)/dagster.yaml: deploy/dagster-local.yaml
@@ -106,6 +111,7 @@ bench: $(DEV)
 	$(PY) bench/gap_speed.py
 	$(PY) bench/gap_drawn.py
 	$(PY) bench/make_run.py
+	$(PY) bench/cold_start.py
 	$(PY) bench/sweep_dask.py
 	$(PY) bench/sweep_grid.py
 

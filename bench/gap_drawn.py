@@ -13,7 +13,12 @@ in six), analyzes each against the reference with the weights (or, with
 - the negative controls (a bug outside the vocabulary): how many came out `unexplained`;
 - per bug, and (with `--show`) every draw the analysis got wrong and how.
 
+With `--with BUG` every draw has that bug (in place of the first one drawn): the bug beside
+the others, e.g. `--with risk_manager` for a risk manager's exits of positions other bugs
+changed.
+
 Usage: python bench/gap_drawn.py [--n 500] [--start 0] [--without-weights] [--show]
+                                 [--with BUG]
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from engine.demo.generator import draw_engine
+from engine.demo.generator import WIRING_BUGS, draw_engine
 from engine.demo.judging import Scorecard, analyze_drawn, judge
 
 
@@ -32,11 +37,13 @@ def main() -> None:
     parser.add_argument("--without-weights", action="store_true",
                         help="infer the decisions from A instead of passing the weights")
     parser.add_argument("--show", action="store_true", help="list every draw gotten wrong")
+    parser.add_argument("--with", dest="forced", choices=WIRING_BUGS,
+                        help="a bug put in every draw")
     args = parser.parse_args()
     card = Scorecard()
     started = time.perf_counter()
     for seed in range(args.start, args.start + args.n):
-        drawn = draw_engine(seed)
+        drawn = draw_engine(seed, forced=args.forced)
         judgement = judge(drawn, analyze_drawn(drawn, not args.without_weights))
         card.add(drawn, judgement)
         if args.show and not judgement.right:
@@ -46,6 +53,8 @@ def main() -> None:
                 print(f"  - {problem}")
     seconds = time.perf_counter() - started
     mode = "without weights" if args.without_weights else "with the weights"
+    if args.forced:
+        mode += f", each with {args.forced}"
     print(f"\n{args.n} drawn engines (seeds {args.start}..{args.start + args.n - 1}), "
           f"analyzed {mode} in {seconds:.0f} s ({seconds / max(args.n, 1):.1f} s each)")
     for name, value in card.figures().items():

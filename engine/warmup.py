@@ -2,18 +2,23 @@
 
 `python -m engine.warmup` runs tiny backtests through each entry point (target weights
 under every profile, with and without risk rules; an order table of every order type with
-an OCO pair and a bracket; a callback strategy) and builds every result table. The
-Makefile runs it as part of installing, so a fresh clone's first `make run` compiles
-nothing. It prints how many kernels it compiled.
+an OCO pair and a bracket; a callback strategy) and builds every result table, then marks
+the cache folder complete (`WARM`). The cache folder is named by a digest of the kernel
+modules and lives in the checkout, so a new clone, or a change to a kernel, gets a new
+one; `make run` runs the warm-up first, and it does nothing when the mark is there (pass
+`--force` to run it anyway). It prints how many kernels it compiled.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+WARM = "warm"  # the file, in the kernels' cache folder, that marks it complete
 
 
 def _orders(prices: pl.DataFrame) -> pl.DataFrame:
@@ -78,8 +83,15 @@ def warm_up() -> None:
         result.metrics  # noqa: B018 (computing the metrics compiles their kernels)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from numba.core import event
+
+    from engine.core.kernels import CACHE_DIR
+
+    mark = Path(CACHE_DIR) / WARM
+    if mark.is_file() and "--force" not in (sys.argv[1:] if argv is None else argv):
+        print(f"engine.warmup: the kernels are compiled already ({CACHE_DIR})")
+        return 0
 
     compiled = []
 
@@ -93,6 +105,8 @@ def main() -> int:
     start = time.perf_counter()
     with event.install_listener("numba:compile", Count()):
         warm_up()
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(f"{len(compiled)} kernels compiled\n")
     print(f"engine.warmup: {len(compiled)} kernels compiled in "
           f"{time.perf_counter() - start:.1f}s (cached for later runs)")
     return 0

@@ -1,5 +1,6 @@
-"""The install step's warm-up compiles every kernel a run uses: afterwards a new process
-backtesting weights, stops or an order table compiles nothing."""
+"""The warm-up before `make run` compiles every kernel a run uses: afterwards a new process
+backtesting weights, stops or an order table compiles nothing, and the warm-up itself has
+nothing left to do."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_after_the_warm_up_a_new_process_compiles_nothing(tmp_path):
     warm = subprocess.run([sys.executable, "-m", "engine.warmup"], env=env,
                           capture_output=True, text=True, check=True)
     assert int(warm.stdout.split()[1]) > 0
+    again = subprocess.run([sys.executable, "-m", "engine.warmup"], env=env,
+                           capture_output=True, text=True, check=True)
+    assert "compiled already" in again.stdout
     common = f"--prices {prices} --weights {weights}"
     runs = [f"backtest {common} --out {tmp_path / 'plain'}",
             f"backtest {common} --out {tmp_path / 'stops'} --stop-loss 0.05 "

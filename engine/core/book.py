@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.kernels import NEVER, kernel, record_columns
+from engine.core.kernels import NEVER, kernel, read_only
 from engine.core.kernels.sizing import pending_shares
 from engine.core.records import (
     NO_TARGET,
@@ -46,22 +46,40 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
     return first
 
 
-@kernel(inline=True)
+@kernel
 def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) -> int:
     """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
-    open order, a delta is folded into it. Its id; the caller reserves room."""
+    open order, a delta is folded into it. Its id; the caller reserves room. The records
+    are changed through record kernels (`supersede`, `enter_slot`): a call that passes
+    records, not arrays, costs no reference counting, which is most of a placement."""
     oid = n_orders[0]
-    new_record(orders[oid], bar, asset, kind, amount, due_bar)
+    record = orders[oid]
+    new_record(record, bar, asset, kind, amount, due_bar)
     slot = slots[asset]
     previous = slot["order_id"]
     if previous >= 0:
-        old = orders[previous]
-        is_delta = kind < OrderKind.target_shares
-        old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
-        old["reason"] = Reason.superseded
-        old["superseded_by"] = oid
-        if is_delta and old["has_children"]:
-            orders[oid]["has_children"] = 1  # the entry still happens: children wait
+        supersede(orders[previous], record, oid, kind)
+    enter_slot(slot, oid, due_bar, kind, amount)
+    n_orders[0] = oid + 1
+    return oid
+
+
+@kernel
+def supersede(old, record, oid, kind) -> None:
+    """The slot's open order `old` replaced by a target, or merged into a delta order
+    (`record`, id `oid`), which then carries a bracket entry's waiting children."""
+    is_delta = kind < OrderKind.target_shares
+    old["status"] = OrderStatus.merged if is_delta else OrderStatus.replaced
+    old["reason"] = Reason.superseded
+    old["superseded_by"] = oid
+    if is_delta and old["has_children"]:
+        record["has_children"] = 1  # the entry still happens: children wait
+
+
+@kernel
+def enter_slot(slot, oid, due_bar, kind, amount) -> None:
+    """Order `oid` of `kind` and `amount` into an asset's slot: a target replaces what it
+    held, a delta adds to it."""
     if kind >= OrderKind.target_shares:
         slot["target_kind"] = kind
         slot["target_amount"] = amount
@@ -76,8 +94,6 @@ def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) ->
         slot["add_percent"] += amount
     slot["order_id"] = oid
     slot["due_bar"] = due_bar
-    n_orders[0] = oid + 1
-    return oid
 
 
 @kernel
@@ -383,12 +399,11 @@ class OrderBook:
             raise RuntimeError("the order records were released (OrderBook.release)")
         return self._orders[: self.n_orders]
 
-    def columns(self, names: tuple[str, ...], ids: slice | np.ndarray = slice(None)
-                ) -> dict[str, np.ndarray]:
-        """Fields `names` of the orders `ids` (a slice or array of ids; default every order
-        placed so far) as fresh copies read in one pass: what a table of the orders is built
-        from, whole or a batch at a time."""
-        return record_columns(self._placed()[ids], names)
+    def view(self) -> np.ndarray:
+        """Every order placed so far (indexed by id) as a read-only view of the records,
+        not a copy: for one pass that reads them at once (the result tables', whole or a
+        slice of ids at a time)."""
+        return read_only(self._placed())
 
     @property
     def open_ids(self) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.kernels import ABS_TOL, REL_TOL, cancels, kernel, record_columns
+from engine.core.kernels import ABS_TOL, REL_TOL, cancels, kernel, read_only
 from engine.core.records import FILL_DT, LedgerArrays
 from engine.data.market import sealed
 
@@ -107,9 +107,10 @@ class Ledger:
         """Every fill booked so far (`FILL_DT` records, a sealed copy)."""
         return sealed(self._journal[: self.n_fills])
 
-    def columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Fields `names` of every fill booked so far (fresh copies, read in one pass)."""
-        return record_columns(self._journal[: self.n_fills], names)
+    def view(self) -> np.ndarray:
+        """Every fill booked so far as a read-only view of the records, not a copy: for
+        one pass that reads them at once (the result tables')."""
+        return read_only(self._journal[: self.n_fills])
 
     def value(self, prices: np.ndarray) -> float:
         """Cash plus held positions at `prices` (see `book_value`)."""

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.data.market import Market, grid_width
+from engine.data.grid import NOT_CLEAN, bar_grid
+from engine.data.market import Market
 from engine.errors import InputError
 from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
 
@@ -89,11 +90,13 @@ def load_market(source: Source, name: str | None = None, repair_ohlc: bool = Fal
 
 def _load_bars(source: Source, name: str | None, repair_ohlc: bool
                ) -> tuple[pl.DataFrame, int | None]:
-    """The validated bars and, when known, their grid width (`market.grid_width`)."""
+    """The validated bars and their grid width (`grid.bar_grid`; 0: not a complete grid,
+    None: not known)."""
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
-    if _bar_values_clean(frame):
-        width = _complete_grid(frame)
+    width = bar_grid(frame)
+    if width != NOT_CLEAN:
+        width = width if width and _assets_repeat(frame["asset"], width) else 0
         if width or _keys_in_order(frame):
             return _gate(frame, "Bars", label), width
     if not _bars_look_valid(frame):
@@ -107,33 +110,13 @@ def _load_bars(source: Source, name: str | None, repair_ohlc: bool
     return _gate(_in_key_order(frame), "Bars", label), None
 
 
-def _bar_values_clean(frame: pl.DataFrame) -> bool:
-    """The value checks of `load_prices` at array speed: low > 0, high finite and
-    low ≤ open, close ≤ high (which makes all four prices finite and positive; NaN, and
-    null read as NaN, fail), volumes finite and non-negative. False sends the bars through
-    the checks that name the offending rows (or repair them)."""
-    open_, high, low, close, volume = (frame[c].to_numpy() for c in (*PRICE_FIELDS, "volume"))
-    if not (low.min() > 0 and high.max() < np.inf and volume.min() >= 0
-            and volume.max() < np.inf):
-        return False
-    body = np.maximum(open_, close)
-    if not (high >= body).all():
-        return False
-    np.minimum(open_, close, out=body)
-    return bool((low <= body).all())
-
-
-def _complete_grid(frame: pl.DataFrame) -> int:
-    """The number of assets when the keys are unique, sorted and form a complete grid (each
-    timestamp, in increasing order, has the same assets in increasing order), else 0."""
-    stamps = frame["timestamp"].to_physical().to_numpy()
-    width = grid_width(stamps, frame["asset"])
-    if not width:
-        return 0
-    firsts = stamps[::width]
-    assets = frame["asset"].head(width)
-    ordered = (firsts[1:] > firsts[:-1]).all() and (assets.slice(1) > assets.head(-1)).all()
-    return width if ordered else 0
+def _assets_repeat(assets: pl.Series, width: int) -> bool:
+    """Whether the first `width` assets increase strictly and every later block of
+    `width` rows repeats them (with timestamps in complete increasing blocks of `width`
+    rows, `grid.bar_grid`, the keys are then unique, sorted and a complete grid)."""
+    first = assets.head(width)
+    return bool((first.slice(1) > first.head(-1)).all()
+                and (assets.slice(width) == assets.head(len(assets) - width)).all())
 
 
 def _keys_in_order(frame: pl.DataFrame) -> bool:

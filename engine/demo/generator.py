@@ -56,18 +56,6 @@ def in_vocabulary(bug: Bug) -> bool:
     return any(cause in CAUSES for cause in causes_of(bug))
 
 
-# A risk manager's exits of positions that another bug changed (booked twice, accumulated,
-# read late) are beyond the analysis today (docs/trade_gap.md, "What it cannot diagnose"):
-# a draw with both is judged as a control, whose verdict must be `unexplained`.
-STATE_BUGS = ("double_dispatch", "second_portfolio", "whole_target", "late_cache")
-
-
-def beyond_the_analysis(bugs: list[Bug]) -> bool:
-    """Whether these bugs together are a combination the analysis does not explain."""
-    names = {bug.name for bug in bugs}
-    return "risk_manager" in names and bool(names & set(STATE_BUGS))
-
-
 @dataclass(frozen=True)
 class Market:
     """A drawn market and strategy: `n_assets` × `n_days` bars from `data_seed`, top `k`
@@ -138,14 +126,16 @@ def draw_market(rng: np.random.Generator) -> Market:
                   fees=float(rng.choice([0.0, 0.0005, 0.001, 0.001, 0.002])))
 
 
-def draw_bugs(rng: np.random.Generator, decision_bars: list[int], controls: bool = True
-              ) -> tuple[Bug, ...]:
+def draw_bugs(rng: np.random.Generator, decision_bars: list[int], controls: bool = True,
+              forced: str | None = None) -> tuple[Bug, ...]:
     """One to three wiring bugs (a negative control in about one draw in six), each from
-    the start or from a decision after the first few."""
+    the start or from a decision after the first few; `forced` is always among them."""
     count = int(rng.choice([1, 1, 2, 2, 3]))
     names = list(rng.choice(WIRING_BUGS, size=count, replace=False))
     if controls and rng.random() < 1 / 6:
         names[-1] = str(rng.choice(CONTROLS))
+    if forced is not None and forced not in names:
+        names[0] = forced
     bugs = []
     late = decision_bars[2:-2] or decision_bars[-1:]
     for name in names:
@@ -172,8 +162,9 @@ def _param(rng: np.random.Generator, name: str):
     return None
 
 
-def draw_engine(seed: int, controls: bool = True) -> DrawnEngine:
-    """The engine of draw `seed` with its truth (the same seed draws the same engine)."""
+def draw_engine(seed: int, controls: bool = True, forced: str | None = None) -> DrawnEngine:
+    """The engine of draw `seed` with its truth (the same seed draws the same engine;
+    `forced`: a bug put in every draw, in place of the first one drawn)."""
     rng = np.random.default_rng([seed, 15])
     market = draw_market(rng)
     prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
@@ -182,7 +173,7 @@ def draw_engine(seed: int, controls: bool = True) -> DrawnEngine:
     stamps = prices["timestamp"].unique().sort().to_list()
     bar_of = {t: i for i, t in enumerate(stamps)}
     decision_bars = [bar_of[t] for t in clean.weights["timestamp"].unique().sort().to_list()]
-    wiring = Wiring(draw_bugs(rng, decision_bars, controls))
+    wiring = Wiring(draw_bugs(rng, decision_bars, controls, forced))
     return build(seed, market, prices, scores, wiring, clean.weights)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.demo.generator import INITIAL_CASH, DrawnEngine, Planted, beyond_the_analysis
+from engine.demo.generator import INITIAL_CASH, DrawnEngine, Planted
 from engine.gap.analyze import GapAnalysis, Side, analyze
 
 UNEXPLAINED_LIMIT = 0.01
@@ -60,8 +60,7 @@ def judge(drawn: DrawnEngine, analysis: GapAnalysis) -> Judgement:
     allowed = {c for p in traced for c in p.causes}
     expected = sorted({c for p in traced if p.in_vocabulary for c in p.causes[:1]})
     j = Judgement(drawn.words(), summary["verdict"], named, expected,
-                  all_in_vocabulary=all(p.in_vocabulary for p in traced)
-                  and not beyond_the_analysis([p.bug for p in traced]))
+                  all_in_vocabulary=all(p.in_vocabulary for p in traced))
     j.wrong = [c for c in named if c not in allowed]
     for cause in j.wrong:
         onsets = sorted(str(f["onset"])[:10] for f in faults if f["cause"] == cause)
@@ -101,8 +100,7 @@ def _verdict(j: Judgement, traced: list[Planted]) -> None:
         if j.unexplained_share >= UNEXPLAINED_LIMIT:
             j.problems.append(f"{j.unexplained_share:.1%} of the gap unexplained")
     elif j.verdict != "unexplained":
-        outside = [str(p.bug) for p in traced if not p.in_vocabulary] or [
-            "a risk manager with a bug that changes the positions"]
+        outside = [str(p.bug) for p in traced if not p.in_vocabulary]
         j.problems.append(f"verdict {j.verdict} with {', '.join(outside)} outside the "
                           "vocabulary")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from engine.gap.collector import collector_paused
 from engine.gap.stages.attribute import attribute
 from engine.gap.stages.decide import decide
 from engine.gap.stages.diagnose import diagnose
@@ -34,6 +35,7 @@ __all__ = ["GAP_COLUMNS", "Analysis", "GapAnalysis", "Side", "analyze"]
 DIAGNOSING = (decide, diagnose, attribute, label)  # between read and report, if a key differs
 
 
+@collector_paused
 def analyze(
     a: Side, b: Side, prices: pl.DataFrame, weights: pl.DataFrame | None = None,
     initial_cash: float = 1_000_000.0, tolerance: Tolerance = DEFAULT_TOLERANCE,

@@ -18,8 +18,9 @@ from math import factorial
 
 import numpy as np
 
+from engine.gap.belief import Replayed
 from engine.gap.diagnose import Diagnosis, departures
-from engine.gap.logs import FillLog
+from engine.gap.logs import FillLog, OwnBook
 from engine.gap.observe import Observed
 from engine.gap.vocabulary import ONE_BAR
 from engine.reference import Bars, Rules, Simulation, Unrecorded
@@ -36,15 +37,8 @@ class Marks:
     """Last known closes as a dense (bar × asset) array, to value replays bar by bar."""
 
     def __init__(self, bars: Bars) -> None:
-        assets = sorted({a for row in bars.rows for a in row})
-        self.column = {a: j for j, a in enumerate(assets)}
-        close = np.full((len(bars.rows), len(assets)), np.nan)
-        for t, row in enumerate(bars.rows):
-            for asset, bar in row.items():
-                close[t, self.column[asset]] = bar[CLOSE]
-        rows = np.where(~np.isnan(close), np.arange(len(close))[:, None], 0)
-        np.maximum.accumulate(rows, axis=0, out=rows)
-        self.close = np.nan_to_num(close[rows, np.arange(close.shape[1])])
+        self.column = bars.column
+        self.close = np.nan_to_num(bars.last_known(CLOSE))
 
     def equity(self, fills: list[tuple], initial_cash: float) -> np.ndarray:
         """Equity after every bar from fills (bar, asset, quantity, price, fee, ...)."""
@@ -155,6 +149,8 @@ class Game:
                     rules = rules.with_(booking="twice_hidden")
                 elif switch.state in ONE_BAR:
                     rules = switch.apply(rules, t)
+                elif switch.state == "belief" and switch.since <= t <= last:
+                    rules = switch.apply(rules)
             return rules
 
         sim = Simulation(self.bars, self.decisions, rules_at, self.initial_cash,
@@ -162,7 +158,15 @@ class Game:
         forced = "unexplained" in acting
         rule = self.diagnosis.exit_rule
         exits = rule is not None and rule.cause in acting and not self.observed.exit_fields
+        beliefs = [s for s in states if s.state == "belief"]  # acted out on the replay's book
+        replayed = Replayed(self.bars, self.decisions)
         for t in range(len(self.bars.timestamps)):
+            if beliefs:
+                book = sim.book
+                replayed.books.append(OwnBook(t, book.cash, dict(book.positions)))
+                for switch in beliefs:
+                    if switch.since <= t <= states[switch]:
+                        book.history = (*book.history, dict(switch.belief.positions(replayed, t)))
             sized = t not in self.diagnosis.unsized
             overrides = {a: (p if "fill_price" in acting else None,
                              f if "fee" in acting else None, sized)

@@ -16,11 +16,20 @@ side's bars, ends when a later bar refutes it, and may come back as a new event.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine.gap.exits import ExitRule, undecided_rule
-from engine.gap.logs import FillLog, Key, OwnBook
+from engine.gap.belief import Beliefs
+from engine.gap.exits import (
+    HELD,
+    Entries,
+    ExitRule,
+    armed_since,
+    rule_exits,
+    undecided_rule,
+)
+from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
 from engine.gap.vocabulary import (
@@ -39,6 +48,7 @@ from engine.gap.vocabulary import (
 )
 from engine.progress import progress
 from engine.reference import Bars, Book, Rules
+from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
 from engine.results.compare import Tolerance
 
@@ -118,6 +128,9 @@ class Diagnosis:
     consequences: dict[Switch, Switch] = field(default_factory=dict)  # → its root
     undecided: dict[int, dict[str, Key]] = field(default_factory=dict)  # no decision's fills
     exit_rule: ExitRule | None = None  # the rule they follow (or one unexplained item)
+    rule_exits: set[tuple[int, str]] = field(default_factory=set)  # every fill it makes
+    exit_entries: dict[tuple[int, str], tuple[int, float] | None] = field(
+        default_factory=dict)  # (bar, asset) of an undecided fill → the entry it closes
 
     def cause_of(self, switch: Switch) -> str:
         """The cause a switch is counted under: its root's, for a consequence."""
@@ -159,6 +172,8 @@ class Diagnoser:
         self._start_state: tuple = ({}, (), (), -1)  # the state the start is fitted from
         self.diagnosis_unsized: set[int] = set()  # bars whose one-off prices were not sized
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
+        self._set_apart = False  # whether the bar being diagnosed has fills set apart
+        self._split: tuple[int, set[str]] = (-1, set())  # a bar's assets with fills set apart
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -168,6 +183,9 @@ class Diagnoser:
         self.vocabulary = rule_switches(trusted, visible, observed.rounds)
         self.fill_bars = log.fill_bars
         self.books = list(log.books())
+        self.beliefs = Beliefs(log, bars, decisions, self.books, trusted,
+                               lambda t: observed.rules_at(t)["point"])
+        self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
 
     # Rules and books
 
@@ -186,8 +204,10 @@ class Diagnoser:
         return rules
 
     def book_for(self, own: OwnBook, hypothesis: Hypothesis) -> Book:
-        """The book the engine believes it has: its own book plus hidden-state changes."""
+        """The book the engine believes it has: its own book plus hidden-state changes (a
+        belief's positions are passed as the last batch's, read one batch late)."""
         cash, positions = own.cash, dict(own.positions)
+        history = hypothesis.history
         for switch in hypothesis.switches:
             if switch.state in ("booked_twice", "booked_twice_executing") \
                     and own.bar > switch.since:
@@ -216,7 +236,9 @@ class Diagnoser:
             elif switch.state == "fees_once" and own.bar > switch.since:
                 fees = self.log.fees_before
                 cash += fees[switch.since + 1] - fees[switch.since]
-        return Book(cash, positions, dict(hypothesis.pending), hypothesis.history,
+            elif switch.state == "belief":
+                history = (*history, dict(self.beliefs.positions(switch, own)))
+        return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
@@ -225,31 +247,74 @@ class Diagnoser:
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
-        entries = self.entries_at(own)
+        book = self.book_for(own, hypothesis)
+        entries = self.entries_at(own, book, hypothesis.switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
                 or entries):
             return {}, Book(own.cash, own.positions, {}, hypothesis.history, (),
                             hypothesis.seen)
-        return self.oracle.step(t, rules, self.book_for(own, hypothesis),
-                                self.overrides_at(t), entries)
+        return self.oracle.step(t, rules, book, self.overrides_at(t), entries)
 
-    def entries_at(self, own: OwnBook) -> list[Entry] | None:
+    def entries_at(self, own: OwnBook, book: Book | None = None,
+                   switches: frozenset[Switch] = frozenset()) -> list[Entry] | None:
         """The entries of the positions held before bar `own.bar` (None without position
-        rules): their exits are armed from the side's own fills."""
-        if not self.exits or not own.positions:
+        rules): their exits are armed from the side's own fills. Under `switches` that
+        change what the side believes it holds, from the positions in `book` it believes
+        and their believed entries (an exit rule of its own acts on its belief)."""
+        if not self.exits:
+            return None
+        believed = self.believed(switches, own.bar) if book is not None else None
+        positions = book.positions if believed is not None else own.positions
+        if not positions:
             return None
         out = []
         longs_only = not self.trusted.position_rules  # an exit rule
-        for asset in sorted(own.positions):  # of the side's own closes the longs it exited
-            found = self.log.entry(asset, own.bar)
+        for asset in sorted(positions):  # of the side's own closes the longs it exited
+            found = believed.entry(asset, own.bar) if believed is not None else \
+                self.log.entry(asset, own.bar)
             if found is not None and found[0] >= self.armed_from and (
-                    own.positions[asset] > 0 or not longs_only):
+                    positions[asset] > 0 or not longs_only):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
+
+    def believed(self, switches: frozenset[Switch], until: int | None = None
+                 ) -> Entries | None:
+        """The entries of the positions the side believes it holds under `switches`,
+        walked over its fills up to bar `until` (None when they leave its positions as
+        booked: its own entries are those)."""
+        states = frozenset(s for s in switches if s.state in POSITION_STATES)
+        if not states:
+            return None
+        if states not in self._beliefs:  # before its first switch, the belief is the book
+            since = min(s.since for s in states)
+            self._beliefs[states] = (self._walk(frozenset(), since).before(since), [since])
+        return self._walk(states, until)
+
+    def _walk(self, states: frozenset[Switch], until: int | None) -> Entries:
+        entries, walked = self._beliefs.setdefault(states, (Entries(), [0]))
+        hypothesis = Hypothesis(states)
+        last = self.log.n_bars if until is None else until
+        for t in self.fill_bars[bisect_left(self.fill_bars, walked[0]):
+                                bisect_left(self.fill_bars, last)]:
+            start = self.books[t]
+            believed = self.book_for(start, hypothesis).positions
+            factor = _factor(states, t)
+            for (_, asset, before, after, price) in self.log.moves[t]:
+                held = believed.get(asset, 0.0) + factor * (before - start.positions.get(
+                    asset, 0.0))
+                entries.fill(t, asset, held, after - before, price)
+            if t + 1 < len(self.books):
+                then = self.book_for(self.books[t + 1], hypothesis).positions
+                for asset in dict.fromkeys(a for _, a, *_ in self.log.moves[t]):
+                    entries.after(t, asset, then.get(asset, 0.0))
+        walked[0] = max(walked[0], last)
+        return entries
 
     def overrides_at(self, t: int) -> dict | None:
         """The side's one-off prices and fees at bar t, as the oracle takes them."""
         found = self.observed.overrides.get(t)
+        if found and self._split[0] == t:
+            found = {a: v for a, v in found.items() if a not in self._split[1]}
         if not found:
             return None
         sized = t not in self.diagnosis_unsized
@@ -297,6 +362,7 @@ class Diagnoser:
         recent: deque[tuple[OwnBook, tuple]] = deque(maxlen=WARM_UP)
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
+        beliefs: dict[tuple[int, str], Entries | None] = {}  # an exit's belief
         for own in self.books[: self.same_until]:  # as the other side did: nothing to tell
             recent.append((own, base.state()))
             self.advance_actual(base, own)
@@ -317,11 +383,20 @@ class Diagnoser:
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
-                diagnosis.undecided[t] = undecided
+                diagnosis.undecided[t] = {a: key for a, (key, *_) in undecided.items()}
+                diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _, _)
+                                               in undecided.items()})
+                beliefs.update({(t, a): belief for a, (_, _, _, belief)
+                                in undecided.items()})
                 actual = {a: k for a, k in actual.items() if a not in undecided}
+                actual.update({a: rest for a, (_, _, rest, _) in undecided.items() if rest})
+                self._split = (t, set(undecided))  # a one-off price there was an exit's
+                if any(a in self.observed.overrides.get(t, {}) for a in undecided):
+                    predicted, after = self.predict(own, base)
                 missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
-            if missed:
+            self._set_apart = bool(undecided)
+            if missed or undecided:
                 self.advance_actual(base, own)
             else:
                 base.advance(after)
@@ -331,7 +406,7 @@ class Diagnoser:
                 if self.mismatches(guess, actual):
                     hypothesis.died = t
                 else:
-                    hypothesis.advance(book)
+                    self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
             unexplained: frozenset[str] = frozenset()
             if not missed or survivors:
@@ -353,7 +428,13 @@ class Diagnoser:
         diagnosis.verdicts, chosen = _verdicts(states)
         diagnosis.consequences = consequences(diagnosis.verdicts)
         if diagnosis.undecided:
-            diagnosis.exit_rule = undecided_rule(diagnosis.undecided, self.log, self.bars)
+            diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
+                                                 self.bars, self.long_of(beliefs))
+            entry_of = self.entries_of(chosen)
+            diagnosis.exit_rule = armed_since(diagnosis.exit_rule, self.log, self.bars,
+                                              entry_of)
+            diagnosis.rule_exits = rule_exits(diagnosis.exit_rule, self.log, self.bars,
+                                              entry_of)
         diagnosis.unsized = set(self.diagnosis_unsized)
         for t, (own, before, earlier) in labels.items():
             hypothesis = chosen.get(t)
@@ -367,21 +448,87 @@ class Diagnoser:
         return diagnosis
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
-                  actual: dict[str, Key], alive: list[Hypothesis]) -> dict[str, Key]:
-        """The bar's fills that answer no decision: at a bar where none acts and no order
-        is open, fills that only reduce positions the side holds, or believes it holds
-        under a hypothesis alive (a rule A does not have exits what the engine believes)."""
+                  actual: dict[str, Key], alive: list[Hypothesis]
+                  ) -> dict[str, tuple[Key, tuple[int, float] | None, Key | None,
+                                       Entries | None]]:
+        """The bar's fills that answer no decision, each with the entry of the position it
+        closes, the asset's other fills at the bar (the decision's) and the belief it was
+        read against (None: the side's own book). At a bar where none
+        acts and no order is open: fills that only reduce positions the side holds, or
+        believes it holds under a hypothesis alive (a rule A does not have exits what the
+        engine believes, at the entries it believes), all or none. At a decision's bar
+        with no order open: fills that each close a whole believed position, all or none.
+        At any other bar: such fills at a price no market order fills at in the bar (a
+        level), after the decision's own fills of the asset (unless a rule fitted to them
+        replays them). A fill of the whole of one belief is read against that belief."""
         t = own.bar
-        if self.trusted.position_rules or predicted or any(
-                h.pending or h.unnetted for h in (base, *alive)) \
-                or self._decided(t, self.rules_at(t, frozenset())):
+        if self.trusted.position_rules:
             return {}
-        beliefs = [own.positions, *(self.book_for(own, h).positions for h in alive)]
-        for asset, (q, *_) in actual.items():
-            if not any(q * held.get(asset, 0.0) < 0 and abs(q) <= abs(held.get(asset, 0.0))
-                       * (1 + 1e-9) for held in beliefs):
+        quiet = not (predicted or any(h.pending or h.unnetted for h in (base, *alive)))
+        decided = self._decided(t, self.rules_at(t, frozenset()))
+        beliefs = [(own.positions, None), *((self.book_for(own, h).positions, h)
+                                             for h in alive)]
+        out = {}
+        for asset, key in actual.items():
+            rest: Key | None = None
+            if not quiet and self.observed.exit_fields:
+                continue  # the rule fitted to them replays them
+            if not quiet:  # its rows at a level, after the decision's own (the rest)
+                rows = [r for r in self.log.rows.get(t, ()) if r[0] == asset]
+                level = [r[1] < 0 and not self._at_market(t, asset, r[1:]) for r in rows]
+                if not any(level):
+                    continue
+                key = aggregate([r for r, x in zip(rows, level, strict=True) if x])[asset]
+                rest = aggregate([r for r, x in zip(rows, level, strict=True) if not x]
+                                 ).get(asset)
+            q, before = key[0], rest[0] if rest else 0.0
+            fits = [(held.get(asset, 0.0) + before, h) for held, h in beliefs
+                    if q * (held.get(asset, 0.0) + before) < 0
+                    and abs(q) <= abs(held.get(asset, 0.0) + before) * (1 + HELD)]
+            whole = [(held, h) for held, h in fits if abs(abs(q) - abs(held)) <= HELD * abs(q)]
+            if quiet and not (whole if decided else fits):
                 return {}
-        return dict(actual)
+            if not fits:
+                continue
+            _, h = (whole or fits)[0]
+            believed = self.believed(h.switches, t) if h is not None else None
+            out[asset] = (key, believed.entry(asset, t) if believed is not None
+                          else self.log.entry(asset, t), rest, believed)
+        return out
+
+    def _at_market(self, t: int, asset: str, key: Key) -> bool:
+        """Whether a fill is at a price market orders fill at in bar t: its open or close,
+        as they are or moved by the side's slippage."""
+        row = self.bars.rows[t].get(asset)
+        if row is None:
+            return True
+        slip = self.observed.price.slippage * (1.0 if key[0] > 0 else -1.0)
+        return any(abs(key[1] - p * m) <= 1e-9 * abs(p) for p in (row[OPEN], row[CLOSE])
+                   for m in (1.0, 1.0 + slip))
+
+    def long_of(self, beliefs: dict[tuple[int, str], Entries | None]):
+        """Whether the position an exit at bar t closed was believed long before and after
+        bar k, in the belief the exit was read against."""
+        def long(t: int, asset: str, k: int) -> bool:
+            belief = beliefs.get((t, asset))
+            if belief is None:
+                held = (self.books[k].positions, self.books[min(k + 1, len(self.books) - 1)]
+                        .positions)
+                return all(p.get(asset, 0.0) > 0 for p in held)
+            return belief.position(asset, k) > 0 and belief.position(asset, k + 1) > 0
+        return long
+
+    def entries_of(self, chosen: dict[int, Hypothesis]):
+        """The entries a fill at bar t may close: the side's own, and the believed ones
+        under the hypothesis chosen at t."""
+        def entry_of(asset: str, t: int) -> list[tuple[int, float]]:
+            found = [self.log.entry(asset, t)]
+            hypothesis = chosen.get(t)
+            believed = self.believed(hypothesis.switches, t) if hypothesis else None
+            if believed is not None:
+                found.append(believed.entry(asset, t))
+            return [e for e in found if e is not None]
+        return entry_of
 
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
         """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
@@ -430,13 +577,14 @@ class Diagnoser:
         of the following bars first (then the simplest); else the closest one.
 
         Levels are tried simplest first: the hypotheses this bar refuted less one switch
-        (a fault ended) or plus one (another began), then single switches, then pairs of
-        the switches that helped alone; the search stops at the first level that
-        reproduces the bar. Several sets may reproduce a bar and part ways later, so each
-        is run over the next bars (`PERSIST` of them); if none lasts that long, a beam
-        extends the closest ones one switch at a time (an engine that differs in several
-        ways at once, such as a peer's own rules, shows each difference on another bar).
-        At most `budget` sets are tried.
+        (a fault ended) or plus one (another began), then single switches; beside them
+        (unless one lasts `PERSIST` bars) the shapes of what the side believed it held,
+        read from its orders (`belief_sets`); then pairs of the switches that helped
+        alone. The search stops at the first level that reproduces the bar. Several sets
+        may reproduce a bar and part ways later, so each is run over the next bars
+        (`PERSIST` of them); if none lasts that long, a beam extends the closest ones one
+        switch at a time (an engine that differs in several ways at once, such as a peer's
+        own rules, shows each difference on another bar). At most `budget` sets are tried.
         """
         t = own.bar
         currents = [h.switches for h in alive if h.switches]
@@ -466,7 +614,7 @@ class Diagnoser:
                     hypothesis = self.warmed(switches, recent, t)
                     guess, book = self.predict(own, hypothesis)
                     wrong = self.mismatches(guess, actual)
-                hypothesis.advance(book)
+                self.advance(hypothesis, own, book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)
                 tried[switches] = (far, lasted)
@@ -481,6 +629,10 @@ class Diagnoser:
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
+        if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
+            beliefs = self.belief_sets(t, currents)
+            budget += len(beliefs)
+            evaluate(beliefs)
         helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
                          key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
         if not found:
@@ -519,7 +671,8 @@ class Diagnoser:
         missed = self.first_missed(window)
         onsets = {fills[0], missed}  # a state fault begun at the first fills, or there
         singles = self.vocabulary if missed is None else [
-            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary
+            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary + [
+            s for b in self.belief_sets(missed, []) for s in b]
         best = frozenset()
         frontier = [best]
         for _ in range(MAX_START):
@@ -607,6 +760,18 @@ class Diagnoser:
                 + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
+    def belief_sets(self, t: int, currents: list[frozenset[Switch]]
+                    ) -> list[frozenset[Switch]]:
+        """Hidden-state hypotheses from what the side believed it held (engine/gap/belief.py):
+        each shape of belief that fits bar t and the batches after it, alone and on top of
+        the hypotheses alive before t."""
+        out = []
+        for delay in sorted({self.trusted.delay, *(self.rules_at(t, c).delay for c in currents)}):
+            for shape, since in self.beliefs.propose(t, delay):
+                switch = self.beliefs.switch(shape, since)
+                out += [frozenset({switch}), *(_combine(c, switch) for c in currents)]
+        return out
+
     def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
         """A new hypothesis with the orders it would have queued over the last bars: the
         bar before t under its rules, the ones before that under the trusted rules (what
@@ -625,6 +790,15 @@ class Diagnoser:
             else:
                 self.advance_actual(hypothesis, own, self.rules_at(own.bar, frozenset()))
         return hypothesis
+
+    def advance(self, hypothesis: Hypothesis, own: OwnBook, book: Book) -> None:
+        """Move a hypothesis that reproduced bar `own.bar` past it: to the book it predicted,
+        or, where fills were set apart as answering no decision, with the side's fills
+        booked (the orders it queues there are decided after those exits)."""
+        if self._set_apart:
+            self.advance_actual(hypothesis, own)
+        else:
+            hypothesis.advance(book)
 
     def advance_actual(self, hypothesis: Hypothesis, own: OwnBook,
                        rules: Rules | None = None) -> None:
@@ -648,8 +822,9 @@ class Diagnoser:
             diagnosis.trusted_fills[t] = predicted
         else:
             plain = Hypothesis(frozenset(), *base_state)
-            guess, _ = self.oracle.step(t, self.trusted, self.book_for(own, plain), None,
-                                        self.entries_at(own))
+            book = self.book_for(own, plain)
+            guess, _ = self.oracle.step(t, self.trusted, book, None,
+                                        self.entries_at(own, book))
             diagnosis.trusted_fills[t] = guess
 
     def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
@@ -674,9 +849,10 @@ class Diagnoser:
                 self.advance_actual(probe, before,
                                     self.rules_without(before.bar, switches, element))
             self._excused_now = self.excused.get(t, set())
+            book = self.book_for(own, probe)
             out[element], _ = self.oracle.step(t, self.rules_without(t, switches, element),
-                                               self.book_for(own, probe), self.overrides_at(t),
-                                               self.entries_at(own))
+                                               book, self.overrides_at(t),
+                                               self.entries_at(own, book, kept))
         diagnosis.without[t] = out
         diagnosis.needed[t] = {e for e, fills in out.items()
                                if self.mismatches(fills, actual)}
@@ -697,6 +873,24 @@ class Diagnoser:
         if isinstance(element, str):
             return rules.with_(**{element: getattr(self.trusted, element)})
         return rules
+
+
+POSITION_STATES = {"booked_twice", "booked_twice_executing", *BOOKED_OVER_LOGGED}
+
+
+def _factor(states: frozenset[Switch], t: int) -> float:
+    """What the side believes a fill of bar t moved a position by, over what it logged:
+    2 for a fill booked twice as it executes, ½ for one logged twice (else 1: a fill booked
+    twice after its batch moves the belief only once the batch is over)."""
+    factor = 1.0
+    for s in states:
+        booking = dict(s.changes).get("booking")
+        if s.state in BOOKED_OVER_LOGGED and t >= s.since and booking in (
+                "twice_executing", "logged_twice"):
+            factor *= BOOKED_OVER_LOGGED[s.state]
+        elif s.state == "booked_twice_executing" and t == s.since:
+            factor *= 2.0
+    return factor
 
 
 def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:

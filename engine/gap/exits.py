@@ -1,26 +1,31 @@
 """Orders no decision made: fills that answer no decision, and the exit rule they follow.
 
-A side's fill at a bar where no decision acts and no order of its own is open, that only
-reduces a held position (a risk manager's exit), answers no decision: it is set apart
-before the bar's sizing is checked, so that nothing else (a price model, the hypotheses
-alive there) has to absorb it. A rule is then fitted to all of them, from the entries they
-close: a stop-loss or take-profit at a level from the entry's fill price or its bar's close,
-filled at the level inside the bar (the open when it gapped past) or at the next open once
-a close passed it; or a time exit N bars after the entry. Where none fits, they are one
+A side's fill that answers no decision (a risk manager's exit: it only reduces a position
+the side holds or believes it holds, where no decision's order fills it) is set apart
+before the bar's sizing is checked (`Diagnoser.undecided`), so that nothing else (a price
+model, the hypotheses alive there) has to absorb it. A rule is then fitted to all of them,
+from the entries of the positions they close as the side believed them (`Entries`): a
+stop-loss or take-profit at a level from the entry's fill price or its bar's close, filled
+at the level inside the bar (the open when it gapped past) or at the next open once a
+close passed it; or a time exit N bars after the entry. Where none fits, they are one
 unexplained item with their fills listed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from engine.gap.logs import FillLog, Key
 from engine.reference import Bars
 from engine.reference.bars import CLOSE, HIGH, LOW, OPEN
 
 TOL = 1e-9
-MIN_EXITS = 2  # a rule is fitted on two exits at least (one exit fits many rules)
+HELD = 1e-6  # an exit of the whole believed position, within the belief's float noise
+MIN_EXITS = 2  # a rule is fitted on two exits at least (one exit fits many rules), or on
+# one filled at a level inside its bar, named with its level but not replayed
 ROUND_LEVELS = (0.01, 0.005, 0.001)  # a fitted level is the roundest inside its interval
 
 
@@ -36,22 +41,93 @@ class ExitRule:
     since: int = 0
 
 
-def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bars
-                   ) -> ExitRule:
-    """The rule the fills that answer no decision follow, or one unexplained item."""
+@dataclass
+class Entries:
+    """The entries of the positions a side believes it holds, fill by fill: a fill from a
+    believed flat position opens one (its bar and price), a fill of the whole believed
+    position closes it (the exits armed on it go, as a risk manager's do)."""
+
+    opened: dict[str, tuple[list[int], list[float | None]]] = field(default_factory=dict)
+    held: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)  # after
+
+    def after(self, t: int, asset: str, position: float) -> None:
+        """The position believed held once bar t's fills of `asset` are all booked."""
+        bars_, values = self.held.setdefault(asset, ([], []))
+        bars_.append(t)
+        values.append(position)
+
+    def position(self, asset: str, t: int) -> float:
+        """The position believed held before bar t."""
+        found = self.held.get(asset)
+        i = bisect_left(found[0], t) if found else 0
+        return found[1][i - 1] if i else 0.0
+
+    def fill(self, t: int, asset: str, held: float, q: float, price: float) -> None:
+        """A fill of `q` at bar t, with `held` believed before it."""
+        noise = TOL * max(abs(q), abs(held), 1e-3)
+        if abs(held) <= noise and abs(q) > noise:
+            self._mark(t, asset, price)
+        elif abs(held + q) <= HELD * max(abs(q), 1e-3):
+            self._mark(t, asset, None)
+
+    def _mark(self, t: int, asset: str, price: float | None) -> None:
+        bars_, prices = self.opened.setdefault(asset, ([], []))
+        if bars_ and bars_[-1] == t and (price is None) == (prices[-1] is None):
+            if price is not None:  # the entry's last fill at its bar (a row logged twice)
+                prices[-1] = price
+            return
+        bars_.append(t)
+        prices.append(price)
+
+    def before(self, t: int) -> Entries:
+        """A copy holding what was marked before bar t."""
+        def cut(found: dict) -> dict:
+            out = {}
+            for asset, (bars_, values) in found.items():
+                i = bisect_left(bars_, t)
+                if i:
+                    out[asset] = (bars_[:i], values[:i])
+            return out
+        return Entries(cut(self.opened), cut(self.held))
+
+    def entry(self, asset: str, t: int) -> tuple[int, float] | None:
+        """The bar and price of the entry of the position believed held before bar t."""
+        found = self.opened.get(asset)
+        if found is None:
+            return None
+        i = bisect_left(found[0], t)
+        if not i or found[1][i - 1] is None:
+            return None
+        return found[0][i - 1], found[1][i - 1]
+
+
+def undecided_rule(undecided: dict[int, dict[str, Key]],
+                   entries: dict[tuple[int, str], tuple[int, float] | None], bars: Bars,
+                   long: Callable[[int, str, int], bool] | None = None) -> ExitRule:
+    """The rule the fills that answer no decision follow (from the entries of the positions
+    believed held that they close), or one unexplained item. `long(t, asset, k)`: whether
+    the position the exit at bar t closed was believed long before and after bar k (a
+    long-only exit can fire only then)."""
     exits = [(t, asset, key[1]) for t in sorted(undecided) for asset, key in
              sorted(undecided[t].items())]
-    entries = [log.entry(asset, t) for t, asset, _ in exits]
-    if len(exits) >= MIN_EXITS and all(entries):
+    entries = [entries.get((t, asset)) for t, asset, _ in exits]
+    one = len(exits) == 1 and entries[0] is not None and _inside(exits[0], bars)
+    if (len(exits) >= MIN_EXITS or one) and all(entries):
         for kind in ("stop-loss", "take-profit"):
             for base in ("fill", "close"):
-                for at_level in (True, False):
-                    level = _fit(exits, entries, bars, kind, base, at_level)
+                for at_level in (True,) if one else (True, False):
+                    level = _fit(exits, entries, bars, kind, base, at_level, long)
                     if level is not None:
                         name = "stop_loss" if kind == "stop-loss" else "take_profit"
-                        fields = ((name, level), ("stop_base", base)) if at_level else ()
-                        return ExitRule("exit_rule", _words(kind, base, at_level, level),
-                                        fields, min(e[0] for e in entries))
+                        fields = ((name, level), ("stop_base", base)) \
+                            if at_level and not one else ()
+                        words = _words(kind, base, at_level, level)
+                        if one:
+                            t, asset, _ = exits[0]
+                            words = f"one exit no decision made ({asset} " \
+                                f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
+                        return ExitRule("exit_rule", words, fields,
+                                        min(e[0] for e in entries))
         held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
         if len(held) == 1:
             return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
@@ -62,8 +138,63 @@ def undecided_rule(undecided: dict[int, dict[str, Key]], log: FillLog, bars: Bar
                     f"({listed}{more})")
 
 
-def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool
-         ) -> float | None:
+def rule_exits(rule: ExitRule, log: FillLog, bars: Bars,
+               entry_of: Callable[[str, int], list[tuple[int, float]]]
+               ) -> set[tuple[int, str]]:
+    """The (bar, asset) of every row of `log` that a replayable rule's exit makes: a sell
+    of a long at the rule's level from an entry of the position (`entry_of`: the side's
+    own and believed ones), or at the open where the open gapped past it (at a decision's
+    bar too, beside the decision's own fills, whose rows of the asset it marks with it)."""
+    return {(t, asset) for t, asset, entry, _ in _made(rule, log, bars, entry_of)
+            if entry[0] >= rule.since}
+
+
+def armed_since(rule: ExitRule, log: FillLog, bars: Bars,
+                entry_of: Callable[[str, int], list[tuple[int, float]]]) -> ExitRule:
+    """The rule arming entries from the first one an exit of it closes exactly at its level
+    (exits at a decision's bar are not set apart, and may be the rule's first ones)."""
+    first = min((entry[0] for _, _, entry, exact in _made(rule, log, bars, entry_of)
+                 if exact), default=rule.since)
+    return replace(rule, since=min(first, rule.since))
+
+
+def _made(rule: ExitRule, log: FillLog, bars: Bars,
+          entry_of: Callable[[str, int], list[tuple[int, float]]]):
+    """(bar, asset, entry, at its level) of every row the rule's exit may have made."""
+    fields = dict(rule.fields)
+    if not fields:
+        return
+    stop = "stop_loss" in fields
+    level = fields["stop_loss" if stop else "take_profit"]
+    rows = bars.rows
+    for t, fills in log.rows.items():
+        for asset, q, price, _ in fills:
+            row = rows[t].get(asset)
+            if q >= 0 or row is None:
+                continue
+            for entry in entry_of(asset, t):
+                ref = entry[1] if fields.get("stop_base", "fill") == "fill" else \
+                    rows[entry[0]][asset][CLOSE]
+                at = ref * (1.0 - level if stop else 1.0 + level)
+                if abs(price - at) <= TOL * abs(at):
+                    yield t, asset, entry, True
+                elif abs(price - row[OPEN]) <= TOL * abs(price) and (
+                        row[OPEN] <= at if stop else row[OPEN] >= at):
+                    yield t, asset, entry, False
+
+
+def _inside(exit_: tuple[int, str, float], bars: Bars) -> bool:
+    """Whether an exit filled at a price inside its bar, off its open and close (a level
+    reached inside the bar: the one exit a rule is fitted on, as no market order fills
+    there)."""
+    t, asset, price = exit_
+    row = bars.rows[t].get(asset)
+    return row is not None and row[LOW] <= price <= row[HIGH] and all(
+        abs(price - row[k]) > TOL * abs(price) for k in (OPEN, CLOSE))
+
+
+def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool,
+         long: Callable[[int, str, int], bool] | None = None) -> float | None:
     """The level (a fraction of the base) every exit agrees with, or None.
 
     With x = how far a price is past the base (1 − price/base for a stop, price/base − 1
@@ -101,7 +232,7 @@ def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level:
             earlier = range(entry_bar, t - 1)
         for k in earlier:
             bar = rows[k].get(asset)
-            if bar is not None:
+            if bar is not None and (long is None or long(t, asset, k)):
                 lo = max(lo, past(bar[extreme], ref))
         if lo >= hi + TOL or hi <= 0:
             return None

@@ -105,8 +105,10 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool
             after = pl.col("quantity").cum_sum().over("asset")
             fills = fills.with_columns(_exit=after.abs() <= 1e-9 * pl.col("quantity").abs()
                                        .clip(lower_bound=1e-3))
-    rows = fills.join(prices.select("timestamp", "asset", "open", "close"),
-                      on=["timestamp", "asset"], how="left")
+    keys = fills.select("timestamp", "asset").unique()  # the prices of the fills' bars only
+    traded = prices.select("timestamp", "asset", "open", "close").join(
+        keys, on=["timestamp", "asset"], how="semi")
+    rows = fills.join(traded, on=["timestamp", "asset"], how="left", maintain_order="left")
     rows = rows.filter(pl.col("quantity") != 0.0)
     free = rows["_exit"].to_numpy() if exits else np.zeros(rows.height, dtype=bool)
     index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},

@@ -19,7 +19,8 @@ from engine.reference import Rules, rules_for
 
 CAUSES = (
     "timing", "look_ahead", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
-    "sequencing", "duplicate_fill", "accumulation", "stale_position", "volume_limit",
+    "sequencing", "duplicate_fill", "accumulation", "stale_position", "belief_drift",
+    "volume_limit",
     "missing_fill", "short_selling", "intrabar_path", "stop_priority", "stop_base",
     "trail_reference", "stop_slippage", "gap_fill", "entry_bar_check", "exit_rule", "propagated",
     "unexplained",
@@ -37,6 +38,7 @@ WHAT_WENT_WRONG = {
     "duplicate_fill": "applied fills twice",
     "accumulation": "traded whole targets instead of deltas, so positions accumulated",
     "stale_position": "sized orders from stale positions",
+    "belief_drift": "sized from positions that drift from its own book",
     "volume_limit": "capped fills at a share of the bar's volume",
     "missing_fill": "dropped orders",
     "short_selling": "sold short",
@@ -58,7 +60,9 @@ class Switch:
 
     `changes` are `Rules` fields. A state switch (`state` set) also changes the book the
     engine believes it has, from bar `since` on: "booked_twice" adds the fills of bar
-    `since` once more; "fees_out_of_cash" gives back every fee paid since `since`.
+    `since` once more; "fees_out_of_cash" gives back every fee paid since `since`;
+    "belief" has targets netted against the positions of `belief`, a shape of belief
+    (engine/gap/belief.py).
     """
 
     cause: str
@@ -66,6 +70,7 @@ class Switch:
     changes: tuple[tuple[str, Any], ...] = ()
     state: str | None = None
     since: int = -1
+    belief: Any = None
 
     def apply(self, rules: Rules, bar: int | None = None) -> Rules:
         """`rules` with this switch's changes (a one-bar switch's only at its own bar)."""
@@ -250,6 +255,13 @@ def fees_twice_since(bar: int, timestamp: Any) -> Switch:
 def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:
     return Switch("sizing_basis", f"the fees of {day(timestamp)} left out of cash",
                   (("fees_in_cash", False),), state="fees_once", since=bar)
+
+
+def belief_switch(cause: str, words: str, since: int, shape: Any) -> Switch:
+    """Targets netted, from bar `since` on, against the positions of a shape of belief
+    (the book passes them as the last batch's positions, read one batch late)."""
+    return Switch(cause, words, (("position_basis", "stale"), ("stale_lag", 1)),
+                  state="belief", since=since, belief=shape)
 
 
 # State switches whose rule change acts at their own bar only.

@@ -1,14 +1,141 @@
-"""Bars in the reference's plain form: per timestamp, a dict of asset → (o, h, l, c, v)."""
+"""Bars in the reference's plain form: per timestamp, a mapping of asset → (o, h, l, c, v).
+
+The prices are held as columns (a float array per field, rows grouped by bar); `rows[t]`
+is a read-only mapping over bar t that builds an asset's tuple of floats when it is first
+read, so that a large universe (2,000 assets × 5,040 bars is ten million bars) costs its
+arrays, not ten million tuples, and a bar costs only the assets a step reads.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 OPEN, HIGH, LOW, CLOSE, VOLUME = range(5)
+FIELDS = ("open", "high", "low", "close", "volume")
 Bar = tuple[float, float, float, float, float]
+KEPT_ROWS = 4096  # bars whose read assets are kept (the latest read)
+WHOLE_UP_TO = 2_000_000  # asset bars up to which every bar is a plain dict once read
+_ABSENT = ()
+
+
+class Row(Mapping):
+    """Bar t: asset → (open, high, low, close, volume), for the assets with a bar at t."""
+
+    __slots__ = ("_first", "_read", "_rows", "_t")
+
+    def __init__(self, rows: Rows, t: int) -> None:
+        self._rows = rows
+        self._t = t
+        self._first = int(rows.start[t])  # rows before it belong to earlier bars
+        self._read: dict[str, Bar | tuple[()]] = {}
+
+    def get(self, asset: str, default=None):  # type: ignore[override]
+        bar = self._read.get(asset)
+        if bar is None:
+            bar = self._read[asset] = self._lookup(asset)
+        return bar if bar is not _ABSENT else default
+
+    def _lookup(self, asset: str) -> Bar | tuple[()]:
+        rows = self._rows
+        j = rows.column.get(asset)
+        if j is None:
+            return _ABSENT
+        i = int(rows.where[self._t, j])
+        if i < self._first:
+            return _ABSENT
+        o, h, lo, c, v = rows.values
+        return float(o[i]), float(h[i]), float(lo[i]), float(c[i]), float(v[i])
+
+    def __getitem__(self, asset: str) -> Bar:
+        bar = self.get(asset)
+        if bar is None:
+            raise KeyError(asset)
+        return bar
+
+    def __contains__(self, asset: object) -> bool:
+        return self.get(asset) is not None  # type: ignore[arg-type]
+
+    def items(self):  # type: ignore[override]
+        """Every asset's bar, read at once (a step that scans the whole bar)."""
+        rows = self._rows
+        end = int(rows.start[self._t + 1])
+        names = rows.assets
+        read = self._read
+        columns = [column[self._first: end].tolist() for column in rows.values]
+        for j, bar in zip(rows.code[self._first: end].tolist(), zip(*columns, strict=True),
+                          strict=True):
+            read[names[j]] = bar
+        return [(names[j], read[names[j]]) for j in rows.code[self._first: end].tolist()]
+
+    def __iter__(self) -> Iterator[str]:
+        names = self._rows.assets
+        rows = self._rows
+        return (names[j] for j in rows.code[self._first: rows.start[self._t + 1]].tolist())
+
+    def __len__(self) -> int:
+        return int(self._rows.start[self._t + 1]) - self._first
+
+
+class Rows(Sequence):
+    """`rows[t]`: bar t as a `Row`; the rows read last are kept with what was read of them."""
+
+    def __init__(self, assets: list[str], start: np.ndarray, code: np.ndarray,
+                 values: tuple[np.ndarray, ...]) -> None:
+        self.assets = assets  # asset names, sorted (`code` indexes them)
+        self.column = {a: j for j, a in enumerate(assets)}
+        self.start = start  # rows of bar t are start[t]:start[t + 1], in the frame's order
+        self.code = code
+        self.values = values  # one array per field: open, high, low, close, volume
+        n_bars = len(start) - 1
+        where = np.full((n_bars, len(assets)), -1, dtype=np.int32 if len(code) < 2**31
+                        else np.int64)
+        where[np.repeat(np.arange(n_bars), np.diff(start)), code] = np.arange(len(code))
+        np.maximum.accumulate(where, axis=0, out=where)
+        self.where = where  # the row of each asset's last bar at or before t (-1: none)
+        self.kept: OrderedDict[int, Row] = OrderedDict()
+        # a small universe: each bar read becomes a dict of every asset's bar, kept
+        self.whole: list[dict[str, Bar] | None] | None = \
+            [None] * n_bars if len(code) <= WHOLE_UP_TO else None
+
+    def __len__(self) -> int:
+        return len(self.start) - 1
+
+    def __getitem__(self, t: int) -> Row | dict[str, Bar]:  # type: ignore[override]
+        if self.whole is not None:
+            row = self.whole[t]
+            return row if row is not None else self._whole(t)
+        kept = self.kept
+        row = kept.get(t)
+        if row is not None:
+            return row
+        if t < 0:
+            t += len(self)
+        if not 0 <= t < len(self):
+            raise IndexError(t)
+        row = kept.get(t)
+        if row is None:
+            row = kept[t] = Row(self, t)
+            if len(kept) > KEPT_ROWS:
+                kept.popitem(last=False)
+        return row
+
+    def __iter__(self) -> Iterator[Row | dict[str, Bar]]:
+        return (self[t] for t in range(len(self)))
+
+    def _whole(self, t: int) -> dict[str, Bar]:
+        """Bar t as a dict of every asset's bar, built at once and kept."""
+        lo, hi = self.start[t], self.start[t + 1]  # (IndexError past the last bar)
+        names = self.assets
+        bars = zip(*(column[lo:hi].tolist() for column in self.values), strict=True)
+        row = dict(zip([names[j] for j in self.code[lo:hi].tolist()], bars, strict=True))
+        self.whole[t] = row
+        return row
 
 
 class Bars:
@@ -17,22 +144,25 @@ class Bars:
     `last(t, asset, field)` is an asset's last known value of a field at or before bar t.
     """
 
-    def __init__(self, timestamps: list[datetime], rows: list[dict[str, Bar]]) -> None:
+    def __init__(self, timestamps: list[datetime], rows: Rows) -> None:
         self.timestamps = timestamps
         self.rows = rows
+        self.column = rows.column  # asset → its column in `last_known`
 
     @classmethod
     def from_frame(cls, prices: pl.DataFrame) -> Bars:
         """From long prices `timestamp, asset, open, high, low, close, volume`."""
-        timestamps = prices["timestamp"].unique().sort().to_list()
-        index = {t: i for i, t in enumerate(timestamps)}
-        rows: list[dict[str, Bar]] = [{} for _ in timestamps]
-        bars = zip(*(prices[c].to_list() for c in ("open", "high", "low", "close", "volume")),
-                   strict=True)
-        for t, asset, bar in zip(prices["timestamp"].to_list(), prices["asset"].to_list(), bars,
-                                 strict=True):
-            rows[index[t]][asset] = bar
-        return cls(timestamps, rows)
+        timestamps = prices["timestamp"].unique().sort()
+        bar = timestamps.search_sorted(prices["timestamp"]).to_numpy()
+        assets = prices["asset"].unique().sort()
+        code = assets.search_sorted(prices["asset"]).to_numpy().astype(np.int32)
+        values = tuple(prices[name].cast(pl.Float64).to_numpy() for name in FIELDS)
+        order = np.argsort(bar, kind="stable")
+        if np.any(order != np.arange(len(order))):  # else the frame's own columns
+            bar, code = bar[order], code[order]
+            values = tuple(column[order] for column in values)
+        start = np.searchsorted(bar, np.arange(len(timestamps) + 1))
+        return cls(timestamps.to_list(), Rows(assets.to_list(), start, code, values))
 
     @property
     def time_type(self) -> pl.DataType:
@@ -45,10 +175,20 @@ class Bars:
 
     def last(self, t: int, asset: str, field: int) -> float:
         """`asset`'s last known `field` (OPEN, CLOSE, ...) at or before bar `t`; NaN if none."""
+        if t < 0:
+            return math.nan
+        bar = self.rows[t].get(asset)
+        if bar is not None:
+            return bar[field]
         rows = self.rows
-        while t >= 0:
-            bar = rows[t].get(asset)
-            if bar is not None:
-                return bar[field]
-            t -= 1
-        return math.nan
+        j = rows.column.get(asset)
+        i = -1 if j is None else int(rows.where[t, j])
+        return math.nan if i < 0 else float(rows.values[field][i])
+
+    def last_known(self, field: int) -> np.ndarray:
+        """Every asset's last known `field` per bar (bars × assets in `column` order), NaN
+        before its first bar."""
+        where = self.rows.where
+        out = self.rows.values[field][where.clip(min=0)]
+        out[where < 0] = math.nan
+        return out

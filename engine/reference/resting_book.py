@@ -279,8 +279,9 @@ class RestingOrders:
         self._use_volume(order.asset, cap, quantity)
         book.cash = cash
         book.move(order.asset, quantity)
-        self.fills.append((t, order.asset, quantity, adjusted, fee, order.id))
-        self.faults.executed(book, self.fills[-1], rules)  # as any fill is
+        fill = (t, order.asset, quantity, adjusted, fee, order.id)
+        self.faults.executed(book, fill, rules)  # booked and logged as any fill is (a batch
+        self.fills += self.faults.batch_logged(book, [fill], rules)  # of its own)
         rule = order.trigger if order.close_position else None
         if cap is not None and size >= cap and wanted - size > 1e-9:
             order.filled += quantity  # the cap cut it short: the rest waits for later bars

@@ -1,9 +1,10 @@
 """Holdings at every bar, replayed from the fill journal with the ledger's own rule.
 
-Input: fills (`FILL_DT`) in execution order and the number of bars. Output: one row per
-(bar, asset) held at the bar's close, by bar then asset: the position after the bar's
-fills, booked fill by fill with `engine.core.ledger.add_position`, so the quantities are
-the ledger's bit for bit.
+Input: fills (bar, asset, quantity) in execution order, the bars' times and the last
+known closes. Output: one row per (bar, asset) held at the bar's close, by bar then asset:
+the time, the asset, the position after the bar's fills, booked fill by fill with
+`engine.core.ledger.add_position` (so the quantities are the ledger's bit for bit), and
+its market value at the last known close.
 """
 
 from __future__ import annotations
@@ -15,9 +16,20 @@ from engine.core.ledger import add_position
 
 
 @kernel
-def _replay(bars, assets, quantity, n_bars, n_assets, out_bar, out_asset, out_quantity):
-    """Rows of holdings into the outputs (room for every held asset at every bar from its
-    first fill on); returns their number."""
+def holdings(bars, assets, quantity, times, last_close):
+    """(time, asset, quantity, market value) of every holding at every bar's close, with
+    `times` one per bar and `last_close` (bars × assets); built in one replay."""
+    n_bars, n_assets = last_close.shape
+    first = np.full(n_assets, n_bars, dtype=np.int64)
+    for i in range(len(bars)):
+        first[assets[i]] = min(first[assets[i]], bars[i])
+    room = 0
+    for j in range(n_assets):
+        room += max(n_bars - first[j], 0)
+    out_time = np.empty(room, dtype=np.int64)  # room left untouched costs no memory
+    out_asset = np.empty(room, dtype=np.int64)
+    out_quantity = np.empty(room)
+    out_value = np.empty(room)
     held = np.zeros(n_assets)
     next_fill = 0
     rows = 0
@@ -28,22 +40,9 @@ def _replay(bars, assets, quantity, n_bars, n_assets, out_bar, out_asset, out_qu
             next_fill += 1
         for j in range(n_assets):
             if held[j] != 0:
-                out_bar[rows] = t
+                out_time[rows] = times[t]
                 out_asset[rows] = j
                 out_quantity[rows] = held[j]
+                out_value[rows] = held[j] * last_close[t, j]
                 rows += 1
-    return rows
-
-
-def holdings(fills, n_bars: int, n_assets: int):
-    """(bar, asset, quantity) of every holding at every bar's close; `fills` has the
-    journal's `bar`, `asset` and `quantity` fields (records or a mapping of columns)."""
-    bars = np.ascontiguousarray(fills["bar"])
-    assets = np.ascontiguousarray(fills["asset"])
-    quantity = np.ascontiguousarray(fills["quantity"])
-    first = np.full(n_assets, n_bars, dtype=np.int64)
-    np.minimum.at(first, assets, bars)
-    room = int(np.maximum(n_bars - first, 0).sum())  # untouched room costs no memory
-    out = np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room)
-    rows = _replay(bars, assets, quantity, n_bars, n_assets, *out)
-    return tuple(column[:rows] for column in out)
+    return out_time[:rows], out_asset[:rows], out_quantity[:rows], out_value[:rows]

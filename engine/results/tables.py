@@ -11,16 +11,13 @@ import numpy as np
 import polars as pl
 
 from engine.core.config import BacktestConfig
-from engine.core.kernels import NEVER
 from engine.core.loop import Simulation
 from engine.core.records import (
-    FILL_DT,
     KIND_NAMES,
     ORIGIN_NAMES,
     REASON_NAMES,
     STATUS_NAMES,
     TYPE_NAMES,
-    Origin,
     Reason,
 )
 from engine.results.artifacts import (
@@ -30,15 +27,22 @@ from engine.results.artifacts import (
     write_parquet,
     write_parquet_batches,
 )
+from engine.results.columns import (
+    NULL_FILLED_AT,
+    NULL_GROUP,
+    NULL_PARENT,
+    NULL_VALID_UNTIL,
+    FillColumns,
+    fill_columns,
+    order_columns,
+)
 from engine.results.holdings import holdings
 from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
 
-ORDER_FIELDS = ("created_bar", "asset", "kind", "amount", "status", "reason", "superseded_by",
-                "filled_bar", "filled_quantity", "type", "limit_price", "stop_price", "trail",
-                "valid_until", "parent", "group", "origin")
 TABLES = ("fills", "orders", "positions", "equity", "trades")
 ORDER_BATCH = 1 << 16  # orders a batch of the orders table holds when it is written
+CODES_DT = np.dtype([("type", np.int8), ("origin", np.int8), ("status", np.int8)])
 
 
 class BacktestResult:
@@ -55,38 +59,42 @@ class BacktestResult:
         return self._sim.config
 
     @cached_property
-    def _fill_records(self) -> dict[str, np.ndarray]:
-        """Each field of the ledger's journal, as a contiguous column (read in one pass)."""
-        return self._sim.ledger.columns(FILL_DT.names)
+    def _times(self) -> np.ndarray:
+        """Each bar's timestamp in its physical units (what the passes write)."""
+        return self._sim.market.timestamps.to_physical().to_numpy()
+
+    @cached_property
+    def _fill_columns(self) -> FillColumns:
+        """The fills' columns, read from the journal in one pass."""
+        sim = self._sim
+        return fill_columns(sim.ledger.view(), self._order_codes, self._times)
 
     @cached_property
     def fills(self) -> pl.DataFrame:
         market = self._sim.market
-        fills = self._fill_records
+        fills = self._fill_columns
         return pl.DataFrame(
             {
-                "timestamp": market.timestamps.gather(fills["bar"]),
-                "asset": market.assets.gather(fills["asset"]),
-                "quantity": fills["quantity"],
-                "price": fills["price"],
-                "fee": fills["fee"],
-                "order_id": fills["order_id"],
-                "trigger": self._triggers(np.maximum(fills["order_id"], 0)),
+                "timestamp": _stamps(fills.time, market.timestamps.dtype),
+                "asset": market.assets.gather(fills.asset),
+                "quantity": fills.quantity,
+                "price": fills.price,
+                "fee": fills.fee,
+                "order_id": fills.order_id,
+                "trigger": _texts(TRIGGER_TEXTS, fills.trigger),
             }
         )
 
-    def _triggers(self, order_ids: np.ndarray) -> pl.Series:
-        """What fired each of the orders `order_ids`: the risk rule that created it, else
-        its type (named per fill, not per order placed)."""
-        codes = self._order_codes
-        origin = codes["origin"][order_ids]
-        return _named(codes["type"][order_ids], TYPE_NAMES, origin, origin != Origin.user)
-
     @cached_property
-    def _order_codes(self) -> dict[str, np.ndarray]:
+    def _order_codes(self) -> np.ndarray:
         """The one-byte codes the fills and metrics read of every order (type, origin,
-        status): kept apart so that the order records can be released once written."""
-        return {name: self._sim.book.record(name) for name in ("type", "origin", "status")}
+        status; indexed by id): kept apart so that the order records can be released once
+        the orders table is written."""
+        records = self._sim.book.view()
+        codes = np.empty(len(records), dtype=CODES_DT)
+        for name in CODES_DT.names:
+            codes[name] = records[name]
+        return codes
 
     @cached_property
     def orders(self) -> pl.DataFrame:
@@ -103,43 +111,40 @@ class BacktestResult:
     def _orders_of(self, ids: slice) -> pl.DataFrame:
         """The rows of the orders table for the orders `ids` (a slice of ids)."""
         market = self._sim.market
-        orders = self._sim.book.columns(ORDER_FIELDS, ids)
-        codes = orders["reason"]
+        records = self._sim.book.view()[ids]
+        orders = order_columns(records, self._times)
         first = ids.start or 0
-        reason = _named(codes, REASON_NAMES, orders["origin"],
-                        (codes == Reason.none) & (orders["origin"] != Origin.user))
-        superseded = np.flatnonzero(orders["reason"] == Reason.superseded)
+        reason = _texts(REASON_TEXTS, orders.reason)
+        superseded = np.flatnonzero(orders.reason == Reason.superseded)
         if len(superseded):
-            merged = orders["status"][superseded] == STATUS_NAMES.index("merged")
+            merged = orders.status[superseded] == STATUS_NAMES.index("merged")
+            by = records["superseded_by"][superseded]
             text = pl.select(pl.format(
                 "{} order {}",
                 pl.Series(np.where(merged, "merged into", "replaced by")),
-                pl.Series(orders["superseded_by"][superseded]),
+                pl.Series(by.astype(np.int64)),
             )).to_series()
             reason = reason.scatter(superseded, text)
-        last = market.n_bars - 1
-        filled_bar, valid_until = orders["filled_bar"], orders["valid_until"]
-        stamps = market.timestamps
+        stamps, nulls = market.timestamps.dtype, orders.nulls
         return pl.DataFrame(
             {
-                "order_id": np.arange(first, first + len(codes), dtype=np.int64),
-                "created": stamps.gather(orders["created_bar"]),
-                "asset": market.assets.gather(orders["asset"]),
-                "kind": pl.Series(KIND_NAMES).gather(orders["kind"]),
-                "amount": orders["amount"],
-                "status": pl.Series(STATUS_NAMES).gather(orders["status"]),
+                "order_id": np.arange(first, first + len(orders.asset), dtype=np.int64),
+                "created": _stamps(orders.created, stamps),
+                "asset": market.assets.gather(orders.asset),
+                "kind": _texts(KIND_TEXTS, orders.kind),
+                "amount": orders.amount,
+                "status": _texts(STATUS_TEXTS, orders.status),
                 "reason": reason,
-                "filled_at": _gather_or_null(stamps, filled_bar, filled_bar >= 0),
-                "filled_quantity": orders["filled_quantity"],
-                "type": pl.Series(TYPE_NAMES).gather(orders["type"]),
-                "limit_price": _nan_to_null(orders["limit_price"]),
-                "stop_price": _nan_to_null(orders["stop_price"]),
-                "trail": _nan_to_null(orders["trail"]),
-                "valid_until": _gather_or_null(stamps, np.clip(valid_until, 0, last),
-                                               (valid_until != NEVER) & (valid_until <= last)),
-                "parent": _where_or_null(orders["parent"], orders["parent"] >= 0),
-                "group": _where_or_null(orders["group"], orders["group"] >= 0),
-                "origin": pl.Series(ORIGIN_NAMES).gather(orders["origin"]),
+                "filled_at": _stamps(orders.filled_at, stamps, nulls[NULL_FILLED_AT]),
+                "filled_quantity": orders.filled_quantity,
+                "type": _texts(TYPE_TEXTS, orders.type),
+                "limit_price": _nan_to_null(orders.limit_price),
+                "stop_price": _nan_to_null(orders.stop_price),
+                "trail": _nan_to_null(orders.trail),
+                "valid_until": _stamps(orders.valid_until, stamps, nulls[NULL_VALID_UNTIL]),
+                "parent": _null_where(pl.Series(orders.parent), nulls[NULL_PARENT]),
+                "group": _null_where(pl.Series(orders.group), nulls[NULL_GROUP]),
+                "origin": _texts(ORIGIN_TEXTS, orders.origin),
             }
         )
 
@@ -157,25 +162,25 @@ class BacktestResult:
 
     @cached_property
     def positions(self) -> pl.DataFrame:
-        market = self._sim.market
-        bars, assets, quantity = holdings(self._fill_records, market.n_bars, market.n_assets)
+        market, fills = self._sim.market, self._fill_columns
+        times, assets, quantity, value = holdings(fills.bar, fills.asset, fills.quantity,
+                                                  self._times, market.last_close)
         return pl.DataFrame(
             {
-                "timestamp": market.timestamps.gather(bars),
+                "timestamp": _stamps(times, market.timestamps.dtype),
                 "asset": market.assets.gather(assets),
                 "quantity": quantity,
-                "market_value": quantity * market.last_close[bars, assets],
+                "market_value": value,
             }
         )
 
     @cached_property
     def trades(self) -> pl.DataFrame:
         market = self._sim.market
-        fills = self._fill_records
+        fills = self._fill_columns
         times = market.timestamps.cast(pl.Datetime("us")).to_physical().to_numpy()
-        return trades_table(fills["asset"], market.assets, times[fills["bar"]],
-                            fills["quantity"], fills["price"], fills["fee"],
-                            np.asarray(market.last_close[-1]))
+        return trades_table(fills.asset, market.assets, times[fills.bar], fills.quantity,
+                            fills.price, fills.fee, np.asarray(market.last_close[-1]))
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
@@ -201,7 +206,7 @@ class BacktestResult:
 
     def validate(self, names: Iterable[str] = TABLES) -> BacktestResult:
         """Check the tables `names` against their pandera models in `schemas.backtest`
-        (loaded here: a run that only reads its tables never imports pandera)."""
+        (`_validate`)."""
         for name in names:
             _validate(name, getattr(self, name))
         return self
@@ -245,21 +250,35 @@ class BacktestResult:
 
 
 def _validate(name: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` checked against the pandera model of the table `name`."""
+    """`frame` checked against the pandera model of the table `name`.
+
+    A table that passes the model's declarations as read by `schemas.declared` (with
+    polars, without importing pandera and pandas) is done; any other goes through pandera
+    itself, which raises with the failing columns and rows."""
+    from schemas.declared import conforms
+
+    model = name.capitalize()
+    if conforms(frame, "schemas.backtest", model):
+        return frame
     from schemas import backtest as schemas
 
-    return getattr(schemas, name.capitalize()).validate(frame, lazy=True)
+    return getattr(schemas, model).validate(frame, lazy=True)
 
 
-def _gather_or_null(values: pl.Series, index: np.ndarray, present: np.ndarray) -> pl.Series:
-    """`values` at `index`, null where not `present`."""
-    return values.gather(_where_or_null(index, present))
+def _texts(names: pl.Series, codes: np.ndarray) -> pl.Series:
+    """`names` (text, None for null) at `codes`."""
+    return names.gather(codes)
 
 
-def _where_or_null(values: np.ndarray, present: np.ndarray) -> pl.Series:
-    """`values`, null where not `present`."""
-    series = pl.Series(values)
-    return series if present.all() else series.set(pl.Series(~present), None)
+def _stamps(times: np.ndarray, dtype: pl.DataType, null: np.ndarray | None = None
+            ) -> pl.Series:
+    """Physical `times` as a column of `dtype` (without a copy), null where `null`."""
+    return _null_where(pl.Series(times).cast(dtype), null)
+
+
+def _null_where(values: pl.Series, null: np.ndarray | None) -> pl.Series:
+    """`values`, null where `null`."""
+    return values if null is None or not null.any() else values.set(pl.Series(null), None)
 
 
 def _nan_to_null(values: np.ndarray) -> pl.Series:
@@ -267,8 +286,12 @@ def _nan_to_null(values: np.ndarray) -> pl.Series:
     return pl.Series(values, nan_to_null=True)
 
 
-def _named(codes: np.ndarray, names: tuple, origin: np.ndarray, by_rule: np.ndarray
-           ) -> pl.Series:
-    """`names` of `codes`, the risk rule's name (`origin`) where `by_rule`."""
-    both = pl.Series([*names, *ORIGIN_NAMES], dtype=pl.String)
-    return both.gather(np.where(by_rule, len(names) + origin, codes))
+def _names(*words: tuple) -> pl.Series:
+    """Text columns' names by code: `words` one after the other (None reads as null)."""
+    return pl.Series([word for group in words for word in group], dtype=pl.String)
+
+
+KIND_TEXTS, STATUS_TEXTS, TYPE_TEXTS, ORIGIN_TEXTS = (
+    _names(words) for words in (KIND_NAMES, STATUS_NAMES, TYPE_NAMES, ORIGIN_NAMES))
+REASON_TEXTS = _names(REASON_NAMES, ORIGIN_NAMES)  # a rule's exit: the rule's name
+TRIGGER_TEXTS = _names(TYPE_NAMES, ORIGIN_NAMES)  # a rule's fill: the rule's name

@@ -83,46 +83,38 @@ def trades_table(asset, names: pl.Series, time_us, quantity, price, fee,
                  marks) -> pl.DataFrame:
     """The trades of fills given as arrays in execution order: asset codes into `names`,
     times in microseconds, and each asset's last close in `marks` (NaN where unknown)."""
-    pieces = np.empty((len(asset) * 2 + 1, 5))
-    count = fifo_pieces(_read_only(asset, np.int64), _read_only(quantity, np.float64),
-                        _read_only(fee, np.float64), len(names), pieces)
-    lot, close, size, entry_fee, exit_fee = pieces[:count].T
-    lot, close = lot.astype(np.int64), close.astype(np.int64)
-    closed = close >= 0
-    piece_asset = asset[lot]
-    exit_price = np.where(closed, price[np.maximum(close, 0)], marks[piece_asset])
-    unmarked = ~closed & ~np.isfinite(exit_price)
+    (piece_asset, long, entry_time, exit_time, size, entry_price, exit_price, entry_fee,
+     exit_fee, pnl, returns, closed) = trade_rows(
+        _read_only(asset, np.int64), _read_only(time_us, np.int64),
+        _read_only(quantity, np.float64), _read_only(price, np.float64),
+        _read_only(fee, np.float64), _read_only(marks, np.float64), len(names))
+    open_ = closed == 0
+    unmarked = open_ & ~np.isfinite(exit_price)
     if unmarked.any():
         missing = names.gather(np.unique(piece_asset[unmarked])).to_list()
         raise InputError("last_close", f"no finite last close for held assets {missing}")
-    entry_price = price[lot]
-    sign = np.sign(quantity[lot])
-    pnl = sign * size * (exit_price - entry_price) - entry_fee - exit_fee
-    time_us = np.asarray(time_us, dtype=np.int64)
+    stamp = pl.Datetime("us")
+    exit_stamp = pl.Series(exit_time).cast(stamp)
     return pl.DataFrame(
         {
             "asset": names.gather(piece_asset),
-            "direction": pl.Series(["short", "long"]).gather((sign > 0).astype(np.uint32)),
-            "entry_time": pl.Series(time_us[lot].view("datetime64[us]")),
-            "exit_time": pl.Series(_stamps_or_null(time_us, close)),
+            "direction": DIRECTIONS.gather(long),
+            "entry_time": pl.Series(entry_time).cast(stamp),
+            "exit_time": exit_stamp.set(pl.Series(open_), None) if open_.any() else exit_stamp,
             "quantity": size,
             "entry_price": entry_price,
             "exit_price": exit_price,
             "entry_fee": entry_fee,
             "exit_fee": exit_fee,
             "pnl": pnl,
-            "return": pnl / (size * entry_price),
-            "status": pl.Series(["open", "closed"]).gather(closed.astype(np.uint32)),
+            "return": returns,
+            "status": STATUSES.gather(closed),
         }
     )
 
 
-def _stamps_or_null(time_us: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """The time of each `fill` row as microsecond datetimes, NaT (null in polars) where the
-    row is −1: built in one pass, not masked afterwards."""
-    stamps = time_us[np.maximum(fill, 0)]
-    stamps[fill < 0] = np.iinfo(np.int64).min  # NaT
-    return stamps.view("datetime64[us]")
+DIRECTIONS = pl.Series(["short", "long"])  # by code: 1 long, 0 short
+STATUSES = pl.Series(["open", "closed"])  # by code: 1 closed, 0 open
 
 
 def _read_only(values, dtype) -> np.ndarray:
@@ -133,9 +125,67 @@ def _read_only(values, dtype) -> np.ndarray:
 
 
 @kernel
-def fifo_pieces(asset, quantity, fee, n_assets, out) -> int:
-    """FIFO pieces of the fills, one row each in `out`: (lot fill, closing fill or −1,
-    quantity, entry fee, exit fee), sorted by (lot fill, closing fill, open last).
+def trade_rows(asset, time_us, quantity, price, fee, marks, n_assets):
+    """Every column of the trades of the fills (`fifo_pieces`), one entry per trade row in
+    order (entry fill, exit fill, open last): asset code, long (1, else 0), entry time,
+    exit time (0 when open), quantity, entry price, exit price (the mark when open), entry
+    fee, exit fee, pnl = sign × quantity × (exit − entry) − entry fee − exit fee, return =
+    pnl / (quantity × entry price), closed (1, else 0); codes are int64, the index type
+    polars gathers by fastest."""
+    n = len(asset)
+    lot = np.empty(2 * n + 1, dtype=np.int64)  # room untouched costs no memory
+    close = np.empty(2 * n + 1, dtype=np.int64)
+    size = np.empty(2 * n + 1)
+    entry_fee = np.empty(2 * n + 1)
+    exit_fee = np.empty(2 * n + 1)
+    rows = fifo_pieces(asset, quantity, fee, n_assets, lot, close, size, entry_fee, exit_fee)
+    start = np.zeros(n + 1, dtype=np.int64)  # pieces of each lot are already in exit order:
+    for i in range(rows):  # a stable counting sort by lot puts the rows in order
+        start[lot[i] + 1] += 1
+    for row in range(n):
+        start[row + 1] += start[row]
+    order = np.empty(rows, dtype=np.int64)
+    for i in range(rows):
+        order[start[lot[i]]] = i
+        start[lot[i]] += 1
+    out_asset = np.empty(rows, dtype=np.int64)
+    out_long = np.empty(rows, dtype=np.int64)
+    out_entry_time = np.empty(rows, dtype=np.int64)
+    out_exit_time = np.empty(rows, dtype=np.int64)
+    out_size, out_entry_price, out_exit_price = np.empty(rows), np.empty(rows), np.empty(rows)
+    out_entry_fee, out_exit_fee = np.empty(rows), np.empty(rows)
+    out_pnl, out_return = np.empty(rows), np.empty(rows)
+    out_closed = np.empty(rows, dtype=np.int64)
+    for k in range(rows):
+        i = order[k]
+        entry, exit_ = lot[i], close[i]
+        a = asset[entry]
+        sign = np.sign(quantity[entry])
+        entry_price = price[entry]
+        exit_price = price[exit_] if exit_ >= 0 else marks[a]
+        pnl = sign * size[i] * (exit_price - entry_price) - entry_fee[i] - exit_fee[i]
+        out_asset[k] = a
+        out_long[k] = sign > 0
+        out_entry_time[k] = time_us[entry]
+        out_exit_time[k] = time_us[exit_] if exit_ >= 0 else 0
+        out_size[k] = size[i]
+        out_entry_price[k] = entry_price
+        out_exit_price[k] = exit_price
+        out_entry_fee[k] = entry_fee[i]
+        out_exit_fee[k] = exit_fee[i]
+        out_pnl[k] = pnl
+        out_return[k] = pnl / (size[i] * entry_price)
+        out_closed[k] = exit_ >= 0
+    return (out_asset, out_long, out_entry_time, out_exit_time, out_size, out_entry_price,
+            out_exit_price, out_entry_fee, out_exit_fee, out_pnl, out_return, out_closed)
+
+
+@kernel
+def fifo_pieces(asset, quantity, fee, n_assets, lot_of, close_of, size, entry_fee,
+                exit_fee) -> int:
+    """FIFO pieces of the fills, one entry each in the outputs: lot fill, closing fill
+    (−1: still open), quantity, entry fee, exit fee; the pieces of each lot come in exit
+    order, open last, and their number is returned (the outputs have room for 2n + 1).
 
     A fill that adds (or opens from flat) is a lot; one that reduces closes the oldest lots
     first; one that flattens closes every lot left; one that crosses zero closes them all
@@ -175,11 +225,11 @@ def fifo_pieces(asset, quantity, fee, n_assets, out) -> int:
             lot = head[a]
             take = lot_left[lot] if everything else min(lot_left[lot], left)
             if take > REL_TOL * min(lot_size[lot], to_close):
-                out[rows, 0] = lot
-                out[rows, 1] = row
-                out[rows, 2] = take
-                out[rows, 3] = lot_fee[lot] * take / lot_size[lot]
-                out[rows, 4] = close_fee * take / to_close
+                lot_of[rows] = lot
+                close_of[rows] = row
+                size[rows] = take
+                entry_fee[rows] = lot_fee[lot] * take / lot_size[lot]
+                exit_fee[rows] = close_fee * take / to_close
                 rows += 1
             lot_left[lot] -= take
             left -= take
@@ -200,24 +250,13 @@ def fifo_pieces(asset, quantity, fee, n_assets, out) -> int:
         lot = head[a]
         while lot >= 0:
             if lot_left[lot] > REL_TOL * lot_size[lot]:
-                out[rows, 0] = lot
-                out[rows, 1] = -1
-                out[rows, 2] = lot_left[lot]
-                out[rows, 3] = lot_fee[lot] * lot_left[lot] / lot_size[lot]
-                out[rows, 4] = 0.0
+                lot_of[rows] = lot
+                close_of[rows] = -1
+                size[rows] = lot_left[lot]
+                entry_fee[rows] = lot_fee[lot] * lot_left[lot] / lot_size[lot]
+                exit_fee[rows] = 0.0
                 rows += 1
             lot = following[lot]
-    start = np.zeros(n + 1, dtype=np.int64)  # pieces of each lot are already in exit order:
-    for i in range(rows):  # a stable counting sort by lot puts the rows in order
-        start[int(out[i, 0]) + 1] += 1
-    for row in range(n):
-        start[row + 1] += start[row]
-    ordered = np.empty((rows, 5))
-    for i in range(rows):
-        lot = int(out[i, 0])
-        ordered[start[lot]] = out[i]
-        start[lot] += 1
-    out[:rows] = ordered
     return rows
 
 

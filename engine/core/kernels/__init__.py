@@ -4,9 +4,10 @@ Sizing (`sizing.py`), execution with costs, rounding, cash policy and leverage
 (`execution.py`), the profile hooks (`hooks.py`), placing every order (`placement.py`), the
 portfolio rules checked there (`portfolio_rules.py`), where a resting order fills inside a
 bar (`matching.py`), the bar's pass over the resting orders (`fill_pass.py`), the risk
-rules' exits of a position (`position_rules.py`), the phase-ordered loop (`loop.py`) and
-the first-in-first-out trades (`trades.py`); booking into the ledger and order-book updates
-are kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`). The arrays
+rules' exits of a position (`position_rules.py`) and the phase-ordered loop (`loop.py`);
+the result tables' passes (engine/results: `columns.py`, `holdings.py`, the
+first-in-first-out `trades.py`) and booking into the ledger and order-book updates are
+kernels of their owners (`engine/core/ledger.py`, `engine/core/book.py`). The arrays
 they share travel as records (`engine/core/records.py`: `BarArrays`, `Schedule`,
 `LedgerArrays`, `BookArrays`, `Curves`, `Decision`, `OrderSpec`), numba-compatible named
 tuples, instead of long argument lists.
@@ -31,8 +32,9 @@ import numpy as np
 from numba import njit
 
 ENGINE = Path(__file__).resolve().parents[2]
-KERNEL_MODULES = (*sorted((ENGINE / "core").rglob("*.py")), ENGINE / "results" / "trades.py",
-                  ENGINE / "results" / "holdings.py")
+KERNEL_MODULES = (*sorted((ENGINE / "core").rglob("*.py")),
+                  *(ENGINE / "results" / f"{name}.py"
+                    for name in ("columns", "holdings", "trades")))
 
 
 def _cache_dir() -> str:
@@ -119,47 +121,9 @@ def argsort_stable(values, count, order, buffer) -> None:
         order[:count] = buffer[:count]
 
 
-@kernel
-def _gather_fields(w8, p8, o8, w4, p4, o4, w1, p1, o1) -> None:
-    """`o8[k, i] = w8[i, p8[k]]`, and the same from the 4-byte and 1-byte views: a record
-    array's fields, widened to 8 bytes, in one pass over the records."""
-    for i in range(w8.shape[0]):
-        for k in range(len(p8)):
-            o8[k, i] = w8[i, p8[k]]
-        for k in range(len(p4)):
-            o4[k, i] = w4[i, p4[k]]
-        for k in range(len(p1)):
-            o1[k, i] = w1[i, p1[k]]
-
-
-def record_columns(records: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Fields `names` of `records` as fresh contiguous columns: 8-byte fields as they are,
-    narrower integer fields widened to int64.
-
-    One pass over the records instead of one strided pass per field: a field read alone
-    touches every record's cache line, so a wide table's columns cost a pass each.
-    """
-    fields = records.dtype.fields
-    records = np.ascontiguousarray(records)
-    n, size = len(records), records.dtype.itemsize
-    picks: dict[int, list[str]] = {8: [], 4: [], 1: []}
-    for name in names:
-        kind, offset = fields[name][0], fields[name][1]
-        if kind.itemsize not in picks or offset % kind.itemsize or (
-                kind.itemsize != 8 and kind.kind != "i"):
-            raise ValueError(f"field {name} is not an aligned 8-byte word or narrower integer")
-        picks[kind.itemsize].append(name)
-    views = {width: records.view(dtype).reshape(n, size // width)
-             for width, dtype in ((8, np.int64), (4, np.int32), (1, np.int8))}
-    blocks = {width: np.empty((len(chosen), n), dtype=np.int64)
-              for width, chosen in picks.items()}
-    offsets = {width: np.array([fields[name][1] // width for name in chosen], dtype=np.int64)
-               for width, chosen in picks.items()}
-    _gather_fields(*(part for width in (8, 4, 1)
-                     for part in (views[width], offsets[width], blocks[width])))
-    columns = {}
-    for width, chosen in picks.items():
-        for k, name in enumerate(chosen):
-            kind = fields[name][0]
-            columns[name] = blocks[width][k].view(kind) if width == 8 else blocks[width][k]
-    return {name: columns[name] for name in names}
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A view of `array` that cannot be written (its base still can: for a pass that reads
+    it at once, not for keeping)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view

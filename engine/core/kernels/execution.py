@@ -57,27 +57,22 @@ def shrink(power: float, adj: float, s):
 
 
 @kernel
-def buy(i, power, size, adj, fee, status, reason, s, reject_reason):
-    """Execute buy `i` against `power` (fits, shrinks or is rejected); the power after."""
+def buy(power, size, adj, fee, s, reject_reason):
+    """Execute a buy of `size` shares at `adj` with `fee` against `power` (it fits, shrinks
+    or is rejected): (power after, size, fee, status, reason). Scalars in and out: no
+    arrays cross the call."""
     if abs(power) <= ABS_TOL:
         power = 0.0
-    need = size[i] * adj[i] + fee[i]
+    need = size * adj + fee
     if power > 0 and (need <= power or close_enough(need, power)):
-        return 0.0 if close_enough(power, need) else power - need
+        left = 0.0 if close_enough(power, need) else power - need
+        return left, size, fee, OrderStatus.filled, Reason.none
     if s.cash_policy == CashPolicy.reject or power <= 0:
-        status[i] = OrderStatus.rejected
-        reason[i] = reject_reason
-        return power
-    shrunk, shrunk_fee, left = shrink(power, adj[i], s)
+        return power, size, fee, OrderStatus.rejected, reject_reason
+    shrunk, shrunk_fee, left = shrink(power, adj, s)
     if shrunk == 0.0:
-        status[i] = OrderStatus.rejected
-        reason[i] = reject_reason
-        return power
-    size[i] = shrunk
-    fee[i] = shrunk_fee
-    status[i] = OrderStatus.filled
-    reason[i] = Reason.shrunk_to_cash
-    return left
+        return power, size, fee, OrderStatus.rejected, reject_reason
+    return left, shrunk, shrunk_fee, OrderStatus.filled, Reason.shrunk_to_cash
 
 
 @kernel
@@ -133,7 +128,8 @@ def execute_batch(count, sequence, delta, position, price, cap, cash, extra_powe
             if delta[sequence[i]] < 0:
                 power = power + (size[i] * adj[i] - fee[i])
             else:
-                power = buy(i, power, size, adj, fee, status, reason, s, s.reject_reason)
+                power, size[i], fee[i], status[i], reason[i] = buy(power, size[i], adj[i],
+                                                                   fee[i], s, s.reject_reason)
 
     for i in range(count):
         if status[i] != OrderStatus.filled:

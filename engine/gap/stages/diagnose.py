@@ -50,6 +50,13 @@ def _without_undecided(s: Analysis) -> Observed:
     rule = diagnosis.exit_rule
     if not rule.fields:
         return observe(decided, prices, bar_of, s.position_rules)
+    if "trigger" not in decided.columns:  # the rule's exits at the decisions' bars too
+        made = pl.DataFrame([(t, a) for t, a in diagnosis.rule_exits], orient="row",
+                            schema={"bar": pl.Int64, "asset": pl.String})
+        made = made.join(stamps, on="bar").drop("bar").with_columns(trigger=pl.lit("exit"))
+        decided = decided.join(made, on=["timestamp", "asset"], how="left",
+                               maintain_order="left").with_columns(
+            pl.col("trigger").fill_null("market"))
     return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
                    exit_since=rule.since, exit_words=rule.words,
                    exit_bars=tuple(sorted(diagnosis.undecided)))
