@@ -19,9 +19,9 @@ from math import factorial
 import numpy as np
 
 from engine.gap.belief import Replayed
-from engine.gap.diagnose import Diagnosis, departures
 from engine.gap.logs import FillLog, OwnBook
 from engine.gap.observe import Observed
+from engine.gap.verdicts import Diagnosis, departures
 from engine.gap.vocabulary import ONE_BAR
 from engine.reference import Bars, Rules, Simulation, Unrecorded
 from engine.reference.bars import CLOSE

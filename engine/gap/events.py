@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.gap.diagnose import Diagnosis, departures
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed
+from engine.gap.verdicts import Diagnosis, departures
 from engine.reference import Bars, Rules
 
 VISIBLE = {"timing": "point", "fill_price": "slippage", "rounding": "rounding", "fee": "fees"}

@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import polars as pl
 
-from engine.gap.diagnose import START_WINDOW, Diagnoser, Diagnosis
+from engine.gap.diagnose import Diagnoser
 from engine.gap.observe import Observed, observe
+from engine.gap.search import START_WINDOW
 from engine.gap.stages.state import Analysis
+from engine.gap.verdicts import Diagnosis
 from engine.reference import Rules
 
 DECISION_LAG = 4  # bars before B's first difference re-run: its decision came up to 3 before

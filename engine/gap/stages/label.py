@@ -6,10 +6,10 @@ from __future__ import annotations
 import polars as pl
 
 from engine.gap.attribute import VISIBLE_CAUSE
-from engine.gap.diagnose import Diagnosis, departures
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed
 from engine.gap.stages.state import Analysis
+from engine.gap.verdicts import Diagnosis, departures
 from engine.results.compare import KEYS, Tolerance
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import polars as pl
 
 from engine.gap.attribute import Marks
-from engine.gap.diagnose import Diagnosis
 from engine.gap.events import Fault
 from engine.gap.logs import FillLog
 from engine.gap.observe import Observed
+from engine.gap.verdicts import Diagnosis
 from engine.reference import Bars, Rules
 from engine.results.compare import Tolerance
 

@@ -1,0 +1,281 @@
+"""The search for the switches that reproduce a side's bar, part of `Diagnoser`.
+
+Tried in order: the hypotheses alive from earlier bars, single switches, switches on top
+of the current ones, pairs of the ones that helped, a beam over larger sets, hidden-state
+changes begun at a recent fill bar and the belief shapes (`belief.py`); the first level
+that reproduces the bar exactly wins. The side's first fill bars are fitted first
+(`fit_start`). Budgets bound the work at a bar nothing explains.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from engine.gap.logs import Key, OwnBook
+from engine.gap.verdicts import Hypothesis
+from engine.gap.vocabulary import (
+    Switch,
+    booked_twice,
+    booked_twice_executing,
+    booked_twice_since,
+    fees_out_of_cash,
+    fees_out_of_cash_once,
+    fees_twice_since,
+    logged_twice_since,
+    peer_rule_sets,
+)
+
+RECENT = 8  # earlier fill bars tried as the onset of a hidden-state fault
+WARM_UP = 2  # bars replayed under a new hypothesis before its first bar, to queue its orders
+MAX_ALIVE = 8  # hypotheses kept alive at once
+BEAM_WIDTH, BEAM_DEPTH = 3, 3  # closest sets extended, and how many switches further
+PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its rivals
+HELPFUL = 8  # single switches that came closest, paired with every other
+SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
+GIVE_UP = 10  # searches in a row that found nothing: stop searching until a bar is explained
+WEAK = 2  # bars a rule switch must explain beyond a stretch nothing explains
+START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
+
+
+def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:
+    return frozenset().union(*(h.switches for h in hypotheses)) if hypotheses else frozenset()
+
+
+def _fields(switch: Switch) -> set[str]:
+    return {name for name, _ in switch.changes} | ({switch.state} if switch.state else set())
+
+
+def _compatible(a: Switch, b: Switch) -> bool:
+    return not (_fields(a) & _fields(b))
+
+
+def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
+    """`current` with `switch` added, replacing any switch that sets the same fields."""
+    return frozenset({s for s in current if _compatible(s, switch)} | {switch})
+
+
+
+
+class Search:
+    """The search methods of `Diagnoser` (which holds the state they read)."""
+
+    def search(self, own: OwnBook, actual: dict[str, Key], alive: list[Hypothesis],
+               recent: deque, missed: set[str]
+               ) -> tuple[list[Hypothesis], set[str], Hypothesis | None]:
+        """Hypotheses that reproduce bar `own.bar`, the ones that go on to explain the most
+        of the following bars first (then the simplest); else the closest one.
+
+        Levels are tried simplest first: the hypotheses this bar refuted less one switch
+        (a fault ended) or plus one (another began), then single switches; beside them
+        (unless one lasts `PERSIST` bars) the shapes of what the side believed it held,
+        read from its orders (`belief_sets`); then pairs of the switches that helped
+        alone. The search stops at the first level that reproduces the bar. Several sets
+        may reproduce a bar and part ways later, so each is run over the next bars
+        (`PERSIST` of them); if none lasts that long, a beam extends the closest ones one
+        switch at a time (an engine that differs in several ways at once, such as a peer's
+        own rules, shows each difference on another bar). At most `budget` sets are tried.
+        """
+        t = own.bar
+        currents = [h.switches for h in alive if h.switches]
+        # a set made from a hypothesis alive before t starts from that hypothesis' own
+        # open orders (its rules queued them; the trusted rules' would not)
+        singles = self.vocabulary + self.state_switches(t)
+        origins = {_combine(h.switches, s): h for h in alive if h.switches for s in singles}
+        tried: dict[frozenset[Switch], tuple[float, int]] = {}  # → (distance, bars lasted)
+        start = self.distance(*self._last_guess, missed)
+        best: list = [start, None, missed]
+        found: list[Hypothesis] = []
+        if self._failures >= GIVE_UP:
+            self._failures += 1
+            return [], missed, None
+        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST else SEARCH_BUDGET // 8
+
+        def evaluate(level) -> None:
+            for switches in dict.fromkeys(level):
+                if switches in tried or len(tried) >= budget:
+                    continue
+                origin = origins.get(switches)
+                hypothesis = Hypothesis(switches, *origin.state()) if origin is not None \
+                    else self.warmed(switches, recent, t)
+                guess, book = self.predict(own, hypothesis)
+                wrong = self.mismatches(guess, actual)
+                if wrong and origin is not None:  # a change of timing re-decides: warm it
+                    hypothesis = self.warmed(switches, recent, t)
+                    guess, book = self.predict(own, hypothesis)
+                    wrong = self.mismatches(guess, actual)
+                self.advance(hypothesis, own, book)
+                lasted = self.persistence(hypothesis, t) if not wrong else 0
+                far = self.distance(guess, actual, wrong)
+                tried[switches] = (far, lasted)
+                if not wrong:
+                    hypothesis.lasted = lasted
+                    found.append(hypothesis)
+                elif far < best[0]:
+                    best[:] = [far, hypothesis, wrong]
+
+        evaluate([c - {s} for c in currents for s in c])
+        for level in ([_combine(c, s) for c in currents for s in singles],
+                      [frozenset({s}) for s in singles]):
+            if not found:
+                evaluate(level)
+        if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
+            beliefs = self.belief_sets(t, currents)
+            budget += len(beliefs)
+            evaluate(beliefs)
+        helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
+                         key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
+        if not found:
+            evaluate([frozenset({a, b}) for a in helpful for b in singles
+                      if a != b and _compatible(a, b)])
+        for _ in range(BEAM_DEPTH):
+            if any(h.lasted >= PERSIST for h in found) or len(tried) >= budget:
+                break
+            frontier = sorted((s for s, (far, _) in tried.items() if far < start),
+                              key=lambda s: (tried[s][0], -tried[s][1], len(s)))[:BEAM_WIDTH]
+            evaluate([_combine(s, one) for s in frontier for one in helpful or singles
+                      if one not in s])
+        if found:
+            self._failures = 0
+            return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
+        self._last_unexplained = t
+        self._failures += 1
+        return [], best[2], best[1]
+
+    def fit_start(self, state: tuple) -> frozenset[Switch]:
+        """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
+
+        A beam search over sets of switches, scored by the fill bars they reproduce (then
+        by how far they are off on the others): each level adds one switch, or the
+        switches that make one of the peers' known rule sets (`peer_rule_sets`). An
+        engine's persistent differences (a peer's rules, faults present from the start)
+        often show only together, so the beam keeps the closest few sets at each level.
+        """
+        fills = [b for b in self.fill_bars if b >= self.same_until][:START_WINDOW]
+        if not fills:
+            return frozenset()
+        window = self.books[self.same_until: fills[-1] + 1]
+        self._start_state = state
+        bundles = peer_rule_sets(self.trusted, self.vocabulary)
+        scores = {frozenset(): self.reproduced(frozenset(), window)}
+        missed = self.first_missed(window)
+        onsets = {fills[0], missed}  # a state fault begun at the first fills, or there
+        singles = self.vocabulary if missed is None else [
+            s for s in self.state_switches(missed) if s.since in onsets] + self.vocabulary + [
+            s for b in self.belief_sets(missed, []) for s in b]
+        best = frozenset()
+        frontier = [best]
+        for _ in range(MAX_START):
+            if scores[best][0] >= len(fills):
+                break
+            level = [_combine(chosen, s) for chosen in frontier for s in singles
+                     if s not in chosen]
+            level += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
+                                 *bundle}) for chosen in frontier for bundle in bundles
+                      if not bundle <= chosen]
+            fresh = [c for c in dict.fromkeys(level) if c not in scores]
+            for candidate in fresh:
+                scores[candidate] = self.reproduced(candidate, window)
+            if not fresh:
+                break
+            frontier = sorted(fresh, key=lambda c: (scores[c], -len(c)),
+                              reverse=True)[:BEAM_WIDTH]
+            if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
+                best = frontier[0]
+        if scores[best][0] <= scores[frozenset()][0]:
+            return frozenset()
+        for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
+            lighter = best - {switch}
+            if lighter not in scores:
+                scores[lighter] = self.reproduced(lighter, window)
+            if scores[lighter][0] >= scores[best][0]:
+                best = lighter
+        return best
+
+    def first_missed(self, window: list[OwnBook]) -> int | None:
+        """The first bar of `window` the trusted rules do not reproduce from the own book."""
+        hypothesis = Hypothesis(frozenset(), *self._start_state)
+        for own in window:
+            guess, book = self.predict(own, hypothesis)
+            if self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                return own.bar
+            hypothesis.advance(book)
+        return None
+
+    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
+                   ) -> tuple[int, float]:
+        """(fill bars of `window` that `switches` reproduce, − how far it is off on the
+        others), run from the first bar."""
+        hypothesis = Hypothesis(switches, *self._start_state)
+        count, far = 0, 0.0
+        for own in window:
+            actual = self.log.by_bar.get(own.bar, {})
+            guess, book = self.predict(own, hypothesis)
+            wrong = self.mismatches(guess, actual)
+            if wrong:
+                far += self.distance(guess, actual, wrong)
+                self.advance_actual(hypothesis, own)
+            else:
+                hypothesis.advance(book)
+                count += 1 if actual else 0
+        return count, -far
+
+    def persistence(self, hypothesis: Hypothesis, t: int) -> int:
+        """How many of the bars after `t` (up to `PERSIST` with fills) it reproduces."""
+        probe = Hypothesis(hypothesis.switches, *hypothesis.state())
+        lasted = 0
+        for own in self.books[t + 1:]:
+            if lasted >= PERSIST:
+                break
+            actual = self.log.by_bar.get(own.bar, {})
+            guess, book = self.predict(own, probe)
+            if self.mismatches(guess, actual):
+                break
+            probe.advance(book)
+            lasted += 1 if actual or guess else 0
+        return lasted
+
+    def state_switches(self, t: int) -> list[Switch]:
+        """Hidden-state faults that could have begun at a recent fill bar before t."""
+        earlier = [b for b in self.fill_bars if b < t]
+        stamps = self.bars.timestamps
+        recent = earlier[-RECENT:]
+        onsets = list(dict.fromkeys([*earlier[:1], *recent, t]))
+        return ([booked_twice(b, stamps[b]) for b in reversed(recent)]
+                + [booked_twice_executing(b, stamps[b]) for b in [t, *reversed(recent)]]
+                + [switch for b in onsets for switch in (
+                    booked_twice_since(b, stamps[b], executing=True),
+                    booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]))]
+                + [fees_out_of_cash(b, stamps[b]) for b in onsets]
+                + [fees_twice_since(b, stamps[b]) for b in onsets]
+                + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
+
+    def belief_sets(self, t: int, currents: list[frozenset[Switch]]
+                    ) -> list[frozenset[Switch]]:
+        """Hidden-state hypotheses from what the side believed it held (engine/gap/belief.py):
+        each shape of belief that fits bar t and the batches after it, alone and on top of
+        the hypotheses alive before t."""
+        out = []
+        for delay in sorted({self.trusted.delay, *(self.rules_at(t, c).delay for c in currents)}):
+            for shape, since in self.beliefs.propose(t, delay):
+                switch = self.beliefs.switch(shape, since)
+                out += [frozenset({switch}), *(_combine(c, switch) for c in currents)]
+        return out
+
+    def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
+        """A new hypothesis with the orders it would have queued over the last bars: the
+        bar before t under its rules, the ones before that under the trusted rules (what
+        the side did before it changed; a change seen at t may have begun a bar earlier)."""
+        if not recent:
+            return Hypothesis(switches)
+        pending, history, unnetted, seen = recent[0][1]
+        hypothesis = Hypothesis(switches, dict(pending), history, unnetted, seen)
+        last = recent[-1][0].bar
+        for own, _ in recent:
+            if own.bar == last:
+                guess, _ = self.predict(own, hypothesis)
+                if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                    hypothesis.warmed_bars.add(own.bar)
+                self.advance_actual(hypothesis, own)
+            else:
+                self.advance_actual(hypothesis, own, self.rules_at(own.bar, frozenset()))
+        return hypothesis
