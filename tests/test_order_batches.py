@@ -155,6 +155,7 @@ def test_released_rows_read_as_zeros_and_the_rest_is_kept():
     assert (values[freed:] == 7).all() and (plain == 7).all()
 
 
+@pytest.mark.slow
 def test_a_run_frees_the_rows_it_placed_and_places_the_same_orders(market, monkeypatch):
     n = ROW_STEP + 50_000
     rng = np.random.default_rng(0)

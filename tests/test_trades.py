@@ -168,6 +168,7 @@ def test_compiled_trades_equal_the_plain_fifo_loop(step_list, last_close):
     assert_same_trades(ours, fifo_oracle(fills, last_close), notional(fills))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(step_list=steps, last_close=closes)
 def test_trades_account_for_every_fill(step_list, last_close):
