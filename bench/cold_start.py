@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine_vs_vectorbt import inputs
+from engine_vs_vectorbt import cold_backtests, inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TARGET = 2.0  # seconds, a cold `tradegap backtest` with the cache
@@ -45,25 +45,7 @@ JOB_TARGET = 15.0  # seconds, the first job's time over the second's
 
 def cold_backtest(repeats: int) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of `repeats` cold `tradegap backtest` runs (cache present)."""
-    with tempfile.TemporaryDirectory(prefix="cold_start_") as folder:
-        work = Path(folder)
-        prices, weights = inputs(500, 2520, "turnover", 1)
-        prices.write_parquet(work / "prices.parquet")
-        weights.write_parquet(work / "weights.parquet")
-        command = [sys.executable, "-m", "pipelines.cli", "backtest", "--prices",
-                   str(work / "prices.parquet"), "--weights", str(work / "weights.parquet"),
-                   "--out", str(work / "out"), "--fees", "0.001"]
-        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=environment)
-        walls, cpus = [], []
-        for _ in range(repeats):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=environment)
-            walls.append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return walls, cpus
+    return cold_backtests(500, 2520, repeats)
 
 
 VALIDATE = """

@@ -123,10 +123,12 @@ def measure(n_assets: int, n_days: int, score: str, every: int, repeats: int) ->
     return {"answers": answers, "peaks": peaks}
 
 
-def cold_cli(n_assets: int, n_days: int, repeats: int = 3) -> dict[str, str]:
-    """`tradegap backtest` (`python -m pipelines.cli backtest`, this tree's code) in a new
-    process on the daily turnover workload: wall and CPU seconds (the child's user + system
-    time), median of `repeats` with the compiled-code cache present, once with an empty one."""
+def cold_backtests(n_assets: int, n_days: int, repeats: int, env: dict | None = None
+                   ) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (the child's user + system time) of `repeats` runs of
+    `tradegap backtest` (`python -m pipelines.cli backtest`, this tree's code) on the daily
+    turnover workload, each in a new process, after one untimed run that fills the
+    compiled-code cache; `env` is added to the timed runs' environment."""
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as folder:
         work = Path(folder)
         prices, weights = inputs(n_assets, n_days, "turnover", 1)
@@ -136,23 +138,30 @@ def cold_cli(n_assets: int, n_days: int, repeats: int = 3) -> dict[str, str]:
                    str(work / "prices.parquet"), "--weights", str(work / "weights.parquet"),
                    "--out", str(work / "out"), "--fees", str(FEES)]
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-        figures = {}
-        for label, extra, times in (
-                ("cache present", {}, repeats),
-                ("cache absent", {"NUMBA_CACHE_DIR": str(work / "empty")}, 1)):
-            walls, cpus = [], []
-            for _ in range(times):
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                start = time.perf_counter()
-                subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
-                               env={**os.environ, **extra})
-                walls.append(time.perf_counter() - start)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        walls, cpus = [], []
+        for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, cwd=ROOT,
+                           env={**os.environ, **(env or {})})
+            walls.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return walls, cpus
+
+
+def cold_cli(n_assets: int, n_days: int, repeats: int = 3) -> dict[str, str]:
+    """A cold `tradegap backtest`: median of `repeats` with the compiled-code cache
+    present, once with an empty one."""
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench_cache_") as empty:
+        for label, extra, times in (("cache present", {}, repeats),
+                                    ("cache absent", {"NUMBA_CACHE_DIR": empty}, 1)):
+            walls, cpus = cold_backtests(n_assets, n_days, times, extra)
             figures[label] = (f"{statistics.median(walls):.2f} s wall "
                               f"({min(walls):.2f}–{max(walls):.2f}), "
                               f"{statistics.median(cpus):.2f} s CPU")
-        return figures
+    return figures
 
 
 def main() -> None:
