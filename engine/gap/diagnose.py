@@ -89,6 +89,7 @@ class Diagnoser(Search):
         self.beliefs = Beliefs(log, bars, decisions, self.books, trusted,
                                lambda t: observed.rules_at(t)["point"])
         self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
+        self._warm_starts: dict[frozenset, tuple] = {}  # a search's warm-ups (`warmed`)
 
     # Rules and books
 
@@ -312,8 +313,8 @@ class Diagnoser(Search):
                     self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
             unexplained: frozenset[str] = frozenset()
-            if not missed or survivors:
-                self._failures = 0
+            if (not missed or survivors) and (actual or predicted):  # a bar with fills
+                self._failures = 0  # explained (a bar with none tells nothing)
             if missed and not survivors:
                 found, best_missed, best = self.search(own, actual, alive, recent, missed)
                 if found:

@@ -32,7 +32,7 @@ BEAM_WIDTH, BEAM_DEPTH = 3, 3  # closest sets extended, and how many switches fu
 PERSIST = 10  # bars with fills a new hypothesis is run over to tell it from its rivals
 HELPFUL = 8  # single switches that came closest, paired with every other
 SEARCH_BUDGET = 480  # switch sets tried at most for one bar (an eighth soon after a failure)
-GIVE_UP = 10  # searches in a row that found nothing: stop searching until a bar is explained
+GIVE_UP = 10  # searches in a row that found nothing: stop until a bar with fills is explained
 WEAK = 2  # bars a rule switch must explain beyond a stretch nothing explains
 START_WINDOW, MAX_START = 12, 5  # fill bars the side's own rules are fitted on; switches
 
@@ -85,6 +85,8 @@ class Search:
         start = self.distance(*self._last_guess, missed)
         best: list = [start, None, missed]
         found: list[Hypothesis] = []
+        unchecked: dict[int, Hypothesis] = {}  # warmed without checking the bar before t
+        self._warm_starts = {}
         if self._failures >= GIVE_UP:
             self._failures += 1
             return [], missed, None
@@ -96,13 +98,15 @@ class Search:
                     continue
                 origin = origins.get(switches)
                 hypothesis = Hypothesis(switches, *origin.state()) if origin is not None \
-                    else self.warmed(switches, recent, t)
+                    else self.warmed(switches, recent)
                 guess, book = self.predict(own, hypothesis)
                 wrong = self.mismatches(guess, actual)
                 if wrong and origin is not None:  # a change of timing re-decides: warm it
-                    hypothesis = self.warmed(switches, recent, t)
+                    hypothesis = self.warmed(switches, recent)
                     guess, book = self.predict(own, hypothesis)
                     wrong = self.mismatches(guess, actual)
+                if origin is None or wrong:
+                    unchecked[id(hypothesis)] = hypothesis
                 self.advance(hypothesis, own, book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)
@@ -134,6 +138,9 @@ class Search:
                               key=lambda s: (tried[s][0], -tried[s][1], len(s)))[:BEAM_WIDTH]
             evaluate([_combine(s, one) for s in frontier for one in helpful or singles
                       if one not in s])
+        for kept in found or [best[1]]:  # only the kept ones may carry their warm bars
+            if kept is not None and id(kept) in unchecked:
+                self.check_warm(kept, recent)
         if found:
             self._failures = 0
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
@@ -261,21 +268,39 @@ class Search:
                 out += [frozenset({switch}), *(_combine(c, switch) for c in currents)]
         return out
 
-    def warmed(self, switches: frozenset[Switch], recent: deque, t: int) -> Hypothesis:
+    def warmed(self, switches: frozenset[Switch], recent: deque) -> Hypothesis:
         """A new hypothesis with the orders it would have queued over the last bars: the
         bar before t under its rules, the ones before that under the trusted rules (what
-        the side did before it changed; a change seen at t may have begun a bar earlier)."""
+        the side did before it changed; a change seen at t may have begun a bar earlier).
+        Whether it reproduces the bar before t too is checked for the ones a search keeps
+        (`check_warm`)."""
         if not recent:
             return Hypothesis(switches)
-        pending, history, unnetted, seen = recent[0][1]
-        hypothesis = Hypothesis(switches, dict(pending), history, unnetted, seen)
-        last = recent[-1][0].bar
-        for own, _ in recent:
-            if own.bar == last:
-                guess, _ = self.predict(own, hypothesis)
-                if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
-                    hypothesis.warmed_bars.add(own.bar)
-                self.advance_actual(hypothesis, own)
-            else:
-                self.advance_actual(hypothesis, own, self.rules_at(own.bar, frozenset()))
+        hypothesis = self._warm_start(switches, recent)
+        self.advance_actual(hypothesis, recent[-1][0])
         return hypothesis
+
+    def check_warm(self, hypothesis: Hypothesis, recent: deque) -> None:
+        """Mark the bar before t as one a `warmed` hypothesis reproduces (its orders were
+        queued there), if it does."""
+        if recent:
+            own = recent[-1][0]
+            guess, _ = self.predict(own, self._warm_start(hypothesis.switches, recent))
+            if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
+                hypothesis.warmed_bars.add(own.bar)
+
+    def _warm_start(self, switches: frozenset[Switch], recent: deque) -> Hypothesis:
+        """A new hypothesis from the state before the recent bars, moved under the trusted
+        rules over all of them but the last. The replay depends on the switches only
+        through the book they believe (their hidden-state ones), so it is kept per set
+        of those for the search at hand."""
+        states = frozenset(s for s in switches if s.state)
+        found = self._warm_starts.get(states)
+        if found is None:
+            pending, history, unnetted, seen = recent[0][1]
+            probe = Hypothesis(states, dict(pending), history, unnetted, seen)
+            for own, _ in list(recent)[:-1]:
+                self.advance_actual(probe, own, self.rules_at(own.bar, frozenset()))
+            found = self._warm_starts[states] = probe.state()
+        pending, history, unnetted, seen = found
+        return Hypothesis(switches, dict(pending), history, unnetted, seen)
