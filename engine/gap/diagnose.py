@@ -276,6 +276,9 @@ class Diagnoser(Search):
         out = set()
         for asset in predicted.keys() | actual.keys():
             p, a = predicted.get(asset), actual.get(asset)
+            if p is not None and a is not None and p[3] == a[3] and p[0] - a[0] == 0.0 \
+                    and p[1] - a[1] == 0.0 and p[2] - a[2] == 0.0:
+                continue  # no difference at all: the same (NaN or ∞ fall through)
             if p is None or a is None or p[3] != a[3] or not (
                     same(p[0], a[0]) and same(p[1], a[1]) and same(p[2], a[2])):
                 out.add(asset)

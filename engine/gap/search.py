@@ -160,6 +160,7 @@ class Search:
             s for b in self.belief_sets(missed, []) for s in b]
         best = frozenset()
         frontier = [best]
+        cut: set[frozenset[Switch]] = set()
         for _ in range(MAX_START):
             if scores[best][0] >= len(fills):
                 break
@@ -169,8 +170,15 @@ class Search:
                                  *bundle}) for chosen in frontier for bundle in bundles
                       if not bundle <= chosen]
             fresh = [c for c in dict.fromkeys(level) if c not in scores]
+            ranks: list[tuple] = []  # the level's best exact ranks, at most BEAM_WIDTH
             for candidate in fresh:
-                scores[candidate] = self.reproduced(candidate, window)
+                floor = ranks[-1] if len(ranks) == BEAM_WIDTH else None
+                scores[candidate] = self.reproduced(candidate, window, floor)
+                rank = (scores[candidate], -len(candidate))
+                if floor is not None and rank < floor:
+                    cut.add(candidate)  # cut short: its score is a bound under the beam's
+                else:
+                    ranks = sorted([*ranks, rank], reverse=True)[:BEAM_WIDTH]
             if not fresh:
                 break
             frontier = sorted(fresh, key=lambda c: (scores[c], -len(c)),
@@ -181,7 +189,8 @@ class Search:
             return frozenset()
         for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
             lighter = best - {switch}
-            if lighter not in scores:
+            if lighter not in scores or lighter in cut:
+                cut.discard(lighter)
                 scores[lighter] = self.reproduced(lighter, window)
             if scores[lighter][0] >= scores[best][0]:
                 best = lighter
@@ -197,14 +206,21 @@ class Search:
             hypothesis.advance(book)
         return None
 
-    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
-                   ) -> tuple[int, float]:
+    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook],
+                   floor: tuple | None = None) -> tuple[int, float]:
         """(fill bars of `window` that `switches` reproduce, − how far it is off on the
-        others), run from the first bar."""
+        others), run from the first bar. Given the `floor` rank (score, −size) a set must
+        reach to count, a set that can no longer reach it is cut short: its score is then
+        a bound above its own and below the floor."""
         hypothesis = Hypothesis(switches, *self._start_state)
         count, far = 0, 0.0
+        by_bar = self.log.by_bar
+        left = sum(1 for own in window if by_bar.get(own.bar))  # fill bars still to come
         for own in window:
-            actual = self.log.by_bar.get(own.bar, {})
+            if floor is not None and ((count + left, -far), -len(switches)) < floor:
+                return count + left, -far
+            actual = by_bar.get(own.bar, {})
+            left -= 1 if actual else 0
             guess, book = self.predict(own, hypothesis)
             wrong = self.mismatches(guess, actual)
             if wrong:
