@@ -214,10 +214,10 @@ def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp
     assert saved_orders(held, tmp_path / "held").equals(frame)
     assert ((tmp_path / "streamed" / "metrics.json").read_text()
             == (tmp_path / "held" / "metrics.json").read_text())
-    from engine.results.metrics import compute_metrics
+    from engine.results.metrics import compute_metrics, status_counts
 
-    counted = compute_metrics(held.equity, held.fills, frame, held.trades,
-                              initial_cash=config.initial_cash)
+    counted = compute_metrics(held.equity, held.fills, status_counts(frame["status"]),
+                              held.trades, initial_cash=config.initial_cash)
     assert streamed.metrics == counted and counted["n_orders"] == frame.height
 
 
