@@ -25,6 +25,9 @@ CASES = {
     "orders two bars late, then each fill applied twice as it executes": (
         Market(19, 235, 93101059, 5, 5, 0.95, 0.001),
         (Bug("wrong_bar", 46, 2), Bug("double_dispatch", 176, "as_executed"))),
+    "a row logged twice, then each fill applied twice after its batch": (
+        Market(19, 128, 141603768, 5, 10, 1.0, 0.001),
+        (Bug("double_log", 61), Bug("double_dispatch", 71, "after_batch"))),
 }
 
 
