@@ -92,8 +92,10 @@ def load_market(source: Source, name: str | None = None, repair_ohlc: bool = Fal
 def _load_bars(source: Source, name: str | None, repair_ohlc: bool
                ) -> tuple[pl.DataFrame, int | None]:
     """The validated bars and their grid width (`grid.bar_grid`; 0: not a complete grid,
-    None: not known). A file's read overlaps the load of the check's compiled code."""
-    loading = None if isinstance(source, pl.DataFrame) else load_in_background()
+    None: not known). A file's read overlaps the load of the check's compiled code (a
+    missing file is refused without loading it)."""
+    read = isinstance(source, str | Path) and Path(source).is_file()
+    loading = load_in_background() if read else None
     try:
         return _checked_bars(source, name, repair_ohlc)
     finally:
