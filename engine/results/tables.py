@@ -40,7 +40,8 @@ from engine.results.metrics import compute_metrics
 from engine.results.trades import trades_table
 
 TABLES = ("fills", "orders", "positions", "equity", "trades")
-ORDER_BATCH = 1 << 19  # orders a batch of the orders table holds when it is written
+ORDER_BATCH = 1 << 16  # orders a batch of the orders table holds when it is written
+WHOLE_ORDERS = 1 << 19  # an orders table up to this many orders is written in one piece
 CODES_DT = np.dtype([("type", np.int8), ("origin", np.int8), ("status", np.int8)])
 
 
@@ -212,10 +213,10 @@ class BacktestResult:
              force: bool = False, release: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The orders table is built, checked and written first, a batch of orders at a time
-        (`order_batches`: a table of up to `ORDER_BATCH` orders is one batch, written by
-        polars; a longer one is written a row group a batch), unless it is already held
-        whole. The folder is built aside and renamed into place: on any error it is
+        The orders table is built, checked and written first: in one piece by polars when
+        it is held already or has at most `WHOLE_ORDERS` orders, else a batch of orders at
+        a time (`order_batches`, a row group each), so that a run of millions of orders
+        never holds it whole. The folder is built aside and renamed into place: on any error it is
         untouched. It must be new, empty or an earlier backtest output
         (`artifacts.claim_output`), and may not contain `inputs`.
         `release`: give the order records back to the system once the orders table is
@@ -229,8 +230,8 @@ class BacktestResult:
             path = tmp / "orders.parquet"
             if whole:  # already held: checked and written as it is
                 write_parquet(_validate("orders", self.orders), path)
-            elif self._sim.book.n_orders <= ORDER_BATCH:  # one batch, not kept
-                write_parquet(_validate("orders", next(self.order_batches())), path)
+            elif self._sim.book.n_orders <= WHOLE_ORDERS:  # built whole, not kept
+                write_parquet(_validate("orders", self._orders_of(slice(None))), path)
             else:  # first, while no other table is held
                 write_parquet_batches((_validate("orders", batch)
                                        for batch in self.order_batches()), path)
