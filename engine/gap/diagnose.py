@@ -122,12 +122,11 @@ class Diagnoser(Search):
                     else:
                         positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
-                cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash += self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_twice_since" and own.bar > switch.since:
-                cash -= self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash -= self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_once" and own.bar > switch.since:
-                fees = self.log.fees_before
-                cash += fees[switch.since + 1] - fees[switch.since]
+                cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)
             elif switch.state == "belief":
                 history = (*history, dict(self.beliefs.positions(switch, own)))
         spans = sorted((s.since, BOOKED_OVER_LOGGED[s.state]) for s in hypothesis.switches
@@ -136,6 +135,16 @@ class Diagnoser(Search):
             cash = self._rescale(own, spans, cash, positions)
         return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
+
+    def _fees(self, since: int, until: int, switches: frozenset[Switch]) -> float:
+        """The fees of the fills of bars `since` to `until` (excluded) as charged: the
+        logged ones, each row counted once where every fill is logged twice."""
+        fees = self.log.fees_before
+        total = fees[until] - fees[since]
+        for s in switches:
+            if s.state == "logged_twice_since" and s.since < until:
+                total -= 0.5 * (fees[until] - fees[max(s.since, since)])
+        return total
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
                  positions: dict[str, float]) -> float:

@@ -133,7 +133,7 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
     switches += [
         Switch("accumulation", "position read as zero", (("position_basis", "zero"),)),
         Switch("accumulation", "whole target bought on held assets",
-               (("position_basis", "zero_for_targets"),)),
+               (("whole_targets", True),)),
         Switch("accumulation", "exits lost (targets of 0 never ordered)",
                (("exits_lost", True),)),
         Switch("stale_position", "positions read one batch late",

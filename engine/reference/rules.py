@@ -23,7 +23,7 @@ SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
 CASH_CHECKS = ("current", "first_buy", "opening")
 GAP_FILLS = ("open", "level")
-POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
+POSITION_BASES = ("current", "zero", "stale")
 # How often each fill is logged and booked, and when the extra booking happens: after the
 # batch (its later orders do not see it) or as it executes (they do). Each booking as
 # (times logged, times booked, the extra booking as it executes).
@@ -74,6 +74,8 @@ class Rules:
     fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
     fees_twice: bool = False  # on: each fee leaves cash twice as it executes (logged once)
     position_basis: str = "current"  # the position a target is netted against
+    whole_targets: bool = False  # a target other than 0 ordered whole, not netted (a target
+    # of 0 still closes the position read): order_target_percent sizing the whole target
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
     netting: bool = True  # a new order replaces (target) or adds to (delta) the open one
