@@ -122,28 +122,54 @@ class Diagnoser(Search):
                         positions[asset] = after
                     else:
                         positions.pop(asset, None)
-            elif switch.state in BOOKED_OVER_LOGGED and own.bar > switch.since:
-                then = self.books[switch.since]  # every fill since booked m/n times
-                extra = BOOKED_OVER_LOGGED[switch.state] - 1.0
-                cash = add(cash, extra * (own.cash - then.cash))
-                for asset in {*own.positions, *then.positions}:
-                    now = own.positions.get(asset, 0.0)
-                    after = add(now, extra * (now - then.positions.get(asset, 0.0)))
-                    if after:
-                        positions[asset] = after
-                    else:
-                        positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
-                cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash += self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_twice_since" and own.bar > switch.since:
-                cash -= self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash -= self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_once" and own.bar > switch.since:
-                fees = self.log.fees_before
-                cash += fees[switch.since + 1] - fees[switch.since]
+                cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)
             elif switch.state == "belief":
                 history = (*history, dict(self.beliefs.positions(switch, own)))
+        spans = sorted((s.since, BOOKED_OVER_LOGGED[s.state]) for s in hypothesis.switches
+                       if s.state in BOOKED_OVER_LOGGED and own.bar > s.since)
+        if spans:
+            cash = self._rescale(own, spans, cash, positions)
         return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
+
+    def _fees(self, since: int, until: int, switches: frozenset[Switch]) -> float:
+        """The fees of the fills of bars `since` to `until` (excluded) as charged: the
+        logged ones, each row counted once where every fill is logged twice."""
+        fees = self.log.fees_before
+        total = fees[until] - fees[since]
+        for s in switches:
+            if s.state == "logged_twice_since" and s.since < until:
+                total -= 0.5 * (fees[until] - fees[max(s.since, since)])
+        return total
+
+    def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
+                 positions: dict[str, float]) -> float:
+        """The cash, and `positions` in place, with every fill since each span's first bar
+        booked m/n times its logged amount (spans that overlap multiply: a row logged twice
+        and booked twice counts once)."""
+        bounds = [since for since, _ in spans] + [own.bar]
+        factor = 1.0
+        for (since, f), end in zip(spans, bounds[1:], strict=True):
+            factor *= f
+            if end == since or factor == 1.0:
+                continue
+            then, to = self.books[since], (own if end == own.bar else self.books[end])
+            extra = factor - 1.0
+            cash = add(cash, extra * (to.cash - then.cash))
+            for asset in {*to.positions, *then.positions}:
+                now = to.positions.get(asset, 0.0)
+                after = add(positions.get(asset, 0.0),
+                            extra * (now - then.positions.get(asset, 0.0)))
+                if after:
+                    positions[asset] = after
+                else:
+                    positions.pop(asset, None)
+        return cash
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
                 = None, rules: Rules | None = None) -> tuple[dict[str, Key], Book]:
@@ -251,6 +277,9 @@ class Diagnoser(Search):
         out = set()
         for asset in predicted.keys() | actual.keys():
             p, a = predicted.get(asset), actual.get(asset)
+            if p is not None and a is not None and p[3] == a[3] and p[0] - a[0] == 0.0 \
+                    and p[1] - a[1] == 0.0 and p[2] - a[2] == 0.0:
+                continue  # no difference at all: the same (NaN or ∞ fall through)
             if p is None or a is None or p[3] != a[3] or not (
                     same(p[0], a[0]) and same(p[1], a[1]) and same(p[2], a[2])):
                 out.add(asset)
@@ -435,9 +464,10 @@ class Diagnoser(Search):
         return entry_of
 
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
-        """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
-        bar nothing explains, is a coincidence of an engine the vocabulary does not
-        describe (a lost order a stricter cash check happens to fit): its bars are
+        """A rule switch or a one-off event (a batch booked twice) that explains at most
+        `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains, is a
+        coincidence of an engine the vocabulary does not describe (a lost order that a
+        stricter cash check, or a batch booked twice, happens to fit): its bars are
         unexplained."""
         verdicts = diagnosis.verdicts
         lost = sorted(t for t, v in verdicts.items() if v.unexplained)
@@ -446,10 +476,13 @@ class Diagnoser(Search):
         spans: dict[Switch, list[int]] = {}
         for t, verdict in verdicts.items():
             for switch in verdict.switches:
-                if not switch.state and diagnosis.touched(switch, t):
+                if (not switch.state or switch.state in ONE_OFF) \
+                        and diagnosis.touched(switch, t):
                     spans.setdefault(switch, []).append(t)
+        rank = [bisect_left(self.fill_bars, u) for u in lost]
         weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
-            any(abs(t - u) <= PERSIST for u in lost) for t in bars)}
+            any(abs(bisect_left(self.fill_bars, t) - r) <= PERSIST for r in rank)
+            for t in bars)}
         if not weak:
             return verdicts
         out = dict(verdicts)
@@ -558,6 +591,7 @@ class Diagnoser(Search):
         return rules
 
 
+ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *BOOKED_OVER_LOGGED}
 
 

@@ -41,12 +41,8 @@ def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:
     return frozenset().union(*(h.switches for h in hypotheses)) if hypotheses else frozenset()
 
 
-def _fields(switch: Switch) -> set[str]:
-    return {name for name, _ in switch.changes} | ({switch.state} if switch.state else set())
-
-
 def _compatible(a: Switch, b: Switch) -> bool:
-    return not (_fields(a) & _fields(b))
+    return not (a.fields & b.fields)
 
 
 def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
@@ -171,6 +167,7 @@ class Search:
             s for b in self.belief_sets(missed, []) for s in b]
         best = frozenset()
         frontier = [best]
+        cut: set[frozenset[Switch]] = set()
         for _ in range(MAX_START):
             if scores[best][0] >= len(fills):
                 break
@@ -180,8 +177,15 @@ class Search:
                                  *bundle}) for chosen in frontier for bundle in bundles
                       if not bundle <= chosen]
             fresh = [c for c in dict.fromkeys(level) if c not in scores]
+            ranks: list[tuple] = []  # the level's best exact ranks, at most BEAM_WIDTH
             for candidate in fresh:
-                scores[candidate] = self.reproduced(candidate, window)
+                floor = ranks[-1] if len(ranks) == BEAM_WIDTH else None
+                scores[candidate] = self.reproduced(candidate, window, floor)
+                rank = (scores[candidate], -len(candidate))
+                if floor is not None and rank < floor:
+                    cut.add(candidate)  # cut short: its score is a bound under the beam's
+                else:
+                    ranks = sorted([*ranks, rank], reverse=True)[:BEAM_WIDTH]
             if not fresh:
                 break
             frontier = sorted(fresh, key=lambda c: (scores[c], -len(c)),
@@ -192,7 +196,8 @@ class Search:
             return frozenset()
         for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
             lighter = best - {switch}
-            if lighter not in scores:
+            if lighter not in scores or lighter in cut:
+                cut.discard(lighter)
                 scores[lighter] = self.reproduced(lighter, window)
             if scores[lighter][0] >= scores[best][0]:
                 best = lighter
@@ -208,14 +213,21 @@ class Search:
             hypothesis.advance(book)
         return None
 
-    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook]
-                   ) -> tuple[int, float]:
+    def reproduced(self, switches: frozenset[Switch], window: list[OwnBook],
+                   floor: tuple | None = None) -> tuple[int, float]:
         """(fill bars of `window` that `switches` reproduce, − how far it is off on the
-        others), run from the first bar."""
+        others), run from the first bar. Given the `floor` rank (score, −size) a set must
+        reach to count, a set that can no longer reach it is cut short: its score is then
+        a bound above its own and below the floor."""
         hypothesis = Hypothesis(switches, *self._start_state)
         count, far = 0, 0.0
+        by_bar = self.log.by_bar
+        left = sum(1 for own in window if by_bar.get(own.bar))  # fill bars still to come
         for own in window:
-            actual = self.log.by_bar.get(own.bar, {})
+            if floor is not None and ((count + left, -far), -len(switches)) < floor:
+                return count + left, -far
+            actual = by_bar.get(own.bar, {})
+            left -= 1 if actual else 0
             guess, book = self.predict(own, hypothesis)
             wrong = self.mismatches(guess, actual)
             if wrong:

@@ -29,12 +29,16 @@ def _labels(s: Analysis) -> pl.DataFrame:
               ("B", s.log_b, s.diagnosis_b, s.observed_b))
              if diagnosis is not None]
     rows = []
-    for (timestamp,), keys in s.divergent.group_by("timestamp", maintain_order=True):
+    by_stamp: dict = {}  # timestamp → its divergent assets, in order of first appearance
+    for timestamp, asset in zip(s.divergent["timestamp"].to_list(),
+                                s.divergent["asset"].to_list(), strict=True):
+        by_stamp.setdefault(timestamp, []).append(asset)
+    for timestamp, assets in by_stamp.items():
         t = s.bar_of[timestamp]
-        found = {name: _bar_causes(t, keys["asset"].to_list(), log, diagnosis, observed,
-                                   s.tolerance, attributed)
+        found = {name: _bar_causes(t, assets, log, diagnosis, observed, s.tolerance,
+                                   attributed)
                  for name, log, diagnosis, observed, attributed in sides}
-        for asset in keys["asset"].to_list():
+        for asset in assets:
             causes: list[str] = []
             names = []
             for name, by_asset in found.items():
