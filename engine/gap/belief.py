@@ -124,7 +124,7 @@ class Counted(Shape):
     def positions(self, beliefs, t):
         then, now = beliefs.books[self.since].positions, beliefs.books[t].positions
         out = {}
-        for asset in {*then, *now}:
+        for asset in sorted({*then, *now}):
             before = then.get(asset, 0.0)
             x = before + self.times * (now.get(asset, 0.0) - before)
             if abs(x) > 1e-9 * max(abs(before), 1e-3):

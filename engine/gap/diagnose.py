@@ -44,6 +44,7 @@ from engine.gap.vocabulary import (
     BOOKED_OVER_LOGGED,
     ONE_BAR,
     Switch,
+    in_order,
     rule_switches,
 )
 from engine.progress import progress
@@ -112,7 +113,7 @@ class Diagnoser(Search):
         belief's positions are passed as the last batch's, read one batch late)."""
         cash, positions = own.cash, dict(own.positions)
         history = hypothesis.history
-        for switch in hypothesis.switches:
+        for switch in in_order(hypothesis.switches):
             if switch.state in ("booked_twice", "booked_twice_executing") \
                     and own.bar > switch.since:
                 for asset, q, p, f in self.log.rows.get(switch.since, ()):
@@ -161,7 +162,7 @@ class Diagnoser(Search):
             then, to = self.books[since], (own if end == own.bar else self.books[end])
             extra = factor - 1.0
             cash = add(cash, extra * (to.cash - then.cash))
-            for asset in {*to.positions, *then.positions}:
+            for asset in sorted({*to.positions, *then.positions}):
                 now = to.positions.get(asset, 0.0)
                 after = add(positions.get(asset, 0.0),
                             extra * (now - then.positions.get(asset, 0.0)))
@@ -261,7 +262,7 @@ class Diagnoser(Search):
         missing or extra fill counts 1, a quantity its relative error (at most 1), the
         number of rows, the price and the fee a quarter each."""
         total = 0.0
-        for asset in wrong:
+        for asset in sorted(wrong):
             p, a = predicted.get(asset), actual.get(asset)
             if p is None or a is None:
                 total += 1.0

@@ -21,6 +21,7 @@ from engine.gap.vocabulary import (
     fees_out_of_cash,
     fees_out_of_cash_once,
     fees_twice_since,
+    in_order,
     logged_twice_since,
     peer_rule_sets,
 )
@@ -113,7 +114,7 @@ class Search:
                 elif far < best[0]:
                     best[:] = [far, hypothesis, wrong]
 
-        evaluate([c - {s} for c in currents for s in c])
+        evaluate([c - {s} for c in currents for s in in_order(c)])
         for level in ([_combine(c, s) for c in currents for s in singles],
                       [frozenset({s}) for s in singles]):
             if not found:

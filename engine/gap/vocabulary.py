@@ -12,6 +12,7 @@ example of each.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,6 +287,12 @@ def belief_switch(cause: str, words: str, since: int, shape: Any) -> Switch:
 
 # State switches whose rule change acts at their own bar only.
 ONE_BAR = {"fees_once", "booked_twice_executing"}
+
+
+def in_order(switches: Iterable[Switch]) -> list[Switch]:
+    """`switches` in a fixed order, by words then onset (a set's own order changes with the
+    hash seed, and the analysis must not)."""
+    return sorted(switches, key=lambda s: (s.words, s.since))
 
 
 def day(timestamp: Any) -> str:

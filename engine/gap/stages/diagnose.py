@@ -13,6 +13,7 @@ from engine.gap.observe import Observed, observe
 from engine.gap.search import START_WINDOW
 from engine.gap.stages.state import Analysis
 from engine.gap.verdicts import Diagnosis
+from engine.gap.vocabulary import in_order
 from engine.reference import Rules
 
 DECISION_LAG = 4  # bars before B's first difference re-run: its decision came up to 3 before
@@ -73,7 +74,7 @@ def _fold_global(s: Analysis, diagnosis: Diagnosis) -> tuple[Rules, Diagnosis]:
     verdicts = [diagnosis.verdicts[t] for t in sorted(diagnosis.verdicts)]
     early = set(s.log_a.fill_bars[:START_WINDOW])
     folded = []
-    for switch in {s for v in verdicts for s in v.switches if not s.state}:
+    for switch in in_order({s for v in verdicts for s in v.switches if not s.state}):
         touched = [v.bar for v in verdicts if diagnosis.touched(switch, v.bar)]
         if not touched:
             continue
