@@ -210,6 +210,11 @@ def _fee_model(size: np.ndarray, notional: np.ndarray, fee: np.ndarray) -> FeeMo
     if len(finite):
         values, counts = np.unique(np.round(finite, 12), return_counts=True)
         candidates.append(FeeModel(fees=float(values[counts.argmax()])))
+    per_share = fee / np.where(size > 0, size, np.nan)  # a broker's commission a share
+    finite = per_share[np.isfinite(per_share)]
+    if len(finite):
+        values, counts = np.unique(np.round(finite, 12), return_counts=True)
+        candidates.append(FeeModel(per_share=float(values[counts.argmax()])))
     rng = np.random.default_rng(0)
     design = np.column_stack([notional, size, np.ones(n)])
     for _ in range(40 if n >= 3 else 0):
@@ -222,6 +227,7 @@ def _fee_model(size: np.ndarray, notional: np.ndarray, fee: np.ndarray) -> FeeMo
         if (coef >= -1e-12).all():
             candidates.append(FeeModel(float(round(coef[0], 12)), float(round(coef[1], 12)),
                                        0.0, float(round(coef[2], 10))))
+    candidates += [_with_minimum(m, size, notional, fee) for m in candidates if m.per_share > 0]
     scored = []
     for model in dict.fromkeys(candidates):
         fits = _fits_fee(model, size, notional, fee)
