@@ -194,7 +194,7 @@ def test_each_fault_changes_the_fills_from_its_switch_on(name):
 
 # One fault at a time, from the start and from mid-run
 
-PARAMS = {"stop_loss": 0.05, "lost_order": 2}
+PARAMS = {"stop_loss": 0.03, "lost_order": 2}
 
 
 def single(name: str, onset: str, market: Market = TIGHT) -> Faults:
@@ -204,7 +204,7 @@ def single(name: str, onset: str, market: Market = TIGHT) -> Faults:
     return Faults((Fault(name, since, PARAMS.get(name)),))
 
 
-IN_VOCABULARY = [n for n, causes in CAUSES_OF.items() if causes and n != "stop_loss"]
+IN_VOCABULARY = [n for n, causes in CAUSES_OF.items() if causes]
 OUTSIDE = [n for n, causes in CAUSES_OF.items() if not causes]
 
 
@@ -261,6 +261,24 @@ def test_a_per_share_commission_switched_on_mid_run_is_one_fee_model():
                                  "value")]
 
 
+@pytest.mark.parametrize("market", [TIGHT, SPARE], ids=["tight", "spare"])
+def test_a_strategys_stop_at_the_next_open_is_a_rule_also_where_a_rebalance_follows_it(
+        market):
+    """The strategy sells a whole position at the next open once a close is 3% under its
+    entry; where that open is a rebalance's, the exit comes first and the rebalance is
+    sized from the book it left (its value less the exit's fee)."""
+    faults = single("stop_loss", "start", market)
+    run = Backtest(prices(market), weights(market), CASH, FEES, faults)
+    run.run()
+    rebalances = {bar + 1 for bar in decision_bars(market)}
+    assert any(bar in rebalances for bar, _ in run.exits)
+    analysis = analyzed(market, faults)
+    assert _named(analysis) == [("exit_rule", "exits at 3.0% below the entry's fill price, "
+                                 "at the next open once a close passed it: a stop-loss A "
+                                 "does not have")]
+    assert problems(market, faults, analysis) == []
+
+
 # Two or three at once
 
 COMBINATIONS = {
@@ -273,11 +291,14 @@ COMBINATIONS = {
         ("same_close", "mid"), ("fill_twice", 0)),
     "a sizing bias beside whole shares": (("sizing_bias", "mid"), ("whole_shares", 0)),
     "a lost buy beside fees charged twice": (("lost_order", "mid"), ("fees_twice", 0)),
+    "a stop, then fees charged twice": (("stop_loss", 0), ("fees_twice", "mid")),
+    "whole shares, then a stop": (("whole_shares", 0), ("stop_loss", "mid")),
 }
 
 
 def combined(market: Market, parts) -> Faults:
-    at = {"mid": mid(market), "late": decision_bars(market)[-8] + 1}
+    at = {"early": decision_bars(market)[3] + 1, "mid": mid(market),
+          "late": decision_bars(market)[-8] + 1}
     return Faults(tuple(Fault(name, at.get(since, since), PARAMS.get(name))
                         for name, since in parts))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from itertools import combinations
 
 from engine.gap.belief import Beliefs
 from engine.gap.exits import (
@@ -50,8 +51,10 @@ from engine.progress import progress
 from engine.reference import Bars, Book, Rules
 from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
+from engine.reference.faults import Faults as Hooks
 from engine.results.compare import Tolerance
 
+EXITS_TRIED = 8  # whole positions sold at a decision's open tried as exits before its batch
 
 class Diagnoser(Search):
     """Runs the per-bar diagnosis of one side against the trusted rules."""
@@ -145,12 +148,20 @@ class Diagnoser(Search):
                     hypothesis.unnetted, hypothesis.seen)
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
-                = None, rules: Rules | None = None) -> tuple[dict[str, Key], Book]:
+                = None, rules: Rules | None = None, first: tuple = ()
+                ) -> tuple[dict[str, Key], Book]:
+        """Bar `own.bar` replayed under a hypothesis: its fills per asset and the book after
+        (`first`: fills (asset, quantity, price, fee) booked before the bar's batch, as the
+        engine books any fill)."""
         t = own.bar
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
         book = self.book_for(own, hypothesis)
+        for asset, q, p, f in first:
+            book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + f)), f, rules)
+            book.move(asset, q)
+            Hooks.executed(book, (t, asset, q, p, f, -1), rules)
         entries = self.entries_at(own, book, hypothesis.switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
                 or entries):
@@ -285,6 +296,11 @@ class Diagnoser(Search):
                 predicted, after, missed = self.size_at_model_price(own, base_state, actual,
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
+            first: tuple = ()  # fills booked before the bar's batch is sized
+            if missed and not undecided and self.observed.exits_at_open:
+                first, undecided = self.exits_first(own, base, actual, alive)
+                if undecided:
+                    predicted, after = self.predict(own, base, first=first)
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
                 diagnosis.undecided[t] = {a: key for a, (key, *_) in undecided.items()}
                 diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _, _)
@@ -295,7 +311,7 @@ class Diagnoser(Search):
                 actual.update({a: rest for a, (_, _, rest, _) in undecided.items() if rest})
                 self._split = (t, set(undecided))  # a one-off price there was an exit's
                 if any(a in self.observed.overrides.get(t, {}) for a in undecided):
-                    predicted, after = self.predict(own, base)
+                    predicted, after = self.predict(own, base, first=first)
                 missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
             self._set_apart = bool(undecided)
@@ -305,7 +321,7 @@ class Diagnoser(Search):
                 base.advance(after)
             survivors = []
             for hypothesis in alive:
-                guess, book = self.predict(own, hypothesis)
+                guess, book = self.predict(own, hypothesis, first=first)
                 if self.mismatches(guess, actual):
                     hypothesis.died = t
                 else:
@@ -398,6 +414,35 @@ class Diagnoser(Search):
             out[asset] = (key, believed.entry(asset, t) if believed is not None
                           else self.log.entry(asset, t), rest, believed)
         return out
+
+    def exits_first(self, own: OwnBook, base: Hypothesis, actual: dict[str, Key],
+                    alive: list[Hypothesis]) -> tuple[tuple, dict]:
+        """At a bar with orders due, of a side whose exits fill at the next open: whole
+        positions sold at the open before the batch, which is then sized from the book they
+        left (a risk manager's market orders handled before the rebalance's). The fewest
+        such sells (one or two) after which the side's rules reproduce the bar's other
+        fills, under a hypothesis alive or none; returns those sells as fills booked first
+        and as `undecided` returns them, else none."""
+        t = own.bar
+        if self.trusted.position_rules or not any(h.pending for h in (base, *alive)):
+            return (), {}
+        rows = self.log.rows.get(t, ())
+        row = self.bars.rows[t]
+        sells = [r for r in rows if r[1] < 0 and r[0] in row and own.positions.get(r[0], 0.0)
+                 > 0 and abs(r[1] + own.positions[r[0]]) <= HELD * abs(r[1])
+                 and abs(r[2] - row[r[0]][OPEN]) <= 1e-9 * abs(r[2])][:EXITS_TRIED]
+        for n in (1, 2):
+            for chosen in combinations(sells, n):
+                exits = {r[0] for r in chosen}
+                rest = {a: aggregate([r for r in rows if r[0] == a and r not in chosen]
+                                     ).get(a) for a in exits}
+                left = {a: k for a, k in actual.items() if a not in exits}
+                left.update({a: k for a, k in rest.items() if k})
+                if any(not self.mismatches(self.predict(own, h, first=chosen)[0], left)
+                       for h in (base, *alive)):
+                    return chosen, {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t),
+                                           rest[r[0]], None) for r in chosen}
+        return (), {}
 
     def _at_market(self, t: int, asset: str, key: Key) -> bool:
         """Whether a fill is at a price market orders fill at in bar t: its open or close,

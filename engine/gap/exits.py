@@ -39,6 +39,7 @@ class ExitRule:
     words: str
     fields: tuple[tuple[str, object], ...] = ()
     since: int = 0
+    at_open: bool = False  # it exits at the next open once a close passed its level
 
 
 @dataclass
@@ -127,7 +128,7 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
                             words = f"one exit no decision made ({asset} " \
                                 f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
                         return ExitRule("exit_rule", words, fields,
-                                        min(e[0] for e in entries))
+                                        min(e[0] for e in entries), not at_level)
         held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
         if len(held) == 1:
             return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
