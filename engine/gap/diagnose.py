@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from itertools import combinations
 
 from engine.gap.belief import Beliefs
 from engine.gap.exits import (
     HELD,
     Entries,
     armed_since,
+    fires_at_open,
     rule_exits,
     undecided_rule,
 )
@@ -54,7 +54,6 @@ from engine.reference.execution import add
 from engine.reference.faults import Faults as Hooks
 from engine.results.compare import Tolerance
 
-EXITS_TRIED = 8  # whole positions sold at a decision's open tried as exits before its batch
 
 class Diagnoser(Search):
     """Runs the per-bar diagnosis of one side against the trusted rules."""
@@ -80,6 +79,7 @@ class Diagnoser(Search):
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self._set_apart = False  # whether the bar being diagnosed has fills set apart
         self._split: tuple[int, set[str]] = (-1, set())  # a bar's assets with fills set apart
+        self._first: tuple[int, tuple] = (-1, ())  # a bar's exits booked before its batch
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -158,6 +158,8 @@ class Diagnoser(Search):
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
         book = self.book_for(own, hypothesis)
+        if not first and self._first[0] == t:
+            first = self._first[1]
         for asset, q, p, f in first:
             book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + f)), f, rules)
             book.move(asset, q)
@@ -296,11 +298,11 @@ class Diagnoser(Search):
                 predicted, after, missed = self.size_at_model_price(own, base_state, actual,
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
-            first: tuple = ()  # fills booked before the bar's batch is sized
             if missed and not undecided and self.observed.exits_at_open:
                 first, undecided = self.exits_first(own, base, actual, alive)
                 if undecided:
-                    predicted, after = self.predict(own, base, first=first)
+                    self._first = (t, first)  # every replay of the bar books them first
+                    predicted, after = self.predict(own, base)
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
                 diagnosis.undecided[t] = {a: key for a, (key, *_) in undecided.items()}
                 diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _, _)
@@ -311,7 +313,7 @@ class Diagnoser(Search):
                 actual.update({a: rest for a, (_, _, rest, _) in undecided.items() if rest})
                 self._split = (t, set(undecided))  # a one-off price there was an exit's
                 if any(a in self.observed.overrides.get(t, {}) for a in undecided):
-                    predicted, after = self.predict(own, base, first=first)
+                    predicted, after = self.predict(own, base)
                 missed = self.mismatches(predicted, actual)
             self._last_guess = (predicted, actual)
             self._set_apart = bool(undecided)
@@ -321,7 +323,7 @@ class Diagnoser(Search):
                 base.advance(after)
             survivors = []
             for hypothesis in alive:
-                guess, book = self.predict(own, hypothesis, first=first)
+                guess, book = self.predict(own, hypothesis)
                 if self.mismatches(guess, actual):
                     hypothesis.died = t
                 else:
@@ -417,32 +419,30 @@ class Diagnoser(Search):
 
     def exits_first(self, own: OwnBook, base: Hypothesis, actual: dict[str, Key],
                     alive: list[Hypothesis]) -> tuple[tuple, dict]:
-        """At a bar with orders due, of a side whose exits fill at the next open: whole
-        positions sold at the open before the batch, which is then sized from the book they
-        left (a risk manager's market orders handled before the rebalance's). The fewest
-        such sells (one or two) after which the side's rules reproduce the bar's other
-        fills, under a hypothesis alive or none; returns those sells as fills booked first
-        and as `undecided` returns them, else none."""
+        """At a bar with orders due, of a side whose exits fill at the next open once a close
+        passed their level: the whole positions sold at the open that the rule exits there,
+        before the batch, which is then sized from the book they left (a risk manager's
+        market orders handled before the rebalance's), unless a hypothesis alive
+        reproduces the bar as it is. Returns them as fills booked first and as
+        `undecided` returns them (none when the rule exits nothing here)."""
         t = own.bar
         if self.trusted.position_rules or not any(h.pending for h in (base, *alive)):
             return (), {}
         rows = self.log.rows.get(t, ())
         row = self.bars.rows[t]
-        sells = [r for r in rows if r[1] < 0 and r[0] in row and own.positions.get(r[0], 0.0)
-                 > 0 and abs(r[1] + own.positions[r[0]]) <= HELD * abs(r[1])
-                 and abs(r[2] - row[r[0]][OPEN]) <= 1e-9 * abs(r[2])][:EXITS_TRIED]
-        for n in (1, 2):
-            for chosen in combinations(sells, n):
-                exits = {r[0] for r in chosen}
-                rest = {a: aggregate([r for r in rows if r[0] == a and r not in chosen]
-                                     ).get(a) for a in exits}
-                left = {a: k for a, k in actual.items() if a not in exits}
-                left.update({a: k for a, k in rest.items() if k})
-                if any(not self.mismatches(self.predict(own, h, first=chosen)[0], left)
-                       for h in (base, *alive)):
-                    return chosen, {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t),
-                                           rest[r[0]], None) for r in chosen}
-        return (), {}
+        exits = tuple(r for r in rows if r[1] < 0 and r[0] in row
+                      and own.positions.get(r[0], 0.0) > 0
+                      and abs(r[1] + own.positions[r[0]]) <= HELD * abs(r[1])
+                      and abs(r[2] - row[r[0]][OPEN]) <= 1e-9 * abs(r[2])
+                      and fires_at_open(self.observed.exits_at_open, self.bars, t, r[0],
+                                        self.log.entry(r[0], t)))
+        if not exits or any(not self.mismatches(self.predict(own, h)[0], actual)
+                            for h in alive):
+            return (), {}
+        rest = {r[0]: aggregate([x for x in rows if x[0] == r[0] and x is not r]).get(r[0])
+                for r in exits}
+        return exits, {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t), rest[r[0]], None)
+                       for r in exits}
 
     def _at_market(self, t: int, asset: str, key: Key) -> bool:
         """Whether a fill is at a price market orders fill at in bar t: its open or close,

@@ -64,7 +64,7 @@ class Observed:
     exit_bars: tuple[int, ...] = ()  # the bars between decisions it exited at
     # the fitted rule exits at the next open (a risk manager's market orders): at a
     # decision's bar such exits may come before the batch, which is sized after them
-    exits_at_open: bool = False
+    exits_at_open: tuple[str, str, float] | None = None  # (kind, base, level)
 
     def price_at(self, bar: int) -> PriceModel:
         return self.price_by_bar.get(bar, self.price)
