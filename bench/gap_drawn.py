@@ -17,8 +17,11 @@ With `--with BUG` every draw has that bug (in place of the first one drawn): the
 the others, e.g. `--with risk_manager` for a risk manager's exits of positions other bugs
 changed.
 
+With `--every K` the figures so far are printed after every K draws, so a long draw that
+is stopped still leaves its figures.
+
 Usage: python bench/gap_drawn.py [--n 500] [--start 0] [--without-weights] [--show]
-                                 [--with BUG]
+                                 [--with BUG] [--every K]
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="list every draw gotten wrong")
     parser.add_argument("--with", dest="forced", choices=WIRING_BUGS,
                         help="a bug put in every draw")
+    parser.add_argument("--every", type=int, default=0,
+                        help="print the figures so far after every K draws")
     args = parser.parse_args()
     card = Scorecard()
     started = time.perf_counter()
@@ -51,18 +56,25 @@ def main() -> None:
                   f"{', '.join(judgement.named) or 'nothing'}")
             for problem in judgement.problems:
                 print(f"  - {problem}")
-    seconds = time.perf_counter() - started
+        done = seed - args.start + 1
+        if args.every and done % args.every == 0 and done < args.n:
+            report(card, args, done, time.perf_counter() - started)
+    report(card, args, args.n, time.perf_counter() - started)
+
+
+def report(card: Scorecard, args: argparse.Namespace, n: int, seconds: float) -> None:
+    """The figures over the first `n` draws."""
     mode = "without weights" if args.without_weights else "with the weights"
     if args.forced:
         mode += f", each with {args.forced}"
-    print(f"\n{args.n} drawn engines (seeds {args.start}..{args.start + args.n - 1}), "
-          f"analyzed {mode} in {seconds:.0f} s ({seconds / max(args.n, 1):.1f} s each)")
+    print(f"\n{n} drawn engines (seeds {args.start}..{args.start + n - 1}), "
+          f"analyzed {mode} in {seconds:.0f} s ({seconds / max(n, 1):.1f} s each)", flush=True)
     for name, value in card.figures().items():
         shown = f"{value:.1%}" if isinstance(value, float) else f"{value}"
         print(f"  {name:<48} {shown}")
     print("\n  per bug (with a trace, in the vocabulary): planted, named, right onset")
     for name, (planted, named, onset) in card.by_bug().items():
-        print(f"  {name:<18} {planted:>5} {named:>6} {onset:>6}")
+        print(f"  {name:<18} {planted:>5} {named:>6} {onset:>6}", flush=True)
 
 
 if __name__ == "__main__":

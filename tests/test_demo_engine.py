@@ -70,7 +70,7 @@ def test_the_strategy_decides_the_top_k_by_score():
     (Bug("second_portfolio"), {"position_basis": "zero"}),
     (Bug("late_cache", param=1), {"position_basis": "stale", "stale_lag": 1}),
     (Bug("late_cache", param=2), {"position_basis": "stale", "stale_lag": 2}),
-    (Bug("whole_target"), {"position_basis": "zero_for_targets"}),
+    (Bug("whole_target"), {"whole_targets": True}),
     (Bug("double_dispatch", param="after_batch"), {"booking": "twice_hidden"}),
     (Bug("double_dispatch", param="as_executed"), {"booking": "twice_executing"}),
     (Bug("double_log"), {"booking": "logged_twice"}),

@@ -260,3 +260,20 @@ def test_the_attribution_acts_a_belief_out_on_its_replays_own_book(name):
                        markets.INITIAL_CASH)
     replay = game._replay(frozenset({"belief_drift"}))
     assert np.allclose(replay, own, rtol=1e-9, atol=1e-6)
+
+
+def test_the_own_book_is_read_at_a_same_bar_batch_after_the_last_next_bar_batch():
+    """Lag 0 is the own book under every fill delay: at a decision on the last bar, filled
+    on that bar (same-bar rules), the own book is read there, where a next-bar batch
+    cannot be due."""
+    market = "tight5"
+    beliefs = _beliefs(market, _fills(market, ()))
+    last = len(beliefs.bars.timestamps) - 1
+    filled = max(beliefs.log.fill_bars)
+    beliefs.decisions[last] = beliefs.decisions[max(d for d in beliefs.decisions if d < filled)]
+    beliefs.log.by_bar[last] = beliefs.log.by_bar[filled]
+    assert last in beliefs.batches(0) and last not in beliefs.batches(1)
+    assert beliefs.departs_any(last, 0) in (True, False)
+    for delay in (0, 1):
+        for t in beliefs.batches(delay):
+            assert Lagged(0, delay).positions(beliefs, t) == beliefs.books[t].positions

@@ -25,6 +25,15 @@ CASES = {
     "orders two bars late, then each fill applied twice as it executes": (
         Market(19, 235, 93101059, 5, 5, 0.95, 0.001),
         (Bug("wrong_bar", 46, 2), Bug("double_dispatch", 176, "as_executed"))),
+    "a row logged twice, then each fill applied twice after its batch": (
+        Market(19, 128, 141603768, 5, 10, 1.0, 0.001),
+        (Bug("double_log", 61), Bug("double_dispatch", 71, "after_batch"))),
+    "each fee charged twice, then every row logged twice": (
+        Market(33, 171, 1162318601, 3, 21, 0.95, 0.001),
+        (Bug("fees_twice", 63), Bug("double_log", 105))),
+    "whole targets ordered, then positions read from a cache one batch late": (
+        Market(30, 157, 1750998585, 4, 5, 1.0, 0.002),
+        (Bug("whole_target", 0), Bug("late_cache", 31, 1))),
 }
 
 

@@ -16,6 +16,7 @@ from engine.reference import (
     decisions_from_weights,
     run_reference,
 )
+from engine.reference.rules import BOOKINGS, COUNTS, combined_booking
 from tests import builders
 
 CASH = 1000.0
@@ -133,3 +134,21 @@ def test_a_replay_that_keeps_no_journal_fills_as_a_journaled_run_does():
     assert {(o.asset, o.status) for o in journaled.orders if o.created == 0} == {
         ("A", "filled"), ("B", "filled")}
     assert len(journaled.equity) == len(opens)
+
+
+def test_a_booking_combined_with_another_logs_and_books_as_often_as_either():
+    """A duplicated row and a double dispatch together: each fill logged as often as the one
+    that logs more, booked as often as the one that books more, the extra booking when that
+    one does it; `once` changes nothing."""
+    for a in BOOKINGS:
+        assert combined_booking("once", a) == combined_booking(a, "once") == a
+        for b in BOOKINGS:
+            (n1, m1, e1), (n2, m2, e2) = COUNTS[a], COUNTS[b]
+            n, m, executing = COUNTS[combined_booking(a, b)]
+            assert (n, m) == (max(n1, n2), max(m1, m2))
+            if m2 > m1:
+                assert executing == e2
+            elif m1 > m2 or a == b:
+                assert executing == e1
+    assert combined_booking("logged_twice", "twice_hidden") == "twice_logged"
+    assert combined_booking("twice_executing", "logged_twice") == "twice_logged_executing"

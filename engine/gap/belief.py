@@ -309,7 +309,7 @@ class Beliefs:
 
     def departs_any(self, t: int, delay: int) -> bool:
         """Whether the own book does not fit the reads at batch t."""
-        return not self.fits(Lagged(0), t, delay)
+        return not self.fits(Lagged(0, delay), t, delay)
 
     def onset(self, shape: Shape, t: int, delay: int) -> int | None:
         """The first batch of the shape's run through t where it departs from the own

@@ -124,28 +124,54 @@ class Diagnoser(Search):
                         positions[asset] = after
                     else:
                         positions.pop(asset, None)
-            elif switch.state in BOOKED_OVER_LOGGED and own.bar > switch.since:
-                then = self.books[switch.since]  # every fill since booked m/n times
-                extra = BOOKED_OVER_LOGGED[switch.state] - 1.0
-                cash = add(cash, extra * (own.cash - then.cash))
-                for asset in {*own.positions, *then.positions}:
-                    now = own.positions.get(asset, 0.0)
-                    after = add(now, extra * (now - then.positions.get(asset, 0.0)))
-                    if after:
-                        positions[asset] = after
-                    else:
-                        positions.pop(asset, None)
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
-                cash += self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash += self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_twice_since" and own.bar > switch.since:
-                cash -= self.log.fees_before[own.bar] - self.log.fees_before[switch.since]
+                cash -= self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_once" and own.bar > switch.since:
-                fees = self.log.fees_before
-                cash += fees[switch.since + 1] - fees[switch.since]
+                cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)
             elif switch.state == "belief":
                 history = (*history, dict(self.beliefs.positions(switch, own)))
+        spans = sorted((s.since, BOOKED_OVER_LOGGED[s.state]) for s in hypothesis.switches
+                       if s.state in BOOKED_OVER_LOGGED and own.bar > s.since)
+        if spans:
+            cash = self._rescale(own, spans, cash, positions)
         return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
+
+    def _fees(self, since: int, until: int, switches: frozenset[Switch]) -> float:
+        """The fees of the fills of bars `since` to `until` (excluded) as charged: the
+        logged ones, each row counted once where every fill is logged twice."""
+        fees = self.log.fees_before
+        total = fees[until] - fees[since]
+        for s in switches:
+            if s.state == "logged_twice_since" and s.since < until:
+                total -= 0.5 * (fees[until] - fees[max(s.since, since)])
+        return total
+
+    def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
+                 positions: dict[str, float]) -> float:
+        """The cash, and `positions` in place, with every fill since each span's first bar
+        booked m/n times its logged amount (spans that overlap multiply: a row logged twice
+        and booked twice counts once)."""
+        bounds = [since for since, _ in spans] + [own.bar]
+        factor = 1.0
+        for (since, f), end in zip(spans, bounds[1:], strict=True):
+            factor *= f
+            if end == since or factor == 1.0:
+                continue
+            then, to = self.books[since], (own if end == own.bar else self.books[end])
+            extra = factor - 1.0
+            cash = add(cash, extra * (to.cash - then.cash))
+            for asset in {*to.positions, *then.positions}:
+                now = to.positions.get(asset, 0.0)
+                after = add(positions.get(asset, 0.0),
+                            extra * (now - then.positions.get(asset, 0.0)))
+                if after:
+                    positions[asset] = after
+                else:
+                    positions.pop(asset, None)
+        return cash
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
                 = None, rules: Rules | None = None, first: tuple = ()

@@ -41,12 +41,8 @@ def _kept(hypotheses: list[Hypothesis]) -> frozenset[Switch]:
     return frozenset().union(*(h.switches for h in hypotheses)) if hypotheses else frozenset()
 
 
-def _fields(switch: Switch) -> set[str]:
-    return {name for name, _ in switch.changes} | ({switch.state} if switch.state else set())
-
-
 def _compatible(a: Switch, b: Switch) -> bool:
-    return not (_fields(a) & _fields(b))
+    return not (a.fields & b.fields)
 
 
 def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:

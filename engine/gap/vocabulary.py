@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.reference import Rules, rules_for
+from engine.reference.rules import COUNTS, combined_booking
 
 CAUSES = (
     "timing", "look_ahead", "fill_price", "fee", "rounding", "sizing_basis", "cash_limit",
@@ -73,10 +74,29 @@ class Switch:
     belief: Any = None
 
     def apply(self, rules: Rules, bar: int | None = None) -> Rules:
-        """`rules` with this switch's changes (a one-bar switch's only at its own bar)."""
+        """`rules` with this switch's changes (a one-bar switch's only at its own bar). A
+        change of booking adds its counts to the ones `rules` has: a fill logged twice by
+        one switch and booked twice by another is both."""
         if not self.changes or (self.state in ONE_BAR and bar != self.since):
             return rules
-        return rules.with_(**dict(self.changes))
+        changes = dict(self.changes)
+        if "booking" in changes:
+            changes["booking"] = combined_booking(rules.booking, changes["booking"])
+        return rules.with_(**changes)
+
+    @property
+    def fields(self) -> set[str]:
+        """What it sets: its `Rules` fields (a booking's counts as "logged" and "booked",
+        which two switches may set apart) and its hidden state."""
+        out = {self.state} if self.state else set()
+        for name, value in self.changes:
+            if name == "booking":
+                logged, booked, _ = COUNTS[value]
+                out |= ({"logged"} if logged > 1 else set()) | ({"booked"} if booked > 1
+                                                                 else set())
+            else:
+                out.add(name)
+        return out
 
 
 def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list[Switch]:
@@ -113,7 +133,7 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
     switches += [
         Switch("accumulation", "position read as zero", (("position_basis", "zero"),)),
         Switch("accumulation", "whole target bought on held assets",
-               (("position_basis", "zero_for_targets"),)),
+               (("whole_targets", True),)),
         Switch("accumulation", "exits lost (targets of 0 never ordered)",
                (("exits_lost", True),)),
         Switch("stale_position", "positions read one batch late",

@@ -4,7 +4,8 @@ Under the contract (`Rules()`) every hook is the identity: a target is netted ag
 current positions, a buy is checked against the current cash, a fee leaves cash once, and a
 fill is booked and logged once, at the one price and fee the rules give. The gap analysis
 switches these off one `Rules` field at a time to name what another engine did: positions
-read as zero or as they were a few batches ago (`position_basis`, `stale_lag`), exits never
+read as zero or as they were a few batches ago (`position_basis`, `stale_lag`), targets
+ordered whole instead of their delta (`whole_targets`), exits never
 ordered (`exits_lost`), buys checked against a stale balance (`cash_check`), fees that never
 leave cash or leave it twice (`fees_in_cash`, `fees_twice`), fills booked or logged twice
 (`booking`), and a one-off price or fee at one bar (`Overrides`, given to `step`).
@@ -40,8 +41,7 @@ class Faults:
     @staticmethod
     def sizing_positions(book: Book, rules: Rules, target: bool) -> dict[str, float]:
         """The positions a target is netted against (see `Rules.position_basis`)."""
-        if rules.position_basis == "zero" or (
-                rules.position_basis == "zero_for_targets" and target):
+        if rules.position_basis == "zero" or (rules.whole_targets and target):
             return {}
         if rules.position_basis == "stale":
             history = book.history
@@ -51,8 +51,8 @@ class Faults:
     @staticmethod
     def netted_position(order: Order, position: float, rules: Rules) -> float:
         """The position a due order is sized against: 0 for every order but a target of 0
-        under `zero_for_targets`."""
-        if rules.position_basis == "zero_for_targets" and not (
+        under `whole_targets`."""
+        if rules.whole_targets and not (
                 order.target_kind and order.target_amount == 0.0):
             return 0.0
         return position

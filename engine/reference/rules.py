@@ -23,14 +23,27 @@ SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
 CASH_CHECKS = ("current", "first_buy", "batch_start", "opening")
 GAP_FILLS = ("open", "level")
-POSITION_BASES = ("current", "zero", "zero_for_targets", "stale")
+POSITION_BASES = ("current", "zero", "stale")
 # How often each fill is logged and booked, and when the extra booking happens: after the
-# batch (its later orders do not see it) or as it executes (they do).
-BOOKINGS = ("once", "twice_logged", "twice_hidden", "twice_executing",
-            "twice_logged_executing", "logged_twice")
-LOGGED_TWICE = ("twice_logged", "twice_logged_executing", "logged_twice")
-BOOKED_AS_EXECUTED = ("twice_executing", "twice_logged_executing")
-BOOKED_AFTER_BATCH = ("twice_logged", "twice_hidden")
+# batch (its later orders do not see it) or as it executes (they do). Each booking as
+# (times logged, times booked, the extra booking as it executes).
+COUNTS = {"once": (1, 1, False), "twice_logged": (2, 2, False), "twice_hidden": (1, 2, False),
+          "twice_executing": (1, 2, True), "twice_logged_executing": (2, 2, True),
+          "logged_twice": (2, 1, False)}
+BOOKINGS = tuple(COUNTS)
+LOGGED_TWICE = tuple(name for name, (n, _, _) in COUNTS.items() if n == 2)
+BOOKED_AS_EXECUTED = tuple(name for name, (_, m, e) in COUNTS.items() if m == 2 and e)
+BOOKED_AFTER_BATCH = tuple(name for name, (_, m, e) in COUNTS.items() if m == 2 and not e)
+
+
+def combined_booking(current: str, added: str) -> str:
+    """The booking of an engine that does both: its logging from whichever logs twice, its
+    booking from whichever books twice (a duplicated row and a double dispatch together)."""
+    (n1, m1, e1), (n2, m2, e2) = COUNTS[current], COUNTS[added]
+    counts = (max(n1, n2), max(m1, m2), e2 if m2 > 1 else e1)
+    if counts[1] == 1:
+        counts = (counts[0], 1, False)
+    return next(name for name, c in COUNTS.items() if c == counts)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class Rules:
     fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
     fees_twice: bool = False  # on: each fee leaves cash twice as it executes (logged once)
     position_basis: str = "current"  # the position a target is netted against
+    whole_targets: bool = False  # a target other than 0 ordered whole, not netted (a target
+    # of 0 still closes the position read): order_target_percent sizing the whole target
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
     netting: bool = True  # a new order replaces (target) or adds to (delta) the open one
