@@ -174,16 +174,16 @@ def _column(attribute: str, annotation: Any, field: Any) -> Column:
 
 
 @functools.cache
-def declared(module: str, model: str) -> Model:
-    """The declarations of `model` in the schema module `module` (e.g. "schemas.backtest").
-
-    Raises `Unreadable` when the model uses anything not read here."""
+def _declarations(module: str, model: str) -> tuple[dict[str, Column], dict[str, Any], bool]:
+    """The columns of `model` in `module` by attribute, its `Config` options, and whether it
+    has a custom check. Raises `Unreadable` when a column uses anything not read here."""
     names = _read_module(module)
     cls = getattr(names, model, None)
     if not (isinstance(cls, type) and issubclass(cls, _DataFrameModel)):
         raise Unreadable(f"{module}.{model} is not a model")
     columns: dict[str, Column] = {}
     config: dict[str, Any] = {}
+    custom = False
     for klass in reversed(cls.__mro__[:-2]):  # bases first, as pandera inherits fields
         hints = typing.get_type_hints(klass, globalns=vars(names), include_extras=False)
         own = inspect.get_annotations(klass)
@@ -192,19 +192,37 @@ def declared(module: str, model: str) -> Model:
                 continue
             columns[attribute] = _column(attribute, hints[attribute],
                                          klass.__dict__.get(attribute))
-        for value in klass.__dict__.values():
-            if any(getattr(v, "__declared_custom_check__", False)
-                   for v in (value, getattr(value, "__func__", None))):
-                raise Unreadable(f"{module}.{model} has a custom check")
+        custom = custom or any(
+            getattr(v, "__declared_custom_check__", False)
+            for value in klass.__dict__.values() for v in (value, getattr(value, "__func__", None)))
         if "Config" in klass.__dict__:
             config.update({key: value for key, value in vars(klass.Config).items()
                            if not key.startswith("__")})
+    return columns, config, custom
+
+
+@functools.cache
+def declared(module: str, model: str) -> Model:
+    """The declarations of `model` in the schema module `module` (e.g. "schemas.backtest").
+
+    Raises `Unreadable` when the model uses anything not read here."""
+    columns, config, custom = _declarations(module, model)
+    if custom:
+        raise Unreadable(f"{module}.{model} has a custom check")
     unknown = set(config) - PLAIN_CONFIG
     if unknown or config.get("strict", False) not in (True, False):
         raise Unreadable(f"{module}.{model} Config: {sorted(unknown) or config['strict']}")
     return Model(columns=tuple(columns.values()), strict=config.get("strict", False),
                  ordered=config.get("ordered", False),
                  unique=tuple(config.get("unique") or ()))
+
+
+@functools.cache
+def layout(module: str, model: str) -> pl.Schema:
+    """The columns `model` declares, in order, with their dtypes: a frame of exactly this
+    schema passes the model's column checks (its value checks, custom ones included, aside)."""
+    columns = _declarations(module, model)[0].values()
+    return pl.Schema({column.name: column.dtype for column in columns})
 
 
 def _rules(model: Model, frame: pl.DataFrame) -> list[pl.Expr] | None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine import BacktestConfig, InputError, run_backtest
 from engine.results.artifacts import to_json
-from engine.results.metrics import METRIC_DESCRIPTIONS, compute_metrics
+from engine.results.metrics import METRIC_DESCRIPTIONS, compute_metrics, status_counts
 from tests.builders import calendar, random_universe, top_k_weights
 
 NO_FILLS = pl.DataFrame(schema={"quantity": pl.Float64, "price": pl.Float64, "fee": pl.Float64})
@@ -30,8 +30,8 @@ def equity_frame(values, positions_value=None) -> pl.DataFrame:
     }).with_columns(pl.col("timestamp").cast(pl.Datetime("us")))
 
 
-def metrics(values, initial_cash=100.0, fills=NO_FILLS, orders=None, trades=None, **kwargs):
-    return compute_metrics(equity_frame(values, **kwargs), fills, orders, trades,
+def metrics(values, initial_cash=100.0, fills=NO_FILLS, statuses=None, trades=None, **kwargs):
+    return compute_metrics(equity_frame(values, **kwargs), fills, statuses, trades,
                            initial_cash=initial_cash, periods_per_year=3)
 
 
@@ -39,9 +39,10 @@ def test_a_hand_computed_series():
     # Returns +10 %, −10 %, +10 % over one year of 3 bars: mean 1/30, std (ddof=1) 0.2/√3,
     # downside deviation √(0.01 / 3).
     fills = pl.DataFrame({"quantity": [1.0, -1.0], "price": [50.0, 60.0], "fee": [0.5, 0.25]})
-    orders = pl.DataFrame({"status": ["filled", "rejected", "filled", "noop", "replaced"]})
+    statuses = status_counts(
+        pl.Series("status", ["filled", "rejected", "filled", "noop", "replaced"]))
     trades = pl.DataFrame({"pnl": [5.0, -1.0, 2.0], "status": ["closed", "closed", "open"]})
-    m = metrics([110, 99, 108.9], fills=fills, orders=orders, trades=trades,
+    m = metrics([110, 99, 108.9], fills=fills, statuses=statuses, trades=trades,
                 positions_value=[55, 0, 0])
     assert m["initial_cash"] == 100.0 and m["final_equity"] == pytest.approx(108.9)
     assert m["total_return"] == pytest.approx(0.089)
@@ -127,12 +128,13 @@ def test_scale_free_metrics_ignore_the_size_of_the_book(values, initial, factor)
 def test_inputs_are_never_mutated():
     equity = equity_frame([110, 99, 108.9], positions_value=[55, 0, 0])
     fills = pl.DataFrame({"quantity": [1.0, -1.0], "price": [50.0, 60.0], "fee": [0.5, 0.25]})
-    orders = pl.DataFrame({"status": ["filled", "rejected"]})
+    statuses = {"filled": 1, "rejected": 1}
     trades = pl.DataFrame({"pnl": [5.0], "status": ["closed"]})
-    frames = (equity, fills, orders, trades)
+    frames = (equity, fills, trades)
     copies = [f.clone() for f in frames]
-    compute_metrics(*frames, initial_cash=100.0)
+    compute_metrics(equity, fills, statuses, trades, initial_cash=100.0)
     assert all(f.equals(c) for f, c in zip(frames, copies, strict=True))
+    assert statuses == {"filled": 1, "rejected": 1}
 
 
 def test_an_equity_table_without_its_columns_is_an_input_error():

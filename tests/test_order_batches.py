@@ -191,6 +191,7 @@ def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp
     from engine.results.artifacts import write_parquet
 
     monkeypatch.setattr(result_tables, "ORDER_BATCH", 4)
+    monkeypatch.setattr(result_tables, "WHOLE_ORDERS", 0)
     config = BacktestConfig(stop_loss=0.01)
     table = orders()
     first = table["type"].to_list().index("market")
@@ -212,12 +213,17 @@ def test_the_orders_table_written_in_batches_is_the_table_held_whole(market, tmp
     assert (pq.read_schema(tmp_path / "streamed" / "orders.parquet")
             == pq.read_schema(tmp_path / "whole.parquet"))
     assert saved_orders(held, tmp_path / "held").equals(frame)
+    monkeypatch.setattr(result_tables, "WHOLE_ORDERS", frame.height)
+    single = run_orders(market, table, config)
+    assert saved_orders(single, tmp_path / "single", release=True).equals(frame)
+    assert "orders" not in single.__dict__
+    assert pq.ParquetFile(tmp_path / "single" / "orders.parquet").num_row_groups == 1
     assert ((tmp_path / "streamed" / "metrics.json").read_text()
             == (tmp_path / "held" / "metrics.json").read_text())
-    from engine.results.metrics import compute_metrics
+    from engine.results.metrics import compute_metrics, status_counts
 
-    counted = compute_metrics(held.equity, held.fills, frame, held.trades,
-                              initial_cash=config.initial_cash)
+    counted = compute_metrics(held.equity, held.fills, status_counts(frame["status"]),
+                              held.trades, initial_cash=config.initial_cash)
     assert streamed.metrics == counted and counted["n_orders"] == frame.height
 
 
@@ -228,6 +234,7 @@ def test_an_orders_batch_that_breaks_its_schema_leaves_the_output_untouched(
     from engine.results import tables as result_tables
 
     monkeypatch.setattr(result_tables, "ORDER_BATCH", 4)
+    monkeypatch.setattr(result_tables, "WHOLE_ORDERS", 0)
     result = run_orders(market, orders())
     build = BacktestResult._orders_of
 

@@ -15,7 +15,7 @@ import pytest
 from engine import BacktestConfig, market_of, run_backtest, run_orders
 from engine.data.synthetic import generate_market, momentum_scores
 from engine.research.weights import top_k_weights
-from schemas.declared import CHECKS, Unreadable, conforms, declared
+from schemas.declared import CHECKS, Unreadable, conforms, declared, layout
 
 MODULES = ("schemas.backtest", "schemas.market", "schemas.signals", "schemas.gap",
            "schemas.reports", "schemas.sweep")
@@ -64,6 +64,31 @@ def test_each_model_reads_as_pandera_compiles_it_or_is_left_to_pandera(module, m
         assert not conforms(pl.DataFrame(), module, model)
         return
     assert declared_view(module, model) == pandera_view(module, model)
+
+
+@pytest.mark.parametrize(("module", "model"), models(), ids=lambda x: x)
+def test_each_models_layout_is_its_pandera_columns_in_order(module, model):
+    columns = pandera_view(module, model)["columns"]
+    assert [(name, str(dtype)) for name, dtype in layout(module, model).items()] == [
+        (name, dtype) for name, dtype, *_ in columns]
+
+
+def test_the_loaders_outputs_are_in_their_models_layout():
+    from engine.data.loading import load_orders, load_prices, load_signals, load_weights
+
+    prices = generate_market(n_assets=4, n_days=30, seed=2)
+    market = market_of(prices)
+    scores = momentum_scores(prices)
+    day = prices["timestamp"].unique().sort()[3]
+    orders = pl.DataFrame({"timestamp": [day], "asset": ["A0001"], "type": ["market"],
+                           "quantity": [1.0]})
+    for frame, module, model in (
+            (load_prices(prices), "schemas.market", "Bars"),
+            (load_weights(top_k_weights(scores, k=2, every=5), market), "schemas.market",
+             "Weights"),
+            (load_signals(scores, market), "schemas.signals", "Scores"),
+            (load_orders(orders, market), "schemas.market", "OrderRows")):
+        assert frame.schema == layout(module, model), model
 
 
 def test_every_check_option_read_has_its_pandera_builtin():

@@ -8,6 +8,8 @@ nothing, so its own file is its whole source).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import polars as pl
 from numba import njit
@@ -21,6 +23,17 @@ def bar_grid(bars: pl.DataFrame) -> int:
     columns = (bars["timestamp"].to_physical(), *(bars[c] for c in
                                                   ("open", "high", "low", "close", "volume")))
     return _bar_grid(*(_read_only(column.to_numpy()) for column in columns))
+
+
+def load_in_background() -> threading.Thread:
+    """Start loading `_bar_grid`'s compiled code (numba's first load in a process, about
+    half a second of its own) on a thread, to overlap a file read that releases the GIL;
+    the first real call waits for it under numba's lock."""
+    stamps, values = np.zeros(1, np.int64), np.zeros(1)
+    thread = threading.Thread(target=_bar_grid, daemon=True, args=(
+        _read_only(stamps), *(_read_only(values) for _ in range(5))))
+    thread.start()
+    return thread
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.data.grid import NOT_CLEAN, bar_grid
+from engine.data.grid import NOT_CLEAN, bar_grid, load_in_background
 from engine.data.market import Market
 from engine.errors import InputError
+from schemas.declared import layout
 from schemas.vocabulary import ORDER_TYPES, TRAIL_MODES
 
 Source = str | Path | pl.DataFrame
@@ -91,7 +92,20 @@ def load_market(source: Source, name: str | None = None, repair_ohlc: bool = Fal
 def _load_bars(source: Source, name: str | None, repair_ohlc: bool
                ) -> tuple[pl.DataFrame, int | None]:
     """The validated bars and their grid width (`grid.bar_grid`; 0: not a complete grid,
-    None: not known)."""
+    None: not known). A file's read overlaps the load of the check's compiled code (a
+    missing file is refused without loading it)."""
+    read = isinstance(source, str | Path) and Path(source).is_file()
+    loading = load_in_background() if read else None
+    try:
+        return _checked_bars(source, name, repair_ohlc)
+    finally:
+        if loading is not None:  # never left running, an error's exit included
+            loading.join()
+
+
+def _checked_bars(source: Source, name: str | None, repair_ohlc: bool
+                  ) -> tuple[pl.DataFrame, int | None]:
+    """`_load_bars`' reading and checks."""
     frame, label = _open(source, name, "prices")
     frame = _normalize(frame, PRICE_COLUMNS, PRICE_COLUMNS[2:], label)
     width = bar_grid(frame)
@@ -703,22 +717,22 @@ def _show(value: object) -> str:
 def _gate(frame: pl.DataFrame, model: str, label: str) -> pl.DataFrame:
     """Final check of columns and dtypes against the pandera model named `model`.
 
-    A frame in the layout the loaders produce for that model (`LAYOUTS`) is what the model
-    checks at this depth, and passes without loading pandera; any other goes through the
-    model. The value checks (positive prices, unique sorted keys, ...) were all made above,
-    with row numbers in the messages; repeating them through pandera would cost more memory
-    than the backtest (1.5 GB at 10M bars). Artifacts are validated in full where they are
-    written.
+    A frame in the layout the model declares (`schemas.declared.layout`, read without
+    importing pandera) is what the model checks at this depth, and passes; any other goes
+    through the model. The value checks (positive prices, unique sorted keys, ...) were all
+    made above, with row numbers in the messages; repeating them through pandera would cost
+    more memory than the backtest (1.5 GB at 10M bars). Artifacts are validated in full
+    where they are written.
     """
-    if frame.schema == LAYOUTS[model]:
+    module = MODEL_MODULES[model]
+    if frame.schema == layout(module, model):
         return frame
+    import importlib
+
     import pandera.errors
     from pandera.config import ValidationDepth, config_context
 
-    import schemas.market
-    import schemas.signals
-
-    schema = getattr(schemas.market, model, None) or getattr(schemas.signals, model)
+    schema = getattr(importlib.import_module(module), model)
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
             return schema.validate(frame)
@@ -727,21 +741,8 @@ def _gate(frame: pl.DataFrame, model: str, label: str) -> pl.DataFrame:
         raise InputError(label, problem) from None
 
 
-def _layout(columns: tuple[str, ...], **dtypes: pl.DataType) -> pl.Schema:
-    """The loaders' output layout: `columns` in order, keys as `Datetime("us")` and
-    `String`, the other columns `Float64` unless named in `dtypes`."""
-    keys = {"timestamp": pl.Datetime("us"), "asset": pl.String}
-    return pl.Schema({c: dtypes.get(c) or keys.get(c, pl.Float64) for c in columns})
-
-
-LAYOUTS = {
-    "Bars": _layout(PRICE_COLUMNS),
-    "Weights": _layout(WEIGHT_COLUMNS),
-    "Scores": _layout(SIGNAL_COLUMNS),
-    "OrderRows": _layout(ORDER_LAYOUT, type=pl.String, trail_mode=pl.String,
-                         valid_bars=pl.Int64, valid_until=pl.Datetime("us"), group=pl.String,
-                         id=pl.String, parent=pl.String),
-}
+MODEL_MODULES = {"Bars": "schemas.market", "Weights": "schemas.market",
+                 "OrderRows": "schemas.market", "Scores": "schemas.signals"}
 
 
 def _first_line(error: Exception) -> str:

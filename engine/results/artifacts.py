@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -120,16 +120,6 @@ def write_parquet_batches(frames: Iterable[pl.DataFrame], path: str | Path) -> N
     finally:
         if writer is not None:
             writer.close()
-
-
-def read_parquet_batches(path: str | Path) -> Iterator[pl.DataFrame]:
-    """The Parquet table at `path` a row group at a time (what `write_parquet_batches`
-    wrote, checked without reading it whole)."""
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as parquet:
-        for group in range(parquet.num_row_groups):
-            yield pl.from_arrow(parquet.read_row_group(group))
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from engine.data.market import Market
-from engine.results.metrics import compute_metrics
+from engine.results.metrics import compute_metrics, status_counts
 from engine.results.trades import build_trades
 
 ORDER_COLUMNS = {
@@ -69,8 +69,8 @@ def derive_tables(
     last = pl.DataFrame({"asset": market.assets, "close": market.last_close[-1]})
     trades = build_trades(fills, last.drop_nans(), market.timestamps[-1])
     orders = orders if orders is not None else pl.DataFrame(schema=ORDER_COLUMNS)
-    metrics = compute_metrics(equity, fills, orders, trades, initial_cash=initial_cash,
-                              periods_per_year=periods_per_year)
+    metrics = compute_metrics(equity, fills, status_counts(orders["status"]), trades,
+                              initial_cash=initial_cash, periods_per_year=periods_per_year)
     return {
         "fills": fills,
         "orders": orders,

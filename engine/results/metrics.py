@@ -4,8 +4,10 @@ Inputs
 - `equity`: one row per bar in time order, `timestamp, cash, positions_value, equity`; an
   optional `gross_value` column (Σ |market value|) makes `exposure` gross for long-short
   books, otherwise it uses |positions_value|.
-- `fills`: `quantity` (signed shares), `price`, `fee`. `orders` (optional): a `status`
-  column. `trades` (optional): `pnl` and `status` as built by `engine.results.trades`.
+- `fills`: `quantity` (signed shares), `price`, `fee`. `statuses` (optional): how many
+  orders ended in each status (`status_counts` of an orders table's `status` column, or
+  a tally of the engine's status codes, so that no table is built to count them).
+  `trades` (optional): `pnl` and `status` as built by `engine.results.trades`.
 
 Conventions
 - Per-bar returns: r[0] = equity[0] / initial_cash − 1, r[t] = equity[t] / equity[t−1] − 1.
@@ -13,13 +15,14 @@ Conventions
   standard deviation by its square root. Risk-free rate 0.
 - Undefined values are NaN, never inf and never an exception: ratios over a zero spread
   (a spread within 1e-9 of the mean |return| counts as zero), the win rate without closed
-  trades, counts from a table that was not given.
+  trades, counts from a table or column that was not given.
 - Values are plain Python floats and ints, ready for JSON (NaN included).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import polars as pl
@@ -48,8 +51,8 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "total_fees": "Σ fees over all fills.",
     "n_bars": "Bars in the equity curve.",
     "n_fills": "Fills.",
-    "n_orders": "Orders placed, whatever became of them (NaN without an orders table).",
-    "n_rejected": "Orders with status rejected (NaN without an orders table).",
+    "n_orders": "Orders placed, whatever became of them (NaN without their statuses).",
+    "n_rejected": "Orders with status rejected (NaN without their statuses).",
     "n_trades": "Trade rows, open and closed (NaN without a trades table).",
     "n_closed_trades": "Closed trade rows (NaN without a trades table).",
     "win_rate": "Closed trades with pnl > 0 / closed trades; NaN without closed trades.",
@@ -59,7 +62,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 def compute_metrics(
     equity: pl.DataFrame,
     fills: pl.DataFrame,
-    orders: pl.DataFrame | None,
+    statuses: Mapping[str, int] | None,
     trades: pl.DataFrame | None,
     initial_cash: float,
     periods_per_year: int = 252,
@@ -76,9 +79,9 @@ def compute_metrics(
     traded = float((fills["quantity"] * fills["price"]).abs().sum()) if fills.height else 0.0
     n_orders: float | int = math.nan
     n_rejected: float | int = math.nan
-    if orders is not None:
-        n_orders = orders.height
-        n_rejected = int((orders["status"] == "rejected").sum())
+    if statuses is not None:
+        n_orders = sum(int(count) for count in statuses.values())
+        n_rejected = int(statuses.get("rejected", 0))
     n_trades: float | int = math.nan
     n_closed: float | int = math.nan
     win_rate = math.nan
@@ -110,6 +113,11 @@ def compute_metrics(
             "n_closed_trades": n_closed,
             "win_rate": win_rate,
         }
+
+
+def status_counts(statuses: pl.Series) -> dict[str, int]:
+    """How many of `statuses` (an orders table's `status` column) are each status."""
+    return dict(statuses.value_counts().iter_rows())
 
 
 def per_bar_returns(curve: np.ndarray, initial_cash: float) -> np.ndarray:

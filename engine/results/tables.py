@@ -21,7 +21,6 @@ from engine.core.records import (
     Reason,
 )
 from engine.results.artifacts import (
-    read_parquet_batches,
     to_json,
     write_output,
     write_parquet,
@@ -42,6 +41,7 @@ from engine.results.trades import trades_table
 
 TABLES = ("fills", "orders", "positions", "equity", "trades")
 ORDER_BATCH = 1 << 16  # orders a batch of the orders table holds when it is written
+WHOLE_ORDERS = 1 << 19  # an orders table up to this many orders is written in one piece
 CODES_DT = np.dtype([("type", np.int8), ("origin", np.int8), ("status", np.int8)])
 
 
@@ -184,16 +184,14 @@ class BacktestResult:
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        """The metrics; the orders are counted from their status codes (`compute_metrics`
-        given no orders table), so a run of millions of orders never builds the table."""
-        metrics = compute_metrics(
-            self.equity, self.fills, None, self.trades,
-            initial_cash=self.config.initial_cash,
+        """The metrics; the orders are tallied by status from their one-byte codes, so that
+        a run of millions of orders never builds the orders table to count them."""
+        tally = np.bincount(self._order_codes["status"], minlength=len(STATUS_NAMES))
+        return compute_metrics(
+            self.equity, self.fills, dict(zip(STATUS_NAMES, tally.tolist(), strict=True)),
+            self.trades, initial_cash=self.config.initial_cash,
             periods_per_year=self.config.periods_per_year,
         )
-        status = self._order_codes["status"]
-        rejected = int(np.count_nonzero(status == STATUS_NAMES.index("rejected")))
-        return metrics | {"n_orders": len(status), "n_rejected": rejected}
 
     @property
     def final_equity(self) -> float:
@@ -215,11 +213,12 @@ class BacktestResult:
              force: bool = False, release: bool = False) -> Path:
         """Validate, then write `<table>.parquet` for every table and `metrics.json`.
 
-        The orders table is built and written first, a batch of orders at a time
-        (`order_batches`), then validated a row group at a time as written, unless it is
-        already held whole. The folder is built aside and
-        renamed into place: on any error it is untouched. It must be new, empty or an
-        earlier backtest output (`artifacts.claim_output`), and may not contain `inputs`.
+        The orders table is built, checked and written first: in one piece by polars when
+        it is held already or has at most `WHOLE_ORDERS` orders, else a batch of orders at
+        a time (`order_batches`, a row group each), so that a run of millions of orders
+        never holds it whole. The folder is built aside and renamed into place: on any error it is
+        untouched. It must be new, empty or an earlier backtest output
+        (`artifacts.claim_output`), and may not contain `inputs`.
         `release`: give the order records back to the system once the orders table is
         written (for a caller done with the orders, the command line); this result can then
         no longer build its orders table.
@@ -228,17 +227,17 @@ class BacktestResult:
         others = [name for name in TABLES if name != "orders"]
 
         def fill(tmp: Path) -> None:
+            path = tmp / "orders.parquet"
             if whole:  # already held: checked and written as it is
-                write_parquet(_validate("orders", self.orders), tmp / "orders.parquet")
-            else:  # first, while no other table is held; checked as written, once the
-                # records are released (pandera is loaded only then)
-                write_parquet_batches(self.order_batches(), tmp / "orders.parquet")
+                write_parquet(_validate("orders", self.orders), path)
+            elif self._sim.book.n_orders <= WHOLE_ORDERS:  # built whole, not kept
+                write_parquet(_validate("orders", self._orders_of(slice(None))), path)
+            else:  # first, while no other table is held
+                write_parquet_batches((_validate("orders", batch)
+                                       for batch in self.order_batches()), path)
             if release:
                 self._order_codes  # noqa: B018 (kept before the records go)
                 self._sim.book.release()
-            if not whole:
-                for batch in read_parquet_batches(tmp / "orders.parquet"):
-                    _validate("orders", batch)
             self.validate(others)
             for name in others:
                 write_parquet(getattr(self, name), tmp / f"{name}.parquet")
