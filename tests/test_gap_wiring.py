@@ -58,3 +58,25 @@ def test_the_risk_managers_rule_is_fitted_with_its_level_and_base():
     assert [f["what"] for f in faults] == [
         "exits at 10.0% below the entry's fill price, at its level inside the bar: a "
         "stop-loss A does not have"]
+
+
+CONTROLS = {
+    "the first buy of every batch lost from the middle of the run": (
+        Market(17, 123, 1044107025, 5, 21, 1.0, 0.001), (Bug("lost_order", 63, 1),)),
+    "the first buy of every batch lost late, beside a cash check that leaves no trace": (
+        Market(28, 192, 1730906223, 7, 21, 1.0, 0.0),
+        (Bug("stale_cash", 0, "first_buy"), Bug("lost_order", 147, 1))),
+}
+
+
+@pytest.mark.parametrize("name", list(CONTROLS))
+def test_a_lost_order_is_unexplained_and_no_coincidence_is_named(name):
+    """A buy the broker drops is outside the vocabulary: a one-bar fit (a batch booked
+    twice with another order of execution, or a stricter cash check) at the first batch it
+    changes is a coincidence, so nothing is named and the verdict is `unexplained`."""
+    market, bugs = CONTROLS[name]
+    prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
+    drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "unexplained"
+    assert judgement.named == [], judgement.problems

@@ -505,9 +505,10 @@ class Diagnoser(Search):
         return entry_of
 
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
-        """A rule switch that explains at most `WEAK` bars, all within `PERSIST` bars of a
-        bar nothing explains, is a coincidence of an engine the vocabulary does not
-        describe (a lost order a stricter cash check happens to fit): its bars are
+        """A rule switch or a one-off event (a batch booked twice) that explains at most
+        `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains, is a
+        coincidence of an engine the vocabulary does not describe (a lost order that a
+        stricter cash check, or a batch booked twice, happens to fit): its bars are
         unexplained."""
         verdicts = diagnosis.verdicts
         lost = sorted(t for t, v in verdicts.items() if v.unexplained)
@@ -516,10 +517,13 @@ class Diagnoser(Search):
         spans: dict[Switch, list[int]] = {}
         for t, verdict in verdicts.items():
             for switch in verdict.switches:
-                if not switch.state and diagnosis.touched(switch, t):
+                if (not switch.state or switch.state in ONE_OFF) \
+                        and diagnosis.touched(switch, t):
                     spans.setdefault(switch, []).append(t)
+        rank = [bisect_left(self.fill_bars, u) for u in lost]
         weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
-            any(abs(t - u) <= PERSIST for u in lost) for t in bars)}
+            any(abs(bisect_left(self.fill_bars, t) - r) <= PERSIST for r in rank)
+            for t in bars)}
         if not weak:
             return verdicts
         out = dict(verdicts)
@@ -628,6 +632,7 @@ class Diagnoser(Search):
         return rules
 
 
+ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *BOOKED_OVER_LOGGED}
 
 
