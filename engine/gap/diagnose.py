@@ -25,6 +25,7 @@ from engine.gap.exits import (
     HELD,
     Entries,
     armed_since,
+    fires_at_open,
     rule_exits,
     undecided_rule,
 )
@@ -51,6 +52,7 @@ from engine.progress import progress
 from engine.reference import Bars, Book, Rules
 from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
+from engine.reference.faults import Faults as Hooks
 from engine.results.compare import Tolerance
 
 
@@ -78,6 +80,7 @@ class Diagnoser(Search):
         self._last_guess: tuple[dict, dict] = ({}, {})  # the trusted rules' guess, the fills
         self._set_apart = False  # whether the bar being diagnosed has fills set apart
         self._split: tuple[int, set[str]] = (-1, set())  # a bar's assets with fills set apart
+        self._first: tuple[int, tuple] = (-1, ())  # a bar's exits booked before its batch
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -173,12 +176,22 @@ class Diagnoser(Search):
         return cash
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
-                = None, rules: Rules | None = None) -> tuple[dict[str, Key], Book]:
+                = None, rules: Rules | None = None, first: tuple = ()
+                ) -> tuple[dict[str, Key], Book]:
+        """Bar `own.bar` replayed under a hypothesis: its fills per asset and the book after
+        (`first`: fills (asset, quantity, price, fee) booked before the bar's batch, as the
+        engine books any fill)."""
         t = own.bar
         self._excused_now = self.excused.get(t, set())
         rules = rules or self.rules_at(t, hypothesis.switches if switches is None
                                        else switches)
         book = self.book_for(own, hypothesis)
+        if not first and self._first[0] == t:
+            first = self._first[1]
+        for asset, q, p, f in first:
+            book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + f)), f, rules)
+            book.move(asset, q)
+            Hooks.executed(book, (t, asset, q, p, f, -1), rules)
         entries = self.entries_at(own, book, hypothesis.switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
                 or entries):
@@ -316,6 +329,11 @@ class Diagnoser(Search):
                 predicted, after, missed = self.size_at_model_price(own, base_state, actual,
                                                                     (predicted, after, missed))
             undecided = self.undecided(own, base, predicted, actual, alive) if missed else {}
+            if missed and not undecided and self.observed.exits_at_open:
+                first, undecided = self.exits_first(own, base, actual, alive)
+                if undecided:
+                    self._first = (t, first)  # every replay of the bar books them first
+                    predicted, after = self.predict(own, base)
             if undecided:  # set apart before sizing is checked: no hypothesis answers them
                 diagnosis.undecided[t] = {a: key for a, (key, *_) in undecided.items()}
                 diagnosis.exit_entries.update({(t, a): entry for a, (_, entry, _, _)
@@ -429,6 +447,33 @@ class Diagnoser(Search):
             out[asset] = (key, believed.entry(asset, t) if believed is not None
                           else self.log.entry(asset, t), rest, believed)
         return out
+
+    def exits_first(self, own: OwnBook, base: Hypothesis, actual: dict[str, Key],
+                    alive: list[Hypothesis]) -> tuple[tuple, dict]:
+        """At a bar with orders due, of a side whose exits fill at the next open once a close
+        passed their level: the whole positions sold at the open that the rule exits there,
+        before the batch, which is then sized from the book they left (a risk manager's
+        market orders handled before the rebalance's), unless a hypothesis alive
+        reproduces the bar as it is. Returns them as fills booked first and as
+        `undecided` returns them (none when the rule exits nothing here)."""
+        t = own.bar
+        if self.trusted.position_rules or not any(h.pending for h in (base, *alive)):
+            return (), {}
+        rows = self.log.rows.get(t, ())
+        row = self.bars.rows[t]
+        exits = tuple(r for r in rows if r[1] < 0 and r[0] in row
+                      and own.positions.get(r[0], 0.0) > 0
+                      and abs(r[1] + own.positions[r[0]]) <= HELD * abs(r[1])
+                      and abs(r[2] - row[r[0]][OPEN]) <= 1e-9 * abs(r[2])
+                      and fires_at_open(self.observed.exits_at_open, self.bars, t, r[0],
+                                        self.log.entry(r[0], t)))
+        if not exits or any(not self.mismatches(self.predict(own, h)[0], actual)
+                            for h in alive):
+            return (), {}
+        rest = {r[0]: aggregate([x for x in rows if x[0] == r[0] and x is not r]).get(r[0])
+                for r in exits}
+        return exits, {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t), rest[r[0]], None)
+                       for r in exits}
 
     def _at_market(self, t: int, asset: str, key: Key) -> bool:
         """Whether a fill is at a price market orders fill at in bar t: its open or close,

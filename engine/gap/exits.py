@@ -39,6 +39,8 @@ class ExitRule:
     words: str
     fields: tuple[tuple[str, object], ...] = ()
     since: int = 0
+    # a rule exiting at the next open once a close passed its level: (kind, base, level)
+    at_open: tuple[str, str, float] | None = None
 
 
 @dataclass
@@ -127,7 +129,8 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
                             words = f"one exit no decision made ({asset} " \
                                 f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
                         return ExitRule("exit_rule", words, fields,
-                                        min(e[0] for e in entries))
+                                        min(e[0] for e in entries),
+                                        None if at_level else (kind, base, level))
         held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
         if len(held) == 1:
             return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
@@ -136,6 +139,21 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
     more = f" and {len(exits) - 4} more" if len(exits) > 4 else ""
     return ExitRule("unexplained", f"{len(exits)} fills that answer no decision "
                     f"({listed}{more})")
+
+
+def fires_at_open(rule: tuple[str, str, float], bars: Bars, t: int, asset: str,
+                  entry: tuple[int, float] | None) -> bool:
+    """Whether a rule that exits at the next open once a close passed its level (`kind,
+    base, level`) exits `asset`, entered at `entry`, at the open of bar t."""
+    kind, base, level = rule
+    rows = bars.rows
+    before = rows[t - 1].get(asset) if t else None
+    if entry is None or before is None or entry[0] > t - 1:
+        return False
+    ref = entry[1] if base == "fill" else rows[entry[0]][asset][CLOSE]
+    at = ref * (1.0 - level if kind == "stop-loss" else 1.0 + level)
+    return before[CLOSE] <= at * (1 + TOL) if kind == "stop-loss" else \
+        before[CLOSE] >= at * (1 - TOL)
 
 
 def rule_exits(rule: ExitRule, log: FillLog, bars: Bars,

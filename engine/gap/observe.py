@@ -62,6 +62,9 @@ class Observed:
     exit_since: int = 0
     exit_words: str = ""
     exit_bars: tuple[int, ...] = ()  # the bars between decisions it exited at
+    # the fitted rule exits at the next open (a risk manager's market orders): at a
+    # decision's bar such exits may come before the batch, which is sized after them
+    exits_at_open: tuple[str, str, float] | None = None  # (kind, base, level)
 
     def price_at(self, bar: int) -> PriceModel:
         return self.price_by_bar.get(bar, self.price)
@@ -210,6 +213,11 @@ def _fee_model(size: np.ndarray, notional: np.ndarray, fee: np.ndarray) -> FeeMo
     if len(finite):
         values, counts = np.unique(np.round(finite, 12), return_counts=True)
         candidates.append(FeeModel(fees=float(values[counts.argmax()])))
+    per_share = fee / np.where(size > 0, size, np.nan)  # a broker's commission a share
+    finite = per_share[np.isfinite(per_share)]
+    if len(finite):
+        values, counts = np.unique(np.round(finite, 12), return_counts=True)
+        candidates.append(FeeModel(per_share=float(values[counts.argmax()])))
     rng = np.random.default_rng(0)
     design = np.column_stack([notional, size, np.ones(n)])
     for _ in range(40 if n >= 3 else 0):
@@ -222,6 +230,7 @@ def _fee_model(size: np.ndarray, notional: np.ndarray, fee: np.ndarray) -> FeeMo
         if (coef >= -1e-12).all():
             candidates.append(FeeModel(float(round(coef[0], 12)), float(round(coef[1], 12)),
                                        0.0, float(round(coef[2], 10))))
+    candidates += [_with_minimum(m, size, notional, fee) for m in candidates if m.per_share > 0]
     scored = []
     for model in dict.fromkeys(candidates):
         fits = _fits_fee(model, size, notional, fee)

@@ -153,6 +153,8 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         # (a stale balance is another cash check: it replaces the cash policy's switches)
         Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
                (("cash_check", "first_buy"), ("cash_policy", trusted.cash_policy))),
+        Switch("cash_limit", "each buy checked against the cash before the batch",
+               (("cash_check", "batch_start"), ("cash_policy", trusted.cash_policy))),
         Switch("cash_limit", "each buy checked against the opening balance",
                (("cash_check", "opening"), ("cash_policy", trusted.cash_policy))),
     ]

@@ -28,6 +28,7 @@ class Faults:
     def __init__(self, opening: float) -> None:
         self.opening = opening  # the opening balance
         self.balance: float | None = None  # the stale balance a batch's buys are checked on
+        self.batch_cash = opening  # the cash before the batch's first order
         self.overrides: Overrides = {}
 
     # Positions read for sizing
@@ -92,17 +93,20 @@ class Faults:
 
     # Buys against a stale balance
 
-    def start_batch(self) -> None:
+    def start_batch(self, cash: float) -> None:
         self.balance = None
+        self.batch_cash = cash  # the cash before the batch's first order
 
     def buy(self, size: float, price: float, book: Book, headroom: float, rules: Rules
             ) -> tuple[str, str | None, float, float, float, float]:
         """A buy checked against the cash `Rules.cash_check` names: the current cash, the
-        cash at the batch's first buy, or the opening balance; it spends from the current."""
+        cash at the batch's first buy, before the batch (a copy of the holdings taken when the
+        day began), or the opening balance; it spends from the current."""
         if rules.cash_check == "current":
             return buy(size, price, book.cash, headroom, rules)
         if self.balance is None:
-            self.balance = self.opening if rules.cash_check == "opening" else book.cash
+            self.balance = {"opening": self.opening, "batch_start": self.batch_cash}.get(
+                rules.cash_check, book.cash)
         status, reason, size, adjusted, fee, left = buy(size, price, self.balance, headroom,
                                                         rules)
         cash = add(book.cash, -(self.balance - left)) if status == "filled" else book.cash

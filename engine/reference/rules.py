@@ -21,7 +21,7 @@ SIZINGS = ("fill", "decision_floor", "decision_truncate")
 VALUATIONS = ("fill_price", "previous_close", "decision_close")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
-CASH_CHECKS = ("current", "first_buy", "opening")
+CASH_CHECKS = ("current", "first_buy", "batch_start", "opening")
 GAP_FILLS = ("open", "level")
 POSITION_BASES = ("current", "zero", "stale")
 # How often each fill is logged and booked, and when the extra booking happens: after the
@@ -86,7 +86,8 @@ class Rules:
     max_leverage: float = 1.0  # buying power = cash + (max_leverage − 1) × book value
     allow_short: bool = False
     # the cash each buy is checked against: the current cash, the cash at the batch's first
-    # buy (not lowered by the buys after it), or the opening balance (CASH_CHECKS)
+    # buy (not lowered by the buys after it), the cash before the batch (its sells not
+    # counted), or the opening balance (CASH_CHECKS)
     cash_check: str = "current"
     submission_check: bool = False  # backtrader: pseudo-execute at submission, refuse overdrafts
     reject_reason: str = "insufficient_cash"

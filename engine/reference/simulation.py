@@ -352,7 +352,7 @@ class Simulation(RestingOrders):
 
         self.faults.remember(book)
         headroom = (rules.max_leverage - 1.0) * value
-        self.faults.start_batch()
+        self.faults.start_batch(book.cash)
         logged: list[Fill] = []
         for i, (_, order, delta) in enumerate(requests):
             if rules.value_refresh and i:

@@ -52,7 +52,8 @@ def _without_undecided(s: Analysis) -> Observed:
                          how="anti", maintain_order="left")
     rule = diagnosis.exit_rule
     if not rule.fields:
-        return observe(decided, prices, bar_of, s.position_rules)
+        return replace(observe(decided, prices, bar_of, s.position_rules),
+                       exits_at_open=rule.at_open)
     if "trigger" not in decided.columns:  # the rule's exits at the decisions' bars too
         made = pl.DataFrame([(t, a) for t, a in diagnosis.rule_exits], orient="row",
                             schema={"bar": pl.Int64, "asset": pl.String})
