@@ -42,9 +42,10 @@ from engine.gap.verdicts import (
     verdicts_of,
 )
 from engine.gap.vocabulary import (
-    BOOKED_OVER_LOGGED,
     ONE_BAR,
+    SPANS,
     Switch,
+    booked_over_logged,
     in_order,
     rule_switches,
 )
@@ -53,6 +54,7 @@ from engine.reference import Bars, Book, Rules
 from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
 from engine.reference.faults import Faults as Hooks
+from engine.reference.rules import COUNTS
 from engine.results.compare import Tolerance
 
 
@@ -134,8 +136,8 @@ class Diagnoser(Search):
                 cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)
             elif switch.state == "belief":
                 history = (*history, dict(self.beliefs.positions(switch, own)))
-        spans = sorted((s.since, BOOKED_OVER_LOGGED[s.state]) for s in hypothesis.switches
-                       if s.state in BOOKED_OVER_LOGGED and own.bar > s.since)
+        spans = sorted((s.since, booked_over_logged(s)) for s in hypothesis.switches
+                       if s.state in SPANS and own.bar > s.since)
         if spans:
             cash = self._rescale(own, spans, cash, positions)
         return Book(cash, positions, dict(hypothesis.pending), history,
@@ -638,7 +640,7 @@ class Diagnoser(Search):
 
 
 ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
-POSITION_STATES = {"booked_twice", "booked_twice_executing", *BOOKED_OVER_LOGGED}
+POSITION_STATES = {"booked_twice", "booked_twice_executing", *SPANS}
 
 
 def _factor(states: frozenset[Switch], t: int) -> float:
@@ -647,10 +649,10 @@ def _factor(states: frozenset[Switch], t: int) -> float:
     twice after its batch moves the belief only once the batch is over)."""
     factor = 1.0
     for s in states:
-        booking = dict(s.changes).get("booking")
-        if s.state in BOOKED_OVER_LOGGED and t >= s.since and booking in (
-                "twice_executing", "logged_twice"):
-            factor *= BOOKED_OVER_LOGGED[s.state]
+        if s.state in SPANS and t >= s.since:
+            logged, _, executing = COUNTS[dict(s.changes)["booking"]]
+            if executing or logged > 1:
+                factor *= booked_over_logged(s)
         elif s.state == "booked_twice_executing" and t == s.since:
             factor *= 2.0
     return factor

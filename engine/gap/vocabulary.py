@@ -259,9 +259,17 @@ def logged_twice_since(bar: int, timestamp: Any) -> Switch:
                   state="logged_twice_since", since=bar)
 
 
-# The factor a state switch's span multiplies a side's own book changes by: what the
-# engine booked over what it logged.
-BOOKED_OVER_LOGGED = {"booked_twice_since": 2.0, "logged_twice_since": 0.5}
+# State switches whose span multiplies a side's own book changes by what the engine booked
+# over what it logged (`booked_over_logged`).
+SPANS = ("booked_twice_since", "logged_twice_since")
+
+
+def booked_over_logged(switch: Switch) -> float:
+    """What a span's switch multiplies the logged changes by: the reference's counts of its
+    booking (`COUNTS`), booked over logged (2 for a fill booked twice, ½ for a row logged
+    twice)."""
+    logged, booked, _ = COUNTS[dict(switch.changes)["booking"]]
+    return booked / logged
 
 
 def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
