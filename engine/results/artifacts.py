@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import json
 import math
 import os
@@ -85,14 +86,14 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
 
     A frame's chunk layout depends on how it was computed (threads, joins), and the writer
     follows it, so equal frames could give different files; one chunk makes artifact hashes
-    a usable regression fingerprint.
+    a usable regression fingerprint. The bytes are encoded in memory and written by Python,
+    so a failing disk is an OSError with its errno wherever it fails (polars' own writer
+    reports a disk that fills while it writes the footer as an invalid file, no errno).
     """
-    try:
-        frame.rechunk().write_parquet(path, compression="zstd", statistics=True)
-    except pl.exceptions.ComputeError as error:
-        if (mapped := os_error(error, path)) is None:
-            raise
-        raise mapped from error
+    encoded = io.BytesIO()
+    frame.rechunk().write_parquet(encoded, compression="zstd", statistics=True)
+    with open(path, "wb") as out:
+        out.write(encoded.getbuffer())
 
 
 def write_parquet_batches(frames: Iterable[pl.DataFrame], path: str | Path) -> None:
