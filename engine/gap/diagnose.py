@@ -145,12 +145,13 @@ class Diagnoser(Search):
 
     def _fees(self, since: int, until: int, switches: frozenset[Switch]) -> float:
         """The fees of the fills of bars `since` to `until` (excluded) as charged: the
-        logged ones, each row counted once where every fill is logged twice."""
+        logged ones, each fill counted once where a span's switch logs it n times."""
         fees = self.log.fees_before
         total = fees[until] - fees[since]
         for s in switches:
-            if s.state == "logged_twice_since" and s.since < until:
-                total -= 0.5 * (fees[until] - fees[max(s.since, since)])
+            logged = COUNTS[dict(s.changes)["booking"]][0] if s.state in SPANS else 1
+            if logged > 1 and s.since < until:
+                total -= (1 - 1 / logged) * (fees[until] - fees[max(s.since, since)])
         return total
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
