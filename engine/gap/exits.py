@@ -141,6 +141,15 @@ def undecided_rule(undecided: dict[int, dict[str, Key]],
                     f"({listed}{more})")
 
 
+def exit_level(stop: bool, base: str, level: float, entry: tuple[int, float], rows,
+               asset: str) -> float:
+    """The price at which a rule exits a position entered at `entry` (bar, fill price):
+    `level` below it (a stop-loss) or above it (a take-profit), from the entry's fill price
+    or its bar's close (`base`)."""
+    ref = entry[1] if base == "fill" else rows[entry[0]][asset][CLOSE]
+    return ref * (1.0 - level if stop else 1.0 + level)
+
+
 def fires_at_open(rule: tuple[str, str, float], bars: Bars, t: int, asset: str,
                   entry: tuple[int, float] | None) -> bool:
     """Whether a rule that exits at the next open once a close passed its level (`kind,
@@ -150,8 +159,7 @@ def fires_at_open(rule: tuple[str, str, float], bars: Bars, t: int, asset: str,
     before = rows[t - 1].get(asset) if t else None
     if entry is None or before is None or entry[0] > t - 1:
         return False
-    ref = entry[1] if base == "fill" else rows[entry[0]][asset][CLOSE]
-    at = ref * (1.0 - level if kind == "stop-loss" else 1.0 + level)
+    at = exit_level(kind == "stop-loss", base, level, entry, rows, asset)
     return before[CLOSE] <= at * (1 + TOL) if kind == "stop-loss" else \
         before[CLOSE] >= at * (1 - TOL)
 
@@ -191,9 +199,8 @@ def _made(rule: ExitRule, log: FillLog, bars: Bars,
             if q >= 0 or row is None:
                 continue
             for entry in entry_of(asset, t):
-                ref = entry[1] if fields.get("stop_base", "fill") == "fill" else \
-                    rows[entry[0]][asset][CLOSE]
-                at = ref * (1.0 - level if stop else 1.0 + level)
+                at = exit_level(stop, fields.get("stop_base", "fill"), level, entry, rows,
+                                asset)
                 if abs(price - at) <= TOL * abs(at):
                     yield t, asset, entry, True
                 elif abs(price - row[OPEN]) <= TOL * abs(price) and (
