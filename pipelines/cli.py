@@ -234,6 +234,15 @@ def _gap_parser(sub: argparse._SubParsersAction) -> None:
                    help="the rules of a bare log as A: this profile with the settings flags "
                         "(default: inferred from A's fills)")
     _log_options(p)
+    from engine.logs import FORMATS
+
+    for side in ("a", "b"):
+        p.add_argument(f"--{side}-format", choices=[*FORMATS, "columns"],
+                       help=f"{side.upper()}'s log format where it differs from --format")
+        p.add_argument(f"--{side}-columns",
+                       help=f"{side.upper()}'s columns where they differ from --columns")
+        p.add_argument(f"--{side}-assets",
+                       help=f"{side.upper()}'s symbol map where it differs from --assets")
     for field, flag, options in setting_options():
         if field != "initial_cash":
             p.add_argument(flag, dest=field, **options)
@@ -258,11 +267,16 @@ def _log_options(p: argparse.ArgumentParser) -> None:
                         f"(default {PRICE_TOLERANCE})")
 
 
-def log_options_from_args(args: argparse.Namespace):
+def log_options_from_args(args: argparse.Namespace, side: str | None = None):
+    """The log options, with `side`'s own `--a-…`/`--b-…` flags over the shared ones."""
     from engine.logs.options import LogOptions, parse_columns
 
-    return LogOptions(format=args.format, columns=parse_columns(args.columns),
-                      assets=args.assets, partials=args.partials,
+    def given(name: str):
+        own = getattr(args, f"{side}_{name}", None) if side else None
+        return own if own is not None else getattr(args, name)
+
+    return LogOptions(format=given("format"), columns=parse_columns(given("columns")),
+                      assets=given("assets"), partials=args.partials,
                       price_tolerance=args.price_tolerance)
 
 
@@ -277,7 +291,8 @@ def cmd_gap(args: argparse.Namespace) -> int:
         args.profile = args.a_profile or "tradegap"
         a_config = _config(args)
     analysis = run_gap(args.a, args.b, args.prices, args.out, args.weights, args.cash,
-                       log_options_from_args(args), a_config, args.force)
+                       log_options_from_args(args, "b"), a_config, args.force,
+                       log_options_from_args(args, "a"))
     print(f"{analysis.summary['verdict']}: {headline(analysis.summary)}")
     print(f"wrote {Path(args.out).resolve()}")
     return 0

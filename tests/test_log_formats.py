@@ -375,6 +375,31 @@ def test_a_bare_log_as_a_takes_its_rules_from_the_profile_and_settings(market, t
     assert {f["cause"] for f in from_folder["faults"]} == {"fee"}
 
 
+def test_gap_reads_two_logs_in_two_forms_each_with_its_own_columns(market, tmp_path, capsys):
+    folder, prices, fills = market
+    a_log, b_log = tmp_path / "a.csv", tmp_path / "b.csv"
+    fills.rename({"asset": "symbol", "price": "px"}).write_csv(a_log)
+    weights = pl.read_parquet(folder / "weights.parquet")
+    halved = run_backtest(prices, weights, BacktestConfig(shares="integer", fees=0.0005)).fills
+    halved.select(FILLS).rename({"asset": "instrument", "fee": "commission"}).with_columns(
+        side=pl.when(pl.col("quantity") > 0).then(pl.lit("BUY")).otherwise(pl.lit("SELL")),
+        quantity=pl.col("quantity").abs()).write_csv(b_log)
+    common = ["gap", "--a", str(a_log), "--b", str(b_log), "--prices",
+              str(folder / "prices.parquet"), "--weights", str(folder / "weights.parquet"),
+              "--a-profile", "tradegap", "--shares", "integer", "--fees", "0.001"]
+    shared = ["--out", str(tmp_path / "shared"), "--columns",
+              "asset=instrument,side=side,fee=commission"]
+    assert main([*common, *shared]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        f"tradegap: error: {a_log.name}: column 'commission': read as the columns given "
+        "(--columns): no column 'commission' for fee (columns: row, timestamp, symbol,")
+    out = tmp_path / "per-side"
+    assert main([*common, "--out", str(out), "--a-columns", "asset=symbol,price=px",
+                 "--b-columns", "asset=instrument,side=side,fee=commission"]) == 0
+    summary = json.loads((out / "gap_summary.json").read_text())
+    assert {f["cause"] for f in summary["faults"]} == {"fee"}
+
+
 def test_signals_are_the_pipelines_top_k_weights(market, tmp_path):
     folder, prices, fills = market
     scores = prices.select("timestamp", "asset", score=(pl.col("close") * 7.0) % 1.0)

@@ -55,18 +55,19 @@ def run_gap(
     a: str | Path, b: str | Path, prices: str | Path, out: str | Path,
     weights: str | Path | None = None, cash: float | None = None,
     log: LogOptions | None = None, a_config: BacktestConfig | None = None,
-    force: bool = False,
+    force: bool = False, log_a: LogOptions | None = None,
 ) -> GapAnalysis:
     """Analyze B against A and write the four outputs into `out` (replaced atomically).
 
-    `log` says how fill logs are read; `a_config` gives a bare log as A its rules. `out`
+    `log` says how fill logs are read, `log_a` how A's is where it differs (two engines'
+    logs in two forms); `a_config` gives a bare log as A its rules. `out`
     must be new, empty or an earlier gap report (`artifacts.claim_output`) and may not
     contain an input; that is checked before any work.
     """
     inputs = (a, b, prices, weights)
     claim_output(out, "gap", inputs, force)
     bars = load_prices(prices)
-    side_a, config_a = read_side(a, bars, log, rules_for(a_config) if a_config else None)
+    side_a, config_a = read_side(a, bars, log_a or log, rules_for(a_config) if a_config else None)
     config_a = config_a or a_config
     side_b, _ = read_side(b, bars, log)
     targets = load_weights(weights, bars, allow_short=True, allow_leverage=True) \

@@ -37,7 +37,8 @@ def by_columns(mapping: dict[str, str]) -> LogFormat:
         fees = [column(frame, c) for c in fee_columns]
         if "fee" in mapping and None in fees:
             missing = fee_columns[fees.index(None)]
-            raise InputError("--columns", f"no column {missing!r} for fee", missing)
+            raise InputError("--columns", f"no column {missing!r} for fee "
+                             f"(columns: {', '.join(frame.columns)})", missing)
         present = [f for f in fees if f is not None]
         fee = (pl.sum_horizontal(
             number(pl.col(f)).abs() for f in present) if present else pl.lit(0.0))

@@ -55,6 +55,11 @@ def read_log(
     except pl.exceptions.PolarsError as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise InputError(label, f"read as {chosen.title}: {first}") from None
+    except InputError as error:
+        if error.source != "--columns":
+            raise
+        raise InputError(label, f"read as {chosen.title}: {error.problem}",
+                         error.column) from None
     fills = place(prepared, prices, options, chosen, label)
     return NativeLog(fills, chosen, [chosen.notes] if chosen.notes else [])
 
