@@ -1,7 +1,9 @@
 """A backtest loads only what it uses: `tradegap backtest` runs and writes its validated
-tables without Dagster, plotting, pandas or pandera (the tables are checked against the
-pandera models' declarations with polars; pandera is loaded only for a table that fails
-them), and `run_backtest` with every table starts without any of them."""
+tables without Dagster, plotting, pandas, pandera or pyarrow (the tables are checked
+against the pandera models' declarations with polars; pandera is loaded only for a table
+that fails them), and without scipy's linear algebra, which numba would import for a
+BLAS probe no kernel needs (`engine.jit`); `run_backtest` with every table starts without
+any of them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 
 from pipelines.cli import main
 
-HEAVY = ("dagster", "matplotlib", "pandas", "pandera")
+HEAVY = ("dagster", "matplotlib", "pandas", "pandera", "pyarrow", "scipy.linalg")
 LOADED = f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
 
 
@@ -32,7 +34,7 @@ def loaded_after(code: str) -> set[str]:
     return set(filter(None, done.stdout.splitlines()[-1].split(",")))
 
 
-def test_tradegap_backtest_imports_no_dagster_matplotlib_pandas_or_pandera(data, tmp_path):
+def test_tradegap_backtest_imports_no_dagster_matplotlib_pandas_pandera_or_pyarrow(data, tmp_path):
     prices, weights = data
     argv = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out",
             str(tmp_path / "out"), "--fees", "0.001"]
@@ -48,3 +50,17 @@ def test_run_backtest_with_every_table_imports_no_pandas_pandera_or_dagster(data
         f"result = run_backtest({str(prices)!r}, {str(weights)!r}, BacktestConfig(fees=0.001))\n"
         "assert result.tables()['fills'].height and result.metrics['final_equity'] > 0")
     assert loaded == set()
+
+
+def test_numba_linear_algebra_still_works_after_the_engine_set_numba_up():
+    done = subprocess.run([sys.executable, "-c", (
+        "import engine.jit\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "dot = njit(lambda a, b: np.dot(a, b))\n"
+        "correlate = njit(lambda a, b: np.correlate(a, b))\n"
+        "a, b = np.arange(1.0, 4.0), np.array([2.0, 0.5, 1.0])\n"
+        "print(dot(a, b), correlate(a, b)[0], np.dot(a, b))")],
+        capture_output=True, text=True, check=True)
+    jitted, correlated, plain = map(float, done.stdout.split())
+    assert jitted == correlated == plain == 6.0

@@ -12,7 +12,8 @@ import threading
 
 import numpy as np
 import polars as pl
-from numba import njit
+
+from engine.jit import njit
 
 NOT_CLEAN = -1  # some bar's values fail a check
 

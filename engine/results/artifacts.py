@@ -29,6 +29,7 @@ import polars as pl
 OS_ERROR_CODE = re.compile(r"os error (\d+)")
 RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
 NAME_ATTEMPTS = 100
+ZSTD_LEVEL = 1  # Parquet's zstd at level 1: 2% larger tables than the default 3, 30% less CPU
 
 
 def _unique_path(near: Path, suffix: str, create: Callable[[Path], None]) -> Path:
@@ -91,7 +92,8 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
     reports a disk that fills while it writes the footer as an invalid file, no errno).
     """
     encoded = io.BytesIO()
-    frame.rechunk().write_parquet(encoded, compression="zstd", statistics=True)
+    frame.rechunk().write_parquet(encoded, compression="zstd",
+                                  compression_level=ZSTD_LEVEL, statistics=True)
     with open(path, "wb") as out:
         out.write(encoded.getbuffer())
 
@@ -111,6 +113,7 @@ def write_parquet_batches(frames: Iterable[pl.DataFrame], path: str | Path) -> N
             table = frame.rechunk().to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd",
+                                          compression_level=ZSTD_LEVEL,
                                           write_statistics=True)
             writer.write_table(table, row_group_size=max(table.num_rows, 1))
         writer.close()

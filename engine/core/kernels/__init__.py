@@ -27,9 +27,9 @@ import hashlib
 import os
 from pathlib import Path
 
-import numba
 import numpy as np
-from numba import njit
+
+from engine.jit import njit, numba
 
 ENGINE = Path(__file__).resolve().parents[2]
 KERNEL_MODULES = (*sorted((ENGINE / "core").rglob("*.py")),
