@@ -11,6 +11,7 @@ from engine.core.loop import simulate
 from engine.core.strategy import OrderTable, Strategy, TargetWeights
 from engine.data.loading import load_market, load_weights
 from engine.data.market import Market
+from engine.memory import keep_freed_memory
 from engine.results.tables import BacktestResult
 
 Source = str | Path | pl.DataFrame
@@ -69,8 +70,10 @@ def run_strategy(
 
 def market_of(prices: Prices) -> Market:
     """The market of `prices`: loaded, validated and pivoted, or a `Market` as it is."""
+    keep_freed_memory()  # every entry point starts here or at `_run`
     return prices if isinstance(prices, Market) else load_market(prices)
 
 
 def _run(market: Market, strategy: Strategy, config: BacktestConfig) -> BacktestResult:
+    keep_freed_memory()
     return BacktestResult(simulate(market, strategy, config))
