@@ -29,7 +29,9 @@ def _import_array_routines() -> None:
         return
     import numba.np.linalg as linalg
 
-    probe = linalg.ensure_blas
+    probe = getattr(linalg, "ensure_blas", None)
+    if probe is None:  # a numba without the probe: nothing to skip
+        return
     linalg.ensure_blas = _no_blas
     try:
         __import__(ARRAY_ROUTINES)
