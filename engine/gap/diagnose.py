@@ -54,6 +54,7 @@ from engine.reference import Bars, Book, Rules
 from engine.reference.bars import CLOSE, OPEN
 from engine.reference.execution import add
 from engine.reference.faults import Faults as Hooks
+from engine.reference.orders import Order
 from engine.reference.rules import COUNTS
 from engine.results.compare import Tolerance
 
@@ -83,6 +84,8 @@ class Diagnoser(Search):
         self._set_apart = False  # whether the bar being diagnosed has fills set apart
         self._split: tuple[int, set[str]] = (-1, set())  # a bar's assets with fills set apart
         self._first: tuple[int, tuple] = (-1, ())  # a bar's exits booked before its batch
+        self._within: tuple[int, frozenset[str]] = (-1, frozenset())  # or in it, replacing
+        # the decision's order of their assets (a risk manager with the last word)
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -195,12 +198,20 @@ class Diagnoser(Search):
             book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + f)), f, rules)
             book.move(asset, q)
             Hooks.executed(book, (t, asset, q, p, f, -1), rules)
+        within = self._within[1] if self._within[0] == t else frozenset()
+        for asset in sorted(within & book.pending.keys()):
+            order = book.pending[asset]
+            book.pending[asset] = Order(order.id, asset, order.created, order.due,
+                                        "target_percent", 0.0)
         entries = self.entries_at(own, book, hypothesis.switches)
         if not (hypothesis.pending or hypothesis.unnetted or self._decided(t, rules)
                 or entries):
             return {}, Book(own.cash, own.positions, {}, hypothesis.history, (),
                             hypothesis.seen)
-        return self.oracle.step(t, rules, book, self.overrides_at(t), entries)
+        fills, after = self.oracle.step(t, rules, book, self.overrides_at(t), entries)
+        if within:  # their exits are set apart, as the bar's other exits are
+            fills = {a: key for a, key in fills.items() if a not in within}
+        return fills, after
 
     def entries_at(self, own: OwnBook, book: Book | None = None,
                    switches: frozenset[Switch] = frozenset()) -> list[Entry] | None:
@@ -384,7 +395,8 @@ class Diagnoser(Search):
         diagnosis.consequences = consequences(diagnosis.verdicts)
         if diagnosis.undecided:
             diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
-                                                 self.bars, self.long_of(beliefs))
+                                                 self.bars, self.long_of(beliefs),
+                                                 self.log.cost_basis)
             entry_of = self.entries_of(chosen)
             diagnosis.exit_rule = armed_since(diagnosis.exit_rule, self.log, self.bars,
                                               entry_of)
@@ -469,14 +481,33 @@ class Diagnoser(Search):
                       and abs(r[1] + own.positions[r[0]]) <= HELD * abs(r[1])
                       and abs(r[2] - row[r[0]][OPEN]) <= 1e-9 * abs(r[2])
                       and fires_at_open(self.observed.exits_at_open, self.bars, t, r[0],
-                                        self.log.entry(r[0], t)))
+                                        self.log.entry(r[0], t), self.log.cost_basis))
         if not exits or any(not self.mismatches(self.predict(own, h)[0], actual)
                             for h in alive):
             return (), {}
         rest = {r[0]: aggregate([x for x in rows if x[0] == r[0] and x is not r]).get(r[0])
                 for r in exits}
+        sold = {r[0] for r in exits if rest[r[0]] is None}
+        if sold == {r[0] for r in exits} and not self._reproduced(own, base, actual, alive,
+                                                                  exits, sold):
+            self._within = (t, frozenset(sold))
+            if self._reproduced(own, base, actual, alive, (), sold):
+                return (), {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t), None, None)
+                            for r in exits}
+            self._within = (-1, frozenset())
         return exits, {r[0]: (aggregate([r])[r[0]], self.log.entry(r[0], t), rest[r[0]], None)
                        for r in exits}
+
+    def _reproduced(self, own: OwnBook, base: Hypothesis, actual: dict[str, Key],
+                    alive: list[Hypothesis], first: tuple, exited: set[str]) -> bool:
+        """Whether the bar's fills other than the exits of `exited` come out of the trusted
+        rules or a hypothesis alive, the exits booked `first` (before the batch)."""
+        rest = {a: k for a, k in actual.items() if a not in exited}
+        for hypothesis in (base, *alive):
+            predicted = self.predict(own, hypothesis, first=first)[0]
+            if not self.mismatches(predicted, rest):
+                return True
+        return False
 
     def _at_market(self, t: int, asset: str, key: Key) -> bool:
         """Whether a fill is at a price market orders fill at in bar t: its open or close,

@@ -105,40 +105,69 @@ class Entries:
 
 def undecided_rule(undecided: dict[int, dict[str, Key]],
                    entries: dict[tuple[int, str], tuple[int, float] | None], bars: Bars,
-                   long: Callable[[int, str, int], bool] | None = None) -> ExitRule:
+                   long: Callable[[int, str, int], bool] | None = None,
+                   cost: Callable[[str, int], float | None] | None = None) -> ExitRule:
     """The rule the fills that answer no decision follow (from the entries of the positions
     believed held that they close), or one unexplained item. `long(t, asset, k)`: whether
     the position the exit at bar t closed was believed long before and after bar k (a
-    long-only exit can fire only then)."""
+    long-only exit can fire only then); `cost(asset, k)`: the average cost of the position
+    after bar k (a rule whose base it is)."""
     exits = [(t, asset, key[1]) for t in sorted(undecided) for asset, key in
              sorted(undecided[t].items())]
     entries = [entries.get((t, asset)) for t, asset, _ in exits]
     one = len(exits) == 1 and entries[0] is not None and _inside(exits[0], bars)
     if (len(exits) >= MIN_EXITS or one) and all(entries):
-        for kind in ("stop-loss", "take-profit"):
-            for base in ("fill", "close"):
-                for at_level in (True,) if one else (True, False):
-                    level = _fit(exits, entries, bars, kind, base, at_level, long)
-                    if level is not None:
-                        name = "stop_loss" if kind == "stop-loss" else "take_profit"
-                        fields = ((name, level), ("stop_base", base)) \
-                            if at_level and not one else ()
-                        words = _words(kind, base, at_level, level)
-                        if one:
-                            t, asset, _ = exits[0]
-                            words = f"one exit no decision made ({asset} " \
-                                f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
-                        return ExitRule("exit_rule", words, fields,
-                                        min(e[0] for e in entries),
-                                        None if at_level else (kind, base, level))
-        held = {t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)}
-        if len(held) == 1:
-            return ExitRule("exit_rule", f"exits {held.pop()} bars after the entry: a time "
-                            "exit A does not have")
+        rule = _fitted(exits, entries, bars, one, long, cost=cost)
+        if rule is not None:
+            return rule
+        # switched on mid-run: the rule had no say before the first exit's trigger
+        first = exits[0][0]
+        rule = _fitted(exits, entries, bars, one, long, since=first - 1, cost=cost)
+        if rule is not None:
+            return replace(rule, words=f"{rule.words} (from {str(bars.timestamps[first])[:10]})")
     listed = ", ".join(f"{asset} {str(bars.timestamps[t])[:10]}" for t, asset, _ in exits[:4])
     more = f" and {len(exits) - 4} more" if len(exits) > 4 else ""
     return ExitRule("unexplained", f"{len(exits)} fills that answer no decision "
                     f"({listed}{more})")
+
+
+def _fitted(exits: list, entries: list, bars: Bars, one: bool,
+            long: Callable[[int, str, int], bool] | None, since: int = 0,
+            cost: Callable[[str, int], float | None] | None = None) -> ExitRule | None:
+    """The first rule every exit agrees with, when it had a say from bar `since` on: a
+    stop-loss or take-profit (from the entry's fill price or its bar's close, at the level
+    inside the bar or at the next open once a close passed it; or from the position's
+    average cost, at the next open), a trailing stop under the
+    highest close since the entry at the next open, or a time exit (N bars after the entry;
+    from `since`, at the first exit's bar for positions held longer)."""
+    mid_run = since > 0
+    held = [t - entry[0] for (t, _, _), entry in zip(exits, entries, strict=True)]
+    first, n = exits[0][0], min(held)
+    timed = all(h == n or (mid_run and t == first)
+                for h, (t, _, _) in zip(held, exits, strict=True))
+    for kind in ("stop-loss", "take-profit", "time", "trailing"):
+        if kind == "time":
+            if timed:
+                return ExitRule("exit_rule", f"exits {n} bars after the entry: a time exit "
+                                "A does not have")
+            continue
+        for base in ("fill", "close", "cost") if kind != "trailing" else ("fill",):
+            for at_level in ((True,) if one else (True, False)) if kind != "trailing" \
+                    and base != "cost" and not mid_run else (False,):
+                level = _fit(exits, entries, bars, kind, base, at_level, long, since, cost)
+                if level is None:
+                    continue
+                name = "stop_loss" if kind == "stop-loss" else "take_profit"
+                fields = ((name, level), ("stop_base", base)) if at_level and not one \
+                    else ()
+                words = _words(kind, base, at_level, level)
+                if one:
+                    t, asset, _ = exits[0]
+                    words = f"one exit no decision made ({asset} " \
+                        f"{str(bars.timestamps[t])[:10]}) {words[len('exits '):]}"
+                return ExitRule("exit_rule", words, fields, min(e[0] for e in entries),
+                                None if at_level else (kind, base, level))
+    return None
 
 
 def exit_level(stop: bool, base: str, level: float, entry: tuple[int, float], rows,
@@ -151,7 +180,8 @@ def exit_level(stop: bool, base: str, level: float, entry: tuple[int, float], ro
 
 
 def fires_at_open(rule: tuple[str, str, float], bars: Bars, t: int, asset: str,
-                  entry: tuple[int, float] | None) -> bool:
+                  entry: tuple[int, float] | None,
+                  cost: Callable[[str, int], float | None] | None = None) -> bool:
     """Whether a rule that exits at the next open once a close passed its level (`kind,
     base, level`) exits `asset`, entered at `entry`, at the open of bar t."""
     kind, base, level = rule
@@ -159,6 +189,15 @@ def fires_at_open(rule: tuple[str, str, float], bars: Bars, t: int, asset: str,
     before = rows[t - 1].get(asset) if t else None
     if entry is None or before is None or entry[0] > t - 1:
         return False
+    if kind == "trailing":
+        peak = _trailing(rows, asset, entry[0], t, entry[1])[t - 1]
+        return before[CLOSE] <= peak * (1 - level) * (1 + TOL)
+    if base == "cost":
+        paid = cost(asset, t - 1) if cost is not None else None
+        if paid is None:
+            return False
+        entry = (entry[0], paid)
+        base = "fill"
     at = exit_level(kind == "stop-loss", base, level, entry, rows, asset)
     return before[CLOSE] <= at * (1 + TOL) if kind == "stop-loss" else \
         before[CLOSE] >= at * (1 - TOL)
@@ -219,22 +258,25 @@ def _inside(exit_: tuple[int, str, float], bars: Bars) -> bool:
 
 
 def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level: bool,
-         long: Callable[[int, str, int], bool] | None = None) -> float | None:
+         long: Callable[[int, str, int], bool] | None = None, since: int = 0,
+         cost: Callable[[str, int], float | None] | None = None) -> float | None:
     """The level (a fraction of the base) every exit agrees with, or None.
 
-    With x = how far a price is past the base (1 − price/base for a stop, price/base − 1
-    for a take-profit), the rule fires at the first bar whose x reaches the level: the
-    level is at most the trigger's x and above every earlier bar's."""
+    With x = how far a price is past the base (1 − price/base for a stop or a trailing
+    stop, whose base is the highest close since the entry, price/base − 1 for a
+    take-profit), the rule fires at the first bar whose x reaches the level: the level is
+    at most the trigger's x and above every earlier bar's from `since` (a rule switched on
+    mid-run). Base "cost": the position's average cost after each bar (`cost`)."""
     lo, hi = -math.inf, math.inf
-    stop = kind == "stop-loss"
+    stop = kind != "take-profit"
     rows = bars.rows
 
     def past(price: float, ref: float) -> float:
         return 1.0 - price / ref if stop else price / ref - 1.0
 
     for (t, asset, price), (entry_bar, entry_price) in zip(exits, entries, strict=True):
-        ref = entry_price if base == "fill" else rows[entry_bar][asset][CLOSE]
-        row = rows[t].get(asset)
+        ref = entry_price if base != "close" else rows[entry_bar][asset][CLOSE]
+        row, refs = rows[t].get(asset), None
         if row is None:
             return None
         if at_level:
@@ -247,18 +289,23 @@ def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level:
                 lo, hi = max(lo, exact - TOL), min(hi, exact + TOL)
                 if past(row[extreme], ref) < exact - TOL:
                     return None
-            earlier = range(entry_bar + 1, t)
+            earlier = range(max(entry_bar + 1, since), t)
         else:
             extreme = CLOSE
             trigger = rows[t - 1].get(asset) if t else None
-            if trigger is None or abs(price - row[OPEN]) > TOL * abs(price):
+            if trigger is None or abs(price - row[OPEN]) > TOL * abs(price) or (
+                    kind == "trailing" and entry_bar > t - 1):
                 return None
-            hi = min(hi, past(trigger[CLOSE], ref))
-            earlier = range(entry_bar, t - 1)
+            refs = _trailing(rows, asset, entry_bar, t, ref) if kind == "trailing" else \
+                _costs(cost, asset, entry_bar, t) if base == "cost" else None
+            if base == "cost" and refs is None:
+                return None
+            hi = min(hi, past(trigger[CLOSE], refs[t - 1] if refs else ref))
+            earlier = range(max(entry_bar, since), t - 1)
         for k in earlier:
             bar = rows[k].get(asset)
             if bar is not None and (long is None or long(t, asset, k)):
-                lo = max(lo, past(bar[extreme], ref))
+                lo = max(lo, past(bar[extreme], refs[k] if refs else ref))
         if lo >= hi + TOL or hi <= 0:
             return None
     if lo >= hi + TOL:
@@ -270,9 +317,34 @@ def _fit(exits: list, entries: list, bars: Bars, kind: str, base: str, at_level:
     return (max(lo, 0.0) + hi) / 2
 
 
+def _costs(cost: Callable[[str, int], float | None] | None, asset: str, entry_bar: int,
+           t: int) -> dict[int, float] | None:
+    """The position's average cost after each bar from the entry's to t − 1."""
+    if cost is None:
+        return None
+    out = {k: cost(asset, k) for k in range(entry_bar, t)}
+    return None if any(c is None for c in out.values()) else out
+
+
+def _trailing(rows, asset: str, entry_bar: int, t: int, ref: float) -> dict[int, float]:
+    """A trailing stop's base at each bar from the entry's to t − 1: the highest of the
+    entry's price and the closes since (that bar's included)."""
+    out, peak = {}, ref
+    for k in range(entry_bar, t):
+        bar = rows[k].get(asset)
+        if bar is not None:
+            peak = max(peak, bar[CLOSE])
+        out[k] = peak
+    return out
+
+
 def _words(kind: str, base: str, at_level: bool, level: float) -> str:
+    if kind == "trailing":
+        return (f"exits at {level:.1%} below the highest close since the entry, at the next "
+                "open once a close passed it: a trailing stop A does not have")
     where = "below" if kind == "stop-loss" else "above"
-    ref = "the entry's fill price" if base == "fill" else "the entry bar's close"
+    ref = {"fill": "the entry's fill price", "close": "the entry bar's close",
+           "cost": "the position's average cost"}[base]
     how = "at its level inside the bar" if at_level else "at the next open once a close " \
         "passed it"
     return f"exits at {level:.1%} {where} {ref}, {how}: a {kind} A does not have"

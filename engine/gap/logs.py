@@ -58,6 +58,9 @@ class FillLog:
         # one replay of the positions (the ledger's zero rule: float dust is 0)
         self.moves: dict[int, list[tuple[int, str, float, float, float]]] = {}
         held: dict[str, float] = {}
+        # each position's average cost after the fills of a bar (buys average in)
+        self.costs: dict[str, tuple[list[int], list[float]]] = {}
+        cost: dict[str, float] = {}
         for bar in sorted(self.rows):
             moves = self.moves[bar] = []
             for i, (asset, q, p, _) in enumerate(self.rows[bar]):
@@ -67,6 +70,15 @@ class FillLog:
                     after = 0.0
                 held[asset] = after
                 moves.append((i, asset, before, after, p))
+                if q > 0:
+                    cost[asset] = p if before <= 0.0 else \
+                        (cost.get(asset, p) * before + p * q) / after
+                bars_, values = self.costs.setdefault(asset, ([], []))
+                if bars_ and bars_[-1] == bar:
+                    values[-1] = cost.get(asset, p)
+                else:
+                    bars_.append(bar)
+                    values.append(cost.get(asset, p))
                 if before == 0.0 and after != 0.0:
                     bars_, prices = self.entries.setdefault(asset, ([], []))
                     if bars_ and bars_[-1] == bar:
@@ -82,6 +94,14 @@ class FillLog:
             return None
         i = bisect_left(found[0], t)
         return (found[0][i - 1], found[1][i - 1]) if i else None
+
+    def cost_basis(self, asset: str, t: int) -> float | None:
+        """The average price paid for the position held after bar t's fills."""
+        found = self.costs.get(asset)
+        if found is None:
+            return None
+        i = bisect_left(found[0], t + 1)
+        return found[1][i - 1] if i else None
 
     @property
     def fill_bars(self) -> list[int]:
