@@ -47,6 +47,7 @@ from engine.gap.vocabulary import (
     Switch,
     booked_over_logged,
     in_order,
+    one_sided,
     rule_switches,
 )
 from engine.progress import progress
@@ -140,9 +141,12 @@ class Diagnoser(Search):
             elif switch.state == "belief":
                 history = (*history, dict(self.beliefs.positions(switch, own)))
         spans = sorted((s.since, booked_over_logged(s)) for s in hypothesis.switches
-                       if s.state in SPANS and own.bar > s.since)
+                       if s.state in SPANS and own.bar > s.since and not one_sided(s))
         if spans:
             cash = self._rescale(own, spans, cash, positions)
+        for switch in hypothesis.switches:
+            if switch.state in SPANS and own.bar > switch.since and one_sided(switch):
+                cash = self._one_side_again(switch, own.bar, cash, positions)
         return Book(cash, positions, dict(hypothesis.pending), history,
                     hypothesis.unnetted, hypothesis.seen)
 
@@ -156,6 +160,23 @@ class Diagnoser(Search):
             if logged > 1 and s.since < until:
                 total -= (1 - 1 / logged) * (fees[until] - fees[max(s.since, since)])
         return total
+
+    def _one_side_again(self, switch: Switch, until: int, cash: float,
+                        positions: dict[str, float]) -> float:
+        """The cash, and `positions` in place, with every sell (or buy) of the bars from
+        the switch's onset to `until` (excluded) booked once more, fees as charged."""
+        sells = one_sided(switch) == "sells"
+        start = bisect_left(self.fill_bars, switch.since)
+        for t in self.fill_bars[start:bisect_left(self.fill_bars, until)]:
+            for asset, q, p, f in self.log.rows[t]:
+                if (q < 0) == sells:
+                    cash = add(cash, -(q * p + f))
+                    after = add(positions.get(asset, 0.0), q)
+                    if after:
+                        positions[asset] = after
+                    else:
+                        positions.pop(asset, None)
+        return cash
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
                  positions: dict[str, float]) -> float:
@@ -681,7 +702,7 @@ def _factor(states: frozenset[Switch], t: int) -> float:
     twice after its batch moves the belief only once the batch is over)."""
     factor = 1.0
     for s in states:
-        if s.state in SPANS and t >= s.since:
+        if s.state in SPANS and t >= s.since and not one_sided(s):
             logged, _, executing = COUNTS[dict(s.changes)["booking"]]
             if executing or logged > 1:
                 factor *= booked_over_logged(s)

@@ -118,7 +118,9 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
             switches.append(Switch("cash_limit", f"cash policy {policy}",
                                    (("cash_policy", policy),)))
     for valuation, words in (("previous_close", "book valued at the previous close"),
-                             ("decision_close", "book valued at the decision close")):
+                             ("decision_close", "book valued at the decision close"),
+                             ("previous_close_value", "book valued at the previous close, "
+                              "targets priced at the fill (marks not updated first)")):
         if valuation != trusted.valuation:
             switches.append(Switch("sizing_basis", words, (("valuation", valuation),)))
     switches.append(Switch("sizing_basis", "book value refreshed after every order",
@@ -147,6 +149,9 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
                (("booking", "twice_logged"),)),
         Switch("duplicate_fill", "open orders not netted (a waiting order and the next fill)",
                (("netting", not trusted.netting),)),
+        Switch("duplicate_fill", "open orders not netted (every holding sent to 0 before the "
+               "rebalance's targets, both orders filled)",
+               (("netting", False), ("close_first", True))),
         Switch("short_selling", "sells not capped at the position",
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
@@ -242,14 +247,24 @@ def booked_twice_executing(bar: int, timestamp: Any) -> Switch:
                   state="booked_twice_executing", since=bar)
 
 
-def booked_twice_since(bar: int, timestamp: Any, executing: bool = False) -> Switch:
-    """Every fill since `bar` logged once and booked twice: after its batch, or as it
-    executes (the batch's later orders see the cash and positions it booked twice)."""
+def booked_twice_since(bar: int, timestamp: Any, executing: bool = False,
+                       side: str = "all") -> Switch:
+    """Every fill since `bar` (or every sell, or every buy: `side`) logged once and booked
+    twice: after its batch, or as it executes (the batch's later orders see the cash and
+    positions it booked twice)."""
     when = " as it executes" if executing else ""
-    return Switch("duplicate_fill", f"every fill booked twice{when} (logged once) since "
+    what = {"all": "fill", "sells": "sell", "buys": "buy"}[side]
+    sided = (("booked_side", side),) if side != "all" else ()
+    return Switch("duplicate_fill", f"every {what} booked twice{when} (logged once) since "
                   f"{day(timestamp)}",
-                  (("booking", "twice_executing" if executing else "twice_hidden"),),
+                  (("booking", "twice_executing" if executing else "twice_hidden"), *sided),
                   state="booked_twice_since", since=bar)
+
+
+def one_sided(switch: Switch) -> str | None:
+    """The side of the fills a span books twice when it is one side only (sells, buys)."""
+    side = dict(switch.changes).get("booked_side", "all")
+    return None if side == "all" else side
 
 
 def logged_twice_since(bar: int, timestamp: Any) -> Switch:

@@ -116,8 +116,11 @@ class Faults:
 
     @staticmethod
     def book_again(book: Book, fill: Fill, rules: Rules) -> None:
-        """Book a logged fill once more (an engine that books its fills twice)."""
+        """Book a logged fill once more (an engine that books its fills twice, or only its
+        sells or buys: `Rules.booked_side`)."""
         _, asset, quantity, price, fee, _ = fill
+        if rules.booked_side != "all" and (quantity < 0) != (rules.booked_side == "sells"):
+            return
         book.cash = add(book.cash, -quantity * price - (fee if rules.fees_in_cash else 0.0))
         book.move(asset, quantity)
 

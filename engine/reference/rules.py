@@ -18,7 +18,7 @@ from engine.reference.resting import PATHS, STOP_BASES, TRAIL_SOURCES
 POINTS = ("open", "close")
 ROUNDINGS = ("none", "truncate", "floor", "nearest")
 SIZINGS = ("fill", "decision_floor", "decision_truncate")
-VALUATIONS = ("fill_price", "previous_close", "decision_close")
+VALUATIONS = ("fill_price", "previous_close", "decision_close", "previous_close_value")
 SEQUENCES = ("value", "column", "submission", "buys_first")
 CASH_POLICIES = ("shrink", "reject", "allow_negative")
 CASH_CHECKS = ("current", "first_buy", "batch_start", "opening")
@@ -31,6 +31,7 @@ COUNTS = {"once": (1, 1, False), "twice_logged": (2, 2, False), "twice_hidden": 
           "twice_executing": (1, 2, True), "twice_logged_executing": (2, 2, True),
           "logged_twice": (2, 1, False)}
 BOOKINGS = tuple(COUNTS)
+BOOKED_SIDES = ("all", "sells", "buys")  # the fills an extra booking applies to
 LOGGED_TWICE = tuple(name for name, (n, _, _) in COUNTS.items() if n == 2)
 BOOKED_AS_EXECUTED = tuple(name for name, (_, m, e) in COUNTS.items() if m == 2 and e)
 BOOKED_AFTER_BATCH = tuple(name for name, (_, m, e) in COUNTS.items() if m == 2 and not e)
@@ -69,6 +70,8 @@ class Rules:
     # shares backtrader floors, zipline truncates).
     sizing: str = "fill"
     valuation: str = "fill_price"  # the prices a fill-time batch values the book and targets at
+    # ("previous_close_value": the book valued at the previous close, targets priced at the
+    # fill: marks not updated before the batch is sized)
     value_refresh: bool = False  # the book value is re-read after every order of a batch
     held_valuation: str = "last_close"  # a held asset without a bar: last close or last fill price
     fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
@@ -79,6 +82,8 @@ class Rules:
     stale_lag: int = 1  # with position_basis "stale": positions before this many batches ago
     exits_lost: bool = False  # targets of 0 for held assets are never ordered
     netting: bool = True  # a new order replaces (target) or adds to (delta) the open one
+    close_first: bool = False  # a rebalance sends every holding to 0 before its targets (a
+    # no-op when netted; without netting, a held asset has both orders)
     # Order of a batch's executions.
     sequence: str = "value"
     # Cash.
@@ -98,6 +103,7 @@ class Rules:
     booking: str = "once"  # logged n, booked m times (BOOKINGS): "twice_logged" 2/2 and
     # "twice_hidden" 1/2 after the batch; "twice_executing" 1/2 and "twice_logged_executing"
     # 2/2 as each fill executes; "logged_twice" 2/1 (a duplicated row)
+    booked_side: str = "all"  # the fills booked the extra time: all, sells or buys only
     # Resting orders inside a bar (engine/reference/resting.py).
     intrabar_path: str = "nearest"  # "ohlc", "olhc": the order the extremes are reached in;
     # "close": the close alone, each asset's orders there in placement order (zipline)
@@ -132,6 +138,7 @@ class Rules:
                               ("valuation", VALUATIONS), ("sequence", SEQUENCES),
                               ("cash_policy", CASH_POLICIES),
                               ("position_basis", POSITION_BASES), ("booking", BOOKINGS),
+                              ("booked_side", BOOKED_SIDES),
                               ("cash_check", CASH_CHECKS),
                               ("intrabar_path", PATHS), ("stop_base", STOP_BASES),
                               ("trail_source", TRAIL_SOURCES), ("gap_fill", GAP_FILLS)):

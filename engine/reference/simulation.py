@@ -247,8 +247,12 @@ class Simulation(RestingOrders):
             self._size_now(t, rules, [(a, weights.get(a, 0.0) * equity) for a in ordered],
                            held, known)
         else:
+            if rules.close_first:
+                for asset in sorted(book.positions):
+                    self._submit(t, rules, asset, "target_percent", 0.0)
             for asset in ordered:
-                self._submit(t, rules, asset, "target_percent", weights.get(asset, 0.0))
+                if not (rules.close_first and asset in held and weights.get(asset, 0.0) == 0.0):
+                    self._submit(t, rules, asset, "target_percent", weights.get(asset, 0.0))
 
     def _size_now(self, t: int, rules: Rules, targets: list[tuple[str, float]],
                   held: dict[str, float], known: int) -> None:
@@ -342,6 +346,9 @@ class Simulation(RestingOrders):
         exec_prices = self.faults.prices(fill_prices)
         prices = self._valuation(t, rules, point, due, fill_prices)
         value = book.value(prices)
+        if rules.valuation == "previous_close_value":  # targets priced at the fill
+            prices = self._valuation(t, rules.with_(valuation="fill_price"), point, due,
+                                     fill_prices)
         sizing = self.faults.sizing_positions(book, rules, target=False)
         requests = []
         for order in due:
@@ -376,7 +383,7 @@ class Simulation(RestingOrders):
                       for a in book.positions}
             prices.update(fill_prices)
             return prices
-        bar = t - 1 if rules.valuation == "previous_close" else max(o.created for o in due)
+        bar = max(o.created for o in due) if rules.valuation == "decision_close" else t - 1
         prices = {a: last(bar, a, CLOSE) for a in book.positions}
         for order in due:
             close = last(bar, order.asset, CLOSE)
