@@ -107,15 +107,27 @@ class Diagnosis:
 
 def verdicts_of(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
               ) -> tuple[dict[int, BarVerdict], dict[int, Hypothesis]]:
-    """Per bar, the alive hypothesis that held the longest (the simplest on ties)."""
+    """Per bar, the alive hypothesis that held the longest; on ties, the one whose switches
+    hold again at bars after it died (one cause that comes back beats a second cause for
+    one of its spans), then the simplest."""
     verdicts: dict[int, BarVerdict] = {}
     chosen_at: dict[int, Hypothesis] = {}
     previous: Hypothesis | None = None
     born: set[int] = set()
+    held: dict = {}  # each switch → the bars some hypothesis alive there holds it
+    for t, (alive, _, _) in states.items():
+        for switch in {s for h in alive for s in h.switches}:
+            held.setdefault(switch, []).append(t)
+
+    def support(h: Hypothesis) -> int:
+        if h.died is None:
+            return 0
+        return sum(1 for s in h.switches for t in held.get(s, ()) if t > h.died)
+
     for t in sorted(states):
         alive, missed, unexplained = states[t]
-        chosen = max(alive, key=lambda h: (h.died is None, h.died or 0, -alive.index(h)),
-                     default=None)
+        chosen = max(alive, key=lambda h: (h.died is None, h.died or 0, support(h),
+                                           -alive.index(h)), default=None)
         switches = chosen.switches if chosen else frozenset()
         refuted = frozenset()
         if previous is not None and previous.died == t:
