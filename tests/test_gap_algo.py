@@ -192,15 +192,26 @@ PAIRS = {
 }
 CASES = {**SINGLES, **PAIRS}
 
-# Cases the analysis still gets wrong (market, case): left out of the passing tests and
-# listed by bench/gap_algo.py with what the analysis says.
-FAILING: set[tuple[str, str]] = set()
+# Cases the analysis still gets wrong, (market, case, with the weights): left out of the
+# passing tests; bench/gap_algo.py lists them with what the analysis says.
+FAILING: set[tuple[str, str, bool]] = {
+    (market, case, with_weights) for with_weights in (True, False) for market, case in (
+        # the book valued at each position's average cost: no valuation of the vocabulary
+        ("tight", "cost_value from start"), ("tight", "cost_value from mid"),
+        ("spare", "cost_value from start"), ("spare", "cost_value from mid"),
+        ("tight", "a take-profit, then value from cost basis"),
+        ("spare", "a take-profit, then value from cost basis"),
+        # one exit at the next open, the other inside a rebalance: no rule is fitted on one
+        ("tight", "trailing_stop from mid"),
+        # exits sized from a stale cache close part of a position: no rule fits them all
+        ("tight", "a time exit beside a cache refreshed every other batch"),
+    )}
 
 
 def passing(with_weights: bool = True) -> list:
-    return [pytest.param(m, c, id=f"{m}: {c}", marks=[] if c in SINGLES and m == "tight"
-                         else [pytest.mark.slow])
-            for m in MARKETS for c in CASES if (m, c) not in FAILING]
+    return [pytest.param(m, c, id=f"{m}: {c}", marks=[] if c.endswith("from start")
+                         and m == "tight" and with_weights else [pytest.mark.slow])
+            for m in MARKETS for c in CASES if (m, c, with_weights) not in FAILING]
 
 
 # The engine itself
@@ -247,3 +258,44 @@ def test_without_weights_the_same_faults_are_named(market, case):
     faults = planted(MARKETS[market], CASES[case])
     analysis = analyzed(MARKETS[market], faults, with_weights=False)
     assert problems(MARKETS[market], faults, analysis) == [], headline(analysis.summary)
+
+
+# Its log as zipline writes transactions, through the command line
+
+
+def transactions_log(frame: pl.DataFrame) -> pl.DataFrame:
+    """The engine's fills as a zipline-like transactions table: `dt` with a market-open
+    time of day, `sid`, signed `amount`, `price`, `commission`, an `order_id`."""
+    return frame.select(
+        pl.col("timestamp").dt.strftime("%Y-%m-%d 14:31:00").alias("dt"),
+        pl.col("asset").alias("sid"), pl.col("quantity").alias("amount"), "price",
+        pl.col("fee").alias("commission"),
+        pl.format("o{}", pl.int_range(pl.len())).alias("order_id"))
+
+
+@pytest.mark.slow
+def test_a_transactions_log_is_diagnosed_through_the_command_line(tmp_path):
+    """`tradegap explain` reads the log with `--columns` and says what the same fills in
+    our own format say: the sells booked twice from mid-run, at the same onset."""
+    import json
+    import subprocess
+    import sys
+
+    faults = planted(TIGHT, SINGLES["sell_twice from mid"])
+    prices(TIGHT).write_parquet(tmp_path / "prices.parquet")
+    weights(TIGHT).write_parquet(tmp_path / "weights.parquet")
+    transactions_log(fills(TIGHT, faults)).write_csv(tmp_path / "b.csv")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "explain", "--fills", str(tmp_path / "b.csv"),
+         "--prices", str(tmp_path / "prices.parquet"),
+         "--weights", str(tmp_path / "weights.parquet"), "--cash", str(CASH),
+         "--profile", "tradegap", "--fees", str(FEES),
+         "--columns", "timestamp=dt,asset=sid,quantity=amount,price=price,fee=commission,"
+         "order=order_id", "--out", str(tmp_path / "gap")],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "gap" / "gap_summary.json").read_text())
+    direct = analyzed(TIGHT, faults).summary
+    assert summary["verdict"] == direct["verdict"] == "explained"
+    assert [(f["cause"], f["what"], f["onset"][:10]) for f in summary["faults"]] == [
+        (f["cause"], f["what"], str(f["onset"])[:10]) for f in direct["faults"]]
