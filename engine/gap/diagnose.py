@@ -100,6 +100,7 @@ class Diagnoser(Search):
                                lambda t: observed.rules_at(t)["point"])
         self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
         self._warm_starts: dict[frozenset, tuple] = {}  # a search's warm-ups (`warmed`)
+        self._own_entries: tuple = (None, None)  # the last own book's entries (`entries_at`)
 
     # Rules and books
 
@@ -243,7 +244,14 @@ class Diagnoser(Search):
         if not self.exits:
             return None
         believed = self.believed(switches, own.bar) if book is not None else None
-        positions = book.positions if believed is not None else own.positions
+        if believed is None:  # the side's own: the same for every hypothesis at the bar
+            if self._own_entries[0] is not own:
+                self._own_entries = (own, self._entries(own, own.positions, None))
+            return self._own_entries[1]
+        return self._entries(own, book.positions, believed)
+
+    def _entries(self, own: OwnBook, positions: dict[str, float], believed: Entries | None
+                 ) -> list[Entry] | None:
         if not positions:
             return None
         out = []

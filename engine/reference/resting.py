@@ -55,7 +55,7 @@ TRAIL_MODES = ("percent", "absolute")
 TIME_EXIT, OPEN_PHASE, FIRST, SECOND, AT_CLOSE, CLOSE_EXIT = -1, 0, 1, 2, 3, 4
 
 
-@dataclass
+@dataclass(slots=True)
 class Resting:
     """One resting order. `quantity` is signed shares (None: the whole position, a rule's
     exit); `live_from` is the first bar it is tried at (None: a bracket child whose parent
@@ -158,35 +158,38 @@ def path_of(bar: tuple, intrabar_path: str) -> tuple[int, int]:
     return (FIRST, SECOND) if high_first else (SECOND, FIRST)
 
 
-def _stop(buy: bool, level: float, bar: tuple, high_phase: int, low_phase: int,
+def _stop(buy: bool, level: float, bar: tuple, intrabar_path: str,
           at_level: bool = False) -> tuple[int, float] | None:
+    """A stop at `level`: at the open if it gapped past, else at the extreme that reaches
+    it (its phase on the path, read only then)."""
     o, h, low = bar[OPEN], bar[HIGH], bar[LOW]
     if buy:
         if o >= level:
             return OPEN_PHASE, level if at_level else o
         if h >= level:
-            return high_phase, level
+            return path_of(bar, intrabar_path)[0], level
         return None
     if o <= level:
         return OPEN_PHASE, level if at_level else o
     if low <= level:
-        return low_phase, level
+        return path_of(bar, intrabar_path)[1], level
     return None
 
 
-def _limit(buy: bool, price: float, bar: tuple, high_phase: int, low_phase: int,
+def _limit(buy: bool, price: float, bar: tuple, intrabar_path: str,
            at_level: bool = False) -> tuple[int, float] | None:
+    """A limit at `price`, as `_stop` with the sides turned."""
     o, h, low = bar[OPEN], bar[HIGH], bar[LOW]
     if buy:
         if o <= price:
             return OPEN_PHASE, price if at_level else o
         if low <= price:
-            return low_phase, price
+            return path_of(bar, intrabar_path)[1], price
         return None
     if o >= price:
         return OPEN_PHASE, price if at_level else o
     if h >= price:
-        return high_phase, price
+        return path_of(bar, intrabar_path)[0], price
     return None
 
 
@@ -207,21 +210,19 @@ def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: s
     """
     if order.type == "market":  # a time exit, at the fill point of market orders
         return (CLOSE_EXIT, bar[CLOSE], True) if at_close else (TIME_EXIT, bar[OPEN], True)
-    high_phase, low_phase = path_of(bar, intrabar_path)
     if bar_ticks:
-        return _on_ticks(order, bar, buy, high_phase)
+        return _on_ticks(order, bar, buy, path_of(bar, intrabar_path)[0])
     at_level = gap_fill == "level"
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
-        hit = _limit(buy, order.limit, bar, high_phase, low_phase,
-                     at_level and order.type == "limit")
+        hit = _limit(buy, order.limit, bar, intrabar_path, at_level and order.type == "limit")
         return None if hit is None else (*hit, False)
     if order.type == "stop":
-        hit = _stop(buy, order.stop, bar, high_phase, low_phase, at_level)
+        hit = _stop(buy, order.stop, bar, intrabar_path, at_level)
         return None if hit is None else (*hit, True)
     if order.type == "trailing_stop":
-        hit = _stop(buy, order.trailing_level(buy), bar, high_phase, low_phase, at_level)
+        hit = _stop(buy, order.trailing_level(buy), bar, intrabar_path, at_level)
         return None if hit is None else (*hit, True)
-    return _stop_limit(order, bar, buy, high_phase, low_phase)
+    return _stop_limit(order, bar, buy, *path_of(bar, intrabar_path), intrabar_path)
 
 
 def _on_ticks(order: Resting, bar: tuple, buy: bool, high_phase: int
@@ -268,8 +269,8 @@ def _on_ticks(order: Resting, bar: tuple, buy: bool, high_phase: int
     return None
 
 
-def _stop_limit(order: Resting, bar: tuple, buy: bool, high_phase: int, low_phase: int
-                ) -> tuple[int, float, bool] | None:
+def _stop_limit(order: Resting, bar: tuple, buy: bool, high_phase: int, low_phase: int,
+                intrabar_path: str) -> tuple[int, float, bool] | None:
     """A stop-limit: at a gap, a limit from the open; triggered inside the bar, a fill at
     the trigger if it satisfies the limit, else at the limit if the rest of the path
     reaches it, else it rests as a limit."""
@@ -278,7 +279,7 @@ def _stop_limit(order: Resting, bar: tuple, buy: bool, high_phase: int, low_phas
     gapped = o >= stop if buy else o <= stop
     if gapped:
         order.triggered = True
-        hit = _limit(buy, limit, bar, high_phase, low_phase)
+        hit = _limit(buy, limit, bar, intrabar_path)
         return None if hit is None else (*hit, False)
     reached = h >= stop if buy else low <= stop
     if not reached:

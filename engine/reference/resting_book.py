@@ -37,6 +37,39 @@ class RestingOrders:
         self._children: dict[int, list[Resting]] = {}  # market order id → its bracket children
         self._absorbed: dict[int, int] = {}  # merged market order id → the order absorbing it
         self._table_ids: dict = {}  # an order table's `id` → our order id
+        self._index_resting()
+        self._parent_ids: set[int] = set()  # every order some bracket child follows
+
+    def _index_resting(self) -> None:
+        """`resting` by asset and by OCO group, in its order (what a fill looks up)."""
+        self._by_asset: dict[str, list[Resting]] = {}
+        self._by_group: dict = {}
+        self._trailing = self._expiring = False  # whether any is a trailing stop, any expires
+        for order in self.resting:
+            self._index(order)
+
+    def _add_resting(self, order: Resting) -> None:
+        self.resting.append(order)
+        self._index(order)
+
+    def _index(self, order: Resting) -> None:
+        self._by_asset.setdefault(order.asset, []).append(order)
+        if order.group is not None:
+            self._by_group.setdefault(order.group, []).append(order)
+        if order.type == "trailing_stop":
+            self._trailing = True
+        if order.last_bar is not None:
+            self._expiring = True
+
+    def _unindex(self, closed: list[Resting]) -> None:
+        """Take orders no longer open out of the indexes of `resting`."""
+        for index, key in [(self._by_asset, o.asset) for o in closed] + [
+                (self._by_group, o.group) for o in closed if o.group is not None]:
+            kept = [o for o in index.get(key, ()) if o.status == "open"]
+            if kept:
+                index[key] = kept
+            else:
+                index.pop(key, None)
 
     # Placing: order-table rows and bracket children
 
@@ -79,7 +112,7 @@ class RestingOrders:
                 self.rejections.append((t, asset, broken))
                 return
         if order.status == "open":
-            self.resting.append(order)
+            self._add_resting(order)
 
     @staticmethod
     def _level(price: float | None, prefer_down: bool, rules: Rules) -> float | None:
@@ -97,6 +130,7 @@ class RestingOrders:
         order has filled (in part or in full), and is cancelled if it ended unfilled."""
         child.parent = parent_id
         child.group = ("bracket", parent_id)
+        self._parent_ids.add(parent_id)
         child.live_from = None
         carrier = parent_id
         while carrier in self._absorbed:
@@ -132,8 +166,9 @@ class RestingOrders:
         row = self.bars.rows[t]
         book = self.book
         live = [o for o in self.resting if o.status == "open" and o.live_from is not None
-                and o.live_from <= t and o.asset in row
-                and (o.id < market_ids.get(o.asset, math.inf)) == before]
+                and o.live_from <= t and o.asset in row]
+        if market_ids:
+            live = [o for o in live if (o.id < market_ids.get(o.asset, math.inf)) == before]
         sides = {o.id: o.is_buy(book.positions.get(o.asset, 0.0)) for o in live}
         if rules.intrabar_path == "close":
             self._rest_at_close(t, rules, live, sides)
@@ -142,16 +177,19 @@ class RestingOrders:
         if before and market_ids:
             return
         source = "close" if rules.intrabar_path == "close" else rules.trail_source
-        for order in self.resting:
+        for order in self.resting if self._trailing else ():
             if (order.status == "open" and order.type == "trailing_stop"
                     and order.live_from is not None and order.live_from <= t
                     and order.asset in row):
                 side = order.is_buy(book.positions.get(order.asset, 0.0))
                 order.follow(row[order.asset], sides.get(order.id, side), source)
-        for order in self.resting:
+        for order in self.resting if self._expiring else ():
             if order.status == "open" and order.last_bar is not None and order.last_bar <= t:
                 self._settle(order, t, "expired", None)
-        self.resting = [o for o in self.resting if o.status == "open"]
+        closed = [o for o in self.resting if o.status != "open"]
+        if closed:
+            self.resting = [o for o in self.resting if o.status == "open"]
+            self._unindex(closed)
 
     def _rest_at_close(self, t: int, rules: Rules, live: list[Resting], sides: dict) -> None:
         """The `close` path: every order is checked at the close (`at_close`) and fills
@@ -289,12 +327,11 @@ class RestingOrders:
         else:
             self._settle(order, t, "filled", reason or rule, quantity)
         if order.group is not None:
-            for other in self.resting:
-                if other.group == order.group and other.status == "open" and other is not order:
+            for other in self._by_group.get(order.group, ()):
+                if other.status == "open" and other is not order:
                     self._settle(other, t, "cancelled", "oco")
-        for child in self.resting:
-            if child.parent == order.id and child.status == "open" and child.live_from is None:
-                self._arm(child, t, adjusted, bar, rules.stop_base)
+        for child in self._waiting_children(order.id):
+            self._arm(child, t, adjusted, bar, rules.stop_base)
         self._after_fill(t, rules, order.asset, position, adjusted, order.id,
                          closes_by_target=False)
 
@@ -310,8 +347,8 @@ class RestingOrders:
                 self._arm(child, t, price, bar, rules.stop_base)
         after = self.book.positions.get(asset, 0.0)
         if after == 0.0 or before * after < 0.0:  # closed, or reversed
-            for order in self.resting:
-                if order.asset == asset and order.status == "open" and (
+            for order in self._by_asset.get(asset, ()):
+                if order.status == "open" and (
                         (closes_by_target and after == 0.0) or order.close_position):
                     self._settle(order, t, "cancelled", "position_closed")
         if after != 0.0 and before * after <= 0.0 and rules.position_rules:
@@ -343,7 +380,7 @@ class RestingOrders:
                 else t + (0 if rules.entry_bar_check else 1)
             order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
                             live_from=live, group=group, trigger=rule, **fields)
-            self.resting.append(order)
+            self._add_resting(order)
             self.resting_orders[order_id] = order
             self.triggers[order_id] = rule
             self.journal.opened(order_id, t, asset, kind, -position, rule)
@@ -355,7 +392,12 @@ class RestingOrders:
         order.status, order.reason = status, reason
         self.journal.settled(order.id, t, status, reason, quantity)
         if status != "filled":
-            for child in self.resting:
-                if (child.parent == order.id and child.status == "open"
-                        and child.live_from is None):
-                    self._settle(child, t, "cancelled", "cancelled")
+            for child in self._waiting_children(order.id):
+                self._settle(child, t, "cancelled", "cancelled")
+
+    def _waiting_children(self, order_id: int) -> list[Resting]:
+        """The open bracket children of a resting order that wait for it to fill."""
+        if order_id not in self._parent_ids:
+            return []
+        return [child for child in self.resting if child.parent == order_id
+                and child.status == "open" and child.live_from is None]

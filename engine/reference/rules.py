@@ -170,7 +170,23 @@ class Rules:
         return self.sizing != "fill"
 
     def with_(self, **changes: Any) -> Rules:
-        return replace(self, **changes)
+        """These rules with `changes`; the same changes of the same rules give back the
+        object made the first time (rules are values, and replays ask for the same
+        variants bar after bar)."""
+        if not changes:
+            return self
+        derived = self.__dict__.get("_derived")
+        if derived is None:
+            derived = {}
+            object.__setattr__(self, "_derived", derived)
+        key = tuple(sorted(changes.items()))
+        try:
+            found = derived.get(key)
+        except TypeError:  # an unhashable value: made afresh
+            return replace(self, **changes)
+        if found is None:
+            found = derived[key] = replace(self, **changes)
+        return found
 
     def differences(self, other: Rules) -> list[str]:
         """Names of the fields whose values differ, in declaration order."""

@@ -27,6 +27,7 @@ its fills (a `Journal` for a run's result; `Unrecorded` for a replay).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -41,6 +42,8 @@ from engine.reference.resting_book import RestingOrders
 from engine.reference.rules import Rules
 
 __all__ = ["Book", "Fill", "Overrides", "Place", "Simulation"]
+
+_SHARED = ("bars", "decisions", "rules_at")  # what a snapshot leaves to the run it is given to
 
 
 class Simulation(RestingOrders):
@@ -156,6 +159,7 @@ class Simulation(RestingOrders):
         self.faults.overrides = {}
         if self.resting or self.resting_orders or self._children:
             self.resting, self.resting_orders, self.triggers, self._children = [], {}, {}, {}
+            self._index_resting()
 
     def arm_exits(self, rules: Rules, entries: list[tuple[str, int, float]],
                   first_id: int) -> None:
@@ -168,6 +172,22 @@ class Simulation(RestingOrders):
             if position:
                 self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
         self._next_id = saved
+
+    def snapshot(self) -> dict:
+        """Everything the run holds after the bars stepped so far, copied, for `restore`: a
+        replay that departs from this one only at a later bar resumes from here."""
+        state = {k: v for k, v in vars(self).items() if k not in _SHARED and k != "fills"}
+        return {"fills": list(self.fills), **copy.deepcopy(state, self._memo())}
+
+    def restore(self, snapshot: dict) -> None:
+        """Continue from a `snapshot` (of a run over the same bars and decisions, under
+        rules that agree with this run's up to the bar it was taken at)."""
+        state = {k: v for k, v in snapshot.items() if k != "fills"}
+        vars(self).update(copy.deepcopy(state, self._memo()))
+        self.fills = list(snapshot["fills"])
+
+    def _memo(self) -> dict:
+        return {id(self.bars): self.bars, id(self.decisions): self.decisions}
 
     def try_resting(self, t: int, rules: Rules) -> list[Fill]:
         """Only the resting orders of bar `t` (the exits armed); returns their fills."""
