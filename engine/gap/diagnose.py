@@ -349,8 +349,7 @@ class Diagnoser(Search):
             recent.append((own, base.state()))
             self.advance_actual(base, own)
             states[own.bar] = ([], False, frozenset())
-        start = self.fit_start(base.state())
-        alive: list[Hypothesis] = [Hypothesis(start, *base.state())] if start else []
+        alive = [Hypothesis(start, *base.state()) for start in self.fit_start(base.state())]
         remaining = self.books[self.same_until:]
         for own in progress(remaining, total=len(remaining), what="bars diagnosed",
                             unit="bar"):
@@ -413,7 +412,7 @@ class Diagnoser(Search):
                 labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = verdicts_of(states)
-        diagnosis.consequences = consequences(diagnosis.verdicts)
+        diagnosis.consequences = consequences(diagnosis.verdicts, self.trusted)
         if diagnosis.undecided:
             diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
                                                  self.bars, self.long_of(beliefs),

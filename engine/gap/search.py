@@ -145,8 +145,10 @@ class Search:
         self._failures += 1
         return [], best[2], best[1]
 
-    def fit_start(self, state: tuple) -> frozenset[Switch]:
-        """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
+    def fit_start(self, state: tuple) -> list[frozenset[Switch]]:
+        """The sets of switches the side's first `START_WINDOW` fill bars follow (its own
+        rules): the best one, and the others of its size that score as well (the first bars
+        cannot tell them apart, so each stays alive until a later bar refutes it).
 
         A beam search over sets of switches, scored by the fill bars they reproduce (then
         by how far they are off on the others): each level adds one switch, or the
@@ -156,7 +158,7 @@ class Search:
         """
         fills = [b for b in self.fill_bars if b >= self.same_until][:START_WINDOW]
         if not fills:
-            return frozenset()
+            return []
         window = self.books[self.same_until: fills[-1] + 1]
         self._start_state = state
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
@@ -194,15 +196,21 @@ class Search:
             if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
                 best = frontier[0]
         if scores[best][0] <= scores[frozenset()][0]:
-            return frozenset()
-        for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
-            lighter = best - {switch}
-            if lighter not in scores or lighter in cut:
-                cut.discard(lighter)
-                scores[lighter] = self.reproduced(lighter, window)
-            if scores[lighter][0] >= scores[best][0]:
-                best = lighter
-        return best
+            return []
+        tied = [c for c in scores if c not in cut and len(c) == len(best)
+                and scores[c] == scores[best]]
+        out: list[frozenset[Switch]] = []
+        for chosen in sorted(tied, key=lambda c: c != best):
+            for switch in sorted(chosen, key=lambda s: s.words):  # keep only what is needed
+                lighter = chosen - {switch}
+                if lighter not in scores or lighter in cut:
+                    cut.discard(lighter)
+                    scores[lighter] = self.reproduced(lighter, window)
+                if scores[lighter][0] >= scores[chosen][0]:
+                    chosen = lighter
+            if chosen and chosen not in out:
+                out.append(chosen)
+        return out[:MAX_ALIVE]
 
     def first_missed(self, window: list[OwnBook]) -> int | None:
         """The first bar of `window` the trusted rules do not reproduce from the own book."""
