@@ -34,6 +34,10 @@ CASES = {
     "whole targets ordered, then positions read from a cache one batch late": (
         Market(30, 157, 1750998585, 4, 5, 1.0, 0.002),
         (Bug("whole_target", 0), Bug("late_cache", 31, 1))),
+    "a stale cash check beside a position cache one batch late, then a double dispatch": (
+        Market(60, 200, 3, 6, 21, 1.0, 0.001),
+        (Bug("late_cache", 0, 1), Bug("stale_cash", 0, "first_buy"),
+         Bug("double_dispatch", 120, "as_executed"))),
 }
 
 
@@ -60,12 +64,29 @@ def test_the_risk_managers_rule_is_fitted_with_its_level_and_base():
         "stop-loss A does not have"]
 
 
+def test_a_stale_cash_check_is_one_fault_from_its_first_bar():
+    """The first batches cannot tell a check against the batch's first balance from a
+    check against the opening balance; the first bar that parts them names the stale
+    balance, from the first bar it changed (one fault, one span, never a looser policy)."""
+    market, bugs = CASES["a stale cash check beside a position cache one batch late, then "
+                         "a double dispatch"]
+    prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
+    drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))
+    cash = [f for f in analyze_drawn(drawn).summary["faults"] if f["cause"] == "cash_limit"]
+    stale = next(p for p in drawn.planted if p.bug.name == "stale_cash")
+    assert [(f["what"], f["onset"], len(f["spans"])) for f in cash] == [
+        ("each buy checked against the cash at the batch's first buy",
+         prices["timestamp"].unique().sort()[stale.first_changed], 1)]
+
+
 CONTROLS = {
     "the first buy of every batch lost from the middle of the run": (
         Market(17, 123, 1044107025, 5, 21, 1.0, 0.001), (Bug("lost_order", 63, 1),)),
     "the first buy of every batch lost late, beside a cash check that leaves no trace": (
         Market(28, 192, 1730906223, 7, 21, 1.0, 0.0),
         (Bug("stale_cash", 0, "first_buy"), Bug("lost_order", 147, 1))),
+    "the second of two or three buys lost late, a rejected last buy at most batches": (
+        Market(28, 199, 1124844132, 3, 3, 1.0, 0.001), (Bug("lost_order", 162, 2),)),
 }
 
 
@@ -80,3 +101,28 @@ def test_a_lost_order_is_unexplained_and_no_coincidence_is_named(name):
     judgement = judge(drawn, analyze_drawn(drawn))
     assert judgement.verdict == "unexplained"
     assert judgement.named == [], judgement.problems
+
+
+BESIDE = {
+    "a lost third buy, then a position cache two batches late": (
+        Market(16, 147, 1425602879, 4, 21, 1.0, 0.0),
+        (Bug("late_cache", 84, 2), Bug("lost_order", 63, 3))),
+    "a lost third buy from the start, then orders filled at the decision's close": (
+        Market(24, 142, 1216489136, 4, 5, 1.0, 0.001),
+        (Bug("wrong_bar", 126, 0), Bug("lost_order", 0, 3))),
+}
+
+
+@pytest.mark.parametrize("name", list(BESIDE))
+def test_a_lost_order_beside_a_real_fault_names_only_the_real_fault(name):
+    """A cash check that fits the lost buys where they happened to be the batch's last
+    (a buy the side dropped although it fit its cash shows elsewhere, or the trusted
+    shrink shows between its bars) is a coincidence: only the planted fault in the
+    vocabulary is named, at its onset, and the lost buys stay unexplained."""
+    market, bugs = BESIDE[name]
+    prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
+    drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.right, f"{judgement.draw}: {judgement.problems}"
+    assert judgement.verdict == "unexplained"
+    assert judgement.named == judgement.expected

@@ -87,6 +87,7 @@ class Diagnoser(Search):
         self._first: tuple[int, tuple] = (-1, ())  # a bar's exits booked before its batch
         self._within: tuple[int, frozenset[str]] = (-1, frozenset())  # or in it, replacing
         # the decision's order of their assets (a risk manager with the last word)
+        self.dropped: set[int] = set()  # bars nothing explains that dropped a buy that fit
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -345,6 +346,7 @@ class Diagnoser(Search):
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
         beliefs: dict[tuple[int, str], Entries | None] = {}  # an exit's belief
+        earliers: dict[int, tuple] = {}  # bar → its book and the bars before (replays)
         for own in self.books[: self.same_until]:  # as the other side did: nothing to tell
             recent.append((own, base.state()))
             self.advance_actual(base, own)
@@ -405,13 +407,18 @@ class Diagnoser(Search):
                     unexplained = frozenset(best_missed)
                     if best is not None:
                         survivors = [best]
+                    if self.dropped_buys(own, base_state, self._last_guess[0], actual,
+                                         missed):
+                        self.dropped.add(t)
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
                 self.record_trusted(diagnosis, own, base_state, predicted)
                 labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
+            earliers[t] = (own, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = verdicts_of(states)
+        diagnosis.verdicts = self.backdated(diagnosis.verdicts, earliers)
         diagnosis.consequences = consequences(diagnosis.verdicts, self.trusted)
         if diagnosis.undecided:
             diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
@@ -426,7 +433,7 @@ class Diagnoser(Search):
         for t, (own, before, earlier) in labels.items():
             hypothesis = chosen.get(t)
             if hypothesis is not None and id(hypothesis) in before:
-                self.record_needed(diagnosis, own, hypothesis.switches, earlier)
+                self.record_needed(diagnosis, own, diagnosis.verdicts[t].switches, earlier)
         while True:  # a bar made unexplained may leave another switch weak
             verdicts = self.without_weak(diagnosis)
             if verdicts is diagnosis.verdicts:
@@ -563,36 +570,125 @@ class Diagnoser(Search):
             return [e for e in found if e is not None]
         return entry_of
 
+    def backdated(self, verdicts: dict[int, BarVerdict], earliers: dict[int, tuple]
+                  ) -> dict[int, BarVerdict]:
+        """One rule from its first bar: where a rule switch replaced another that sets the
+        same fields (a cash check for another cash check) after bars that could not tell
+        them apart, and the replacement reproduces every bar of the one it replaced and
+        of the bars between, it was the side's rule from the first one's first bar (one
+        fault at its onset, not two)."""
+        out = dict(verdicts)
+        order = sorted(out)
+        first: dict[Switch, int] = {}
+        for t in order:
+            for switch in out[t].switches:
+                if not switch.state and out[t].evidenced and not out[t].unexplained:
+                    first.setdefault(switch, t)
+        for later, since in sorted(first.items(), key=lambda item: item[1]):
+            for replaced, start in sorted(first.items(), key=lambda item: item[1]):
+                if start >= since or replaced.cause != later.cause \
+                        or not replaced.fields & later.fields \
+                        or replaced in out[since].switches:
+                    continue
+                span = [t for t in order if start <= t < since]
+                swapped = {t: frozenset(s for s in out[t].switches if s != replaced
+                                        and not s.fields & later.fields) | {later}
+                           for t in span}
+                if all(out[t].unexplained or self._reproduces(earliers[t], swapped[t])
+                       for t in span if t in earliers):
+                    for t in span:
+                        v = out[t]
+                        out[t] = BarVerdict(t, swapped[t], v.evidenced, v.unexplained,
+                                            v.refuted - {replaced}, v.partial)
+                    first[later] = start
+        return out
+
+    def _reproduces(self, earlier: tuple, switches: frozenset[Switch]) -> bool:
+        """Whether `switches` reproduce the side's bar from its book (`earlier`: the bar's
+        book and the bars before it, whose orders it queues)."""
+        own, recent = earlier
+        actual = self.log.by_bar.get(own.bar, {})
+        probe = Hypothesis(switches, *(recent[0][1] if recent else ({}, (), (), -1)))
+        for before, _ in recent:
+            self.advance_actual(probe, before)
+        guess, _ = self.predict(own, probe)
+        return not self.mismatches(guess, actual)
+
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
-        """A rule switch or a one-off event (a batch booked twice) that explains at most
-        `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains, is a
-        coincidence of an engine the vocabulary does not describe (a lost order that a
-        stricter cash check, or a batch booked twice, happens to fit): its bars are
-        unexplained."""
+        """Rule switches that are coincidences of an engine the vocabulary does not
+        describe (a lost order that a stricter cash check, or a batch booked twice, happens
+        to fit), once the side has bars nothing explains: their bars are unexplained where
+        they were needed. A coincidence is
+        - a rule switch or a one-off event (a batch booked twice) that explains at most
+          `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains;
+        - a rule switch that comes and goes: refuted at a bar the trusted rules reproduce
+          exactly, after a bar it explained, and needed again later (an engine's rule
+          does not stop and start; the bar shows the trusted rule acting where it would
+          have acted);
+        - a cash check within `PERSIST` fill bars of a bar where the side dropped a buy
+          that fit its own cash (a buy the trusted rules fill in full from its book): the
+          side drops buys for another reason, which the check fits only where the buy
+          dropped happened not to fit."""
         verdicts = diagnosis.verdicts
         lost = sorted(t for t, v in verdicts.items() if v.unexplained)
         if not lost:
             return verdicts
         spans: dict[Switch, list[int]] = {}
-        for t, verdict in verdicts.items():
+        for t, verdict in sorted(verdicts.items()):
             for switch in verdict.switches:
                 if (not switch.state or switch.state in ONE_OFF) \
                         and diagnosis.touched(switch, t):
                     spans.setdefault(switch, []).append(t)
-        rank = [bisect_left(self.fill_bars, u) for u in lost]
-        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
-            any(abs(bisect_left(self.fill_bars, t) - r) <= PERSIST for r in rank)
-            for t in bars)}
+
+        def near(t: int, bars: list[int]) -> bool:
+            rank = bisect_left(self.fill_bars, t)
+            return any(abs(bisect_left(self.fill_bars, u) - rank) <= PERSIST for u in bars)
+
+        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK
+                and all(near(t, lost) for t in bars)}
+        refuted = [(t, v.refuted) for t, v in sorted(verdicts.items()) if v.refuted
+                   and not v.evidenced and not v.unexplained and self.log.by_bar.get(t)]
+        weak |= {switch for switch, bars in spans.items() if not switch.state and any(
+            switch in gone and bars[0] < t < bars[-1] for t, gone in refuted)}
+        dropped = sorted(self.dropped)
+        weak |= {switch for switch, bars in spans.items() if switch.cause == "cash_limit"
+                 and not switch.state and any(near(t, dropped) for t in bars)}
         if not weak:
             return verdicts
         out = dict(verdicts)
         for switch in weak:
             for t in spans[switch]:
-                verdict = out[t]
-                out[t] = BarVerdict(t, verdict.switches - {switch}, verdict.evidenced,
-                                    frozenset(self.log.by_bar.get(t) or self.bars.rows[t]),
-                                    verdict.refuted)
+                out[t] = self._taken_out(diagnosis, out[t], switch)
         return out
+
+    def _taken_out(self, diagnosis: Diagnosis, verdict: BarVerdict, switch: Switch
+                   ) -> BarVerdict:
+        """Bar `verdict.bar`'s verdict with a coincidence taken out: unexplained at the fills
+        that differ without it (the other switches still reproduce the rest), or at every
+        fill when that was not worked out."""
+        t = verdict.bar
+        everything = frozenset(self.log.by_bar.get(t) or self.bars.rows[t])
+        without = diagnosis.left_out(t).get(switch)
+        kept = verdict.switches - {switch}
+        if without is None or not kept:
+            return BarVerdict(t, kept, verdict.evidenced, everything, verdict.refuted)
+        self._excused_now = self.excused.get(t, set())
+        wrong = frozenset(self.mismatches(without, self.log.by_bar.get(t, {})))
+        return BarVerdict(t, kept, verdict.evidenced, (wrong | verdict.unexplained)
+                          or everything, verdict.refuted, partial=bool(wrong))
+
+    def dropped_buys(self, own: OwnBook, base_state: tuple, predicted: dict[str, Key],
+                     actual: dict[str, Key], missed: set[str]) -> set[str]:
+        """The buys the side's log lacks at a bar nothing explains that the trusted rules
+        fill in full from its book (the same without any cash check): buys that fit."""
+        buys = {a for a in missed if a not in actual and predicted.get(a, (0.0,))[0] > 0}
+        if not buys:
+            return set()
+        t = own.bar
+        loose = self.rules_at(t, frozenset()).with_(cash_policy="allow_negative")
+        free, _ = self.predict(own, Hypothesis(frozenset(), *base_state), rules=loose)
+        return {a for a in buys if a in free
+                and self.tolerance.same(free[a][0], predicted[a][0])}
 
     def size_at_model_price(self, own: OwnBook, base_state: tuple, actual: dict[str, Key],
                             sized: tuple) -> tuple:

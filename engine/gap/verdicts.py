@@ -57,7 +57,9 @@ class BarVerdict:
     `switches` are the hidden switches in force (empty: the trusted rules with the side's
     visible fields reproduce it); `evidenced` says the trusted rules alone did not;
     `unexplained` lists the assets no hypothesis reproduces; `refuted` the switches a
-    failure ended at this bar.
+    failure ended at this bar; `partial`: the switches reproduce every fill of the bar but
+    the unexplained ones (a coincidence taken out of a reproduced bar), so they still
+    count there.
     """
 
     bar: int
@@ -65,6 +67,7 @@ class BarVerdict:
     evidenced: bool
     unexplained: frozenset[str] = frozenset()
     refuted: frozenset[Switch] = frozenset()
+    partial: bool = False
 
 
 @dataclass
@@ -99,7 +102,7 @@ class Diagnosis:
         worked out, every switch of a bar the trusted rules miss counts; a bar nothing
         reproduces touches none: its closest hypothesis explains nothing)."""
         verdict = self.verdicts[t]
-        if not verdict.evidenced or verdict.unexplained:
+        if not verdict.evidenced or (verdict.unexplained and not verdict.partial):
             return False
         return switch in self.needed[t] if t in self.needed else True
 
