@@ -34,6 +34,12 @@ CASES = {
     "whole targets ordered, then positions read from a cache one batch late": (
         Market(30, 157, 1750998585, 4, 5, 1.0, 0.002),
         (Bug("whole_target", 0), Bug("late_cache", 31, 1))),
+    "a risk manager's 10% stops beside each fill applied twice after its batch": (
+        Market(19, 194, 536759115, 5, 3, 0.95, 0.0),
+        (Bug("risk_manager", 0, 0.1), Bug("double_dispatch", 0, "after_batch"))),
+    "whole targets ordered, then positions read from a portfolio that receives no fills": (
+        Market(12, 223, 75117787, 3, 21, 0.9, 0.001),
+        (Bug("second_portfolio", 63), Bug("whole_target", 0))),
     "a stale cash check beside a position cache one batch late, then a double dispatch": (
         Market(60, 200, 3, 6, 21, 1.0, 0.001),
         (Bug("late_cache", 0, 1), Bug("stale_cash", 0, "first_buy"),

@@ -148,7 +148,8 @@ class Search:
     def fit_start(self, state: tuple) -> list[frozenset[Switch]]:
         """The sets of switches the side's first `START_WINDOW` fill bars follow (its own
         rules): the best one, and the others of its size that score as well (the first bars
-        cannot tell them apart, so each stays alive until a later bar refutes it).
+        cannot tell them apart, so each stays alive until a later bar refutes it; a shape
+        of belief only beside another, as the search tries them only after the catalogue).
 
         A beam search over sets of switches, scored by the fill bars they reproduce (then
         by how far they are off on the others): each level adds one switch, or the
@@ -197,8 +198,10 @@ class Search:
                 best = frontier[0]
         if scores[best][0] <= scores[frozenset()][0]:
             return []
+        shaped = any(s.state == "belief" for s in best)  # the catalogue's sets come first
         tied = [c for c in scores if c not in cut and len(c) == len(best)
-                and scores[c] == scores[best]]
+                and scores[c] == scores[best]
+                and (shaped or not any(s.state == "belief" for s in c))]
         out: list[frozenset[Switch]] = []
         for chosen in sorted(tied, key=lambda c: c != best):
             for switch in sorted(chosen, key=lambda s: s.words):  # keep only what is needed
