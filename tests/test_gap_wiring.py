@@ -116,15 +116,22 @@ BESIDE = {
     "a lost third buy from the start, then orders filled at the decision's close": (
         Market(24, 142, 1216489136, 4, 5, 1.0, 0.001),
         (Bug("wrong_bar", 126, 0), Bug("lost_order", 0, 3))),
+    "a lost second buy from the start, then a position cache one batch late": (
+        Market(24, 160, 7, 6, 5, 1.0, 0.001), (Bug("lost_order", 0, 2), Bug("late_cache", 80, 1))),
+    "targets sized 2% too large, then orders two bars late": (
+        Market(32, 187, 12541669, 6, 5, 0.95, 0.001),
+        (Bug("wrong_bar", 96, 2), Bug("sizing_bias", 61, 0.02))),
 }
 
 
 @pytest.mark.parametrize("name", list(BESIDE))
-def test_a_lost_order_beside_a_real_fault_names_only_the_real_fault(name):
-    """A cash check that fits the lost buys where they happened to be the batch's last
-    (a buy the side dropped although it fit its cash shows elsewhere, or the trusted
-    shrink shows between its bars) is a coincidence: only the planted fault in the
-    vocabulary is named, at its onset, and the lost buys stay unexplained."""
+def test_a_fault_outside_the_vocabulary_hides_no_fault_in_it(name):
+    """Beside a bug outside the vocabulary, the planted bug in it is named, at its onset,
+    and nothing else: a cash check that fits lost buys where they happened to be the
+    batch's last is a coincidence (a buy dropped although it fit the cash shows nearby, or
+    the trusted shrink between its bars); after the outside bug began, the set that
+    explains a bar but the few fills it touches still counts there. The verdict is
+    unexplained."""
     market, bugs = BESIDE[name]
     prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
     drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from dataclasses import replace
 
 from engine.gap.belief import Beliefs
 from engine.gap.exits import (
@@ -88,6 +89,8 @@ class Diagnoser(Search):
         self._within: tuple[int, frozenset[str]] = (-1, frozenset())  # or in it, replacing
         # the decision's order of their assets (a risk manager with the last word)
         self.dropped: set[int] = set()  # bars nothing explains that dropped a buy that fit
+        self.in_part: dict[int, frozenset[Switch]] = {}  # bars explained but a few fills
+        self._closest = 0.0  # how far the closest set of the last failed search was off
         self.oracle = Oracle(bars, decisions, log.initial_cash)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
@@ -389,10 +392,15 @@ class Diagnoser(Search):
             else:
                 base.advance(after)
             survivors = []
+            carried: tuple | None = None  # the closest of the ones this bar refuted
             for hypothesis in alive:
                 guess, book = self.predict(own, hypothesis)
-                if self.mismatches(guess, actual):
+                wrong = self.mismatches(guess, actual)
+                if wrong:
                     hypothesis.died = t
+                    far = self.distance(guess, actual, wrong)
+                    if carried is None or far < carried[0]:
+                        carried = (far, hypothesis, wrong)
                 else:
                     self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
@@ -407,6 +415,12 @@ class Diagnoser(Search):
                     unexplained = frozenset(best_missed)
                     if best is not None:
                         survivors = [best]
+                    if carried is not None and (best is None or carried[0] <= self._closest):
+                        self.advance_actual(carried[1], own)  # it goes on from the side's book
+                        survivors, unexplained = [carried[1]], frozenset(carried[2])
+                    self.credit_in_part(t, survivors, self._last_guess, missed,
+                                        carried[0] if survivors and carried is not None
+                                        and survivors[0] is carried[1] else self._closest)
                     if self.dropped_buys(own, base_state, self._last_guess[0], actual,
                                          missed):
                         self.dropped.add(t)
@@ -418,6 +432,10 @@ class Diagnoser(Search):
             earliers[t] = (own, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = verdicts_of(states)
+        for t, switches in self.in_part.items():
+            verdict = diagnosis.verdicts[t]
+            if verdict.switches == switches and verdict.unexplained:
+                diagnosis.verdicts[t] = replace(verdict, partial=True)
         diagnosis.verdicts = self.backdated(diagnosis.verdicts, earliers)
         diagnosis.consequences = consequences(diagnosis.verdicts, self.trusted)
         if diagnosis.undecided:
@@ -677,6 +695,20 @@ class Diagnoser(Search):
         return BarVerdict(t, kept, verdict.evidenced, (wrong | verdict.unexplained)
                           or everything, verdict.refuted, partial=bool(wrong))
 
+    def credit_in_part(self, t: int, survivors: list[Hypothesis], last_guess: tuple,
+                       missed: set[str], far: float) -> None:
+        """A bar nothing reproduces, whose closest set is off by less than half of what
+        the trusted rules miss and by at least a whole fill less: that set explains the
+        bar but the fills it misses (a fault outside the vocabulary touching a few fills
+        beside one in it: the bar's verdict is unexplained there, the set's switches still
+        count where they reproduce)."""
+        if not survivors or not survivors[0].switches:
+            return
+        trusted = self.distance(*last_guess, missed)
+        if trusted - far >= 1.0 and far <= trusted / 2:
+            self.in_part[t] = survivors[0].switches
+            self._failures = 0
+
     def dropped_buys(self, own: OwnBook, base_state: tuple, predicted: dict[str, Key],
                      actual: dict[str, Key], missed: set[str]) -> set[str]:
         """The buys the side's log lacks at a bar nothing explains that the trusted rules
@@ -766,6 +798,7 @@ class Diagnoser(Search):
                                                book, self.overrides_at(t),
                                                self.entries_at(own, book, kept))
         diagnosis.without[t] = out
+        self._excused_now |= diagnosis.verdicts[t].unexplained  # a bar explained in part
         diagnosis.needed[t] = {e for e, fills in out.items()
                                if self.mismatches(fills, actual)}
 

@@ -84,10 +84,9 @@ class Search:
         found: list[Hypothesis] = []
         unchecked: dict[int, Hypothesis] = {}  # warmed without checking the bar before t
         self._warm_starts = {}
-        if self._failures >= GIVE_UP:
-            self._failures += 1
-            return [], missed, None
-        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST else SEARCH_BUDGET // 8
+        given_up = self._failures >= GIVE_UP  # then single switches only, on a small budget
+        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST and not given_up \
+            else SEARCH_BUDGET // 8
 
         def evaluate(level) -> None:
             for switches in dict.fromkeys(level):
@@ -119,6 +118,10 @@ class Search:
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
+        if given_up and not found:
+            self._failures += 1
+            self._closest = best[0]
+            return [], best[2], best[1]
         if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
             beliefs = self.belief_sets(t, currents)
             budget += len(beliefs)
@@ -143,6 +146,7 @@ class Search:
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
         self._last_unexplained = t
         self._failures += 1
+        self._closest = best[0]
         return [], best[2], best[1]
 
     def fit_start(self, state: tuple) -> list[frozenset[Switch]]:
