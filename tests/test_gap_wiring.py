@@ -37,6 +37,9 @@ CASES = {
     "a risk manager's 10% stops beside each fill applied twice after its batch": (
         Market(19, 194, 536759115, 5, 3, 0.95, 0.0),
         (Bug("risk_manager", 0, 0.1), Bug("double_dispatch", 0, "after_batch"))),
+    "a risk manager's 8% stops beside each fill applied twice after its batch": (
+        Market(38, 148, 1225517545, 9, 5, 0.9, 0.0),
+        (Bug("risk_manager", 0, 0.08), Bug("double_dispatch", 0, "after_batch"))),
     "whole targets ordered, then positions read from a portfolio that receives no fills": (
         Market(12, 223, 75117787, 3, 21, 0.9, 0.001),
         (Bug("second_portfolio", 63), Bug("whole_target", 0))),
@@ -83,6 +86,22 @@ def test_a_stale_cash_check_is_one_fault_from_its_first_bar():
     assert [(f["what"], f["onset"], len(f["spans"])) for f in cash] == [
         ("each buy checked against the cash at the batch's first buy",
          prices["timestamp"].unique().sort()[stale.first_changed], 1)]
+
+
+def test_a_risk_manager_beside_a_double_dispatch_is_one_line_per_root_cause():
+    """The risk manager exits what its engine believes (positions booked twice after each
+    batch, an exit after the batch seeing the batch booked again), keeps a stop through a
+    believed reversal and sells only longs: its stops and the double dispatch are each
+    named once, and nothing else (no booking as executed, no cash check)."""
+    market, bugs = CASES["a risk manager's 8% stops beside each fill applied twice after "
+                         "its batch"]
+    prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
+    drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))
+    faults = analyze_drawn(drawn).summary["faults"]
+    assert [(f["cause"], f["what"], len(f["spans"])) for f in faults] == [
+        ("duplicate_fill", "every fill booked twice (logged once) since 2010-02-03", 1),
+        ("exit_rule", "exits at 8.0% below the entry's fill price, at its level inside the "
+         "bar: a stop-loss A does not have", 1)]
 
 
 CONTROLS = {

@@ -91,7 +91,8 @@ class Diagnoser(Search):
         self.dropped: set[int] = set()  # bars nothing explains that dropped a buy that fit
         self.in_part: dict[int, frozenset[Switch]] = {}  # bars explained but a few fills
         self._closest = 0.0  # how far the closest set of the last failed search was off
-        self.oracle = Oracle(bars, decisions, log.initial_cash)
+        self.oracle = Oracle(bars, decisions, log.initial_cash,
+                             long_exits=not trusted.position_rules)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
         self.exits = trusted.position_rules or bool(observed.exit_fields)
@@ -251,12 +252,13 @@ class Diagnoser(Search):
         if not positions:
             return None
         out = []
-        longs_only = not self.trusted.position_rules  # an exit rule
-        for asset in sorted(positions):  # of the side's own closes the longs it exited
+        longs_only = not self.trusted.position_rules  # an exit rule of the side's own
+        ordered = book.pending if book is not None else {}  # closes the longs it exited; a
+        for asset in sorted(positions):  # long believed short since keeps its exits where
             found = believed.entry(asset, own.bar) if believed is not None else \
-                self.log.entry(asset, own.bar)
+                self.log.entry(asset, own.bar)  # an order of the bar may make it long again
             if found is not None and found[0] >= self.armed_from and (
-                    positions[asset] > 0 or not longs_only):
+                    positions[asset] > 0 or not longs_only or asset in ordered):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
 
@@ -281,11 +283,15 @@ class Diagnoser(Search):
                                 bisect_left(self.fill_bars, last)]:
             start = self.books[t]
             believed = self.book_for(start, hypothesis).positions
-            factor = _factor(states, t)
+            factor, batched = _factor(states, t), _factor(states, t, after_batch=True)
             for (_, asset, before, after, price) in self.log.moves[t]:
-                held = believed.get(asset, 0.0) + factor * (before - start.positions.get(
-                    asset, 0.0))
+                moved = before - start.positions.get(asset, 0.0)
+                held = believed.get(asset, 0.0) + factor * moved
                 entries.fill(t, asset, held, after - before, price)
+                if batched != factor and entries.entry(asset, t + 1) is not None:
+                    # a fill after the bar's batch (an exit) sees the batch booked again
+                    entries.fill(t, asset, believed.get(asset, 0.0) + batched * moved,
+                                 after - before, price, closes_only=True)
             if t + 1 < len(self.books):
                 then = self.book_for(self.books[t + 1], hypothesis).positions
                 for asset in dict.fromkeys(a for _, a, *_ in self.log.moves[t]):
@@ -824,15 +830,16 @@ ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *SPANS}
 
 
-def _factor(states: frozenset[Switch], t: int) -> float:
+def _factor(states: frozenset[Switch], t: int, after_batch: bool = False) -> float:
     """What the side believes a fill of bar t moved a position by, over what it logged:
     2 for a fill booked twice as it executes, ½ for one logged twice (else 1: a fill booked
-    twice after its batch moves the belief only once the batch is over)."""
+    twice after its batch moves the belief only once the batch is over; `after_batch`:
+    as a fill after the batch, an exit, sees it)."""
     factor = 1.0
     for s in states:
         if s.state in SPANS and t >= s.since and not one_sided(s):
             logged, _, executing = COUNTS[dict(s.changes)["booking"]]
-            if executing or logged > 1:
+            if executing or logged > 1 or after_batch:
                 factor *= booked_over_logged(s)
         elif s.state == "booked_twice_executing" and t == s.since:
             factor *= 2.0
