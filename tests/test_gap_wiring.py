@@ -7,12 +7,14 @@ the gap unexplained (`engine.demo.judging.judge`).
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from engine.data.synthetic import generate_market, momentum_scores
-from engine.demo.generator import Market, build
+from engine.demo.generator import INITIAL_CASH, Market, build
 from engine.demo.judging import analyze_drawn, judge
 from engine.demo.wiring import Bug, Wiring
+from engine.gap.analyze import Side, analyze
 
 CASES = {
     "a risk manager's 10% stops": (
@@ -158,3 +160,22 @@ def test_a_fault_outside_the_vocabulary_hides_no_fault_in_it(name):
     assert judgement.right, f"{judgement.draw}: {judgement.problems}"
     assert judgement.verdict == "unexplained"
     assert judgement.named == judgement.expected
+
+
+def test_a_log_of_partial_executions_is_read_as_its_fills():
+    """A log that writes every fill as two executions at its price (60% then 40%, the fee
+    split alike: a broker's log read with `--partials keep`) names the same faults at the
+    same onsets as the log of whole fills."""
+    market, bugs = CASES["orders two bars late, then each fill applied twice as it executes"]
+    prices = generate_market(market.n_assets, market.n_days, market.data_seed, gaps=False)
+    drawn = build(0, market, prices, momentum_scores(prices), Wiring(bugs))
+    parts = pl.concat([drawn.fills.with_columns(pl.col("quantity") * share,
+                                                pl.col("fee") * share).with_row_index("order")
+                       for share in (0.6, 0.4)]).sort("order", maintain_order=True).drop("order")
+    split = analyze(Side(drawn.reference, rules=drawn.rules, name="reference"),
+                    Side(parts, name="broker"), drawn.prices, drawn.weights,
+                    INITIAL_CASH).summary
+    whole = analyze_drawn(drawn).summary
+    assert split["verdict"] == whole["verdict"] == "explained"
+    assert [(f["cause"], f["what"], f["onset"]) for f in split["faults"]] == [
+        (f["cause"], f["what"], f["onset"]) for f in whole["faults"]]

@@ -33,7 +33,7 @@ from engine.gap.exits import (
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
-from engine.gap.search import MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search
+from engine.gap.search import GIVE_UP, MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search
 from engine.gap.verdicts import (
     BarVerdict,
     Diagnosis,
@@ -91,6 +91,7 @@ class Diagnoser(Search):
         self.dropped: set[int] = set()  # bars nothing explains that dropped a buy that fit
         self.in_part: dict[int, frozenset[Switch]] = {}  # bars explained but a few fills
         self._closest = 0.0  # how far the closest set of the last failed search was off
+        self._failed_far: deque[float] = deque(maxlen=GIVE_UP)  # the trusted rules', there
         self.oracle = Oracle(bars, decisions, log.initial_cash,
                              long_exits=not trusted.position_rules)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms

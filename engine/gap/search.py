@@ -84,7 +84,14 @@ class Search:
         found: list[Hypothesis] = []
         unchecked: dict[int, Hypothesis] = {}  # warmed without checking the bar before t
         self._warm_starts = {}
-        given_up = self._failures >= GIVE_UP  # then single switches only, on a small budget
+        given_up = self._failures >= GIVE_UP
+        if given_up:  # single switches only, on a small budget, where a new fault shows:
+            standing = sorted(self._failed_far)  # much more missed than the bars before
+            usual = standing[len(standing) // 2] if standing else 0.0
+            if start < max(2 * usual, usual + 1.0):
+                self._failures += 1
+                self._closest = start
+                return [], missed, None
         budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST and not given_up \
             else SEARCH_BUDGET // 8
 
@@ -120,6 +127,7 @@ class Search:
                 evaluate(level)
         if given_up and not found:
             self._failures += 1
+            self._failed_far.append(start)
             self._closest = best[0]
             return [], best[2], best[1]
         if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
@@ -146,6 +154,7 @@ class Search:
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
         self._last_unexplained = t
         self._failures += 1
+        self._failed_far.append(start)
         self._closest = best[0]
         return [], best[2], best[1]
 
