@@ -254,10 +254,14 @@ class Diagnoser(Search):
             return None
         out = []
         longs_only = not self.trusted.position_rules  # an exit rule of the side's own
-        ordered = book.pending if book is not None else {}  # closes the longs it exited; a
-        for asset in sorted(positions):  # long believed short since keeps its exits where
+        # closes the longs it exited; a long that a booking after its batch turned short
+        # keeps its exits where an order of the bar may make it long again
+        after_batch = any(s.state in SPANS and not COUNTS[dict(s.changes)["booking"]][2]
+                          and booked_over_logged(s) > 1 for s in switches)
+        ordered = book.pending if book is not None and after_batch else {}
+        for asset in sorted(positions):
             found = believed.entry(asset, own.bar) if believed is not None else \
-                self.log.entry(asset, own.bar)  # an order of the bar may make it long again
+                self.log.entry(asset, own.bar)
             if found is not None and found[0] >= self.armed_from and (
                     positions[asset] > 0 or not longs_only or asset in ordered):
                 out.append((asset, *found))
@@ -419,6 +423,9 @@ class Diagnoser(Search):
                 if found:
                     survivors = found[:MAX_ALIVE]
                 else:
+                    if self.dropped_buys(own, base_state, self._last_guess[0], actual,
+                                         missed):
+                        self.dropped.add(t)
                     unexplained = frozenset(best_missed)
                     if best is not None:
                         survivors = [best]
@@ -428,9 +435,6 @@ class Diagnoser(Search):
                     self.credit_in_part(t, survivors, self._last_guess, missed,
                                         carried[0] if survivors and carried is not None
                                         and survivors[0] is carried[1] else self._closest)
-                    if self.dropped_buys(own, base_state, self._last_guess[0], actual,
-                                         missed):
-                        self.dropped.add(t)
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
@@ -646,10 +650,6 @@ class Diagnoser(Search):
         they were needed. A coincidence is
         - a rule switch or a one-off event (a batch booked twice) that explains at most
           `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains;
-        - a rule switch that comes and goes: refuted at a bar the trusted rules reproduce
-          exactly, after a bar it explained, and needed again later (an engine's rule
-          does not stop and start; the bar shows the trusted rule acting where it would
-          have acted);
         - a cash check within `PERSIST` fill bars of a bar where the side dropped a buy
           that fit its own cash (a buy the trusted rules fill in full from its book): the
           side drops buys for another reason, which the check fits only where the buy
@@ -671,10 +671,6 @@ class Diagnoser(Search):
 
         weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK
                 and all(near(t, lost) for t in bars)}
-        refuted = [(t, v.refuted) for t, v in sorted(verdicts.items()) if v.refuted
-                   and not v.evidenced and not v.unexplained and self.log.by_bar.get(t)]
-        weak |= {switch for switch, bars in spans.items() if not switch.state and any(
-            switch in gone and bars[0] < t < bars[-1] for t, gone in refuted)}
         dropped = sorted(self.dropped)
         weak |= {switch for switch, bars in spans.items() if switch.cause == "cash_limit"
                  and not switch.state and any(near(t, dropped) for t in bars)}
@@ -713,8 +709,9 @@ class Diagnoser(Search):
             return
         trusted = self.distance(*last_guess, missed)
         if trusted - far >= 1.0 and far <= trusted / 2:
+            if survivors[0].switches not in self.in_part.values():
+                self._failures = 0  # a new explanation: the search goes on in full
             self.in_part[t] = survivors[0].switches
-            self._failures = 0
 
     def dropped_buys(self, own: OwnBook, base_state: tuple, predicted: dict[str, Key],
                      actual: dict[str, Key], missed: set[str]) -> set[str]:
