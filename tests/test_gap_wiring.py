@@ -149,8 +149,8 @@ BESIDE = {
 def test_a_fault_outside_the_vocabulary_hides_no_fault_in_it(name):
     """Beside a bug outside the vocabulary, the planted bug in it is named, at its onset,
     and nothing else: a cash check that fits lost buys where they happened to be the
-    batch's last is a coincidence (a buy dropped although it fit the cash shows nearby, or
-    the trusted shrink between its bars); after the outside bug began, the set that
+    batch's last is a coincidence (a buy dropped although it fit the cash shows nearby);
+    after the outside bug began, the set that
     explains a bar but the few fills it touches still counts there. The verdict is
     unexplained."""
     market, bugs = BESIDE[name]
