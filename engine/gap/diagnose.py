@@ -650,6 +650,9 @@ class Diagnoser(Search):
         they were needed. A coincidence is
         - a rule switch or a one-off event (a batch booked twice) that explains at most
           `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains;
+        - a booking twice of one side only (every sell, or every buy): beside bars nothing
+          explains it is a fit to the outside fault (a lost buy leaves the cash a second
+          booking of the buys would take), not a cause of its own;
         - a cash check within `PERSIST` fill bars of a bar where the side dropped a buy
           that fit its own cash (a buy the trusted rules fill in full from its book): the
           side drops buys for another reason, which the check fits only where the buy
@@ -661,7 +664,7 @@ class Diagnoser(Search):
         spans: dict[Switch, list[int]] = {}
         for t, verdict in sorted(verdicts.items()):
             for switch in verdict.switches:
-                if (not switch.state or switch.state in ONE_OFF) \
+                if (not switch.state or switch.state in ONE_OFF or one_sided(switch)) \
                         and diagnosis.touched(switch, t):
                     spans.setdefault(switch, []).append(t)
 
@@ -671,6 +674,7 @@ class Diagnoser(Search):
 
         weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK
                 and all(near(t, lost) for t in bars)}
+        weak |= {switch for switch in spans if one_sided(switch)}
         dropped = sorted(self.dropped)
         weak |= {switch for switch, bars in spans.items() if switch.cause == "cash_limit"
                  and not switch.state and any(near(t, dropped) for t in bars)}

@@ -289,8 +289,7 @@ class Search:
                 + [switch for b in onsets for switch in (
                     booked_twice_since(b, stamps[b], executing=True),
                     booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]),
-                    booked_twice_since(b, stamps[b], True, "sells"),
-                    booked_twice_since(b, stamps[b], True, "buys"))]
+                    booked_twice_since(b, stamps[b], True, "sells"))]
                 + [fees_out_of_cash(b, stamps[b]) for b in onsets]
                 + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
