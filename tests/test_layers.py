@@ -7,8 +7,9 @@ packages of one layer do not import each other. Every `import` counts, inside fu
 - `schemas`: the pandera models and the closed word lists; they import nothing of ours, so
   the engine and the pipeline can both read them.
 - `engine.errors`, `engine.progress`, `engine.jit`, `engine.memory`, `engine.data`,
-  `engine.core`: errors, progress bars, numba's set-up and malloc's, input loading, then the simulation core beside the readers of other engines' and
-  brokers' trade logs (`engine.logs`).
+  `engine.core`: errors, progress bars, numba's set-up and malloc's, input loading, then
+  the simulation core beside the readers of other engines' and brokers' trade logs
+  (`engine.logs`).
 - `engine.results`: tables, metrics, parity checks and the one fill comparison.
 - `engine.reference`, `engine.peers`, `engine.research`: the independent reference (it
   imports nothing else of the engine), the peer adapters, signals and weights.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from dataclasses import replace
 
 from engine.gap.belief import Beliefs
 from engine.gap.exits import (
@@ -32,7 +33,7 @@ from engine.gap.exits import (
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
-from engine.gap.search import MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search
+from engine.gap.search import GIVE_UP, MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search
 from engine.gap.verdicts import (
     BarVerdict,
     Diagnosis,
@@ -87,7 +88,12 @@ class Diagnoser(Search):
         self._first: tuple[int, tuple] = (-1, ())  # a bar's exits booked before its batch
         self._within: tuple[int, frozenset[str]] = (-1, frozenset())  # or in it, replacing
         # the decision's order of their assets (a risk manager with the last word)
-        self.oracle = Oracle(bars, decisions, log.initial_cash)
+        self.dropped: set[int] = set()  # bars nothing explains that dropped a buy that fit
+        self.in_part: dict[int, frozenset[Switch]] = {}  # bars explained but a few fills
+        self._closest = 0.0  # how far the closest set of the last failed search was off
+        self._failed_far: deque[float] = deque(maxlen=GIVE_UP)  # the trusted rules', there
+        self.oracle = Oracle(bars, decisions, log.initial_cash,
+                             long_exits=not trusted.position_rules)
         # each side's exits are rebuilt from its entries (an exit rule of its own arms
         # the entries from its first one on)
         self.exits = trusted.position_rules or bool(observed.exit_fields)
@@ -244,23 +250,30 @@ class Diagnoser(Search):
         if not self.exits:
             return None
         believed = self.believed(switches, own.bar) if book is not None else None
-        if believed is None:  # the side's own: the same for every hypothesis at the bar
+        # a long that a booking after its batch turned short keeps its exits where an order
+        # of the bar may make it long again
+        after_batch = any(s.state in SPANS and not COUNTS[dict(s.changes)["booking"]][2]
+                          and booked_over_logged(s) > 1 for s in switches)
+        ordered = book.pending if book is not None and after_batch else {}
+        if believed is None and not ordered:  # the side's own: one for the whole bar
             if self._own_entries[0] is not own:
-                self._own_entries = (own, self._entries(own, own.positions, None))
+                self._own_entries = (own, self._entries(own, own.positions, None, {}))
             return self._own_entries[1]
-        return self._entries(own, book.positions, believed)
+        positions = book.positions if believed is not None else own.positions
+        return self._entries(own, positions, believed, ordered)
 
-    def _entries(self, own: OwnBook, positions: dict[str, float], believed: Entries | None
-                 ) -> list[Entry] | None:
+    def _entries(self, own: OwnBook, positions: dict[str, float], believed: Entries | None,
+                 ordered: dict) -> list[Entry] | None:
         if not positions:
             return None
         out = []
-        longs_only = not self.trusted.position_rules  # an exit rule
-        for asset in sorted(positions):  # of the side's own closes the longs it exited
+        longs_only = not self.trusted.position_rules  # an exit rule of the side's own
+        # closes the longs it exited (and those an order of the bar may make long again)
+        for asset in sorted(positions):
             found = believed.entry(asset, own.bar) if believed is not None else \
                 self.log.entry(asset, own.bar)
             if found is not None and found[0] >= self.armed_from and (
-                    positions[asset] > 0 or not longs_only):
+                    positions[asset] > 0 or not longs_only or asset in ordered):
                 out.append((asset, *found))
         return sorted(out, key=lambda e: (e[1], e[0])) or None
 
@@ -285,11 +298,15 @@ class Diagnoser(Search):
                                 bisect_left(self.fill_bars, last)]:
             start = self.books[t]
             believed = self.book_for(start, hypothesis).positions
-            factor = _factor(states, t)
+            factor, batched = _factor(states, t), _factor(states, t, after_batch=True)
             for (_, asset, before, after, price) in self.log.moves[t]:
-                held = believed.get(asset, 0.0) + factor * (before - start.positions.get(
-                    asset, 0.0))
+                moved = before - start.positions.get(asset, 0.0)
+                held = believed.get(asset, 0.0) + factor * moved
                 entries.fill(t, asset, held, after - before, price)
+                if batched != factor and entries.entry(asset, t + 1) is not None:
+                    # a fill after the bar's batch (an exit) sees the batch booked again
+                    entries.fill(t, asset, believed.get(asset, 0.0) + batched * moved,
+                                 after - before, price, closes_only=True)
             if t + 1 < len(self.books):
                 then = self.book_for(self.books[t + 1], hypothesis).positions
                 for asset in dict.fromkeys(a for _, a, *_ in self.log.moves[t]):
@@ -353,12 +370,12 @@ class Diagnoser(Search):
         states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]] = {}
         labels: dict[int, tuple[OwnBook, dict, tuple]] = {}
         beliefs: dict[tuple[int, str], Entries | None] = {}  # an exit's belief
+        earliers: dict[int, tuple] = {}  # bar → its book and the bars before (replays)
         for own in self.books[: self.same_until]:  # as the other side did: nothing to tell
             recent.append((own, base.state()))
             self.advance_actual(base, own)
             states[own.bar] = ([], False, frozenset())
-        start = self.fit_start(base.state())
-        alive: list[Hypothesis] = [Hypothesis(start, *base.state())] if start else []
+        alive = [Hypothesis(start, *base.state()) for start in self.fit_start(base.state())]
         remaining = self.books[self.same_until:]
         for own in progress(remaining, total=len(remaining), what="bars diagnosed",
                             unit="bar"):
@@ -396,10 +413,15 @@ class Diagnoser(Search):
             else:
                 base.advance(after)
             survivors = []
+            carried: tuple | None = None  # the closest of the ones this bar refuted
             for hypothesis in alive:
                 guess, book = self.predict(own, hypothesis)
-                if self.mismatches(guess, actual):
+                wrong = self.mismatches(guess, actual)
+                if wrong:
                     hypothesis.died = t
+                    far = self.distance(guess, actual, wrong)
+                    if carried is None or far < carried[0]:
+                        carried = (far, hypothesis, wrong)
                 else:
                     self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
@@ -411,17 +433,32 @@ class Diagnoser(Search):
                 if found:
                     survivors = found[:MAX_ALIVE]
                 else:
+                    if self.dropped_buys(own, base_state, self._last_guess[0], actual,
+                                         missed):
+                        self.dropped.add(t)
                     unexplained = frozenset(best_missed)
                     if best is not None:
                         survivors = [best]
+                    if carried is not None and (best is None or carried[0] <= self._closest):
+                        self.advance_actual(carried[1], own)  # it goes on from the side's book
+                        survivors, unexplained = [carried[1]], frozenset(carried[2])
+                    self.credit_in_part(t, survivors, self._last_guess, missed,
+                                        carried[0] if survivors and carried is not None
+                                        and survivors[0] is carried[1] else self._closest)
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
                 self.record_trusted(diagnosis, own, base_state, predicted)
                 labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
+            earliers[t] = (own, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = verdicts_of(states)
-        diagnosis.consequences = consequences(diagnosis.verdicts)
+        for t, switches in self.in_part.items():
+            verdict = diagnosis.verdicts[t]
+            if verdict.switches == switches and verdict.unexplained:
+                diagnosis.verdicts[t] = replace(verdict, partial=True)
+        diagnosis.verdicts = self.backdated(diagnosis.verdicts, earliers)
+        diagnosis.consequences = consequences(diagnosis.verdicts, self.trusted)
         if diagnosis.undecided:
             diagnosis.exit_rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries,
                                                  self.bars, self.long_of(beliefs),
@@ -435,7 +472,7 @@ class Diagnoser(Search):
         for t, (own, before, earlier) in labels.items():
             hypothesis = chosen.get(t)
             if hypothesis is not None and id(hypothesis) in before:
-                self.record_needed(diagnosis, own, hypothesis.switches, earlier)
+                self.record_needed(diagnosis, own, diagnosis.verdicts[t].switches, earlier)
         while True:  # a bar made unexplained may leave another switch weak
             verdicts = self.without_weak(diagnosis)
             if verdicts is diagnosis.verdicts:
@@ -572,36 +609,136 @@ class Diagnoser(Search):
             return [e for e in found if e is not None]
         return entry_of
 
+    def backdated(self, verdicts: dict[int, BarVerdict], earliers: dict[int, tuple]
+                  ) -> dict[int, BarVerdict]:
+        """One rule from its first bar: where a rule switch replaced another that sets the
+        same fields (a cash check for another cash check) after bars that could not tell
+        them apart, and the replacement reproduces every bar of the one it replaced and
+        of the bars between, it was the side's rule from the first one's first bar (one
+        fault at its onset, not two)."""
+        out = dict(verdicts)
+        order = sorted(out)
+        first: dict[Switch, int] = {}
+        for t in order:
+            for switch in out[t].switches:
+                if not switch.state and out[t].evidenced and not out[t].unexplained:
+                    first.setdefault(switch, t)
+        for later, since in sorted(first.items(), key=lambda item: item[1]):
+            for replaced, start in sorted(first.items(), key=lambda item: item[1]):
+                if start >= since or replaced.cause != later.cause \
+                        or not replaced.fields & later.fields \
+                        or replaced in out[since].switches:
+                    continue
+                span = [t for t in order if start <= t < since]
+                swapped = {t: frozenset(s for s in out[t].switches if s != replaced
+                                        and not s.fields & later.fields) | {later}
+                           for t in span}
+                if all(out[t].unexplained or self._reproduces(earliers[t], swapped[t])
+                       for t in span if t in earliers):
+                    for t in span:
+                        v = out[t]
+                        out[t] = BarVerdict(t, swapped[t], v.evidenced, v.unexplained,
+                                            v.refuted - {replaced}, v.partial)
+                    first[later] = start
+        return out
+
+    def _reproduces(self, earlier: tuple, switches: frozenset[Switch]) -> bool:
+        """Whether `switches` reproduce the side's bar from its book (`earlier`: the bar's
+        book and the bars before it, whose orders it queues)."""
+        own, recent = earlier
+        actual = self.log.by_bar.get(own.bar, {})
+        probe = Hypothesis(switches, *(recent[0][1] if recent else ({}, (), (), -1)))
+        for before, _ in recent:
+            self.advance_actual(probe, before)
+        guess, _ = self.predict(own, probe)
+        return not self.mismatches(guess, actual)
+
     def without_weak(self, diagnosis: Diagnosis) -> dict[int, BarVerdict]:
-        """A rule switch or a one-off event (a batch booked twice) that explains at most
-        `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains, is a
-        coincidence of an engine the vocabulary does not describe (a lost order that a
-        stricter cash check, or a batch booked twice, happens to fit): its bars are
-        unexplained."""
+        """Rule switches that are coincidences of an engine the vocabulary does not
+        describe (a lost order that a stricter cash check, or a batch booked twice, happens
+        to fit), once the side has bars nothing explains: their bars are unexplained where
+        they were needed. A coincidence is
+        - a rule switch or a one-off event (a batch booked twice) that explains at most
+          `WEAK` bars, all within `PERSIST` fill bars of a bar nothing explains;
+        - a booking twice of one side only (every sell, or every buy): beside bars nothing
+          explains it is a fit to the outside fault (a lost buy leaves the cash a second
+          booking of the buys would take), not a cause of its own;
+        - a cash check within `PERSIST` fill bars of a bar where the side dropped a buy
+          that fit its own cash (a buy the trusted rules fill in full from its book): the
+          side drops buys for another reason, which the check fits only where the buy
+          dropped happened not to fit."""
         verdicts = diagnosis.verdicts
         lost = sorted(t for t, v in verdicts.items() if v.unexplained)
         if not lost:
             return verdicts
         spans: dict[Switch, list[int]] = {}
-        for t, verdict in verdicts.items():
+        for t, verdict in sorted(verdicts.items()):
             for switch in verdict.switches:
-                if (not switch.state or switch.state in ONE_OFF) \
+                if (not switch.state or switch.state in ONE_OFF or one_sided(switch)) \
                         and diagnosis.touched(switch, t):
                     spans.setdefault(switch, []).append(t)
-        rank = [bisect_left(self.fill_bars, u) for u in lost]
-        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK and all(
-            any(abs(bisect_left(self.fill_bars, t) - r) <= PERSIST for r in rank)
-            for t in bars)}
+
+        def near(t: int, bars: list[int]) -> bool:
+            rank = bisect_left(self.fill_bars, t)
+            return any(abs(bisect_left(self.fill_bars, u) - rank) <= PERSIST for u in bars)
+
+        weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK
+                and all(near(t, lost) for t in bars)}
+        weak |= {switch for switch in spans if one_sided(switch)}
+        dropped = sorted(self.dropped)
+        weak |= {switch for switch, bars in spans.items() if switch.cause == "cash_limit"
+                 and not switch.state and any(near(t, dropped) for t in bars)}
         if not weak:
             return verdicts
         out = dict(verdicts)
         for switch in weak:
             for t in spans[switch]:
-                verdict = out[t]
-                out[t] = BarVerdict(t, verdict.switches - {switch}, verdict.evidenced,
-                                    frozenset(self.log.by_bar.get(t) or self.bars.rows[t]),
-                                    verdict.refuted)
+                out[t] = self._taken_out(diagnosis, out[t], switch)
         return out
+
+    def _taken_out(self, diagnosis: Diagnosis, verdict: BarVerdict, switch: Switch
+                   ) -> BarVerdict:
+        """Bar `verdict.bar`'s verdict with a coincidence taken out: unexplained at the fills
+        that differ without it (the other switches still reproduce the rest), or at every
+        fill when that was not worked out."""
+        t = verdict.bar
+        everything = frozenset(self.log.by_bar.get(t) or self.bars.rows[t])
+        without = diagnosis.left_out(t).get(switch)
+        kept = verdict.switches - {switch}
+        if without is None or not kept:
+            return BarVerdict(t, kept, verdict.evidenced, everything, verdict.refuted)
+        self._excused_now = self.excused.get(t, set())
+        wrong = frozenset(self.mismatches(without, self.log.by_bar.get(t, {})))
+        return BarVerdict(t, kept, verdict.evidenced, (wrong | verdict.unexplained)
+                          or everything, verdict.refuted, partial=bool(wrong))
+
+    def credit_in_part(self, t: int, survivors: list[Hypothesis], last_guess: tuple,
+                       missed: set[str], far: float) -> None:
+        """A bar nothing reproduces, whose closest set is off by less than half of what
+        the trusted rules miss and by at least a whole fill less: that set explains the
+        bar but the fills it misses (a fault outside the vocabulary touching a few fills
+        beside one in it: the bar's verdict is unexplained there, the set's switches still
+        count where they reproduce)."""
+        if not survivors or not survivors[0].switches:
+            return
+        trusted = self.distance(*last_guess, missed)
+        if trusted - far >= 1.0 and far <= trusted / 2:
+            if survivors[0].switches not in self.in_part.values():
+                self._failures = 0  # a new explanation: the search goes on in full
+            self.in_part[t] = survivors[0].switches
+
+    def dropped_buys(self, own: OwnBook, base_state: tuple, predicted: dict[str, Key],
+                     actual: dict[str, Key], missed: set[str]) -> set[str]:
+        """The buys the side's log lacks at a bar nothing explains that the trusted rules
+        fill in full from its book (the same without any cash check): buys that fit."""
+        buys = {a for a in missed if a not in actual and predicted.get(a, (0.0,))[0] > 0}
+        if not buys:
+            return set()
+        t = own.bar
+        loose = self.rules_at(t, frozenset()).with_(cash_policy="allow_negative")
+        free, _ = self.predict(own, Hypothesis(frozenset(), *base_state), rules=loose)
+        return {a for a in buys if a in free
+                and self.tolerance.same(free[a][0], predicted[a][0])}
 
     def size_at_model_price(self, own: OwnBook, base_state: tuple, actual: dict[str, Key],
                             sized: tuple) -> tuple:
@@ -679,6 +816,7 @@ class Diagnoser(Search):
                                                book, self.overrides_at(t),
                                                self.entries_at(own, book, kept))
         diagnosis.without[t] = out
+        self._excused_now |= diagnosis.verdicts[t].unexplained  # a bar explained in part
         diagnosis.needed[t] = {e for e, fills in out.items()
                                if self.mismatches(fills, actual)}
 
@@ -704,15 +842,16 @@ ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *SPANS}
 
 
-def _factor(states: frozenset[Switch], t: int) -> float:
+def _factor(states: frozenset[Switch], t: int, after_batch: bool = False) -> float:
     """What the side believes a fill of bar t moved a position by, over what it logged:
     2 for a fill booked twice as it executes, ½ for one logged twice (else 1: a fill booked
-    twice after its batch moves the belief only once the batch is over)."""
+    twice after its batch moves the belief only once the batch is over; `after_batch`:
+    as a fill after the batch, an exit, sees it)."""
     factor = 1.0
     for s in states:
         if s.state in SPANS and t >= s.since and not one_sided(s):
             logged, _, executing = COUNTS[dict(s.changes)["booking"]]
-            if executing or logged > 1:
+            if executing or logged > 1 or after_batch:
                 factor *= booked_over_logged(s)
         elif s.state == "booked_twice_executing" and t == s.since:
             factor *= 2.0

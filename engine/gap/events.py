@@ -103,7 +103,7 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
     one_off: set[str] = set()  # a batch booked twice happened at one bar
     for t in sorted(diagnosis.verdicts):
         verdict = diagnosis.verdicts[t]
-        if verdict.unexplained:
+        if verdict.unexplained and not verdict.partial:
             continue
         ended = verdict.refuted | {s for s in open_ if s not in verdict.switches}
         for switch in ended:

@@ -64,10 +64,12 @@ class Entries:
         i = bisect_left(found[0], t) if found else 0
         return found[1][i - 1] if i else 0.0
 
-    def fill(self, t: int, asset: str, held: float, q: float, price: float) -> None:
-        """A fill of `q` at bar t, with `held` believed before it."""
+    def fill(self, t: int, asset: str, held: float, q: float, price: float,
+             closes_only: bool = False) -> None:
+        """A fill of `q` at bar t, with `held` believed before it (`closes_only`: it may
+        close the position, not open one)."""
         noise = TOL * max(abs(q), abs(held), 1e-3)
-        if abs(held) <= noise and abs(q) > noise:
+        if abs(held) <= noise and abs(q) > noise and not closes_only:
             self._mark(t, asset, price)
         elif abs(held + q) <= HELD * max(abs(q), 1e-3):
             self._mark(t, asset, None)
@@ -158,8 +160,8 @@ def _fitted(exits: list, entries: list, bars: Bars, one: bool,
                 if level is None:
                     continue
                 name = "stop_loss" if kind == "stop-loss" else "take_profit"
-                fields = ((name, level), ("stop_base", base)) if at_level and not one \
-                    else ()
+                fields = ((name, level), ("stop_base", base), ("reversal_rearms", False)) \
+                    if at_level and not one else ()
                 words = _words(kind, base, at_level, level)
                 if one:
                     t, asset, _ = exits[0]

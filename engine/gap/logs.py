@@ -135,3 +135,34 @@ def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:
         acc[2] += f
         acc[3] += 1
     return {a: (q, (qp / q) if q else 0.0, f, n) for a, (q, qp, f, n) in out.items()}
+
+
+SPLIT = 0.5  # share of a log's keys held in parts above which it logs executions in parts
+
+
+def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
+    """A log that writes each fill as several executions, read as one fill each.
+
+    A key (timestamp, asset) holds a fill in parts when it has several rows of one sign at
+    one price that are not all copies of one row (a row logged twice is a copy). When more
+    than half of the log's keys do, the log splits its fills by habit (a broker's
+    executions): the parts of each are summed into one row (first row's place kept). A log
+    with a few such keys (a rebalance's sell and an exit at the same open) is left as it is.
+    """
+    if fills.height < 2:
+        return fills
+    part = [pl.col("timestamp"), pl.col("asset"), pl.col("quantity").sign().alias("sign"),
+            pl.col("price")]
+    groups = fills.group_by(part).agg(rows=pl.len(), kinds=pl.struct("quantity", "fee")
+                                      .n_unique())
+    split = groups.filter((pl.col("rows") > 1) & (pl.col("kinds") > 1))
+    keys = fills.select("timestamp", "asset").n_unique()
+    if split.select("timestamp", "asset").n_unique() <= SPLIT * keys:
+        return fills
+    columns = fills.columns
+    merged = (fills.with_row_index("_row").group_by(part, maintain_order=True)
+              .agg(pl.col("_row").first(), pl.col("quantity").sum(), pl.col("fee").sum(),
+                   *(pl.col(c).first() for c in columns
+                     if c not in ("timestamp", "asset", "quantity", "price", "fee")))
+              .sort("_row"))
+    return merged.select(columns)

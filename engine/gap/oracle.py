@@ -23,11 +23,14 @@ class Oracle:
     side's own book holds the exits that side's rules would hold.
     """
 
-    def __init__(self, bars: Bars, decisions: dict[int, list], initial_cash: float = 0.0
-                 ) -> None:
+    def __init__(self, bars: Bars, decisions: dict[int, list], initial_cash: float = 0.0,
+                 long_exits: bool = False) -> None:
         self.sim = Simulation(bars, decisions, Rules(), initial_cash, Unrecorded())
         self.bars = bars
         self.decisions = decisions
+        # a rule of the side's own, fitted from its closes of longs: an entry's exits are a
+        # long's, also where the position believed went short since (a double booking)
+        self.long_exits = long_exits
 
     def step(self, t: int, rules: Rules, book: Book, overrides: dict | None,
              entries: list[Entry] | None = None) -> tuple[dict[str, Key], Book]:
@@ -54,8 +57,13 @@ class Oracle:
         if not entries or not rules.position_rules:
             return
         sim = self.sim
-        sim.arm_exits(rules, entries, ARMED_IDS)
         positions = sim.book.positions
+        short = [a for a, *_ in entries if positions.get(a, 0.0) < 0] if self.long_exits else []
+        for asset in short:  # armed as the long its entry opened
+            positions[asset] = -positions[asset]
+        sim.arm_exits(rules, entries, ARMED_IDS)
+        for asset in short:
+            positions[asset] = -positions[asset]
         for order in sim.resting:
             if order.type == "trailing_stop":
                 self.trail(order, t, rules, positions[order.asset] < 0)

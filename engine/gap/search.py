@@ -84,10 +84,16 @@ class Search:
         found: list[Hypothesis] = []
         unchecked: dict[int, Hypothesis] = {}  # warmed without checking the bar before t
         self._warm_starts = {}
-        if self._failures >= GIVE_UP:
-            self._failures += 1
-            return [], missed, None
-        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST else SEARCH_BUDGET // 8
+        given_up = self._failures >= GIVE_UP
+        if given_up:  # single switches only, on a small budget, where a new fault shows:
+            standing = sorted(self._failed_far)  # much more missed than the bars before
+            usual = standing[len(standing) // 2] if standing else 0.0
+            if start < max(2 * usual, usual + 1.0):
+                self._failures += 1
+                self._closest = start
+                return [], missed, None
+        budget = SEARCH_BUDGET if t - self._last_unexplained > PERSIST and not given_up \
+            else SEARCH_BUDGET // 8
 
         def evaluate(level) -> None:
             for switches in dict.fromkeys(level):
@@ -119,6 +125,11 @@ class Search:
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
+        if given_up and not found:
+            self._failures += 1
+            self._failed_far.append(start)
+            self._closest = best[0]
+            return [], best[2], best[1]
         if not any(h.lasted >= PERSIST for h in found):  # what the side believed it held
             beliefs = self.belief_sets(t, currents)
             budget += len(beliefs)
@@ -143,10 +154,15 @@ class Search:
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
         self._last_unexplained = t
         self._failures += 1
+        self._failed_far.append(start)
+        self._closest = best[0]
         return [], best[2], best[1]
 
-    def fit_start(self, state: tuple) -> frozenset[Switch]:
-        """The switches the side's first `START_WINDOW` fill bars follow (its own rules).
+    def fit_start(self, state: tuple) -> list[frozenset[Switch]]:
+        """The sets of switches the side's first `START_WINDOW` fill bars follow (its own
+        rules): the best one, and the others of its size that score as well (the first bars
+        cannot tell them apart, so each stays alive until a later bar refutes it; a shape
+        of belief only beside another, as the search tries them only after the catalogue).
 
         A beam search over sets of switches, scored by the fill bars they reproduce (then
         by how far they are off on the others): each level adds one switch, or the
@@ -156,7 +172,7 @@ class Search:
         """
         fills = [b for b in self.fill_bars if b >= self.same_until][:START_WINDOW]
         if not fills:
-            return frozenset()
+            return []
         window = self.books[self.same_until: fills[-1] + 1]
         self._start_state = state
         bundles = peer_rule_sets(self.trusted, self.vocabulary)
@@ -194,15 +210,23 @@ class Search:
             if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
                 best = frontier[0]
         if scores[best][0] <= scores[frozenset()][0]:
-            return frozenset()
-        for switch in sorted(best, key=lambda s: s.words):  # keep only what is needed
-            lighter = best - {switch}
-            if lighter not in scores or lighter in cut:
-                cut.discard(lighter)
-                scores[lighter] = self.reproduced(lighter, window)
-            if scores[lighter][0] >= scores[best][0]:
-                best = lighter
-        return best
+            return []
+        shaped = any(s.state == "belief" for s in best)  # the catalogue's sets come first
+        tied = [c for c in scores if c not in cut and len(c) == len(best)
+                and scores[c] == scores[best]
+                and (shaped or not any(s.state == "belief" for s in c))]
+        out: list[frozenset[Switch]] = []
+        for chosen in sorted(tied, key=lambda c: c != best):
+            for switch in sorted(chosen, key=lambda s: s.words):  # keep only what is needed
+                lighter = chosen - {switch}
+                if lighter not in scores or lighter in cut:
+                    cut.discard(lighter)
+                    scores[lighter] = self.reproduced(lighter, window)
+                if scores[lighter][0] >= scores[chosen][0]:
+                    chosen = lighter
+            if chosen and chosen not in out:
+                out.append(chosen)
+        return out[:MAX_ALIVE]
 
     def first_missed(self, window: list[OwnBook]) -> int | None:
         """The first bar of `window` the trusted rules do not reproduce from the own book."""
@@ -265,8 +289,7 @@ class Search:
                 + [switch for b in onsets for switch in (
                     booked_twice_since(b, stamps[b], executing=True),
                     booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]),
-                    booked_twice_since(b, stamps[b], True, "sells"),
-                    booked_twice_since(b, stamps[b], True, "buys"))]
+                    booked_twice_since(b, stamps[b], True, "sells"))]
                 + [fees_out_of_cash(b, stamps[b]) for b in onsets]
                 + [fees_twice_since(b, stamps[b]) for b in onsets]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])

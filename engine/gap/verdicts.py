@@ -57,7 +57,9 @@ class BarVerdict:
     `switches` are the hidden switches in force (empty: the trusted rules with the side's
     visible fields reproduce it); `evidenced` says the trusted rules alone did not;
     `unexplained` lists the assets no hypothesis reproduces; `refuted` the switches a
-    failure ended at this bar.
+    failure ended at this bar; `partial`: the switches reproduce every fill of the bar but
+    the unexplained ones (a coincidence taken out of a reproduced bar), so they still
+    count there.
     """
 
     bar: int
@@ -65,6 +67,7 @@ class BarVerdict:
     evidenced: bool
     unexplained: frozenset[str] = frozenset()
     refuted: frozenset[Switch] = frozenset()
+    partial: bool = False
 
 
 @dataclass
@@ -99,7 +102,7 @@ class Diagnosis:
         worked out, every switch of a bar the trusted rules miss counts; a bar nothing
         reproduces touches none: its closest hypothesis explains nothing)."""
         verdict = self.verdicts[t]
-        if not verdict.evidenced or verdict.unexplained:
+        if not verdict.evidenced or (verdict.unexplained and not verdict.partial):
             return False
         return switch in self.needed[t] if t in self.needed else True
 
@@ -165,16 +168,19 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
 BOOK_CHECKS = {"allow_short", "cash_policy", "max_leverage"}
 
 
-def consequences(verdicts: dict[int, BarVerdict]) -> dict[Switch, Switch]:
+def consequences(verdicts: dict[int, BarVerdict], trusted: Rules) -> dict[Switch, Switch]:
     """Checks against the book that only ever act beside a fill booked twice: a sell that
     goes short, or a cash check that reads cash double booking spent, follow from the
     double booking (the engine's checks read the book it believes) and are counted under
-    it, not as causes of their own."""
+    it, not as causes of their own. A check against a stale balance loosens no check of
+    the book (it keeps the trusted policy and reads a balance from before the batch's
+    fills): it is a cause of its own."""
     together: dict[Switch, set[Switch] | None] = {}
     for verdict in verdicts.values():
         roots = {s for s in verdict.switches if s.cause == "duplicate_fill"}
         for switch in verdict.switches:
-            if switch.state or not {n for n, _ in switch.changes} & BOOK_CHECKS:
+            if switch.state or not {n for n, v in switch.changes
+                                    if v != getattr(trusted, n)} & BOOK_CHECKS:
                 continue
             seen = together.get(switch, roots)
             together[switch] = None if seen is None else seen & roots

@@ -113,6 +113,17 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
                             ("buys_first", "buys before sells")):
         if sequence != trusted.sequence:
             switches.append(Switch("sequencing", words, (("sequence", sequence),)))
+    # a stale balance is another cash check (it replaces the cash policy's switches);
+    # listed before the policies, as the smaller departure: it lets through only buys that
+    # fit a balance the engine had, where a looser policy lets through any buy
+    switches += [
+        Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
+               (("cash_check", "first_buy"), ("cash_policy", trusted.cash_policy))),
+        Switch("cash_limit", "each buy checked against the cash before the batch",
+               (("cash_check", "batch_start"), ("cash_policy", trusted.cash_policy))),
+        Switch("cash_limit", "each buy checked against the opening balance",
+               (("cash_check", "opening"), ("cash_policy", trusted.cash_policy))),
+    ]
     for policy in ("shrink", "reject", "allow_negative"):
         if policy != trusted.cash_policy:
             switches.append(Switch("cash_limit", f"cash policy {policy}",
@@ -155,13 +166,6 @@ def rule_switches(trusted: Rules, observed: Rules, rounds: bool = False) -> list
         Switch("short_selling", "sells not capped at the position",
                (("allow_short", not trusted.allow_short),)),
         Switch("cash_limit", "buys on margin (2× leverage)", (("max_leverage", 2.0),)),
-        # (a stale balance is another cash check: it replaces the cash policy's switches)
-        Switch("cash_limit", "each buy checked against the cash at the batch's first buy",
-               (("cash_check", "first_buy"), ("cash_policy", trusted.cash_policy))),
-        Switch("cash_limit", "each buy checked against the cash before the batch",
-               (("cash_check", "batch_start"), ("cash_policy", trusted.cash_policy))),
-        Switch("cash_limit", "each buy checked against the opening balance",
-               (("cash_check", "opening"), ("cash_policy", trusted.cash_policy))),
     ]
     switches += stop_switches(trusted)
     if observed.rounding != "none" or rounds:

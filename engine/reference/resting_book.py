@@ -346,12 +346,13 @@ class RestingOrders:
             if child.status == "open":
                 self._arm(child, t, price, bar, rules.stop_base)
         after = self.book.positions.get(asset, 0.0)
-        if after == 0.0 or before * after < 0.0:  # closed, or reversed
+        reversed_ = before * after < 0.0 and rules.reversal_rearms
+        if after == 0.0 or reversed_:  # closed, or reversed
             for order in self._by_asset.get(asset, ()):
                 if order.status == "open" and (
                         (closes_by_target and after == 0.0) or order.close_position):
                     self._settle(order, t, "cancelled", "position_closed")
-        if after != 0.0 and before * after <= 0.0 and rules.position_rules:
+        if after != 0.0 and (before == 0.0 or reversed_) and rules.position_rules:
             self._open_rules(t, rules, asset, after, price, bar)
 
     def _open_rules(self, t: int, rules: Rules, asset: str, position: float, price: float,

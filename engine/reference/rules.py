@@ -127,6 +127,9 @@ class Rules:
     take_profit: float = 0.0
     trailing_stop: float = 0.0
     max_bars: int = 0
+    # A departure no profile takes, for the gap analysis: off, a position reversed by a fill
+    # keeps its exits (a risk manager that arms only from flat and disarms only at flat).
+    reversal_rearms: bool = True
     # Portfolio rules, checked when an order is placed (0: off).
     max_positions: int = 0
     max_gross: float = 0.0

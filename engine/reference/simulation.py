@@ -389,7 +389,14 @@ class Simulation(RestingOrders):
                                  row[order.asset][VOLUME], headroom)
             if fill is not None:
                 logged.append(fill)
+        held = {fill[1]: book.positions.get(fill[1], 0.0) for fill in logged}
         self.fills += self.faults.batch_logged(book, logged, rules)
+        for asset, before in held.items():  # booked again after the batch: a position
+            after = book.positions.get(asset, 0.0)  # that closed or reversed loses its exits
+            if before and (after == 0.0 or before * after < 0.0):
+                for order in self._by_asset.get(asset, ()):
+                    if order.status == "open" and order.close_position:
+                        self._settle(order, t, "cancelled", "position_closed")
 
     def _valuation(self, t: int, rules: Rules, point: int, due: list[Order],
                    fill_prices: dict[str, float]) -> dict[str, float]:
