@@ -444,7 +444,8 @@ class Diagnoser(Search):
                         survivors, unexplained = [carried[1]], frozenset(carried[2])
                     self.credit_in_part(t, survivors, self._last_guess, missed,
                                         carried[0] if survivors and carried is not None
-                                        and survivors[0] is carried[1] else self._closest)
+                                        and survivors[0] is carried[1] else self._closest,
+                                        unexplained, actual)
             alive = survivors
             states[t] = (list(alive), bool(missed), unexplained)
             if t in self.label_bars:
@@ -713,13 +714,16 @@ class Diagnoser(Search):
                           or everything, verdict.refuted, partial=bool(wrong))
 
     def credit_in_part(self, t: int, survivors: list[Hypothesis], last_guess: tuple,
-                       missed: set[str], far: float) -> None:
+                       missed: set[str], far: float, wrong: frozenset[str],
+                       actual: dict[str, Key]) -> None:
         """A bar nothing reproduces, whose closest set is off by less than half of what
-        the trusted rules miss and by at least a whole fill less: that set explains the
-        bar but the fills it misses (a fault outside the vocabulary touching a few fills
-        beside one in it: the bar's verdict is unexplained there, the set's switches still
-        count where they reproduce)."""
-        if not survivors or not survivors[0].switches:
+        the trusted rules miss and by at least a whole fill less, and only at fills the
+        side never made (orders it lost, not fills of another size): that set
+        explains the bar but those fills (a fault outside the vocabulary touching a few
+        fills beside one in it: the bar's verdict is unexplained there, the set's switches
+        still count where they reproduce)."""
+        if not survivors or not survivors[0].switches or not wrong \
+                or any(asset in actual for asset in wrong):
             return
         trusted = self.distance(*last_guess, missed)
         if trusted - far >= 1.0 and far <= trusted / 2:
