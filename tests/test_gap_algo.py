@@ -27,11 +27,10 @@ from engine.reference import rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
 from tests.algo_engine import AlgoBacktest, Fault, Faults, TopKMomentum
+from tests.fault_judge import problems_in
 
 CASH = 1_000_000.0
 FEES = 0.001
-UNEXPLAINED_LIMIT = 0.01
-NOT_NAMES = {"propagated", "unexplained"}
 
 # The causes that name each fault (any one does); none: outside the vocabulary.
 CAUSES_OF: dict[str, tuple[str, ...]] = {
@@ -135,42 +134,10 @@ def analyzed(market: Market, faults: Faults, with_weights: bool = True):
 
 def problems(market: Market, faults: Faults, analysis) -> list[str]:
     """Where the analysis departs from the truth about `faults` (empty: it is right)."""
-    summary = analysis.summary
     bar_of = {t: i for i, t in enumerate(stamps(market))}
-    named = [f for f in summary["faults"] if f["cause"] not in NOT_NAMES]
     traced = [(f, first_changed(market, faults, f.name)) for f in faults.faults]
-    traced = [(f, first) for f, first in traced if first is not None]
-    allowed = {c for f, _ in traced for c in CAUSES_OF[f.name]}
-    out = [f"named {f['cause']} ({f['what']}) from {str(f['onset'])[:10]}, which no "
-           "planted fault is" for f in named if f["cause"] not in allowed]
-    for fault, first in traced:
-        causes = CAUSES_OF[fault.name]
-        if not causes:
-            continue
-        mine = [f for f in named if f["cause"] in causes and f["side"] == "B"]
-        if not mine:
-            out.append(f"{fault} changed fills from bar {first}, but no {causes} is named")
-        elif not any(fault.since <= bar_of[f["onset"]] <= first for f in mine):
-            out.append(f"{fault}: onset at bar {[bar_of[f['onset']] for f in mine]}, not "
-                       f"between {fault.since} and {first}")
-    inside = all(CAUSES_OF[f.name] for f, _ in traced)
-    gap = summary["final_equity"]["gap"]
-    share = abs(summary["attribution"].get("unexplained", 0.0)) / abs(gap) if gap else 0.0
-    if not traced:
-        if summary["verdict"] != "identical":
-            out.append(f"no fault left a trace, verdict {summary['verdict']}")
-    elif inside:
-        if summary["verdict"] != "explained":
-            out.append(f"verdict {summary['verdict']}, every fault in the vocabulary "
-                       f"({share:.1%} unexplained)")
-        elif share >= UNEXPLAINED_LIMIT:
-            out.append(f"{share:.1%} of the gap unexplained")
-    elif summary["verdict"] != "unexplained":
-        out.append(f"verdict {summary['verdict']} with a fault outside the vocabulary")
-    for fault in sorted(summary["faults"], key=lambda f: -abs(f["share"]))[:3]:
-        if fault["cause"] not in allowed | {"unexplained"}:
-            out.append(f"the first sentence names {fault['cause']}: {headline(summary)}")
-    return out
+    return problems_in(analysis.summary, [(f, first) for f, first in traced
+                                          if first is not None], CAUSES_OF, bar_of)
 
 
 # Every case: one fault from the start or mid-run, and pairs; each on both markets.

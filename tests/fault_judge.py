@@ -1,0 +1,52 @@
+"""The judge of a hand-built engine's faults against the analysis of its log: shared by
+the engines of other styles (`test_gap_foreign.py`, `test_gap_algo.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.gap.report import headline
+
+UNEXPLAINED_LIMIT = 0.01  # the share of the gap left unexplained with every fault named
+NOT_NAMES = {"propagated", "unexplained"}
+
+
+def problems_in(summary: dict, traced: Sequence[tuple[Any, int]],
+                causes_of: Mapping[str, tuple[str, ...]], bar_of: Mapping[Any, int]
+                ) -> list[str]:
+    """Where `summary` departs from the truth (empty: it is right). `traced`: each planted
+    fault that changed a fill (with `name` and `since`) and the first bar it changed;
+    `causes_of`: the causes that name each fault (none: outside the vocabulary)."""
+    named = [f for f in summary["faults"] if f["cause"] not in NOT_NAMES]
+    allowed = {c for f, _ in traced for c in causes_of[f.name]}
+    out = [f"named {f['cause']} ({f['what']}) from {str(f['onset'])[:10]}, which no "
+           "planted fault is" for f in named if f["cause"] not in allowed]
+    for fault, first in traced:
+        causes = causes_of[fault.name]
+        if not causes:
+            continue
+        mine = [f for f in named if f["cause"] in causes and f["side"] == "B"]
+        if not mine:
+            out.append(f"{fault} changed fills from bar {first}, but no {causes} is named")
+        elif not any(fault.since <= bar_of[f["onset"]] <= first for f in mine):
+            out.append(f"{fault}: onset at bar {[bar_of[f['onset']] for f in mine]}, not "
+                       f"between {fault.since} and {first}")
+    inside = all(causes_of[f.name] for f, _ in traced)
+    gap = summary["final_equity"]["gap"]
+    share = abs(summary["attribution"].get("unexplained", 0.0)) / abs(gap) if gap else 0.0
+    if not traced:
+        if summary["verdict"] != "identical":
+            out.append(f"no fault left a trace, verdict {summary['verdict']}")
+    elif inside:
+        if summary["verdict"] != "explained":
+            out.append(f"verdict {summary['verdict']}, every fault in the vocabulary "
+                       f"({share:.1%} unexplained)")
+        elif share >= UNEXPLAINED_LIMIT:
+            out.append(f"{share:.1%} of the gap unexplained")
+    elif summary["verdict"] != "unexplained":
+        out.append(f"verdict {summary['verdict']} with a fault outside the vocabulary")
+    for fault in sorted(summary["faults"], key=lambda f: -abs(f["share"]))[:3]:
+        if fault["cause"] not in allowed | {"unexplained"}:
+            out.append(f"the first sentence names {fault['cause']}: {headline(summary)}")
+    return out
