@@ -132,13 +132,7 @@ class Diagnoser(Search):
         for switch in in_order(hypothesis.switches):
             if switch.state in ("booked_twice", "booked_twice_executing") \
                     and own.bar > switch.since:
-                for asset, q, p, f in self.log.rows.get(switch.since, ()):
-                    cash = add(cash, -(q * p + f))
-                    after = add(positions.get(asset, 0.0), q)
-                    if after:
-                        positions[asset] = after
-                    else:
-                        positions.pop(asset, None)
+                cash = _booked_again(cash, positions, self.log.rows.get(switch.since, ()))
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
                 cash += self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_twice_since" and own.bar > switch.since:
@@ -175,14 +169,8 @@ class Diagnoser(Search):
         sells = one_sided(switch) == "sells"
         start = bisect_left(self.fill_bars, switch.since)
         for t in self.fill_bars[start:bisect_left(self.fill_bars, until)]:
-            for asset, q, p, f in self.log.rows[t]:
-                if (q < 0) == sells:
-                    cash = add(cash, -(q * p + f))
-                    after = add(positions.get(asset, 0.0), q)
-                    if after:
-                        positions[asset] = after
-                    else:
-                        positions.pop(asset, None)
+            cash = _booked_again(cash, positions,
+                                 [row for row in self.log.rows[t] if (row[1] < 0) == sells])
         return cash
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
@@ -841,6 +829,19 @@ class Diagnoser(Search):
             return rules.with_(**{element: getattr(self.trusted, element)})
         return rules
 
+
+
+def _booked_again(cash: float, positions: dict[str, float], rows) -> float:
+    """The cash, and `positions` in place, with the fills `rows` (asset, quantity, price,
+    fee) booked once more, fees as charged."""
+    for asset, q, p, f in rows:
+        cash = add(cash, -(q * p + f))
+        after = add(positions.get(asset, 0.0), q)
+        if after:
+            positions[asset] = after
+        else:
+            positions.pop(asset, None)
+    return cash
 
 ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *SPANS}
