@@ -138,6 +138,7 @@ def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:
 
 
 SPLIT = 0.5  # share of a log's keys held in parts above which it logs executions in parts
+HABIT = 5  # keys held in parts at the least before that is a habit, not a fill or two
 
 
 def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
@@ -147,7 +148,8 @@ def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
     one price that are not all copies of one row (a row logged twice is a copy). When more
     than half of the log's keys do, the log splits its fills by habit (a broker's
     executions): the parts of each are summed into one row (first row's place kept). A log
-    with a few such keys (a rebalance's sell and an exit at the same open) is left as it is.
+    with a few such keys (a rebalance's sell and an exit at the same open, or a small log
+    with a fill or two in parts) is left as it is, and compares as parity does.
     """
     if fills.height < 2:
         return fills
@@ -157,7 +159,8 @@ def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
                                       .n_unique())
     split = groups.filter((pl.col("rows") > 1) & (pl.col("kinds") > 1))
     keys = fills.select("timestamp", "asset").n_unique()
-    if split.select("timestamp", "asset").n_unique() <= SPLIT * keys:
+    parted = split.select("timestamp", "asset").n_unique()
+    if parted <= SPLIT * keys or parted < HABIT:
         return fills
     columns = fills.columns
     merged = (fills.with_row_index("_row").group_by(part, maintain_order=True)
