@@ -58,12 +58,9 @@ class Oracle:
             return
         sim = self.sim
         positions = sim.book.positions
-        short = [a for a, *_ in entries if positions.get(a, 0.0) < 0] if self.long_exits else []
-        for asset in short:  # armed as the long its entry opened
-            positions[asset] = -positions[asset]
-        sim.arm_exits(rules, entries, ARMED_IDS)
-        for asset in short:
-            positions[asset] = -positions[asset]
+        short = frozenset(a for a, *_ in entries if positions.get(a, 0.0) < 0) \
+            if self.long_exits else frozenset()
+        sim.arm_exits(rules, entries, ARMED_IDS, as_long=short)  # as the long it opened
         for order in sim.resting:
             if order.type == "trailing_stop":
                 self.trail(order, t, rules, positions[order.asset] < 0)

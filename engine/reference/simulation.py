@@ -162,13 +162,16 @@ class Simulation(RestingOrders):
             self._index_resting()
 
     def arm_exits(self, rules: Rules, entries: list[tuple[str, int, float]],
-                  first_id: int) -> None:
+                  first_id: int, as_long: frozenset[str] = frozenset()) -> None:
         """The position rules' exits of the positions held, opened by `entries` (asset,
-        entry bar, fill price), numbered from `first_id`."""
+        entry bar, fill price), numbered from `first_id`; those of `as_long` armed as the
+        long their entry opened, whatever the book holds now."""
         saved, self._next_id = self._next_id, first_id
         positions = self.book.positions
         for asset, bar, price in entries:
             position = positions.get(asset, 0.0)
+            if asset in as_long:
+                position = abs(position)
             if position:
                 self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
         self._next_id = saved
