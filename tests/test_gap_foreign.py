@@ -12,20 +12,19 @@ when one outside it changed a fill; the report's first sentence names root cause
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import polars as pl
 import pytest
 
 from engine import BacktestConfig, run_backtest
-from engine.data.synthetic import generate_market, momentum_scores
+from engine.data.synthetic import momentum_scores
 from engine.gap.analyze import Side, analyze
 from engine.reference import rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
-from tests.fault_judge import problems_in
 from tests.foreign_engine import Backtest, Fault, Faults
+from tests.other_styles import SPARE, TIGHT, Market, prices, problems_in
 
 CASH = 1_000_000.0
 FEES = 0.001
@@ -47,25 +46,6 @@ CAUSES_OF: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Market:
-    """Generated bars and top-k momentum weights every `every` bars at `invested / k`."""
-
-    n_assets: int = 24
-    n_days: int = 160
-    seed: int = 7
-    k: int = 6
-    every: int = 5
-    invested: float = 1.0
-
-
-TIGHT = Market()
-SPARE = Market(n_assets=30, n_days=180, seed=12, k=8, every=5, invested=0.9)
-
-
-@cache
-def prices(market: Market) -> pl.DataFrame:
-    return generate_market(market.n_assets, market.n_days, market.seed, gaps=False)
 
 
 @cache

@@ -1,15 +1,41 @@
-"""The judge of a hand-built engine's faults against the analysis of its log: shared by
-the engines of other styles (`test_gap_foreign.py`, `test_gap_algo.py`)."""
+"""What the tests of the engines of other styles share (`test_gap_foreign.py`,
+`test_gap_algo.py`): their markets, and the judge of their faults against the analysis."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import polars as pl
+
+from engine.data.synthetic import generate_market
 from engine.gap.report import headline
 
 UNEXPLAINED_LIMIT = 0.01  # the share of the gap left unexplained with every fault named
 NOT_NAMES = {"propagated", "unexplained"}
+
+
+@dataclass(frozen=True)
+class Market:
+    """Generated bars; the top `k` held at `invested / k`, rebalanced every `every` bars."""
+
+    n_assets: int = 24
+    n_days: int = 160
+    seed: int = 7
+    k: int = 6
+    every: int = 5
+    invested: float = 1.0
+
+
+TIGHT = Market()
+SPARE = Market(n_assets=30, n_days=180, seed=12, k=8, every=5, invested=0.9)
+
+
+@cache
+def prices(market: Market) -> pl.DataFrame:
+    return generate_market(market.n_assets, market.n_days, market.seed, gaps=False)
 
 
 def problems_in(summary: dict, traced: Sequence[tuple[Any, int]],
