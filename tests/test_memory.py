@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from engine.memory import TUNED
+
 FREED = """
 import numpy as np
 from engine.memory import keep_freed_memory
@@ -25,9 +27,12 @@ print(keep_freed_memory(), (held - rss()) >> 20)
 
 
 def run(environment: dict[str, str]) -> tuple[bool, int]:
-    """(kept, MB given back to the system when a 40 MB array is freed) after a run."""
+    """(kept, MB given back to the system when a 40 MB array is freed) after a run, in a
+    process whose malloc settings are `environment`'s only (a Dask nanny started earlier in
+    this process sets its own in `os.environ`)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in TUNED}
     done = subprocess.run([sys.executable, "-c", FREED], capture_output=True, text=True,
-                          check=True, env={**os.environ, **environment})
+                          check=True, env={**inherited, **environment})
     kept, returned = done.stdout.split()
     return kept == "True", int(returned)
 
