@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -76,3 +80,23 @@ def problems_in(summary: dict, traced: Sequence[tuple[Any, int]],
         if fault["cause"] not in allowed | {"unexplained"}:
             out.append(f"the first sentence names {fault['cause']}: {headline(summary)}")
     return out
+
+
+def assert_explained_as_directly(folder: Path, log: pl.DataFrame, weights: pl.DataFrame,
+                                 direct: dict, cash: float, fees: float, *flags: str) -> None:
+    """`tradegap explain` on `log` written as CSV (read with `flags`) says what the analysis
+    of the same fills in our own format (`direct`) says: explained, the same faults."""
+    prices(TIGHT).write_parquet(folder / "prices.parquet")
+    weights.write_parquet(folder / "weights.parquet")
+    log.write_csv(folder / "b.csv")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "explain", "--fills", str(folder / "b.csv"),
+         "--prices", str(folder / "prices.parquet"),
+         "--weights", str(folder / "weights.parquet"), "--cash", str(cash),
+         "--profile", "tradegap", "--fees", str(fees), *flags, "--out", str(folder / "gap")],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((folder / "gap" / "gap_summary.json").read_text())
+    assert summary["verdict"] == direct["verdict"] == "explained"
+    assert [(f["cause"], f["what"], f["onset"][:10]) for f in summary["faults"]] == [
+        (f["cause"], f["what"], str(f["onset"])[:10]) for f in direct["faults"]]

@@ -26,7 +26,14 @@ from engine.reference import rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
 from tests.algo_engine import AlgoBacktest, Fault, Faults, TopKMomentum
-from tests.other_styles import SPARE, TIGHT, Market, prices, problems_in
+from tests.other_styles import (
+    SPARE,
+    TIGHT,
+    Market,
+    assert_explained_as_directly,
+    prices,
+    problems_in,
+)
 
 CASH = 1_000_000.0
 FEES = 0.001
@@ -224,25 +231,8 @@ def transactions_log(frame: pl.DataFrame) -> pl.DataFrame:
 def test_a_transactions_log_is_diagnosed_through_the_command_line(tmp_path):
     """`tradegap explain` reads the log with `--columns` and says what the same fills in
     our own format say: the sells booked twice from mid-run, at the same onset."""
-    import json
-    import subprocess
-    import sys
-
     faults = planted(TIGHT, SINGLES["sell_twice from mid"])
-    prices(TIGHT).write_parquet(tmp_path / "prices.parquet")
-    weights(TIGHT).write_parquet(tmp_path / "weights.parquet")
-    transactions_log(fills(TIGHT, faults)).write_csv(tmp_path / "b.csv")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "explain", "--fills", str(tmp_path / "b.csv"),
-         "--prices", str(tmp_path / "prices.parquet"),
-         "--weights", str(tmp_path / "weights.parquet"), "--cash", str(CASH),
-         "--profile", "tradegap", "--fees", str(FEES),
-         "--columns", "timestamp=dt,asset=sid,quantity=amount,price=price,fee=commission,"
-         "order=order_id", "--out", str(tmp_path / "gap")],
-        capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "gap" / "gap_summary.json").read_text())
-    direct = analyzed(TIGHT, faults).summary
-    assert summary["verdict"] == direct["verdict"] == "explained"
-    assert [(f["cause"], f["what"], f["onset"][:10]) for f in summary["faults"]] == [
-        (f["cause"], f["what"], str(f["onset"])[:10]) for f in direct["faults"]]
+    assert_explained_as_directly(tmp_path, transactions_log(fills(TIGHT, faults)), weights(TIGHT),
+                                 analyzed(TIGHT, faults).summary, CASH, FEES,
+                                 "--columns", "timestamp=dt,asset=sid,quantity=amount,"
+                                 "price=price,fee=commission,order=order_id")

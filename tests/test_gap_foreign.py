@@ -24,7 +24,14 @@ from engine.reference import rules_for
 from engine.research.weights import top_k_weights
 from engine.results.compare import Tolerance, join_sides
 from tests.foreign_engine import Backtest, Fault, Faults
-from tests.other_styles import SPARE, TIGHT, Market, prices, problems_in
+from tests.other_styles import (
+    SPARE,
+    TIGHT,
+    Market,
+    assert_explained_as_directly,
+    prices,
+    problems_in,
+)
 
 CASH = 1_000_000.0
 FEES = 0.001
@@ -278,25 +285,9 @@ def test_a_partial_fill_log_with_a_side_column_is_diagnosed_through_the_command_
     """`tradegap explain` reads the log with `--columns` (a side column signing unsigned
     quantities) and `--partials sum` (an order's partial fills on a bar summed) and says
     what the same fills in our own format say."""
-    import json
-    import subprocess
-    import sys
-
     faults = single("fees_twice", "mid-run")
-    prices(TIGHT).write_parquet(tmp_path / "prices.parquet")
-    weights(TIGHT).write_parquet(tmp_path / "weights.parquet")
-    partial_fill_log(fills(TIGHT, faults)).write_csv(tmp_path / "b.csv")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "explain", "--fills", str(tmp_path / "b.csv"),
-         "--prices", str(tmp_path / "prices.parquet"),
-         "--weights", str(tmp_path / "weights.parquet"), "--cash", str(CASH),
-         "--profile", "tradegap", "--fees", str(FEES), "--partials", "sum",
-         "--columns", "timestamp=When,asset=Ticker,side=Side,quantity=Qty,price=Px,"
-         "fee=Commission,order=OrderId", "--out", str(tmp_path / "gap")],
-        capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "gap" / "gap_summary.json").read_text())
-    direct = analyzed(TIGHT, faults).summary
-    assert summary["verdict"] == direct["verdict"] == "explained"
-    assert [(f["cause"], f["what"], f["onset"][:10]) for f in summary["faults"]] == [
-        (f["cause"], f["what"], str(f["onset"])[:10]) for f in direct["faults"]]
+    assert_explained_as_directly(tmp_path, partial_fill_log(fills(TIGHT, faults)), weights(TIGHT),
+                                 analyzed(TIGHT, faults).summary, CASH, FEES,
+                                 "--partials", "sum", "--columns",
+                                 "timestamp=When,asset=Ticker,side=Side,quantity=Qty,price=Px,"
+                                 "fee=Commission,order=OrderId")
