@@ -60,7 +60,7 @@ class Oracle:
         positions = sim.book.positions
         short = frozenset(a for a, *_ in entries if positions.get(a, 0.0) < 0) \
             if self.long_exits else frozenset()
-        sim.arm_exits(rules, entries, ARMED_IDS, as_long=short)  # as the long it opened
+        sim.arm_exits(rules, entries, ARMED_IDS, as_long=short, at=t)  # as the long opened
         for order in sim.resting:
             if order.type == "trailing_stop":
                 self.trail(order, t, rules, positions[order.asset] < 0)

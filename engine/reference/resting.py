@@ -193,6 +193,12 @@ def _limit(buy: bool, price: float, bar: tuple, intrabar_path: str,
     return None
 
 
+def reaches(kind: str, buy: bool, level: float, bar: tuple) -> bool:
+    """Whether a `stop` or `limit` at `level` can fill in `bar` at all (on any path, at its
+    close too: every price of a bar lies between its low and high)."""
+    return (_stop if kind == "stop" else _limit)(buy, level, bar, "ohlc") is not None
+
+
 def event(order: Resting, bar: tuple, buy: bool, intrabar_path: str, gap_fill: str = "open",
           at_close: bool = False, bar_ticks: bool = False) -> tuple[int, float, bool] | None:
     """Where the order fills in `bar`: (phase, price before slippage, slipped), or None.

@@ -21,6 +21,7 @@ from engine.reference.resting import (
     at_close,
     event,
     last_bar_of,
+    reaches,
     stop_fill_price,
     to_tick,
 )
@@ -356,9 +357,11 @@ class RestingOrders:
             self._open_rules(t, rules, asset, after, price, bar)
 
     def _open_rules(self, t: int, rules: Rules, asset: str, position: float, price: float,
-                    bar: tuple) -> None:
+                    bar: tuple, reach: tuple[tuple, bool] | None = None) -> None:
         """The position rules' exits of a position opened at bar `t`: one OCO group, each
-        closing the whole position, tried from the next bar (a time exit from bar t + N)."""
+        closing the whole position, tried from the next bar (a time exit from bar t + N).
+        Given `reach` (a bar and the exits' side there), a stop or limit that cannot fill
+        in that bar is left out."""
         base = price if rules.stop_base == "fill" else bar[CLOSE]
         long = position > 0
         group = ("position", asset, t)
@@ -374,6 +377,10 @@ class RestingOrders:
                           {"trail": rules.trailing_stop, "peak": base}))
         if rules.max_bars:
             exits.append(("time_exit", "market", {}))
+        if reach is not None:
+            at, buys = reach
+            exits = [(rule, kind, fields) for rule, kind, fields in exits
+                     if kind not in ("stop", "limit") or reaches(kind, buys, fields[kind], at)]
         for rule, kind, fields in exits:
             order_id = self._next_id
             self._next_id += 1

@@ -162,18 +162,31 @@ class Simulation(RestingOrders):
             self._index_resting()
 
     def arm_exits(self, rules: Rules, entries: list[tuple[str, int, float]],
-                  first_id: int, as_long: frozenset[str] = frozenset()) -> None:
+                  first_id: int, as_long: frozenset[str] = frozenset(),
+                  at: int | None = None) -> None:
         """The position rules' exits of the positions held, opened by `entries` (asset,
         entry bar, fill price), numbered from `first_id`; those of `as_long` armed as the
-        long their entry opened, whatever the book holds now."""
+        long their entry opened, whatever the book holds now. Given the bar `at` they are
+        armed for, the stops and limits that cannot fill there are left out where no
+        order of the asset is open (none can move the position before they are tried)."""
         saved, self._next_id = self._next_id, first_id
-        positions = self.book.positions
+        book = self.book
+        positions = book.positions
+        row = self.bars.rows[at] if at is not None else None
+        ordered = {*book.pending, *(o.asset for o in book.unnetted)} if row is not None \
+            else set()
         for asset, bar, price in entries:
-            position = positions.get(asset, 0.0)
-            if asset in as_long:
-                position = abs(position)
-            if position:
-                self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset])
+            held = positions.get(asset, 0.0)
+            position = abs(held) if asset in as_long else held
+            if not position:
+                continue
+            reach = None
+            if row is not None and asset not in ordered:
+                if asset not in row:
+                    continue  # no bar: none is tried at `at`
+                reach = (row[asset], held < 0)
+            self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset],
+                             reach)
         self._next_id = saved
 
     def snapshot(self) -> dict:
