@@ -41,3 +41,52 @@ def test_the_exits_between_decisions_are_labelled_with_the_rule(stopped):
     assert (exits["quantity_b"] < 0).all()
     assert exits["quantity_a"].is_null().all()
     assert stopped.summary["attribution"]["exit_rule"] != 0.0
+
+
+@pytest.fixture(scope="module")
+def many_exits():
+    """A seed-style engine whose risk manager exits far more often than a rule needs to be
+    named (every position 5% below its entry's fill price), against the reference."""
+    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.demo.engine import run_engine
+    from engine.demo.wiring import Bug, Wiring
+    from engine.reference import run_reference
+
+    prices = generate_market(n_assets=60, n_days=21 * 24, seed=11, gaps=False)
+    run = run_engine(prices, momentum_scores(prices), k=12, every=21, fees=0.001,
+                     wiring=Wiring((Bug("risk_manager", 0, 0.05),)))
+    config = {"fees": 0.001, "initial_cash": 1_000_000.0}
+    reference = run_reference(prices, run.weights, config).fills.select(
+        "timestamp", "asset", "quantity", "price", "fee")
+    return (Side(reference, rules=rules_for(config), name="reference"),
+            Side(run.fills, name="engine"), prices, run.weights)
+
+
+def test_the_first_pass_stops_once_the_exits_name_their_rule_and_the_answer_is_the_same(
+        many_exits, monkeypatch):
+    """The pass that sets a risk manager's exits apart only has to name their rule (the
+    pass after it replays the rule): it stops after `SETTLED` exits one rule fits, and the
+    analysis is the one a first pass over every bar gives."""
+    from engine.gap import diagnose
+
+    passes = []
+    run = diagnose.Diagnoser.run
+
+    def recorded(self):
+        found = run(self)
+        passes.append((self.settle, len(found.verdicts), found))
+        return found
+
+    monkeypatch.setattr(diagnose.Diagnoser, "run", recorded)
+    settled = analyze(*many_exits)
+    first = next(p for p in passes if p[0])
+    assert first[2].undecided and first[1] < len(passes[-1][2].verdicts) / 2
+    assert sum(map(len, first[2].undecided.values())) >= diagnose.SETTLED
+    monkeypatch.setattr(diagnose, "SETTLED", 10**9)
+    whole = analyze(*many_exits)
+    faults = [(f["cause"], f["what"], f["onset"]) for f in settled.summary["faults"]]
+    assert faults == [(f["cause"], f["what"], f["onset"]) for f in whole.summary["faults"]]
+    assert any(cause == "exit_rule" for cause, *_ in faults)
+    assert settled.summary["verdict"] == whole.summary["verdict"] == "explained"
+    assert settled.gap_fills.equals(whole.gap_fills)
+    assert settled.summary["attribution"] == pytest.approx(whole.summary["attribution"])

@@ -60,6 +60,9 @@ from engine.reference.orders import Order
 from engine.reference.rules import COUNTS
 from engine.results.compare import Tolerance
 
+SPANS_KEPT = 64  # books a span's moves are kept for (`_rescale`)
+SETTLED = 30  # fills set apart that one rule fits: enough to name it (`settle`)
+
 
 class Diagnoser(Search):
     """Runs the per-bar diagnosis of one side against the trusted rules."""
@@ -67,8 +70,10 @@ class Diagnoser(Search):
     def __init__(self, log: FillLog, bars: Bars, decisions: dict[int, list], trusted: Rules,
                  observed: Observed, tolerance: Tolerance | None = None,
                  label_bars: set[int] | None = None,
-                 excused: dict[int, set[str]] | None = None, same_until: int = 0) -> None:
+                 excused: dict[int, set[str]] | None = None, same_until: int = 0,
+                 settle: bool = False) -> None:
         self.log = log
+        self.settle = settle  # stop once the fills that answer no decision follow a rule
         self.bars = bars
         self.trusted = trusted
         self.observed = observed
@@ -107,6 +112,9 @@ class Diagnoser(Search):
         self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
         self._warm_starts: dict[frozenset, tuple] = {}  # a search's warm-ups (`warmed`)
         self._own_entries: tuple = (None, None)  # the last own book's entries (`entries_at`)
+        self._next_settle_check = 0  # fills set apart at which `_settled` next looks
+        self._one_sided: dict[Switch, tuple] = {}  # a one-sided booking's sums so far
+        self._spans: dict[tuple, tuple] = {}  # a span's moves to a book, booked again
 
     # Rules and books
 
@@ -166,12 +174,23 @@ class Diagnoser(Search):
                         positions: dict[str, float]) -> float:
         """The cash, and `positions` in place, with every sell (or buy) of the bars from
         the switch's onset to `until` (excluded) booked once more, fees as charged."""
+        end = bisect_left(self.fill_bars, until)
+        found = self._one_sided.get(switch)
+        if found is None or found[0] > end:  # the sums so far: fill bars walked, cash, moves
+            found = (bisect_left(self.fill_bars, switch.since), 0.0, {})
+        walked, spent, moved = found[0], found[1], dict(found[2])
         sells = one_sided(switch) == "sells"
-        start = bisect_left(self.fill_bars, switch.since)
-        for t in self.fill_bars[start:bisect_left(self.fill_bars, until)]:
-            cash = _booked_again(cash, positions,
-                                 [row for row in self.log.rows[t] if (row[1] < 0) == sells])
-        return cash
+        for t in self.fill_bars[walked:end]:
+            spent = _booked_again(spent, moved,
+                                  [row for row in self.log.rows[t] if (row[1] < 0) == sells])
+        self._one_sided[switch] = (end, spent, moved)
+        for asset in sorted(moved):
+            after = add(positions.get(asset, 0.0), moved[asset])
+            if after:
+                positions[asset] = after
+            else:
+                positions.pop(asset, None)
+        return add(cash, spent)
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
                  positions: dict[str, float]) -> float:
@@ -184,13 +203,22 @@ class Diagnoser(Search):
             factor *= f
             if end == since or factor == 1.0:
                 continue
-            then, to = self.books[since], (own if end == own.bar else self.books[end])
+            to = own if end == own.bar else self.books[end]
             extra = factor - 1.0
-            cash = add(cash, extra * (to.cash - then.cash))
-            for asset in sorted({*to.positions, *then.positions}):
-                now = to.positions.get(asset, 0.0)
-                after = add(positions.get(asset, 0.0),
-                            extra * (now - then.positions.get(asset, 0.0)))
+            key = (since, extra, id(to))
+            found = self._spans.get(key)
+            if found is None or found[0] is not to:  # (the hypotheses of a bar share it)
+                if len(self._spans) > SPANS_KEPT:
+                    self._spans.clear()
+                then = self.books[since]
+                found = self._spans[key] = (
+                    to, extra * (to.cash - then.cash),
+                    [(asset, extra * (to.positions.get(asset, 0.0)
+                                      - then.positions.get(asset, 0.0)))
+                     for asset in sorted({*to.positions, *then.positions})])
+            cash = add(cash, found[1])
+            for asset, moved in found[2]:
+                after = add(positions.get(asset, 0.0), moved)
                 if after:
                     positions[asset] = after
                 else:
@@ -394,6 +422,8 @@ class Diagnoser(Search):
                 if any(a in self.observed.overrides.get(t, {}) for a in undecided):
                     predicted, after = self.predict(own, base)
                 missed = self.mismatches(predicted, actual)
+                if self.settle and self._settled(diagnosis, beliefs):
+                    break
             self._last_guess = (predicted, actual)
             self._set_apart = bool(undecided)
             if missed or undecided:
@@ -468,6 +498,18 @@ class Diagnoser(Search):
                 break
             diagnosis.verdicts = verdicts
         return diagnosis
+
+    def _settled(self, diagnosis: Diagnosis, beliefs: dict) -> bool:
+        """Whether the fills set apart so far are enough to name the rule they follow: at
+        least `SETTLED` of them, every one fitted by one replayable rule. A first pass that
+        only has to find that rule (the pass after it replays it) can stop there."""
+        count = sum(len(by_asset) for by_asset in diagnosis.undecided.values())
+        if count < SETTLED or count < self._next_settle_check:
+            return False
+        self._next_settle_check = count + SETTLED
+        rule = undecided_rule(diagnosis.undecided, diagnosis.exit_entries, self.bars,
+                              self.long_of(beliefs), self.log.cost_basis)
+        return bool(rule.fields)
 
     def undecided(self, own: OwnBook, base: Hypothesis, predicted: dict[str, Key],
                   actual: dict[str, Key], alive: list[Hypothesis]

@@ -9,6 +9,7 @@ finds the book checks that only act beside a fill booked twice.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from engine.gap.exits import ExitRule
@@ -122,10 +123,16 @@ def verdicts_of(states: dict[int, tuple[list[Hypothesis], bool, frozenset[str]]]
         for switch in {s for h in alive for s in h.switches}:
             held.setdefault(switch, []).append(t)
 
+    supports: dict[int, int] = {}
+
     def support(h: Hypothesis) -> int:
         if h.died is None:
             return 0
-        return sum(1 for s in h.switches for t in held.get(s, ()) if t > h.died)
+        found = supports.get(id(h))
+        if found is None:  # (each switch's bars are in order)
+            found = supports[id(h)] = sum(len(bars) - bisect_right(bars, h.died) for bars in
+                                          (held.get(s, ()) for s in h.switches))
+        return found
 
     for t in sorted(states):
         alive, missed, unexplained = states[t]

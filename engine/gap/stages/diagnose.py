@@ -30,8 +30,10 @@ def diagnose(state: Analysis) -> None:
         s.trusted, s.diagnosis_a = _fold_global(s, diagnosis_a)
     same_until = max(min(s.label_bars) - DECISION_LAG, 0)
     s.diagnosis_b = Diagnoser(s.log_b, s.bars, s.decisions, s.trusted, s.observed_b,
-                              s.tolerance, s.label_bars, s.excused, same_until).run()
-    if s.diagnosis_b.undecided:  # B's own exits: its visible models without them, again
+                              s.tolerance, s.label_bars, s.excused, same_until,
+                              settle=True).run()
+    if s.diagnosis_b.undecided:  # B's own exits (a first pass, which may stop once their
+        # rule is named): its visible models without them, again
         s.observed_b = _without_undecided(s)
         s.diagnosis_b = Diagnoser(s.log_b, s.bars, s.decisions, s.trusted, s.observed_b,
                                   s.tolerance, s.label_bars, s.excused, same_until).run()
@@ -63,7 +65,8 @@ def _without_undecided(s: Analysis) -> Observed:
             pl.col("trigger").fill_null("market"))
     return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
                    exit_since=rule.since, exit_words=rule.words,
-                   exit_bars=tuple(sorted(diagnosis.undecided)))
+                   exit_bars=tuple(sorted({*diagnosis.undecided,
+                                           *(t for t, _ in diagnosis.rule_exits)})))
 
 
 def _fold_global(s: Analysis, diagnosis: Diagnosis) -> tuple[Rules, Diagnosis]:
