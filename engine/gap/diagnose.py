@@ -61,6 +61,7 @@ from engine.reference.rules import COUNTS
 from engine.results.compare import Tolerance
 
 SPANS_KEPT = 64  # books a span's moves are kept for (`_rescale`)
+BOOKING = Rules()  # a fill booked again, fees as charged, either side
 SETTLED = 30  # fills set apart that one rule fits: enough to name it (`settle`)
 
 
@@ -875,15 +876,11 @@ class Diagnoser(Search):
 
 def _booked_again(cash: float, positions: dict[str, float], rows) -> float:
     """The cash, and `positions` in place, with the fills `rows` (asset, quantity, price,
-    fee) booked once more, fees as charged."""
+    fee) booked once more, fees as charged (as the reference books a fill again)."""
+    book = Book(cash, positions)
     for asset, q, p, f in rows:
-        cash = add(cash, -(q * p + f))
-        after = add(positions.get(asset, 0.0), q)
-        if after:
-            positions[asset] = after
-        else:
-            positions.pop(asset, None)
-    return cash
+        Hooks.book_again(book, (-1, asset, q, p, f, -1), BOOKING)
+    return book.cash
 
 ONE_OFF = {"booked_twice", *ONE_BAR}  # hidden-state events of one bar
 POSITION_STATES = {"booked_twice", "booked_twice_executing", *SPANS}
