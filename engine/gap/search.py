@@ -53,6 +53,40 @@ def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
 
 
 
+class _StartReplay:
+    """One set's replay over the start window (`Search.reproduced`), which can stop where
+    the set can no longer reach a rank and go on from there under a lower one."""
+
+    def __init__(self, search: Search, switches: frozenset[Switch], window: list[OwnBook]
+                 ) -> None:
+        self.search, self.switches, self.window = search, switches, window
+        self.hypothesis = Hypothesis(switches, *search._start_state)
+        self.at, self.count, self.far = 0, 0, 0.0
+        by_bar = search.log.by_bar
+        self.left = sum(1 for own in window if by_bar.get(own.bar))  # fill bars to come
+
+    def run(self, floor: tuple | None = None) -> tuple[int, float]:
+        """The score so far once the window is over, or the bound it stopped at."""
+        search, hypothesis, by_bar = self.search, self.hypothesis, self.search.log.by_bar
+        size = -len(self.switches)
+        while self.at < len(self.window):
+            if floor is not None and ((self.count + self.left, -self.far), size) < floor:
+                return self.count + self.left, -self.far
+            own = self.window[self.at]
+            self.at += 1
+            actual = by_bar.get(own.bar, {})
+            self.left -= 1 if actual else 0
+            guess, book = search.predict(own, hypothesis)
+            wrong = search.mismatches(guess, actual)
+            if wrong:
+                self.far += search.distance(guess, actual, wrong)
+                search.advance_actual(hypothesis, own)
+            else:
+                hypothesis.advance(book)
+                self.count += 1 if actual else 0
+        return self.count, -self.far
+
+
 class Search:
     """The search methods of `Diagnoser` (which holds the state they read)."""
 
@@ -195,9 +229,18 @@ class Search:
                       if not bundle <= chosen]
             fresh = [c for c in dict.fromkeys(level) if c not in scores]
             ranks: list[tuple] = []  # the level's best exact ranks, at most BEAM_WIDTH
-            for candidate in fresh:
+            replays = {c: _StartReplay(self, c, window) for c in fresh}
+            for candidate in fresh:  # first the sets that reproduce every fill bar: each
+                # of the others stops at its first miss (a bound under theirs)
+                perfect = ((len(fills), 0.0), -len(candidate))
+                if replays[candidate].run(perfect) == perfect[0]:
+                    scores[candidate] = perfect[0]
+                    ranks = sorted([*ranks, perfect], reverse=True)[:BEAM_WIDTH]
+            for candidate in fresh:  # then the others, resumed where they stopped
+                if candidate in scores:
+                    continue
                 floor = ranks[-1] if len(ranks) == BEAM_WIDTH else None
-                scores[candidate] = self.reproduced(candidate, window, floor)
+                scores[candidate] = replays[candidate].run(floor)
                 rank = (scores[candidate], -len(candidate))
                 if floor is not None and rank < floor:
                     cut.add(candidate)  # cut short: its score is a bound under the beam's
@@ -244,24 +287,7 @@ class Search:
         others), run from the first bar. Given the `floor` rank (score, −size) a set must
         reach to count, a set that can no longer reach it is cut short: its score is then
         a bound above its own and below the floor."""
-        hypothesis = Hypothesis(switches, *self._start_state)
-        count, far = 0, 0.0
-        by_bar = self.log.by_bar
-        left = sum(1 for own in window if by_bar.get(own.bar))  # fill bars still to come
-        for own in window:
-            if floor is not None and ((count + left, -far), -len(switches)) < floor:
-                return count + left, -far
-            actual = by_bar.get(own.bar, {})
-            left -= 1 if actual else 0
-            guess, book = self.predict(own, hypothesis)
-            wrong = self.mismatches(guess, actual)
-            if wrong:
-                far += self.distance(guess, actual, wrong)
-                self.advance_actual(hypothesis, own)
-            else:
-                hypothesis.advance(book)
-                count += 1 if actual else 0
-        return count, -far
+        return _StartReplay(self, switches, window).run(floor)
 
     def persistence(self, hypothesis: Hypothesis, t: int) -> int:
         """How many of the bars after `t` (up to `PERSIST` with fills) it reproduces."""
