@@ -4,14 +4,23 @@ Prices come out as `timestamp, asset, open, high, low, close, volume` and weight
 `timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
 `Float64`, sorted by (timestamp, asset). Rows may come in any order (a vendor's file grouped
 by asset is sorted here); a (timestamp, asset) key given twice is refused.
-Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
-the 1-based data rows (as in the file) of the first offenders. The value checks of a table
+Column names match in any case and spacing ('Close', 'Limit Price'), and 'Date', 'Datetime'
+or 'Time' name the timestamp and 'Ticker' or 'Symbol' the asset, where one column alone
+does; two candidates for one name are refused. Extra columns ('Adj Close') are dropped.
+A wide table (one column per asset) is refused with a message saying so. Bad input raises
+`InputError` naming the source, the column and the 1-based data rows (as in the file) of
+the first offenders. The value checks of a table
 run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
 
 Timezone rule: timezone-aware timestamps (a zoned datetime column, or ISO text that ends in
 an offset such as `+01:00` or `Z`) are converted to UTC and then stored naive, so
 `2024-01-02 00:00 America/New_York` becomes `2024-01-02 05:00`. Text that mixes rows with
 and without an offset is refused (it has no single reading).
+
+Date rule: numeric dates such as `01/02/2020` (or with dots or dashes, a time after them)
+are read month-first or day-first, whichever reads every such row of the column; a
+column that reads both ways with different dates (no day above 12) is refused, since
+nothing in it says which is meant.
 
 Bars must be consistent: low ≤ open, close ≤ high (so low ≤ high). Inconsistent bars are
 refused unless `repair_ohlc` is set, which widens high and low to cover open and close.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -225,6 +235,7 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     frame, label = _open(source, name, "orders")
     if frame.height == 0:
         raise InputError(label, "no data rows")
+    frame = _match_columns(frame, ORDER_COLUMNS + ORDER_OPTIONAL, label)
     _require_columns(frame, ORDER_COLUMNS, label)
     present = [c for c in ORDER_OPTIONAL if c in frame.columns]
     frame = frame.select(*ORDER_COLUMNS, *present).with_columns(
@@ -353,6 +364,7 @@ def _batch_alone(raw: pl.DataFrame) -> bool:
     """Whether a batch of raw order rows validates alone as it would in the whole table:
     no `parent` (it names rows of other batches) and text timestamps in plain ISO (the
     other layouts are read by a rule inferred from the whole column)."""
+    raw = _match_columns(raw, ORDER_COLUMNS + ORDER_OPTIONAL, "orders")
     if "parent" in raw.columns and raw["parent"].null_count() < raw.height:
         return False
     for column in ("timestamp", "valid_until"):
@@ -488,6 +500,7 @@ def _normalize(
     """Required columns only, in order, cast to their types."""
     if frame.height == 0:
         raise InputError(label, "no data rows")
+    frame = _match_columns(frame, columns, label)
     _require_columns(frame, columns, label)
     frame = frame.select(columns)
     frame = _cast_timestamps(frame, label)
@@ -497,8 +510,41 @@ def _normalize(
     return frame
 
 
+def _match_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str
+                   ) -> pl.DataFrame:
+    """`frame` with a column renamed to each of `columns` it lacks when one column alone
+    means it: the same name in another case or spacing ('Close', ' limit price '), or a
+    vendor's word for the key (`COLUMN_ALIASES`: 'Date', 'Ticker'). Two such columns for
+    one name are refused, naming both; a name present as it is wins over its variants."""
+    renames: dict[str, str] = {}
+    for column in columns:
+        if column in frame.columns:
+            continue
+        words = {column, *COLUMN_ALIASES.get(column, ())}
+        found = [c for c in frame.columns if c not in columns and c not in renames
+                 and _plain_name(c) in words]
+        if len(found) > 1:
+            shown = " and ".join(f"'{c}'" for c in found)
+            raise InputError(label, f"columns {shown} could each be '{column}'; rename the "
+                             f"one to use to '{column}'")
+        if found:
+            renames[found[0]] = column
+    return frame.rename(renames) if renames else frame
+
+
+COLUMN_ALIASES = {"timestamp": ("date", "datetime", "time"), "asset": ("ticker", "symbol")}
+
+
+def _plain_name(column: str) -> str:
+    """A column name compared without case, surrounding blanks, or blanks and dashes
+    between words ('Limit Price' is 'limit_price')."""
+    return re.sub(r"[\s\-]+", "_", column.strip().lower())
+
+
 def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) -> None:
-    """Raise naming every missing column and, when close, the likely misspelling present."""
+    """Raise naming every missing column and, when close, the likely misspelling present;
+    a table with a timestamp and nothing else it needs but several other columns is
+    probably wide (one column per asset), and the message says so."""
     missing = [column for column in columns if column not in frame.columns]
     if not missing:
         return
@@ -509,7 +555,12 @@ def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) 
         hint = f" (found '{others[close[0]]}'?)" if close else ""
         described.append(f"'{column}'{hint}")
     plural = "s" if len(missing) > 1 else ""
-    raise InputError(label, f"missing column{plural} {', '.join(described)}")
+    problem = f"missing column{plural} {', '.join(described)}"
+    wide = set(missing) == set(columns) - {"timestamp"} and len(others) > 1
+    if wide:
+        problem += (f"; a table with one column per asset is not read: give one row per "
+                    f"timestamp and asset with columns {', '.join(columns)}")
+    raise InputError(label, problem)
 
 
 def _cast_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
@@ -556,11 +607,42 @@ def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     )
     parsed = frame.select(known).to_series()
     if parsed.null_count():
+        parsed = parsed.fill_null(_numeric_dates(frame, label))
+    if parsed.null_count():
         inferred = frame.select(text.str.to_datetime(time_unit="us", strict=False)).to_series()
         parsed = parsed.fill_null(inferred)
     _reject(frame, parsed.is_null(), label, "timestamp", "not a date or ISO timestamp",
             show="timestamp")
     return frame.with_columns(parsed)
+
+
+NUMERIC_DATE = r"^\s*\d{1,2}([/.-])\d{1,2}[/.-]\d{4}"
+DATE_TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f")
+
+
+def _numeric_dates(frame: pl.DataFrame, label: str) -> pl.Series:
+    """The timestamps of rows written as numeric dates (`NUMERIC_DATE`), month-first or
+    day-first by the module's date rule; null on the other rows and on rows neither order
+    reads (named later as not a date)."""
+    text = pl.col("timestamp").str.strip_chars()
+    numeric = frame.select(text.str.contains(NUMERIC_DATE)).to_series()
+    if not numeric.any():
+        return pl.Series("timestamp", [None] * frame.height, pl.Datetime("us"))
+
+    def read(order: str) -> pl.Series:
+        layouts = [f"{order}{time}".replace("/", separator)
+                   for separator in "/.-" for time in DATE_TIMES]
+        return frame.select(pl.when(numeric).then(pl.coalesce(
+            text.str.to_datetime(layout, time_unit="us", strict=False)
+            for layout in layouts))).to_series()
+
+    month_first, day_first = read("%m/%d/%Y"), read("%d/%m/%Y")
+    misses = [reading.filter(numeric).null_count() for reading in (month_first, day_first)]
+    if misses == [0, 0]:
+        _reject(frame, (month_first != day_first).fill_null(False), label, "timestamp",
+                "dates read both month-first and day-first (no day above 12 says which); "
+                "write them as ISO dates (2020-01-31)", show="timestamp")
+    return month_first if misses[0] <= misses[1] else day_first
 
 
 def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:
