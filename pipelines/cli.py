@@ -5,7 +5,9 @@ system (disk full, permission denied, a read-only folder), printed as one line n
 path and the cause; 2 bad input, printed as one line naming the file, column and first
 offending rows (an output folder that is not ours to replace is bad input too: nothing is
 written); 3 every step of `run` ran but an ERROR-severity check failed (named on stderr).
-Outputs are left as they were on every error.
+Outputs are left as they were on every error, and on Ctrl-C or SIGTERM (one line, exit
+128 + the signal's number: 130, 143), which stop the command after removing whatever it
+had half written.
 
 An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
 output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
 
@@ -37,6 +41,7 @@ OUT_HELP = ("output folder: new, empty, or an earlier output of this command (re
             "atomically; a folder holding anything else is refused)")
 FORCE_HELP = "replace a tradegap output of another kind in --out"
 EXIT_SYSTEM_ERROR = 1
+EXIT_SIGNAL = 128  # stopped by a signal: 128 + its number, as a shell reports it
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
@@ -393,10 +398,26 @@ COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
             "explain": cmd_explain}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every write in progress
+    removes its temporary file or folder on the way out."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if in_main else None
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if isinstance(stop, Stopped) else signal.SIGINT
+        print(f"tradegap: stopped by {signal.Signals(signum).name}; outputs left as they "
+              "were", file=sys.stderr)
+        return EXIT_SIGNAL + signum
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -404,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         where = error.filename or getattr(args, "out", None) or "?"
         print(f"tradegap: error: {where}: {error.strerror or error}", file=sys.stderr)
         return EXIT_SYSTEM_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import textwrap
 
 import polars as pl
 import pytest
@@ -161,3 +163,40 @@ def test_weights_and_orders_are_one_or_the_other(data, tmp_path, capsys):
         main(["backtest", "--prices", str(prices), "--weights", str(weights), "--orders",
               str(weights), "--out", str(tmp_path / "run")])
     assert "not allowed with" in capsys.readouterr().err
+
+
+STOPPED_MID_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from engine.results import tables
+    from pipelines.cli import main
+
+    write, written = tables.write_parquet, []
+
+    def write_then_stop(frame, path):  # the second table written, then the signal
+        write(frame, path)
+        written.append(path)
+        if len(written) == 2:
+            os.kill(os.getpid(), int(sys.argv[1]))
+
+    tables.write_parquet = write_then_stop
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_output(data, tmp_path,
+                                                                          signum):
+    """Ctrl-C or SIGTERM while the tables are written: the earlier output stays as it was,
+    no temporary folder is left beside it, and the exit status is 128 + the signal."""
+    prices, weights = data
+    out = tmp_path / "run"
+    args = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out", str(out)]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    done = subprocess.run([sys.executable, "-c", STOPPED_MID_WRITE, str(int(signum)), *args,
+                           "--fees", "0.01"], capture_output=True, text=True)
+    assert done.returncode == 128 + signum
+    assert done.stderr.strip().splitlines() == [
+        f"tradegap: stopped by {signum.name}; outputs left as they were"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
