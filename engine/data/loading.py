@@ -607,7 +607,9 @@ def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     )
     parsed = frame.select(known).to_series()
     if parsed.null_count():
-        parsed = parsed.fill_null(_numeric_dates(frame, label))
+        dates, ambiguous = numeric_dates(frame["timestamp"])
+        _reject(frame, ambiguous, label, "timestamp", AMBIGUOUS_DATES, show="timestamp")
+        parsed = parsed.fill_null(dates)
     if parsed.null_count():
         inferred = frame.select(text.str.to_datetime(time_unit="us", strict=False)).to_series()
         parsed = parsed.fill_null(inferred)
@@ -616,33 +618,37 @@ def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     return frame.with_columns(parsed)
 
 
-NUMERIC_DATE = r"^\s*\d{1,2}([/.-])\d{1,2}[/.-]\d{4}"
+NUMERIC_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{4}"
 DATE_TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f")
+AMBIGUOUS_DATES = ("dates read both month-first and day-first (no day above 12 says which); "
+                   "write them as ISO dates (2020-01-31)")
 
 
-def _numeric_dates(frame: pl.DataFrame, label: str) -> pl.Series:
-    """The timestamps of rows written as numeric dates (`NUMERIC_DATE`), month-first or
-    day-first by the module's date rule; null on the other rows and on rows neither order
-    reads (named later as not a date)."""
-    text = pl.col("timestamp").str.strip_chars()
-    numeric = frame.select(text.str.contains(NUMERIC_DATE)).to_series()
+def numeric_dates(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The module's date rule on text: (timestamps of the rows written as numeric dates,
+    month-first or day-first, whichever reads every such row, else whichever reads more;
+    null elsewhere and where that order does not read; and the rows to refuse with
+    `AMBIGUOUS_DATES`, those that read differently both ways when both read every row)."""
+    frame = text.str.strip_chars().alias("text").to_frame()
+    numeric = frame.select(pl.col("text").str.contains(NUMERIC_DATE)).to_series()
     if not numeric.any():
-        return pl.Series("timestamp", [None] * frame.height, pl.Datetime("us"))
+        nothing = pl.Series(text.name, [None] * len(text), pl.Datetime("us"))
+        return nothing, pl.Series([False] * len(text))
 
     def read(order: str) -> pl.Series:
         layouts = [f"{order}{time}".replace("/", separator)
                    for separator in "/.-" for time in DATE_TIMES]
+        value = pl.col("text")
         return frame.select(pl.when(numeric).then(pl.coalesce(
-            text.str.to_datetime(layout, time_unit="us", strict=False)
-            for layout in layouts))).to_series()
+            value.str.to_datetime(layout, time_unit="us", strict=False)
+            for layout in layouts))).to_series().alias(text.name)
 
     month_first, day_first = read("%m/%d/%Y"), read("%d/%m/%Y")
     misses = [reading.filter(numeric).null_count() for reading in (month_first, day_first)]
-    if misses == [0, 0]:
-        _reject(frame, (month_first != day_first).fill_null(False), label, "timestamp",
-                "dates read both month-first and day-first (no day above 12 says which); "
-                "write them as ISO dates (2020-01-31)", show="timestamp")
-    return month_first if misses[0] <= misses[1] else day_first
+    ambiguous = (month_first != day_first).fill_null(False)
+    if misses != [0, 0]:
+        ambiguous = pl.Series([False] * len(text))
+    return (month_first if misses[0] <= misses[1] else day_first), ambiguous
 
 
 def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:
