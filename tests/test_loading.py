@@ -223,6 +223,23 @@ def test_two_columns_that_could_be_one_name_are_refused_naming_both(prices):
     assert load_prices(prices.with_columns(Close=pl.col("close") * 2)).equals(prices)
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_loads(prices, tmp_path, separator):
+    path = tmp_path / "prices.csv"
+    prices.write_csv(path, separator=separator)
+    assert load_prices(path).equals(prices)
+
+
+def test_blank_lines_at_the_end_of_a_csv_are_not_rows(prices, tmp_path):
+    path = write_csv(prices, tmp_path)
+    path.write_text(path.read_text() + "\n\n")
+    assert load_prices(path).equals(prices)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:4], "", *lines[4:]]) + "\n")
+    assert message(load_prices, path) == (
+        "prices.csv: column 'timestamp': missing timestamp at rows 4")
+
+
 def test_a_wide_table_is_refused_saying_so(prices, tmp_path):
     wide = prices.pivot(on="asset", index="timestamp", values="close")
     text = message(load_prices, write_csv(wide, tmp_path))

@@ -63,7 +63,12 @@ UTC_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
 
 
 def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a Parquet (.parquet, .pq) or CSV (.csv, every column as text) file."""
+    """Read a Parquet (.parquet, .pq) or CSV (.csv, every column as text) file.
+
+    A CSV whose header is one name holding semicolons or tabs is read with that separator
+    (a spreadsheet's export where the comma is the decimal mark); blank lines at its end
+    are not rows.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
@@ -74,11 +79,29 @@ def read_table(path: str | Path) -> pl.DataFrame:
     try:
         if kind == "Parquet":
             return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema=False)
+        frame = pl.read_csv(path, infer_schema=False)
+        if frame.width == 1 and (separator := _other_separator(frame.columns[0])):
+            frame = pl.read_csv(path, infer_schema=False, separator=separator)
+        return _without_blank_tail(frame)
     except pl.exceptions.NoDataError:
         raise InputError(path.name, "file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as error:
         raise InputError(path.name, f"cannot read as {kind}: {_first_line(error)}") from None
+
+
+def _other_separator(header: str) -> str | None:
+    """The separator of a CSV read as one column named `header`: ';' or a tab, if either
+    splits it."""
+    return next((separator for separator in (";", "\t") if separator in header), None)
+
+
+def _without_blank_tail(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` less its trailing rows that are empty in every column (blank lines at the
+    end of a CSV); rows before them keep their numbers."""
+    filled = frame.select(pl.any_horizontal(pl.all().is_not_null()
+                                            & (pl.all().cast(pl.String) != ""))).to_series()
+    last = filled.arg_true()
+    return frame.head(int(last[-1]) + 1 if len(last) else 0)
 
 
 def load_prices(
