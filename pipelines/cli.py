@@ -68,11 +68,24 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write synthetic prices and top-k momentum weights")
     p.add_argument("--prices", required=True, help="output prices file (.parquet or .csv)")
     p.add_argument("--weights", required=True, help="output weights file (.parquet or .csv)")
-    p.add_argument("--assets", type=int, default=500)
-    p.add_argument("--days", type=int, default=2520)
+    p.add_argument("--assets", type=positive_int, default=500)
+    p.add_argument("--days", type=positive_int, default=2520,
+                   help="bars per asset, more than the 21-bar momentum lookback")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=25, help="assets held (equal weight)")
-    p.add_argument("--every", type=int, default=21, help="bars between rebalances")
+    p.add_argument("--top", type=positive_int, default=25, help="assets held (equal weight)")
+    p.add_argument("--every", type=positive_int, default=21, help="bars between rebalances")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def positive_int(text: str) -> int:
+    """A command-line count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 FLAGS = {"initial_cash": "--cash"}
@@ -170,10 +183,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES
+    from engine.data.synthetic import MOMENTUM_LOOKBACK, generate_market, momentum_scores
     from engine.research.weights import top_k_weights
     from engine.results.artifacts import write_table
 
+    paths = {"--prices": Path(args.prices), "--weights": Path(args.weights)}
+    for flag, path in paths.items():
+        if path.suffix.lower() not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+            raise InputError(str(path), f"{flag}: unsupported file type '{path.suffix}' (use "
+                             ".parquet, .pq, .csv)")
+        if path.exists() and not (args.force and path.is_file()):
+            what = "file" if path.is_file() else "folder"
+            advice = "; pass --force to replace it" if path.is_file() else ""
+            raise InputError(str(path), f"{flag}: a {what} is there{advice} (nothing was "
+                             "written)")
+    if paths["--prices"].resolve() == paths["--weights"].resolve():
+        raise InputError(args.prices, "--prices and --weights name the same file")
+    if args.days <= MOMENTUM_LOOKBACK:
+        raise InputError("command line", f"--days {args.days}: the momentum weights need more "
+                         f"than {MOMENTUM_LOOKBACK} days")
     market = generate_market(n_assets=args.assets, n_days=args.days, seed=args.seed)
     weights = top_k_weights(momentum_scores(market), k=args.top, every=args.every)
     write_table(market, args.prices)
@@ -314,8 +343,9 @@ def _explain_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--orders", help="the order table your engine traded")
     what.add_argument("--signals", help="scores (timestamp, asset, score): equal weights on "
                       "the --top best every --every bars")
-    p.add_argument("--top", type=int, default=25, help="assets held with --signals")
-    p.add_argument("--every", type=int, default=21, help="bars between rebalances (--signals)")
+    p.add_argument("--top", type=positive_int, default=25, help="assets held with --signals")
+    p.add_argument("--every", type=positive_int, default=21,
+                   help="bars between rebalances (--signals)")
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="the engine whose rules your log should follow")
     p.add_argument("--out", default="out/explain", help="report folder (default: out/explain); "
@@ -382,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "-c` takes; the flags above win (docs/pipeline.md)")
     demo = sub.add_parser("demo", help="diagnose an event-driven engine wired as the seed's was")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
-    demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
-    demo.add_argument("--days", type=int, default=1260, help="days (default: 1260)")
+    demo.add_argument("--assets", type=positive_int, default=500, help="assets (default: 500)")
+    demo.add_argument("--days", type=positive_int, default=1260, help="days (default: 1260)")
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     accept = sub.add_parser(
         "accept-baseline",

@@ -200,3 +200,43 @@ def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_output(data, 
         f"tradegap: stopped by {signum.name}; outputs left as they were"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_generate_never_replaces_a_file_unless_forced(tmp_path, capsys):
+    prices, weights = tmp_path / "prices.csv", tmp_path / "weights.csv"
+    weights.write_text("mine\n")
+    args = ["generate", "--prices", str(prices), "--weights", str(weights), "--assets", "3",
+            "--days", "30", "--top", "1", "--every", "5"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"tradegap: error: {weights}: --weights: a file is "
+                                       "there; pass --force to replace it (nothing was "
+                                       "written)\n")
+    assert weights.read_text() == "mine\n" and not prices.exists()
+    assert main([*args, "--force"]) == 0
+    assert pl.read_csv(weights).columns == ["timestamp", "asset", "weight"]
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"--weights": "same"}, "--prices and --weights name the same file"),
+    ({"--prices": "prices.txt"}, "--prices: unsupported file type '.txt' (use .parquet, .pq, "
+                                 ".csv)"),
+    ({"--days": "21"}, "command line: --days 21: the momentum weights need more than 21 days"),
+])
+def test_generate_refuses_what_it_cannot_write_in_one_line(tmp_path, capsys, change, error):
+    given = {"--prices": "prices.parquet", "--weights": "weights.parquet", "--days": "30"}
+    given.update(change)
+    given = {flag: str(tmp_path / (given["--prices"] if value == "same" else value))
+             if flag != "--days" else value for flag, value in given.items()}
+    assert main(["generate", "--assets", "3", *[x for pair in given.items() for x in pair]]) == 2
+    assert error in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["generate", "--prices", "p.csv", "--weights", "w.csv"],
+                                     ["demo"]])
+def test_counts_below_one_are_refused_by_the_parser(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--assets", "0"])
+    assert stopped.value.code == 2
+    assert "argument --assets: expected a whole number of at least 1, got '0'" in (
+        capsys.readouterr().err)
