@@ -7,7 +7,7 @@ offending rows (an output folder that is not ours to replace is bad input too: n
 written); 3 every step of `run` ran but an ERROR-severity check failed (named on stderr).
 Outputs are left as they were on every error, and on Ctrl-C or SIGTERM (one line, exit
 128 + the signal's number: 130, 143), which stop the command after removing whatever it
-had half written.
+had half written (`run` reports both as SIGINT: Dagster maps SIGTERM to it while it runs).
 
 An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
 output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
@@ -445,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as stop:
         signum = stop.args[0] if isinstance(stop, Stopped) else signal.SIGINT
-        print(f"tradegap: stopped by {signal.Signals(signum).name}; outputs left as they "
-              "were", file=sys.stderr)
+        print(f"tradegap: stopped by {signal.Signals(signum).name}; nothing was left half "
+              "written", file=sys.stderr)
         return EXIT_SIGNAL + signum
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)

@@ -100,8 +100,18 @@ def run_main_job(base: Path, external_fills: str | None = None,
 
 def report_outcome(result, base: Path, elapsed: float) -> int:
     """Print the summary or what failed; the exit code of the run."""
+    failures = [event for event in result.all_events
+                if event.event_type_value == "STEP_FAILURE"]
+    stopped = [event.step_key for event in failures
+               if _innermost(event.event_specific_data.error) == INTERRUPTED]
+    if stopped:
+        print(f"tradegap: the run was stopped during {', '.join(stopped)} after "
+              f"{elapsed:.1f}s; each artifact in {base} is whole: those of the steps that "
+              "finished are this run's, the others as an earlier run left them",
+              file=sys.stderr)
+        raise KeyboardInterrupt
     failed_steps = [(event.step_key, root_cause(event.event_specific_data.error))
-                    for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+                    for event in failures]
     if failed_steps or not result.success:
         for step, cause in failed_steps:
             print(f"tradegap: step {step} failed: {cause}", file=sys.stderr)
@@ -116,6 +126,16 @@ def report_outcome(result, base: Path, elapsed: float) -> int:
               f"{evaluation.check_name} failed (ERROR): {evaluation.description}",
               file=sys.stderr)
     return EXIT_CHECK_FAILED if failed_checks else 0
+
+
+INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by Ctrl-C or SIGTERM
+
+
+def _innermost(error) -> str:
+    """The class name of the innermost cause of a step's error."""
+    while error.cause is not None:
+        error = error.cause
+    return error.cls_name
 
 
 def print_summary(result, base: Path, elapsed: float) -> None:

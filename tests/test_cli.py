@@ -197,7 +197,7 @@ def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_output(data, 
                            "--fees", "0.01"], capture_output=True, text=True)
     assert done.returncode == 128 + signum
     assert done.stderr.strip().splitlines() == [
-        f"tradegap: stopped by {signum.name}; outputs left as they were"]
+        f"tradegap: stopped by {signum.name}; nothing was left half written"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
@@ -240,3 +240,38 @@ def test_counts_below_one_are_refused_by_the_parser(command, capsys):
     assert stopped.value.code == 2
     assert "argument --assets: expected a whole number of at least 1, got '0'" in (
         capsys.readouterr().err)
+
+
+class _Error:
+    def __init__(self, cls_name: str, cause: _Error | None = None) -> None:
+        self.cls_name, self.cause, self.message = cls_name, cause, f"{cls_name}: "
+
+
+class _Event:
+    def __init__(self, step_key: str, error: _Error) -> None:
+        self.step_key, self.event_type_value = step_key, "STEP_FAILURE"
+        self.event_specific_data = type("Data", (), {"error": error})()
+
+
+def test_a_run_stopped_by_a_signal_says_what_it_leaves_and_stops_as_interrupted(
+        tmp_path, capsys, monkeypatch):
+    """Dagster turns Ctrl-C (and SIGTERM, which it maps to it) into a failed step; `run`
+    reports it as a stop, not as a step that failed, and exits 130."""
+    from pipelines import cli, run
+
+    stopped = type("Result", (), {"success": False, "all_events": [
+        _Event("backtest_zipline", _Error("DagsterExecutionInterruptedError"))]})()
+    with pytest.raises(KeyboardInterrupt):
+        run.report_outcome(stopped, tmp_path, 3.0)
+    assert capsys.readouterr().err == (
+        "tradegap: the run was stopped during backtest_zipline after 3.0s; each artifact in "
+        f"{tmp_path} is whole: those of the steps that finished are this run's, the others "
+        "as an earlier run left them\n")
+
+    def interrupted(_args):
+        run.report_outcome(stopped, tmp_path, 3.0)
+
+    monkeypatch.setitem(cli.COMMANDS, "run", interrupted)
+    assert main(["run", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "tradegap: stopped by SIGINT; nothing was left half written")
