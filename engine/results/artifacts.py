@@ -174,6 +174,7 @@ def claim_output(
         if source == out or out in source.parents:
             raise InputError(str(out_dir), f"output folder contains the input {given}; "
                              "choose another --out")
+    _check_writable(out)
     if not out.exists():
         return out
     if not out.is_dir():
@@ -224,6 +225,20 @@ def _carry_added(previous: Path, out: Path) -> None:
         if target.exists() or target.is_symlink():
             target = out / f"{entry.name}.kept-{secrets.token_hex(4)}"
         os.rename(entry, target)
+
+
+def _check_writable(out: Path) -> None:
+    """Raise the OSError a write beside `out` would meet (read-only file system, permission
+    denied), before any work rather than after it: the folder the output is built and
+    renamed in is its parent, or the nearest ancestor that exists."""
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    code = errno.EROFS if read_only else errno.EACCES
+    raise OSError(code, os.strerror(code), str(out))
 
 
 def write_output(
