@@ -219,7 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = user_run_config(args.prices, args.weights, args.signals, args.config)
     return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills,
-                        run_config=config)
+                        run_config=config,
+                        config_name=Path(args.config).name if args.config else "run config")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

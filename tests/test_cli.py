@@ -275,3 +275,20 @@ def test_a_run_stopped_by_a_signal_says_what_it_leaves_and_stops_as_interrupted(
     assert main(["run", "--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         "tradegap: stopped by SIGINT; nothing was left half written")
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    ("ops:\n  nope: {}\n", 'Received unexpected config entry "nope" at path root:ops.'),
+    ("ops:\n  market_data:\n    config:\n      n_assets: many\n",
+     "Invalid scalar at path root:ops:market_data:config:n_assets."),
+])
+def test_a_run_config_the_job_does_not_take_is_one_line_exit_2_before_anything_is_written(
+        tmp_path, capsys, content, error):
+    config, out = tmp_path / "run.yaml", tmp_path / "out"
+    config.write_text(content)
+    assert main(["run", "--out", str(out), "--config", str(config)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("tradegap: error: run.yaml: not a run config of "
+                               f"nightly_regression: {error}")
+    assert not out.exists()
