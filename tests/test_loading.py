@@ -333,6 +333,17 @@ def test_iso_text_with_offsets_becomes_naive_utc(prices, tmp_path):
     assert load_prices(utc).equals(prices)
 
 
+def test_dated_weights_on_zoned_daily_prices_are_refused_saying_when_the_bars_are(
+        prices, weights):
+    """New York midnights are 05:00 UTC in winter: weights dated by day name no bar, and
+    the message says at what time the bars are."""
+    zoned = prices.with_columns(pl.col("timestamp").dt.replace_time_zone("America/New_York"))
+    text = message(load_weights, weights, load_prices(zoned))
+    assert text.startswith("weights: column 'timestamp': timestamp is not a bar of the "
+                           "prices (the prices' bars are at 05:00; zoned times are read in "
+                           "UTC), found ")
+
+
 def test_text_mixing_rows_with_and_without_an_offset_is_rejected(prices, tmp_path):
     text = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"))
     path = write_csv(edit(text, 6, "timestamp", "2010-01-04"), tmp_path)

@@ -502,10 +502,15 @@ def _on_prices(prices: Source | Market) -> list[Check]:
     else:
         keys = _price_keys(prices)
         assets, timestamps = keys["asset"].unique(), keys["timestamp"].unique()
+    times = timestamps.dt.time().unique().sort().to_list()
+    hint = ""
+    if 0 < len(times) <= 2 and dt.time(0) not in times:  # daily bars, zoned ones in UTC
+        shown = " or ".join(time.isoformat("minutes") for time in times)
+        hint = f" (the prices' bars are at {shown}; zoned times are read in UTC)"
     return [(~pl.col("asset").is_in(assets.implode()), "asset", "asset not in the prices",
              "asset"),
             (~pl.col("timestamp").is_in(timestamps.implode()), "timestamp",
-             "timestamp is not a bar of the prices", "timestamp")]
+             f"timestamp is not a bar of the prices{hint}", "timestamp")]
 
 
 def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame, str]:
