@@ -9,8 +9,8 @@ or 'Time' name the timestamp and 'Ticker' or 'Symbol' the asset, where one colum
 does; two candidates for one name are refused. Extra columns ('Adj Close') are dropped.
 A wide table (one column per asset) is refused with a message saying so. Bad input raises
 `InputError` naming the source, the column and the 1-based data rows (as in the file) of
-the first offenders. The value checks of a table
-run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
+the first offenders. The value checks of a table run in one pass (`_reject_first`); only a
+table that fails one is read again for its rows.
 
 Timezone rule: timezone-aware timestamps (a zoned datetime column, or ISO text that ends in
 an offset such as `+01:00` or `Z`) are converted to UTC and then stored naive, so
