@@ -240,6 +240,13 @@ def test_blank_lines_at_the_end_of_a_csv_are_not_rows(prices, tmp_path):
         "prices.csv: column 'timestamp': missing timestamp at rows 4")
 
 
+def test_an_unnamed_pandas_index_is_named_as_the_likely_timestamp(prices):
+    saved = prices.rename({"timestamp": "__index_level_0__"})
+    assert message(load_prices, saved) == (
+        "prices: missing column 'timestamp' (found '__index_level_0__', a pandas index saved "
+        "without a name: name it timestamp before saving)")
+
+
 def test_a_wide_table_is_refused_saying_so(prices, tmp_path):
     wide = prices.pivot(on="asset", index="timestamp", values="close")
     text = message(load_prices, write_csv(wide, tmp_path))

@@ -560,6 +560,7 @@ def _match_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str
     return frame.rename(renames) if renames else frame
 
 
+PANDAS_INDEX = "__index_level_0__"  # the column pandas saves an unnamed index as
 COLUMN_ALIASES = {"timestamp": ("date", "datetime", "time"), "asset": ("ticker", "symbol")}
 
 
@@ -581,6 +582,9 @@ def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) 
     for column in missing:
         close = difflib.get_close_matches(column, list(others), n=1, cutoff=0.6)
         hint = f" (found '{others[close[0]]}'?)" if close else ""
+        if column == "timestamp" and PANDAS_INDEX in frame.columns:
+            hint = (f" (found '{PANDAS_INDEX}', a pandas index saved without a name: name "
+                    "it timestamp before saving)")
         described.append(f"'{column}'{hint}")
     plural = "s" if len(missing) > 1 else ""
     problem = f"missing column{plural} {', '.join(described)}"
