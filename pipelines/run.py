@@ -105,18 +105,18 @@ def report_outcome(result, base: Path, elapsed: float) -> int:
                 if event.event_type_value == "STEP_FAILURE"]
     stopped = [event.step_key for event in failures
                if _innermost(event.event_specific_data.error) == INTERRUPTED]
+    left = (f"each artifact in {base} is whole: those of the steps that finished are this "
+            "run's, the others as an earlier run left them")
     if stopped:
         print(f"tradegap: the run was stopped during {', '.join(stopped)} after "
-              f"{elapsed:.1f}s; each artifact in {base} is whole: those of the steps that "
-              "finished are this run's, the others as an earlier run left them",
-              file=sys.stderr)
+              f"{elapsed:.1f}s; {left}", file=sys.stderr)
         raise KeyboardInterrupt
     failed_steps = [(event.step_key, root_cause(event.event_specific_data.error))
                     for event in failures]
     if failed_steps or not result.success:
         for step, cause in failed_steps:
             print(f"tradegap: step {step} failed: {cause}", file=sys.stderr)
-        print(f"tradegap: the run failed after {elapsed:.1f}s", file=sys.stderr)
+        print(f"tradegap: the run failed after {elapsed:.1f}s; {left}", file=sys.stderr)
         return EXIT_STEP_FAILED
     print_summary(result, base, elapsed)
     failed_checks = [evaluation for evaluation in result.get_asset_check_evaluations()

@@ -243,8 +243,8 @@ def test_counts_below_one_are_refused_by_the_parser(command, capsys):
 
 
 class _Error:
-    def __init__(self, cls_name: str, cause: _Error | None = None) -> None:
-        self.cls_name, self.cause, self.message = cls_name, cause, f"{cls_name}: "
+    def __init__(self, cls_name: str, message: str = "") -> None:
+        self.cls_name, self.cause, self.message = cls_name, None, f"{cls_name}: {message}"
 
 
 class _Event:
@@ -292,3 +292,15 @@ def test_a_run_config_the_job_does_not_take_is_one_line_exit_2_before_anything_i
     assert lines[0].startswith("tradegap: error: run.yaml: not a run config of "
                                f"nightly_regression: {error}")
     assert not out.exists()
+
+
+def test_a_failed_run_names_the_step_and_says_what_its_artifacts_hold(tmp_path, capsys):
+    from pipelines import run
+
+    failed = type("Result", (), {"success": False, "all_events": [
+        _Event("market_data", _Error("InputError", "p.csv: missing column 'close'"))]})()
+    assert run.report_outcome(failed, tmp_path, 2.0) == run.EXIT_STEP_FAILED
+    assert capsys.readouterr().err.splitlines() == [
+        "tradegap: step market_data failed: InputError: p.csv: missing column 'close'",
+        f"tradegap: the run failed after 2.0s; each artifact in {tmp_path} is whole: those of "
+        "the steps that finished are this run's, the others as an earlier run left them"]
