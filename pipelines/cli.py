@@ -5,7 +5,9 @@ system (disk full, permission denied, a read-only folder), printed as one line n
 path and the cause; 2 bad input, printed as one line naming the file, column and first
 offending rows (an output folder that is not ours to replace is bad input too: nothing is
 written); 3 every step of `run` ran but an ERROR-severity check failed (named on stderr).
-Outputs are left as they were on every error.
+Outputs are left as they were on every error, and on Ctrl-C or SIGTERM (one line, exit
+128 + the signal's number: 130, 143), which stop the command after removing whatever it
+had half written (`run` reports both as SIGINT: Dagster maps SIGTERM to it while it runs).
 
 An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
 output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
 
@@ -37,6 +41,7 @@ OUT_HELP = ("output folder: new, empty, or an earlier output of this command (re
             "atomically; a folder holding anything else is refused)")
 FORCE_HELP = "replace a tradegap output of another kind in --out"
 EXIT_SYSTEM_ERROR = 1
+EXIT_SIGNAL = 128  # stopped by a signal: 128 + its number, as a shell reports it
 
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,11 +68,24 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write synthetic prices and top-k momentum weights")
     p.add_argument("--prices", required=True, help="output prices file (.parquet or .csv)")
     p.add_argument("--weights", required=True, help="output weights file (.parquet or .csv)")
-    p.add_argument("--assets", type=int, default=500)
-    p.add_argument("--days", type=int, default=2520)
+    p.add_argument("--assets", type=positive_int, default=500)
+    p.add_argument("--days", type=positive_int, default=2520,
+                   help="bars per asset, more than the 21-bar momentum lookback")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=25, help="assets held (equal weight)")
-    p.add_argument("--every", type=int, default=21, help="bars between rebalances")
+    p.add_argument("--top", type=positive_int, default=25, help="assets held (equal weight)")
+    p.add_argument("--every", type=positive_int, default=21, help="bars between rebalances")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def positive_int(text: str) -> int:
+    """A command-line count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 FLAGS = {"initial_cash": "--cash"}
@@ -165,10 +183,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.data.synthetic import generate_market, momentum_scores
+    from engine.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES
+    from engine.data.synthetic import MOMENTUM_LOOKBACK, generate_market, momentum_scores
     from engine.research.weights import top_k_weights
     from engine.results.artifacts import write_table
 
+    paths = {"--prices": Path(args.prices), "--weights": Path(args.weights)}
+    for flag, path in paths.items():
+        if path.suffix.lower() not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+            raise InputError(str(path), f"{flag}: unsupported file type '{path.suffix}' (use "
+                             ".parquet, .pq, .csv)")
+        if path.exists() and not (args.force and path.is_file()):
+            what = "file" if path.is_file() else "folder"
+            advice = "; pass --force to replace it" if path.is_file() else ""
+            raise InputError(str(path), f"{flag}: a {what} is there{advice} (nothing was "
+                             "written)")
+    if paths["--prices"].resolve() == paths["--weights"].resolve():
+        raise InputError(args.prices, "--prices and --weights name the same file")
+    if args.days <= MOMENTUM_LOOKBACK:
+        raise InputError("command line", f"--days {args.days}: the momentum weights need more "
+                         f"than {MOMENTUM_LOOKBACK} days")
     market = generate_market(n_assets=args.assets, n_days=args.days, seed=args.seed)
     weights = top_k_weights(momentum_scores(market), k=args.top, every=args.every)
     write_table(market, args.prices)
@@ -185,7 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = user_run_config(args.prices, args.weights, args.signals, args.config)
     return run_main_job(artifacts_dir(args.out), external_fills=args.external_fills,
-                        run_config=config)
+                        run_config=config,
+                        config_name=Path(args.config).name if args.config else "run config")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -309,8 +344,9 @@ def _explain_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--orders", help="the order table your engine traded")
     what.add_argument("--signals", help="scores (timestamp, asset, score): equal weights on "
                       "the --top best every --every bars")
-    p.add_argument("--top", type=int, default=25, help="assets held with --signals")
-    p.add_argument("--every", type=int, default=21, help="bars between rebalances (--signals)")
+    p.add_argument("--top", type=positive_int, default=25, help="assets held with --signals")
+    p.add_argument("--every", type=positive_int, default=21,
+                   help="bars between rebalances (--signals)")
     p.add_argument("--profile", choices=list(PROFILES), default="tradegap",
                    help="the engine whose rules your log should follow")
     p.add_argument("--out", default="out/explain", help="report folder (default: out/explain); "
@@ -377,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "-c` takes; the flags above win (docs/pipeline.md)")
     demo = sub.add_parser("demo", help="diagnose an event-driven engine wired as the seed's was")
     demo.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
-    demo.add_argument("--assets", type=int, default=500, help="assets (default: 500)")
-    demo.add_argument("--days", type=int, default=1260, help="days (default: 1260)")
+    demo.add_argument("--assets", type=positive_int, default=500, help="assets (default: 500)")
+    demo.add_argument("--days", type=positive_int, default=1260, help="days (default: 1260)")
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     accept = sub.add_parser(
         "accept-baseline",
@@ -393,10 +429,26 @@ COMMANDS = {"backtest": cmd_backtest, "generate": cmd_generate, "run": cmd_run,
             "explain": cmd_explain}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every write in progress
+    removes its temporary file or folder on the way out."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if in_main else None
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if isinstance(stop, Stopped) else signal.SIGINT
+        print(f"tradegap: stopped by {signal.Signals(signum).name}; nothing was left half "
+              "written", file=sys.stderr)
+        return EXIT_SIGNAL + signum
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -404,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         where = error.filename or getattr(args, "out", None) or "?"
         print(f"tradegap: error: {where}: {error.strerror or error}", file=sys.stderr)
         return EXIT_SYSTEM_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

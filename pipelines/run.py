@@ -63,7 +63,7 @@ EXIT_CHECK_FAILED = 3
 
 
 def run_main_job(base: Path, external_fills: str | None = None,
-                 run_config: dict | None = None) -> int:
+                 run_config: dict | None = None, config_name: str = "run config") -> int:
     """Run `nightly_regression` in-process with artifacts under `base`; its exit code.
 
     0 when every step succeeded and no ERROR-severity check failed; `EXIT_STEP_FAILED` when a
@@ -71,7 +71,8 @@ def run_main_job(base: Path, external_fills: str | None = None,
     named on stderr). `base` must be new, empty or a tradegap artifact folder, and is locked
     for the run (`pipelines.lock`). `external_fills` is your engine's fill log, compared with
     the reference; `run_config` (`pipelines.run_config.user_run_config`: the user's files and
-    settings) is merged in.
+    settings) is merged in, and refused as bad input (named `config_name`) before anything
+    is written when the job does not take it.
     """
     from engine.results.artifacts import claim_output, mark_folder
     from pipelines.definitions import ASSETS, CHECKS, resources
@@ -80,32 +81,42 @@ def run_main_job(base: Path, external_fills: str | None = None,
     from pipelines.run_config import merge, user_inputs
 
     claim_output(base, "artifacts", inputs=(external_fills, *user_inputs(run_config or {})))
+    defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
+                       resources=resources(str(base)), loggers={"progress": progress_logger})
+    job = defs.resolve_job_def("nightly_regression")
+    config = merge(run_config or {}, {"loggers": {"progress": {}}, **(
+        {"ops": {"backtest_external": {"config": {"fills_path": external_fills}}}}
+        if external_fills else {})})
+    _check_config(job, config, config_name)
     base.mkdir(parents=True, exist_ok=True)
     mark_folder(base, "artifacts")
     with artifact_lock(base):
         start = time.perf_counter()
         print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
-        defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
-                           resources=resources(str(base)),
-                           loggers={"progress": progress_logger})
-        result = defs.resolve_job_def("nightly_regression").execute_in_process(
-            instance=DagsterInstance.ephemeral(), raise_on_error=False,
-            run_config=merge(run_config or {}, {"loggers": {"progress": {}}, **(
-                {"ops": {"backtest_external": {"config": {"fills_path": external_fills}}}}
-                if external_fills else {})}),
-        )
+        result = job.execute_in_process(instance=DagsterInstance.ephemeral(),
+                                        raise_on_error=False, run_config=config)
         elapsed = time.perf_counter() - start
         return report_outcome(result, base, elapsed)
 
 
 def report_outcome(result, base: Path, elapsed: float) -> int:
     """Print the summary or what failed; the exit code of the run."""
+    failures = [event for event in result.all_events
+                if event.event_type_value == "STEP_FAILURE"]
+    stopped = [event.step_key for event in failures
+               if _innermost(event.event_specific_data.error) == INTERRUPTED]
+    left = (f"each artifact in {base} is whole: those of the steps that finished are this "
+            "run's, the others as an earlier run left them")
+    if stopped:
+        print(f"tradegap: the run was stopped during {', '.join(stopped)} after "
+              f"{elapsed:.1f}s; {left}", file=sys.stderr)
+        raise KeyboardInterrupt
     failed_steps = [(event.step_key, root_cause(event.event_specific_data.error))
-                    for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+                    for event in failures]
     if failed_steps or not result.success:
         for step, cause in failed_steps:
             print(f"tradegap: step {step} failed: {cause}", file=sys.stderr)
-        print(f"tradegap: the run failed after {elapsed:.1f}s", file=sys.stderr)
+        print(f"tradegap: the run failed after {elapsed:.1f}s; {left}", file=sys.stderr)
         return EXIT_STEP_FAILED
     print_summary(result, base, elapsed)
     failed_checks = [evaluation for evaluation in result.get_asset_check_evaluations()
@@ -116,6 +127,31 @@ def report_outcome(result, base: Path, elapsed: float) -> int:
               f"{evaluation.check_name} failed (ERROR): {evaluation.description}",
               file=sys.stderr)
     return EXIT_CHECK_FAILED if failed_checks else 0
+
+
+def _check_config(job, config: dict, name: str) -> None:
+    """Refuse a run config the job does not take, in one line naming its first error (less
+    the whole schema Dagster appends)."""
+    from dagster import DagsterInvalidConfigError, validate_run_config
+
+    from engine.errors import InputError
+
+    try:
+        validate_run_config(job, config)
+    except DagsterInvalidConfigError as error:
+        first = error.errors[0].message if error.errors else str(error)
+        first = first.split(" Expected:")[0].strip()
+        raise InputError(name, f"not a run config of nightly_regression: {first}") from None
+
+
+INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by Ctrl-C or SIGTERM
+
+
+def _innermost(error) -> str:
+    """The class name of the innermost cause of a step's error."""
+    while error.cause is not None:
+        error = error.cause
+    return error.cls_name
 
 
 def print_summary(result, base: Path, elapsed: float) -> None:

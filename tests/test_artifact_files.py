@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import InputError
 from engine.results import artifacts
-from engine.results.artifacts import replace_directory, write_table
+from engine.results.artifacts import MARKER, replace_directory, write_output, write_table
 from tests.dagster_server import ROOT
 
 FILES = ("a.txt", "b.txt", "c.txt")
@@ -124,3 +125,36 @@ def test_concurrent_swaps_never_fail_and_leave_one_complete_version(exchange, tm
     final = _read_whole(out)
     assert final is not None and final.split("-")[1] == str(SWAPS - 1)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["shared"]
+
+
+def test_a_file_put_in_an_output_while_it_is_rewritten_is_kept(tmp_path):
+    """The folder was claimed before the user saved a note into it; the note moves into
+    the new output instead of being deleted with the old one, and a note whose name the
+    new output also writes is kept beside it."""
+    out = tmp_path / "out"
+    write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("old"))
+
+    def fill(tmp: Path) -> None:
+        (out / "notes.md").write_text("mine")  # meanwhile, the user
+        (out / "b.parquet").write_text("mine too")
+        (tmp / "a.parquet").write_text("new")
+        (tmp / "b.parquet").write_text("new")
+
+    write_output(out, "backtest", fill)
+    assert (out / "a.parquet").read_text() == "new"
+    assert (out / "notes.md").read_text() == "mine"
+    assert (out / "b.parquet").read_text() == "new"
+    kept = [path for path in out.iterdir() if path.name.startswith("b.parquet.kept-")]
+    assert [path.read_text() for path in kept] == ["mine too"]
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("marker", ["{not json", "[1, 2]"])
+def test_an_unreadable_marker_is_refused_as_not_ours(tmp_path, marker):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text(marker)
+    with pytest.raises(InputError, match=f"output folder's {MARKER} is not a tradegap "
+                       "marker"):
+        write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("new"))
+    assert [path.name for path in out.iterdir()] == [MARKER]

@@ -85,8 +85,16 @@ PRICE = "prices.csv: column"
 CASES = [
     Case("missing column", "prices", prices_csv(lambda p: p.drop("volume")),
          "prices.csv: missing column 'volume'"),
-    Case("renamed column", "prices", prices_csv(lambda p: p.rename({"close": "Close"})),
-         "prices.csv: missing column 'close' (found 'Close'?)"),
+    Case("renamed column", "prices", prices_csv(lambda p: p.rename({"close": "Closing"})),
+         "prices.csv: missing column 'close' (found 'Closing'?)"),
+    Case("wide table", "prices",
+         prices_csv(lambda p: p.pivot(on="asset", index="timestamp", values="close")),
+         "prices.csv: missing columns 'asset', 'open', 'high', 'low', 'close', 'volume'; a "
+         "table with one column per asset is not read", prefix_only=True),
+    Case("ambiguous numeric dates", "prices",
+         prices_csv(lambda p: p.filter(pl.col("timestamp").dt.day() <= 12).with_columns(
+             pl.col("timestamp").dt.strftime("%m/%d/%Y"))),
+         f"{PRICE} 'timestamp': dates read both month-first and day-first", prefix_only=True),
     Case("text in a number column", "prices",
          prices_csv(lambda p: edit(p.with_columns(pl.col("open").cast(pl.String)), 3, "open",
                                    "n/a")),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import textwrap
 
 import polars as pl
 import pytest
@@ -161,3 +163,144 @@ def test_weights_and_orders_are_one_or_the_other(data, tmp_path, capsys):
         main(["backtest", "--prices", str(prices), "--weights", str(weights), "--orders",
               str(weights), "--out", str(tmp_path / "run")])
     assert "not allowed with" in capsys.readouterr().err
+
+
+STOPPED_MID_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from engine.results import tables
+    from pipelines.cli import main
+
+    write, written = tables.write_parquet, []
+
+    def write_then_stop(frame, path):  # the second table written, then the signal
+        write(frame, path)
+        written.append(path)
+        if len(written) == 2:
+            os.kill(os.getpid(), int(sys.argv[1]))
+
+    tables.write_parquet = write_then_stop
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_output(data, tmp_path,
+                                                                          signum):
+    """Ctrl-C or SIGTERM while the tables are written: the earlier output stays as it was,
+    no temporary folder is left beside it, and the exit status is 128 + the signal."""
+    prices, weights = data
+    out = tmp_path / "run"
+    args = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out", str(out)]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    done = subprocess.run([sys.executable, "-c", STOPPED_MID_WRITE, str(int(signum)), *args,
+                           "--fees", "0.01"], capture_output=True, text=True)
+    assert done.returncode == 128 + signum
+    assert done.stderr.strip().splitlines() == [
+        f"tradegap: stopped by {signum.name}; nothing was left half written"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_generate_never_replaces_a_file_unless_forced(tmp_path, capsys):
+    prices, weights = tmp_path / "prices.csv", tmp_path / "weights.csv"
+    weights.write_text("mine\n")
+    args = ["generate", "--prices", str(prices), "--weights", str(weights), "--assets", "3",
+            "--days", "30", "--top", "1", "--every", "5"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"tradegap: error: {weights}: --weights: a file is "
+                                       "there; pass --force to replace it (nothing was "
+                                       "written)\n")
+    assert weights.read_text() == "mine\n" and not prices.exists()
+    assert main([*args, "--force"]) == 0
+    assert pl.read_csv(weights).columns == ["timestamp", "asset", "weight"]
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"--weights": "same"}, "--prices and --weights name the same file"),
+    ({"--prices": "prices.txt"}, "--prices: unsupported file type '.txt' (use .parquet, .pq, "
+                                 ".csv)"),
+    ({"--days": "21"}, "command line: --days 21: the momentum weights need more than 21 days"),
+])
+def test_generate_refuses_what_it_cannot_write_in_one_line(tmp_path, capsys, change, error):
+    given = {"--prices": "prices.parquet", "--weights": "weights.parquet", "--days": "30"}
+    given.update(change)
+    given = {flag: str(tmp_path / (given["--prices"] if value == "same" else value))
+             if flag != "--days" else value for flag, value in given.items()}
+    assert main(["generate", "--assets", "3", *[x for pair in given.items() for x in pair]]) == 2
+    assert error in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["generate", "--prices", "p.csv", "--weights", "w.csv"],
+                                     ["demo"]])
+def test_counts_below_one_are_refused_by_the_parser(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--assets", "0"])
+    assert stopped.value.code == 2
+    assert "argument --assets: expected a whole number of at least 1, got '0'" in (
+        capsys.readouterr().err)
+
+
+class _Error:
+    def __init__(self, cls_name: str, message: str = "") -> None:
+        self.cls_name, self.cause, self.message = cls_name, None, f"{cls_name}: {message}"
+
+
+class _Event:
+    def __init__(self, step_key: str, error: _Error) -> None:
+        self.step_key, self.event_type_value = step_key, "STEP_FAILURE"
+        self.event_specific_data = type("Data", (), {"error": error})()
+
+
+def test_a_run_stopped_by_a_signal_says_what_it_leaves_and_stops_as_interrupted(
+        tmp_path, capsys, monkeypatch):
+    """Dagster turns Ctrl-C (and SIGTERM, which it maps to it) into a failed step; `run`
+    reports it as a stop, not as a step that failed, and exits 130."""
+    from pipelines import cli, run
+
+    stopped = type("Result", (), {"success": False, "all_events": [
+        _Event("backtest_zipline", _Error("DagsterExecutionInterruptedError"))]})()
+    with pytest.raises(KeyboardInterrupt):
+        run.report_outcome(stopped, tmp_path, 3.0)
+    assert capsys.readouterr().err == (
+        "tradegap: the run was stopped during backtest_zipline after 3.0s; each artifact in "
+        f"{tmp_path} is whole: those of the steps that finished are this run's, the others "
+        "as an earlier run left them\n")
+
+    def interrupted(_args):
+        run.report_outcome(stopped, tmp_path, 3.0)
+
+    monkeypatch.setitem(cli.COMMANDS, "run", interrupted)
+    assert main(["run", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "tradegap: stopped by SIGINT; nothing was left half written")
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    ("ops:\n  nope: {}\n", 'Received unexpected config entry "nope" at path root:ops.'),
+    ("ops:\n  market_data:\n    config:\n      n_assets: many\n",
+     "Invalid scalar at path root:ops:market_data:config:n_assets."),
+])
+def test_a_run_config_the_job_does_not_take_is_one_line_exit_2_before_anything_is_written(
+        tmp_path, capsys, content, error):
+    config, out = tmp_path / "run.yaml", tmp_path / "out"
+    config.write_text(content)
+    assert main(["run", "--out", str(out), "--config", str(config)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("tradegap: error: run.yaml: not a run config of "
+                               f"nightly_regression: {error}")
+    assert not out.exists()
+
+
+def test_a_failed_run_names_the_step_and_says_what_its_artifacts_hold(tmp_path, capsys):
+    from pipelines import run
+
+    failed = type("Result", (), {"success": False, "all_events": [
+        _Event("market_data", _Error("InputError", "p.csv: missing column 'close'"))]})()
+    assert run.report_outcome(failed, tmp_path, 2.0) == run.EXIT_STEP_FAILED
+    assert capsys.readouterr().err.splitlines() == [
+        "tradegap: step market_data failed: InputError: p.csv: missing column 'close'",
+        f"tradegap: the run failed after 2.0s; each artifact in {tmp_path} is whole: those of "
+        "the steps that finished are this run's, the others as an earlier run left them"]

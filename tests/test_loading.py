@@ -85,6 +85,24 @@ def test_dates_datetimes_of_any_unit_and_iso_strings_become_microsecond_datetime
         assert load_prices(frame).equals(expected)
 
 
+@pytest.mark.parametrize("layout", ["%m/%d/%Y", "%d/%m/%Y", "%m-%d-%Y %H:%M", "%d.%m.%Y"])
+def test_numeric_dates_are_read_in_the_one_order_that_reads_every_row(prices, tmp_path,
+                                                                      layout):
+    """A column with a day above 12 says whether it is month-first or day-first; polars'
+    own inference would read 01/04/2010 day-first in a month-first file."""
+    text = prices.with_columns(pl.col("timestamp").dt.strftime(layout))
+    assert load_prices(write_csv(text, tmp_path)).equals(prices)
+
+
+def test_numeric_dates_that_read_both_ways_are_refused(prices, tmp_path):
+    early = prices.filter(pl.col("timestamp").dt.day() <= 12)
+    text = early.with_columns(pl.col("timestamp").dt.strftime("%m/%d/%Y"))
+    assert message(load_prices, write_csv(text, tmp_path)).startswith(
+        "prices.csv: column 'timestamp': dates read both month-first and day-first (no day "
+        "above 12 says which); write them as ISO dates (2020-01-31), found '01/04/2010' at "
+        "rows 1, 2, 3, 4, 5")
+
+
 def test_integer_prices_and_asset_codes_are_cast(prices):
     frame = pl.DataFrame({
         "timestamp": [dt.date(2024, 1, 2)] * 2, "asset": [7, 8],
@@ -173,8 +191,77 @@ def test_errors_name_the_frame_or_the_given_name(prices):
 
 
 def test_a_missing_column_is_named_with_its_likely_misspelling(prices, tmp_path):
-    path = write_csv(prices.rename({"close": "Close"}), tmp_path)
-    assert message(load_prices, path) == "prices.csv: missing column 'close' (found 'Close'?)"
+    path = write_csv(prices.rename({"close": "Closing"}), tmp_path)
+    assert message(load_prices, path) == (
+        "prices.csv: missing column 'close' (found 'Closing'?)")
+
+
+def test_column_names_in_any_case_and_spacing_are_matched(prices, weights, tmp_path):
+    path = write_csv(prices.rename({"open": " Open ", "close": "CLOSE", "volume": "Volume",
+                                    "timestamp": "Timestamp"}), tmp_path)
+    assert load_prices(path).equals(prices)
+    named = weights.rename({"weight": "Weight", "asset": "Asset"})
+    assert load_weights(write_csv(named, tmp_path, "w.csv"), prices).equals(weights)
+
+
+def test_a_vendors_file_with_date_ticker_and_adj_close_loads(prices, tmp_path):
+    """Date, Ticker, capitalised OHLCV and an Adj Close (dropped), as a download has them."""
+    vendor = prices.select(
+        pl.col("timestamp").dt.strftime("%Y-%m-%d").alias("Date"),
+        pl.col("asset").alias("Ticker"), pl.col("open").alias("Open"),
+        pl.col("high").alias("High"), pl.col("low").alias("Low"),
+        pl.col("close").alias("Close"), (pl.col("close") * 0.9).alias("Adj Close"),
+        pl.col("volume").cast(pl.Int64).alias("Volume"))
+    assert load_prices(write_csv(vendor, tmp_path)).equals(prices)
+
+
+def test_two_columns_that_could_be_one_name_are_refused_naming_both(prices):
+    both = prices.rename({"timestamp": "Date"}).with_columns(Time=pl.lit("16:00"))
+    assert message(load_prices, both) == (
+        "prices: columns 'Date' and 'Time' could each be 'timestamp'; rename the one to use "
+        "to 'timestamp'")
+    assert load_prices(prices.with_columns(Close=pl.col("close") * 2)).equals(prices)
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_loads(prices, tmp_path, separator):
+    path = tmp_path / "prices.csv"
+    prices.write_csv(path, separator=separator)
+    assert load_prices(path).equals(prices)
+
+
+def test_blank_lines_at_the_end_of_a_csv_are_not_rows(prices, tmp_path):
+    path = write_csv(prices, tmp_path)
+    path.write_text(path.read_text() + "\n\n")
+    assert load_prices(path).equals(prices)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:4], "", *lines[4:]]) + "\n")
+    assert message(load_prices, path) == (
+        "prices.csv: column 'timestamp': missing timestamp at rows 4")
+
+
+def test_an_unnamed_pandas_index_is_named_as_the_likely_timestamp(prices):
+    saved = prices.rename({"timestamp": "__index_level_0__"})
+    assert message(load_prices, saved) == (
+        "prices: missing column 'timestamp' (found '__index_level_0__', a pandas index saved "
+        "without a name: name it timestamp before saving)")
+
+
+def test_a_wide_table_is_refused_saying_so(prices, tmp_path):
+    wide = prices.pivot(on="asset", index="timestamp", values="close")
+    text = message(load_prices, write_csv(wide, tmp_path))
+    assert text.startswith("prices.csv: missing columns 'asset', 'open', 'high', 'low', "
+                           "'close', 'volume'; a table with one column per asset is not read")
+
+
+def test_order_columns_in_another_case_and_spacing_are_matched(prices):
+    market = Market.from_bars(load_prices(prices))
+    first = prices.row(0, named=True)
+    orders = pl.DataFrame({"Timestamp": [first["timestamp"]], "Symbol": [first["asset"]],
+                           "Type": ["limit"], "Quantity": [5], "Limit Price": [1.0]})
+    loaded = load_orders(orders, market)
+    assert loaded["limit_price"].to_list() == [1.0]
+    assert loaded["asset"].to_list() == [first["asset"]]
 
 
 def test_every_missing_column_is_named(prices, tmp_path):
@@ -251,6 +338,17 @@ def test_iso_text_with_offsets_becomes_naive_utc(prices, tmp_path):
     assert loaded["timestamp"][0] == dt.datetime(2010, 1, 3, 22, 0)
     utc = prices.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert load_prices(utc).equals(prices)
+
+
+def test_dated_weights_on_zoned_daily_prices_are_refused_saying_when_the_bars_are(
+        prices, weights):
+    """New York midnights are 05:00 UTC in winter: weights dated by day name no bar, and
+    the message says at what time the bars are."""
+    zoned = prices.with_columns(pl.col("timestamp").dt.replace_time_zone("America/New_York"))
+    text = message(load_weights, weights, load_prices(zoned))
+    assert text.startswith("weights: column 'timestamp': timestamp is not a bar of the "
+                           "prices (the prices' bars are at 05:00; zoned times are read in "
+                           "UTC), found ")
 
 
 def test_text_mixing_rows_with_and_without_an_offset_is_rejected(prices, tmp_path):

@@ -258,6 +258,22 @@ def test_intraday_fills_belong_to_their_bar(tmp_path):
         read_log(late, prices)
 
 
+def test_numeric_dates_in_a_log_follow_the_loaders_date_rule(tmp_path):
+    """Month-first dates read month-first (a day above 12 says so), not by polars'
+    day-first guess; a log whose dates read both ways is refused naming its rows."""
+    days = [dt.datetime(2024, 2, 1) + dt.timedelta(days=i) for i in range(20)]
+    prices = pl.DataFrame({"timestamp": days, "asset": "A", "open": 10.0, "high": 10.2,
+                           "low": 9.8, "close": 10.1, "volume": 1e4}).with_columns(
+        pl.col("timestamp").cast(pl.Datetime("us")))
+    log = pl.DataFrame({"timestamp": ["02/03/2024", "02/15/2024"], "asset": ["A", "A"],
+                        "quantity": [5.0, -5.0], "price": [10.1, 9.9], "fee": [0.0, 0.0]})
+    assert read_log(log, prices).fills["timestamp"].to_list() == [days[2], days[14]]
+    early = log.with_columns(pl.Series("timestamp", ["02/03/2024", "02/05/2024"]))
+    with pytest.raises(InputError, match=r"read as tradegap fills: dates read both "
+                       r"month-first and day-first .*, found '02/03/2024' at rows 1, 2"):
+        read_log(early, prices)
+
+
 def test_a_fill_at_the_session_close_in_utc_belongs_to_that_days_bar(market):
     _, prices, fills = market
     zoned = fills.with_columns(

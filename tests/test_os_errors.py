@@ -108,3 +108,15 @@ def test_a_read_only_folder_is_one_line_exit_1_and_the_output_stays(disk, data):
                      "--out", str(out), "--fees", "0.002")
     assert_one_line(again, out, "Read-only file system")
     assert contents(out) == before
+
+
+def test_a_read_only_folder_is_refused_before_the_inputs_are_read(disk, data):
+    """The write would fail at the end of the work; the command says so before it starts
+    (here before it finds that the prices file is missing)."""
+    _, weights = data
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    for out in (disk / "new", disk / "new" / "deeper"):
+        refused = tradegap("backtest", "--prices", str(disk / "missing.parquet"), "--weights",
+                           str(weights), "--out", str(out))
+        assert_one_line(refused, out, "Read-only file system")
+    assert list(disk.iterdir()) == []

@@ -4,14 +4,23 @@ Prices come out as `timestamp, asset, open, high, low, close, volume` and weight
 `timestamp, asset, weight`: timestamps naive `Datetime("us")`, assets `String`, numbers
 `Float64`, sorted by (timestamp, asset). Rows may come in any order (a vendor's file grouped
 by asset is sorted here); a (timestamp, asset) key given twice is refused.
-Extra columns are dropped. Bad input raises `InputError` naming the source, the column and
-the 1-based data rows (as in the file) of the first offenders. The value checks of a table
-run in one pass (`_reject_first`); only a table that fails one is read again for its rows.
+Column names match in any case and spacing ('Close', 'Limit Price'), and 'Date', 'Datetime'
+or 'Time' name the timestamp and 'Ticker' or 'Symbol' the asset, where one column alone
+does; two candidates for one name are refused. Extra columns ('Adj Close') are dropped.
+A wide table (one column per asset) is refused with a message saying so. Bad input raises
+`InputError` naming the source, the column and the 1-based data rows (as in the file) of
+the first offenders. The value checks of a table run in one pass (`_reject_first`); only a
+table that fails one is read again for its rows.
 
 Timezone rule: timezone-aware timestamps (a zoned datetime column, or ISO text that ends in
 an offset such as `+01:00` or `Z`) are converted to UTC and then stored naive, so
 `2024-01-02 00:00 America/New_York` becomes `2024-01-02 05:00`. Text that mixes rows with
 and without an offset is refused (it has no single reading).
+
+Date rule: numeric dates such as `01/02/2020` (or with dots or dashes, a time after them)
+are read month-first or day-first, whichever reads every such row of the column; a
+column that reads both ways with different dates (no day above 12) is refused, since
+nothing in it says which is meant.
 
 Bars must be consistent: low ≤ open, close ≤ high (so low ≤ high). Inconsistent bars are
 refused unless `repair_ohlc` is set, which widens high and low to cover open and close.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -53,7 +63,12 @@ UTC_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
 
 
 def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a Parquet (.parquet, .pq) or CSV (.csv, every column as text) file."""
+    """Read a Parquet (.parquet, .pq) or CSV (.csv, every column as text) file.
+
+    A CSV whose header is one name holding semicolons or tabs is read with that separator
+    (a spreadsheet's export where the comma is the decimal mark); blank lines at its end
+    are not rows.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
@@ -64,11 +79,29 @@ def read_table(path: str | Path) -> pl.DataFrame:
     try:
         if kind == "Parquet":
             return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema=False)
+        frame = pl.read_csv(path, infer_schema=False)
+        if frame.width == 1 and (separator := _other_separator(frame.columns[0])):
+            frame = pl.read_csv(path, infer_schema=False, separator=separator)
+        return _without_blank_tail(frame)
     except pl.exceptions.NoDataError:
         raise InputError(path.name, "file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as error:
         raise InputError(path.name, f"cannot read as {kind}: {_first_line(error)}") from None
+
+
+def _other_separator(header: str) -> str | None:
+    """The separator of a CSV read as one column named `header`: ';' or a tab, if either
+    splits it."""
+    return next((separator for separator in (";", "\t") if separator in header), None)
+
+
+def _without_blank_tail(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` less its trailing rows that are empty in every column (blank lines at the
+    end of a CSV); rows before them keep their numbers."""
+    filled = frame.select(pl.any_horizontal(pl.all().is_not_null()
+                                            & (pl.all().cast(pl.String) != ""))).to_series()
+    last = filled.arg_true()
+    return frame.head(int(last[-1]) + 1 if len(last) else 0)
 
 
 def load_prices(
@@ -225,6 +258,7 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
     frame, label = _open(source, name, "orders")
     if frame.height == 0:
         raise InputError(label, "no data rows")
+    frame = _match_columns(frame, ORDER_COLUMNS + ORDER_OPTIONAL, label)
     _require_columns(frame, ORDER_COLUMNS, label)
     present = [c for c in ORDER_OPTIONAL if c in frame.columns]
     frame = frame.select(*ORDER_COLUMNS, *present).with_columns(
@@ -353,6 +387,7 @@ def _batch_alone(raw: pl.DataFrame) -> bool:
     """Whether a batch of raw order rows validates alone as it would in the whole table:
     no `parent` (it names rows of other batches) and text timestamps in plain ISO (the
     other layouts are read by a rule inferred from the whole column)."""
+    raw = _match_columns(raw, ORDER_COLUMNS + ORDER_OPTIONAL, "orders")
     if "parent" in raw.columns and raw["parent"].null_count() < raw.height:
         return False
     for column in ("timestamp", "valid_until"):
@@ -467,10 +502,15 @@ def _on_prices(prices: Source | Market) -> list[Check]:
     else:
         keys = _price_keys(prices)
         assets, timestamps = keys["asset"].unique(), keys["timestamp"].unique()
+    times = timestamps.dt.time().unique().sort().to_list()
+    hint = ""
+    if 0 < len(times) <= 2 and dt.time(0) not in times:  # daily bars, zoned ones in UTC
+        shown = " or ".join(time.isoformat("minutes") for time in times)
+        hint = f" (the prices' bars are at {shown}; zoned times are read in UTC)"
     return [(~pl.col("asset").is_in(assets.implode()), "asset", "asset not in the prices",
              "asset"),
             (~pl.col("timestamp").is_in(timestamps.implode()), "timestamp",
-             "timestamp is not a bar of the prices", "timestamp")]
+             f"timestamp is not a bar of the prices{hint}", "timestamp")]
 
 
 def _open(source: Source, name: str | None, default: str) -> tuple[pl.DataFrame, str]:
@@ -488,6 +528,7 @@ def _normalize(
     """Required columns only, in order, cast to their types."""
     if frame.height == 0:
         raise InputError(label, "no data rows")
+    frame = _match_columns(frame, columns, label)
     _require_columns(frame, columns, label)
     frame = frame.select(columns)
     frame = _cast_timestamps(frame, label)
@@ -497,8 +538,42 @@ def _normalize(
     return frame
 
 
+def _match_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str
+                   ) -> pl.DataFrame:
+    """`frame` with a column renamed to each of `columns` it lacks when one column alone
+    means it: the same name in another case or spacing ('Close', ' limit price '), or a
+    vendor's word for the key (`COLUMN_ALIASES`: 'Date', 'Ticker'). Two such columns for
+    one name are refused, naming both; a name present as it is wins over its variants."""
+    renames: dict[str, str] = {}
+    for column in columns:
+        if column in frame.columns:
+            continue
+        words = {column, *COLUMN_ALIASES.get(column, ())}
+        found = [c for c in frame.columns if c not in columns and c not in renames
+                 and _plain_name(c) in words]
+        if len(found) > 1:
+            shown = " and ".join(f"'{c}'" for c in found)
+            raise InputError(label, f"columns {shown} could each be '{column}'; rename the "
+                             f"one to use to '{column}'")
+        if found:
+            renames[found[0]] = column
+    return frame.rename(renames) if renames else frame
+
+
+PANDAS_INDEX = "__index_level_0__"  # the column pandas saves an unnamed index as
+COLUMN_ALIASES = {"timestamp": ("date", "datetime", "time"), "asset": ("ticker", "symbol")}
+
+
+def _plain_name(column: str) -> str:
+    """A column name compared without case, surrounding blanks, or blanks and dashes
+    between words ('Limit Price' is 'limit_price')."""
+    return re.sub(r"[\s\-]+", "_", column.strip().lower())
+
+
 def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) -> None:
-    """Raise naming every missing column and, when close, the likely misspelling present."""
+    """Raise naming every missing column and, when close, the likely misspelling present;
+    a table with a timestamp and nothing else it needs but several other columns is
+    probably wide (one column per asset), and the message says so."""
     missing = [column for column in columns if column not in frame.columns]
     if not missing:
         return
@@ -507,9 +582,17 @@ def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], label: str) 
     for column in missing:
         close = difflib.get_close_matches(column, list(others), n=1, cutoff=0.6)
         hint = f" (found '{others[close[0]]}'?)" if close else ""
+        if column == "timestamp" and PANDAS_INDEX in frame.columns:
+            hint = (f" (found '{PANDAS_INDEX}', a pandas index saved without a name: name "
+                    "it timestamp before saving)")
         described.append(f"'{column}'{hint}")
     plural = "s" if len(missing) > 1 else ""
-    raise InputError(label, f"missing column{plural} {', '.join(described)}")
+    problem = f"missing column{plural} {', '.join(described)}"
+    wide = set(missing) == set(columns) - {"timestamp"} and len(others) > 1
+    if wide:
+        problem += (f"; a table with one column per asset is not read: give one row per "
+                    f"timestamp and asset with columns {', '.join(columns)}")
+    raise InputError(label, problem)
 
 
 def _cast_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
@@ -556,11 +639,48 @@ def _parse_timestamps(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     )
     parsed = frame.select(known).to_series()
     if parsed.null_count():
+        dates, ambiguous = numeric_dates(frame["timestamp"])
+        _reject(frame, ambiguous, label, "timestamp", AMBIGUOUS_DATES, show="timestamp")
+        parsed = parsed.fill_null(dates)
+    if parsed.null_count():
         inferred = frame.select(text.str.to_datetime(time_unit="us", strict=False)).to_series()
         parsed = parsed.fill_null(inferred)
     _reject(frame, parsed.is_null(), label, "timestamp", "not a date or ISO timestamp",
             show="timestamp")
     return frame.with_columns(parsed)
+
+
+NUMERIC_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{4}"
+DATE_TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S%.f")
+AMBIGUOUS_DATES = ("dates read both month-first and day-first (no day above 12 says which); "
+                   "write them as ISO dates (2020-01-31)")
+
+
+def numeric_dates(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The module's date rule on text: (timestamps of the rows written as numeric dates,
+    month-first or day-first, whichever reads every such row, else whichever reads more;
+    null elsewhere and where that order does not read; and the rows to refuse with
+    `AMBIGUOUS_DATES`, those that read differently both ways when both read every row)."""
+    frame = text.str.strip_chars().alias("text").to_frame()
+    numeric = frame.select(pl.col("text").str.contains(NUMERIC_DATE)).to_series()
+    if not numeric.any():
+        nothing = pl.Series(text.name, [None] * len(text), pl.Datetime("us"))
+        return nothing, pl.Series([False] * len(text))
+
+    def read(order: str) -> pl.Series:
+        layouts = [f"{order}{time}".replace("/", separator)
+                   for separator in "/.-" for time in DATE_TIMES]
+        value = pl.col("text")
+        return frame.select(pl.when(numeric).then(pl.coalesce(
+            value.str.to_datetime(layout, time_unit="us", strict=False)
+            for layout in layouts))).to_series().alias(text.name)
+
+    month_first, day_first = read("%m/%d/%Y"), read("%d/%m/%Y")
+    misses = [reading.filter(numeric).null_count() for reading in (month_first, day_first)]
+    ambiguous = (month_first != day_first).fill_null(False)
+    if misses != [0, 0]:
+        ambiguous = pl.Series([False] * len(text))
+    return (month_first if misses[0] <= misses[1] else day_first), ambiguous
 
 
 def _cast_assets(frame: pl.DataFrame, label: str) -> pl.DataFrame:

@@ -155,7 +155,10 @@ def _bar_arrays(rng: np.random.Generator, n_assets: int, n_days: int) -> dict[st
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-def momentum_scores(market: pl.DataFrame, lookback: int = 21) -> pl.DataFrame:
+MOMENTUM_LOOKBACK = 21  # bars of the default momentum score
+
+
+def momentum_scores(market: pl.DataFrame, lookback: int = MOMENTUM_LOOKBACK) -> pl.DataFrame:
     """Trailing `lookback`-bar close-to-close return per asset, known at the close of t.
 
     Rows `timestamp, asset, score` sorted by (timestamp, asset); an asset's first `lookback`

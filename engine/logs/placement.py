@@ -26,7 +26,7 @@ import re
 
 import polars as pl
 
-from engine.data.loading import FILL_COLUMNS, load_fills
+from engine.data.loading import AMBIGUOUS_DATES, FILL_COLUMNS, load_fills, numeric_dates
 from engine.errors import InputError
 from engine.logs.options import LogOptions
 from engine.logs.spec import NUMBERS, LogFormat
@@ -117,9 +117,19 @@ def _signed(frame: pl.DataFrame, fail: _Failer) -> pl.DataFrame:
 
 
 def _times(times: pl.Series, fail: _Failer, frame: pl.DataFrame) -> pl.Series:
-    """Fill times as naive UTC datetimes (aware ones converted to UTC)."""
+    """Fill times as naive UTC datetimes (aware ones converted to UTC); numeric dates
+    (01/02/2020) by the date rule of `engine.data.loading`."""
     if times.dtype == pl.String:
-        parsed = _parsed(times.str.strip_chars())
+        dates, ambiguous = numeric_dates(times)
+        fail(frame, pl.lit(ambiguous), "time", AMBIGUOUS_DATES, show="time")
+        parsed = dates
+        if dates.null_count() == dates.len():
+            parsed = _parsed(times.str.strip_chars())
+        elif dates.null_count():
+            rest = _parsed(times.str.strip_chars())
+            if isinstance(rest.dtype, pl.Datetime) and rest.dtype.time_zone is not None:
+                rest = rest.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            parsed = dates.fill_null(rest)
         fail(frame.with_columns(parsed=parsed), pl.col("parsed").is_null(), "time",
              "not a date or time", show="time")
         times = parsed

@@ -6,7 +6,8 @@ worker running as another user of the group reads the artifacts once they are re
 
 An output folder carries a marker (`MARKER`) naming its kind and the entries it wrote; a
 folder is replaced only when it is empty, new, or a tradegap output of the same kind holding
-nothing else, so a command never deletes what it did not write.
+nothing else, so a command never deletes what it did not write; an entry put into it while
+the new output was being built is moved into the new one, not deleted with the old.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +174,7 @@ def claim_output(
         if source == out or out in source.parents:
             raise InputError(str(out_dir), f"output folder contains the input {given}; "
                              "choose another --out")
+    _check_writable(out)
     if not out.exists():
         return out
     if not out.is_dir():
@@ -181,7 +185,10 @@ def claim_output(
     if MARKER not in entries:
         raise InputError(str(out_dir), "output folder is not empty and is not a tradegap "
                          "output; choose a new or empty folder (nothing was written)")
-    written = json.loads((out / MARKER).read_text())
+    written = read_marker(out)
+    if written is None:
+        raise InputError(str(out_dir), f"output folder's {MARKER} is not a tradegap marker; "
+                         "choose a new or empty folder (nothing was written)")
     if written.get("kind") != kind and not force:
         raise InputError(str(out_dir), f"output folder holds a tradegap {written.get('kind')} "
                          f"output, not a {kind} output; pass --force to replace it")
@@ -191,6 +198,47 @@ def claim_output(
         raise InputError(str(out_dir), f"output folder holds entries tradegap did not write "
                          f"({shown}); move them away first (nothing was written)")
     return out
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The marker of an output folder, or None when it is missing or not one we wrote."""
+    try:
+        written = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return written if isinstance(written, dict) else None
+
+
+def _carry_added(previous: Path, out: Path) -> None:
+    """Move into the new output `out` the entries of the one it replaced (`previous`) that
+    the latter's marker does not list: files put there while the new output was being
+    built, which must not be deleted with the old output. A name the new output also
+    has is kept beside it as `<name>.kept-<hex>`."""
+    written = read_marker(previous)
+    listed = written.get("entries") if written is not None else []
+    if listed is None:  # a marker of an accumulating folder: nothing to tell apart
+        return
+    for entry in sorted(previous.iterdir()):
+        if entry.name == MARKER or entry.name in listed:
+            continue
+        target = out / entry.name
+        if target.exists() or target.is_symlink():
+            target = out / f"{entry.name}.kept-{secrets.token_hex(4)}"
+        os.rename(entry, target)
+
+
+def _check_writable(out: Path) -> None:
+    """Raise the OSError a write beside `out` would meet (read-only file system, permission
+    denied), before any work rather than after it: the folder the output is built and
+    renamed in is its parent, or the nearest ancestor that exists."""
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    code = errno.EROFS if read_only else errno.EACCES
+    raise OSError(code, os.strerror(code), str(out))
 
 
 def write_output(
@@ -205,7 +253,7 @@ def write_output(
         entries = sorted(entry.name for entry in tmp.iterdir())
         (tmp / MARKER).write_text(json.dumps({"kind": kind, "entries": entries}) + "\n")
 
-    return replace_directory(out, fill_and_mark)
+    return replace_directory(out, fill_and_mark, carry=_carry_added)
 
 
 def mark_folder(folder: str | Path, kind: str) -> None:
@@ -232,8 +280,9 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Put the folder `tmp` at `out_dir`; what was there ends up at `tmp`, or is gone.
+def _swap_in(tmp: Path, out_dir: Path) -> Path | None:
+    """Put the folder `tmp` at `out_dir`; the path where what was there now is (for the
+    caller to carry from and delete), or None when nothing was.
 
     Where the system can exchange two paths, `out_dir` always exists and always holds one
     complete version, even while other processes swap the same folder. Elsewhere the old
@@ -242,13 +291,13 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
     while True:
         try:
             os.rename(tmp, out_dir)
-            return
+            return None
         except OSError as error:
             if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
         try:
             if _exchange(tmp, out_dir):
-                return
+                return tmp
         except FileNotFoundError:
             continue  # another swap moved it aside: try again
         old = out_dir.with_name(f".{out_dir.name}.{secrets.token_hex(6)}.old")
@@ -263,15 +312,30 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
                 os.rename(old, out_dir)
                 raise
             # another swap put its complete copy in place meanwhile; it stands
-        shutil.rmtree(old, ignore_errors=True)
+        return old
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered on leaving) where the system can."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
         return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+def replace_directory(out_dir: str | Path, fill: Callable[[Path], None],
+                      carry: Callable[[Path, Path], None] | None = None) -> Path:
     """Build a directory with `fill(tmp)`, then swap it in for `out_dir` in one rename.
 
     If `fill` raises, `out_dir` is left exactly as it was. Concurrent swaps of one folder
-    are safe: each ends with one complete version in place.
+    are safe: each ends with one complete version in place. `carry(previous, out_dir)`
+    may move entries of the replaced folder into the new one before it is deleted.
     """
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +345,7 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
         if (mapped := os_error(error, out_dir)) is None:
             raise
         raise mapped from error
+    previous = None
     try:
         try:
             fill(tmp)
@@ -291,7 +356,12 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
             if inside.is_relative_to(tmp):
                 inside = out_dir / inside.relative_to(tmp)
             raise OSError(error.errno, error.strerror, str(inside)) from error
-        _swap_in(tmp, out_dir)
+        with _signals_held():  # an interrupt must not delete what `carry` is to keep
+            previous = _swap_in(tmp, out_dir)
+            if previous is not None and carry is not None:
+                carry(previous, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if previous is not None and previous != tmp:
+            shutil.rmtree(previous, ignore_errors=True)
     return out_dir
