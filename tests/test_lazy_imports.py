@@ -4,17 +4,21 @@ against the pandera models' declarations with polars; pandera is loaded only for
 that fails them), and without scipy's linear algebra, which numba would import for a
 BLAS probe no kernel needs (`engine.jit`); `run_backtest` with every table starts without
 any of them. A kernel loaded from the cache leaves numba's implementation registries
-unloaded until something is compiled."""
+unloaded until something is compiled, and a cached function whose code needs numba's array
+routines loads them without scipy's linear algebra."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pipelines.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("dagster", "matplotlib", "pandas", "pandera", "pyarrow", "scipy.linalg")
 LOADED = f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
 
@@ -88,3 +92,23 @@ def test_a_cached_kernel_loads_without_numbas_registries_and_a_compile_after_it_
     registries, results = done.stdout.splitlines()[-2:]
     assert registries == ""
     assert results == "2 [0, 1, 2] 1.0"
+
+
+def test_a_cached_function_that_needs_numbas_array_routines_loads_them_without_scipy(tmp_path):
+    (tmp_path / "summed.py").write_text(
+        "import numpy as np\n"
+        "from numba import njit\n\n\n"
+        "@njit(cache=True)\n"
+        "def total(a):\n"
+        "    return np.cumsum(a)[-1]\n")
+    code = ("import sys\n"
+            "import engine.jit\n"
+            "import numpy as np\n"
+            "from summed import total\n"
+            "print(total(np.arange(5.0)), 'numba.np.arraymath' in sys.modules, "
+            "'scipy.linalg' in sys.modules)")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    for _ in range(2):  # compiled and cached, then loaded from the cache
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, env=environment)
+    assert done.stdout.split() == ["10.0", "True", "False"]
