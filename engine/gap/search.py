@@ -219,6 +219,7 @@ class Search:
         best = frozenset()
         frontier = [best]
         cut: set[frozenset[Switch]] = set()
+        top = None  # the closest score of the level before
         for _ in range(MAX_START):
             if scores[best][0] >= len(fills):
                 break
@@ -252,6 +253,10 @@ class Search:
                               reverse=True)[:BEAM_WIDTH]
             if (scores[frontier[0]], -len(frontier[0])) > (scores[best], -len(best)):
                 best = frontier[0]
+            elif best and scores[frontier[0]] == top:
+                break  # past a set closer than the trusted rules, a level whose switches
+                # changed nothing the window shows: larger sets will not either
+            top = scores[frontier[0]]
         if scores[best][0] <= scores[frozenset()][0]:
             return []
         shaped = any(s.state == "belief" for s in best)  # the catalogue's sets come first
