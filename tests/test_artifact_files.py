@@ -1,5 +1,6 @@
 """Artifact files as other users and other processes see them: modes that follow the umask,
-and folder swaps that stay whole while several processes swap the same folder."""
+folder swaps that stay whole while several processes swap the same folder, and an output
+replaced by another that says so."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
+from engine.errors import InputError, OutputReplaced
 from engine.results import artifacts
-from engine.results.artifacts import MARKER, replace_directory, write_output, write_table
+from engine.results.artifacts import (
+    MARKER,
+    replace_directory,
+    write_output,
+    write_table,
+)
 from tests.dagster_server import ROOT
 
 FILES = ("a.txt", "b.txt", "c.txt")
@@ -158,3 +164,27 @@ def test_an_unreadable_marker_is_refused_as_not_ours(tmp_path, marker):
                        "marker"):
         write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("new"))
     assert [path.name for path in out.iterdir()] == [MARKER]
+
+
+def test_an_output_replaced_by_one_that_finished_after_it_says_so(tmp_path, monkeypatch):
+    """Two commands write one folder at once: the first swaps its output in, the second
+    swaps its own in right after; the first must not report an output that is not there."""
+    out, swap_in = tmp_path / "out", artifacts._swap_in
+    swaps = []
+
+    def then_another(tmp: Path, out_dir: Path):
+        previous = swap_in(tmp, out_dir)
+        swaps.append(tmp)
+        if len(swaps) == 1:
+            write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("second"))
+        return previous
+
+    monkeypatch.setattr(artifacts, "_swap_in", then_another)
+    with pytest.raises(OutputReplaced, match="another tradegap backtest output, written to "
+                       "this folder at the same time, finished after this backtest output "
+                       "and replaced it"):
+        write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("first"))
+    assert len(swaps) == 2
+    assert (out / "a.parquet").read_text() == "second"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+

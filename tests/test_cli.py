@@ -304,3 +304,30 @@ def test_a_failed_run_names_the_step_and_says_what_its_artifacts_hold(tmp_path, 
         "tradegap: step market_data failed: InputError: p.csv: missing column 'close'",
         f"tradegap: the run failed after 2.0s; each artifact in {tmp_path} is whole: those of "
         "the steps that finished are this run's, the others as an earlier run left them"]
+
+
+def test_of_two_backtests_into_one_folder_the_one_replaced_says_so(data, tmp_path, capsys,
+                                                                   monkeypatch):
+    """The first backtest swaps its output in; a second, with other fees, swaps its own in
+    right after: the first does not say it wrote what the folder no longer holds."""
+    from engine.results import artifacts
+
+    prices, weights = data
+    out, swap_in, swaps = tmp_path / "run", artifacts._swap_in, []
+    args = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out", str(out)]
+
+    def then_another(tmp, out_dir):
+        previous = swap_in(tmp, out_dir)
+        swaps.append(tmp)
+        if len(swaps) == 1:
+            assert main([*args, "--fees", "0.01"]) == 0
+        return previous
+
+    monkeypatch.setattr(artifacts, "_swap_in", then_another)
+    assert main(args) == 1
+    printed = capsys.readouterr()
+    assert printed.out.count("wrote") == 1  # the second's
+    assert printed.err == (f"tradegap: error: {out}: another tradegap backtest output, "
+                           "written to this folder at the same time, finished after this "
+                           "backtest output and replaced it; the folder holds that one\n")
+    assert json.loads((out / "metrics.json").read_text())["config"]["fees"] == 0.01

@@ -7,7 +7,9 @@ worker running as another user of the group reads the artifacts once they are re
 An output folder carries a marker (`MARKER`) naming its kind and the entries it wrote; a
 folder is replaced only when it is empty, new, or a tradegap output of the same kind holding
 nothing else, so a command never deletes what it did not write; an entry put into it while
-the new output was being built is moved into the new one, not deleted with the old.
+the new output was being built is moved into the new one, not deleted with the old. An
+output replaced by another written to the same folder at the same time is an
+`OutputReplaced`, so its command does not report what is no longer there.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from engine.errors import OutputReplaced
 
 OS_ERROR_CODE = re.compile(r"os error (\d+)")
 RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
@@ -247,13 +251,20 @@ def write_output(
 ) -> Path:
     """Claim `out_dir` for a `kind` output, build it with `fill(tmp)`, mark it, swap it in."""
     out = claim_output(out_dir, kind, inputs, force)
+    token = secrets.token_hex(8)
 
     def fill_and_mark(tmp: Path) -> None:
         fill(tmp)
         entries = sorted(entry.name for entry in tmp.iterdir())
-        (tmp / MARKER).write_text(json.dumps({"kind": kind, "entries": entries}) + "\n")
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "entries": entries,
+                                              "id": token}) + "\n")
 
-    return replace_directory(out, fill_and_mark, carry=_carry_added)
+    replace_directory(out, fill_and_mark, carry=_carry_added)
+    in_place = read_marker(out)
+    if in_place is None or in_place.get("id") != token:
+        other = in_place.get("kind") if in_place is not None else None
+        raise OutputReplaced(out, kind, other)
+    return out
 
 
 def mark_folder(folder: str | Path, kind: str) -> None:
@@ -365,3 +376,4 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None],
         if previous is not None and previous != tmp:
             shutil.rmtree(previous, ignore_errors=True)
     return out_dir
+
