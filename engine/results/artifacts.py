@@ -10,6 +10,10 @@ nothing else, so a command never deletes what it did not write; an entry put int
 the new output was being built is moved into the new one, not deleted with the old. An
 output replaced by another written to the same folder at the same time is an
 `OutputReplaced`, so its command does not report what is no longer there.
+
+A folder whose entries accumulate (the artifact folder) is updated whole too
+(`update_directory`): the new version is built in a copy of it beside it and swapped in, so
+a build that fails or is stopped leaves it exactly as it was.
 """
 
 from __future__ import annotations
@@ -377,3 +381,100 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None],
             shutil.rmtree(previous, ignore_errors=True)
     return out_dir
 
+
+Identity = tuple[int, int]  # (device, inode): which file a path is
+
+
+def _identity(path: Path) -> Identity | None:
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _link_tree(source: Path, target: Path) -> dict[str, tuple[Identity, Identity]]:
+    """Fill the empty folder `target` with the tree of `source`: folders made anew, files and
+    symlinks hard-linked (copied where the system refuses a link), so a file of `target`
+    written by rename leaves `source` as it was. Each file's relative path, with the
+    identities of the source and of what `target` holds."""
+    seeded = {}
+    for root, folders, files in os.walk(source):
+        here = Path(root)
+        into = target / here.relative_to(source)
+        for name in list(folders):
+            if (here / name).is_symlink():  # linked as a file, not followed
+                folders.remove(name)
+                files.append(name)
+            else:
+                (into / name).mkdir()
+        for name in files:
+            origin, copy = here / name, into / name
+            identity = _identity(origin)
+            if identity is None:
+                continue  # removed meanwhile
+            try:
+                os.link(origin, copy, follow_symlinks=False)
+            except OSError:
+                if origin.is_symlink():
+                    os.symlink(os.readlink(origin), copy)
+                else:
+                    shutil.copy2(origin, copy)
+            seeded[str(copy.relative_to(target))] = (identity, _identity(copy))
+    return seeded
+
+
+def _kept_name(target: Path) -> Path:
+    return target.with_name(f"{target.name}.kept-{secrets.token_hex(4)}")
+
+
+def _carry_changed(previous: Path, out: Path,
+                   seeded: dict[str, tuple[Identity, Identity]]) -> None:
+    """Bring into the new version `out` what changed in the folder it replaced (`previous`)
+    since `out` was seeded from it: an added or rewritten entry moves in (beside the new
+    version's as `<name>.kept-<hex>` where that was rewritten too), and an entry removed
+    from it is removed from `out` unless the new version rewrote it."""
+    present = set()
+    for root, folders, files in os.walk(previous):
+        here = Path(root)
+        into = out / here.relative_to(previous)
+        for name in list(folders):
+            if (here / name).is_symlink() or not (into / name).is_dir() \
+                    or (into / name).is_symlink():
+                folders.remove(name)
+                files.append(name)
+        for name in files:
+            origin, target = here / name, into / name
+            key = str(target.relative_to(out))
+            present.add(key)
+            was, linked = seeded.get(key, (None, None))
+            if _identity(origin) == was:
+                continue  # as it was seeded: the new version holds it or rewrote it
+            if _identity(target) not in (None, linked):
+                target = _kept_name(target)  # the new version wrote this name too
+            os.replace(origin, target)
+    for key, (_, linked) in seeded.items():
+        if key not in present and _identity(out / key) == linked:
+            (out / key).unlink()  # removed from the folder while the new version was built
+
+
+def update_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Build a new version of the folder `out_dir` with `fill(tmp)`, `tmp` starting as a copy
+    of it (hard links), then swap it in as `replace_directory` does.
+
+    What `fill` does not rewrite stays as it was, and what `fill` rewrites it must write by
+    rename (`write_atomic`, `replace_directory`: a write into a linked file would change
+    `out_dir` too). If `fill` raises or is interrupted, `out_dir` is left exactly as it was
+    and `tmp` is removed. What changed in `out_dir` meanwhile is carried into the new version
+    (`_carry_changed`), so nothing put there is lost.
+    """
+    out = Path(out_dir).resolve()
+    seeded: dict[str, tuple[Identity, Identity]] = {}
+
+    def seed_and_fill(tmp: Path) -> None:
+        if out.is_dir():
+            seeded.update(_link_tree(out, tmp))
+        fill(tmp)
+
+    return replace_directory(out, seed_and_fill,
+                             carry=lambda previous, new: _carry_changed(previous, new, seeded))
