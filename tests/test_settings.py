@@ -109,6 +109,6 @@ def test_run_writes_where_the_rule_says(monkeypatch, tmp_path, argv, expected):
     monkeypatch.chdir(tmp_path)
     seen = []
     monkeypatch.setattr(pipelines.run, "run_main_job",
-                        lambda base, external_fills=None, run_config=None: seen.append(base) or 0)
+                        lambda base, **_: seen.append(base) or 0)
     assert cli.main(argv) == 0
     assert seen == [tmp_path / expected]
