@@ -2,12 +2,14 @@
 
 Exit codes: 0 success; 1 a step of `run` failed (named on stderr), or an error of the
 system (disk full, permission denied, a read-only folder), printed as one line naming the
-path and the cause; 2 bad input, printed as one line naming the file, column and first
-offending rows (an output folder that is not ours to replace is bad input too: nothing is
-written); 3 every step of `run` ran but an ERROR-severity check failed (named on stderr).
-Outputs are left as they were on every error, and on Ctrl-C or SIGTERM (one line, exit
-128 + the signal's number: 130, 143), which stop the command after removing whatever it
-had half written (`run` reports both as SIGINT: Dagster maps SIGTERM to it while it runs).
+path and the cause, or an output replaced by that of another command writing the same
+folder that finished after it; 2 bad input (in `run` too, found by a step), printed as one
+line naming the file, column and first offending rows (an output folder that is not ours
+to replace is bad input too: nothing is written); 3 every step of `run` ran but an
+ERROR-severity check failed (named on stderr). Outputs are left as they were on every
+error, and on Ctrl-C or SIGTERM (one line, exit 128 + the signal's number: 130, 143), which
+stop the command after removing whatever it had half written (`run` reports both as
+SIGINT: Dagster maps SIGTERM to it while it runs).
 
 An output folder (`--out`) is replaced only when it is new, empty, or an earlier tradegap
 output of the same kind holding nothing else (a marker file lists what it wrote); `--force`
@@ -34,13 +36,14 @@ from engine.core.config import (
     BacktestConfig,
 )
 from engine.core.profiles import PROFILES
-from engine.errors import InputError
+from engine.errors import InputError, OutputReplaced
 
 EXIT_BAD_INPUT = 2
 OUT_HELP = ("output folder: new, empty, or an earlier output of this command (replaced "
             "atomically; a folder holding anything else is refused)")
 FORCE_HELP = "replace a tradegap output of another kind in --out"
 EXIT_SYSTEM_ERROR = 1
+EXIT_OUTPUT_REPLACED = 1  # the output was written, then replaced by another's: not in place
 EXIT_SIGNAL = 128  # stopped by a signal: 128 + its number, as a shell reports it
 
 
@@ -452,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"tradegap: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OutputReplaced as error:
+        print(f"tradegap: error: {error}", file=sys.stderr)
+        return EXIT_OUTPUT_REPLACED
     except OSError as error:
         where = error.filename or getattr(args, "out", None) or "?"
         print(f"tradegap: error: {where}: {error.strerror or error}", file=sys.stderr)

@@ -1,7 +1,10 @@
 """`make run`: materialize the main graph in-process on the embedded default data.
 
 Prints one line per step as it finishes, then a summary: metrics per backtest, the parity
-verdict and where the artifacts are.
+verdict and where the artifacts are. The run writes into a copy of the artifact folder
+beside it, swapped in when every step succeeded, so the folder always holds one run's
+artifacts whole. Runs launched from the UI or the schedule write into the folder itself (one
+at a time: `pipelines.jobs.ARTIFACTS_TAG`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckSeverity, DagsterInstance, Definitions, logger
 
-from pipelines.failures import root_cause
+from pipelines.failures import bad_input, innermost, root_cause
 
 SHOWN = ("STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
 
@@ -68,49 +71,94 @@ def run_main_job(base: Path, external_fills: str | None = None,
 
     0 when every step succeeded and no ERROR-severity check failed; `EXIT_STEP_FAILED` when a
     step failed; `EXIT_CHECK_FAILED` when every step ran but an ERROR check failed (each is
-    named on stderr). `base` must be new, empty or a tradegap artifact folder, and is locked
-    for the run (`pipelines.lock`). `external_fills` is your engine's fill log, compared with
-    the reference; `run_config` (`pipelines.run_config.user_run_config`: the user's files and
+    named on stderr); an InputError when every failed step failed on bad input. `base` must
+    be new, empty or a tradegap artifact folder, and is locked for the run
+    (`pipelines.lock`). The run writes into a copy of `base` beside it, swapped in when every
+    step succeeded (`artifacts.update_directory`): a run that fails or is stopped leaves
+    `base` exactly as it was. `external_fills` is your engine's fill log, compared with the
+    reference; `run_config` (`pipelines.run_config.user_run_config`: the user's files and
     settings) is merged in, and refused as bad input (named `config_name`) before anything
     is written when the job does not take it.
     """
     from engine.results.artifacts import claim_output, mark_folder
-    from pipelines.definitions import ASSETS, CHECKS, resources
-    from pipelines.jobs import nightly_regression
     from pipelines.lock import artifact_lock
     from pipelines.run_config import merge, user_inputs
 
     claim_output(base, "artifacts", inputs=(external_fills, *user_inputs(run_config or {})))
-    defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
-                       resources=resources(str(base)), loggers={"progress": progress_logger})
-    job = defs.resolve_job_def("nightly_regression")
     config = merge(run_config or {}, {"loggers": {"progress": {}}, **(
         {"ops": {"backtest_external": {"config": {"fills_path": external_fills}}}}
         if external_fills else {})})
-    _check_config(job, config, config_name)
+    _check_config(_job_into(base), config, config_name)
     base.mkdir(parents=True, exist_ok=True)
     mark_folder(base, "artifacts")
     with artifact_lock(base):
         start = time.perf_counter()
         print(f"tradegap: running nightly_regression in-process into {base}/", flush=True)
-        result = job.execute_in_process(instance=DagsterInstance.ephemeral(),
-                                        raise_on_error=False, run_config=config)
+        result = _run_aside(base, config)
         elapsed = time.perf_counter() - start
         return report_outcome(result, base, elapsed)
 
 
+def _job_into(folder: Path):
+    """`nightly_regression` with its artifacts (IO manager, store, alerts) under `folder`."""
+    from pipelines.definitions import ASSETS, CHECKS, resources
+    from pipelines.jobs import nightly_regression
+
+    defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[nightly_regression],
+                       resources=resources(str(folder)), loggers={"progress": progress_logger})
+    return defs.resolve_job_def("nightly_regression")
+
+
+class _Unfinished(Exception):
+    """A run in which a step failed or was stopped: its artifacts are not swapped in."""
+
+    def __init__(self, result) -> None:
+        super().__init__("a step failed or was stopped")
+        self.result = result
+
+
+def _run_aside(base: Path, config: dict):
+    """The job's result, run into a copy of `base` that replaces it only when every step
+    succeeded (an ERROR check that failed is a verdict on whole artifacts: they are kept)."""
+    from engine.results.artifacts import update_directory
+
+    finished = []
+
+    def fill(tmp: Path) -> None:
+        result = _job_into(tmp).execute_in_process(instance=DagsterInstance.ephemeral(),
+                                                   raise_on_error=False, run_config=config)
+        if not result.success or _step_failures(result):
+            raise _Unfinished(result)
+        finished.append(result)
+
+    try:
+        update_directory(base, fill)
+    except _Unfinished as unfinished:
+        return unfinished.result
+    return finished[0]
+
+
+def _step_failures(result) -> list:
+    return [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+
+
 def report_outcome(result, base: Path, elapsed: float) -> int:
-    """Print the summary or what failed; the exit code of the run."""
-    failures = [event for event in result.all_events
-                if event.event_type_value == "STEP_FAILURE"]
+    """Print the summary or what failed; the exit code of the run. Raises InputError when
+    every failed step failed on bad input (one line, as the other commands say it)."""
+    from engine.errors import InputError
+
+    failures = _step_failures(result)
     stopped = [event.step_key for event in failures
-               if _innermost(event.event_specific_data.error) == INTERRUPTED]
-    left = (f"each artifact in {base} is whole: those of the steps that finished are this "
-            "run's, the others as an earlier run left them")
+               if innermost(event.event_specific_data.error).cls_name == INTERRUPTED]
+    left = f"{base} is as it was before the run (nothing of this run was kept)"
     if stopped:
         print(f"tradegap: the run was stopped during {', '.join(stopped)} after "
               f"{elapsed:.1f}s; {left}", file=sys.stderr)
         raise KeyboardInterrupt
+    bad = [bad_input(event.event_specific_data.error) for event in failures]
+    if bad and None not in bad:
+        source, _, problem = "; ".join(dict.fromkeys(bad)).partition(": ")
+        raise InputError(source, problem)
     failed_steps = [(event.step_key, root_cause(event.event_specific_data.error))
                     for event in failures]
     if failed_steps or not result.success:
@@ -145,13 +193,6 @@ def _check_config(job, config: dict, name: str) -> None:
 
 
 INTERRUPTED = "DagsterExecutionInterruptedError"  # a step stopped by Ctrl-C or SIGTERM
-
-
-def _innermost(error) -> str:
-    """The class name of the innermost cause of a step's error."""
-    while error.cause is not None:
-        error = error.cause
-    return error.cls_name
 
 
 def print_summary(result, base: Path, elapsed: float) -> None:

@@ -1,5 +1,6 @@
 """Artifact files as other users and other processes see them: modes that follow the umask,
-and folder swaps that stay whole while several processes swap the same folder."""
+folder swaps that stay whole while several processes swap the same folder, an output
+replaced by another that says so, and an accumulating folder updated whole."""
 
 from __future__ import annotations
 
@@ -12,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
+from engine.errors import InputError, OutputReplaced
 from engine.results import artifacts
-from engine.results.artifacts import MARKER, replace_directory, write_output, write_table
+from engine.results.artifacts import (
+    MARKER,
+    replace_directory,
+    update_directory,
+    write_atomic,
+    write_output,
+    write_table,
+)
 from tests.dagster_server import ROOT
 
 FILES = ("a.txt", "b.txt", "c.txt")
@@ -158,3 +166,84 @@ def test_an_unreadable_marker_is_refused_as_not_ours(tmp_path, marker):
                        "marker"):
         write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("new"))
     assert [path.name for path in out.iterdir()] == [MARKER]
+
+
+def test_an_output_replaced_by_one_that_finished_after_it_says_so(tmp_path, monkeypatch):
+    """Two commands write one folder at once: the first swaps its output in, the second
+    swaps its own in right after; the first must not report an output that is not there."""
+    out, swap_in = tmp_path / "out", artifacts._swap_in
+    swaps = []
+
+    def then_another(tmp: Path, out_dir: Path):
+        previous = swap_in(tmp, out_dir)
+        swaps.append(tmp)
+        if len(swaps) == 1:
+            write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("second"))
+        return previous
+
+    monkeypatch.setattr(artifacts, "_swap_in", then_another)
+    with pytest.raises(OutputReplaced, match="another tradegap backtest output, written to "
+                       "this folder at the same time, finished after this backtest output "
+                       "and replaced it"):
+        write_output(out, "backtest", lambda tmp: (tmp / "a.parquet").write_text("first"))
+    assert len(swaps) == 2
+    assert (out / "a.parquet").read_text() == "second"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+            for path in sorted(folder.rglob("*"))}
+
+
+def artifact_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "artifacts"
+    (folder / "backtest").mkdir(parents=True)
+    (folder / "market_data.parquet").write_text("earlier run")
+    (folder / "backtest" / "fills.parquet").write_text("earlier run")
+    (folder / "mine.md").write_text("the user's")
+    return folder
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("a step failed"), KeyboardInterrupt()],
+                         ids=["failed", "interrupted"])
+def test_an_update_that_fails_leaves_the_folder_exactly_as_it_was(tmp_path, stop):
+    folder = artifact_folder(tmp_path)
+    before = tree(folder)
+
+    def fill(tmp: Path) -> None:
+        assert tree(tmp) == before  # a copy of the folder, every file linked
+        write_atomic(tmp / "market_data.parquet", lambda t: Path(t).write_text("this run"))
+        replace_directory(tmp / "backtest",
+                          lambda t: (t / "fills.parquet").write_text("this run"))
+        raise stop
+
+    with pytest.raises(type(stop)):
+        update_directory(folder, fill)
+    assert tree(folder) == before
+    assert [path.name for path in tmp_path.iterdir()] == ["artifacts"]
+
+
+def test_an_update_keeps_what_it_does_not_rewrite_and_what_changed_meanwhile(tmp_path):
+    """While the new version is built, the user adds a note, saves a new version of one of
+    their files and of one the new version rewrites, and deletes one: all of that holds in
+    the folder swapped in."""
+    folder = artifact_folder(tmp_path)
+    (folder / "old.md").write_text("to delete")
+
+    def fill(tmp: Path) -> None:
+        write_atomic(tmp / "market_data.parquet", lambda t: Path(t).write_text("this run"))
+        (folder / "notes" / "new.md").parent.mkdir()
+        (folder / "notes" / "new.md").write_text("added")
+        write_atomic(folder / "mine.md", lambda t: Path(t).write_text("the user's, edited"))
+        write_atomic(folder / "market_data.parquet", lambda t: Path(t).write_text("theirs"))
+        (folder / "old.md").unlink()
+
+    update_directory(folder, fill)
+    after = tree(folder)
+    kept = [name for name in after if name.startswith("market_data.parquet.kept-")]
+    assert [after.pop(name) for name in kept] == [b"theirs"]
+    assert after == {"backtest": None, "backtest/fills.parquet": b"earlier run",
+                     "market_data.parquet": b"this run", "mine.md": b"the user's, edited",
+                     "notes": None, "notes/new.md": b"added"}
+    assert [path.name for path in tmp_path.iterdir()] == ["artifacts"]

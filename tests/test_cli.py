@@ -264,9 +264,8 @@ def test_a_run_stopped_by_a_signal_says_what_it_leaves_and_stops_as_interrupted(
     with pytest.raises(KeyboardInterrupt):
         run.report_outcome(stopped, tmp_path, 3.0)
     assert capsys.readouterr().err == (
-        "tradegap: the run was stopped during backtest_zipline after 3.0s; each artifact in "
-        f"{tmp_path} is whole: those of the steps that finished are this run's, the others "
-        "as an earlier run left them\n")
+        "tradegap: the run was stopped during backtest_zipline after 3.0s; "
+        f"{tmp_path} is as it was before the run (nothing of this run was kept)\n")
 
     def interrupted(_args):
         run.report_outcome(stopped, tmp_path, 3.0)
@@ -298,9 +297,51 @@ def test_a_failed_run_names_the_step_and_says_what_its_artifacts_hold(tmp_path, 
     from pipelines import run
 
     failed = type("Result", (), {"success": False, "all_events": [
-        _Event("market_data", _Error("InputError", "p.csv: missing column 'close'"))]})()
+        _Event("backtest_engine", _Error("ZeroDivisionError", "division by zero"))]})()
     assert run.report_outcome(failed, tmp_path, 2.0) == run.EXIT_STEP_FAILED
     assert capsys.readouterr().err.splitlines() == [
-        "tradegap: step market_data failed: InputError: p.csv: missing column 'close'",
-        f"tradegap: the run failed after 2.0s; each artifact in {tmp_path} is whole: those of "
-        "the steps that finished are this run's, the others as an earlier run left them"]
+        "tradegap: step backtest_engine failed: ZeroDivisionError: division by zero",
+        f"tradegap: the run failed after 2.0s; {tmp_path} is as it was before the run "
+        "(nothing of this run was kept)"]
+
+
+def test_a_run_whose_step_failed_on_bad_input_is_one_line_exit_2(tmp_path, capsys,
+                                                                 monkeypatch):
+    """Bad input found by a step of `run` is told as the other commands tell it."""
+    from pipelines import cli, run
+
+    failed = type("Result", (), {"success": False, "all_events": [
+        _Event("market_data", _Error("engine.errors.InputError",
+                                     "p.csv: missing column 'close'"))]})()
+    failed.all_events[0].event_specific_data.error.cls_name = "InputError"
+    monkeypatch.setitem(cli.COMMANDS, "run",
+                        lambda _args: run.report_outcome(failed, tmp_path, 2.0))
+    assert main(["run", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "tradegap: error: p.csv: missing column 'close'\n"
+
+
+def test_of_two_backtests_into_one_folder_the_one_replaced_says_so(data, tmp_path, capsys,
+                                                                   monkeypatch):
+    """The first backtest swaps its output in; a second, with other fees, swaps its own in
+    right after: the first does not say it wrote what the folder no longer holds."""
+    from engine.results import artifacts
+
+    prices, weights = data
+    out, swap_in, swaps = tmp_path / "run", artifacts._swap_in, []
+    args = ["backtest", "--prices", str(prices), "--weights", str(weights), "--out", str(out)]
+
+    def then_another(tmp, out_dir):
+        previous = swap_in(tmp, out_dir)
+        swaps.append(tmp)
+        if len(swaps) == 1:
+            assert main([*args, "--fees", "0.01"]) == 0
+        return previous
+
+    monkeypatch.setattr(artifacts, "_swap_in", then_another)
+    assert main(args) == 1
+    printed = capsys.readouterr()
+    assert printed.out.count("wrote") == 1  # the second's
+    assert printed.err == (f"tradegap: error: {out}: another tradegap backtest output, "
+                           "written to this folder at the same time, finished after this "
+                           "backtest output and replaced it; the folder holds that one\n")
+    assert json.loads((out / "metrics.json").read_text())["config"]["fees"] == 0.01

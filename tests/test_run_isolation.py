@@ -1,5 +1,6 @@
-"""Runs on one artifact folder cannot mix their inputs, and `tradegap run`'s exit code says
-whether a step or an ERROR-severity check failed."""
+"""Runs on one artifact folder cannot mix their inputs, a run that fails leaves the folder
+as an earlier run left it, and `tradegap run`'s exit code says whether a step failed, on
+bad input or otherwise, or an ERROR-severity check failed."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from engine import BacktestConfig, run_backtest
 from engine.errors import InputError
+from engine.results.artifacts import mark_folder
+from pipelines.cli import EXIT_BAD_INPUT
 from pipelines.definitions import ASSETS, CHECKS, resources
 from pipelines.lock import artifact_lock
-from pipelines.run import EXIT_CHECK_FAILED, EXIT_STEP_FAILED, run_main_job
+from pipelines.run import EXIT_CHECK_FAILED, run_main_job
 from pipelines.run_config import merge, user_inputs
 
 pytestmark = pytest.mark.slow
@@ -89,14 +92,51 @@ def test_a_failing_error_check_alone_exits_non_zero_and_names_it(tmp_path, unexp
     assert "performance_summary done" in out
 
 
-def test_a_failing_step_exits_non_zero_and_names_the_step(tmp_path):
+def cli_run(out: Path, config: dict, *flags: str) -> subprocess.CompletedProcess:
+    """`tradegap run --out out` with `config` as its `--config` file (beside `out`)."""
+    config_file = out.with_name(f"{out.name}-config.json")
+    config_file.write_text(json.dumps(config))
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--out", str(out),
+                           "--config", str(config_file), *flags],
+                          capture_output=True, text=True, timeout=1200)
+
+
+def test_a_step_failing_on_bad_input_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "prices.csv"
     bad.write_text("timestamp,asset,open\n2020-01-01,A,1\n")
-    config = merge(SMALL, {"ops": {"market_data": {"config": {"prices_paths": [str(bad)]}}}})
-    run = start_run(tmp_path / "artifacts", None, config)
-    _, err = run.communicate(timeout=1200)
-    assert run.returncode == EXIT_STEP_FAILED
-    assert "step market_data failed" in err
+    done = cli_run(tmp_path / "out", SMALL, "--prices", str(bad))
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("tradegap: error: prices.csv: ")
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+            for path in sorted(folder.rglob("*"))}
+
+
+def test_a_failed_run_leaves_the_earlier_runs_folder_exactly_as_it_was(tmp_path):
+    """The second run rewrites `market_data` (another seed), then fails on its weights: the
+    folder still holds the first run's market data beside its other artifacts, and the
+    user's note, and nothing is left beside it."""
+    out = tmp_path / "out"
+    base = out / "artifacts"
+    done = materialize([*ASSETS, *CHECKS], selection=AssetSelection.assets(
+        "market_data", "features", "signals", "target_weights"),
+        resources=resources(str(base)), run_config=SMALL, instance=DagsterInstance.ephemeral())
+    assert done.success
+    mark_folder(base, "artifacts")
+    with artifact_lock(base):  # as an earlier `tradegap run` leaves it: with its lock file
+        (base / "notes.md").write_text("the user's")
+    before = tree(base)
+    weights = tmp_path / "weights.csv"
+    weights.write_text("timestamp,asset,weight\n2020-01-01,ZZZ,0.5\n")
+    other_seed = merge(SMALL, {"ops": {"market_data": {"config": {"seed": 4}}}})
+    done = cli_run(out, other_seed, "--weights", str(weights))
+    assert "market_data done" in done.stdout
+    assert tree(base) == before
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["artifacts"]
 
 
 def test_the_lock_makes_a_second_holder_wait_or_refuse(tmp_path):

@@ -7,7 +7,13 @@ worker running as another user of the group reads the artifacts once they are re
 An output folder carries a marker (`MARKER`) naming its kind and the entries it wrote; a
 folder is replaced only when it is empty, new, or a tradegap output of the same kind holding
 nothing else, so a command never deletes what it did not write; an entry put into it while
-the new output was being built is moved into the new one, not deleted with the old.
+the new output was being built is moved into the new one, not deleted with the old. An
+output replaced by another written to the same folder at the same time is an
+`OutputReplaced`, so its command does not report what is no longer there.
+
+A folder whose entries accumulate (the artifact folder) is updated whole too
+(`update_directory`): the new version is built in a copy of it beside it and swapped in, so
+a build that fails or is stopped leaves it exactly as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from engine.errors import OutputReplaced
 
 OS_ERROR_CODE = re.compile(r"os error (\d+)")
 RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
@@ -247,13 +255,20 @@ def write_output(
 ) -> Path:
     """Claim `out_dir` for a `kind` output, build it with `fill(tmp)`, mark it, swap it in."""
     out = claim_output(out_dir, kind, inputs, force)
+    token = secrets.token_hex(8)
 
     def fill_and_mark(tmp: Path) -> None:
         fill(tmp)
         entries = sorted(entry.name for entry in tmp.iterdir())
-        (tmp / MARKER).write_text(json.dumps({"kind": kind, "entries": entries}) + "\n")
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "entries": entries,
+                                              "id": token}) + "\n")
 
-    return replace_directory(out, fill_and_mark, carry=_carry_added)
+    replace_directory(out, fill_and_mark, carry=_carry_added)
+    in_place = read_marker(out)
+    if in_place is None or in_place.get("id") != token:
+        other = in_place.get("kind") if in_place is not None else None
+        raise OutputReplaced(out, kind, other)
+    return out
 
 
 def mark_folder(folder: str | Path, kind: str) -> None:
@@ -365,3 +380,101 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None],
         if previous is not None and previous != tmp:
             shutil.rmtree(previous, ignore_errors=True)
     return out_dir
+
+
+Identity = tuple[int, int]  # (device, inode): which file a path is
+
+
+def _identity(path: Path) -> Identity | None:
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _link_tree(source: Path, target: Path) -> dict[str, tuple[Identity, Identity]]:
+    """Fill the empty folder `target` with the tree of `source`: folders made anew, files and
+    symlinks hard-linked (copied where the system refuses a link), so a file of `target`
+    written by rename leaves `source` as it was. Each file's relative path, with the
+    identities of the source and of what `target` holds."""
+    seeded = {}
+    for root, folders, files in os.walk(source):
+        here = Path(root)
+        into = target / here.relative_to(source)
+        for name in list(folders):
+            if (here / name).is_symlink():  # linked as a file, not followed
+                folders.remove(name)
+                files.append(name)
+            else:
+                (into / name).mkdir()
+        for name in files:
+            origin, copy = here / name, into / name
+            identity = _identity(origin)
+            if identity is None:
+                continue  # removed meanwhile
+            try:
+                os.link(origin, copy, follow_symlinks=False)
+            except OSError:
+                if origin.is_symlink():
+                    os.symlink(os.readlink(origin), copy)
+                else:
+                    shutil.copy2(origin, copy)
+            seeded[str(copy.relative_to(target))] = (identity, _identity(copy))
+    return seeded
+
+
+def _kept_name(target: Path) -> Path:
+    return target.with_name(f"{target.name}.kept-{secrets.token_hex(4)}")
+
+
+def _carry_changed(previous: Path, out: Path,
+                   seeded: dict[str, tuple[Identity, Identity]]) -> None:
+    """Bring into the new version `out` what changed in the folder it replaced (`previous`)
+    since `out` was seeded from it: an added or rewritten entry moves in (beside the new
+    version's as `<name>.kept-<hex>` where that was rewritten too), and an entry removed
+    from it is removed from `out` unless the new version rewrote it."""
+    present = set()
+    for root, folders, files in os.walk(previous):
+        here = Path(root)
+        into = out / here.relative_to(previous)
+        for name in list(folders):
+            if (here / name).is_symlink() or not (into / name).is_dir() \
+                    or (into / name).is_symlink():
+                folders.remove(name)
+                files.append(name)
+        for name in files:
+            origin, target = here / name, into / name
+            key = str(target.relative_to(out))
+            present.add(key)
+            was, linked = seeded.get(key, (None, None))
+            if _identity(origin) == was:
+                continue  # as it was seeded: the new version holds it or rewrote it
+            if _identity(target) not in (None, linked):
+                target = _kept_name(target)  # the new version wrote this name too
+            os.replace(origin, target)
+    for key, (_, linked) in seeded.items():
+        if key not in present and _identity(out / key) == linked:
+            (out / key).unlink()  # removed from the folder while the new version was built
+
+
+def update_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Build a new version of the folder `out_dir` with `fill(tmp)`, `tmp` starting as a copy
+    of it (hard links), then swap it in as `replace_directory` does.
+
+    What `fill` does not rewrite stays as it was, and what `fill` rewrites it must write by
+    rename (`write_atomic`, `replace_directory`: a write into a linked file would change
+    `out_dir` too). If `fill` raises or is interrupted, `out_dir` is left exactly as it was
+    and `tmp` is removed. What changed in `out_dir` meanwhile is carried into the new version
+    (`_carry_changed`), so nothing put there is lost.
+    """
+    out = Path(out_dir).resolve()
+    seeded: dict[str, tuple[Identity, Identity]] = {}
+
+    def seed_and_fill(tmp: Path) -> None:
+        if out.is_dir():
+            seeded.update(_link_tree(out, tmp))
+        fill(tmp)
+
+    return replace_directory(out, seed_and_fill,
+                             carry=lambda previous, new: _carry_changed(previous, new, seeded))
