@@ -227,8 +227,6 @@ def _releasable(shape: tuple[int, int], dtype: type) -> np.ndarray:
     if size == 0:
         return np.zeros(shape, dtype=dtype)
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):  # first touch in 2 MB pages: a fault each, not 512
-        memory.madvise(mmap.MADV_HUGEPAGE)
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 

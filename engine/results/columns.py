@@ -6,9 +6,7 @@ units (null where a mask says so), name codes for the text columns (uint32 indic
 the `*_NAMES` tuples of engine/core/records.py: polars' own index type, which it gathers
 by without converting), numbers as they are. Polars takes the numeric columns without
 copying them, so a table costs one pass over the records and a gather per text column;
-no field is read twice and no intermediate column is made. A table's columns are carved
-from one allocation (`columns_block`): numpy gives an allocation from 4 MB 2 MB pages,
-so a process's first large run faults its tables in 2 MB at a time, not 4 kB.
+no field is read twice and no intermediate column is made.
 """
 
 from __future__ import annotations
@@ -64,7 +62,8 @@ N_TYPES, N_REASONS = len(TYPE_NAMES), len(REASON_NAMES)
 def fill_columns(journal: np.ndarray, orders: np.ndarray, times: np.ndarray) -> FillColumns:
     """The columns of `journal`'s fills (`FILL_DT`), their triggers read from `orders`
     (`ORDER_DT`) and their bars' times from `times` (physical, one per bar)."""
-    out = FillColumns(*columns_block(len(journal), (
+    n = len(journal)
+    out = FillColumns(*(np.empty(n, dtype) for dtype in (
         np.int64, np.int64, np.int64, np.float64, np.float64, np.float64, np.int64,
         np.uint32)))
     _fill_pass(journal, orders, times, out)
@@ -77,8 +76,7 @@ def order_columns(orders: np.ndarray, times: np.ndarray) -> OrderColumns:
     dtypes = (np.int64, np.uint32, np.uint32, np.float64, np.uint32, np.uint32, np.int64,
               np.float64, np.uint32, np.float64, np.float64, np.float64, np.int64, np.int64,
               np.int64, np.uint32)
-    *columns, nulls = columns_block(n, (*dtypes, np.bool_), rows=(1,) * len(dtypes) + (4,))
-    out = OrderColumns(*columns, nulls.reshape(4, n))
+    out = OrderColumns(*(np.empty(n, dtype) for dtype in dtypes), np.empty((4, n), bool))
     _order_pass(orders, times, out)
     return out
 
@@ -92,20 +90,6 @@ def order_codes(orders: np.ndarray) -> np.ndarray:
 
 
 CODES_DT = np.dtype([("type", np.int8), ("origin", np.int8), ("status", np.int8)])
-ALIGN = 64  # bytes: each column of a block starts at a multiple (a cache line)
-
-
-def columns_block(n: int, dtypes: tuple, rows: tuple | None = None) -> list[np.ndarray]:
-    """Empty columns of `n` entries (times `rows[i]` for column `i`) of `dtypes`, carved
-    one after the other from a single allocation (see the module docstring). The block
-    lives as long as any of its columns."""
-    rows = rows or (1,) * len(dtypes)
-    sizes = [n * r * np.dtype(d).itemsize for d, r in zip(dtypes, rows, strict=True)]
-    starts = np.cumsum([0, *(-(-size // ALIGN) * ALIGN for size in sizes)])
-    block = np.empty(int(starts[-1]) + ALIGN, dtype=np.uint8)
-    skip = -block.ctypes.data % ALIGN
-    return [block[skip + start: skip + start + size].view(d)
-            for start, size, d in zip(starts[:-1].tolist(), sizes, dtypes, strict=True)]
 
 
 @kernel
