@@ -89,6 +89,12 @@ def ratios(theirs: list[dict], ours: list[dict]) -> dict[str, float]:
             / statistics.median(o["cpu"] for o in ours)}
 
 
+def in_order(theirs: list[dict], ours: list[dict]) -> str:
+    """Their wall seconds over ours for each repeat in the order run: the first is each
+    process's first full-size run, which faults in its memory fresh."""
+    return ", ".join(f"{t['wall'] / o['wall']:.2f}×" for t, o in zip(theirs, ours, strict=True))
+
+
 def ratio_text(figures: dict[str, float]) -> str:
     return (f"best {figures['best']:.2f}×, median {figures['median']:.2f}×, "
             f"worst {figures['worst']:.2f}×; CPU {figures['cpu']:.2f}×")

@@ -22,7 +22,8 @@ every output a user reads.
 Each runner has its own process, warmed up untimed on a small market; the processes take
 turns run by run (`interleave.py`), so that all meet the same load. Each line gives the
 best, median and worst wall time and the CPU seconds; the ratios are per repeat (best,
-median, worst) and of the median CPU seconds. Usage:
+median, worst; then each repeat in the order run, the first being each process's first
+full-size run) and of the median CPU seconds. Usage:
 
     python bench/stops_vs_vectorbt.py [--assets 500] [--days 2520] [--repeats 5]
 """
@@ -32,7 +33,7 @@ from __future__ import annotations
 import argparse
 
 from engine_vs_vectorbt import FEES, inputs
-from interleave import Worker, interleave, ratio_text, ratios, serve, spread
+from interleave import Worker, in_order, interleave, ratio_text, ratios, serve, spread
 
 STOP_LOSS, TAKE_PROFIT = 0.05, 0.10
 SLOT_VALUE = 0.002  # of the initial cash per entry: small enough that cash never binds
@@ -180,6 +181,7 @@ def main() -> None:
                         ("tradegap, signals + stops", "tradegap also loading and validating "
                          "the prices")):
         print(f"    {ratio_text(ratios(theirs, runs[name]))}  {setup}")
+        print(f"      per repeat in order: {in_order(theirs, runs[name])}")
     stops, plain = runs["tradegap, weights + stops"], runs["tradegap, weights"]
     stop_fills = stops[-1]["result"][1]
     cost = ratios(stops, plain)

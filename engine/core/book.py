@@ -46,12 +46,13 @@ def submit_nb(slots, orders, n_orders, bar, due_bar, assets, kind, amounts, coun
     return first
 
 
-@kernel
+@kernel(inline=True)
 def submit_one_nb(slots, orders, n_orders, bar, due_bar, asset, kind, amount) -> int:
     """Place one order of `kind` for `asset` into its slot: a target replaces the slot's
     open order, a delta is folded into it. Its id; the caller reserves room. The records
     are changed through record kernels (`supersede`, `enter_slot`): a call that passes
-    records, not arrays, costs no reference counting, which is most of a placement."""
+    records, not arrays, costs no reference counting, which is most of a placement; it is
+    inlined into its callers (one call per order) for the same reason."""
     oid = n_orders[0]
     record = orders[oid]
     new_record(record, bar, asset, kind, amount, due_bar)
@@ -136,12 +137,13 @@ def reject_nb(orders, n_orders, bar, asset, kind, amount, order_type, reason) ->
     return oid
 
 
-@kernel
+@kernel(inline=True)
 def place_nb(orders, n_orders, resting, n_resting, bar, asset, order_type, quantity, limit,
              stop, trail, trail_mode, reference, valid_until, active_from, parent, group,
              origin) -> int:
     """Place one resting order of `quantity` signed shares; returns its id. `group` −2
-    starts a new OCO group named by this id (−1: none). The caller reserves room."""
+    starts a new OCO group named by this id (−1: none). The caller reserves room. Inlined
+    into its callers: a call that passes the book's arrays costs reference counting."""
     oid = n_orders[0]
     record = orders[oid]
     new_record(record, bar, asset, OrderKind.shares, quantity, active_from)
@@ -220,6 +222,20 @@ def cancel_asset_nb(orders, resting, n_resting, asset, rules_only, reason) -> No
         record = orders[resting[k]]
         if (record["asset"] == asset and record["status"] == OrderStatus.open
                 and (record["origin"] != Origin.user or not rules_only)):
+            record["status"] = OrderStatus.cancelled
+            record["reason"] = reason
+
+
+@kernel
+def cancel_assets_nb(orders, resting, n_resting, closing, reason) -> None:
+    """`cancel_asset_nb` for every asset at once, in one pass over the resting orders:
+    `closing[asset]` 1 cancels the risk rules' open orders, 2 every open resting order,
+    0 none. For a batch of fills, whose assets differ (one pass, not one per fill)."""
+    for k in range(n_resting[0]):
+        record = orders[resting[k]]
+        how = closing[record["asset"]]
+        if (how > 0 and record["status"] == OrderStatus.open
+                and (record["origin"] != Origin.user or how == 2)):
             record["status"] = OrderStatus.cancelled
             record["reason"] = reason
 

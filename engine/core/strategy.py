@@ -117,7 +117,7 @@ class OrderTable(Strategy):
         orders as `OrderTable(load_orders(source, market))`, without the whole table in
         memory. Placed in the compiled loop, by one run (it frees the rows it placed)."""
         builder = OrderRowBuilder(market)
-        load_orders_into(source, market, builder.add, name)
+        load_orders_into(source, market, builder.add, name, sink_maps_keys=True)
         strategy = cls(pl.DataFrame())
         strategy._built = builder.table()
         strategy._read = True
@@ -199,7 +199,9 @@ class OrderRowBuilder:
         parents = _rows_named(batch["parent"], batch["id"])
         rows_i[:, ROW_PARENT] = np.where(parents >= 0, parents + first, -1)
         for k, name in enumerate(("quantity", "limit_price", "stop_price", "trail")):
-            self._rows_f[rows, k] = batch[name].cast(pl.Float64).to_numpy()  # null → NaN
+            values = batch[name]
+            self._rows_f[rows, k] = (np.nan if values.null_count() == len(values)  # none
+                                     else values.cast(pl.Float64).to_numpy())  # null → NaN
 
     def table(self) -> RowTable:
         """(decision mask per bar, first row of each bar, int rows, float rows)."""

@@ -247,13 +247,16 @@ def load_fills(source: Source, prices: Source, name: str | None = None) -> pl.Da
     return frame
 
 
-def load_orders(source: Source, market: Market, name: str | None = None) -> pl.DataFrame:
+def load_orders(source: Source, market: Market, name: str | None = None,
+                in_market: bool = True) -> pl.DataFrame:
     """A validated order table (docs/semantics.md, "Order tables, settings and outputs").
 
     Rows come out in their order (sorted by timestamp) as `timestamp, asset, type,
     quantity, limit_price, stop_price, trail, trail_mode, valid_bars, valid_until, group,
     id, parent`: `valid_until` split into a bar count (`valid_bars`) or a timestamp; text
-    columns empty where not given. Every row names an asset and a bar of `market`.
+    columns empty where not given. Every row names an asset and a bar of `market`
+    (`in_market` False: not checked here, for a caller that maps each row's keys onto
+    `market` itself, which refuses one not in it).
     """
     frame, label = _open(source, name, "orders")
     if frame.height == 0:
@@ -302,7 +305,7 @@ def load_orders(source: Source, market: Market, name: str | None = None) -> pl.D
          "trail_mode must be percent or absolute", "trail_mode"),
         (trailing & (pl.col("trail_mode") == "percent") & (trail >= 1), "trail",
          "a percent trail is a fraction below 1", "trail"),
-        *_on_prices(market),
+        *(_on_prices(market) if in_market else ()),
         ((ts < ts.shift(1)).fill_null(False), "timestamp",
          "row sorts before the row above it (sort orders by timestamp)", None),
     ])
@@ -330,7 +333,7 @@ PLAIN_ISO = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d+)?)?$"  # no offset
 
 
 def load_orders_into(source: Source, market: Market, sink: OrderSink,
-                     name: str | None = None) -> None:
+                     name: str | None = None, sink_maps_keys: bool = False) -> None:
     """`load_orders` a batch of rows at a time, so that a large table is never held whole:
     each validated batch goes to `sink(batch, first_row, n_rows)` in row order.
 
@@ -338,22 +341,28 @@ def load_orders_into(source: Source, market: Market, sink: OrderSink,
     A table that fails any check is loaded whole by `load_orders` for its one-line error;
     so is one whose batches cannot be read alone (a `parent` naming another row, text
     timestamps other than plain ISO), which then goes to `sink` as one batch at row 0.
+    `sink_maps_keys`: the sink maps each row's timestamp and asset onto `market` and
+    raises KeyError for one not in it (`Market.bar_index`, `asset_index`), so the batches
+    skip that check rather than make it twice (a KeyError counts as a failed check).
     """
-    if not _orders_in_batches(source, market, sink):
+    if not _orders_in_batches(source, market, sink, sink_maps_keys):
         table = load_orders(source, market, name)
         sink(table, 0, table.height)
 
 
-def _orders_in_batches(source: Source, market: Market, sink: OrderSink) -> bool:
+def _orders_in_batches(source: Source, market: Market, sink: OrderSink,
+                       sink_maps_keys: bool) -> bool:
     """Hand `source`'s rows to `sink` batch by batch; False (maybe after some batches)
     when the table must be loaded whole instead."""
+    refused = (InputError, pl.exceptions.PolarsError, OSError, *(
+        (KeyError,) if sink_maps_keys else ()))
     try:
         n_rows, batches = _order_batches(source)
         first, last_stamp, ids = 0, None, pl.Series("id", [], pl.String)
         for raw in batches:
             if first + raw.height > n_rows or not _batch_alone(raw):
                 return False
-            batch = load_orders(raw, market)
+            batch = load_orders(raw, market, in_market=not sink_maps_keys)
             stamps = batch["timestamp"]
             named = batch["id"].drop_nulls()
             if (last_stamp is not None and stamps[0] < last_stamp) or (
@@ -364,7 +373,7 @@ def _orders_in_batches(source: Source, market: Market, sink: OrderSink) -> bool:
             sink(batch, first, n_rows)
             first, last_stamp = first + batch.height, stamps[-1]
         return 0 < first == n_rows
-    except (InputError, pl.exceptions.PolarsError, OSError):
+    except refused:
         return False
 
 
@@ -411,7 +420,10 @@ def _trimmed(values: pl.Series, distinct: bool) -> pl.Series:
     if distinct:
         return values.str.strip_chars().replace("", None)
     seen = values.unique().drop_nulls()
-    return values.replace_strict(seen, seen.str.strip_chars().replace("", None), default=None)
+    trimmed = seen.str.strip_chars().replace("", None)
+    if trimmed.equals(seen):  # nothing to trim: the column as it is
+        return values
+    return values.replace_strict(seen, trimmed, default=None)
 
 
 def _valid_until(frame: pl.DataFrame, label: str) -> pl.DataFrame:

@@ -33,6 +33,7 @@ from engine.results.columns import (
     NULL_VALID_UNTIL,
     FillColumns,
     fill_columns,
+    order_codes,
     order_columns,
 )
 from engine.results.holdings import holdings
@@ -42,7 +43,6 @@ from engine.results.trades import trades_table
 TABLES = ("fills", "orders", "positions", "equity", "trades")
 ORDER_BATCH = 1 << 16  # orders a batch of the orders table holds when it is written
 WHOLE_ORDERS = 1 << 19  # an orders table up to this many orders is written in one piece
-CODES_DT = np.dtype([("type", np.int8), ("origin", np.int8), ("status", np.int8)])
 
 
 class BacktestResult:
@@ -90,11 +90,7 @@ class BacktestResult:
         """The one-byte codes the fills and metrics read of every order (type, origin,
         status; indexed by id): kept apart so that the order records can be released once
         the orders table is written."""
-        records = self._sim.book.view()
-        codes = np.empty(len(records), dtype=CODES_DT)
-        for name in CODES_DT.names:
-            codes[name] = records[name]
-        return codes
+        return order_codes(self._sim.book.view())
 
     @cached_property
     def orders(self) -> pl.DataFrame:
@@ -130,7 +126,7 @@ class BacktestResult:
             {
                 "order_id": np.arange(first, first + len(orders.asset), dtype=np.int64),
                 "created": _stamps(orders.created, stamps),
-                "asset": market.assets.gather(orders.asset),
+                "asset": _texts(market.assets, orders.asset),
                 "kind": _texts(KIND_TEXTS, orders.kind),
                 "amount": orders.amount,
                 "status": _texts(STATUS_TEXTS, orders.status),
@@ -265,8 +261,8 @@ def _validate(name: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _texts(names: pl.Series, codes: np.ndarray) -> pl.Series:
-    """`names` (text, None for null) at `codes`."""
-    return names.gather(codes)
+    """`names` (text, None for null) at `codes` (uint32: gathered as they are)."""
+    return names.gather(pl.Series(codes))
 
 
 def _stamps(times: np.ndarray, dtype: pl.DataType, null: np.ndarray | None = None

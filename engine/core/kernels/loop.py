@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.book import (
-    cancel_asset_nb,
+    cancel_assets_nb,
     close_nb,
     fill_part_nb,
     is_due,
@@ -50,7 +50,7 @@ from engine.core.records import (
 
 DONE, DECIDE, ROOM = 0, 1, 2  # why `advance` returned
 FROM_START, AFTER_DECISION = 0, 1  # where `advance` resumes its first bar
-N_INT_WORK, N_FLOAT_WORK = 8, 12  # rows of the work arrays
+N_INT_WORK, N_FLOAT_WORK = 9, 12  # rows of the work arrays
 RULE_ORDERS = 4  # most exit orders the risk rules give one position
 ROW_STEP = 1 << 20  # order-table rows placed per call (then the caller frees them)
 
@@ -123,6 +123,8 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, ledger
             filled += 1
     apply_fills_nb(cash, positions, journal, n_fills, bar, fill_asset, fill_quantity,
                    fill_price, fill_fee, fill_order, filled)
+    closing = wi[8]  # 0 over the assets: 1 or 2 where a fill closed the position
+    closed = False
     for i in range(count):
         k = order[i]
         j = due[k]
@@ -140,8 +142,12 @@ def fill_batch(s, bar, price, bar_close, known, has_bar, budget, stopped, ledger
             if parent >= 0:
                 release_children_nb(orders, resting, n_resting, parent, bar, filled, base)
             if filled and positions[j] == 0 and (target or s.position_rules):
-                cancel_asset_nb(orders, resting, n_resting, j, not target,
-                                Reason.position_closed)
+                closing[j] = 2 if target else 1
+                closed = True
+    if closed:  # the closed positions' resting orders (all, or the rules'), in one pass
+        cancel_assets_nb(orders, resting, n_resting, closing, Reason.position_closed)
+        for i in range(count):
+            closing[due[i]] = 0
     return True
 
 
@@ -208,6 +214,7 @@ def advance(s, start, resume, bars, schedule, ledger, book, curves):
     by_rows = len(row_start) == n_bars + 1
     in_kernel = len(weight_start) == n_bars + 1 or by_rows
     wi = np.empty((N_INT_WORK, n_assets), dtype=np.int64)
+    wi[8] = 0  # `fill_batch`'s assets closing
     wf = np.empty((N_FLOAT_WORK, n_assets))
     target = np.zeros(n_assets)
     nothing_known = np.full(n_assets, np.nan)
