@@ -698,7 +698,10 @@ class Diagnoser(Search):
         - a cash check within `PERSIST` fill bars of a bar where the side dropped a buy
           that fit its own cash (a buy the trusted rules fill in full from its book): the
           side drops buys for another reason, which the check fits only where the buy
-          dropped happened not to fit."""
+          dropped happened not to fit;
+        - a rule switch credited only at bars explained in part, and needed at fewer than
+          half of the bars it is in force at: it fits the rest of a few bars an outside
+          fault acts on, not the side's rule."""
         verdicts = diagnosis.verdicts
         lost = sorted(t for t, v in verdicts.items() if v.unexplained)
         if not lost:
@@ -716,6 +719,9 @@ class Diagnoser(Search):
 
         weak = {switch for switch, bars in spans.items() if len(bars) <= WEAK
                 and all(near(t, lost) for t in bars)}
+        weak |= {switch for switch, bars in spans.items() if not switch.state
+                 and all(verdicts[t].partial for t in bars) and self._seldom_needed(
+                     diagnosis, switch)}
         weak |= {switch for switch in spans if one_sided(switch)}
         dropped = sorted(self.dropped)
         weak |= {switch for switch, bars in spans.items() if switch.cause == "cash_limit"
@@ -727,6 +733,14 @@ class Diagnoser(Search):
             for t in spans[switch]:
                 out[t] = self._taken_out(diagnosis, out[t], switch)
         return out
+
+    @staticmethod
+    def _seldom_needed(diagnosis: Diagnosis, switch: Switch) -> bool:
+        """Whether `switch` changes a fill at fewer than half of the bars the trusted rules
+        miss where it is in the verdict (and its need was worked out)."""
+        bars = [t for t, v in diagnosis.verdicts.items() if v.evidenced
+                and switch in v.switches and t in diagnosis.needed]
+        return 2 * sum(1 for t in bars if switch in diagnosis.needed[t]) < len(bars)
 
     def _taken_out(self, diagnosis: Diagnosis, verdict: BarVerdict, switch: Switch
                    ) -> BarVerdict:
