@@ -362,21 +362,8 @@ class RestingOrders:
         closing the whole position, tried from the next bar (a time exit from bar t + N).
         Given `reach` (a bar and the exits' side there), a stop or limit that cannot fill
         in that bar is left out."""
-        base = price if rules.stop_base == "fill" else bar[CLOSE]
-        long = position > 0
         group = ("position", asset, t)
-        exits = []
-        if rules.stop_loss:
-            level = base * (1 - rules.stop_loss) if long else base * (1 + rules.stop_loss)
-            exits.append(("stop_loss", "stop", {"stop": level}))
-        if rules.take_profit:
-            level = base * (1 + rules.take_profit) if long else base * (1 - rules.take_profit)
-            exits.append(("take_profit", "limit", {"limit": level}))
-        if rules.trailing_stop:
-            exits.append(("trailing_stop", "trailing_stop",
-                          {"trail": rules.trailing_stop, "peak": base}))
-        if rules.max_bars:
-            exits.append(("time_exit", "market", {}))
+        exits = position_exits(rules, position, price, bar)
         if reach is not None:
             at, buys = reach
             exits = [(rule, kind, fields) for rule, kind, fields in exits
@@ -409,3 +396,24 @@ class RestingOrders:
             return []
         return [child for child in self.resting if child.parent == order_id
                 and child.status == "open" and child.live_from is None]
+
+
+def position_exits(rules: Rules, position: float, price: float, bar: tuple
+                   ) -> list[tuple[str, str, dict]]:
+    """The position rules' exits of a position opened at `price` in `bar`: (rule, order
+    type, its level fields), levels from the fill price or the bar's close (`stop_base`)."""
+    base = price if rules.stop_base == "fill" else bar[CLOSE]
+    long = position > 0
+    exits = []
+    if rules.stop_loss:
+        level = base * (1 - rules.stop_loss) if long else base * (1 + rules.stop_loss)
+        exits.append(("stop_loss", "stop", {"stop": level}))
+    if rules.take_profit:
+        level = base * (1 + rules.take_profit) if long else base * (1 - rules.take_profit)
+        exits.append(("take_profit", "limit", {"limit": level}))
+    if rules.trailing_stop:
+        exits.append(("trailing_stop", "trailing_stop",
+                      {"trail": rules.trailing_stop, "peak": base}))
+    if rules.max_bars:
+        exits.append(("time_exit", "market", {}))
+    return exits

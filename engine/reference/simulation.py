@@ -38,12 +38,14 @@ from engine.reference.faults import Faults
 from engine.reference.journal import Journal, OrderRecord
 from engine.reference.orders import TARGET_KINDS, Call, Order, Rebalance, whole_shares
 from engine.reference.portfolio import Plan
-from engine.reference.resting_book import RestingOrders
+from engine.reference.resting import reaches
+from engine.reference.resting_book import RestingOrders, position_exits
 from engine.reference.rules import Rules
 
 __all__ = ["Book", "Fill", "Overrides", "Place", "Simulation"]
 
-_SHARED = ("bars", "decisions", "rules_at")  # what a snapshot leaves to the run it is given to
+_SHARED = ("bars", "decisions", "rules_at", "_reach_memo")  # what a snapshot leaves to the run
+# it is given to
 
 
 class Simulation(RestingOrders):
@@ -67,6 +69,7 @@ class Simulation(RestingOrders):
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
+        self._reach_memo: tuple = (None, {})  # `_reaching`: one bar's answers
 
     @property
     def orders(self) -> list[OrderRecord]:
@@ -175,6 +178,10 @@ class Simulation(RestingOrders):
         row = self.bars.rows[at] if at is not None else None
         ordered = {*book.pending, *(o.asset for o in book.unnetted)} if row is not None \
             else set()
+        # with stops and limits alone, whether any can fill is the same for every book
+        # that holds the position on the same side: worked out once per bar and rules
+        levels_only = not (rules.trailing_stop or rules.max_bars)
+        reaching = self._reaching(at, rules) if row is not None and levels_only else None
         for asset, bar, price in entries:
             held = positions.get(asset, 0.0)
             position = abs(held) if asset in as_long else held
@@ -185,9 +192,28 @@ class Simulation(RestingOrders):
                 if asset not in row:
                     continue  # no bar: none is tried at `at`
                 reach = (row[asset], held < 0)
+                if reaching is not None:
+                    key = (asset, bar, price, position > 0, held < 0)
+                    can = reaching.get(key)
+                    if can is None:
+                        can = reaching[key] = any(
+                            kind in ("stop", "limit") and reaches(kind, held < 0, fields[kind],
+                                                                  row[asset])
+                            for _, kind, fields in position_exits(
+                                rules, position, price, self.bars.rows[bar][asset]))
+                    if not can:
+                        continue
             self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset],
                              reach)
         self._next_id = saved
+
+    def _reaching(self, at: int, rules: Rules) -> dict:
+        """Whether an entry's stops or limits can fill at bar `at` under `rules`' levels,
+        by entry and side (kept for one bar: what `arm_exits` asks again for each book)."""
+        key = (at, rules.stop_loss, rules.take_profit, rules.stop_base)
+        if self._reach_memo[0] != key:
+            self._reach_memo = (key, {})
+        return self._reach_memo[1]
 
     def snapshot(self) -> dict:
         """Everything the run holds after the bars stepped so far, copied, for `restore`: a
