@@ -3,7 +3,8 @@
 Each side's causes are the players of a cooperative game: `v(U)` is the final equity of a
 counterfactual replay (the reference oracle over the same bars and decisions) in which only
 the causes in `U` act, on the bars where the diagnosis found them; `v(∅)` is the trusted
-rules alone, the same run for both sides. A cause's amount is its Shapley value, the
+rules alone, the same run for both sides (A's own run when they reproduce A at every bar:
+no replay, and nothing of A unexplained). A cause's amount is its Shapley value, the
 average of what it adds over every order of arrival, so the amounts add up exactly to
 `v(all) − v(∅)` and do not depend on how causes are listed. What the replay of all causes
 still misses of the side's own fills (`E − v(all)`) is `unexplained`. The gap B − A is then
@@ -133,6 +134,14 @@ class Game:
     def share_baseline(self, other: Game) -> None:
         """Take `other`'s replay of the trusted rules alone: the same run for both sides."""
         self._cache[frozenset()] = other.value(frozenset())
+
+    def is_baseline(self) -> bool:
+        """Whether this side's own run is the trusted rules' run: every bar reproduced by
+        them, no cause (its equity then stands for `v(∅)`, taken from its fills)."""
+        if self.causes:
+            return False
+        self._cache[frozenset()] = self.marks.equity(_fills(self.log), self.initial_cash)
+        return True
 
     def value(self, acting: frozenset[str]) -> np.ndarray:
         """Equity per bar of the replay where only the causes in `acting` act.

@@ -20,11 +20,14 @@ def attribute(state: Analysis) -> None:
     s = state
     game_b = Game(s.bars, s.decisions, s.trusted, s.observed_b, s.diagnosis_b, s.log_b,
                   s.initial_cash, s.marks)
+    game_a = None if s.diagnosis_a is None else Game(
+        s.bars, s.decisions, s.trusted, s.observed_a, s.diagnosis_a, s.log_a,
+        s.initial_cash, s.marks)
+    if game_a is not None and game_a.is_baseline():  # A is the trusted rules' own run
+        game_b.share_baseline(game_a)
     amounts_b, per_bar_b = game_b.amounts()
     s.games = {"B": (game_b, amounts_b, per_bar_b, s.equity_b)}
-    if s.diagnosis_a is not None:
-        game_a = Game(s.bars, s.decisions, s.trusted, s.observed_a, s.diagnosis_a, s.log_a,
-                      s.initial_cash, s.marks)
+    if game_a is not None:
         game_a.share_baseline(game_b)
         amounts_a, per_bar_a = game_a.amounts()
         s.games["A"] = (game_a, amounts_a, per_bar_a, s.equity_a)
