@@ -41,18 +41,27 @@ class FillLog:
         self.initial_cash = float(initial_cash)
         self.by_bar: dict[int, dict[str, Key]] = {}
         self.rows: dict[int, list[tuple[str, float, float, float]]] = {}
-        columns = ("timestamp", "asset", "quantity", "price", "fee")
-        for t, asset, q, p, f in fills.select(columns).iter_rows():
-            self.rows.setdefault(index[t], []).append((asset, q, p, f))
+        stamps = fills.get_column("timestamp")
+        distinct = stamps.unique()
+        bar_of = stamps.replace_strict(distinct, [index[t] for t in distinct.to_list()],
+                                       return_dtype=pl.Int64)
+        rows = self.rows
+        for t, asset, q, p, f in zip(bar_of.to_list(), *(
+                fills.get_column(c).to_list() for c in ("asset", "quantity", "price", "fee")),
+                                     strict=True):
+            found = rows.get(t)
+            if found is None:
+                found = rows[t] = []
+            found.append((asset, q, p, f))
         fees = 0.0
         self.fees_before: list[float] = []  # Σ fees of the fills before each bar
         for bar in range(self.n_bars):
             self.fees_before.append(fees)
-            for _, _, _, f in self.rows.get(bar, ()):
+            for _, _, _, f in rows.get(bar, ()):
                 fees += f
         self.fees_before.append(fees)
-        for bar, rows in self.rows.items():
-            self.by_bar[bar] = aggregate(rows)
+        for bar, found in rows.items():
+            self.by_bar[bar] = aggregate(found)
         self.entries: dict[str, tuple[list[int], list[float]]] = {}  # asset → bars, prices
         # each fill's (row in its bar, asset, position before, after, price), by bar: the
         # one replay of the positions (the ledger's zero rule: float dust is 0)
@@ -61,9 +70,10 @@ class FillLog:
         # each position's average cost after the fills of a bar (buys average in)
         self.costs: dict[str, tuple[list[int], list[float]]] = {}
         cost: dict[str, float] = {}
-        for bar in sorted(self.rows):
+        costs, entries = self.costs, self.entries
+        for bar in sorted(rows):
             moves = self.moves[bar] = []
-            for i, (asset, q, p, _) in enumerate(self.rows[bar]):
+            for i, (asset, q, p, _) in enumerate(rows[bar]):
                 before = held.get(asset, 0.0)
                 after = before + q
                 if abs(after) <= 1e-9 * max(abs(q), 1e-3):
@@ -73,19 +83,23 @@ class FillLog:
                 if q > 0:
                     cost[asset] = p if before <= 0.0 else \
                         (cost.get(asset, p) * before + p * q) / after
-                bars_, values = self.costs.setdefault(asset, ([], []))
-                if bars_ and bars_[-1] == bar:
-                    values[-1] = cost.get(asset, p)
+                series = costs.get(asset)
+                if series is None:
+                    series = costs[asset] = ([], [])
+                if series[0] and series[0][-1] == bar:
+                    series[1][-1] = cost.get(asset, p)
                 else:
-                    bars_.append(bar)
-                    values.append(cost.get(asset, p))
+                    series[0].append(bar)
+                    series[1].append(cost.get(asset, p))
                 if before == 0.0 and after != 0.0:
-                    bars_, prices = self.entries.setdefault(asset, ([], []))
-                    if bars_ and bars_[-1] == bar:
-                        prices[-1] = p
+                    series = entries.get(asset)
+                    if series is None:
+                        series = entries[asset] = ([], [])
+                    if series[0] and series[0][-1] == bar:
+                        series[1][-1] = p
                     else:
-                        bars_.append(bar)
-                        prices.append(p)
+                        series[0].append(bar)
+                        series[1].append(p)
 
     def entry(self, asset: str, t: int) -> tuple[int, float] | None:
         """The bar and price of the fill that opened the position held before bar t."""

@@ -48,11 +48,12 @@ class Book:
 
     def move(self, asset: str, quantity: float) -> None:
         """Add `quantity` to a position; a position that becomes exactly 0 is dropped."""
-        after = add(self.positions.get(asset, 0.0), quantity)
+        positions = self.positions
+        after = add(positions.get(asset, 0.0), quantity)
         if after == 0.0:
-            self.positions.pop(asset, None)
+            positions.pop(asset, None)
         else:
-            self.positions[asset] = after
+            positions[asset] = after
 
     def remove(self, order: Order) -> None:
         """Take an open order out of the book."""

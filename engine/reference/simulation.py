@@ -69,7 +69,7 @@ class Simulation(RestingOrders):
         self._peak = -math.inf  # the equity peak (for halt_drawdown)
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
-        self._reach_memo: tuple = (None, {})  # `_reaching`: one bar's answers
+        self._reach_memo: dict = {}  # `_reaching`: a few bars' answers
 
     @property
     def orders(self) -> list[OrderRecord]:
@@ -209,11 +209,16 @@ class Simulation(RestingOrders):
 
     def _reaching(self, at: int, rules: Rules) -> dict:
         """Whether an entry's stops or limits can fill at bar `at` under `rules`' levels,
-        by entry and side (kept for one bar: what `arm_exits` asks again for each book)."""
+        by entry and side (kept for the last few bars and rules asked: what `arm_exits`
+        asks again for each book, as replays go back and forth between nearby bars)."""
         key = (at, rules.stop_loss, rules.take_profit, rules.stop_base)
-        if self._reach_memo[0] != key:
-            self._reach_memo = (key, {})
-        return self._reach_memo[1]
+        memo = self._reach_memo
+        answers = memo.get(key)
+        if answers is None:
+            if len(memo) >= 16:
+                memo.clear()
+            answers = memo[key] = {}
+        return answers
 
     def snapshot(self) -> dict:
         """Everything the run holds after the bars stepped so far, copied, for `restore`: a
@@ -462,35 +467,38 @@ class Simulation(RestingOrders):
     def _execute(self, t: int, rules: Rules, order: Order, delta: float, price: float,
                  volume: float, headroom: float) -> Fill | None:
         """Execute one due order and book it; close it or keep what the volume cap left."""
-        book = self.book
+        book, faults, asset = self.book, self.faults, order.asset
         if rules.rounding == "floor":
             delta = math.floor(delta / rules.lot) * rules.lot
-        position = book.positions.get(order.asset, 0.0)
+        position = book.positions.get(asset, 0.0)
         size = abs(delta)
         if delta < 0 and not rules.allow_short:
             size = min(size, position)
         size = rounded(size, rules)
-        cap = self._cap(order.asset, rules, volume)
+        cap = self._cap(asset, rules, volume) if rules.volume_limit else None
         if cap is not None:
             size = min(size, cap)
         if delta > 0:
-            status, reason, size, adjusted, fee, cash = self.faults.buy(size, price, book,
-                                                                        headroom, rules)
+            status, reason, size, adjusted, fee, cash = faults.buy(size, price, book,
+                                                                   headroom, rules)
         else:
             status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, rules)
         quantity = size if delta > 0 else -size
-        self._use_volume(order.asset, cap, quantity)
-        kept = cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
-            and status != "rejected"  # the cap cut it short: the rest waits
+        kept = False
+        if cap is not None:
+            self._use_volume(asset, cap, quantity)
+            kept = abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
+                and status != "rejected"  # the cap cut it short: the rest waits
         fill = None
         if status == "filled":
-            cash, fee = self.faults.fee(order.asset, cash, fee)
-            book.cash = self.faults.cash_after_fee(cash, fee, rules)
-            book.move(order.asset, quantity)
-            fill = (t, order.asset, quantity, adjusted, fee, order.id)
-            self.faults.executed(book, fill, rules)  # the batch's later orders see it
+            if faults.overrides:
+                cash, fee = faults.fee(asset, cash, fee)
+            book.cash = faults.cash_after_fee(cash, fee, rules)
+            book.move(asset, quantity)
+            fill = (t, asset, quantity, adjusted, fee, order.id)
+            faults.executed(book, fill, rules)  # the batch's later orders see it
             if self.resting or self._children or rules.position_rules:
-                self._after_fill(t, rules, order.asset, position, adjusted, order.id,
+                self._after_fill(t, rules, asset, position, adjusted, order.id,
                                  closes_by_target=order.target_kind is not None)
         elif order.id in self._children and not kept:
             for child in self._children.pop(order.id):
