@@ -20,6 +20,7 @@ from math import factorial
 import numpy as np
 
 from engine.gap.belief import Replayed
+from engine.gap.fork import both, workers
 from engine.gap.logs import FillLog, OwnBook
 from engine.gap.observe import Observed
 from engine.gap.verdicts import Diagnosis, departures
@@ -185,6 +186,24 @@ class Game:
                 self._snapshots.setdefault(best, set()).add(at)
             done.append(acting)
 
+    def _replay_all(self, wanted: list[frozenset[str]]) -> None:
+        """Plan the replays of `wanted` (in the order they will be asked for); on a second
+        core, those where the earliest cause acts run in a forked child beside the others
+        here (the two kinds part at its onset, so they would share little)."""
+        wanted = [a for a in dict.fromkeys(wanted) if a not in self._cache]
+        first = self.causes[0]
+        halves = [a for a in wanted if first in a], [a for a in wanted if first not in a]
+        if not all(halves) or workers() < 2:
+            self.plan(wanted)
+            return
+
+        def run(half: list[frozenset[str]]) -> dict[frozenset[str], np.ndarray]:
+            self.plan(half)
+            return {acting: self.value(acting) for acting in half}
+
+        for done in both(lambda: run(halves[0]), lambda: run(halves[1])):
+            self._cache.update(done)
+
     def _replay(self, acting: frozenset[str]) -> np.ndarray:
         run = self._runs.get(acting) or _Run(self, acting)
         sim = Simulation(self.bars, self.decisions, run.rules_at, self.initial_cash,
@@ -213,7 +232,7 @@ class Game:
             return {}, per_bar
         if n > EXACT_UP_TO:
             steps = [frozenset(causes[:i]) for i in range(n + 1)]
-            self.plan([a for a in steps if not self._from_log(a)])
+            self._replay_all([a for a in steps if not self._from_log(a)])
             for cause, previous, current in zip(causes, steps, steps[1:], strict=False):
                 per_bar[cause] = self.value(current) - self.value(previous)
         else:
@@ -224,8 +243,8 @@ class Game:
                     weight = factorial(size) * factorial(n - size - 1) / factorial(n)
                     terms += [(cause, weight, frozenset(subset))
                               for subset in combinations(others, size)]
-            self.plan([a for cause, _, base in terms for a in (base | {cause}, base)
-                       if not self._from_log(a)])
+            self._replay_all([a for cause, _, base in terms for a in (base | {cause}, base)
+                              if not self._from_log(a)])
             for cause, weight, base in terms:
                 per_bar[cause] += weight * (self.value(base | {cause}) - self.value(base))
         self._taken.clear()

@@ -30,6 +30,7 @@ from engine.gap.exits import (
     rule_exits,
     undecided_rule,
 )
+from engine.gap.fork import both, workers
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
@@ -63,6 +64,7 @@ from engine.results.compare import Tolerance
 SPANS_KEPT = 64  # books a span's moves are kept for (`_rescale`)
 BOOKING = Rules()  # a fill booked again, fees as charged, either side
 SETTLED = 30  # fills set apart that one rule fits: enough to name it (`settle`)
+MIN_FORKED = 16  # bars with several departures worth a forked child (`record_all_needed`)
 
 
 class Diagnoser(Search):
@@ -116,6 +118,7 @@ class Diagnoser(Search):
         self._next_settle_check = 0  # fills set apart at which `_settled` next looks
         self._one_sided: dict[Switch, tuple] = {}  # a one-sided booking's sums so far
         self._spans: dict[tuple, tuple] = {}  # a span's moves to a book, booked again
+        self._rescaled: dict[tuple, tuple] = {}  # an own book's positions, spans applied
 
     # Rules and books
 
@@ -138,10 +141,12 @@ class Diagnoser(Search):
         belief's positions are passed as the last batch's, read one batch late)."""
         cash, positions = own.cash, dict(own.positions)
         history = hypothesis.history
+        own_positions = True  # the positions are still the own book's
         for switch in in_order(hypothesis.switches):
             if switch.state in ("booked_twice", "booked_twice_executing") \
                     and own.bar > switch.since:
                 cash = _booked_again(cash, positions, self.log.rows.get(switch.since, ()))
+                own_positions = False
             elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
                 cash += self._fees(switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_twice_since" and own.bar > switch.since:
@@ -153,7 +158,7 @@ class Diagnoser(Search):
         spans = sorted((s.since, booked_over_logged(s)) for s in hypothesis.switches
                        if s.state in SPANS and own.bar > s.since and not one_sided(s))
         if spans:
-            cash = self._rescale(own, spans, cash, positions)
+            cash, positions = self._rescale(own, spans, cash, positions, own_positions)
         for switch in hypothesis.switches:
             if switch.state in SPANS and own.bar > switch.since and one_sided(switch):
                 cash = self._one_side_again(switch, own.bar, cash, positions)
@@ -194,12 +199,15 @@ class Diagnoser(Search):
         return add(cash, spent)
 
     def _rescale(self, own: OwnBook, spans: list[tuple[int, float]], cash: float,
-                 positions: dict[str, float]) -> float:
-        """The cash, and `positions` in place, with every fill since each span's first bar
-        booked m/n times its logged amount (spans that overlap multiply: a row logged twice
-        and booked twice counts once)."""
+                 positions: dict[str, float], own_positions: bool = False
+                 ) -> tuple[float, dict[str, float]]:
+        """The cash and positions with every fill since each span's first bar booked m/n
+        times its logged amount (spans that overlap multiply: a row logged twice and
+        booked twice counts once). Positions that were the own book's are rescaled once
+        per book and spans (the hypotheses of a bar share them)."""
         bounds = [since for since, _ in spans] + [own.bar]
         factor = 1.0
+        moves = []
         for (since, f), end in zip(spans, bounds[1:], strict=True):
             factor *= f
             if end == since or factor == 1.0:
@@ -218,13 +226,26 @@ class Diagnoser(Search):
                                       - then.positions.get(asset, 0.0)))
                      for asset in sorted({*to.positions, *then.positions})])
             cash = add(cash, found[1])
-            for asset, moved in found[2]:
+            moves.append(found[2])
+        if not moves:
+            return cash, positions
+        key = (own.bar, tuple(spans))
+        if own_positions:
+            done = self._rescaled.get(key)
+            if done is not None and done[0] is own:
+                return cash, dict(done[1])
+        for span in moves:
+            for asset, moved in span:
                 after = add(positions.get(asset, 0.0), moved)
                 if after:
                     positions[asset] = after
                 else:
                     positions.pop(asset, None)
-        return cash
+        if own_positions:
+            if len(self._rescaled) > SPANS_KEPT:
+                self._rescaled.clear()
+            self._rescaled[key] = (own, dict(positions))
+        return cash, positions
 
     def predict(self, own: OwnBook, hypothesis: Hypothesis, switches: frozenset[Switch] | None
                 = None, rules: Rules | None = None, first: tuple = ()
@@ -489,10 +510,10 @@ class Diagnoser(Search):
             diagnosis.rule_exits = rule_exits(diagnosis.exit_rule, self.log, self.bars,
                                               entry_of)
         diagnosis.unsized = set(self.diagnosis_unsized)
-        for t, (own, before, earlier) in labels.items():
-            hypothesis = chosen.get(t)
-            if hypothesis is not None and id(hypothesis) in before:
-                self.record_needed(diagnosis, own, diagnosis.verdicts[t].switches, earlier)
+        self.record_all_needed(diagnosis, [
+            (own, diagnosis.verdicts[t].switches, earlier)
+            for t, (own, before, earlier) in labels.items()
+            if chosen.get(t) is not None and id(chosen[t]) in before])
         while True:  # a bar made unexplained may leave another switch weak
             verdicts = self.without_weak(diagnosis)
             if verdicts is diagnosis.verdicts:
@@ -837,6 +858,37 @@ class Diagnoser(Search):
             guess, _ = self.oracle.step(t, self.trusted, book, None,
                                         self.entries_at(own, book))
             diagnosis.trusted_fills[t] = guess
+
+    def record_all_needed(self, diagnosis: Diagnosis,
+                          bars: list[tuple[OwnBook, frozenset[Switch], tuple]]) -> None:
+        """`record_needed` at each of `bars` (own book, the verdict's switches, the bars
+        before). The bars are independent: on a second core, half of those with several
+        departures (each replayed without one) are worked out in a forked child."""
+        several = [b for b in bars if len(self.elements(b[0].bar, b[1])) > 1]
+        if len(several) < 2 * MIN_FORKED or workers() < 2:
+            for own, switches, earlier in bars:
+                self.record_needed(diagnosis, own, switches, earlier)
+            return
+
+        def part(chosen: list) -> dict[int, tuple]:
+            for own, switches, earlier in chosen:
+                self.record_needed(diagnosis, own, switches, earlier)
+            return {own.bar: (diagnosis.without.get(own.bar), diagnosis.needed.get(own.bar))
+                    for own, _, _ in chosen}
+
+        done: dict[int, tuple] = {}
+        for found in both(lambda: part(several[::2]), lambda: part(several[1::2])):
+            done.update(found)
+        for own, switches, earlier in bars:  # in bar order, as one process fills them
+            t = own.bar
+            if t not in done:
+                self.record_needed(diagnosis, own, switches, earlier)
+                continue
+            without, needed = done[t]
+            if without is not None:
+                diagnosis.without[t] = without
+            if needed is not None:
+                diagnosis.needed[t] = needed
 
     def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
                       earlier: tuple) -> None:

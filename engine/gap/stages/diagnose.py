@@ -1,6 +1,7 @@
 """Diagnose: each side bar by bar from its own book (`engine.gap.diagnose.Diagnoser`): B
 always, A too when weights are given (where A does not follow them). A's own semantics
-(switches it follows from its first fills on) join the trusted rules first."""
+(switches it follows from its first fills on) join the trusted rules first: B's first pass
+runs beside A's diagnosis (on a second core, `fork.both`) and again if they do."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import replace
 import polars as pl
 
 from engine.gap.diagnose import Diagnoser
+from engine.gap.fork import both
 from engine.gap.observe import Observed, observe
 from engine.gap.search import START_WINDOW
 from engine.gap.stages.state import Analysis
@@ -24,14 +26,24 @@ def diagnose(state: Analysis) -> None:
     """Fills `diagnosis_a` (with weights), `diagnosis_b`; may fold A's own semantics into
     `trusted` and read `observed_b` again without B's fills that answer no decision."""
     s = state
-    if s.weighted:
-        diagnosis_a = Diagnoser(s.log_a, s.bars, s.decisions, s.trusted, s.observed_a,
-                                s.tolerance, s.label_bars).run()
-        s.trusted, s.diagnosis_a = _fold_global(s, diagnosis_a)
     same_until = max(min(s.label_bars) - DECISION_LAG, 0)
-    s.diagnosis_b = Diagnoser(s.log_b, s.bars, s.decisions, s.trusted, s.observed_b,
-                              s.tolerance, s.label_bars, s.excused, same_until,
-                              settle=True).run()
+
+    def first_pass(trusted: Rules) -> Diagnosis:
+        return Diagnoser(s.log_b, s.bars, s.decisions, trusted, s.observed_b, s.tolerance,
+                         s.label_bars, s.excused, same_until, settle=True).run()
+
+    if s.weighted:  # A (and its own semantics) beside B's first pass, on a second core
+        def side_a() -> tuple[Rules, Diagnosis]:
+            return _fold_global(s, Diagnoser(s.log_a, s.bars, s.decisions, s.trusted,
+                                             s.observed_a, s.tolerance, s.label_bars).run())
+
+        (trusted, s.diagnosis_a), s.diagnosis_b = both(side_a,
+                                                       lambda: first_pass(s.trusted))
+        if trusted != s.trusted:  # A's own semantics joined the trusted rules: B again
+            s.trusted = trusted
+            s.diagnosis_b = first_pass(trusted)
+    else:
+        s.diagnosis_b = first_pass(s.trusted)
     if s.diagnosis_b.undecided:  # B's own exits (a first pass, which may stop once their
         # rule is named): its visible models without them, again
         s.observed_b = _without_undecided(s)
