@@ -44,8 +44,9 @@ from engine.reference.rules import Rules
 
 __all__ = ["Book", "Fill", "Overrides", "Place", "Simulation"]
 
-_SHARED = ("bars", "decisions", "rules_at", "_reach_memo")  # what a snapshot leaves to the run
-# it is given to
+# what a snapshot leaves to the run it is given to
+_SHARED = ("bars", "decisions", "rules_at", "_reach_memo", "_level_memo")
+LEVELS_KEPT = 100_000  # entries whose exit levels are kept (`_levels`)
 
 
 class Simulation(RestingOrders):
@@ -70,6 +71,7 @@ class Simulation(RestingOrders):
         self._volume_left: dict[str, float] = {}  # shares the volume cap leaves this bar
         self._spent: set[str] = set()  # assets an order found the cap spent on this bar
         self._reach_memo: dict = {}  # `_reaching`: a few bars' answers
+        self._level_memo: dict = {}  # `_levels`: each entry's stop and limit levels
 
     @property
     def orders(self) -> list[OrderRecord]:
@@ -197,15 +199,30 @@ class Simulation(RestingOrders):
                     can = reaching.get(key)
                     if can is None:
                         can = reaching[key] = any(
-                            kind in ("stop", "limit") and reaches(kind, held < 0, fields[kind],
-                                                                  row[asset])
-                            for _, kind, fields in position_exits(
-                                rules, position, price, self.bars.rows[bar][asset]))
+                            reaches(kind, held < 0, level, reach[0])
+                            for kind, level in self._levels(rules, asset, bar, price, position))
                     if not can:
                         continue
             self._open_rules(bar, rules, asset, position, price, self.bars.rows[bar][asset],
                              reach)
         self._next_id = saved
+
+    def _levels(self, rules: Rules, asset: str, bar: int, price: float, position: float
+                ) -> tuple[tuple[str, float], ...]:
+        """An entry's stop and limit levels under `rules` (`position_exits`), the same at
+        every bar its exits are armed for: worked out once."""
+        key = (rules.stop_loss, rules.take_profit, rules.stop_base, asset, bar, price,
+               position > 0)
+        memo = self._level_memo
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= LEVELS_KEPT:
+                memo.clear()
+            found = memo[key] = tuple(
+                (kind, fields[kind]) for _, kind, fields in position_exits(
+                    rules, position, price, self.bars.rows[bar][asset])
+                if kind in ("stop", "limit"))
+        return found
 
     def _reaching(self, at: int, rules: Rules) -> dict:
         """Whether an entry's stops or limits can fill at bar `at` under `rules`' levels,
