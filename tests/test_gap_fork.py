@@ -4,6 +4,7 @@ curves, whichever part ran in the forked child; the child's failures surface her
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -60,6 +61,17 @@ def test_a_failure_here_leaves_no_child_behind(monkeypatch):
     assert len(forked) == 1
     with pytest.raises(ChildProcessError):  # stopped and reaped
         os.waitpid(forked[0], os.WNOHANG)
+
+
+def test_a_child_killed_from_outside_leaves_its_part_to_be_done_here():
+    here = os.getpid()
+
+    def part() -> str:
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "done here"
+
+    assert fork.both(part, lambda: 2) == ("done here", 2)
 
 
 def test_one_worker_when_asked(monkeypatch):

@@ -4,8 +4,8 @@
 child's result comes back pickled through a pipe. The child inherits everything as it is
 (no arguments to send), draws no progress, forks no further and touches nothing shared:
 the parts handed to it are pure computations of the analysis' own state (replays,
-diagnoses). Without `os.fork`, with one core, or with `TRADEGAP_WORKERS=1`, they run one
-after the other, here, with the same results."""
+diagnoses). Off Linux, with one core, or with `TRADEGAP_WORKERS=1`, they run one after
+the other, here, with the same results."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ B = TypeVar("B")
 
 
 def workers() -> int:
-    """The parts run at once here: 2 with a second core and `os.fork`, else 1."""
-    if not hasattr(os, "fork") or os.environ.get("TRADEGAP_WORKERS") == "1":
+    """The parts run at once here: 2 on Linux with a second core, else 1 (macOS' system
+    libraries are not safe to use in a forked child)."""
+    if not sys.platform.startswith("linux") or os.environ.get("TRADEGAP_WORKERS") == "1":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count() or 1
@@ -38,7 +39,8 @@ def cpu_time() -> float:
 
 def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
     """(`first()`, `second()`), the first computed in a forked child while this process
-    computes the second; an exception in either is raised here."""
+    computes the second; an exception in either is raised here (a child that dies without
+    a result, killed from outside, leaves its part to be computed here)."""
     if workers() < 2:
         return first(), second()
     sys.stdout.flush()
@@ -59,19 +61,18 @@ def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
         finally:
             os._exit(0)
     os.close(write)
+    pipe = os.fdopen(read, "rb")
     try:
         mine = second()
-    except BaseException:
-        os.close(read)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    with os.fdopen(read, "rb") as pipe:
         payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not payload:
-        raise RuntimeError(f"the forked part of the analysis ended without a result "
-                           f"(wait status {status})")
+    except BaseException:  # stop the child and collect it before raising
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        pipe.close()
+        os.waitpid(pid, 0)
+    if not payload:  # the child died without a result (killed): its part is done here
+        return first(), mine
     ok, value = pickle.loads(payload)
     if not ok:
         raise value
