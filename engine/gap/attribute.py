@@ -136,9 +136,9 @@ class Game:
         """Take `other`'s replay of the trusted rules alone: the same run for both sides."""
         self._cache[frozenset()] = other.value(frozenset())
 
-    def is_baseline(self) -> bool:
-        """Whether this side's own run is the trusted rules' run: every bar reproduced by
-        them, no cause (its equity then stands for `v(∅)`, taken from its fills)."""
+    def use_own_run_as_baseline(self) -> bool:
+        """Take this side's own run, from its fills, as `v(∅)` where it is the trusted
+        rules' run (every bar reproduced by them, no cause); whether it is."""
         if self.causes:
             return False
         self._cache[frozenset()] = self.marks.equity(_fills(self.log), self.initial_cash)

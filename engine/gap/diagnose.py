@@ -876,19 +876,16 @@ class Diagnoser(Search):
             return {own.bar: (diagnosis.without.get(own.bar), diagnosis.needed.get(own.bar))
                     for own, _, _ in chosen}
 
-        done: dict[int, tuple] = {}
-        for found in both(lambda: part(several[::2]), lambda: part(several[1::2])):
-            done.update(found)
-        for own, switches, earlier in bars:  # in bar order, as one process fills them
-            t = own.bar
-            if t not in done:
-                self.record_needed(diagnosis, own, switches, earlier)
-                continue
-            without, needed = done[t]
+        forked, _ = both(lambda: part(several[::2]), lambda: part(several[1::2]))
+        for t, (without, needed) in forked.items():  # what the child found, here too
             if without is not None:
                 diagnosis.without[t] = without
             if needed is not None:
                 diagnosis.needed[t] = needed
+        done = {own.bar for own, _, _ in several}
+        for own, switches, earlier in bars:
+            if own.bar not in done:
+                self.record_needed(diagnosis, own, switches, earlier)
 
     def record_needed(self, diagnosis: Diagnosis, own: OwnBook, switches: frozenset[Switch],
                       earlier: tuple) -> None:

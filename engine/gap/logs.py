@@ -83,23 +83,9 @@ class FillLog:
                 if q > 0:
                     cost[asset] = p if before <= 0.0 else \
                         (cost.get(asset, p) * before + p * q) / after
-                series = costs.get(asset)
-                if series is None:
-                    series = costs[asset] = ([], [])
-                if series[0] and series[0][-1] == bar:
-                    series[1][-1] = cost.get(asset, p)
-                else:
-                    series[0].append(bar)
-                    series[1].append(cost.get(asset, p))
+                _set_at(costs, asset, bar, cost.get(asset, p))
                 if before == 0.0 and after != 0.0:
-                    series = entries.get(asset)
-                    if series is None:
-                        series = entries[asset] = ([], [])
-                    if series[0] and series[0][-1] == bar:
-                        series[1][-1] = p
-                    else:
-                        series[0].append(bar)
-                        series[1].append(p)
+                    _set_at(entries, asset, bar, p)
 
     def entry(self, asset: str, t: int) -> tuple[int, float] | None:
         """The bar and price of the fill that opened the position held before bar t."""
@@ -137,6 +123,20 @@ class FillLog:
                     positions.pop(asset, None)
                 else:
                     positions[asset] = after
+
+
+def _set_at(series: dict[str, tuple[list[int], list[float]]], asset: str, bar: int,
+            value: float) -> None:
+    """`asset`'s value from bar `bar` on (the last one set at a bar counts)."""
+    found = series.get(asset)
+    if found is None:
+        found = series[asset] = ([], [])
+    bars, values = found
+    if bars and bars[-1] == bar:
+        values[-1] = value
+    else:
+        bars.append(bar)
+        values.append(value)
 
 
 def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:

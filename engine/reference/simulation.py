@@ -47,6 +47,7 @@ __all__ = ["Book", "Fill", "Overrides", "Place", "Simulation"]
 # what a snapshot leaves to the run it is given to
 _SHARED = ("bars", "decisions", "rules_at", "_reach_memo", "_level_memo")
 LEVELS_KEPT = 100_000  # entries whose exit levels are kept (`_levels`)
+REACH_KEPT = 16  # bars and levels whose answers `_reaching` keeps
 
 
 class Simulation(RestingOrders):
@@ -232,7 +233,7 @@ class Simulation(RestingOrders):
         memo = self._reach_memo
         answers = memo.get(key)
         if answers is None:
-            if len(memo) >= 16:
+            if len(memo) >= REACH_KEPT:
                 memo.clear()
             answers = memo[key] = {}
         return answers
@@ -492,7 +493,7 @@ class Simulation(RestingOrders):
         if delta < 0 and not rules.allow_short:
             size = min(size, position)
         size = rounded(size, rules)
-        cap = self._cap(asset, rules, volume) if rules.volume_limit else None
+        cap = self._cap(asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
         if delta > 0:
@@ -501,15 +502,12 @@ class Simulation(RestingOrders):
         else:
             status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, rules)
         quantity = size if delta > 0 else -size
-        kept = False
-        if cap is not None:
-            self._use_volume(asset, cap, quantity)
-            kept = abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
-                and status != "rejected"  # the cap cut it short: the rest waits
+        self._use_volume(asset, cap, quantity)
+        kept = cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
+            and status != "rejected"  # the cap cut it short: the rest waits
         fill = None
         if status == "filled":
-            if faults.overrides:
-                cash, fee = faults.fee(asset, cash, fee)
+            cash, fee = faults.fee(asset, cash, fee)
             book.cash = faults.cash_after_fee(cash, fee, rules)
             book.move(asset, quantity)
             fill = (t, asset, quantity, adjusted, fee, order.id)

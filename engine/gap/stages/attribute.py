@@ -23,7 +23,7 @@ def attribute(state: Analysis) -> None:
     game_a = None if s.diagnosis_a is None else Game(
         s.bars, s.decisions, s.trusted, s.observed_a, s.diagnosis_a, s.log_a,
         s.initial_cash, s.marks)
-    if game_a is not None and game_a.is_baseline():  # A is the trusted rules' own run
+    if game_a is not None and game_a.use_own_run_as_baseline():  # A is the trusted rules' own run
         game_b.share_baseline(game_a)
     amounts_b, per_bar_b = game_b.amounts()
     s.games = {"B": (game_b, amounts_b, per_bar_b, s.equity_b)}
