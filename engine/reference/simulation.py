@@ -242,17 +242,28 @@ class Simulation(RestingOrders):
         """Everything the run holds after the bars stepped so far, copied, for `restore`: a
         replay that departs from this one only at a later bar resumes from here."""
         state = {k: v for k, v in vars(self).items() if k not in _SHARED and k != "fills"}
-        return {"fills": list(self.fills), **copy.deepcopy(state, self._memo())}
+        return {"fills": list(self.fills), **copy.deepcopy(state, self._memo(state))}
 
     def restore(self, snapshot: dict) -> None:
         """Continue from a `snapshot` (of a run over the same bars and decisions, under
         rules that agree with this run's up to the bar it was taken at)."""
         state = {k: v for k, v in snapshot.items() if k != "fills"}
-        vars(self).update(copy.deepcopy(state, self._memo()))
+        vars(self).update(copy.deepcopy(state, self._memo(state)))
         self.fills = list(snapshot["fills"])
 
-    def _memo(self) -> dict:
-        return {id(self.bars): self.bars, id(self.decisions): self.decisions}
+    def _memo(self, state: dict) -> dict:
+        """What a copy of `state` shares instead of copying: the bars and decisions, the
+        resting orders that are no longer open (nothing changes them again), and the
+        records of values (rejections, triggers), copied one level deep."""
+        memo = {id(self.bars): self.bars, id(self.decisions): self.decisions}
+        for order in state.get("resting_orders", {}).values():
+            if order.status != "open":
+                memo[id(order)] = order
+        for name in ("rejections", "triggers"):
+            found = state.get(name)
+            if found is not None:
+                memo[id(found)] = copy.copy(found)
+        return memo
 
     def try_resting(self, t: int, rules: Rules) -> list[Fill]:
         """Only the resting orders of bar `t` (the exits armed); returns their fills."""
