@@ -2,12 +2,12 @@
 gap analysis's counterfactual replays resume from one another.
 
 Whatever the case (random order tables with every type of resting order, OCO pairs,
-brackets and expiries, position rules, every profile), a run stopped at bar k, snapshot,
-and resumed from that snapshot in another simulation ends exactly as the run that never
-stopped: the same fills, rejections, book, equity and orders. The snapshot is a value: the
-run that took it going on, and a first resumption, change nothing a second resumption
-sees (what a snapshot shares with its run, such as settled resting orders, must never
-change).
+brackets and expiries, position and portfolio rules, every profile), a run stopped at bar
+k, snapshot, and resumed from that snapshot in another simulation ends exactly as the run
+that never stopped: the same fills, rejections, book, equity and orders. The snapshot is a
+value: the run that took it going on, and a first resumption, change nothing a second
+resumption sees (what a snapshot shares with its run, such as settled resting orders, must
+never change).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ PROFILES = [{}, {"profile": "vectorbt"},
             {"profile": "backtrader", "fill": "next_open", "shares": "integer"},
             {"profile": "zipline", "fill": "next_close", "shares": "integer"}]
 RULES = [{}, {"stop_loss": 0.03, "take_profit": 0.04}, {"trailing_stop": 0.03},
-         {"max_bars": 3, "stop_loss": 0.02}]
+         {"max_bars": 3, "stop_loss": 0.02}, {"max_positions": 2, "max_weight": 0.3},
+         {"max_gross": 0.8, "halt_drawdown": 0.05, "stop_loss": 0.02}]
 
 cases = st.fixed_dictionaries({
     "seed": st.integers(0, 10_000),
