@@ -256,13 +256,10 @@ class Simulation(RestingOrders):
         resting orders that are no longer open (nothing changes them again), and the
         records of values (rejections, triggers), copied one level deep."""
         memo = {id(self.bars): self.bars, id(self.decisions): self.decisions}
-        for order in state.get("resting_orders", {}).values():
-            if order.status != "open":
-                memo[id(order)] = order
+        memo.update((id(order), order) for order in state["resting_orders"].values()
+                    if order.status != "open")
         for name in ("rejections", "triggers"):
-            found = state.get(name)
-            if found is not None:
-                memo[id(found)] = copy.copy(found)
+            memo[id(state[name])] = copy.copy(state[name])
         return memo
 
     def try_resting(self, t: int, rules: Rules) -> list[Fill]:
