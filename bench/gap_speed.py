@@ -3,7 +3,8 @@
 1. Compare: side A fills every asset on every bar of a generated market (1,000 assets ×
    1,000 bars); side B is A with half the fees, a price 0.1% off on 1% of fills, 1,000
    fills missing and 1,000 rows duplicated. Timed: the per-key join with tolerances and
-   the robust price and fee models of both logs (`join_sides`, `observe`).
+   the robust price and fee models of both logs, the prices read into bars for them
+   (`join_sides`, `Bars.from_frame`, `observe`).
 2. Diagnose: top 50 of 500 assets by a score that changes every day, rebalanced daily
    over 2,520 days with 10 bp fees (about 240,000 fills per side). A is the engine; B is
    the reference with positions read one batch late from the middle of the run on (a
@@ -65,10 +66,11 @@ def fill_logs(n_fills: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, 
 
 def compare(n_fills: int) -> None:
     prices, a, b = fill_logs(n_fills)
-    bar_of = {t: i for i, t in enumerate(prices["timestamp"].unique().sort().to_list())}
     start = time.perf_counter()
     joined = join_sides(a, b, Tolerance())
-    models = observe(a, prices, bar_of), observe(b, prices, bar_of)
+    bars = Bars.from_frame(prices)  # the prices as the models read them
+    bar_of = {t: i for i, t in enumerate(bars.timestamps)}
+    models = observe(a, bars, bar_of), observe(b, bars, bar_of)
     seconds = time.perf_counter() - start
     print(f"compare: A {a.height:,} fills, B {b.height:,}; "
           f"{int(joined['divergent'].sum()):,} keys differ; B's fees "

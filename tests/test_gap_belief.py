@@ -247,8 +247,8 @@ def test_the_attribution_acts_a_belief_out_on_its_replays_own_book(name):
     bar_of = {t: i for i, t in enumerate(bars.timestamps)}
     rules = rules_for(BacktestConfig.for_profile("vectorbt", initial_cash=markets.INITIAL_CASH,
                                                  fees=markets.MARKETS[market].fees))
-    trusted = rules.with_(**observe(a, prices, bar_of, False).rules_at(-1))
-    observed = observe(b, prices, bar_of, False)
+    trusted = rules.with_(**observe(a, bars, bar_of, False).rules_at(-1))
+    observed = observe(b, bars, bar_of, False)
     log = FillLog(b, bars, markets.INITIAL_CASH)
     decisions = decided.given(bars, markets.weights(market))
     diagnosis = Diagnoser(log, bars, decisions, trusted, observed).run()

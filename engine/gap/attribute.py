@@ -18,6 +18,7 @@ from itertools import combinations
 from math import factorial
 
 import numpy as np
+import polars as pl
 
 from engine.gap.belief import Replayed
 from engine.gap.fork import both, workers
@@ -44,17 +45,27 @@ class Marks:
 
     def equity(self, fills: list[tuple], initial_cash: float) -> np.ndarray:
         """Equity after every bar from fills (bar, asset, quantity, price, fee, ...)."""
+        n = len(fills)
+        return self._equity(np.fromiter((f[0] for f in fills), np.int64, n),
+                            np.fromiter((self.column[f[1]] for f in fills), np.int64, n),
+                            *(np.fromiter((f[i] for f in fills), float, n) for i in (2, 3, 4)),
+                            initial_cash)
+
+    def own(self, log: FillLog) -> np.ndarray:
+        """`equity` of a side's own fills, read from its log's columns."""
+        bar, assets, q, p, fee = log.columns
+        col = assets.replace_strict(list(self.column), list(self.column.values()),
+                                    return_dtype=pl.Int64).to_numpy()
+        return self._equity(bar, col, q, p, fee, log.initial_cash)
+
+    def _equity(self, bar: np.ndarray, col: np.ndarray, q: np.ndarray, p: np.ndarray,
+                fee: np.ndarray, initial_cash: float) -> np.ndarray:
+        """Equity after every bar from the fills' columns (bar, asset column, ...)."""
         n_bars, n_assets = self.close.shape
         held = np.zeros((n_bars, n_assets))
         flow = np.zeros(n_bars)
-        if fills:
-            bar = np.fromiter((f[0] for f in fills), np.int64, len(fills))
-            col = np.fromiter((self.column[f[1]] for f in fills), np.int64, len(fills))
-            q = np.fromiter((f[2] for f in fills), float, len(fills))
-            p = np.fromiter((f[3] for f in fills), float, len(fills))
-            fee = np.fromiter((f[4] for f in fills), float, len(fills))
-            np.add.at(held, (bar, col), q)
-            np.add.at(flow, bar, -(q * p) - fee)
+        np.add.at(held, (bar, col), q)
+        np.add.at(flow, bar, -(q * p) - fee)
         np.cumsum(held, axis=0, out=held)
         return initial_cash + np.cumsum(flow) + (held * self.close).sum(axis=1)
 
@@ -141,7 +152,7 @@ class Game:
         rules' run (every bar reproduced by them, no cause); whether it is."""
         if self.causes:
             return False
-        self._cache[frozenset()] = self.marks.equity(_fills(self.log), self.initial_cash)
+        self._cache[frozenset()] = self.marks.own(self.log)
         return True
 
     def value(self, acting: frozenset[str]) -> np.ndarray:
@@ -151,7 +162,7 @@ class Game:
         replay is the side's own run: its equity is taken from its fills.
         """
         if self._from_log(acting):
-            return self.marks.equity(_fills(self.log), self.initial_cash)
+            return self.marks.own(self.log)
         if acting not in self._cache:
             same = self._same.get(acting)
             self._cache[acting] = self.value(same) if same is not None else \
@@ -347,10 +358,6 @@ class _Run:
             sim.step(t, self._overrides(t))
         if self._exits_at(t):
             _exit(sim, t, self.game.diagnosis.undecided[t])
-
-
-def _fills(log: FillLog) -> list[tuple]:
-    return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
 
 
 def _exit(sim: Simulation, t: int, fills: dict) -> None:

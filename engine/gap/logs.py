@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from engine.reference.bars import Bars
@@ -37,55 +38,39 @@ class FillLog:
 
     def __init__(self, fills: pl.DataFrame, bars: Bars, initial_cash: float) -> None:
         index = {t: i for i, t in enumerate(bars.timestamps)}
-        self.n_bars = len(bars.timestamps)
+        self.n_bars = n_bars = len(bars.timestamps)
         self.initial_cash = float(initial_cash)
-        self.by_bar: dict[int, dict[str, Key]] = {}
-        self.rows: dict[int, list[tuple[str, float, float, float]]] = {}
         stamps = fills.get_column("timestamp")
         distinct = stamps.unique()
         bar_of = stamps.replace_strict(distinct, [index[t] for t in distinct.to_list()],
-                                       return_dtype=pl.Int64)
-        rows = self.rows
-        for t, asset, q, p, f in zip(bar_of.to_list(), *(
-                fills.get_column(c).to_list() for c in ("asset", "quantity", "price", "fee")),
-                                     strict=True):
-            found = rows.get(t)
-            if found is None:
-                found = rows[t] = []
-            found.append((asset, q, p, f))
-        fees = 0.0
-        self.fees_before: list[float] = []  # Σ fees of the fills before each bar
-        for bar in range(self.n_bars):
-            self.fees_before.append(fees)
-            for _, _, _, f in rows.get(bar, ()):
-                fees += f
-        self.fees_before.append(fees)
-        for bar, found in rows.items():
-            self.by_bar[bar] = aggregate(found)
-        self.entries: dict[str, tuple[list[int], list[float]]] = {}  # asset → bars, prices
-        # each fill's (row in its bar, asset, position before, after, price), by bar: the
-        # one replay of the positions (the ledger's zero rule: float dust is 0)
-        self.moves: dict[int, list[tuple[int, str, float, float, float]]] = {}
-        held: dict[str, float] = {}
-        # each position's average cost after the fills of a bar (buys average in)
-        self.costs: dict[str, tuple[list[int], list[float]]] = {}
-        cost: dict[str, float] = {}
-        costs, entries = self.costs, self.entries
-        for bar in sorted(rows):
-            moves = self.moves[bar] = []
-            for i, (asset, q, p, _) in enumerate(rows[bar]):
-                before = held.get(asset, 0.0)
-                after = before + q
-                if abs(after) <= 1e-9 * max(abs(q), 1e-3):
-                    after = 0.0
-                held[asset] = after
-                moves.append((i, asset, before, after, p))
-                if q > 0:
-                    cost[asset] = p if before <= 0.0 else \
-                        (cost.get(asset, p) * before + p * q) / after
-                _set_at(costs, asset, bar, cost.get(asset, p))
-                if before == 0.0 and after != 0.0:
-                    _set_at(entries, asset, bar, p)
+                                       return_dtype=pl.Int64).to_numpy() \
+            if len(stamps) else np.empty(0, dtype=np.int64)
+        columns = fills.select("asset", "quantity", "price", "fee")
+        if len(bar_of) and (np.diff(bar_of) < 0).any():  # in bar order, rows kept in order
+            order = np.argsort(bar_of, kind="stable")
+            bar_of, columns = bar_of[order], columns[order]
+        # the log's columns in bar order: bar, asset, quantity, price, fee
+        self.columns = (bar_of, columns.get_column("asset"),
+                        *(columns.get_column(c).to_numpy() for c in ("quantity", "price", "fee")))
+        assets = columns.get_column("asset").to_list()
+        q, p, f = self.columns[2:]
+        quantities, prices = q.tolist(), p.tolist()
+        starts = np.flatnonzero(np.diff(bar_of, prepend=-1))  # each fill bar's first row
+        ends = _ends(starts, len(bar_of))
+        spans = list(zip(bar_of[starts].tolist(), starts.tolist(), ends.tolist(), strict=True))
+        rows = list(zip(assets, quantities, prices, f.tolist(), strict=True))
+        self.rows: dict[int, list[tuple[str, float, float, float]]] = {
+            bar: rows[start:end] for bar, start, end in spans}
+        # Σ fees of the fills before each bar, added from 0.0 in log order
+        added = np.cumsum(np.concatenate(([0.0], f)))
+        self.fees_before: list[float] = added[np.searchsorted(
+            bar_of, np.arange(n_bars + 1), "left")].tolist()
+        self.by_bar: dict[int, dict[str, Key]] = _aggregated(assets, q, p, f, spans,
+                                                             self.rows)
+        # each fill's (row in its bar, asset, position before, after, price), by bar; each
+        # position's average cost and entry (bar and price) from the bars they were set
+        self.moves, self.costs, self.entries = _moves(columns.get_column("asset"), assets,
+                                                      quantities, prices, bar_of, spans)
 
     def entry(self, asset: str, t: int) -> tuple[int, float] | None:
         """The bar and price of the fill that opened the position held before bar t."""
@@ -125,18 +110,71 @@ class FillLog:
                     positions[asset] = after
 
 
-def _set_at(series: dict[str, tuple[list[int], list[float]]], asset: str, bar: int,
-            value: float) -> None:
-    """`asset`'s value from bar `bar` on (the last one set at a bar counts)."""
-    found = series.get(asset)
-    if found is None:
-        found = series[asset] = ([], [])
-    bars, values = found
-    if bars and bars[-1] == bar:
-        values[-1] = value
-    else:
-        bars.append(bar)
-        values.append(value)
+def _aggregated(assets: list[str], q: np.ndarray, p: np.ndarray, f: np.ndarray,
+                spans: list[tuple[int, int, int]],
+                rows: dict[int, list[tuple[str, float, float, float]]]
+                ) -> dict[int, dict[str, Key]]:
+    """`aggregate` of every fill bar's rows: a bar whose assets each fill once takes its
+    keys from whole-log arrays (the same arithmetic: sums from 0.0, VWAP as Σqp / Σq)."""
+    quantity = 0.0 + q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price = np.where(quantity != 0.0, (0.0 + q * p) / quantity, 0.0)
+    keys = list(zip(quantity.tolist(), price.tolist(), (0.0 + f).tolist(),
+                    [1] * len(assets), strict=True))
+    out = {}
+    for bar, start, end in spans:
+        names = assets[start:end]
+        out[bar] = (dict(zip(names, keys[start:end], strict=True))
+                    if len(set(names)) == end - start else aggregate(rows[bar]))
+    return out
+
+
+def _moves(names: pl.Series, assets: list[str], quantities: list[float], prices: list[float],
+           bar_of: np.ndarray, spans: list[tuple[int, int, int]]) -> tuple[dict, dict, dict]:
+    """The one replay of the positions, fill by fill in bar order (the ledger's zero rule:
+    float dust is 0): each fill's move by bar, and each position's average cost (buys
+    average in) and entry (the fill that opened it from flat) from the bar they were set
+    (see `FillLog`)."""
+    befores, afters, paid = [], [], []
+    held: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for asset, quantity, price in zip(assets, quantities, prices, strict=True):
+        before = held.get(asset, 0.0)
+        after = before + quantity
+        if abs(after) <= 1e-9 * max(abs(quantity), 1e-3):
+            after = 0.0
+        held[asset] = after
+        befores.append(before)
+        afters.append(after)
+        if quantity > 0:
+            cost[asset] = price if before <= 0.0 else \
+                (cost.get(asset, price) * before + price * quantity) / after
+        paid.append(cost.get(asset, price))
+    row_in_bar = [i for _, start, end in spans for i in range(end - start)]
+    every = list(zip(row_in_bar, assets, befores, afters, prices, strict=True))
+    moves = {bar: every[start:end] for bar, start, end in spans}
+    codes = names.cast(pl.Categorical).to_physical().to_numpy()
+    opened = np.flatnonzero((np.array(befores) == 0.0) & (np.array(afters) != 0.0))
+    return (moves, _by_asset(assets, codes, bar_of, paid, np.arange(len(codes))),
+            _by_asset(assets, codes, bar_of, prices, opened))
+
+
+def _by_asset(assets: list[str], codes: np.ndarray, bar_of: np.ndarray, values: list[float],
+              rows: np.ndarray) -> dict[str, tuple[list[int], list[float]]]:
+    """The fills `rows` (in log order, bars increasing) as asset → (bars, values), assets
+    in the order of their first row (a bar may repeat: `entry` and `cost_basis` read the
+    last value of a bar)."""
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # by asset, in log order within
+    firsts = np.flatnonzero(np.diff(codes[rows], prepend=-1))
+    bars, kept = bar_of[rows].tolist(), np.asarray(values)[rows].tolist()
+    ends = dict(zip(firsts.tolist(), _ends(firsts, len(rows)).tolist(), strict=True))
+    return {assets[rows[first]]: (bars[first:ends[first]], kept[first:ends[first]])
+            for first in sorted(ends, key=lambda first: rows[first])}
+
+
+def _ends(starts: np.ndarray, n: int) -> np.ndarray:
+    """Where each run starting at `starts` (increasing, in n rows) ends."""
+    return np.append(starts[1:], n)[:len(starts)]
 
 
 def aggregate(rows: list[tuple[str, float, float, float]]) -> dict[str, Key]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from engine.reference.bars import CLOSE, OPEN, Bars
+
 PRICE_TOLERANCE = 1e-9  # relative, on the fill price against its model
 FEE_TOLERANCE = 1e-9  # relative to the fee (or to a millionth of the notional)
 
@@ -90,8 +92,7 @@ class Observed:
                 **self.fee_at(bar).as_rules(), "rounding": rounding, "lot": lot, **exits}
 
 
-def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool = False
-            ) -> Observed:
+def observe(fills: pl.DataFrame, bars: Bars, bar_of: dict, exits: bool = False) -> Observed:
     """Fit a side's price, fee and rounding models from its fills (`bar_of`: timestamp → bar).
 
     With `exits` (position rules in force), a fill that may be a rule's exit fills at its
@@ -108,22 +109,20 @@ def observe(fills: pl.DataFrame, prices: pl.DataFrame, bar_of: dict, exits: bool
             after = pl.col("quantity").cum_sum().over("asset")
             fills = fills.with_columns(_exit=after.abs() <= 1e-9 * pl.col("quantity").abs()
                                        .clip(lower_bound=1e-3))
-    keys = fills.select("timestamp", "asset").unique()  # the prices of the fills' bars only
-    traded = prices.select("timestamp", "asset", "open", "close").join(
-        keys, on=["timestamp", "asset"], how="semi")
-    rows = fills.join(traded, on=["timestamp", "asset"], how="left", maintain_order="left")
-    rows = rows.filter(pl.col("quantity") != 0.0)
+    rows = fills.filter(pl.col("quantity") != 0.0)
     free = rows["_exit"].to_numpy() if exits else np.zeros(rows.height, dtype=bool)
     index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},
                          schema={"timestamp": rows.schema["timestamp"], "_bar": pl.Int64})
-    bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"].to_numpy()
+    bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"]
+    opens, closes = (bars.at(bar.fill_null(-1).to_numpy(), rows["asset"], field)
+                     for field in (OPEN, CLOSE))
+    bar = bar.to_numpy()
     asset = rows["asset"].to_numpy()
     q = rows["quantity"].to_numpy()
     p = rows["price"].to_numpy()
     f = rows["fee"].to_numpy()
     side = np.sign(q)
-    slip = {"open": side * (p / rows["open"].to_numpy() - 1.0),
-            "close": side * (p / rows["close"].to_numpy() - 1.0)}
+    slip = {"open": side * (p / opens - 1.0), "close": side * (p / closes - 1.0)}
     size = np.abs(q)
     notional = size * p
 

@@ -154,12 +154,12 @@ class Bars:
     def from_frame(cls, prices: pl.DataFrame) -> Bars:
         """From long prices `timestamp, asset, open, high, low, close, volume`."""
         timestamps = prices["timestamp"].unique().sort()
-        bar = timestamps.search_sorted(prices["timestamp"]).to_numpy()
+        bar = timestamps.search_sorted(prices["timestamp"]).to_numpy().astype(np.int64)
         assets = prices["asset"].unique().sort()
-        code = assets.search_sorted(prices["asset"]).to_numpy().astype(np.int32)
+        code = prices["asset"].cast(pl.Enum(assets)).to_physical().to_numpy().astype(np.int32)
         values = tuple(prices[name].cast(pl.Float64).to_numpy() for name in FIELDS)
-        order = np.argsort(bar, kind="stable")
-        if np.any(order != np.arange(len(order))):  # else the frame's own columns
+        if len(bar) and (np.diff(bar) < 0).any():  # else the frame's own columns
+            order = np.argsort(bar, kind="stable")
             bar, code = bar[order], code[order]
             values = tuple(column[order] for column in values)
         start = np.searchsorted(bar, np.arange(len(timestamps) + 1))
@@ -185,6 +185,20 @@ class Bars:
         j = rows.column.get(asset)
         i = -1 if j is None else int(rows.where[t, j])
         return math.nan if i < 0 else float(rows.values[field][i])
+
+    def at(self, bar: np.ndarray, assets: pl.Series, field: int) -> np.ndarray:
+        """Each (bar, asset)'s `field` at exactly that bar (bars as indices, -1 for none);
+        NaN where the asset has no bar there or is not in the market."""
+        rows = self.rows
+        code = assets.replace_strict(rows.assets, range(len(rows.assets)), default=-1,
+                                     return_dtype=pl.Int64).to_numpy()
+        found = (code >= 0) & (bar >= 0)
+        row = np.full(len(code), -1, dtype=np.int64)
+        row[found] = rows.where[bar[found], code[found]]
+        found[found] = row[found] >= rows.start[bar[found]]
+        out = np.full(len(code), math.nan)
+        out[found] = rows.values[field][row[found]]
+        return out
 
     def last_known(self, field: int) -> np.ndarray:
         """Every asset's last known `field` per bar (bars × assets in `column` order), NaN

@@ -56,7 +56,7 @@ def _without_undecided(s: Analysis) -> Observed:
     the others follow, when the reference can replay it (it then arms B's entries from the
     rule's first one on, and its exit fills are left out of the price model as any rule's
     exits are)."""
-    fills, prices, bar_of, diagnosis = s.b.fills, s.prices, s.bar_of, s.diagnosis_b
+    fills, bars, bar_of, diagnosis = s.b.fills, s.bars, s.bar_of, s.diagnosis_b
     keys = pl.DataFrame([(t, a) for t, by_asset in diagnosis.undecided.items()
                          for a in by_asset], orient="row", schema={"bar": pl.Int64,
                                                                    "asset": pl.String})
@@ -66,7 +66,7 @@ def _without_undecided(s: Analysis) -> Observed:
                          how="anti", maintain_order="left")
     rule = diagnosis.exit_rule
     if not rule.fields:
-        return replace(observe(decided, prices, bar_of, s.position_rules),
+        return replace(observe(decided, bars, bar_of, s.position_rules),
                        exits_at_open=rule.at_open)
     if "trigger" not in decided.columns:  # the rule's exits at the decisions' bars too
         made = pl.DataFrame([(t, a) for t, a in diagnosis.rule_exits], orient="row",
@@ -75,7 +75,7 @@ def _without_undecided(s: Analysis) -> Observed:
         decided = decided.join(made, on=["timestamp", "asset"], how="left",
                                maintain_order="left").with_columns(
             pl.col("trigger").fill_null("market"))
-    return replace(observe(decided, prices, bar_of, True), exit_fields=rule.fields,
+    return replace(observe(decided, bars, bar_of, True), exit_fields=rule.fields,
                    exit_since=rule.since, exit_words=rule.words,
                    exit_bars=tuple(sorted({*diagnosis.undecided,
                                            *(t for t, _ in diagnosis.rule_exits)})))

@@ -27,17 +27,14 @@ def read(state: Analysis) -> None:
     state.log_a = FillLog(a.fills, bars, state.initial_cash)
     state.log_b = FillLog(b.fills, bars, state.initial_cash)
     state.marks = Marks(bars)
-    state.equity_a = state.marks.equity(_fills(state.log_a), state.initial_cash)
-    state.equity_b = state.marks.equity(_fills(state.log_b), state.initial_cash)
+    state.equity_a = state.marks.own(state.log_a)
+    state.equity_b = state.marks.own(state.log_b)
     state.divergent = state.joined.filter(pl.col("divergent"))
     if state.identical:
         return
     state.position_rules = bool(a.rules and a.rules.position_rules)
-    state.observed_a = observe(a.fills, state.prices, state.bar_of, state.position_rules)
-    state.observed_b = observe(b.fills, state.prices, state.bar_of, state.position_rules)
+    state.observed_a = observe(a.fills, state.bars, state.bar_of, state.position_rules)
+    state.observed_b = observe(b.fills, state.bars, state.bar_of, state.position_rules)
     state.label_bars = {state.bar_of[t]
                         for t in state.divergent["timestamp"].unique().to_list()}
 
-
-def _fills(log: FillLog) -> list[tuple]:
-    return [(bar, a, q, p, f) for bar in log.fill_bars for a, q, p, f in log.rows[bar]]
