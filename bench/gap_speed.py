@@ -106,12 +106,18 @@ def processes() -> str:
     return f"{workers()} process{'es' if workers() > 1 else ''} (TRADEGAP_WORKERS=1: one)"
 
 
-def diagnose(n_assets: int, n_days: int) -> None:
-    prices = generate_market(n_assets=n_assets, n_days=n_days, seed=0, gaps=False)
+def random_top(prices: pl.DataFrame) -> pl.DataFrame:
+    """The top 50 by a score drawn anew every bar (the scores are not kept: the analysis
+    reads the prices, the weights and the two logs, as `tradegap gap` does)."""
     rng = np.random.default_rng(1)
     scores = prices.select("timestamp", "asset").with_columns(
         score=pl.Series(rng.normal(size=prices.height)))
-    weights = top_k_weights(scores, 50, 1)
+    return top_k_weights(scores, 50, 1)
+
+
+def diagnose(n_assets: int, n_days: int) -> None:
+    prices = generate_market(n_assets=n_assets, n_days=n_days, seed=0, gaps=False)
+    weights = random_top(prices)
     config = BacktestConfig(fees=0.001)
     a = run_backtest(prices, weights, config).fills
     rules = rules_for(config)

@@ -52,7 +52,7 @@ class FillLog:
         # the log's columns in bar order: bar, asset, quantity, price, fee
         self.columns = (bar_of, columns.get_column("asset"),
                         *(columns.get_column(c).to_numpy() for c in ("quantity", "price", "fee")))
-        assets = columns.get_column("asset").to_list()
+        codes, assets = _coded(columns.get_column("asset"))
         q, p, f = self.columns[2:]
         quantities, prices = q.tolist(), p.tolist()
         starts = np.flatnonzero(np.diff(bar_of, prepend=-1))  # each fill bar's first row
@@ -69,8 +69,8 @@ class FillLog:
                                                              self.rows)
         # each fill's (row in its bar, asset, position before, after, price), by bar; each
         # position's average cost and entry (bar and price) from the bars they were set
-        self.moves, self.costs, self.entries = _moves(columns.get_column("asset"), assets,
-                                                      quantities, prices, bar_of, spans)
+        self.moves, self.costs, self.entries = _moves(codes, assets, quantities, prices,
+                                                      bar_of, spans)
 
     def entry(self, asset: str, t: int) -> tuple[int, float] | None:
         """The bar and price of the fill that opened the position held before bar t."""
@@ -129,7 +129,7 @@ def _aggregated(assets: list[str], q: np.ndarray, p: np.ndarray, f: np.ndarray,
     return out
 
 
-def _moves(names: pl.Series, assets: list[str], quantities: list[float], prices: list[float],
+def _moves(codes: np.ndarray, assets: list[str], quantities: list[float], prices: list[float],
            bar_of: np.ndarray, spans: list[tuple[int, int, int]]) -> tuple[dict, dict, dict]:
     """The one replay of the positions, fill by fill in bar order (the ledger's zero rule:
     float dust is 0): each fill's move by bar, and each position's average cost (buys
@@ -153,7 +153,6 @@ def _moves(names: pl.Series, assets: list[str], quantities: list[float], prices:
     row_in_bar = [i for _, start, end in spans for i in range(end - start)]
     every = list(zip(row_in_bar, assets, befores, afters, prices, strict=True))
     moves = {bar: every[start:end] for bar, start, end in spans}
-    codes = names.cast(pl.Categorical).to_physical().to_numpy()
     opened = np.flatnonzero((np.array(befores) == 0.0) & (np.array(afters) != 0.0))
     return (moves, _by_asset(assets, codes, bar_of, paid, np.arange(len(codes))),
             _by_asset(assets, codes, bar_of, prices, opened))
@@ -221,3 +220,14 @@ def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
                      if c not in ("timestamp", "asset", "quantity", "price", "fee")))
               .sort("_row"))
     return merged.select(columns)
+
+
+
+def _coded(names: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """The column's names as codes, and as a list holding one string object per distinct
+    name (a log of 500,000 fills names a few thousand assets: one object each, not one per
+    row)."""
+    distinct = names.unique()
+    codes = names.cast(pl.Enum(distinct)).to_physical().to_numpy()
+    strings = distinct.to_list()
+    return codes, [strings[code] for code in codes.tolist()]
