@@ -106,7 +106,9 @@ def _bar_causes(t: int, assets: list[str], log: FillLog, diagnosis: Diagnosis,
 
 
 def _same(x: tuple | None, y: tuple | None, tolerance: Tolerance) -> bool:
+    """Two keys (quantity, price, fee, rows) equal: rows exactly, the rest within
+    `tolerance`."""
     if x is None or y is None:
         return x is None and y is None
-    return x[3] == y[3] and all(tolerance.same(p, q) for p, q in zip(x[:3], y[:3],
-                                                                       strict=True))
+    same = tolerance.same
+    return x[3] == y[3] and same(x[0], y[0]) and same(x[1], y[1]) and same(x[2], y[2])
