@@ -178,10 +178,11 @@ class Bars:
         """`asset`'s last known `field` (OPEN, CLOSE, ...) at or before bar `t`; NaN if none."""
         if t < 0:
             return math.nan
-        bar = self.rows[t].get(asset)
+        rows = self.rows  # a bar kept whole is read directly (the reference's most frequent read)
+        row = rows.whole[t] if rows.whole is not None else None
+        bar = (row if row is not None else rows[t]).get(asset)
         if bar is not None:
             return bar[field]
-        rows = self.rows
         j = rows.column.get(asset)
         i = -1 if j is None else int(rows.where[t, j])
         return math.nan if i < 0 else float(rows.values[field][i])
