@@ -61,20 +61,21 @@ def random_log(case: dict) -> tuple[pl.DataFrame, Bars]:
     return log, Bars.from_frame(prices)
 
 
-def by_bar_in_log_order(log: pl.DataFrame, bars: Bars) -> dict[int, list[tuple]]:
+def read_both_ways(case: dict) -> tuple[pl.DataFrame, Bars, FillLog, dict[int, list[tuple]]]:
+    """A random log, its bars, the log as `FillLog` reads it, and its rows by bar in the
+    log's order, read one by one."""
+    log, bars = random_log(case)
     index = {t: i for i, t in enumerate(bars.timestamps)}
     rows: dict[int, list[tuple]] = {}
     for t, asset, q, p, f in log.iter_rows():
         rows.setdefault(index[t], []).append((asset, q, p, f))
-    return rows
+    return log, bars, FillLog(log, bars, 10_000.0), rows
 
 
 @settings(max_examples=150, deadline=None)
 @given(cases)
 def test_a_fill_log_reads_as_its_rows_in_order(case):
-    log, bars = random_log(case)
-    read = FillLog(log, bars, 10_000.0)
-    rows = by_bar_in_log_order(log, bars)
+    _, bars, read, rows = read_both_ways(case)
     assert read.rows == rows
     assert read.fill_bars == sorted(rows)
     assert read.by_bar == {t: aggregate(found) for t, found in rows.items()}
@@ -92,9 +93,7 @@ def test_a_fill_log_reads_as_its_rows_in_order(case):
 @settings(max_examples=150, deadline=None)
 @given(cases)
 def test_positions_entries_and_costs_follow_each_fill(case):
-    log, bars = random_log(case)
-    read = FillLog(log, bars, 10_000.0)
-    rows = by_bar_in_log_order(log, bars)
+    log, bars, read, rows = read_both_ways(case)
     assets = sorted(set(log["asset"]))
     held: dict[str, float] = {}
     cash = 10_000.0
