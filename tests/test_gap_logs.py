@@ -138,7 +138,7 @@ def test_the_prices_at_a_bar_are_that_bars_or_none(seed, n_assets, n_bars):
     bar = np.array([t for t, _ in wanted], dtype=np.int64)
     assets = pl.Series([a for _, a in wanted], dtype=pl.String)
     for field, k in ((OPEN, 0), (CLOSE, 1)):
-        got = bars.at(bar, assets, field)
+        got, = bars.at(bar, assets, field)
         for (t, asset), value in zip(wanted, got, strict=True):
             found = known.get((bars.timestamps[t], asset)) if t >= 0 else None
             assert (np.isnan(value) if found is None else value == found[k]), (t, asset)
@@ -151,5 +151,5 @@ def test_a_bar_is_found_by_its_timestamp_not_its_row():
                            "high": [2.0, 1.0, 3.0], "low": [2.0, 1.0, 3.0],
                            "close": [2.0, 1.0, 3.0], "volume": [1.0, 1.0, 1.0]})
     bars = Bars.from_frame(prices)
-    got = bars.at(np.array([0, 0, 1, 1]), pl.Series(["A", "B", "A", "B"]), OPEN)
+    got, = bars.at(np.array([0, 0, 1, 1]), pl.Series(["A", "B", "A", "B"]), OPEN)
     assert got[0] == 1.0 and np.isnan(got[1]) and got[2] == 3.0 and got[3] == 2.0

@@ -28,6 +28,7 @@ from engine.gap.verdicts import Diagnosis, departures
 from engine.gap.vocabulary import ONE_BAR, in_order
 from engine.reference import Bars, Rules, Simulation, Unrecorded
 from engine.reference.bars import CLOSE
+from engine.results.derive import equity_curve
 
 EXACT_UP_TO = 5
 VISIBLE_CAUSE = {"point": "timing", "slippage": "fill_price", "rounding": "rounding",
@@ -60,14 +61,8 @@ class Marks:
 
     def _equity(self, bar: np.ndarray, col: np.ndarray, q: np.ndarray, p: np.ndarray,
                 fee: np.ndarray, initial_cash: float) -> np.ndarray:
-        """Equity after every bar from the fills' columns (bar, asset column, ...)."""
-        n_bars, n_assets = self.close.shape
-        held = np.zeros((n_bars, n_assets))
-        flow = np.zeros(n_bars)
-        np.add.at(held, (bar, col), q)
-        np.add.at(flow, bar, -(q * p) - fee)
-        np.cumsum(held, axis=0, out=held)
-        return initial_cash + np.cumsum(flow) + (held * self.close).sum(axis=1)
+        cash, value = equity_curve(bar, col, q, p, fee, self.close, initial_cash)
+        return cash + value
 
 
 class Game:

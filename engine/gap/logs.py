@@ -50,9 +50,10 @@ class FillLog:
             order = np.argsort(bar_of, kind="stable")
             bar_of, columns = bar_of[order], columns[order]
         # the log's columns in bar order: bar, asset, quantity, price, fee
-        self.columns = (bar_of, columns.get_column("asset"),
+        names = columns.get_column("asset")
+        self.columns = (bar_of, names,
                         *(columns.get_column(c).to_numpy() for c in ("quantity", "price", "fee")))
-        codes, assets = _coded(columns.get_column("asset"))
+        codes, assets = _coded(names)
         q, p, f = self.columns[2:]
         quantities, prices = q.tolist(), p.tolist()
         starts = np.flatnonzero(np.diff(bar_of, prepend=-1))  # each fill bar's first row
@@ -171,6 +172,16 @@ def _by_asset(assets: list[str], codes: np.ndarray, bar_of: np.ndarray, values: 
             for first in sorted(ends, key=lambda first: rows[first])}
 
 
+def _coded(names: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """The column's names as codes, and as a list holding one string object per distinct
+    name (a log of 500,000 fills names a few thousand assets: one object each, not one per
+    row)."""
+    distinct = names.unique()
+    codes = names.cast(pl.Enum(distinct)).to_physical().to_numpy()
+    strings = distinct.to_list()
+    return codes, [strings[code] for code in codes.tolist()]
+
+
 def _ends(starts: np.ndarray, n: int) -> np.ndarray:
     """Where each run starting at `starts` (increasing, in n rows) ends."""
     return np.append(starts[1:], n)[:len(starts)]
@@ -220,14 +231,3 @@ def executions_merged(fills: pl.DataFrame) -> pl.DataFrame:
                      if c not in ("timestamp", "asset", "quantity", "price", "fee")))
               .sort("_row"))
     return merged.select(columns)
-
-
-
-def _coded(names: pl.Series) -> tuple[np.ndarray, list[str]]:
-    """The column's names as codes, and as a list holding one string object per distinct
-    name (a log of 500,000 fills names a few thousand assets: one object each, not one per
-    row)."""
-    distinct = names.unique()
-    codes = names.cast(pl.Enum(distinct)).to_physical().to_numpy()
-    strings = distinct.to_list()
-    return codes, [strings[code] for code in codes.tolist()]

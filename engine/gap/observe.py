@@ -114,8 +114,7 @@ def observe(fills: pl.DataFrame, bars: Bars, bar_of: dict, exits: bool = False) 
     index = pl.DataFrame({"timestamp": list(bar_of), "_bar": list(bar_of.values())},
                          schema={"timestamp": rows.schema["timestamp"], "_bar": pl.Int64})
     bar = rows.join(index, on="timestamp", how="left", maintain_order="left")["_bar"]
-    opens, closes = (bars.at(bar.fill_null(-1).to_numpy(), rows["asset"], field)
-                     for field in (OPEN, CLOSE))
+    opens, closes = bars.at(bar.fill_null(-1).to_numpy(), rows["asset"], OPEN, CLOSE)
     bar = bar.to_numpy()
     asset = rows["asset"].to_numpy()
     q = rows["quantity"].to_numpy()

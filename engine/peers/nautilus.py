@@ -44,6 +44,7 @@ from engine.data.loading import load_prices, load_weights
 from engine.data.market import Market
 from engine.peers import side_env
 from engine.peers.result import PeerResult
+from engine.results.derive import equity_from_fills
 
 REQUIREMENTS = (
     "nautilus_trader==1.221.0", "numpy==2.4.6", "polars==2.1.0", "pandera[polars]==0.35.0",
@@ -153,7 +154,8 @@ def _run_here(prices: pl.DataFrame, inputs: pl.DataFrame, config: BacktestConfig
 
         plan = OrdersPlan(market, inputs)
     fills, orders, account = _simulate(market, config, plan, adaptive)
-    return NautilusResult(fills, _equity(market, fills, config.initial_cash), orders, account)
+    return NautilusResult(fills, equity_from_fills(fills, market, config.initial_cash), orders,
+                          account)
 
 
 class _WeightsPlan:
@@ -355,22 +357,6 @@ def _fills_table(market: Market, fills: list[tuple]) -> pl.DataFrame:
         "fee": merged["fee"],
         "order_id": merged["order_id"],
     })
-
-
-def _equity(market: Market, fills: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
-    """Cash, positions value at the last closes and equity after each bar, from the fills."""
-    rows = market.bar_index(fills["timestamp"]) if fills.height else np.empty(0, np.int64)
-    cols = market.asset_index(fills["asset"]) if fills.height else np.empty(0, np.int64)
-    flow = np.zeros(market.n_bars)
-    shares = np.zeros((market.n_bars, market.n_assets))
-    q = fills["quantity"].to_numpy()
-    np.add.at(flow, rows, -(q * fills["price"].to_numpy()) - fills["fee"].to_numpy())
-    np.add.at(shares, (rows, cols), q)
-    cash = initial_cash + np.cumsum(flow)
-    held = np.cumsum(shares, axis=0)
-    value = np.nansum(held * np.nan_to_num(market.last_close), axis=1)
-    return pl.DataFrame({"timestamp": market.timestamps, "cash": cash,
-                         "positions_value": value, "equity": cash + value})
 
 
 if __name__ == "__main__":

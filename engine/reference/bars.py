@@ -187,9 +187,9 @@ class Bars:
         i = -1 if j is None else int(rows.where[t, j])
         return math.nan if i < 0 else float(rows.values[field][i])
 
-    def at(self, bar: np.ndarray, assets: pl.Series, field: int) -> np.ndarray:
-        """Each (bar, asset)'s `field` at exactly that bar (bars as indices, -1 for none);
-        NaN where the asset has no bar there or is not in the market."""
+    def at(self, bar: np.ndarray, assets: pl.Series, *fields: int) -> list[np.ndarray]:
+        """Each (bar, asset)'s `fields` at exactly that bar (bars as indices, -1 for none),
+        one array per field; NaN where the asset has no bar there or is not in the market."""
         rows = self.rows
         code = assets.replace_strict(rows.assets, range(len(rows.assets)), default=-1,
                                      return_dtype=pl.Int64).to_numpy()
@@ -197,8 +197,9 @@ class Bars:
         row = np.full(len(code), -1, dtype=np.int64)
         row[found] = rows.where[bar[found], code[found]]
         found[found] = row[found] >= rows.start[bar[found]]
-        out = np.full(len(code), math.nan)
-        out[found] = rows.values[field][row[found]]
+        out = [np.full(len(code), math.nan) for _ in fields]
+        for values, field in zip(out, fields, strict=True):
+            values[found] = rows.values[field][row[found]]
         return out
 
     def last_known(self, field: int) -> np.ndarray:

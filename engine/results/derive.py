@@ -39,20 +39,31 @@ def positions_from_fills(fills: pl.DataFrame, market: Market) -> pl.DataFrame:
     })
 
 
+def equity_curve(bar: np.ndarray, column: np.ndarray, quantity: np.ndarray, price: np.ndarray,
+                 fee: np.ndarray, close: np.ndarray, initial_cash: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Cash and positions value after every bar from fills as arrays (bar, asset column,
+    quantity, price, fee), the positions marked at `close` (bars × assets, 0 where no
+    close is known yet): the one mark-to-market of a fill record."""
+    held = np.zeros(close.shape)
+    flow = np.zeros(close.shape[0])
+    np.add.at(held, (bar, column), quantity)
+    np.add.at(flow, bar, -(quantity * price) - fee)
+    np.cumsum(held, axis=0, out=held)
+    return initial_cash + np.cumsum(flow), (held * close).sum(axis=1)
+
+
 def equity_from_fills(fills: pl.DataFrame, market: Market, initial_cash: float
                       ) -> pl.DataFrame:
     """Cash, positions value and equity after every bar, from fills and last closes alone."""
-    held = np.zeros((market.n_bars, market.n_assets))
-    flow = np.zeros(market.n_bars)
     if fills.height:
         rows = market.bar_index(fills["timestamp"])
         cols = market.asset_index(fills["asset"])
-        quantity = fills["quantity"].to_numpy()
-        np.add.at(held, (rows, cols), quantity)
-        np.add.at(flow, rows, -(quantity * fills["price"].to_numpy()) - fills["fee"].to_numpy())
-        np.cumsum(held, axis=0, out=held)
-    cash = initial_cash + np.cumsum(flow)
-    value = np.nansum(held * np.nan_to_num(market.last_close), axis=1)
+    else:
+        rows = cols = np.empty(0, dtype=np.int64)
+    cash, value = equity_curve(rows, cols, *(fills[c].to_numpy() for c in
+                                             ("quantity", "price", "fee")),
+                               np.nan_to_num(market.last_close), initial_cash)
     return pl.DataFrame({"timestamp": market.timestamps, "cash": cash,
                          "positions_value": value, "equity": cash + value})
 
