@@ -33,6 +33,8 @@ FAULTS = {
     "day_copy": "the cash check reads the holdings copied when the day began",
     "yesterday_close": "orders sized from the decision's close instead of the open",
     "fees_twice": "the commission taken from cash twice",
+    "fee_logged_twice": "the log's fee the commission and its tax summed, where the "
+                        "commission already includes the tax: twice what cash paid",
     "whole_target": "the whole target converted to an order, not its delta",
     "same_close": "signals filled at the close of their own bar",
     "per_share_fee": "commission $0.005 a share, at least $1, instead of a rate",
@@ -337,7 +339,8 @@ class SimulatedExecutionHandler:
             holdings = self.portfolio.day_holdings if self.faults.on("day_copy", order.bar) \
                 else self.portfolio.current_holdings
             fee = holdings["cash"] - n * price
-        self.log.append((self.data.timestamps[order.bar], order.asset, n, price, fee))
+        logged = 2.0 * fee if self.faults.on("fee_logged_twice", order.bar) else fee
+        self.log.append((self.data.timestamps[order.bar], order.asset, n, price, logged))
         return FillEvent(order.bar, order.asset, n, price, fee, order.quantity)
 
 

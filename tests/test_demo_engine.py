@@ -74,7 +74,7 @@ def test_the_strategy_decides_the_top_k_by_score():
     (Bug("double_dispatch", param="after_batch"), {"booking": "twice_hidden"}),
     (Bug("double_dispatch", param="as_executed"), {"booking": "twice_executing"}),
     (Bug("double_log"), {"booking": "logged_twice"}),
-    (Bug("fees_twice"), {"fees_twice": True}),
+    (Bug("fees_twice"), {"fee_charged": 2.0}),
     (Bug("stale_cash", param="first_buy"), {"cash_check": "first_buy"}),
     (Bug("stale_cash", param="opening"), {"cash_check": "opening"}),
     (Bug("wrong_bar", param=0), {"delay": 0, "point": "close"}),

@@ -43,6 +43,7 @@ CAUSES_OF: dict[str, tuple[str, ...]] = {
     "day_copy": ("cash_limit",),
     "yesterday_close": ("sizing_basis",),
     "fees_twice": ("sizing_basis", "fee"),
+    "fee_logged_twice": ("fee",),
     "whole_target": ("accumulation",),
     "same_close": ("look_ahead",),
     "per_share_fee": ("fee",),
@@ -202,6 +203,32 @@ def test_cash_checked_against_the_days_copy_of_the_holdings_is_a_stale_balance()
     analysis = analyzed(TIGHT, single("day_copy", "start"))
     assert _named(analysis) == [("cash_limit",
                                  "each buy checked against the cash before the batch")]
+
+
+@pytest.mark.parametrize("market", [TIGHT, SPARE], ids=["tight", "spare"])
+def test_a_log_that_doubles_the_fee_it_charged_is_one_logging_fault_carrying_the_gap(market):
+    """From mid-run the log's fee is the commission plus a tax the commission already
+    includes: twice what cash paid. The fee model the log shows (0.2%) is that logging,
+    not another fee model beside it, and the cash the engine sized from paid A's 0.1%
+    (where buys are shrunk to the cash, at 0.1%)."""
+    faults = single("fee_logged_twice", "mid-run", market)
+    analysis = analyzed(market, faults)
+    assert analysis.summary["verdict"] == "explained"
+    assert [(f["cause"], f["what"].split(" since ")[0]) for f in analysis.summary["faults"]] \
+        == [("fee", "fees logged at 2× what cash paid")]
+    assert analysis.summary["faults"][0]["share"] == pytest.approx(1.0)
+    assert problems(market, faults, analysis) == []
+
+
+def test_a_fee_charged_at_twice_the_rate_is_another_fee_model_not_a_logging_fault():
+    """The negative control: the same logged fees, really paid (a 0.2% engine), are a fee
+    model of their own."""
+    analysis = analyze(Side(fills(TIGHT), rules=rules_for(BacktestConfig(
+        fees=FEES, initial_cash=CASH)), name="A"), Side(Backtest(
+            prices(TIGHT), weights(TIGHT), CASH, 2 * FEES).run(), name="B"),
+        prices(TIGHT), weights(TIGHT), CASH)
+    assert analysis.summary["verdict"] == "explained"
+    assert _named(analysis) == [("fee", "fees 0.2000% of value instead of 0.1000% of value")]
 
 
 def test_a_per_share_commission_switched_on_mid_run_is_one_fee_model():

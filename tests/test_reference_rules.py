@@ -68,12 +68,24 @@ def test_a_row_logged_twice_is_booked_once():
 
 
 def test_fees_left_out_of_cash_let_a_buy_spend_what_the_fees_took():
-    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 1.0}}, fees=0.01, fees_in_cash=False)
+    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 1.0}}, fees=0.01, fee_charged=0.0)
     # Day 1: 50 shares, fee 5 never leaves cash (500 left). Day 2: book 500 + 500 = 1000,
     # target 100 shares, buy 50 for 500 plus a 5 fee: 505 > 500, shrunk to 500 / 1.01 / 10.
     (_, _, first, _), (_, _, second, _) = fills(result)
     assert first == 50.0
     assert second == (500.0 / 1.01) / 10.0
+
+
+def test_fees_logged_at_twice_what_was_charged_size_and_pay_at_the_charged_rate():
+    result = run(FLAT, FLAT, {0: {"A": 0.5}, 1: {"A": 1.0}}, fees=0.02, fee_logged=2.0)
+    # The log's model is 2%, the engine charges 1%. Day 1: 50 shares, a fee of 5 paid and
+    # 10 logged (495 left). Day 2: book 495 + 500 = 995, target 99.5 shares, buy 49.5 for 495
+    # plus 4.95: shrunk to what 495 pays at 1%, 495 / 1.01 / 10 shares, logged at 2% of it.
+    rows = [(q, p, f) for _t, _a, q, p, f, _o, _k in result.fills.iter_rows()]
+    assert rows[0] == (50.0, 10.0, 10.0)
+    second = (495.0 / 1.01) / 10.0
+    assert rows[1][0] == second
+    assert abs(rows[1][2] - 2 * (495.0 - second * 10.0)) < 1e-9
 
 
 def test_position_read_as_zero_buys_a_held_target_again_and_never_exits():

@@ -293,8 +293,8 @@ class _Run:
             if cause in acting:
                 rules = switch.apply(rules, t)
         for switch, last in self.states.items():
-            if switch.state in ("fees_out_of_cash", "booked_twice_since",
-                                "logged_twice_since", "fees_twice_since") \
+            if switch.state in ("fees_charged", "fees_logged", "booked_twice_since",
+                                "logged_twice_since") \
                     and switch.since <= t <= last:
                 rules = switch.apply(rules)
             elif switch.state == "booked_twice" and t == switch.since:

@@ -147,10 +147,12 @@ class Diagnoser(Search):
                     and own.bar > switch.since:
                 cash = _booked_again(cash, positions, self.log.rows.get(switch.since, ()))
                 own_positions = False
-            elif switch.state == "fees_out_of_cash" and own.bar > switch.since:
-                cash += self._fees(switch.since, own.bar, hypothesis.switches)
-            elif switch.state == "fees_twice_since" and own.bar > switch.since:
-                cash -= self._fees(switch.since, own.bar, hypothesis.switches)
+            elif switch.state == "fees_charged" and own.bar > switch.since:
+                cash += (1.0 - dict(switch.changes)["fee_charged"]) * self._fees(
+                    switch.since, own.bar, hypothesis.switches)
+            elif switch.state == "fees_logged" and own.bar > switch.since:
+                cash += (1.0 - 1.0 / dict(switch.changes)["fee_logged"]) * self._fees(
+                    switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_once" and own.bar > switch.since:
                 cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)
             elif switch.state == "belief":
@@ -261,7 +263,8 @@ class Diagnoser(Search):
         if not first and self._first[0] == t:
             first = self._first[1]
         for asset, q, p, f in first:
-            book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + f)), f, rules)
+            charged = Hooks.charged_fee(f, rules)
+            book.cash = Hooks.cash_after_fee(add(book.cash, -(q * p + charged)), charged, rules)
             book.move(asset, q)
             Hooks.executed(book, (t, asset, q, p, f, -1), rules)
         within = self._within[1] if self._within[0] == t else frozenset()

@@ -14,15 +14,17 @@ from collections import deque
 from engine.gap.logs import Key, OwnBook
 from engine.gap.verdicts import Hypothesis
 from engine.gap.vocabulary import (
+    FEE_SHARES,
     Switch,
     booked_twice,
     booked_twice_executing,
     booked_twice_since,
-    fees_out_of_cash,
+    fees_charged_since,
+    fees_logged_since,
     fees_out_of_cash_once,
-    fees_twice_since,
     in_order,
     logged_twice_since,
+    logs_fees_at,
     peer_rule_sets,
 )
 
@@ -321,8 +323,10 @@ class Search:
                     booked_twice_since(b, stamps[b], executing=True),
                     booked_twice_since(b, stamps[b]), logged_twice_since(b, stamps[b]),
                     booked_twice_since(b, stamps[b], True, "sells"))]
-                + [fees_out_of_cash(b, stamps[b]) for b in onsets]
-                + [fees_twice_since(b, stamps[b]) for b in onsets]
+                + [fees_charged_since(b, stamps[b], share) for share in FEE_SHARES
+                   for b in onsets]
+                + ([fees_logged_since(b, stamps[b]) for b in onsets]
+                   if logs_fees_at(2.0, self.observed.rules_at(t), self.trusted) else [])
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def belief_sets(self, t: int, currents: list[frozenset[Switch]]

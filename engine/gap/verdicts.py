@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from engine.gap.exits import ExitRule
 from engine.gap.logs import Key
 from engine.gap.observe import Observed
-from engine.gap.vocabulary import Switch
+from engine.gap.vocabulary import FEE_FIELDS, Switch, logs_fees_at
 from engine.reference import Book, Rules
 
 
@@ -164,8 +164,13 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
              if visible[n] != getattr(trusted, n) and not (n == "point" and timed)]
     if (visible["rounding"], visible["lot"]) != (trusted.rounding, trusted.lot):
         names.append("rounding")
-    if any(visible[n] != getattr(trusted, n) for n in ("fees", "per_share", "min_fee",
-                                                          "fixed_fee")):
+    multiple = next((dict(s.changes)["fee_logged"] for s in switches
+                     if s.state == "fees_logged"), None)
+    if multiple is not None:  # a log at the switch's multiple of the trusted fees is it
+        fees_differ = not logs_fees_at(multiple, visible, trusted)
+    else:
+        fees_differ = any(visible[n] != getattr(trusted, n) for n in FEE_FIELDS)
+    if fees_differ:
         names.append("fees")
     if observed.exit_fields and t >= observed.exit_since:
         names.append("exit_rule")

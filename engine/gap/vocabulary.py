@@ -6,8 +6,8 @@ sizing basis, cash checks, accumulation in its forms, stale positions, rounding,
 caps, duplicate rows; with position rules, how their exits are armed and filled: the
 intra-bar path, stop priority, stop base, trailing reference, stop slippage, gap fill
 price, entry-bar check) or a change of the engine's hidden state from some bar on (fills
-booked twice at one bar; fees left out of cash since a bar). docs/trade_gap.md shows one
-example of each.
+booked twice at one bar; fees charged at another share of what is logged since a bar).
+docs/trade_gap.md shows one example of each.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Switch:
 
     `changes` are `Rules` fields. A state switch (`state` set) also changes the book the
     engine believes it has, from bar `since` on: "booked_twice" adds the fills of bar
-    `since` once more; "fees_out_of_cash" gives back every fee paid since `since`;
+    `since` once more; "fees_charged" charges every fee paid since `since` at another
+share of what is logged (`fee_charged`);
     "belief" has targets netted against the positions of `belief`, a shape of belief
     (engine/gap/belief.py).
     """
@@ -291,20 +292,39 @@ def booked_over_logged(switch: Switch) -> float:
     return booked / logged
 
 
-def fees_out_of_cash(bar: int, timestamp: Any) -> Switch:
-    return Switch("sizing_basis", f"fees left out of cash since {day(timestamp)}",
-                  (("fees_in_cash", False),), state="fees_out_of_cash", since=bar)
+# What cash paid of each logged fee, in words: never, twice.
+FEE_SHARES = {0.0: "fees left out of cash", 2.0: "fees charged twice (logged once)"}
 
 
-def fees_twice_since(bar: int, timestamp: Any) -> Switch:
-    """Every fee since `bar` taken from cash twice as it executes (logged once)."""
-    return Switch("sizing_basis", f"fees charged twice (logged once) since {day(timestamp)}",
-                  (("fees_twice", True),), state="fees_twice_since", since=bar)
+def fees_charged_since(bar: int, timestamp: Any, share: float) -> Switch:
+    """Every fee since `bar` charged to cash at `share` times what is logged (FEE_SHARES)."""
+    return Switch("sizing_basis", f"{FEE_SHARES[share]} since {day(timestamp)}",
+                  (("fee_charged", share),), state="fees_charged", since=bar)
+
+
+def fees_logged_since(bar: int, timestamp: Any, multiple: float = 2.0) -> Switch:
+    """Every fee since `bar` logged at `multiple` times what the engine charged and sized
+    its buys with (a log that sums a commission and a tax it already includes)."""
+    return Switch("fee", f"fees logged at {multiple:g}× what cash paid since {day(timestamp)}",
+                  (("fee_logged", multiple),), state="fees_logged", since=bar)
+
+
+FEE_FIELDS = ("fees", "per_share", "min_fee", "fixed_fee")
+
+
+def logs_fees_at(multiple: float, logged: dict, trusted: Rules) -> bool:
+    """Whether a logged fee model (its `Rules` fields) is the trusted one at `multiple`
+    times: what a log that multiplies the fees it charged shows (`fees_logged_since` is
+    proposed only then; a free multiple of any fee would absorb other faults)."""
+    if not any(getattr(trusted, name) for name in FEE_FIELDS):
+        return False
+    return all(abs(logged[name] - getattr(trusted, name) * multiple)
+               <= 1e-9 * max(abs(logged[name]), 1e-12) for name in FEE_FIELDS)
 
 
 def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:
     return Switch("sizing_basis", f"the fees of {day(timestamp)} left out of cash",
-                  (("fees_in_cash", False),), state="fees_once", since=bar)
+                  (("fee_charged", 0.0),), state="fees_once", since=bar)
 
 
 def belief_switch(cause: str, words: str, since: int, shape: Any) -> Switch:

@@ -6,8 +6,9 @@ fill is booked and logged once, at the one price and fee the rules give. The gap
 switches these off one `Rules` field at a time to name what another engine did: positions
 read as zero or as they were a few batches ago (`position_basis`, `stale_lag`), targets
 ordered whole instead of their delta (`whole_targets`), exits never
-ordered (`exits_lost`), buys checked against a stale balance (`cash_check`), fees that never
-leave cash or leave it twice (`fees_in_cash`, `fees_twice`), fills booked or logged twice
+ordered (`exits_lost`), buys checked against a stale balance (`cash_check`), fees that leave
+cash at another share of what is logged (`fee_charged`) or are logged at a multiple of
+what the engine charged (`fee_logged`), fills booked or logged twice
 (`booking`), and a one-off price or fee at one bar (`Overrides`, given to `step`).
 """
 
@@ -87,11 +88,31 @@ class Faults:
         return cash, fee
 
     @staticmethod
+    def charging(rules: Rules) -> Rules:
+        """The rules with the fee model the engine charges and sizes buys with: the logged
+        model (the rules' fee fields) over `fee_logged`."""
+        k = rules.fee_logged
+        if k == 1.0:
+            return rules
+        return rules.with_(fees=rules.fees / k, per_share=rules.per_share / k,
+                           min_fee=rules.min_fee / k, fixed_fee=rules.fixed_fee / k)
+
+    @staticmethod
+    def logged_fee(fee: float, rules: Rules) -> float:
+        """The fee the log shows for a fill that charged `fee`."""
+        return fee if rules.fee_logged == 1.0 else fee * rules.fee_logged
+
+    @staticmethod
+    def charged_fee(fee: float, rules: Rules) -> float:
+        """The fee a fill whose log shows `fee` charged."""
+        return fee if rules.fee_logged == 1.0 else fee / rules.fee_logged
+
+    @staticmethod
     def cash_after_fee(cash: float, fee: float, rules: Rules) -> float:
-        """The cash after a fill that paid `fee`: back in cash without `fees_in_cash`,
-        paid once more with `fees_twice`."""
-        cash = cash if rules.fees_in_cash else add(cash, fee)
-        return add(cash, -fee) if rules.fees_twice else cash
+        """The cash after a fill that paid its logged `fee`, when the engine charges
+        `fee_charged` times it (the difference given back or taken again)."""
+        share = rules.fee_charged
+        return cash if share == 1.0 else add(cash, fee * (1.0 - share))
 
     # Buys against a stale balance
 
@@ -119,11 +140,13 @@ class Faults:
     @staticmethod
     def book_again(book: Book, fill: Fill, rules: Rules) -> None:
         """Book a logged fill once more (an engine that books its fills twice, or only its
-        sells or buys: `Rules.booked_side`)."""
+        sells or buys: `Rules.booked_side`), its fee as charged, at most once."""
         _, asset, quantity, price, fee, _ = fill
         if rules.booked_side != "all" and (quantity < 0) != (rules.booked_side == "sells"):
             return
-        book.cash = add(book.cash, -quantity * price - (fee if rules.fees_in_cash else 0.0))
+        fee = Faults.charged_fee(fee, rules)
+        charged = fee if rules.fee_charged >= 1.0 else fee * rules.fee_charged
+        book.cash = add(book.cash, -quantity * price - charged)
         book.move(asset, quantity)
 
     @classmethod

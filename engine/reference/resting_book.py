@@ -303,7 +303,7 @@ class RestingOrders:
         if slipped:
             slippage = rules.slippage if rules.stop_slippage or not order.is_stop else 0.0
             price = stop_fill_price(price, is_buy, bar, slippage)
-        plain = rules.with_(slippage=0.0)
+        plain = self.faults.charging(rules).with_(slippage=0.0)
         if is_buy:
             status, reason, size, adjusted, fee, cash = buy(size, price, book.cash, headroom,
                                                             plain)
@@ -316,9 +316,9 @@ class RestingOrders:
             return
         quantity = size if is_buy else -size
         self._use_volume(order.asset, cap, quantity)
-        book.cash = cash
+        book.cash = self.faults.cash_after_fee(cash, fee, rules)
         book.move(order.asset, quantity)
-        fill = (t, order.asset, quantity, adjusted, fee, order.id)
+        fill = (t, order.asset, quantity, adjusted, self.faults.logged_fee(fee, rules), order.id)
         self.faults.executed(book, fill, rules)  # booked and logged as any fill is (a batch
         self.fills += self.faults.batch_logged(book, [fill], rules)  # of its own)
         rule = order.trigger if order.close_position else None

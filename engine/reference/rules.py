@@ -74,8 +74,12 @@ class Rules:
     # fill: marks not updated before the batch is sized)
     value_refresh: bool = False  # the book value is re-read after every order of a batch
     held_valuation: str = "last_close"  # a held asset without a bar: last close or last fill price
-    fees_in_cash: bool = True  # off: fees are logged but never leave the cash the engine sees
-    fees_twice: bool = False  # on: each fee leaves cash twice as it executes (logged once)
+    # the share of each logged fee that leaves the cash the engine sees, as it executes: 0
+    # logged but never charged, 2 charged twice (logged once)
+    fee_charged: float = 1.0
+    # the log's fee over what the engine charged and sized its buys with (2: a log that sums
+    # a commission and the tax it already includes); the fee fields are the logged model
+    fee_logged: float = 1.0
     position_basis: str = "current"  # the position a target is netted against
     whole_targets: bool = False  # a target other than 0 ordered whole, not netted (a target
     # of 0 still closes the position read): order_target_percent sizing the whole target

@@ -504,11 +504,12 @@ class Simulation(RestingOrders):
         cap = self._cap(asset, rules, volume)
         if cap is not None:
             size = min(size, cap)
+        charging = faults.charging(rules)
         if delta > 0:
             status, reason, size, adjusted, fee, cash = faults.buy(size, price, book,
-                                                                   headroom, rules)
+                                                                   headroom, charging)
         else:
-            status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, rules)
+            status, reason, size, adjusted, fee, cash = sell(size, price, book.cash, charging)
         quantity = size if delta > 0 else -size
         self._use_volume(asset, cap, quantity)
         kept = cap is not None and abs(quantity) >= cap and abs(delta - quantity) > 1e-9 \
@@ -518,7 +519,7 @@ class Simulation(RestingOrders):
             cash, fee = faults.fee(asset, cash, fee)
             book.cash = faults.cash_after_fee(cash, fee, rules)
             book.move(asset, quantity)
-            fill = (t, asset, quantity, adjusted, fee, order.id)
+            fill = (t, asset, quantity, adjusted, faults.logged_fee(fee, rules), order.id)
             faults.executed(book, fill, rules)  # the batch's later orders see it
             if self.resting or self._children or rules.position_rules:
                 self._after_fill(t, rules, asset, position, adjusted, order.id,
