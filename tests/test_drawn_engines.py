@@ -111,3 +111,19 @@ def test_the_truth_says_which_bug_changed_a_fill_and_from_when():
 def _market():
     prices = generate_market(MARKET.n_assets, MARKET.n_days, MARKET.data_seed, gaps=False)
     return prices, momentum_scores(prices)
+
+
+def test_an_engine_that_stops_trading_for_good_is_not_read_as_fills_moved_out_of_sight():
+    """Every fill booked twice after its batch (cash far below zero: no buy fits) beside a
+    strategy that reads a second portfolio (nothing is ever sold): after its first batch
+    the engine never trades again. A timing switch reproduces each silent rebalance by
+    moving its fills to the decision's own bar, where it is refuted at the next decision;
+    a set that keeps reproducing the silences outranks it. (Which cash story explains the
+    silence, a double booking or a cash policy that rejects, the log cannot tell.)"""
+    drawn = draw_engine(1056)
+    assert [p.bug.name for p in drawn.planted if p.changed] == ["double_dispatch",
+                                                                "second_portfolio"]
+    assert drawn.fills["timestamp"].n_unique() == 1
+    named = {f["cause"] for f in analyze_drawn(drawn).summary["faults"]}
+    assert "accumulation" in named
+    assert not named & {"look_ahead", "timing"}

@@ -102,7 +102,8 @@ class Search:
         (a fault ended) or plus one (another began), then single switches; beside them
         (unless one lasts `PERSIST` bars) the shapes of what the side believed it held,
         read from its orders (`belief_sets`); then pairs of the switches that helped
-        alone. The search stops at the first level that reproduces the bar. Several sets
+        alone. The search stops at the first level that reproduces the bar, except that
+        pairs are tried where no set found reproduces a bar after this one. Several sets
         may reproduce a bar and part ways later, so each is run over the next bars
         (`PERSIST` of them); if none lasts that long, a beam extends the closest ones one
         switch at a time (an engine that differs in several ways at once, such as a peer's
@@ -172,7 +173,7 @@ class Search:
             evaluate(beliefs)
         helpful = sorted((s for s in singles if tried.get(frozenset({s}), (start,))[0] < start),
                          key=lambda s: tried[frozenset({s})][0])[:HELPFUL]
-        if not found:
+        if not any(h.lasted for h in found):  # none reproduces a bar after this one
             evaluate([frozenset({a, b}) for a in helpful for b in singles
                       if a != b and _compatible(a, b)])
         for _ in range(BEAM_DEPTH):
@@ -308,7 +309,9 @@ class Search:
             if self.mismatches(guess, actual):
                 break
             probe.advance(book)
-            lasted += 1 if actual or guess else 0
+            # a bar counts where fills were due: the side's, the guess's, or the other
+            # side's that the side lacks (reproducing a silence there is evidence too)
+            lasted += 1 if actual or guess or own.bar in self.label_bars else 0
         return lasted
 
     def state_switches(self, t: int) -> list[Switch]:
