@@ -63,9 +63,9 @@ class Switch:
     `changes` are `Rules` fields. A state switch (`state` set) also changes the book the
     engine believes it has, from bar `since` on: "booked_twice" adds the fills of bar
     `since` once more; "fees_charged" charges every fee paid since `since` at another
-share of what is logged (`fee_charged`);
-    "belief" has targets netted against the positions of `belief`, a shape of belief
-    (engine/gap/belief.py).
+    share of what is logged (`fee_charged`); "fees_logged" gives back what the log shows
+    of each fee beyond what was charged (`fee_logged`); "belief" has targets netted
+    against the positions of `belief`, a shape of belief (engine/gap/belief.py).
     """
 
     cause: str
