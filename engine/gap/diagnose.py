@@ -48,6 +48,7 @@ from engine.gap.vocabulary import (
     SPANS,
     Switch,
     booked_over_logged,
+    charged_share,
     in_order,
     one_sided,
     rule_switches,
@@ -147,11 +148,8 @@ class Diagnoser(Search):
                     and own.bar > switch.since:
                 cash = _booked_again(cash, positions, self.log.rows.get(switch.since, ()))
                 own_positions = False
-            elif switch.state == "fees_charged" and own.bar > switch.since:
-                cash += (1.0 - dict(switch.changes)["fee_charged"]) * self._fees(
-                    switch.since, own.bar, hypothesis.switches)
-            elif switch.state == "fees_logged" and own.bar > switch.since:
-                cash += (1.0 - 1.0 / dict(switch.changes)["fee_logged"]) * self._fees(
+            elif switch.state in ("fees_charged", "fees_logged") and own.bar > switch.since:
+                cash += (1.0 - charged_share(switch)) * self._fees(
                     switch.since, own.bar, hypothesis.switches)
             elif switch.state == "fees_once" and own.bar > switch.since:
                 cash += self._fees(switch.since, switch.since + 1, hypothesis.switches)

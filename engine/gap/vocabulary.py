@@ -309,6 +309,13 @@ def fees_logged_since(bar: int, timestamp: Any, multiple: float = 2.0) -> Switch
                   (("fee_logged", multiple),), state="fees_logged", since=bar)
 
 
+def charged_share(switch: Switch) -> float:
+    """What cash paid of each logged fee under a fee switch: its `fee_charged`, or one
+    over its `fee_logged` (the book rebuilt from the log gives back the rest)."""
+    changes = dict(switch.changes)
+    return changes["fee_charged"] if "fee_charged" in changes else 1.0 / changes["fee_logged"]
+
+
 FEE_FIELDS = ("fees", "per_share", "min_fee", "fixed_fee")
 
 
