@@ -34,7 +34,8 @@ FAULTS = {
     "yesterday_close": "orders sized from the decision's close instead of the open",
     "fees_twice": "the commission taken from cash twice",
     "fee_logged_twice": "the log's fee the commission and its tax summed, where the "
-                        "commission already includes the tax: twice what cash paid",
+                        "commission already includes the tax: twice what cash paid "
+                        "(`param`: the tax's share of the commission, 1 unless given)",
     "whole_target": "the whole target converted to an order, not its delta",
     "same_close": "signals filled at the close of their own bar",
     "per_share_fee": "commission $0.005 a share, at least $1, instead of a rate",
@@ -339,7 +340,8 @@ class SimulatedExecutionHandler:
             holdings = self.portfolio.day_holdings if self.faults.on("day_copy", order.bar) \
                 else self.portfolio.current_holdings
             fee = holdings["cash"] - n * price
-        logged = 2.0 * fee if self.faults.on("fee_logged_twice", order.bar) else fee
+        doubled = self.faults.on("fee_logged_twice", order.bar)
+        logged = fee * (1.0 + (doubled.param or 1.0)) if doubled else fee
         self.log.append((self.data.timestamps[order.bar], order.asset, n, price, logged))
         return FillEvent(order.bar, order.asset, n, price, fee, order.quantity)
 

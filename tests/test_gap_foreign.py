@@ -205,30 +205,36 @@ def test_cash_checked_against_the_days_copy_of_the_holdings_is_a_stale_balance()
                                  "each buy checked against the cash before the batch")]
 
 
+@pytest.mark.parametrize("tax, multiple", [(1.0, "2"), (0.5, "1.5")])
 @pytest.mark.parametrize("market", [TIGHT, SPARE], ids=["tight", "spare"])
-def test_a_log_that_doubles_the_fee_it_charged_is_one_logging_fault_carrying_the_gap(market):
+def test_a_log_that_adds_a_tax_already_charged_is_one_logging_fault_carrying_the_gap(
+        market, tax, multiple):
     """From mid-run the log's fee is the commission plus a tax the commission already
-    includes: twice what cash paid. The fee model the log shows (0.2%) is that logging,
-    not another fee model beside it, and the cash the engine sized from paid A's 0.1%
-    (where buys are shrunk to the cash, at 0.1%)."""
-    faults = single("fee_logged_twice", "mid-run", market)
+    includes (the tax the whole commission, or half of it): twice or 1.5 times what cash
+    paid. The fee model the log shows is that logging, not another fee model beside it,
+    and the cash the engine sized from paid A's 0.1% (where buys are shrunk to the cash,
+    at 0.1%)."""
+    faults = Faults((Fault("fee_logged_twice", mid(market), tax),))
     analysis = analyzed(market, faults)
     assert analysis.summary["verdict"] == "explained"
     assert [(f["cause"], f["what"].split(" since ")[0]) for f in analysis.summary["faults"]] \
-        == [("fee", "fees logged at 2× what cash paid")]
+        == [("fee", f"fees logged at {multiple}× what cash paid")]
     assert analysis.summary["faults"][0]["share"] == pytest.approx(1.0)
     assert problems(market, faults, analysis) == []
 
 
-def test_a_fee_charged_at_twice_the_rate_is_another_fee_model_not_a_logging_fault():
-    """The negative control: the same logged fees, really paid (a 0.2% engine), are a fee
-    model of their own."""
-    analysis = analyze(Side(fills(TIGHT), rules=rules_for(BacktestConfig(
+@pytest.mark.parametrize("rate, words", [(2.0, "0.2000%"), (1.5, "0.1500%")])
+@pytest.mark.parametrize("market", [TIGHT, SPARE], ids=["tight", "spare"])
+def test_a_fee_charged_at_a_multiple_of_the_rate_is_another_fee_model_not_a_logging_fault(
+        market, rate, words):
+    """The negative control: the same logged fees, really paid (a 0.2% or 0.15% engine),
+    are a fee model of their own."""
+    analysis = analyze(Side(fills(market), rules=rules_for(BacktestConfig(
         fees=FEES, initial_cash=CASH)), name="A"), Side(Backtest(
-            prices(TIGHT), weights(TIGHT), CASH, 2 * FEES).run(), name="B"),
-        prices(TIGHT), weights(TIGHT), CASH)
+            prices(market), weights(market), CASH, rate * FEES).run(), name="B"),
+        prices(market), weights(market), CASH)
     assert analysis.summary["verdict"] == "explained"
-    assert _named(analysis) == [("fee", "fees 0.2000% of value instead of 0.1000% of value")]
+    assert _named(analysis) == [("fee", f"fees {words} of value instead of 0.1000% of value")]
 
 
 def test_a_per_share_commission_switched_on_mid_run_is_one_fee_model():

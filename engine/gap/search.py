@@ -23,8 +23,8 @@ from engine.gap.vocabulary import (
     fees_logged_since,
     fees_out_of_cash_once,
     in_order,
+    logged_multiple,
     logged_twice_since,
-    logs_fees_at,
     peer_rule_sets,
 )
 
@@ -320,6 +320,7 @@ class Search:
         stamps = self.bars.timestamps
         recent = earlier[-RECENT:]
         onsets = list(dict.fromkeys([*earlier[:1], *recent, t]))
+        multiple = logged_multiple(self.observed.rules_at(t), self.trusted)
         return ([booked_twice(b, stamps[b]) for b in reversed(recent)]
                 + [booked_twice_executing(b, stamps[b]) for b in [t, *reversed(recent)]]
                 + [switch for b in onsets for switch in (
@@ -328,8 +329,8 @@ class Search:
                     booked_twice_since(b, stamps[b], True, "sells"))]
                 + [fees_charged_since(b, stamps[b], share) for share in FEE_SHARES
                    for b in onsets]
-                + ([fees_logged_since(b, stamps[b]) for b in onsets]
-                   if logs_fees_at(2.0, self.observed.rules_at(t), self.trusted) else [])
+                + [fees_logged_since(b, stamps[b], multiple) for b in onsets
+                   if multiple is not None]
                 + [fees_out_of_cash_once(b, stamps[b]) for b in reversed(recent)])
 
     def belief_sets(self, t: int, currents: list[frozenset[Switch]]

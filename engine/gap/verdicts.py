@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from engine.gap.exits import ExitRule
 from engine.gap.logs import Key
 from engine.gap.observe import Observed
-from engine.gap.vocabulary import FEE_FIELDS, Switch, logs_fees_at
+from engine.gap.vocabulary import FEE_FIELDS, Switch, logged_multiple
 from engine.reference import Book, Rules
 
 
@@ -167,7 +167,7 @@ def departures(t: int, switches: frozenset[Switch], observed: Observed, trusted:
     multiple = next((dict(s.changes)["fee_logged"] for s in switches
                      if s.state == "fees_logged"), None)
     if multiple is not None:  # a log at the switch's multiple of the trusted fees is it
-        fees_differ = not logs_fees_at(multiple, visible, trusted)
+        fees_differ = logged_multiple(visible, trusted) != multiple
     else:
         fees_differ = any(visible[n] != getattr(trusted, n) for n in FEE_FIELDS)
     if fees_differ:

@@ -302,10 +302,10 @@ def fees_charged_since(bar: int, timestamp: Any, share: float) -> Switch:
                   (("fee_charged", share),), state="fees_charged", since=bar)
 
 
-def fees_logged_since(bar: int, timestamp: Any, multiple: float = 2.0) -> Switch:
+def fees_logged_since(bar: int, timestamp: Any, multiple: float) -> Switch:
     """Every fee since `bar` logged at `multiple` times what the engine charged and sized
     its buys with (a log that sums a commission and a tax it already includes)."""
-    return Switch("fee", f"fees logged at {multiple:g}× what cash paid since {day(timestamp)}",
+    return Switch("fee", f"fees logged at {multiple:.4g}× what cash paid since {day(timestamp)}",
                   (("fee_logged", multiple),), state="fees_logged", since=bar)
 
 
@@ -319,14 +319,24 @@ def charged_share(switch: Switch) -> float:
 FEE_FIELDS = ("fees", "per_share", "min_fee", "fixed_fee")
 
 
-def logs_fees_at(multiple: float, logged: dict, trusted: Rules) -> bool:
-    """Whether a logged fee model (its `Rules` fields) is the trusted one at `multiple`
-    times: what a log that multiplies the fees it charged shows (`fees_logged_since` is
-    proposed only then; a free multiple of any fee would absorb other faults)."""
-    if not any(getattr(trusted, name) for name in FEE_FIELDS):
-        return False
-    return all(abs(logged[name] - getattr(trusted, name) * multiple)
-               <= 1e-9 * max(abs(logged[name]), 1e-12) for name in FEE_FIELDS)
+def logged_multiple(logged: dict, trusted: Rules) -> float | None:
+    """The one multiple (other than 1) of the trusted fee model that a logged fee model (its
+    `Rules` fields) is, every field alike, else None: what a log that multiplies the fees
+    it charged shows (`fees_logged_since` is proposed only at that multiple; a free
+    multiple of any fee model would absorb other faults)."""
+    ratios = []
+    for name in FEE_FIELDS:
+        mine, theirs = logged[name], getattr(trusted, name)
+        if theirs == 0.0:
+            if mine != 0.0:
+                return None
+        else:
+            ratios.append(mine / theirs)
+    if not ratios or ratios[0] <= 0.0 or abs(ratios[0] - 1.0) <= 1e-9:
+        return None
+    if any(abs(ratio - ratios[0]) > 1e-9 * ratios[0] for ratio in ratios):
+        return None
+    return ratios[0]
 
 
 def fees_out_of_cash_once(bar: int, timestamp: Any) -> Switch:
