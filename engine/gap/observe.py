@@ -2,8 +2,10 @@
 
 Each is fitted robustly over the whole log (the model most fills follow exactly, so a
 one-off error cannot bend it), then checked bar by bar: a bar whose fills follow another
-model consistently is a change of rules at that bar; a fill that fits neither its bar's
-model nor the log's is a one-off price or fee (an override the oracle replays as given).
+model consistently is a change of rules at that bar (another price point from one fill on,
+as a fill exactly at the other point is no coincidence; another slippage from two); a fill
+that fits neither its bar's model nor the log's is a one-off price or fee (an override the
+oracle replays as given).
 """
 
 from __future__ import annotations
@@ -147,8 +149,10 @@ def observe(fills: pl.DataFrame, bars: Bars, bar_of: dict, exits: bool = False) 
         held = ~free[rows_of_bar]
         if (~price_fit[rows_of_bar]).mean() > 0.5 and held.any():
             local_price = _price_model(local, held)
+            # a bar's own slippage needs two fills to show it (one fill's is its price)
             if (_fits_price(local_price, local)[held].mean() > 0.5
-                    and local_price != price):
+                    and local_price != price
+                    and (local_price.slippage == 0.0 or held.sum() >= 2)):
                 price_by_bar[b] = local_price
             else:
                 local_price = price
@@ -175,8 +179,11 @@ def _unslipped(price: float, side: float, slippage: float) -> float:
 
 
 def _price_model(slip: dict[str, np.ndarray], where: np.ndarray) -> PriceModel:
-    """The (point, slippage) most of the chosen fills follow exactly."""
-    best, best_count = PriceModel(), -1
+    """The (point, slippage) most of the chosen fills follow exactly; between as many, the
+    one without slippage (a fill at the close is not one at the open slipped by chance).
+    Slippage is against the trader: a point whose commonest value is below zero is that
+    point without slippage, counting the fills it fits."""
+    best, best_rank = PriceModel(), (-1, False)
     for point in ("open", "close"):
         values = np.round(slip[point][where], 10)
         values = values[np.isfinite(values)]
@@ -184,8 +191,12 @@ def _price_model(slip: dict[str, np.ndarray], where: np.ndarray) -> PriceModel:
             continue
         unique, counts = np.unique(values, return_counts=True)
         i = int(counts.argmax())
-        if counts[i] > best_count:
-            best, best_count = PriceModel(point, float(max(unique[i], 0.0))), int(counts[i])
+        slippage, count = float(unique[i]), int(counts[i])
+        if slippage < 0.0:
+            slippage, count = 0.0, int((values == 0.0).sum())
+        rank = (count, slippage == 0.0)
+        if rank > best_rank:
+            best, best_rank = PriceModel(point, slippage), rank
     return best
 
 
