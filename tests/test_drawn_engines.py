@@ -127,3 +127,16 @@ def test_an_engine_that_stops_trading_for_good_is_not_read_as_fills_moved_out_of
     named = {f["cause"] for f in analyze_drawn(drawn).summary["faults"]}
     assert "accumulation" in named
     assert not named & {"look_ahead", "timing"}
+
+
+def test_a_risk_managers_stop_disarmed_where_the_fill_it_announced_left_no_position():
+    """Draw 1015 books each fill twice as it executes and has a risk manager whose stop is
+    armed from flat and disarmed at flat, as the broker announces each fill (booked once).
+    A sale of the whole position the engine believes (twice what it holds) leaves it flat as
+    announced, then short once booked again: the stop is gone, not turned into a buy-back
+    of the believed short."""
+    drawn = draw_engine(1015)
+    assert {p.bug.name for p in drawn.planted} == {"double_dispatch", "risk_manager"}
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "explained"
+    assert judgement.right, "\n".join(judgement.problems)

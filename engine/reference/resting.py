@@ -82,14 +82,20 @@ class Resting:
     filled: float = 0.0  # shares filled so far (the volume cap can cut a fill short)
     status: str = "open"
     reason: str | None = None
+    # a rule's exit that a reversal keeps (`Rules.reversal_rearms` off) stays on the side
+    # it was armed for (True: it buys), whatever the position is when it is tried
+    side: bool | None = None
 
     @property
     def close_position(self) -> bool:
         return self.quantity is None
 
     def is_buy(self, position: float) -> bool:
-        """A rule's exit buys when the position is short."""
-        return position < 0 if self.quantity is None else self.quantity > 0
+        """A rule's exit buys when the position is short (or, kept through a reversal,
+        when the one it was armed for was)."""
+        if self.quantity is None:
+            return position < 0 if self.side is None else self.side
+        return self.quantity > 0
 
     @property
     def is_stop(self) -> bool:

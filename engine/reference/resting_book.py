@@ -318,6 +318,7 @@ class RestingOrders:
         self._use_volume(order.asset, cap, quantity)
         book.cash = self.faults.cash_after_fee(cash, fee, rules)
         book.move(order.asset, quantity)
+        announced = book.positions.get(order.asset, 0.0)  # after the fill, booked once
         fill = (t, order.asset, quantity, adjusted, self.faults.logged_fee(fee, rules), order.id)
         self.faults.executed(book, fill, rules)  # booked and logged as any fill is (a batch
         self.fills += self.faults.batch_logged(book, [fill], rules)  # of its own)
@@ -334,19 +335,20 @@ class RestingOrders:
         for child in self._waiting_children(order.id):
             self._arm(child, t, adjusted, bar, rules.stop_base)
         self._after_fill(t, rules, order.asset, position, adjusted, order.id,
-                         closes_by_target=False)
+                         closes_by_target=False, after=announced)
 
     def _after_fill(self, t: int, rules: Rules, asset: str, before: float, price: float,
-                    order_id: int, closes_by_target: bool) -> None:
+                    order_id: int, closes_by_target: bool, after: float) -> None:
         """What a fill sets off: a market parent's children go live, a position opened
         from flat gets the position rules' exits, a position closed loses them (and, when
         a target closed it, every resting order of the asset); a reversed position loses
-        its exits and gets new ones."""
+        its exits and gets new ones. `after` is the position once the fill is booked (once:
+        an engine that books it again as it executes announces it first, so what watches
+        its positions reads them after the first booking)."""
         bar = self.bars.rows[t][asset]
         for child in self._children.pop(order_id, []):
             if child.status == "open":
                 self._arm(child, t, price, bar, rules.stop_base)
-        after = self.book.positions.get(asset, 0.0)
         reversed_ = before * after < 0.0 and rules.reversal_rearms
         if after == 0.0 or reversed_:  # closed, or reversed
             for order in self._by_asset.get(asset, ()):
@@ -374,7 +376,8 @@ class RestingOrders:
             live = t + rules.max_bars if rule == "time_exit" \
                 else t + (0 if rules.entry_bar_check else 1)
             order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
-                            live_from=live, group=group, trigger=rule, **fields)
+                            live_from=live, group=group, trigger=rule,
+                            side=None if rules.reversal_rearms else position < 0, **fields)
             self._add_resting(order)
             self.resting_orders[order_id] = order
             self.triggers[order_id] = rule

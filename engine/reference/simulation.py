@@ -194,13 +194,14 @@ class Simulation(RestingOrders):
             if row is not None and asset not in ordered:
                 if asset not in row:
                     continue  # no bar: none is tried at `at`
-                reach = (row[asset], held < 0)
+                buys = held < 0 if rules.reversal_rearms else position < 0  # (`Resting.side`)
+                reach = (row[asset], buys)
                 if reaching is not None:
-                    key = (asset, bar, price, position > 0, held < 0)
+                    key = (asset, bar, price, position > 0, buys)
                     can = reaching.get(key)
                     if can is None:
                         can = reaching[key] = any(
-                            reaches(kind, held < 0, level, reach[0])
+                            reaches(kind, buys, level, reach[0])
                             for kind, level in self._levels(rules, asset, bar, price, position))
                     if not can:
                         continue
@@ -519,11 +520,13 @@ class Simulation(RestingOrders):
             cash, fee = faults.fee(asset, cash, fee)
             book.cash = faults.cash_after_fee(cash, fee, rules)
             book.move(asset, quantity)
+            announced = book.positions.get(asset, 0.0)  # after the fill, booked once
             fill = (t, asset, quantity, adjusted, faults.logged_fee(fee, rules), order.id)
             faults.executed(book, fill, rules)  # the batch's later orders see it
             if self.resting or self._children or rules.position_rules:
                 self._after_fill(t, rules, asset, position, adjusted, order.id,
-                                 closes_by_target=order.target_kind is not None)
+                                 closes_by_target=order.target_kind is not None,
+                                 after=announced)
         elif order.id in self._children and not kept:
             for child in self._children.pop(order.id):
                 self._settle(child, t, "cancelled", "cancelled")
