@@ -240,6 +240,10 @@ class Search:
                 if replays[candidate].run(perfect) == perfect[0]:
                     scores[candidate] = perfect[0]
                     ranks = sorted([*ranks, perfect], reverse=True)[:BEAM_WIDTH]
+            if ranks:  # the level's best reproduce the window: the others' scores are moot
+                best = max((c for c in fresh if c in scores),
+                           key=lambda c: (scores[c], -len(c)))
+                break
             for candidate in fresh:  # then the others, resumed where they stopped
                 if candidate in scores:
                     continue
