@@ -129,6 +129,57 @@ def test_an_engine_that_stops_trading_for_good_is_not_read_as_fills_moved_out_of
     assert not named & {"look_ahead", "timing"}
 
 
+def test_closes_at_a_decisions_own_bar_that_a_look_ahead_replay_makes_answer_it():
+    """Draw 1030 fills each decision at its own close from bar 138 on; at 138 a stale cash
+    check refuses the buy, so the bar's one fill is the sale of a position the decision
+    drops. A whole close at a decision's bar looks like an exit no decision made; that an
+    earlier timing reproduces the bar says it answers the decision, filled early."""
+    drawn = draw_engine(1030)
+    assert {p.bug.name: p.bug.since for p in drawn.planted}["wrong_bar"] == 138
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "explained"
+    assert judgement.right, "\n".join(judgement.problems)
+
+
+@pytest.mark.parametrize("seed", [3056, 3167])
+def test_a_fault_that_begins_under_a_timing_in_force_is_warmed_under_that_timing(seed):
+    """Both engines fill two bars after each decision, and later book every fill twice
+    (3056) or read positions two batches late (3167). The set that adds the new fault
+    re-decides the last decision under the timing still in force: warmed under the
+    trusted timing, that decision's orders fall due on a bar with no fills and are gone."""
+    drawn = draw_engine(seed)
+    assert "wrong_bar" in {p.bug.name for p in drawn.planted if p.changed}
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "explained"
+    assert judgement.right, "\n".join(judgement.problems)
+
+
+def test_fees_charged_twice_by_an_engine_that_logs_and_books_each_fill_twice():
+    """Draw 3149 writes each fill to its log twice, books it twice and charges its fee once
+    more: cash pays three fees for the two rows that show two. The fees a rule that logs
+    each fill twice shows are counted once per fill, as a span's are."""
+    drawn = draw_engine(3149)
+    assert {p.bug.name for p in drawn.planted} == {"double_log", "fees_twice",
+                                                   "double_dispatch"}
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "explained"
+    assert judgement.right, "\n".join(judgement.problems)
+
+
+@pytest.mark.parametrize("seed", [36, 3184])
+def test_a_fault_that_undoes_anothers_change_at_a_bar_is_named_from_that_bar(seed):
+    """Both engines fill at the decision's own bar and read positions late, from the start
+    (3184) or from bar 84 (36): at the first decision that reads them late the engine
+    believes it holds nothing, sells nothing and has no cash to buy, so the bar is as
+    silent as the trusted rules (which fill a bar later) make it. The look-ahead goes on
+    with the late positions from that bar, rather than ending there and beginning again;
+    and the late positions are named from there, as the switch the bar needs beside it."""
+    drawn = draw_engine(seed)
+    judgement = judge(drawn, analyze_drawn(drawn))
+    assert judgement.verdict == "explained"
+    assert judgement.right, "\n".join(judgement.problems)
+
+
 def test_a_risk_managers_stop_disarmed_where_the_fill_it_announced_left_no_position():
     """Draw 1015 books each fill twice as it executes and has a risk manager whose stop is
     armed from flat and disarmed at flat, as the broker announces each fill (booked once).

@@ -34,7 +34,7 @@ from engine.gap.fork import both, workers
 from engine.gap.logs import FillLog, Key, OwnBook, aggregate
 from engine.gap.observe import Observed
 from engine.gap.oracle import Entry, Oracle
-from engine.gap.search import GIVE_UP, MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search
+from engine.gap.search import GIVE_UP, MAX_ALIVE, PERSIST, WARM_UP, WEAK, Search, combine
 from engine.gap.verdicts import (
     BarVerdict,
     Diagnosis,
@@ -114,7 +114,7 @@ class Diagnoser(Search):
         self.beliefs = Beliefs(log, bars, decisions, self.books, trusted,
                                lambda t: observed.rules_at(t)["point"])
         self._beliefs: dict[frozenset[Switch], tuple[Entries, list[int]]] = {}
-        self._warm_starts: dict[frozenset, tuple] = {}  # a search's warm-ups (`warmed`)
+        self._warm_starts: dict[tuple, tuple] = {}  # a search's warm-ups (`warmed`)
         self._own_entries: tuple = (None, None)  # the last own book's entries (`entries_at`)
         self._next_settle_check = 0  # fills set apart at which `_settled` next looks
         self._one_sided: dict[Switch, tuple] = {}  # a one-sided booking's sums so far
@@ -167,13 +167,17 @@ class Diagnoser(Search):
 
     def _fees(self, since: int, until: int, switches: frozenset[Switch]) -> float:
         """The fees of the fills of bars `since` to `until` (excluded) as charged: the
-        logged ones, each fill counted once where a span's switch logs it n times."""
+        logged ones, each fill counted once where a switch logs it n times (a span's from
+        its first bar, a rule's wherever it is in force)."""
         fees = self.log.fees_before
         total = fees[until] - fees[since]
         for s in switches:
-            logged = COUNTS[dict(s.changes)["booking"]][0] if s.state in SPANS else 1
-            if logged > 1 and s.since < until:
-                total -= (1 - 1 / logged) * (fees[until] - fees[max(s.since, since)])
+            booking = dict(s.changes).get("booking")
+            logged = COUNTS[booking][0] if booking and (s.state in SPANS or not s.state) \
+                else 1
+            start = s.since if s.state in SPANS else since
+            if logged > 1 and start < until:
+                total -= (1 - 1 / logged) * (fees[until] - fees[max(start, since)])
         return total
 
     def _one_side_again(self, switch: Switch, until: int, cash: float,
@@ -466,6 +470,9 @@ class Diagnoser(Search):
                 else:
                     self.advance(hypothesis, own, book)
                     survivors.append(hypothesis)
+            if not missed and not survivors and not undecided \
+                    and any(h.switches for h in alive):
+                survivors = self.going_on(own, actual, alive, base)
             unexplained: frozenset[str] = frozenset()
             if (not missed or survivors) and (actual or predicted):  # a bar with fills
                 self._failures = 0  # explained (a bar with none tells nothing)
@@ -492,6 +499,10 @@ class Diagnoser(Search):
             if t in self.label_bars:
                 self.record_trusted(diagnosis, own, base_state, predicted)
                 labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
+            elif any(h.switches for h in alive) and self._decided(t, self.trusted):
+                # a decision's bar the trusted rules reproduce too (by chance: one fault
+                # undoes another's change there) may still need a switch the others do not
+                labels[t] = (own, {id(h): h.before for h in alive}, tuple(recent))
             earliers[t] = (own, tuple(recent))
             recent.append((own, base_state))
         diagnosis.verdicts, chosen = verdicts_of(states)
@@ -514,13 +525,42 @@ class Diagnoser(Search):
         self.record_all_needed(diagnosis, [
             (own, diagnosis.verdicts[t].switches, earlier)
             for t, (own, before, earlier) in labels.items()
-            if chosen.get(t) is not None and id(chosen[t]) in before])
+            if chosen.get(t) is not None and id(chosen[t]) in before
+            and (t in self.label_bars or not diagnosis.verdicts[t].evidenced)])
         while True:  # a bar made unexplained may leave another switch weak
             verdicts = self.without_weak(diagnosis)
             if verdicts is diagnosis.verdicts:
                 break
             diagnosis.verdicts = verdicts
         return diagnosis
+
+    def going_on(self, own: OwnBook, actual: dict[str, Key], refuted: list[Hypothesis],
+                 base: Hypothesis) -> list[Hypothesis]:
+        """At a bar the trusted rules reproduce but that refuted the hypotheses alive: those
+        plus one switch that reproduce it and go on to reproduce more of the bars after it
+        than the trusted rules do (a fault that undoes another's change at one bar, the
+        other going on, beats the other ending there and beginning again)."""
+        t = own.bar
+        bar_after = Hypothesis(frozenset(), *base.state())
+        floor = self.persistence(bar_after, t)
+        singles = self.vocabulary + self.state_switches(t)
+        out = []
+        for hypothesis in refuted:
+            if not hypothesis.switches:
+                continue
+            for switch in singles:
+                switches = combine(hypothesis.switches, switch)
+                if switches == hypothesis.switches:
+                    continue
+                probe = Hypothesis(switches, *hypothesis.state())
+                guess, book = self.predict(own, probe)
+                if self.mismatches(guess, actual):
+                    continue
+                self.advance(probe, own, book)
+                probe.lasted = self.persistence(probe, t)
+                if probe.lasted > floor:
+                    out.append(probe)
+        return sorted(out, key=lambda h: (-h.lasted, h.size))[:MAX_ALIVE]
 
     def _settled(self, diagnosis: Diagnosis, beliefs: dict) -> bool:
         """Whether the fills set apart so far are enough to name the rule they follow: at
@@ -581,7 +621,23 @@ class Diagnoser(Search):
             believed = self.believed(h.switches, t) if h is not None else None
             out[asset] = (key, believed.entry(asset, t) if believed is not None
                           else self.log.entry(asset, t), rest, believed)
+        if quiet and decided and out and self.answered_early(own, base, alive, actual):
+            return {}
         return out
+
+    def answered_early(self, own: OwnBook, base: Hypothesis, alive: list[Hypothesis],
+                       actual: dict[str, Key]) -> bool:
+        """Whether a decision's bar's fills are all that decision's, filled before the
+        trusted rules fill them (an earlier timing on top of the side's book or a
+        hypothesis alive reproduces the bar): closes that answer a decision early."""
+        early = [s for s in self.vocabulary if s.cause in ("look_ahead", "timing")
+                 and dict(s.changes).get("delay", self.trusted.delay) < self.trusted.delay]
+        for hypothesis in (base, *alive):
+            for switch in early:
+                guess, _ = self.predict(own, hypothesis, combine(hypothesis.switches, switch))
+                if not self.mismatches(guess, actual):
+                    return True
+        return False
 
     def exits_first(self, own: OwnBook, base: Hypothesis, actual: dict[str, Key],
                     alive: list[Hypothesis]) -> tuple[tuple, dict]:
@@ -874,15 +930,17 @@ class Diagnoser(Search):
         def part(chosen: list) -> dict[int, tuple]:
             for own, switches, earlier in chosen:
                 self.record_needed(diagnosis, own, switches, earlier)
-            return {own.bar: (diagnosis.without.get(own.bar), diagnosis.needed.get(own.bar))
-                    for own, _, _ in chosen}
+            return {own.bar: (diagnosis.without.get(own.bar), diagnosis.needed.get(own.bar),
+                              own.bar in diagnosis.by_chance) for own, _, _ in chosen}
 
         forked, _ = both(lambda: part(several[::2]), lambda: part(several[1::2]))
-        for t, (without, needed) in forked.items():  # what the child found, here too
+        for t, (without, needed, by_chance) in forked.items():  # the child's, here too
             if without is not None:
                 diagnosis.without[t] = without
             if needed is not None:
                 diagnosis.needed[t] = needed
+            if by_chance:
+                diagnosis.by_chance.add(t)
         done = {own.bar for own, _, _ in several}
         for own, switches, earlier in bars:
             if own.bar not in done:
@@ -898,9 +956,14 @@ class Diagnoser(Search):
         self._excused_now = self.excused.get(t, set())
         elements = self.elements(t, switches)
         actual = self.log.by_bar.get(t, {})
-        if len(elements) < 2:
-            if elements and diagnosis.verdicts[t].evidenced:
+        evidenced = diagnosis.verdicts[t].evidenced
+        if not evidenced and t not in self.label_bars:
+            diagnosis.by_chance.add(t)
+        elif len(elements) < 2:
+            if elements and evidenced:  # the one departure from the trusted rules
                 diagnosis.needed[t] = set(elements)
+            return
+        if not elements:
             return
         out = {}
         for element in elements:

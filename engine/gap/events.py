@@ -109,7 +109,7 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
         for switch in ended:
             if switch in open_:
                 done.append(open_.pop(switch))
-        if not verdict.evidenced:
+        if not verdict.evidenced and t not in diagnosis.by_chance:
             continue
         for switch in verdict.switches:
             if switch in diagnosis.consequences or not diagnosis.touched(switch, t):

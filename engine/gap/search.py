@@ -48,7 +48,7 @@ def _compatible(a: Switch, b: Switch) -> bool:
     return not (a.fields & b.fields)
 
 
-def _combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
+def combine(current: frozenset[Switch], switch: Switch) -> frozenset[Switch]:
     """`current` with `switch` added, replacing any switch that sets the same fields."""
     return frozenset({s for s in current if _compatible(s, switch)} | {switch})
 
@@ -114,12 +114,15 @@ class Search:
         # a set made from a hypothesis alive before t starts from that hypothesis' own
         # open orders (its rules queued them; the trusted rules' would not)
         singles = self.vocabulary + self.state_switches(t)
-        origins = {_combine(h.switches, s): h for h in alive if h.switches for s in singles}
+        origins = {combine(h.switches, s): h for h in alive if h.switches for s in singles}
+        # a set the bar refuted less one switch keeps the others' rules (`warmed`)
+        rulers = {c - {s}: frozenset(x for x in c if not x.state) - {s}
+                  for c in currents for s in c}
         tried: dict[frozenset[Switch], tuple[float, int]] = {}  # → (distance, bars lasted)
         start = self.distance(*self._last_guess, missed)
         best: list = [start, None, missed]
         found: list[Hypothesis] = []
-        unchecked: dict[int, Hypothesis] = {}  # warmed without checking the bar before t
+        unchecked: dict[int, tuple] = {}  # warmed without checking the bar before t
         self._warm_starts = {}
         given_up = self._failures >= GIVE_UP
         if given_up:  # single switches only, on a small budget, where a new fault shows:
@@ -137,16 +140,28 @@ class Search:
                 if switches in tried or len(tried) >= budget:
                     continue
                 origin = origins.get(switches)
-                hypothesis = Hypothesis(switches, *origin.state()) if origin is not None \
-                    else self.warmed(switches, recent)
-                guess, book = self.predict(own, hypothesis)
-                wrong = self.mismatches(guess, actual)
-                if wrong and origin is not None:  # a change of timing re-decides: warm it
-                    hypothesis = self.warmed(switches, recent)
+                kept = rulers.get(switches, frozenset()) if origin is None else \
+                    frozenset(s for s in origin.switches if not s.state) & switches
+                # from the origin's own orders; else warmed (a change of timing re-decides)
+                # under the trusted rules; else under the rules kept from the hypothesis it
+                # came from (a change of timing that went on): the first that reproduces
+                ways = (["origin"] if origin is not None else []) + ["warm"] + \
+                    (["kept"] if kept else [])
+                tries = []
+                for way in ways:
+                    ruling = kept if way == "kept" else frozenset()
+                    hypothesis = Hypothesis(switches, *origin.state()) if way == "origin" \
+                        else self.warmed(switches, recent, ruling)
                     guess, book = self.predict(own, hypothesis)
                     wrong = self.mismatches(guess, actual)
-                if origin is None or wrong:
-                    unchecked[id(hypothesis)] = hypothesis
+                    tries.append((way, ruling, hypothesis, guess, book, wrong))
+                    if not wrong:
+                        break
+                if wrong:  # none does: the closest is the one warmed as before
+                    tries = [x for x in tries if x[0] != "kept"]
+                way, ruling, hypothesis, guess, book, wrong = tries[-1]
+                if way != "origin":
+                    unchecked[id(hypothesis)] = (hypothesis, ruling)
                 self.advance(hypothesis, own, book)
                 lasted = self.persistence(hypothesis, t) if not wrong else 0
                 far = self.distance(guess, actual, wrong)
@@ -158,7 +173,7 @@ class Search:
                     best[:] = [far, hypothesis, wrong]
 
         evaluate([c - {s} for c in currents for s in in_order(c)])
-        for level in ([_combine(c, s) for c in currents for s in singles],
+        for level in ([combine(c, s) for c in currents for s in singles],
                       [frozenset({s}) for s in singles]):
             if not found:
                 evaluate(level)
@@ -181,11 +196,11 @@ class Search:
                 break
             frontier = sorted((s for s, (far, _) in tried.items() if far < start),
                               key=lambda s: (tried[s][0], -tried[s][1], len(s)))[:BEAM_WIDTH]
-            evaluate([_combine(s, one) for s in frontier for one in helpful or singles
+            evaluate([combine(s, one) for s in frontier for one in helpful or singles
                       if one not in s])
         for kept in found or [best[1]]:  # only the kept ones may carry their warm bars
             if kept is not None and id(kept) in unchecked:
-                self.check_warm(kept, recent)
+                self.check_warm(kept, recent, unchecked[id(kept)][1])
         if found:
             self._failures = 0
             return sorted(found, key=lambda h: (-h.lasted, h.size)), set(), None
@@ -226,7 +241,7 @@ class Search:
         for _ in range(MAX_START):
             if scores[best][0] >= len(fills):
                 break
-            level = [_combine(chosen, s) for chosen in frontier for s in singles
+            level = [combine(chosen, s) for chosen in frontier for s in singles
                      if s not in chosen]
             level += [frozenset({*(c for c in chosen if all(_compatible(c, b) for b in bundle)),
                                  *bundle}) for chosen in frontier for bundle in bundles
@@ -346,42 +361,47 @@ class Search:
         for delay in sorted({self.trusted.delay, *(self.rules_at(t, c).delay for c in currents)}):
             for shape, since in self.beliefs.propose(t, delay):
                 switch = self.beliefs.switch(shape, since)
-                out += [frozenset({switch}), *(_combine(c, switch) for c in currents)]
+                out += [frozenset({switch}), *(combine(c, switch) for c in currents)]
         return out
 
-    def warmed(self, switches: frozenset[Switch], recent: deque) -> Hypothesis:
+    def warmed(self, switches: frozenset[Switch], recent: deque,
+               ruling: frozenset[Switch] = frozenset()) -> Hypothesis:
         """A new hypothesis with the orders it would have queued over the last bars: the
         bar before t under its rules, the ones before that under the trusted rules (what
-        the side did before it changed; a change seen at t may have begun a bar earlier).
-        Whether it reproduces the bar before t too is checked for the ones a search keeps
-        (`check_warm`)."""
+        the side did before it changed; a change seen at t may have begun a bar earlier)
+        with the `ruling` switches a hypothesis alive before t kept in force (a change of
+        timing that went on). Whether it reproduces the bar before t too is checked for
+        the ones a search keeps (`check_warm`)."""
         if not recent:
             return Hypothesis(switches)
-        hypothesis = self._warm_start(switches, recent)
+        hypothesis = self._warm_start(switches, recent, ruling)
         self.advance_actual(hypothesis, recent[-1][0])
         return hypothesis
 
-    def check_warm(self, hypothesis: Hypothesis, recent: deque) -> None:
+    def check_warm(self, hypothesis: Hypothesis, recent: deque,
+                   ruling: frozenset[Switch] = frozenset()) -> None:
         """Mark the bar before t as one a `warmed` hypothesis reproduces (its orders were
         queued there), if it does."""
         if recent:
             own = recent[-1][0]
-            guess, _ = self.predict(own, self._warm_start(hypothesis.switches, recent))
+            guess, _ = self.predict(own, self._warm_start(hypothesis.switches, recent,
+                                                          ruling))
             if not self.mismatches(guess, self.log.by_bar.get(own.bar, {})):
                 hypothesis.warmed_bars.add(own.bar)
 
-    def _warm_start(self, switches: frozenset[Switch], recent: deque) -> Hypothesis:
+    def _warm_start(self, switches: frozenset[Switch], recent: deque,
+                    ruling: frozenset[Switch] = frozenset()) -> Hypothesis:
         """A new hypothesis from the state before the recent bars, moved under the trusted
-        rules over all of them but the last. The replay depends on the switches only
-        through the book they believe (their hidden-state ones), so it is kept per set
-        of those for the search at hand."""
+        rules (with `ruling`) over all of them but the last. The replay depends on the
+        switches only through the book they believe (their hidden-state ones), so it is
+        kept per set of those (and `ruling`) for the search at hand."""
         states = frozenset(s for s in switches if s.state)
-        found = self._warm_starts.get(states)
+        found = self._warm_starts.get((states, ruling))
         if found is None:
             pending, history, unnetted, seen = recent[0][1]
             probe = Hypothesis(states, dict(pending), history, unnetted, seen)
             for own, _ in list(recent)[:-1]:
-                self.advance_actual(probe, own, self.rules_at(own.bar, frozenset()))
-            found = self._warm_starts[states] = probe.state()
+                self.advance_actual(probe, own, self.rules_at(own.bar, ruling))
+            found = self._warm_starts[(states, ruling)] = probe.state()
         pending, history, unnetted, seen = found
         return Hypothesis(switches, dict(pending), history, unnetted, seen)

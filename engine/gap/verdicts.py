@@ -81,6 +81,9 @@ class Diagnosis:
     without: dict[int, dict[Switch | str, dict[str, Key]]] = field(
         default_factory=dict)  # bar → departure of its verdict left out → fills
     needed: dict[int, set] = field(default_factory=dict)  # bar → departures changing a fill
+    # decision bars without divergent keys that the trusted rules reproduce too, where
+    # `needed` says which switch the others miss without
+    by_chance: set[int] = field(default_factory=set)
     unsized: set[int] = field(default_factory=set)  # bars whose one-off prices were not sized
 
     consequences: dict[Switch, Switch] = field(default_factory=dict)  # → its root
@@ -101,10 +104,13 @@ class Diagnosis:
     def touched(self, switch: Switch, t: int) -> bool:
         """Whether `switch` changed a fill at bar t that it explains (where that was not
         worked out, every switch of a bar the trusted rules miss counts; a bar nothing
-        reproduces touches none: its closest hypothesis explains nothing)."""
+        reproduces touches none: its closest hypothesis explains nothing). At a bar the
+        trusted rules reproduce, only a switch the bar's other switches miss without."""
         verdict = self.verdicts[t]
-        if not verdict.evidenced or (verdict.unexplained and not verdict.partial):
+        if verdict.unexplained and not verdict.partial:
             return False
+        if not verdict.evidenced:
+            return t in self.by_chance and switch in self.needed.get(t, ())
         return switch in self.needed[t] if t in self.needed else True
 
 
