@@ -12,7 +12,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from engine.reference import run_reference
+from engine.reference import Rules, run_reference
 from tests.resting_cases import table
 
 DAY = [dt.datetime(2024, 1, 1) + dt.timedelta(days=i) for i in range(20)]
@@ -248,6 +248,20 @@ def test_stop_loss_and_take_profit_exit_positions_that_weights_open():
     assert exits.select("type", "status", "reason").rows() == [
         ("stop", "filled", "stop_loss"), ("limit", "cancelled", "oco")]
     assert exits["stop_price"][0] == 95.0 and exits["limit_price"][1] == pytest.approx(110.0)
+
+
+@pytest.mark.parametrize("rearms", [True, False])
+def test_a_rule_exit_reads_the_position_a_fill_announces_and_keeps_its_side(rearms):
+    """An engine that books each fill twice as it executes announces a fill booked once.
+    Bought 50 (believed 100), then a target of 25% sells 75 at 100: as announced, the long
+    is 25 and keeps its stop at 95; booked again, the engine believes it is short 50. The
+    stop stays a sell: reached at bar 2 (low 93) it finds no long to sell, and never buys
+    the believed short back (whether or not a reversal would arm new exits)."""
+    prices = bars(FLAT, (100, 101, 99, 100), (100, 101, 93, 96))
+    result = run_reference(prices, weights((0, "A", 0.5), (1, "A", 0.25)), {"initial_cash": 1e4},
+                           rules=Rules(stop_loss=0.05, reversal_rearms=rearms,
+                                       booking="twice_executing"))
+    assert fills(result) == [(1, 50.0, 100.0, "market"), (2, -75.0, 100.0, "market")]
 
 
 def test_stop_base_close_measures_from_the_entry_bars_close():

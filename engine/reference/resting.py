@@ -82,8 +82,9 @@ class Resting:
     filled: float = 0.0  # shares filled so far (the volume cap can cut a fill short)
     status: str = "open"
     reason: str | None = None
-    # a rule's exit that a reversal keeps (`Rules.reversal_rearms` off) stays on the side
-    # it was armed for (True: it buys), whatever the position is when it is tried
+    # a rule's exit stays on the side of the position it was armed for (True: it buys),
+    # as a stop placed to protect a long stays a sell: it is cancelled (and armed again)
+    # where a fill closes or reverses that position, whatever the book believes later
     side: bool | None = None
 
     @property
@@ -91,8 +92,8 @@ class Resting:
         return self.quantity is None
 
     def is_buy(self, position: float) -> bool:
-        """A rule's exit buys when the position is short (or, kept through a reversal,
-        when the one it was armed for was)."""
+        """A rule's exit buys when the position it was armed for is short (without that
+        record, when the position is)."""
         if self.quantity is None:
             return position < 0 if self.side is None else self.side
         return self.quantity > 0

@@ -377,7 +377,7 @@ class RestingOrders:
                 else t + (0 if rules.entry_bar_check else 1)
             order = Resting(id=order_id, asset=asset, type=kind, quantity=None, created=t,
                             live_from=live, group=group, trigger=rule,
-                            side=None if rules.reversal_rearms else position < 0, **fields)
+                            side=position < 0, **fields)
             self._add_resting(order)
             self.resting_orders[order_id] = order
             self.triggers[order_id] = rule

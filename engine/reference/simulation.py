@@ -194,7 +194,7 @@ class Simulation(RestingOrders):
             if row is not None and asset not in ordered:
                 if asset not in row:
                     continue  # no bar: none is tried at `at`
-                buys = held < 0 if rules.reversal_rearms else position < 0  # (`Resting.side`)
+                buys = position < 0  # the side they are armed for (`Resting.side`)
                 reach = (row[asset], buys)
                 if reaching is not None:
                     key = (asset, bar, price, position > 0, buys)
