@@ -170,6 +170,10 @@ STOPPED_MID_WRITE = textwrap.dedent("""
     from engine.results import tables
     from pipelines.cli import main
 
+    # Ctrl-C as at a terminal, even where the test run was started ignoring it (a
+    # background job without job control inherits SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     write, written = tables.write_parquet, []
 
     def write_then_stop(frame, path):  # the second table written, then the signal
