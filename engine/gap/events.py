@@ -109,9 +109,7 @@ def _hidden(side: str, diagnosis: Diagnosis) -> list[Fault]:
         for switch in ended:
             if switch in open_:
                 done.append(open_.pop(switch))
-        if not verdict.evidenced and t not in diagnosis.by_chance:
-            continue
-        for switch in verdict.switches:
+        for switch in verdict.switches:  # (`touched` says which bars count)
             if switch in diagnosis.consequences or not diagnosis.touched(switch, t):
                 continue
             if switch not in open_:
